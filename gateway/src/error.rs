@@ -1,0 +1,69 @@
+//! The gateway's one error type, mapped once to HTTP answers with the
+//! protocol's error body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chat_protocol::{ErrorBody, ErrorCode};
+
+/// Why a request failed at the edge or in the chat logic.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A rule of the chat logic refused the request.
+    #[error(transparent)]
+    Chat(#[from] chat_router::Error),
+    /// No valid token came with an authenticated call.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The request could not be decoded.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is over the size limit.
+    #[error("request body is too large")]
+    TooLarge,
+    /// No such route.
+    #[error("no such endpoint")]
+    NotFound,
+    /// A failure of the edge itself (e.g. token signing).
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The protocol code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Chat(error) => error.code(),
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::TooLarge => ErrorCode::TooLarge,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+            ApiError::Chat(error) => {
+                if let Some(detail) = error.internal_detail() {
+                    tracing::error!(%detail, code = code.as_str(), "request failed");
+                }
+            }
+            _ => {}
+        }
+        let mut body = ErrorBody::new(code, self.to_string());
+        if let ApiError::Chat(chat_router::Error::RateLimited { retry_after_ms }) = self {
+            body.error.retry_after_ms = Some(retry_after_ms);
+        }
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,65 @@
+//! Extractors that turn bad input into the protocol's error body.
+//!
+//! axum's own extractors answer with plain-text bodies; clients of this API
+//! switch on `error.code`, so every rejection goes through [`ApiError`].
+//! JSON bodies are accepted whatever their `Content-Type` says (curl's `-d`
+//! sends a form type), but must parse as the documented object.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use chat_protocol::{Id, RoomId};
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// A JSON request body.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge
+                } else {
+                    ApiError::bad_request(format!("cannot read the body: {rejection}"))
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))
+    }
+}
+
+/// A query string.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|error| ApiError::bad_request(format!("invalid query: {error}")))
+    }
+}
+
+/// Parses a room id from a path segment.
+pub fn room_id(segment: &str) -> Result<RoomId, ApiError> {
+    segment
+        .parse()
+        .map_err(|error| ApiError::bad_request(format!("invalid room id {segment:?}: {error}")))
+}
+
+/// Parses a user or message id from a path segment.
+pub fn id(segment: &str) -> Result<Id, ApiError> {
+    segment.parse().map_err(|_| {
+        ApiError::bad_request(format!("invalid id {segment:?}: expected a decimal id"))
+    })
+}

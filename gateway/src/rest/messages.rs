@@ -1,0 +1,58 @@
+//! History, posting and read positions.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chat_protocol::Message;
+use chat_protocol::frames::SendMessage;
+use chat_protocol::rest::{HistoryQuery, HistoryResponse, PostMessageRequest, ReadRequest};
+
+use crate::auth::AuthUser;
+use crate::extract::{JsonBody, QueryParams, room_id};
+use crate::{ApiError, AppState};
+
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+    QueryParams(query): QueryParams<HistoryQuery>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    let page = state
+        .chat
+        .history(me, &room_id(&room)?, query.before, query.after, query.limit)
+        .await?;
+    Ok(Json(HistoryResponse {
+        messages: page.messages,
+        has_more: page.has_more,
+    }))
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+    JsonBody(request): JsonBody<PostMessageRequest>,
+) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let send = SendMessage {
+        room_id: room_id(&room)?,
+        content: request.content,
+        client_id: request.client_id,
+        reply_to: request.reply_to,
+        attachment_ids: request.attachment_ids,
+    };
+    let posted = state.chat.post_message(me, send).await?;
+    Ok((StatusCode::CREATED, Json(posted.message)))
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+    JsonBody(request): JsonBody<ReadRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .chat
+        .mark_read(me, &room_id(&room)?, request.message_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,37 @@
+//! The REST API (PROTOCOL.md, base path `/api/v1`), one module per resource.
+
+pub mod accounts;
+pub mod messages;
+pub mod ops;
+pub mod rooms;
+pub mod users;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use crate::AppState;
+
+/// Every `/api/v1` route.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(accounts::register))
+        .route("/auth/login", post(accounts::login))
+        .route("/users/me", get(users::me))
+        .route("/users", get(users::search))
+        .route("/users/{user_id}", get(users::by_id))
+        .route("/rooms", post(rooms::create).get(rooms::list))
+        .route("/rooms/{room_id}", get(rooms::get))
+        .route("/rooms/{room_id}/join", post(rooms::join))
+        .route("/rooms/{room_id}/leave", post(rooms::leave))
+        .route(
+            "/rooms/{room_id}/members",
+            get(rooms::members).post(rooms::add_member),
+        )
+        .route("/rooms/{room_id}/members/{user_id}", delete(rooms::kick))
+        .route(
+            "/rooms/{room_id}/messages",
+            get(messages::history).post(messages::post),
+        )
+        .route("/rooms/{room_id}/read", post(messages::read))
+        .route("/dms", post(rooms::open_dm))
+}

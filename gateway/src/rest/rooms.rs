@@ -1,0 +1,95 @@
+//! Rooms, members and DMs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chat_protocol::Room;
+use chat_protocol::rest::{
+    AddMemberRequest, CreateRoomRequest, MembersResponse, OpenDmRequest, RoomsResponse,
+};
+
+use crate::auth::AuthUser;
+use crate::extract::{JsonBody, id, room_id};
+use crate::{ApiError, AppState};
+
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    JsonBody(request): JsonBody<CreateRoomRequest>,
+) -> Result<(StatusCode, Json<Room>), ApiError> {
+    let room = state.chat.create_room(me, request).await?;
+    Ok((StatusCode::CREATED, Json(room)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<RoomsResponse>, ApiError> {
+    let rooms = state.chat.rooms_of(me).await?;
+    Ok(Json(RoomsResponse { rooms }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+) -> Result<Json<Room>, ApiError> {
+    Ok(Json(state.chat.room(me, &room_id(&room)?).await?))
+}
+
+pub async fn join(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+) -> Result<Json<Room>, ApiError> {
+    Ok(Json(state.chat.join(me, &room_id(&room)?).await?))
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.chat.leave(me, &room_id(&room)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+) -> Result<Json<MembersResponse>, ApiError> {
+    let members = state.chat.members(me, &room_id(&room)?).await?;
+    Ok(Json(MembersResponse { members }))
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(room): Path<String>,
+    JsonBody(request): JsonBody<AddMemberRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .chat
+        .add_member(me, &room_id(&room)?, request.user_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kick(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.chat.kick(me, &room_id(&room)?, id(&user)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn open_dm(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    JsonBody(request): JsonBody<OpenDmRequest>,
+) -> Result<Json<Room>, ApiError> {
+    let (room, _created) = state.chat.open_dm(me, request.user_id).await?;
+    Ok(Json(room))
+}

@@ -1,0 +1,23 @@
+//! Everything durable: the [`Store`] trait and its implementations.
+//!
+//! - [`sqlite`]: the embedded default (WAL, group-committed writes, a small
+//!   read pool), so that `chatd serve` needs nothing but a data directory.
+//! - ScyllaDB: the production message store (its own issue).
+//!
+//! Both pass the same [`conformance`] suite, which is the executable
+//! definition of the trait's guarantees.
+
+pub mod error;
+pub mod records;
+pub mod sqlite;
+pub mod store;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::StoreError;
+pub use records::*;
+pub use store::Store;
+
+/// Result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

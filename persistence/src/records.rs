@@ -1,0 +1,107 @@
+//! What the store keeps, in the shapes its callers need. Where a protocol
+//! object already has the right shape (`Room`, `Message`) the store uses it
+//! directly; these records add what clients never see (password hashes) or
+//! what only one member sees (role, read position).
+
+use chat_protocol::{Id, Role, Room, RoomId, RoomKind, User, Visibility};
+
+/// A user to create. The username is kept as given; uniqueness is
+/// case-insensitive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: Id,
+    pub username: String,
+    pub display_name: String,
+    /// A PHC string (argon2id); never logged, never sent to clients.
+    pub password_hash: String,
+    pub created_at: u64,
+}
+
+/// A stored user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: Id,
+    pub username: String,
+    pub display_name: String,
+    pub created_at: u64,
+    /// When the user was last seen online (set when their last connection closes).
+    pub last_seen_at: Option<u64>,
+}
+
+impl UserRecord {
+    /// The user as other users see it, without presence.
+    pub fn to_user(&self) -> User {
+        User {
+            id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            created_at: self.created_at,
+            online: None,
+            last_seen_at: None,
+        }
+    }
+}
+
+/// A user with their password hash, for login only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: UserRecord,
+    pub password_hash: String,
+}
+
+/// A room to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRoom {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    pub name: String,
+    pub visibility: Visibility,
+    pub owner_id: Option<Id>,
+    pub created_at: u64,
+}
+
+/// One user's membership of one room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub role: Role,
+    /// The newest message the user has read; read positions only move forward.
+    pub last_read: Option<Id>,
+    pub joined_at: u64,
+}
+
+/// A room the user belongs to, with their membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRoom {
+    pub room: Room,
+    pub membership: Membership,
+}
+
+/// A member of a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub user: UserRecord,
+    pub role: Role,
+}
+
+/// Which page of a room's history to read. `limit` is at least 1.
+///
+/// - neither cursor: the newest `limit` messages;
+/// - `before`: the `limit` messages just older than `before`;
+/// - `after`: the `limit` messages just newer than `after`;
+/// - both: the oldest `limit` messages strictly between them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub before: Option<Id>,
+    pub after: Option<Id>,
+    pub limit: u32,
+}
+
+/// A page of history, ascending by id. `has_more` says whether more messages
+/// lie beyond the page in the direction of travel: older ones when walking
+/// back (no cursor or `before` only), newer ones when walking forward
+/// (`after`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub messages: Vec<chat_protocol::Message>,
+    pub has_more: bool,
+}

@@ -1,0 +1,144 @@
+//! The [`Store`] trait: the one seam between the chat logic and durable state.
+//!
+//! Every method states its guarantee; the conformance suite checks each one
+//! against every implementation. "Durable" means: once the call returns
+//! `Ok`, the effect survives a crash of the process.
+
+use async_trait::async_trait;
+use chat_protocol::{Id, Message, Role, Room, RoomId};
+
+use crate::records::*;
+use crate::Result;
+
+/// Durable storage of users, rooms, memberships, read positions and messages.
+///
+/// Implementations are cheap to share (`Arc<dyn Store>`) and safe to call
+/// concurrently from many tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the backing database answers. Used by `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    // ----- users -------------------------------------------------------
+
+    /// Creates a user. Durable on return. Fails with
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict) when the
+    /// username is taken, compared case-insensitively (ASCII), even under
+    /// concurrent registrations of the same name.
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord>;
+
+    /// The user with this id.
+    async fn user(&self, id: Id) -> Result<Option<UserRecord>>;
+
+    /// The users with these ids, in no particular order; unknown ids are
+    /// skipped.
+    async fn users(&self, ids: &[Id]) -> Result<Vec<UserRecord>>;
+
+    /// The user with this username (case-insensitive) and their password hash.
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>>;
+
+    /// The users with these usernames (case-insensitive); unknown names are
+    /// skipped.
+    async fn users_by_username(&self, usernames: &[String]) -> Result<Vec<UserRecord>>;
+
+    /// Up to `limit` users whose username starts with `prefix`
+    /// (case-insensitive), ordered by lower-cased username.
+    async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRecord>>;
+
+    /// Records when a user was last seen online.
+    async fn set_last_seen(&self, user: Id, at: u64) -> Result<()>;
+
+    // ----- rooms and members -------------------------------------------
+
+    /// Creates a room with its initial members, atomically: either the room
+    /// and all its members exist afterwards, or nothing does. Fails with
+    /// `Conflict` if a room with this id exists.
+    async fn create_room(&self, room: NewRoom, members: &[(Id, Role)]) -> Result<Room>;
+
+    /// Creates the direct-message room of its two users (both members, role
+    /// `member`) unless it exists. Answers the room and whether this call
+    /// created it; concurrent calls create it once.
+    async fn open_dm(&self, room: NewRoom) -> Result<(Room, bool)>;
+
+    /// The room with this id, with its current member count.
+    async fn room(&self, id: &RoomId) -> Result<Option<Room>>;
+
+    /// `user`'s membership of `room`, if they are a member.
+    async fn membership(&self, room: &RoomId, user: Id) -> Result<Option<Membership>>;
+
+    /// Of `users`, those who are members of `room`, with their roles.
+    async fn memberships(&self, room: &RoomId, users: &[Id]) -> Result<Vec<(Id, Role)>>;
+
+    /// Adds a member. Answers `false` (and changes nothing) if they already
+    /// are one.
+    async fn add_member(&self, room: &RoomId, user: Id, role: Role, joined_at: u64) -> Result<bool>;
+
+    /// Removes a member. Answers `false` if they were not one.
+    async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool>;
+
+    /// Makes `user` (a member) the room's owner: sets their role to owner and
+    /// the room's `owner_id`, atomically.
+    async fn set_owner(&self, room: &RoomId, user: Id) -> Result<()>;
+
+    /// Every member of the room with their role, ordered by join time.
+    async fn members(&self, room: &RoomId) -> Result<Vec<MemberRecord>>;
+
+    /// The ids of every member of the room.
+    async fn member_ids(&self, room: &RoomId) -> Result<Vec<Id>>;
+
+    /// Every room `user` belongs to, DMs included, with their membership.
+    async fn rooms_of(&self, user: Id) -> Result<Vec<UserRoom>>;
+
+    // ----- read positions ----------------------------------------------
+
+    /// Moves `user`'s read position in `room` forward to `message_id`. A
+    /// position never moves backwards: an older id leaves it unchanged.
+    /// Answers `false` if the user is not a member.
+    async fn mark_read(&self, room: &RoomId, user: Id, message_id: Id) -> Result<bool>;
+
+    /// How many messages of `room` newer than `after` (all, if `None`) were
+    /// sent by someone other than `user` and are not deleted, counting no
+    /// further than `cap`.
+    async fn unread_count(&self, room: &RoomId, user: Id, after: Option<Id>, cap: u32) -> Result<u32>;
+
+    // ----- messages ----------------------------------------------------
+
+    /// Writes messages, durably on return. Idempotent by `(room_id, id)`: a
+    /// message already stored is left as it is, so a retried batch never
+    /// duplicates. A batch may span rooms.
+    async fn insert_messages(&self, messages: &[Message]) -> Result<()>;
+
+    /// The message with this id in this room.
+    async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>>;
+
+    /// The message `sender` sent with `client_id` whose id is at least
+    /// `since` (the idempotency window), if any.
+    async fn message_by_client_id(&self, sender: Id, client_id: &str, since: Id) -> Result<Option<Message>>;
+
+    /// A page of the room's history; see [`PageRequest`] and [`Page`].
+    /// Pages are consistent with concurrent inserts: walking back with
+    /// `before` from the newest page never yields a message twice and never
+    /// skips one that was stored before the walk began.
+    async fn messages(&self, room: &RoomId, page: PageRequest) -> Result<Page>;
+
+    /// The newest message of the room (deleted ones included, as tombstones).
+    async fn last_message(&self, room: &RoomId) -> Result<Option<Message>>;
+
+    /// Replaces a message's content and mentions and sets `edited_at`.
+    /// Answers the updated message, or `None` if there is no such message
+    /// or it is deleted.
+    async fn edit_message(
+        &self,
+        room: &RoomId,
+        id: Id,
+        content: &str,
+        mentions: &[Id],
+        edited_at: u64,
+    ) -> Result<Option<Message>>;
+
+    /// Turns a message into a tombstone: same id and position, empty
+    /// content, no mentions or attachments, `deleted: true`. Answers the
+    /// tombstone, or `None` if there is no such message. Deleting twice is
+    /// harmless.
+    async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>>;
+}

@@ -1,0 +1,192 @@
+//! WebSocket frames. Every frame is an object with a `type`; a client frame
+//! may carry `ref`, which the server echoes on the reply or error it causes.
+//!
+//! Client frames ignore unknown fields so that newer clients can talk to
+//! older servers; a wrong type for a known field is a `bad_request`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCode, Id, Message, RoomId, RoomSummary, User};
+
+/// A frame sent by a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(flatten)]
+    pub action: ClientAction,
+}
+
+/// What a client frame asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientAction {
+    Send(SendMessage),
+    Edit {
+        room_id: RoomId,
+        message_id: Id,
+        content: String,
+    },
+    Delete {
+        room_id: RoomId,
+        message_id: Id,
+    },
+    Typing {
+        room_id: RoomId,
+        typing: bool,
+    },
+    Read {
+        room_id: RoomId,
+        message_id: Id,
+    },
+    History {
+        room_id: RoomId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Id>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Id>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    Resume {
+        rooms: BTreeMap<RoomId, Id>,
+    },
+    Join {
+        room_id: RoomId,
+    },
+    Leave {
+        room_id: RoomId,
+    },
+    Ping,
+}
+
+/// The `send` frame, also the body of a REST post (with the room in the path).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub room_id: RoomId,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Id>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachment_ids: Vec<Id>,
+}
+
+/// Per-room outcome of a `resume`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumedRoom {
+    pub replayed: u32,
+    pub complete: bool,
+}
+
+/// A frame sent by the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ready {
+        session_id: String,
+        user: User,
+        rooms: Vec<RoomSummary>,
+        heartbeat_interval_ms: u64,
+    },
+    Message {
+        message: Message,
+    },
+    Ack {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        message_id: Id,
+        created_at: u64,
+    },
+    Mention {
+        room_id: RoomId,
+        message_id: Id,
+        sender_id: Id,
+        content: String,
+    },
+    MessageUpdated {
+        message: Message,
+    },
+    MessageDeleted {
+        room_id: RoomId,
+        message_id: Id,
+    },
+    Typing {
+        room_id: RoomId,
+        user_id: Id,
+        typing: bool,
+    },
+    Presence {
+        user_id: Id,
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen_at: Option<u64>,
+    },
+    Read {
+        room_id: RoomId,
+        user_id: Id,
+        message_id: Id,
+    },
+    MemberJoined {
+        room_id: RoomId,
+        user_id: Id,
+    },
+    MemberLeft {
+        room_id: RoomId,
+        user_id: Id,
+    },
+    RoomAdded {
+        room: RoomSummary,
+    },
+    RoomRemoved {
+        room_id: RoomId,
+    },
+    History {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        room_id: RoomId,
+        messages: Vec<Message>,
+        has_more: bool,
+    },
+    Resumed {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        rooms: BTreeMap<RoomId, ResumedRoom>,
+    },
+    Notice {
+        content: String,
+    },
+    Error(ErrorFrame),
+    Pong {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+/// The `error` frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// WebSocket close codes of the protocol.
+pub mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_LARGE: u16 = 1009;
+    pub const RESTARTING: u16 = 1012;
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    pub const TOO_SLOW: u16 = 4003;
+}

@@ -1,0 +1,230 @@
+//! Group rooms, direct-message rooms, members and roles.
+//!
+//! Rules: anyone may join a public room; a private room only gains members
+//! through its owner or admins; a DM room has exactly its two users, forever.
+//! Owners and admins may kick; only the owner may kick an admin; nobody
+//! kicks the owner. When the owner leaves, the longest-standing admin (else
+//! member) becomes owner.
+
+use std::collections::BTreeSet;
+
+use chat_persistence::{NewRoom, StoreError, UserRoom};
+use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
+use chat_protocol::rest::{CreateRoomRequest, Member};
+use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
+
+use crate::{Chat, Error, Result, content};
+
+impl Chat {
+    /// Creates a group room owned by `owner`, with `member_ids` as members.
+    pub async fn create_room(&self, owner: Id, request: CreateRoomRequest) -> Result<Room> {
+        let name = content::name("name", &request.name)?;
+        let invited: BTreeSet<Id> = request
+            .member_ids
+            .into_iter()
+            .filter(|&id| id != owner)
+            .collect();
+        if invited.len() > MAX_INITIAL_MEMBERS {
+            return Err(Error::bad_request(format!(
+                "member_ids lists more than {MAX_INITIAL_MEMBERS} users"
+            )));
+        }
+        let invited: Vec<Id> = invited.into_iter().collect();
+        let known = self.store.users(&invited).await?;
+        if known.len() != invited.len() {
+            let missing = invited
+                .iter()
+                .find(|id| !known.iter().any(|u| u.id == **id))
+                .map_or_else(String::new, Id::to_string);
+            return Err(Error::bad_request(format!(
+                "member_ids: user {missing} does not exist"
+            )));
+        }
+        let id = self.ids.next_id();
+        let room = NewRoom {
+            id: RoomId::Group(id),
+            kind: RoomKind::Group,
+            name,
+            visibility: request.visibility,
+            owner_id: Some(owner),
+            created_at: id.unix_ms(),
+        };
+        let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
+            .chain(invited.into_iter().map(|id| (id, Role::Member)))
+            .collect();
+        Ok(self.store.create_room(room, &members).await?)
+    }
+
+    /// A room as `viewer` may see it.
+    pub async fn room(&self, viewer: Id, id: &RoomId) -> Result<Room> {
+        Ok(self.visible_room(viewer, id).await?.0)
+    }
+
+    /// Every room `user` belongs to, with unread counts and last messages.
+    pub async fn rooms_of(&self, user: Id) -> Result<Vec<RoomSummary>> {
+        let rooms = self.store.rooms_of(user).await?;
+        let mut summaries = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            summaries.push(self.summarize(user, room).await?);
+        }
+        Ok(summaries)
+    }
+
+    /// One room from `user`'s point of view.
+    pub async fn room_summary(&self, user: Id, id: &RoomId) -> Result<RoomSummary> {
+        let (room, membership) = self.member_of(user, id).await?;
+        self.summarize(user, UserRoom { room, membership }).await
+    }
+
+    async fn summarize(&self, user: Id, user_room: UserRoom) -> Result<RoomSummary> {
+        let UserRoom { room, membership } = user_room;
+        let unread_count = self
+            .store
+            .unread_count(&room.id, user, membership.last_read, UNREAD_COUNT_CAP)
+            .await?;
+        let last_message = self.store.last_message(&room.id).await?;
+        Ok(RoomSummary {
+            room,
+            unread_count,
+            last_message,
+            role: membership.role,
+        })
+    }
+
+    /// `user` joins a public group room. Joining a room one belongs to is a
+    /// no-op.
+    pub async fn join(&self, user: Id, id: &RoomId) -> Result<Room> {
+        let (room, membership) = self.visible_room(user, id).await?;
+        if membership.is_some() {
+            return Ok(room);
+        }
+        if room.kind == RoomKind::Dm || room.visibility == Visibility::Private {
+            return Err(Error::Forbidden("this room cannot be joined"));
+        }
+        self.store
+            .add_member(id, user, Role::Member, self.now_ms())
+            .await?;
+        self.room(user, id).await
+    }
+
+    /// `user` leaves a group room. An owner who leaves hands the room over.
+    pub async fn leave(&self, user: Id, id: &RoomId) -> Result<()> {
+        let (room, membership) = self.member_of(user, id).await?;
+        if room.kind == RoomKind::Dm {
+            return Err(Error::bad_request("a direct-message room cannot be left"));
+        }
+        self.store.remove_member(id, user).await?;
+        if membership.role == Role::Owner {
+            self.hand_over(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the longest-standing admin, else member, the owner.
+    async fn hand_over(&self, id: &RoomId) -> Result<()> {
+        let members = self.store.members(id).await?;
+        let successor = members
+            .iter()
+            .find(|m| m.role == Role::Admin)
+            .or_else(|| members.first());
+        if let Some(successor) = successor {
+            self.store.set_owner(id, successor.user.id).await?;
+        }
+        Ok(())
+    }
+
+    /// The members of a room, for its members.
+    pub async fn members(&self, viewer: Id, id: &RoomId) -> Result<Vec<Member>> {
+        self.member_of(viewer, id).await?;
+        let members = self.store.members(id).await?;
+        Ok(members
+            .into_iter()
+            .map(|m| Member {
+                user: m.user.to_user(),
+                role: m.role,
+            })
+            .collect())
+    }
+
+    /// `actor` adds `target` to a group room. Any member may add to a public
+    /// room; only the owner and admins to a private one. Adding a member is
+    /// a no-op. Answers whether the target was newly added.
+    pub async fn add_member(&self, actor: Id, id: &RoomId, target: Id) -> Result<bool> {
+        let (room, membership) = self.member_of(actor, id).await?;
+        if room.kind == RoomKind::Dm {
+            return Err(Error::bad_request(
+                "a direct-message room cannot gain members",
+            ));
+        }
+        if room.visibility == Visibility::Private && !membership.role.is_moderator() {
+            return Err(Error::Forbidden(
+                "only the owner or an admin may add members to a private room",
+            ));
+        }
+        if self.store.user(target).await?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        Ok(self
+            .store
+            .add_member(id, target, Role::Member, self.now_ms())
+            .await?)
+    }
+
+    /// `actor` removes `target` from a group room.
+    pub async fn kick(&self, actor: Id, id: &RoomId, target: Id) -> Result<()> {
+        let (room, membership) = self.member_of(actor, id).await?;
+        if room.kind == RoomKind::Dm {
+            return Err(Error::bad_request(
+                "nobody can be removed from a direct-message room",
+            ));
+        }
+        if !membership.role.is_moderator() {
+            return Err(Error::Forbidden("only the owner or an admin may kick"));
+        }
+        if target == actor {
+            return Err(Error::bad_request("to leave a room, use leave"));
+        }
+        let target_role = self
+            .store
+            .membership(id, target)
+            .await?
+            .ok_or(Error::NotFound("member"))?
+            .role;
+        if target_role >= membership.role {
+            return Err(Error::Forbidden(
+                "only the owner may kick an admin, and nobody the owner",
+            ));
+        }
+        self.store.remove_member(id, target).await?;
+        Ok(())
+    }
+
+    /// The DM room of `user` and `other`, created if needed. Answers the room
+    /// and whether this call created it.
+    pub async fn open_dm(&self, user: Id, other: Id) -> Result<(Room, bool)> {
+        let id = RoomId::dm(user, other)
+            .map_err(|_| Error::bad_request("a direct-message room needs another user"))?;
+        if let Some(room) = self.store.room(&id).await? {
+            return Ok((room, false));
+        }
+        if self.store.user(other).await?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let room = NewRoom {
+            id,
+            kind: RoomKind::Dm,
+            name: String::new(),
+            visibility: Visibility::Private,
+            owner_id: None,
+            created_at: self.now_ms(),
+        };
+        match self.store.open_dm(room).await {
+            Err(StoreError::Conflict(detail)) => Err(Error::Internal(detail)),
+            other => Ok(other?),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        chat_protocol::id::now_ms()
+    }
+}

@@ -1,0 +1,170 @@
+//! The configuration: defaults, then a TOML file, then `CHAT_*` environment
+//! variables, then command-line flags.
+//!
+//! figment does the layering (it is the maintained, well-documented choice
+//! for "file + env + defaults" and reports which layer a bad value came
+//! from). Unknown keys in the file are errors, so typos do not pass
+//! silently; unrelated `CHAT_*` variables (such as test settings) are
+//! ignored by only reading the variables of known keys.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Cli;
+
+/// Every setting of `chatd`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where HTTP and WebSocket are served.
+    pub listen: SocketAddr,
+    /// Holds the embedded database and the generated JWT secret.
+    pub data_dir: PathBuf,
+    /// HS256 secret for access tokens. When empty, one is generated and
+    /// kept in `<data_dir>/jwt_secret`.
+    pub jwt_secret: Option<String>,
+    /// How long an access token is valid, in seconds.
+    pub token_ttl_secs: u64,
+    /// Snowflake worker id of this process (0–1023), unique among live
+    /// processes that mint ids.
+    pub worker_id: u16,
+    /// `auto` (readable on a terminal, JSON otherwise), `pretty` or `json`.
+    pub log_format: LogFormat,
+    pub limits: Limits,
+    pub sqlite: SqliteConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Auto,
+    Pretty,
+    Json,
+}
+
+/// Bounds on what clients can make the server hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest REST request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Tuning of the embedded SQLite store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// Database file; relative paths are inside `data_dir`.
+    pub path: PathBuf,
+    /// Connections that serve reads in parallel.
+    pub read_pool_size: u32,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Most writes waiting for the writer; callers wait beyond it.
+    pub queue_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            data_dir: PathBuf::from("./data"),
+            jwt_secret: None,
+            token_ttl_secs: 24 * 60 * 60,
+            worker_id: 0,
+            log_format: LogFormat::Auto,
+            limits: Limits::default(),
+            sqlite: SqliteConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for SqliteConfig {
+    fn default() -> SqliteConfig {
+        SqliteConfig {
+            path: PathBuf::from("chat.db"),
+            read_pool_size: 4,
+            max_batch: 256,
+            queue_capacity: 4096,
+        }
+    }
+}
+
+/// The top-level keys, which are the only `CHAT_*` variables read.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "jwt_secret",
+    "token_ttl_secs",
+    "worker_id",
+    "log_format",
+    "limits",
+    "sqlite",
+];
+
+impl Config {
+    /// The configuration for this command line.
+    pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &cli.config {
+            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("CHAT_")
+                .split("__")
+                .filter(|key| KEYS.iter().any(|k| key.as_str().split('.').next() == Some(k))),
+        );
+        if let Some(args) = cli.serve_args() {
+            if let Some(listen) = args.listen {
+                figment = figment.merge(("listen", listen));
+            }
+            if let Some(dir) = &args.data_dir {
+                figment = figment.merge(("data_dir", dir));
+            }
+        }
+        let mut config: Config = figment.extract().context("cannot read the configuration")?;
+        if config.jwt_secret.as_deref() == Some("") {
+            config.jwt_secret = None;
+        }
+        anyhow::ensure!(
+            config.worker_id <= chat_protocol::id::MAX_WORKER_ID,
+            "worker_id must be 0 to {}",
+            chat_protocol::id::MAX_WORKER_ID
+        );
+        anyhow::ensure!(config.token_ttl_secs > 0, "token_ttl_secs must be positive");
+        anyhow::ensure!(config.limits.max_body_bytes >= 1024, "limits.max_body_bytes must be at least 1024");
+        anyhow::ensure!(config.sqlite.read_pool_size >= 1, "sqlite.read_pool_size must be at least 1");
+        anyhow::ensure!(config.sqlite.max_batch >= 1, "sqlite.max_batch must be at least 1");
+        anyhow::ensure!(config.sqlite.queue_capacity >= 1, "sqlite.queue_capacity must be at least 1");
+        Ok(config)
+    }
+
+    /// The SQLite database file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join(&self.sqlite.path)
+    }
+
+    /// Prints the configuration as TOML, with the secret redacted.
+    pub fn print(&self) -> anyhow::Result<()> {
+        let mut shown = self.clone();
+        if shown.jwt_secret.is_some() {
+            shown.jwt_secret = Some("<redacted>".into());
+        }
+        print!("{}", toml::to_string(&shown).context("cannot print the configuration")?);
+        Ok(())
+    }
+}
