@@ -120,14 +120,19 @@ impl Config {
     pub fn load(cli: &Cli) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &cli.config {
-            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(
-            Env::prefixed("CHAT_")
-                .split("__")
-                .filter(|key| KEYS.iter().any(|k| key.as_str().split('.').next() == Some(k))),
-        );
+        figment = figment.merge(Env::prefixed("CHAT_").split("__").filter(|key| {
+            // Keys arrive with the prefix stripped and `__` turned
+            // into `.`, but in their original case.
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        }));
         if let Some(args) = cli.serve_args() {
             if let Some(listen) = args.listen {
                 figment = figment.merge(("listen", listen));
@@ -146,10 +151,22 @@ impl Config {
             chat_protocol::id::MAX_WORKER_ID
         );
         anyhow::ensure!(config.token_ttl_secs > 0, "token_ttl_secs must be positive");
-        anyhow::ensure!(config.limits.max_body_bytes >= 1024, "limits.max_body_bytes must be at least 1024");
-        anyhow::ensure!(config.sqlite.read_pool_size >= 1, "sqlite.read_pool_size must be at least 1");
-        anyhow::ensure!(config.sqlite.max_batch >= 1, "sqlite.max_batch must be at least 1");
-        anyhow::ensure!(config.sqlite.queue_capacity >= 1, "sqlite.queue_capacity must be at least 1");
+        anyhow::ensure!(
+            config.limits.max_body_bytes >= 1024,
+            "limits.max_body_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            config.sqlite.read_pool_size >= 1,
+            "sqlite.read_pool_size must be at least 1"
+        );
+        anyhow::ensure!(
+            config.sqlite.max_batch >= 1,
+            "sqlite.max_batch must be at least 1"
+        );
+        anyhow::ensure!(
+            config.sqlite.queue_capacity >= 1,
+            "sqlite.queue_capacity must be at least 1"
+        );
         Ok(config)
     }
 
@@ -164,7 +181,10 @@ impl Config {
         if shown.jwt_secret.is_some() {
             shown.jwt_secret = Some("<redacted>".into());
         }
-        print!("{}", toml::to_string(&shown).context("cannot print the configuration")?);
+        print!(
+            "{}",
+            toml::to_string(&shown).context("cannot print the configuration")?
+        );
         Ok(())
     }
 }

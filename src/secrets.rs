@@ -21,8 +21,8 @@ pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<V
     }
     let path = data_dir.join(SECRET_FILE);
     if path.exists() {
-        let secret = fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let secret =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let secret = secret.trim();
         anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
         return Ok(secret.as_bytes().to_vec());

@@ -40,7 +40,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("server failed")?;
     tracing::info!("draining: flushing pending writes");
-    if tokio::time::timeout(Duration::from_secs(30), store.close()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), store.close())
+        .await
+        .is_err()
+    {
         tracing::error!("the store did not flush within 30 s");
     }
     tracing::info!("stopped");

@@ -1,0 +1,342 @@
+//! In-process work streams with consumer groups, pending entries and
+//! claiming, mirroring Redis Streams so that the roles behave the same in
+//! both modes.
+//!
+//! An entry is dropped once every group has acknowledged it. A stream holds
+//! at most `capacity` entries; `append` waits for room (back-pressure on
+//! the callers) up to `append_timeout`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::{BusError, Entry, EntryId, Payload, Result, WorkQueue};
+
+/// Work streams within one process.
+#[derive(Clone)]
+pub struct LocalQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    streams: Mutex<HashMap<String, Stream>>,
+    /// Woken on every append (readers wait for entries).
+    appended: Notify,
+    /// Woken on every trim (appenders wait for room).
+    trimmed: Notify,
+    capacity: usize,
+    append_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Stream {
+    entries: BTreeMap<u64, Payload>,
+    next_id: u64,
+    groups: HashMap<String, Group>,
+}
+
+#[derive(Default)]
+struct Group {
+    /// The highest id handed out to this group.
+    last_delivered: u64,
+    pending: BTreeMap<u64, Pending>,
+}
+
+struct Pending {
+    consumer: String,
+    since: Instant,
+    deliveries: u32,
+}
+
+impl LocalQueue {
+    /// Streams of at most `capacity` entries each; appends wait up to
+    /// `append_timeout` for room.
+    pub fn new(capacity: usize, append_timeout: Duration) -> LocalQueue {
+        LocalQueue {
+            inner: Arc::new(Inner {
+                streams: Mutex::default(),
+                appended: Notify::new(),
+                trimmed: Notify::new(),
+                capacity: capacity.max(1),
+                append_timeout,
+            }),
+        }
+    }
+
+    fn streams(&self) -> MutexGuard<'_, HashMap<String, Stream>> {
+        self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many entries `stream` holds (for tests and metrics).
+    pub fn len(&self, stream: &str) -> usize {
+        self.streams().get(stream).map_or(0, |s| s.entries.len())
+    }
+}
+
+impl Stream {
+    /// Drops the entries every group is done with.
+    fn trim(&mut self) -> bool {
+        let done_below = self
+            .groups
+            .values()
+            .map(|g| {
+                g.pending
+                    .keys()
+                    .next()
+                    .copied()
+                    .unwrap_or(g.last_delivered + 1)
+            })
+            .min()
+            .unwrap_or(0);
+        let before = self.entries.len();
+        self.entries = self.entries.split_off(&done_below);
+        before != self.entries.len()
+    }
+
+    fn group(&mut self, name: &str) -> &mut Group {
+        let oldest = self
+            .entries
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.next_id + 1);
+        self.groups.entry(name.to_owned()).or_insert_with(|| Group {
+            last_delivered: oldest.saturating_sub(1),
+            pending: BTreeMap::new(),
+        })
+    }
+}
+
+fn entry_id(id: u64) -> EntryId {
+    EntryId(id.to_string())
+}
+
+fn parse_id(id: &EntryId) -> Option<u64> {
+    id.0.parse().ok()
+}
+
+#[async_trait]
+impl WorkQueue for LocalQueue {
+    async fn append(&self, stream: &str, payload: Payload) -> Result<EntryId> {
+        let deadline = tokio::time::Instant::now() + self.inner.append_timeout;
+        loop {
+            let room = self.inner.trimmed.notified();
+            {
+                let mut streams = self.streams();
+                let s = streams.entry(stream.to_owned()).or_default();
+                if s.entries.len() < self.inner.capacity {
+                    s.next_id += 1;
+                    let id = s.next_id;
+                    s.entries.insert(id, payload);
+                    drop(streams);
+                    self.inner.appended.notify_waiters();
+                    return Ok(entry_id(id));
+                }
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(BusError::Unavailable(format!("stream {stream} is full")));
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Entry>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let more = self.inner.appended.notified();
+            {
+                let mut streams = self.streams();
+                let s = streams.entry(stream.to_owned()).or_default();
+                let from = s.group(group).last_delivered + 1;
+                let fresh: Vec<(u64, Payload)> = s
+                    .entries
+                    .range(from..)
+                    .take(max)
+                    .map(|(id, p)| (*id, p.clone()))
+                    .collect();
+                if !fresh.is_empty() {
+                    let g = s.group(group);
+                    let now = Instant::now();
+                    for (id, _) in &fresh {
+                        g.pending.insert(
+                            *id,
+                            Pending {
+                                consumer: consumer.to_owned(),
+                                since: now,
+                                deliveries: 1,
+                            },
+                        );
+                    }
+                    g.last_delivered = fresh.last().map_or(g.last_delivered, |(id, _)| *id);
+                    return Ok(fresh
+                        .into_iter()
+                        .map(|(id, payload)| Entry {
+                            id: entry_id(id),
+                            payload,
+                            deliveries: 1,
+                        })
+                        .collect());
+                }
+            }
+            if tokio::time::timeout_at(deadline, more).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
+        let trimmed = {
+            let mut streams = self.streams();
+            let Some(s) = streams.get_mut(stream) else {
+                return Ok(());
+            };
+            let g = s.group(group);
+            for id in ids.iter().filter_map(parse_id) {
+                g.pending.remove(&id);
+            }
+            s.trim()
+        };
+        if trimmed {
+            self.inner.trimmed.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<Entry>> {
+        let mut streams = self.streams();
+        let Some(s) = streams.get_mut(stream) else {
+            return Ok(Vec::new());
+        };
+        let Stream {
+            entries, groups, ..
+        } = s;
+        let Some(g) = groups.get_mut(group) else {
+            return Ok(Vec::new());
+        };
+        let now = Instant::now();
+        let mut claimed = Vec::new();
+        for (id, pending) in g.pending.iter_mut() {
+            if claimed.len() == max {
+                break;
+            }
+            if now.duration_since(pending.since) < min_idle {
+                continue;
+            }
+            let Some(payload) = entries.get(id) else {
+                continue;
+            };
+            pending.consumer = consumer.to_owned();
+            pending.since = now;
+            pending.deliveries += 1;
+            claimed.push(Entry {
+                id: entry_id(*id),
+                payload: payload.clone(),
+                deliveries: pending.deliveries,
+            });
+        }
+        Ok(claimed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> LocalQueue {
+        LocalQueue::new(4, Duration::from_millis(100))
+    }
+
+    #[tokio::test]
+    async fn each_entry_goes_to_one_consumer_of_each_group() {
+        let q = queue();
+        for p in ["a", "b", "c"] {
+            q.append("s", Payload::from(p)).await.unwrap();
+        }
+        let one = q.read("s", "g", "c1", 2, Duration::ZERO).await.unwrap();
+        let two = q.read("s", "g", "c2", 10, Duration::ZERO).await.unwrap();
+        let other_group = q.read("s", "h", "c1", 10, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            one.iter().map(|e| &e.payload[..]).collect::<Vec<_>>(),
+            [b"a", b"b"]
+        );
+        assert_eq!(
+            two.iter().map(|e| &e.payload[..]).collect::<Vec<_>>(),
+            [b"c"]
+        );
+        assert_eq!(other_group.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_entries_can_be_claimed_by_another_consumer() {
+        let q = queue();
+        q.append("s", Payload::from("a")).await.unwrap();
+        let taken = q.read("s", "g", "dead", 10, Duration::ZERO).await.unwrap();
+        assert!(
+            q.claim_stale("s", "g", "alive", Duration::from_secs(60), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let claimed = q
+            .claim_stale("s", "g", "alive", Duration::ZERO, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, taken[0].id);
+        assert_eq!(claimed[0].deliveries, 2);
+        q.ack("s", "g", &[claimed[0].id.clone()]).await.unwrap();
+        assert!(
+            q.claim_stale("s", "g", "alive", Duration::ZERO, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(q.len("s"), 0, "acknowledged entries are dropped");
+    }
+
+    #[tokio::test]
+    async fn readers_wait_for_appends() {
+        let q = queue();
+        let reader = {
+            let q = q.clone();
+            tokio::spawn(async move { q.read("s", "g", "c", 10, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.append("s", Payload::from("late")).await.unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert_eq!(&got[0].payload[..], b"late");
+    }
+
+    #[tokio::test]
+    async fn a_full_stream_pushes_back_until_entries_are_acknowledged() {
+        let q = queue();
+        let _ = q.read("s", "g", "c", 1, Duration::ZERO).await.unwrap();
+        for i in 0..4 {
+            q.append("s", Payload::from(i.to_string())).await.unwrap();
+        }
+        assert!(matches!(
+            q.append("s", Payload::from("x")).await,
+            Err(BusError::Unavailable(_))
+        ));
+        let taken = q.read("s", "g", "c", 2, Duration::ZERO).await.unwrap();
+        let ids: Vec<EntryId> = taken.iter().map(|e| e.id.clone()).collect();
+        q.ack("s", "g", &ids).await.unwrap();
+        q.append("s", Payload::from("fits")).await.unwrap();
+    }
+}

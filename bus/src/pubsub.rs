@@ -1,0 +1,58 @@
+//! Pub/sub on named channels.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Payload, Result};
+
+/// Fan-out of payloads to whoever listens on a channel right now.
+#[async_trait]
+pub trait PubSub: Send + Sync + 'static {
+    /// Publishes `payload` on `channel`.
+    ///
+    /// Delivered at most once to every subscription of `channel` that exists
+    /// when the publish is processed, on any node. Payloads one caller
+    /// publishes on one channel arrive in the order published. Nothing is
+    /// kept for subscribers that come later, and a subscriber that falls
+    /// behind loses payloads rather than slowing the publisher.
+    async fn publish(&self, channel: &str, payload: Payload) -> Result<()>;
+
+    /// Opens a subscription: one stream of deliveries for any number of
+    /// channels, typically one per process. `capacity` bounds the deliveries
+    /// waiting to be received; beyond it, deliveries to this subscription are
+    /// dropped (and counted).
+    async fn subscribe(&self, capacity: usize) -> Result<Subscription>;
+}
+
+/// The receiving end of a subscription.
+pub struct Subscription {
+    /// Which channels this subscription listens to; shareable across tasks.
+    pub control: Arc<dyn Subscriptions>,
+    /// Payloads published on those channels, in publish order per channel.
+    /// Ends when the subscription is closed.
+    pub deliveries: tokio::sync::mpsc::Receiver<Delivery>,
+}
+
+/// One payload received on one channel.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub channel: Arc<str>,
+    pub payload: Payload,
+}
+
+/// The set of channels a subscription listens to.
+#[async_trait]
+pub trait Subscriptions: Send + Sync + 'static {
+    /// Starts receiving `channel`. Idempotent. Once this returns, every later
+    /// publish on the channel reaches this subscription (at most once).
+    /// Implementations restore their channels by themselves after a
+    /// reconnect.
+    async fn add(&self, channel: &str) -> Result<()>;
+
+    /// Stops receiving `channel`. Idempotent.
+    async fn remove(&self, channel: &str) -> Result<()>;
+
+    /// How many deliveries were dropped because the receiver fell behind.
+    fn dropped(&self) -> u64;
+}

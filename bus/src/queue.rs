@@ -1,0 +1,66 @@
+//! Durable work streams with consumer groups.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Payload, Result};
+
+/// The id of an entry in a stream; increasing in append order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId(pub String);
+
+/// An entry handed to a consumer.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: EntryId,
+    pub payload: Payload,
+    /// How many times this entry has been handed out, this time included;
+    /// more than 1 means an earlier consumer did not acknowledge it.
+    pub deliveries: u32,
+}
+
+/// Work that must not be lost: each entry of a stream is handed to one
+/// consumer of each group, stays pending until acknowledged, and is handed
+/// out again (by [`claim_stale`](WorkQueue::claim_stale)) if its consumer
+/// stops without acknowledging it. Delivery is therefore at least once;
+/// consumers make their effects idempotent.
+#[async_trait]
+pub trait WorkQueue: Send + Sync + 'static {
+    /// Appends an entry to `stream`. Once this returns `Ok`, the entry will
+    /// be handed to a consumer of every group of the stream, as durable as
+    /// the backend (in-process: until the process dies; Redis: per its AOF
+    /// policy). Streams are bounded: when full, this waits for room and
+    /// fails with `Unavailable` if none frees up in time.
+    async fn append(&self, stream: &str, payload: Payload) -> Result<EntryId>;
+
+    /// Hands up to `max` new entries of `stream` to `consumer` of `group`,
+    /// in append order, waiting up to `wait` for at least one. Each entry
+    /// goes to exactly one consumer of the group and stays pending with it
+    /// until acknowledged. The group is created on first use and starts at
+    /// the oldest entry still in the stream.
+    async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Entry>>;
+
+    /// Acknowledges entries: they are done and will not be handed out
+    /// again. Acknowledging twice is harmless.
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()>;
+
+    /// Takes over up to `max` entries that have been pending with any
+    /// consumer of `group` for at least `min_idle` (their consumer is
+    /// presumed dead) and hands them to `consumer`.
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<Entry>>;
+}
