@@ -1,1 +1,1678 @@
-//! Store conformance suite (being written).
+//! The store conformance suite: the [`Store`] trait's guarantees as
+//! executable cases, written once and run against every implementation.
+//!
+//! An implementation's integration tests run the whole suite with one macro
+//! call, giving it a *factory*: an async fn (or a closure returning a future)
+//! that makes a store for one case, or answers `None` to skip the suite (say,
+//! when no database server is configured):
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! use chat_persistence::conformance::StoreUnderTest;
+//!
+//! async fn fresh_store() -> Option<StoreUnderTest> {
+//!     let dir = tempfile::tempdir().ok()?;
+//!     let store = MyStore::open(dir.path()).ok()?;
+//!     // The directory must outlive the store: keep it alongside.
+//!     Some(StoreUnderTest::keeping_alive(Arc::new(store), dir))
+//! }
+//!
+//! mod conformance {
+//!     chat_persistence::store_conformance_tests!(super::fresh_store);
+//! }
+//! ```
+//!
+//! That expands to one `#[tokio::test]` per case (so the calling crate needs
+//! `tokio` as a dev-dependency), each calling the `pub async fn` of the same
+//! name in this module; a case can also be called directly.
+//!
+//! The cases never assume an empty store, because a server-backed store is
+//! tested against a shared, long-lived keyspace: every case makes its own
+//! users (with random username suffixes), rooms and messages (with fresh
+//! Snowflake ids from a generator with a random worker id), and only looks
+//! at what it made.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chat_protocol::id::{MAX_WORKER_ID, now_ms};
+use chat_protocol::{File, Id, IdGenerator, Message, Role, Room, RoomId, RoomKind, Visibility};
+
+use crate::records::*;
+use crate::{Store, StoreError};
+
+/// Expands to one `#[tokio::test]` per conformance case, each running the
+/// case against a store made by `$factory` (see the [module
+/// docs](crate::conformance)). Invoke it inside a module of its own, as the
+/// generated tests are named after the cases.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__store_conformance_cases! {
+            $factory;
+            // Adding a case: write its `pub async fn` below and list it here.
+            ping_answers,
+            created_users_can_be_looked_up,
+            usernames_are_unique_case_insensitively,
+            concurrent_registrations_of_one_name_create_one_user,
+            credentials_match_usernames_case_insensitively,
+            users_by_username_ignore_case_and_skip_unknown_names,
+            search_users_finds_prefixes_case_insensitively_in_order,
+            search_users_treats_wildcards_literally,
+            last_seen_is_recorded,
+            created_rooms_have_their_members,
+            room_creation_is_all_or_nothing,
+            memberships_answer_only_members,
+            adding_and_removing_members_report_changes,
+            members_are_listed_in_join_order,
+            rooms_of_lists_every_membership,
+            set_owner_promotes_a_member,
+            open_dm_creates_the_room_once,
+            concurrent_open_dm_creates_the_room_once,
+            read_positions_only_move_forward,
+            mark_read_is_false_for_non_members,
+            unread_count_counts_others_undeleted_messages,
+            insert_messages_is_idempotent,
+            a_batch_may_span_rooms,
+            messages_round_trip,
+            message_by_client_id_respects_the_window,
+            paging_an_empty_room,
+            paging_newest_first,
+            paging_before,
+            paging_after,
+            paging_between,
+            pages_stay_consistent_with_concurrent_inserts,
+            last_message_is_the_newest_even_if_deleted,
+            edits_replace_content_and_mentions,
+            deletion_leaves_a_tombstone,
+        }
+    };
+}
+
+/// The per-case half of [`store_conformance_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::conformance::run_case(
+                    ::core::stringify!($case),
+                    $factory,
+                    $crate::conformance::$case,
+                )
+                .await;
+            }
+        )+
+    };
+}
+
+/// A store handed to the suite by a factory, with whatever must live exactly
+/// as long as it (the temporary directory holding its file, a container
+/// handle). The guard is dropped after the store.
+pub struct StoreUnderTest {
+    store: Arc<dyn Store>,
+    _keep_alive: Option<Box<dyn Any + Send>>,
+}
+
+impl StoreUnderTest {
+    /// A store that needs nothing else kept alive.
+    pub fn new(store: Arc<dyn Store>) -> StoreUnderTest {
+        StoreUnderTest {
+            store,
+            _keep_alive: None,
+        }
+    }
+
+    /// A store, and `guard` to drop once the case is done with it.
+    pub fn keeping_alive(store: Arc<dyn Store>, guard: impl Any + Send) -> StoreUnderTest {
+        StoreUnderTest {
+            store,
+            _keep_alive: Some(Box::new(guard)),
+        }
+    }
+
+    /// The store under test.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+}
+
+impl From<Arc<dyn Store>> for StoreUnderTest {
+    fn from(store: Arc<dyn Store>) -> StoreUnderTest {
+        StoreUnderTest::new(store)
+    }
+}
+
+/// Runs one case against a store from `factory`, or says why it is skipped.
+pub async fn run_case<Factory, Made, Fixture, Case, Running>(
+    case_name: &str,
+    factory: Factory,
+    case: Case,
+) where
+    Factory: FnOnce() -> Made,
+    Made: Future<Output = Option<Fixture>>,
+    Fixture: Into<StoreUnderTest>,
+    Case: FnOnce(Arc<dyn Store>) -> Running,
+    Running: Future<Output = ()>,
+{
+    match factory().await {
+        None => eprintln!("skipping store conformance case {case_name}: no store is configured"),
+        Some(fixture) => {
+            let fixture = fixture.into();
+            case(fixture.store()).await;
+        }
+    }
+}
+
+// ----- fresh data ------------------------------------------------------
+
+/// A random number: std's `RandomState` is seeded from the OS per process
+/// (and varies per instance), mixed with a counter and the clock.
+fn random_u64() -> u64 {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    hasher.finish()
+}
+
+/// Twelve random lower-case letters and digits, to make names unique in a
+/// shared store.
+fn unique_suffix() -> String {
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut bits = random_u64();
+    (0..12)
+        .map(|_| {
+            let digit = ALPHABET[(bits % 36) as usize] as char;
+            bits /= 36;
+            digit
+        })
+        .collect()
+}
+
+/// A fresh Snowflake. One generator per process, with a random worker id so
+/// that concurrent test runs against one shared store are unlikely to mint
+/// the same ids.
+fn next_id() -> Id {
+    static GENERATOR: OnceLock<IdGenerator> = OnceLock::new();
+    GENERATOR
+        .get_or_init(|| IdGenerator::new((random_u64() % (u64::from(MAX_WORKER_ID) + 1)) as u16))
+        .next_id()
+}
+
+fn new_user_record(username: String) -> NewUser {
+    NewUser {
+        id: next_id(),
+        display_name: format!("{username} (display)"),
+        username,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${}$hash", unique_suffix()),
+        created_at: now_ms(),
+    }
+}
+
+/// A new user named `<tag>_<random suffix>`.
+async fn new_user(store: &dyn Store, tag: &str) -> UserRecord {
+    let username = format!("{tag}_{}", unique_suffix());
+    create_user_named(store, &username).await
+}
+
+async fn create_user_named(store: &dyn Store, username: &str) -> UserRecord {
+    store
+        .create_user(new_user_record(username.to_owned()))
+        .await
+        .expect("create_user")
+}
+
+fn new_group_room(owner: Option<Id>) -> NewRoom {
+    NewRoom {
+        id: RoomId::Group(next_id()),
+        kind: RoomKind::Group,
+        name: format!("room {}", unique_suffix()),
+        visibility: Visibility::Public,
+        owner_id: owner,
+        created_at: now_ms(),
+    }
+}
+
+fn new_dm_room(a: Id, b: Id) -> NewRoom {
+    NewRoom {
+        id: RoomId::dm(a, b).expect("two distinct users"),
+        kind: RoomKind::Dm,
+        name: String::new(),
+        visibility: Visibility::Private,
+        owner_id: None,
+        created_at: now_ms(),
+    }
+}
+
+/// A new public group room owned by `owner`, with `others` as members.
+async fn new_group(store: &dyn Store, owner: Id, others: &[(Id, Role)]) -> Room {
+    let mut members = vec![(owner, Role::Owner)];
+    members.extend_from_slice(others);
+    store
+        .create_room(new_group_room(Some(owner)), &members)
+        .await
+        .expect("create_room")
+}
+
+/// A plain message with a fresh id.
+fn text_message(room: RoomId, sender: Id, content: &str) -> Message {
+    let id = next_id();
+    Message {
+        id,
+        room_id: room,
+        sender_id: sender,
+        content: content.to_owned(),
+        mentions: Vec::new(),
+        attachments: Vec::new(),
+        reply_to: None,
+        client_id: None,
+        created_at: id.unix_ms(),
+        edited_at: None,
+        deleted: false,
+    }
+}
+
+/// `count` messages with increasing ids, stored.
+async fn stored_history(store: &dyn Store, room: RoomId, sender: Id, count: usize) -> Vec<Message> {
+    let history: Vec<Message> = (0..count)
+        .map(|n| text_message(room, sender, &format!("message {n}")))
+        .collect();
+    store
+        .insert_messages(&history)
+        .await
+        .expect("insert_messages");
+    history
+}
+
+fn ids_of(messages: &[Message]) -> Vec<Id> {
+    messages.iter().map(|message| message.id).collect()
+}
+
+fn sorted_by_id(mut users: Vec<UserRecord>) -> Vec<UserRecord> {
+    users.sort_by_key(|user| user.id);
+    users
+}
+
+async fn page(
+    store: &dyn Store,
+    room: RoomId,
+    before: Option<&Message>,
+    after: Option<&Message>,
+    limit: u32,
+) -> (Vec<Id>, bool) {
+    let page = store
+        .messages(
+            &room,
+            PageRequest {
+                before: before.map(|message| message.id),
+                after: after.map(|message| message.id),
+                limit,
+            },
+        )
+        .await
+        .expect("messages");
+    assert!(
+        page.messages.iter().all(|message| message.room_id == room),
+        "a page holds only its room's messages"
+    );
+    (ids_of(&page.messages), page.has_more)
+}
+
+fn is_conflict<T: std::fmt::Debug>(outcome: &Result<T, StoreError>) -> bool {
+    matches!(outcome, Err(StoreError::Conflict(_)))
+}
+
+// ----- cases: users ----------------------------------------------------
+
+pub async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.expect("ping");
+}
+
+pub async fn created_users_can_be_looked_up(store: Arc<dyn Store>) {
+    let new = new_user_record(format!("Look_{}", unique_suffix()));
+    let created = store.create_user(new.clone()).await.expect("create_user");
+    let expected = UserRecord {
+        id: new.id,
+        username: new.username.clone(),
+        display_name: new.display_name.clone(),
+        created_at: new.created_at,
+        last_seen_at: None,
+    };
+    assert_eq!(created, expected, "create_user answers the stored user");
+    assert_eq!(
+        store.user(new.id).await.expect("user"),
+        Some(expected.clone())
+    );
+    assert_eq!(store.user(next_id()).await.expect("user"), None);
+
+    let other = new_user(&*store, "look2").await;
+    let found = store
+        .users(&[new.id, next_id(), other.id])
+        .await
+        .expect("users");
+    assert_eq!(sorted_by_id(found), sorted_by_id(vec![expected, other]));
+    assert_eq!(store.users(&[]).await.expect("users"), Vec::new());
+}
+
+pub async fn usernames_are_unique_case_insensitively(store: Arc<dyn Store>) {
+    let original = new_user(&*store, "Case").await;
+    for clash in [
+        original.username.clone(),
+        original.username.to_ascii_uppercase(),
+        original.username.to_ascii_lowercase(),
+    ] {
+        let attempt = new_user_record(clash.clone());
+        let outcome = store.create_user(attempt.clone()).await;
+        assert!(
+            is_conflict(&outcome),
+            "{clash} after {}: {outcome:?}",
+            original.username
+        );
+        assert_eq!(
+            store.user(attempt.id).await.expect("user"),
+            None,
+            "nothing of a refused user is stored"
+        );
+    }
+    let credentials = store
+        .credentials(&original.username)
+        .await
+        .expect("credentials")
+        .expect("the original user");
+    assert_eq!(credentials.user, original);
+}
+
+pub async fn concurrent_registrations_of_one_name_create_one_user(store: Arc<dyn Store>) {
+    let base = format!("race_{}", unique_suffix());
+    // Eight spellings differing only in the case of the first three letters.
+    let spellings: Vec<String> = (0..8u8)
+        .map(|variant| {
+            base.chars()
+                .enumerate()
+                .map(|(position, letter)| {
+                    if position < 3 && variant & (1 << position) != 0 {
+                        letter.to_ascii_uppercase()
+                    } else {
+                        letter
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let attempts: Vec<_> = spellings
+        .iter()
+        .map(|spelling| {
+            let store = store.clone();
+            let new = new_user_record(spelling.clone());
+            tokio::spawn(async move { (new.id, store.create_user(new).await) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for attempt in attempts {
+        let (id, outcome) = attempt.await.expect("registration task");
+        match outcome {
+            Ok(user) => winners.push(user),
+            Err(StoreError::Conflict(_)) => {
+                assert_eq!(
+                    store.user(id).await.expect("user"),
+                    None,
+                    "a refused user is not stored"
+                );
+            }
+            Err(other) => panic!("a registration failed with {other:?} instead of a conflict"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one registration wins: {winners:?}"
+    );
+    let found = store
+        .credentials(&base.to_ascii_uppercase())
+        .await
+        .expect("credentials")
+        .expect("the winner");
+    assert_eq!(found.user, winners[0]);
+}
+
+pub async fn credentials_match_usernames_case_insensitively(store: Arc<dyn Store>) {
+    let new = new_user_record(format!("Cred_{}", unique_suffix()));
+    let user = store.create_user(new.clone()).await.expect("create_user");
+    for spelling in [
+        new.username.clone(),
+        new.username.to_ascii_uppercase(),
+        new.username.to_ascii_lowercase(),
+    ] {
+        let credentials = store
+            .credentials(&spelling)
+            .await
+            .expect("credentials")
+            .unwrap_or_else(|| panic!("credentials of {spelling}"));
+        assert_eq!(credentials.user, user);
+        assert_eq!(credentials.password_hash, new.password_hash);
+    }
+    let unknown = format!("nobody_{}", unique_suffix());
+    assert_eq!(
+        store.credentials(&unknown).await.expect("credentials"),
+        None
+    );
+}
+
+pub async fn users_by_username_ignore_case_and_skip_unknown_names(store: Arc<dyn Store>) {
+    let first = new_user(&*store, "ByName").await;
+    let second = new_user(&*store, "byname").await;
+    let found = store
+        .users_by_username(&[
+            first.username.to_ascii_uppercase(),
+            format!("nobody_{}", unique_suffix()),
+            second.username.to_ascii_lowercase(),
+        ])
+        .await
+        .expect("users_by_username");
+    assert_eq!(sorted_by_id(found), sorted_by_id(vec![first, second]));
+    assert_eq!(
+        store
+            .users_by_username(&[])
+            .await
+            .expect("users_by_username"),
+        Vec::new()
+    );
+}
+
+pub async fn search_users_finds_prefixes_case_insensitively_in_order(store: Arc<dyn Store>) {
+    let prefix = format!("srch{}", unique_suffix());
+    // Byte order would put "B" before "a"; lower-cased order does not.
+    let bob = create_user_named(&*store, &format!("{prefix}_Bob")).await;
+    let alice = create_user_named(&*store, &format!("{}_alice", prefix.to_ascii_uppercase())).await;
+    let carol = create_user_named(&*store, &format!("{prefix}_carol")).await;
+    // Contains the prefix, but does not start with it.
+    create_user_named(&*store, &format!("x{prefix}")).await;
+
+    let found = store
+        .search_users(&prefix.to_ascii_uppercase(), 10)
+        .await
+        .expect("search_users");
+    assert_eq!(found, vec![alice.clone(), bob.clone(), carol.clone()]);
+    let found = store.search_users(&prefix, 2).await.expect("search_users");
+    assert_eq!(
+        found,
+        vec![alice, bob.clone()],
+        "the limit keeps the first in order"
+    );
+    let found = store
+        .search_users(&bob.username.to_ascii_lowercase(), 10)
+        .await
+        .expect("search_users");
+    assert_eq!(found, vec![bob], "a whole username is a prefix of itself");
+    assert_eq!(
+        store.search_users(&prefix, 0).await.expect("search_users"),
+        Vec::new()
+    );
+}
+
+pub async fn search_users_treats_wildcards_literally(store: Arc<dyn Store>) {
+    let prefix = format!("wild{}", unique_suffix());
+    let underscored = create_user_named(&*store, &format!("{prefix}_one")).await;
+    // Would match "<prefix>_" if `_` were a single-character wildcard.
+    create_user_named(&*store, &format!("{prefix}xtwo")).await;
+
+    let found = store
+        .search_users(&format!("{prefix}_"), 10)
+        .await
+        .expect("search_users");
+    assert_eq!(found, vec![underscored]);
+    let found = store
+        .search_users(&format!("{prefix}%"), 10)
+        .await
+        .expect("search_users");
+    assert_eq!(found, Vec::new(), "% is not a wildcard");
+}
+
+pub async fn last_seen_is_recorded(store: Arc<dyn Store>) {
+    let user = new_user(&*store, "seen").await;
+    let first = now_ms();
+    store
+        .set_last_seen(user.id, first)
+        .await
+        .expect("set_last_seen");
+    let stored = store.user(user.id).await.expect("user").expect("the user");
+    assert_eq!(stored.last_seen_at, Some(first));
+    store
+        .set_last_seen(user.id, first + 1_000)
+        .await
+        .expect("set_last_seen");
+    let stored = store.user(user.id).await.expect("user").expect("the user");
+    assert_eq!(stored.last_seen_at, Some(first + 1_000));
+    assert_eq!(stored.username, user.username, "only the presence changed");
+}
+
+// ----- cases: rooms and members ------------------------------------------
+
+pub async fn created_rooms_have_their_members(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let admin = new_user(&*store, "admin").await;
+    let member = new_user(&*store, "member").await;
+    let outsider = new_user(&*store, "outsider").await;
+    let new = NewRoom {
+        visibility: Visibility::Private,
+        ..new_group_room(Some(owner.id))
+    };
+    let room = store
+        .create_room(
+            new.clone(),
+            &[
+                (owner.id, Role::Owner),
+                (admin.id, Role::Admin),
+                (member.id, Role::Member),
+            ],
+        )
+        .await
+        .expect("create_room");
+    let expected = Room {
+        id: new.id,
+        kind: RoomKind::Group,
+        name: new.name.clone(),
+        visibility: Visibility::Private,
+        owner_id: Some(owner.id),
+        member_count: 3,
+        created_at: new.created_at,
+    };
+    assert_eq!(room, expected);
+    assert_eq!(store.room(&new.id).await.expect("room"), Some(expected));
+    assert_eq!(
+        store.room(&RoomId::Group(next_id())).await.expect("room"),
+        None
+    );
+
+    for (user, role) in [
+        (&owner, Role::Owner),
+        (&admin, Role::Admin),
+        (&member, Role::Member),
+    ] {
+        let membership = store
+            .membership(&new.id, user.id)
+            .await
+            .expect("membership")
+            .unwrap_or_else(|| panic!("{} is a member", user.username));
+        assert_eq!(membership.role, role);
+        assert_eq!(membership.last_read, None, "nothing is read yet");
+    }
+    assert_eq!(
+        store
+            .membership(&new.id, outsider.id)
+            .await
+            .expect("membership"),
+        None
+    );
+}
+
+pub async fn room_creation_is_all_or_nothing(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "first").await;
+    let late = new_user(&*store, "late").await;
+    let later = new_user(&*store, "later").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+
+    let again = NewRoom {
+        name: "another name".into(),
+        ..new_group_room(Some(late.id))
+    };
+    let again = NewRoom {
+        id: room.id,
+        ..again
+    };
+    let outcome = store
+        .create_room(again, &[(late.id, Role::Owner), (later.id, Role::Member)])
+        .await;
+    assert!(
+        is_conflict(&outcome),
+        "a second room with the same id: {outcome:?}"
+    );
+
+    assert_eq!(
+        store.room(&room.id).await.expect("room"),
+        Some(room.clone()),
+        "the room is unchanged"
+    );
+    for user in [&late, &later] {
+        assert_eq!(
+            store
+                .membership(&room.id, user.id)
+                .await
+                .expect("membership"),
+            None,
+            "no half-created members"
+        );
+    }
+    assert_eq!(
+        store.member_ids(&room.id).await.expect("member_ids"),
+        vec![owner.id]
+    );
+}
+
+pub async fn memberships_answer_only_members(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let member = new_user(&*store, "member").await;
+    let outsider = new_user(&*store, "outsider").await;
+    let room = new_group(&*store, owner.id, &[(member.id, Role::Member)]).await;
+
+    let mut found = store
+        .memberships(&room.id, &[owner.id, outsider.id, next_id(), member.id])
+        .await
+        .expect("memberships");
+    found.sort();
+    let mut expected = vec![(owner.id, Role::Owner), (member.id, Role::Member)];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(
+        store.memberships(&room.id, &[]).await.expect("memberships"),
+        Vec::new()
+    );
+    assert_eq!(
+        store
+            .memberships(&RoomId::Group(next_id()), &[owner.id])
+            .await
+            .expect("memberships"),
+        Vec::new()
+    );
+}
+
+pub async fn adding_and_removing_members_report_changes(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let joiner = new_user(&*store, "joiner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let joined_at = now_ms() + 5;
+
+    assert!(
+        store
+            .add_member(&room.id, joiner.id, Role::Member, joined_at)
+            .await
+            .expect("add_member")
+    );
+    assert!(
+        !store
+            .add_member(&room.id, joiner.id, Role::Admin, joined_at + 1)
+            .await
+            .expect("add_member"),
+        "adding a member again answers false"
+    );
+    let membership = store
+        .membership(&room.id, joiner.id)
+        .await
+        .expect("membership")
+        .expect("a member");
+    assert_eq!(
+        membership,
+        Membership {
+            role: Role::Member,
+            last_read: None,
+            joined_at
+        },
+        "adding again changes nothing"
+    );
+    assert_eq!(
+        store
+            .room(&room.id)
+            .await
+            .expect("room")
+            .expect("the room")
+            .member_count,
+        2
+    );
+
+    assert!(
+        store
+            .remove_member(&room.id, joiner.id)
+            .await
+            .expect("remove_member")
+    );
+    assert!(
+        !store
+            .remove_member(&room.id, joiner.id)
+            .await
+            .expect("remove_member"),
+        "removing again answers false"
+    );
+    assert_eq!(
+        store
+            .membership(&room.id, joiner.id)
+            .await
+            .expect("membership"),
+        None
+    );
+    assert_eq!(
+        store
+            .room(&room.id)
+            .await
+            .expect("room")
+            .expect("the room")
+            .member_count,
+        1
+    );
+    let stranger = new_user(&*store, "stranger").await;
+    assert!(
+        !store
+            .remove_member(&room.id, stranger.id)
+            .await
+            .expect("remove_member")
+    );
+}
+
+pub async fn members_are_listed_in_join_order(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    // Created (so ordered by id) in one order, joining in another.
+    let first_created = new_user(&*store, "m1").await;
+    let second_created = new_user(&*store, "m2").await;
+    let third_created = new_user(&*store, "m3").await;
+    let start = room.created_at;
+    for (user, role, joined_at) in [
+        (&first_created, Role::Member, start + 30),
+        (&second_created, Role::Admin, start + 10),
+        (&third_created, Role::Member, start + 20),
+    ] {
+        assert!(
+            store
+                .add_member(&room.id, user.id, role, joined_at)
+                .await
+                .expect("add_member")
+        );
+    }
+
+    let members = store.members(&room.id).await.expect("members");
+    let expected = vec![
+        MemberRecord {
+            user: owner.clone(),
+            role: Role::Owner,
+        },
+        MemberRecord {
+            user: second_created.clone(),
+            role: Role::Admin,
+        },
+        MemberRecord {
+            user: third_created.clone(),
+            role: Role::Member,
+        },
+        MemberRecord {
+            user: first_created.clone(),
+            role: Role::Member,
+        },
+    ];
+    assert_eq!(members, expected);
+
+    let mut ids = store.member_ids(&room.id).await.expect("member_ids");
+    ids.sort();
+    let mut expected_ids = vec![
+        owner.id,
+        first_created.id,
+        second_created.id,
+        third_created.id,
+    ];
+    expected_ids.sort();
+    assert_eq!(ids, expected_ids);
+    assert_eq!(
+        store
+            .members(&RoomId::Group(next_id()))
+            .await
+            .expect("members"),
+        Vec::new()
+    );
+}
+
+pub async fn rooms_of_lists_every_membership(store: Arc<dyn Store>) {
+    let user = new_user(&*store, "rooms").await;
+    let friend = new_user(&*store, "friend").await;
+    let group = new_group(&*store, user.id, &[(friend.id, Role::Member)]).await;
+    let (dm, _) = store
+        .open_dm(new_dm_room(user.id, friend.id))
+        .await
+        .expect("open_dm");
+    // A room the user is not in.
+    new_group(&*store, friend.id, &[]).await;
+    let read_up_to = next_id();
+    assert!(
+        store
+            .mark_read(&group.id, user.id, read_up_to)
+            .await
+            .expect("mark_read")
+    );
+
+    let mut rooms = store.rooms_of(user.id).await.expect("rooms_of");
+    rooms.sort_by_key(|entry| entry.room.id);
+    let mut expected = vec![
+        (group.clone(), Role::Owner, Some(read_up_to)),
+        (dm.clone(), Role::Member, None),
+    ];
+    expected.sort_by_key(|(room, _, _)| room.id);
+    assert_eq!(rooms.len(), expected.len(), "{rooms:?}");
+    for (entry, (room, role, last_read)) in rooms.iter().zip(expected) {
+        assert_eq!(entry.room, room);
+        assert_eq!(entry.membership.role, role);
+        assert_eq!(entry.membership.last_read, last_read);
+    }
+    let loner = new_user(&*store, "loner").await;
+    assert_eq!(
+        store.rooms_of(loner.id).await.expect("rooms_of"),
+        Vec::new()
+    );
+}
+
+pub async fn set_owner_promotes_a_member(store: Arc<dyn Store>) {
+    let founder = new_user(&*store, "founder").await;
+    let heir = new_user(&*store, "heir").await;
+    let outsider = new_user(&*store, "outsider").await;
+    let room = new_group(&*store, founder.id, &[(heir.id, Role::Member)]).await;
+
+    store.set_owner(&room.id, heir.id).await.expect("set_owner");
+    let membership = store
+        .membership(&room.id, heir.id)
+        .await
+        .expect("membership")
+        .expect("a member");
+    assert_eq!(membership.role, Role::Owner);
+    let stored = store.room(&room.id).await.expect("room").expect("the room");
+    assert_eq!(stored.owner_id, Some(heir.id));
+
+    let outcome = store.set_owner(&room.id, outsider.id).await;
+    assert!(
+        outcome.is_err(),
+        "only a member can become owner: {outcome:?}"
+    );
+    assert_eq!(
+        store
+            .membership(&room.id, outsider.id)
+            .await
+            .expect("membership"),
+        None
+    );
+    let stored = store.room(&room.id).await.expect("room").expect("the room");
+    assert_eq!(
+        stored.owner_id,
+        Some(heir.id),
+        "a refused set_owner changes nothing"
+    );
+}
+
+pub async fn open_dm_creates_the_room_once(store: Arc<dyn Store>) {
+    let a = new_user(&*store, "dm_a").await;
+    let b = new_user(&*store, "dm_b").await;
+    let new = new_dm_room(b.id, a.id);
+
+    let (room, created) = store.open_dm(new.clone()).await.expect("open_dm");
+    assert!(created);
+    let expected = Room {
+        id: new.id,
+        kind: RoomKind::Dm,
+        name: new.name.clone(),
+        visibility: Visibility::Private,
+        owner_id: None,
+        member_count: 2,
+        created_at: new.created_at,
+    };
+    assert_eq!(room, expected);
+    for user in [&a, &b] {
+        let membership = store
+            .membership(&new.id, user.id)
+            .await
+            .expect("membership")
+            .expect("a member");
+        assert_eq!(membership.role, Role::Member);
+    }
+
+    let later = NewRoom {
+        created_at: new.created_at + 1_000,
+        ..new.clone()
+    };
+    let (again, created) = store.open_dm(later).await.expect("open_dm");
+    assert!(!created, "the second open finds the room");
+    assert_eq!(again, expected, "and answers it as stored");
+}
+
+pub async fn concurrent_open_dm_creates_the_room_once(store: Arc<dyn Store>) {
+    let a = new_user(&*store, "dm_a").await;
+    let b = new_user(&*store, "dm_b").await;
+    let new = new_dm_room(a.id, b.id);
+    let opens: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, new) = (store.clone(), new.clone());
+            tokio::spawn(async move { store.open_dm(new).await })
+        })
+        .collect();
+    let mut created = 0;
+    for open in opens {
+        let (room, was_created) = open.await.expect("open task").expect("open_dm");
+        assert_eq!(room.id, new.id);
+        assert_eq!(room.member_count, 2);
+        created += usize::from(was_created);
+    }
+    assert_eq!(created, 1, "exactly one concurrent open creates the room");
+    let mut members = store.member_ids(&new.id).await.expect("member_ids");
+    members.sort();
+    let mut expected = vec![a.id, b.id];
+    expected.sort();
+    assert_eq!(members, expected);
+}
+
+// ----- cases: read positions ---------------------------------------------
+
+pub async fn read_positions_only_move_forward(store: Arc<dyn Store>) {
+    let reader = new_user(&*store, "reader").await;
+    let room = new_group(&*store, reader.id, &[]).await;
+    let (older, newer, newest) = (next_id(), next_id(), next_id());
+    let last_read = |store: Arc<dyn Store>| async move {
+        store
+            .membership(&room.id, reader.id)
+            .await
+            .expect("membership")
+            .expect("a member")
+            .last_read
+    };
+
+    assert!(
+        store
+            .mark_read(&room.id, reader.id, newer)
+            .await
+            .expect("mark_read")
+    );
+    assert_eq!(last_read(store.clone()).await, Some(newer));
+    assert!(
+        store
+            .mark_read(&room.id, reader.id, older)
+            .await
+            .expect("mark_read"),
+        "still a member"
+    );
+    assert_eq!(
+        last_read(store.clone()).await,
+        Some(newer),
+        "an older id leaves the position"
+    );
+    assert!(
+        store
+            .mark_read(&room.id, reader.id, newer)
+            .await
+            .expect("mark_read")
+    );
+    assert_eq!(last_read(store.clone()).await, Some(newer));
+    assert!(
+        store
+            .mark_read(&room.id, reader.id, newest)
+            .await
+            .expect("mark_read")
+    );
+    assert_eq!(last_read(store.clone()).await, Some(newest));
+}
+
+pub async fn mark_read_is_false_for_non_members(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let outsider = new_user(&*store, "outsider").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    assert!(
+        !store
+            .mark_read(&room.id, outsider.id, next_id())
+            .await
+            .expect("mark_read")
+    );
+    assert_eq!(
+        store
+            .membership(&room.id, outsider.id)
+            .await
+            .expect("membership"),
+        None
+    );
+    assert!(
+        !store
+            .mark_read(&RoomId::Group(next_id()), owner.id, next_id())
+            .await
+            .expect("mark_read")
+    );
+}
+
+pub async fn unread_count_counts_others_undeleted_messages(store: Arc<dyn Store>) {
+    let me = new_user(&*store, "me").await;
+    let them = new_user(&*store, "them").await;
+    let room = new_group(&*store, me.id, &[(them.id, Role::Member)]).await;
+    let history = vec![
+        text_message(room.id, me.id, "mine"),
+        text_message(room.id, them.id, "theirs 1"),
+        text_message(room.id, them.id, "theirs 2"),
+        text_message(room.id, them.id, "theirs, deleted"),
+        text_message(room.id, them.id, "theirs 3"),
+        text_message(room.id, me.id, "mine again"),
+    ];
+    store
+        .insert_messages(&history)
+        .await
+        .expect("insert_messages");
+    store
+        .delete_message(&room.id, history[3].id)
+        .await
+        .expect("delete_message");
+    let unread = |after: Option<usize>, cap: u32| {
+        let store = store.clone();
+        let after = after.map(|index| history[index].id);
+        async move {
+            store
+                .unread_count(&room.id, me.id, after, cap)
+                .await
+                .expect("unread_count")
+        }
+    };
+
+    assert_eq!(unread(None, 1000).await, 3, "others' undeleted messages");
+    assert_eq!(unread(Some(0), 1000).await, 3);
+    assert_eq!(unread(Some(1), 1000).await, 2, "only newer than `after`");
+    assert_eq!(unread(Some(4), 1000).await, 0);
+    assert_eq!(unread(Some(5), 1000).await, 0);
+    assert_eq!(unread(None, 2).await, 2, "counting stops at the cap");
+    assert_eq!(unread(None, 3).await, 3);
+    assert_eq!(unread(None, 0).await, 0);
+    let theirs = store
+        .unread_count(&room.id, them.id, None, 1000)
+        .await
+        .expect("unread_count");
+    assert_eq!(theirs, 2);
+    let empty = store
+        .unread_count(&RoomId::Group(next_id()), me.id, None, 1000)
+        .await
+        .expect("unread_count");
+    assert_eq!(empty, 0);
+}
+
+// ----- cases: messages -----------------------------------------------------
+
+pub async fn insert_messages_is_idempotent(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let room = new_group(&*store, sender.id, &[]).await;
+    let batch = vec![
+        text_message(room.id, sender.id, "one"),
+        text_message(room.id, sender.id, "two"),
+        text_message(room.id, sender.id, "three"),
+    ];
+    store
+        .insert_messages(&batch)
+        .await
+        .expect("insert_messages");
+    store
+        .insert_messages(&batch)
+        .await
+        .expect("a retried batch");
+
+    // A retry carrying different content, plus one new message.
+    let mut retried: Vec<Message> = batch
+        .iter()
+        .map(|message| Message {
+            content: "changed".into(),
+            ..message.clone()
+        })
+        .collect();
+    let fourth = text_message(room.id, sender.id, "four");
+    retried.push(fourth.clone());
+    store
+        .insert_messages(&retried)
+        .await
+        .expect("a partly new batch");
+    store.insert_messages(&[]).await.expect("an empty batch");
+
+    let page = store
+        .messages(
+            &room.id,
+            PageRequest {
+                limit: 10,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .expect("messages");
+    let mut expected = batch;
+    expected.push(fourth);
+    assert_eq!(
+        page.messages, expected,
+        "each message once, as first stored"
+    );
+    assert!(!page.has_more);
+}
+
+pub async fn a_batch_may_span_rooms(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let first = new_group(&*store, sender.id, &[]).await;
+    let second = new_group(&*store, sender.id, &[]).await;
+    let batch = vec![
+        text_message(first.id, sender.id, "a1"),
+        text_message(second.id, sender.id, "b1"),
+        text_message(first.id, sender.id, "a2"),
+        text_message(second.id, sender.id, "b2"),
+    ];
+    store
+        .insert_messages(&batch)
+        .await
+        .expect("insert_messages");
+    for (room, expected) in [
+        (first.id, [&batch[0], &batch[2]]),
+        (second.id, [&batch[1], &batch[3]]),
+    ] {
+        let page = store
+            .messages(
+                &room,
+                PageRequest {
+                    limit: 10,
+                    ..PageRequest::default()
+                },
+            )
+            .await
+            .expect("messages");
+        let expected: Vec<Message> = expected.into_iter().cloned().collect();
+        assert_eq!(page.messages, expected);
+    }
+}
+
+pub async fn messages_round_trip(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let mentioned = new_user(&*store, "mentioned").await;
+    let room = new_group(&*store, sender.id, &[(mentioned.id, Role::Member)]).await;
+    let plain = text_message(room.id, sender.id, "plain");
+    let full = Message {
+        mentions: vec![mentioned.id, sender.id],
+        attachments: vec![File {
+            id: next_id(),
+            name: "notes.txt".into(),
+            size: 1234,
+            content_type: "text/plain".into(),
+        }],
+        reply_to: Some(plain.id),
+        client_id: Some(format!("client-{}", unique_suffix())),
+        edited_at: Some(plain.created_at + 10),
+        ..text_message(room.id, sender.id, "everything, with unicode: ✓ é 😀")
+    };
+    store
+        .insert_messages(&[plain.clone(), full.clone()])
+        .await
+        .expect("insert_messages");
+
+    assert_eq!(
+        store.message(&room.id, plain.id).await.expect("message"),
+        Some(plain)
+    );
+    assert_eq!(
+        store.message(&room.id, full.id).await.expect("message"),
+        Some(full.clone())
+    );
+    assert_eq!(
+        store.message(&room.id, next_id()).await.expect("message"),
+        None
+    );
+    let elsewhere = RoomId::Group(next_id());
+    assert_eq!(
+        store.message(&elsewhere, full.id).await.expect("message"),
+        None,
+        "ids are looked up per room"
+    );
+}
+
+pub async fn message_by_client_id_respects_the_window(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let other = new_user(&*store, "other").await;
+    let room = new_group(&*store, sender.id, &[(other.id, Role::Member)]).await;
+    let client_id = format!("client-{}", unique_suffix());
+    let sent = Message {
+        client_id: Some(client_id.clone()),
+        ..text_message(room.id, sender.id, "once")
+    };
+    store
+        .insert_messages(std::slice::from_ref(&sent))
+        .await
+        .expect("insert_messages");
+    let lookup = |sender: Id, client_id: String, since: Id| {
+        let store = store.clone();
+        async move {
+            store
+                .message_by_client_id(sender, &client_id, since)
+                .await
+                .expect("message_by_client_id")
+        }
+    };
+
+    let window_start = Id::first_at(sent.id.unix_ms() - 10 * 60 * 1000);
+    assert_eq!(
+        lookup(sender.id, client_id.clone(), window_start).await,
+        Some(sent.clone())
+    );
+    assert_eq!(
+        lookup(sender.id, client_id.clone(), sent.id).await,
+        Some(sent.clone()),
+        "`since` is inclusive"
+    );
+    assert_eq!(
+        lookup(sender.id, client_id.clone(), Id(sent.id.0 + 1)).await,
+        None,
+        "older than the window"
+    );
+    assert_eq!(
+        lookup(other.id, client_id.clone(), window_start).await,
+        None,
+        "client ids are per sender"
+    );
+    assert_eq!(
+        lookup(sender.id, format!("{client_id}-2"), window_start).await,
+        None
+    );
+}
+
+pub async fn paging_an_empty_room(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let elsewhere = text_message(RoomId::Group(next_id()), owner.id, "cursor");
+    for (before, after) in [
+        (None, None),
+        (Some(&elsewhere), None),
+        (None, Some(&elsewhere)),
+        (Some(&elsewhere), Some(&elsewhere)),
+    ] {
+        let (ids, has_more) = page(&*store, room.id, before, after, 5).await;
+        assert!(
+            ids.is_empty() && !has_more,
+            "before {before:?}, after {after:?}"
+        );
+    }
+    assert_eq!(
+        store.last_message(&room.id).await.expect("last_message"),
+        None
+    );
+}
+
+pub async fn paging_newest_first(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let history = stored_history(&*store, room.id, owner.id, 5).await;
+    let all = ids_of(&history);
+
+    assert_eq!(
+        page(&*store, room.id, None, None, 5).await,
+        (all.clone(), false),
+        "exactly `limit` messages"
+    );
+    assert_eq!(
+        page(&*store, room.id, None, None, 4).await,
+        (all[1..].to_vec(), true),
+        "one more than `limit`"
+    );
+    assert_eq!(
+        page(&*store, room.id, None, None, 50).await,
+        (all.clone(), false)
+    );
+    assert_eq!(
+        page(&*store, room.id, None, None, 1).await,
+        (all[4..].to_vec(), true)
+    );
+}
+
+pub async fn paging_before(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let history = stored_history(&*store, room.id, owner.id, 10).await;
+    let all = ids_of(&history);
+
+    assert_eq!(
+        page(&*store, room.id, Some(&history[9]), None, 9).await,
+        (all[..9].to_vec(), false),
+        "exactly `limit` older"
+    );
+    assert_eq!(
+        page(&*store, room.id, Some(&history[9]), None, 8).await,
+        (all[1..9].to_vec(), true),
+        "one more than `limit`"
+    );
+    assert_eq!(
+        page(&*store, room.id, Some(&history[5]), None, 2).await,
+        (all[3..5].to_vec(), true)
+    );
+    assert_eq!(
+        page(&*store, room.id, Some(&history[2]), None, 5).await,
+        (all[..2].to_vec(), false)
+    );
+    assert_eq!(
+        page(&*store, room.id, Some(&history[0]), None, 5).await,
+        (Vec::new(), false)
+    );
+}
+
+pub async fn paging_after(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let history = stored_history(&*store, room.id, owner.id, 10).await;
+    let all = ids_of(&history);
+
+    assert_eq!(
+        page(&*store, room.id, None, Some(&history[0]), 9).await,
+        (all[1..].to_vec(), false),
+        "exactly `limit` newer"
+    );
+    assert_eq!(
+        page(&*store, room.id, None, Some(&history[0]), 8).await,
+        (all[1..9].to_vec(), true),
+        "one more than `limit`"
+    );
+    assert_eq!(
+        page(&*store, room.id, None, Some(&history[3]), 2).await,
+        (all[4..6].to_vec(), true)
+    );
+    assert_eq!(
+        page(&*store, room.id, None, Some(&history[7]), 5).await,
+        (all[8..].to_vec(), false)
+    );
+    assert_eq!(
+        page(&*store, room.id, None, Some(&history[9]), 5).await,
+        (Vec::new(), false)
+    );
+}
+
+pub async fn paging_between(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let history = stored_history(&*store, room.id, owner.id, 10).await;
+    let all = ids_of(&history);
+    let (after, before) = (Some(&history[1]), Some(&history[8]));
+
+    // Strictly between: messages 2..=7, six of them, oldest first.
+    assert_eq!(
+        page(&*store, room.id, before, after, 6).await,
+        (all[2..8].to_vec(), false),
+        "exactly `limit` between"
+    );
+    assert_eq!(
+        page(&*store, room.id, before, after, 5).await,
+        (all[2..7].to_vec(), true),
+        "one more than `limit`"
+    );
+    assert_eq!(
+        page(&*store, room.id, before, after, 2).await,
+        (all[2..4].to_vec(), true)
+    );
+    assert_eq!(
+        page(&*store, room.id, before, after, 50).await,
+        (all[2..8].to_vec(), false)
+    );
+    assert_eq!(
+        page(&*store, room.id, Some(&history[5]), Some(&history[4]), 5).await,
+        (Vec::new(), false)
+    );
+}
+
+pub async fn pages_stay_consistent_with_concurrent_inserts(store: Arc<dyn Store>) {
+    const PAGE: u32 = 7;
+    const BATCH: usize = 3;
+    const MOST_BATCHES: usize = 400;
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let stored: Arc<Mutex<Vec<Id>>> = Arc::new(Mutex::new(ids_of(
+        &stored_history(&*store, room.id, owner.id, 40).await,
+    )));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Keeps appending small batches, newer ids each time, recording what is
+    // durably stored.
+    let inserter = tokio::spawn({
+        let (store, stored, stop) = (store.clone(), stored.clone(), stop.clone());
+        async move {
+            for round in 0..MOST_BATCHES {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let batch: Vec<Message> = (0..BATCH)
+                    .map(|n| text_message(room.id, owner.id, &format!("live {round}.{n}")))
+                    .collect();
+                store
+                    .insert_messages(&batch)
+                    .await
+                    .expect("insert_messages");
+                stored
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend(ids_of(&batch));
+            }
+        }
+    });
+    // Let the inserter get going so that the walk overlaps it.
+    while stored
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .len()
+        < 40 + 2 * BATCH
+    {
+        tokio::task::yield_now().await;
+    }
+    let stored_before_walk: Vec<Id> = stored
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+
+    let mut pages: Vec<Vec<Id>> = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .messages(
+                &room.id,
+                PageRequest {
+                    before,
+                    after: None,
+                    limit: PAGE,
+                },
+            )
+            .await
+            .expect("messages");
+        let ids = ids_of(&page.messages);
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "a page is ascending: {ids:?}"
+        );
+        assert!(ids.len() <= PAGE as usize);
+        if let (Some(previous), Some(newest)) =
+            (pages.last().and_then(|page| page.first()), ids.last())
+        {
+            assert!(newest < previous, "each page is older than the one before");
+        }
+        before = ids.first().copied();
+        pages.push(ids);
+        if !page.has_more {
+            break;
+        }
+        assert!(before.is_some(), "a page with more beyond it is not empty");
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    inserter.await.expect("inserter task");
+
+    let seen: Vec<Id> = pages.into_iter().rev().flatten().collect();
+    let unique: HashSet<Id> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "no message is seen twice");
+    assert!(
+        seen.windows(2).all(|pair| pair[0] < pair[1]),
+        "history is strictly ascending across pages"
+    );
+    let missed: Vec<&Id> = stored_before_walk
+        .iter()
+        .filter(|id| !unique.contains(id))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "messages stored before the walk were skipped: {missed:?}"
+    );
+}
+
+pub async fn last_message_is_the_newest_even_if_deleted(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    assert_eq!(
+        store.last_message(&room.id).await.expect("last_message"),
+        None
+    );
+    let history = stored_history(&*store, room.id, owner.id, 3).await;
+    assert_eq!(
+        store.last_message(&room.id).await.expect("last_message"),
+        Some(history[2].clone())
+    );
+
+    let tombstone = store
+        .delete_message(&room.id, history[2].id)
+        .await
+        .expect("delete_message")
+        .expect("a tombstone");
+    let last = store
+        .last_message(&room.id)
+        .await
+        .expect("last_message")
+        .expect("a message");
+    assert_eq!(last, tombstone);
+    assert!(last.deleted);
+}
+
+pub async fn edits_replace_content_and_mentions(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let first = new_user(&*store, "first").await;
+    let second = new_user(&*store, "second").await;
+    let room = new_group(
+        &*store,
+        sender.id,
+        &[(first.id, Role::Member), (second.id, Role::Member)],
+    )
+    .await;
+    let original = Message {
+        mentions: vec![first.id],
+        client_id: Some(format!("client-{}", unique_suffix())),
+        ..text_message(room.id, sender.id, "hello @first")
+    };
+    store
+        .insert_messages(std::slice::from_ref(&original))
+        .await
+        .expect("insert_messages");
+
+    let edited_at = original.created_at + 60_000;
+    let edited = store
+        .edit_message(
+            &room.id,
+            original.id,
+            "hello @second",
+            &[second.id, sender.id],
+            edited_at,
+        )
+        .await
+        .expect("edit_message")
+        .expect("the edited message");
+    let expected = Message {
+        content: "hello @second".into(),
+        mentions: vec![second.id, sender.id],
+        edited_at: Some(edited_at),
+        ..original.clone()
+    };
+    assert_eq!(edited, expected);
+    assert_eq!(
+        store.message(&room.id, original.id).await.expect("message"),
+        Some(expected)
+    );
+
+    assert_eq!(
+        store
+            .edit_message(&room.id, next_id(), "nothing", &[], edited_at)
+            .await
+            .expect("edit_message"),
+        None,
+        "no such message"
+    );
+    let tombstone = store
+        .delete_message(&room.id, original.id)
+        .await
+        .expect("delete_message")
+        .expect("a tombstone");
+    assert_eq!(
+        store
+            .edit_message(&room.id, original.id, "back", &[first.id], edited_at + 1)
+            .await
+            .expect("edit_message"),
+        None,
+        "a deleted message cannot be edited"
+    );
+    assert_eq!(
+        store.message(&room.id, original.id).await.expect("message"),
+        Some(tombstone),
+        "and stays a tombstone"
+    );
+}
+
+pub async fn deletion_leaves_a_tombstone(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let room = new_group(&*store, sender.id, &[]).await;
+    let history = stored_history(&*store, room.id, sender.id, 3).await;
+    let doomed = Message {
+        mentions: vec![sender.id],
+        attachments: vec![File {
+            id: next_id(),
+            name: "secret.pdf".into(),
+            size: 99,
+            content_type: "application/pdf".into(),
+        }],
+        ..text_message(room.id, sender.id, "regrettable")
+    };
+    let after = text_message(room.id, sender.id, "after");
+    store
+        .insert_messages(&[doomed.clone(), after.clone()])
+        .await
+        .expect("insert_messages");
+
+    let tombstone = store
+        .delete_message(&room.id, doomed.id)
+        .await
+        .expect("delete_message")
+        .expect("a tombstone");
+    assert_eq!(tombstone.id, doomed.id);
+    assert_eq!(tombstone.room_id, room.id);
+    assert_eq!(tombstone.sender_id, doomed.sender_id);
+    assert_eq!(tombstone.created_at, doomed.created_at);
+    assert!(tombstone.deleted);
+    assert_eq!(tombstone.content, "");
+    assert!(tombstone.mentions.is_empty() && tombstone.attachments.is_empty());
+    assert_eq!(
+        store.message(&room.id, doomed.id).await.expect("message"),
+        Some(tombstone.clone())
+    );
+
+    // Same place in history.
+    let page = store
+        .messages(
+            &room.id,
+            PageRequest {
+                limit: 10,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .expect("messages");
+    let mut expected = history;
+    expected.push(tombstone.clone());
+    expected.push(after);
+    assert_eq!(page.messages, expected);
+
+    let again = store
+        .delete_message(&room.id, doomed.id)
+        .await
+        .expect("delete_message");
+    assert_eq!(again, Some(tombstone), "deleting twice is harmless");
+    assert_eq!(
+        store
+            .delete_message(&room.id, next_id())
+            .await
+            .expect("delete_message"),
+        None
+    );
+}

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chat_protocol::{Id, Message, Role, Room, RoomId};
 
-use crate::records::*;
 use crate::Result;
+use crate::records::*;
 
 /// Durable storage of users, rooms, memberships, read positions and messages.
 ///
@@ -71,7 +71,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a member. Answers `false` (and changes nothing) if they already
     /// are one.
-    async fn add_member(&self, room: &RoomId, user: Id, role: Role, joined_at: u64) -> Result<bool>;
+    async fn add_member(&self, room: &RoomId, user: Id, role: Role, joined_at: u64)
+    -> Result<bool>;
 
     /// Removes a member. Answers `false` if they were not one.
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool>;
@@ -99,7 +100,13 @@ pub trait Store: Send + Sync + 'static {
     /// How many messages of `room` newer than `after` (all, if `None`) were
     /// sent by someone other than `user` and are not deleted, counting no
     /// further than `cap`.
-    async fn unread_count(&self, room: &RoomId, user: Id, after: Option<Id>, cap: u32) -> Result<u32>;
+    async fn unread_count(
+        &self,
+        room: &RoomId,
+        user: Id,
+        after: Option<Id>,
+        cap: u32,
+    ) -> Result<u32>;
 
     // ----- messages ----------------------------------------------------
 
@@ -113,7 +120,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The message `sender` sent with `client_id` whose id is at least
     /// `since` (the idempotency window), if any.
-    async fn message_by_client_id(&self, sender: Id, client_id: &str, since: Id) -> Result<Option<Message>>;
+    async fn message_by_client_id(
+        &self,
+        sender: Id,
+        client_id: &str,
+        since: Id,
+    ) -> Result<Option<Message>>;
 
     /// A page of the room's history; see [`PageRequest`] and [`Page`].
     /// Pages are consistent with concurrent inserts: walking back with

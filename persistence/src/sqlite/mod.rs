@@ -1,1 +1,371 @@
-//! SQLite store (being written).
+//! The SQLite store: the embedded default, so that a single `chatd` needs
+//! nothing but a data directory.
+//!
+//! Layout:
+//! - [`SqliteStore`] (here) wires the [`Store`] trait to the two halves:
+//!   reads on a small r2d2 pool of connections, run on tokio's blocking
+//!   threads, and writes through the group-commit `writer`, the one thread
+//!   that owns the write connection;
+//! - `connection`: pragmas (WAL, `synchronous=NORMAL`, busy timeout);
+//! - `schema`: the migrations;
+//! - `users`, `rooms`, `messages`: the SQL, as plain functions over a
+//!   connection;
+//! - `rows`: how rows map to the store's types;
+//! - `errors`: how SQLite errors map to [`StoreError`].
+//!
+//! Several processes may open the same file: migrations and every write
+//! transaction take SQLite's write lock with `BEGIN IMMEDIATE`, waiting (up
+//! to the busy timeout) for each other.
+
+mod connection;
+mod errors;
+mod messages;
+mod rooms;
+mod rows;
+mod schema;
+mod users;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::{Id, Message, Role, Room, RoomId};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, Transaction};
+
+use self::rows::MessageRow;
+use self::writer::{Writer, WriterOptions};
+use crate::records::*;
+use crate::{Result, Store, StoreError};
+
+/// Tuning of a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// Read connections kept open (reads run in parallel, one per connection).
+    pub read_pool_size: u32,
+    /// Most writes committed together in one transaction.
+    pub max_batch: usize,
+    /// Most writes waiting for the writer thread before callers wait to enqueue.
+    pub queue_capacity: usize,
+    /// How long a connection waits for a lock held by another connection or
+    /// process before giving up with `Unavailable`.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            read_pool_size: 4,
+            max_batch: 256,
+            queue_capacity: 4096,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file. Share it as `Arc<SqliteStore>` (or
+/// `Arc<dyn Store>`).
+///
+/// Dropping it without [`SqliteStore::close`] still commits the writes
+/// already queued, but does not wait for them.
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Writer,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, parent directory included) the database at
+    /// `path`, brings its schema up to date and starts the writer thread.
+    ///
+    /// Blocks on file I/O and, if another process holds the file, for up to
+    /// the busy timeout: call it at startup or from a blocking context.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Unavailable(format!("cannot create {}: {error}", parent.display()))
+            })?;
+        }
+        let busy_timeout = options.busy_timeout;
+        let write_connection = connection::open_writer(&path, busy_timeout)?;
+        schema::migrate(&write_connection, busy_timeout)?;
+
+        let readers = r2d2::Pool::builder()
+            .max_size(options.read_pool_size.max(1))
+            .connection_timeout(busy_timeout)
+            .build(
+                SqliteConnectionManager::file(&path)
+                    .with_init(move |reader| connection::configure_reader(reader, busy_timeout)),
+            )?;
+
+        let writer = Writer::spawn(
+            write_connection,
+            WriterOptions {
+                max_batch: options.max_batch,
+                queue_capacity: options.queue_capacity,
+                busy_timeout,
+            },
+        )?;
+        tracing::info!(path = %path.display(), "opened SQLite store");
+        Ok(SqliteStore {
+            path,
+            readers,
+            writer,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Commits every write already queued, then stops the writer thread.
+    /// Writes after this fail with `Unavailable("store is closed")`; reads
+    /// keep working until the store is dropped. Safe to call more than once.
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+
+    /// Runs `query` on a pooled read connection, off the async threads.
+    async fn read<T, F>(&self, query: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = readers.get()?;
+            query(&connection)
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("SQLite read task failed: {error}")))?
+    }
+
+    /// Runs `job` in the writer's next group commit; `Ok` once durable.
+    async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.execute(job).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        if self.writer.is_closed() {
+            return Err(StoreError::Unavailable("store is closed".into()));
+        }
+        self.read(|connection| {
+            connection.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ----- users -------------------------------------------------------
+
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord> {
+        self.write(move |tx| users::insert(tx, &user)).await
+    }
+
+    async fn user(&self, id: Id) -> Result<Option<UserRecord>> {
+        self.read(move |connection| users::by_id(connection, id))
+            .await
+    }
+
+    async fn users(&self, ids: &[Id]) -> Result<Vec<UserRecord>> {
+        let ids = ids.to_vec();
+        self.read(move |connection| users::by_ids(connection, &ids))
+            .await
+    }
+
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let username = username.to_owned();
+        self.read(move |connection| users::credentials(connection, &username))
+            .await
+    }
+
+    async fn users_by_username(&self, usernames: &[String]) -> Result<Vec<UserRecord>> {
+        let usernames = usernames.to_vec();
+        self.read(move |connection| users::by_usernames(connection, &usernames))
+            .await
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRecord>> {
+        let prefix = prefix.to_owned();
+        self.read(move |connection| users::search(connection, &prefix, limit))
+            .await
+    }
+
+    async fn set_last_seen(&self, user: Id, at: u64) -> Result<()> {
+        self.write(move |tx| users::set_last_seen(tx, user, at))
+            .await
+    }
+
+    // ----- rooms and members -------------------------------------------
+
+    async fn create_room(&self, room: NewRoom, members: &[(Id, Role)]) -> Result<Room> {
+        let members = members.to_vec();
+        self.write(move |tx| rooms::create(tx, &room, &members))
+            .await
+    }
+
+    async fn open_dm(&self, room: NewRoom) -> Result<(Room, bool)> {
+        self.write(move |tx| rooms::open_dm(tx, &room)).await
+    }
+
+    async fn room(&self, id: &RoomId) -> Result<Option<Room>> {
+        let id = *id;
+        self.read(move |connection| rooms::by_id(connection, &id))
+            .await
+    }
+
+    async fn membership(&self, room: &RoomId, user: Id) -> Result<Option<Membership>> {
+        let room = *room;
+        self.read(move |connection| rooms::membership(connection, &room, user))
+            .await
+    }
+
+    async fn memberships(&self, room: &RoomId, users: &[Id]) -> Result<Vec<(Id, Role)>> {
+        let (room, users) = (*room, users.to_vec());
+        self.read(move |connection| rooms::memberships(connection, &room, &users))
+            .await
+    }
+
+    async fn add_member(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+    ) -> Result<bool> {
+        let room = *room;
+        self.write(move |tx| rooms::add_member(tx, &room, user, role, joined_at))
+            .await
+    }
+
+    async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool> {
+        let room = *room;
+        self.write(move |tx| rooms::remove_member(tx, &room, user))
+            .await
+    }
+
+    async fn set_owner(&self, room: &RoomId, user: Id) -> Result<()> {
+        let room = *room;
+        self.write(move |tx| rooms::set_owner(tx, &room, user))
+            .await
+    }
+
+    async fn members(&self, room: &RoomId) -> Result<Vec<MemberRecord>> {
+        let room = *room;
+        self.read(move |connection| rooms::members(connection, &room))
+            .await
+    }
+
+    async fn member_ids(&self, room: &RoomId) -> Result<Vec<Id>> {
+        let room = *room;
+        self.read(move |connection| rooms::member_ids(connection, &room))
+            .await
+    }
+
+    async fn rooms_of(&self, user: Id) -> Result<Vec<UserRoom>> {
+        self.read(move |connection| rooms::rooms_of(connection, user))
+            .await
+    }
+
+    // ----- read positions ----------------------------------------------
+
+    async fn mark_read(&self, room: &RoomId, user: Id, message_id: Id) -> Result<bool> {
+        let room = *room;
+        self.write(move |tx| rooms::mark_read(tx, &room, user, message_id))
+            .await
+    }
+
+    async fn unread_count(
+        &self,
+        room: &RoomId,
+        user: Id,
+        after: Option<Id>,
+        cap: u32,
+    ) -> Result<u32> {
+        let room = *room;
+        self.read(move |connection| messages::unread_count(connection, &room, user, after, cap))
+            .await
+    }
+
+    // ----- messages ----------------------------------------------------
+
+    async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        // Encoded here so that the writer thread only runs SQL.
+        let rows = messages
+            .iter()
+            .map(MessageRow::encode)
+            .collect::<Result<Vec<_>>>()?;
+        self.write(move |tx| messages::insert_all(tx, &rows)).await
+    }
+
+    async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
+        let room = *room;
+        self.read(move |connection| messages::by_id(connection, &room, id))
+            .await
+    }
+
+    async fn message_by_client_id(
+        &self,
+        sender: Id,
+        client_id: &str,
+        since: Id,
+    ) -> Result<Option<Message>> {
+        let client_id = client_id.to_owned();
+        self.read(move |connection| messages::by_client_id(connection, sender, &client_id, since))
+            .await
+    }
+
+    async fn messages(&self, room: &RoomId, page: PageRequest) -> Result<Page> {
+        let room = *room;
+        self.read(move |connection| messages::page(connection, &room, page))
+            .await
+    }
+
+    async fn last_message(&self, room: &RoomId) -> Result<Option<Message>> {
+        let room = *room;
+        self.read(move |connection| messages::last(connection, &room))
+            .await
+    }
+
+    async fn edit_message(
+        &self,
+        room: &RoomId,
+        id: Id,
+        content: &str,
+        mentions: &[Id],
+        edited_at: u64,
+    ) -> Result<Option<Message>> {
+        let (room, content, mentions) = (*room, content.to_owned(), mentions.to_vec());
+        self.write(move |tx| messages::edit(tx, &room, id, &content, &mentions, edited_at))
+            .await
+    }
+
+    async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
+        let room = *room;
+        self.write(move |tx| messages::delete(tx, &room, id)).await
+    }
+}

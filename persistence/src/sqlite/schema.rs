@@ -1,0 +1,161 @@
+//! The schema, as an ordered list of migrations applied when a store opens.
+//!
+//! `PRAGMA user_version` counts the migrations applied to the file. Each one
+//! runs in its own `BEGIN IMMEDIATE` transaction that re-reads the version
+//! first: several processes may open the same file at once, and the
+//! immediate transaction serialises them, so whoever comes second sees the
+//! new version and skips the script instead of applying it twice.
+//!
+//! Migrations are append-only: never edit one that has shipped, add another.
+//!
+//! Ids (`u64` Snowflakes) are stored as SQLite's signed 64-bit INTEGER by
+//! bit-cast (see `rows`); order is preserved for ids below 2^63, which
+//! covers every Snowflake minted before about 2093. Room ids are stored in
+//! their string form, times as milliseconds since the Unix epoch.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::connection::retry_while_busy;
+use crate::{Result, StoreError};
+
+/// Every migration, in order; `MIGRATIONS[n]` takes the file from version
+/// `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA];
+
+/// Users, rooms, memberships with read positions, and messages.
+///
+/// - `users.username_lower` carries the case-insensitive uniqueness of
+///   usernames (lower-cased with ASCII rules; usernames are ASCII).
+/// - `members` has no row id: it is only ever reached by its key, or by user
+///   through `members_by_user`.
+/// - `messages` is clustered by `(room_id, id)` (WITHOUT ROWID), so a page of
+///   history is one contiguous range of the table itself. It has no foreign
+///   keys: messages arrive in batches from the persistence worker, and one
+///   dangling message must not fail the whole batch (the ScyllaDB store
+///   cannot check them either).
+/// - `messages_by_client_id` serves the idempotency lookup; being partial, it
+///   costs nothing for messages sent without a client id.
+const INITIAL_SCHEMA: &str = "
+CREATE TABLE users (
+    id             INTEGER PRIMARY KEY,
+    username       TEXT    NOT NULL,
+    username_lower TEXT    NOT NULL UNIQUE,
+    display_name   TEXT    NOT NULL,
+    password_hash  TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    last_seen_at   INTEGER
+) STRICT;
+
+CREATE TABLE rooms (
+    id         TEXT    PRIMARY KEY,
+    kind       TEXT    NOT NULL CHECK (kind IN ('group', 'dm')),
+    name       TEXT    NOT NULL,
+    visibility TEXT    NOT NULL CHECK (visibility IN ('public', 'private')),
+    owner_id   INTEGER,
+    created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE members (
+    room_id   TEXT    NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    user_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role      TEXT    NOT NULL CHECK (role IN ('member', 'admin', 'owner')),
+    last_read INTEGER,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX members_by_user ON members (user_id);
+
+CREATE TABLE messages (
+    room_id     TEXT    NOT NULL,
+    id          INTEGER NOT NULL,
+    sender_id   INTEGER NOT NULL,
+    content     TEXT    NOT NULL,
+    mentions    TEXT    NOT NULL DEFAULT '[]',
+    attachments TEXT    NOT NULL DEFAULT '[]',
+    reply_to    INTEGER,
+    client_id   TEXT,
+    created_at  INTEGER NOT NULL,
+    edited_at   INTEGER,
+    deleted     INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+    PRIMARY KEY (room_id, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX messages_by_client_id ON messages (sender_id, client_id, id)
+    WHERE client_id IS NOT NULL;
+";
+
+/// The schema version this build writes and understands.
+pub(crate) const CURRENT_VERSION: usize = MIGRATIONS.len();
+
+/// Brings the file up to [`CURRENT_VERSION`], one transaction per migration.
+/// Fails if the file was written by a newer build.
+pub(crate) fn migrate(connection: &Connection, busy_timeout: Duration) -> Result<()> {
+    loop {
+        // A cheap look outside any transaction: the common case is a file
+        // that is already current.
+        if check_version(connection)? == CURRENT_VERSION {
+            return Ok(());
+        }
+        let transaction = retry_while_busy(busy_timeout, || {
+            Transaction::new_unchecked(connection, TransactionBehavior::Immediate)
+        })?;
+        // Re-read under the write lock: another process may have migrated
+        // between our look and our BEGIN.
+        let version = check_version(&transaction)?;
+        if let Some(script) = MIGRATIONS.get(version) {
+            transaction.execute_batch(script).map_err(|error| {
+                StoreError::Internal(format!("SQLite migration {} failed: {error}", version + 1))
+            })?;
+            transaction.pragma_update(None, "user_version", version + 1)?;
+        }
+        retry_while_busy(busy_timeout, || transaction.execute_batch("COMMIT"))?;
+        // The transaction is finished; dropping it finds autocommit on and
+        // does nothing.
+        drop(transaction);
+        if version < CURRENT_VERSION {
+            tracing::info!(version = version + 1, "applied SQLite migration");
+        }
+    }
+}
+
+/// The file's schema version, refused if it is newer than this build.
+fn check_version(connection: &Connection) -> Result<usize> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = usize::try_from(version).map_err(|_| {
+        StoreError::Internal(format!("SQLite user_version {version} is not a version"))
+    })?;
+    if version > CURRENT_VERSION {
+        return Err(StoreError::Internal(format!(
+            "the database has schema version {version}, newer than the {CURRENT_VERSION} this build knows"
+        )));
+    }
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_harmless() {
+        let connection = Connection::open_in_memory().unwrap();
+        migrate(&connection, Duration::from_secs(1)).unwrap();
+        migrate(&connection, Duration::from_secs(1)).unwrap();
+        assert_eq!(check_version(&connection).unwrap(), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&connection, Duration::from_secs(1)),
+            Err(StoreError::Internal(_))
+        ));
+    }
+}
