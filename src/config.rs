@@ -36,7 +36,47 @@ pub struct Config {
     /// `auto` (readable on a terminal, JSON otherwise), `pretty` or `json`.
     pub log_format: LogFormat,
     pub limits: Limits,
+    /// How fast a user may send and type.
+    pub rates: chat_router::RateLimits,
+    pub realtime: RealtimeConfig,
     pub sqlite: SqliteConfig,
+}
+
+/// WebSocket connections and the message pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// How often the server pings each connection; a connection silent for
+    /// two intervals is closed.
+    pub heartbeat_interval_ms: u64,
+    /// Frames waiting to be written to one connection; a connection whose
+    /// queue overflows is closed with 4003.
+    pub outbound_queue: usize,
+    /// Browser origins allowed to connect besides the server's own; "*"
+    /// allows any.
+    pub allowed_origins: Vec<String>,
+    /// How long a REST post waits for the router and persistence.
+    pub reply_timeout_ms: u64,
+    /// Most entries waiting in each work stream; senders wait beyond it.
+    pub stream_capacity: usize,
+    /// Most bus deliveries waiting for this gateway's dispatcher.
+    pub subscription_buffer: usize,
+    /// Most messages a persistence worker writes in one batch.
+    pub persist_batch: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> RealtimeConfig {
+        RealtimeConfig {
+            heartbeat_interval_ms: 25_000,
+            outbound_queue: 256,
+            allowed_origins: Vec::new(),
+            reply_timeout_ms: 10_000,
+            stream_capacity: 10_000,
+            subscription_buffer: 65_536,
+            persist_batch: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +119,8 @@ impl Default for Config {
             worker_id: 0,
             log_format: LogFormat::Auto,
             limits: Limits::default(),
+            rates: chat_router::RateLimits::default(),
+            realtime: RealtimeConfig::default(),
             sqlite: SqliteConfig::default(),
         }
     }
@@ -112,6 +154,8 @@ const KEYS: &[&str] = &[
     "worker_id",
     "log_format",
     "limits",
+    "rates",
+    "realtime",
     "sqlite",
 ];
 
@@ -142,6 +186,11 @@ impl Config {
             }
         }
         let mut config: Config = figment.extract().context("cannot read the configuration")?;
+        // figment parses variables as TOML values, which would turn an
+        // all-digit secret into a number; a secret is always taken verbatim.
+        if let Ok(secret) = std::env::var("CHAT_JWT_SECRET") {
+            config.jwt_secret = Some(secret);
+        }
         if config.jwt_secret.as_deref() == Some("") {
             config.jwt_secret = None;
         }

@@ -32,7 +32,7 @@ fn main() -> std::process::ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             cli::Command::Serve(_) => serve::run(config).await,
-            cli::Command::Migrate => serve::migrate(&config),
+            cli::Command::Migrate => serve::migrate(&config).await,
             cli::Command::Config => config.print(),
         }
     });

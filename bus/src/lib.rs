@@ -13,11 +13,13 @@
 //! Payloads are opaque bytes; what travels in them is defined by the roles
 //! that speak to each other.
 
+mod envelopes;
 pub mod local;
 pub mod pubsub;
 pub mod queue;
 pub mod state;
 
+pub use envelopes::new_event;
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
 pub use queue::{Entry, EntryId, WorkQueue};
 pub use state::{RateDecision, SharedState};
@@ -66,4 +68,28 @@ pub mod names {
     pub const PERSIST_STREAM: &str = "persist";
     /// The consumer group of persistence workers.
     pub const PERSIST_GROUP: &str = "persisters";
+}
+
+use std::sync::Arc;
+
+/// The three seams of one bus backend, as every role holds them.
+#[derive(Clone)]
+pub struct Bus {
+    pub pubsub: Arc<dyn PubSub>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub state: Arc<dyn SharedState>,
+}
+
+impl Bus {
+    /// The in-process bus: streams of at most `stream_capacity` entries.
+    pub fn local(stream_capacity: usize) -> Bus {
+        Bus {
+            pubsub: Arc::new(local::LocalPubSub::new()),
+            queue: Arc::new(local::LocalQueue::new(
+                stream_capacity,
+                std::time::Duration::from_secs(5),
+            )),
+            state: Arc::new(local::LocalState::new()),
+        }
+    }
 }

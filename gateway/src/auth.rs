@@ -4,6 +4,7 @@
 //! Tokens are never logged. A token names its user in `sub` (decimal id).
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chat_protocol::Id;
@@ -30,7 +31,8 @@ pub struct Tokens {
 pub struct Claims {
     /// The user id, in decimal.
     pub sub: String,
-    /// Issued at, seconds since the Unix epoch.
+    /// Issued at, seconds since the Unix epoch (optional when verifying).
+    #[serde(default)]
     pub iat: u64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: u64,
@@ -106,9 +108,8 @@ impl Tokens {
     }
 
     /// Verifies the bearer token of a request's `Authorization` header.
-    pub fn verify_header(&self, parts: &Parts) -> Result<Verified, TokenError> {
-        let header = parts
-            .headers
+    pub fn verify_bearer(&self, headers: &HeaderMap) -> Result<Verified, TokenError> {
+        let header = headers
             .get(AUTHORIZATION)
             .ok_or(TokenError::Missing)?
             .to_str()
@@ -129,7 +130,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(AuthUser(state.tokens.verify_header(parts)?.user))
+        Ok(AuthUser(state.tokens.verify_bearer(&parts.headers)?.user))
     }
 }
 

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// No valid token came with an authenticated call.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The request could not be decoded.
     #[error("{0}")]
     BadRequest(String),
@@ -23,6 +26,16 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// An action was refused or failed further along (router, persistence).
+    #[error("{message}")]
+    Refused {
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
+    /// The bus or the routers did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure of the edge itself (e.g. token signing).
     #[error("internal error")]
     Internal(String),
@@ -34,9 +47,12 @@ impl ApiError {
         match self {
             ApiError::Chat(error) => error.code(),
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
             ApiError::TooLarge => ErrorCode::TooLarge,
             ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::Refused { code, .. } => *code,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -59,9 +75,13 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut body = ErrorBody::new(code, self.to_string());
-        if let ApiError::Chat(chat_router::Error::RateLimited { retry_after_ms }) = self {
-            body.error.retry_after_ms = Some(retry_after_ms);
-        }
+        body.error.retry_after_ms = match self {
+            ApiError::Chat(chat_router::Error::RateLimited { retry_after_ms }) => {
+                Some(retry_after_ms)
+            }
+            ApiError::Refused { retry_after_ms, .. } => retry_after_ms,
+            _ => None,
+        };
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(body)).into_response()

@@ -1,5 +1,4 @@
-//! The HTTP edge of the service: the REST API and (next) WebSocket
-//! connections.
+//! The HTTP edge of the service: the REST API and WebSocket connections.
 //!
 //! The gateway holds no chat rules of its own: it authenticates, decodes,
 //! calls [`chat_router::Chat`] and encodes. Modules:
@@ -8,11 +7,15 @@
 //! - [`extract`]: body, path and query extractors that answer bad input with
 //!   the protocol's error body.
 //! - [`rest`]: one module per resource.
+//! - [`ws`]: WebSocket connections, the local room index and fan-out.
+//! - [`relay`]: forwarding actions to the routers and their answers back.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod relay;
 pub mod rest;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -29,6 +32,9 @@ pub use error::ApiError;
 pub struct AppState {
     pub chat: Chat,
     pub tokens: Arc<Tokens>,
+    pub relay: Arc<relay::Relay>,
+    pub hub: Arc<ws::hub::Hub>,
+    pub ws: Arc<ws::WsConfig>,
 }
 
 /// Limits of the HTTP edge.
@@ -43,6 +49,7 @@ pub struct HttpLimits {
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
     Router::new()
         .nest("/api/v1", rest::routes())
+        .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .merge(rest::ops::routes())
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)

@@ -11,6 +11,7 @@ pub mod error;
 pub mod records;
 pub mod sqlite;
 pub mod store;
+pub mod worker;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod error;
 pub mod frames;
 pub mod id;
+pub mod internal;
 pub mod limits;
 pub mod model;
 pub mod rest;

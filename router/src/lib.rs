@@ -1,63 +1,78 @@
 //! The chat logic: every rule about who may do what to which room.
 //!
 //! [`Chat`] is the one place where membership is checked, content is
-//! validated, mentions and DM targets are resolved and idempotency is
-//! applied. The REST handlers call it directly; the WebSocket path reaches
-//! it through the bus. Embedded and cluster mode differ only in the store
-//! and bus implementations underneath, never in this code.
+//! validated, mentions and DM targets are resolved, rate limits and
+//! idempotency are applied, and events are published. The REST handlers
+//! call it directly; WebSocket actions and message posts reach it through
+//! the inbound stream and the [`worker`]. Embedded and cluster mode differ
+//! only in the store and bus implementations underneath, never in this code.
 //!
 //! Modules, one concept each:
 //! - [`accounts`]: registration and login (argon2 password hashes).
-//! - [`users`]: user lookup and search.
+//! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
-//! - [`messages`]: posting, history, read positions.
+//! - [`messages`]: accepting, editing, deleting and reading messages.
 //! - [`access`]: the membership checks every action goes through.
+//! - [`events`]: publishing what happened to room and user channels.
 //! - [`content`], [`mentions`]: pure rules on message text.
-//! - [`idempotency`]: `client_id` de-duplication.
+//! - [`limits`]: rate limits and `client_id` idempotency.
+//! - [`worker`]: the router role, consuming the inbound stream.
 
 pub mod access;
 pub mod accounts;
 pub mod content;
 pub mod error;
-pub mod idempotency;
+pub mod events;
+pub mod limits;
 pub mod mentions;
 pub mod messages;
 pub mod password;
 pub mod rooms;
 pub mod users;
+pub mod worker;
 
 use std::sync::Arc;
 
+use chat_bus::Bus;
 use chat_persistence::Store;
 use chat_protocol::IdGenerator;
 
 pub use error::Error;
+pub use limits::RateLimits;
 
 /// Result of a chat operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The chat logic over a store. Cheap to clone; clones share everything.
+/// The chat logic over a store and a bus. Cheap to clone; clones share
+/// everything.
 #[derive(Clone)]
 pub struct Chat {
     store: Arc<dyn Store>,
+    bus: Bus,
     ids: Arc<IdGenerator>,
-    idempotency: Arc<idempotency::ClientIdLocks>,
+    rates: RateLimits,
     passwords: Arc<password::PasswordHasher>,
 }
 
 impl Chat {
-    /// The chat logic over `store`, minting ids with `ids`.
-    pub fn new(store: Arc<dyn Store>, ids: Arc<IdGenerator>) -> Chat {
+    /// The chat logic over `store` and `bus`, minting ids with `ids`.
+    pub fn new(store: Arc<dyn Store>, bus: Bus, ids: Arc<IdGenerator>, rates: RateLimits) -> Chat {
         Chat {
             store,
+            bus,
             ids,
-            idempotency: Arc::default(),
+            rates,
             passwords: Arc::new(password::PasswordHasher::new()),
         }
     }
 
-    /// The store underneath, for health checks.
+    /// The store underneath, for health checks and reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The bus underneath.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
     }
 }

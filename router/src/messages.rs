@@ -1,61 +1,40 @@
-//! Posting, editing, deleting and reading messages.
+//! Accepting, editing, deleting and reading messages.
 //!
-//! Posting is the same for REST and WebSocket: validate, resolve the room
-//! (creating a DM room on its first message), de-duplicate by `client_id`,
-//! resolve mentions, mint the id, store durably.
+//! A new message takes two steps, the same for REST and WebSocket:
+//! [`Chat::accept_message`] (the router's step: validate, rate-limit,
+//! resolve the room and mentions, de-duplicate by `client_id`, mint the id)
+//! and the persistence worker's (write, then deliver and acknowledge). So
+//! nobody sees or is told about a message before it is durable.
 
 use chat_persistence::PageRequest;
-use chat_protocol::frames::SendMessage;
+use chat_protocol::frames::{SendMessage, ServerFrame};
+use chat_protocol::internal::{Origin, ToPersist};
 use chat_protocol::limits::{
     HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, IDEMPOTENCY_WINDOW_MS, MAX_MENTIONS,
 };
-use chat_protocol::{Id, Message, Room, RoomId};
+use chat_protocol::{Id, Message, RoomId};
 
 use crate::{Chat, Error, Result, content, mentions};
-
-/// The outcome of a post.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Posted {
-    /// The stored message (the original one for a repeated `client_id`).
-    pub message: Message,
-    /// Whether this post repeated an earlier one and created nothing.
-    pub duplicate: bool,
-    /// The DM room this post brought into being, if it did.
-    pub created_dm: Option<Room>,
-}
 
 /// A page of history.
 pub use chat_persistence::Page;
 
 impl Chat {
-    /// Posts a message as `sender`; durable when this returns `Ok`.
-    pub async fn post_message(&self, sender: Id, send: SendMessage) -> Result<Posted> {
+    /// Checks and prepares a message from `sender`; answers what the
+    /// persistence workers must do with it. Nothing is stored here.
+    pub async fn accept_message(
+        &self,
+        sender: Id,
+        send: SendMessage,
+        origin: Origin,
+    ) -> Result<ToPersist> {
         let client_id = content::client_id(send.client_id.as_deref())?;
         let content = content::message_content(&send.content)?;
-        // Held until the message is stored, so that a concurrent retry with
-        // the same client_id finds it instead of racing it.
-        let _key = match &client_id {
-            Some(key) => Some(self.idempotency.lock(sender, key).await),
-            None => None,
-        };
-        if let Some(key) = &client_id {
-            let window_start = Id::first_at(self.now_ms().saturating_sub(IDEMPOTENCY_WINDOW_MS));
-            if let Some(original) = self
-                .store
-                .message_by_client_id(sender, key, window_start)
-                .await?
-            {
-                return Ok(Posted {
-                    message: original,
-                    duplicate: true,
-                    created_dm: None,
-                });
-            }
-        }
+        self.check_send_rate(sender).await?;
         if !send.attachment_ids.is_empty() {
             return Err(Error::bad_request("attachment_ids: unknown file"));
         }
-        let created_dm = self.room_to_post_in(sender, &send.room_id).await?;
+        let opened_dm = self.room_to_post_in(sender, &send.room_id).await?;
         if let Some(reply_to) = send.reply_to
             && self.store.message(&send.room_id, reply_to).await?.is_none()
         {
@@ -67,6 +46,19 @@ impl Chat {
             .resolve_mentions(&send.room_id, sender, &content)
             .await?;
         let id = self.ids.next_id();
+        if let Some(key) = &client_id
+            && let Some(first) = self.first_use(sender, key, send.room_id, id).await?
+        {
+            return Ok(ToPersist::Repeat {
+                room_id: first.0,
+                message_id: first.1,
+                origin,
+            });
+        }
+        let also_to_users = match (opened_dm, send.room_id.dm_users()) {
+            (true, Some((lo, hi))) => vec![lo, hi],
+            _ => Vec::new(),
+        };
         let message = Message {
             id,
             room_id: send.room_id,
@@ -80,27 +72,66 @@ impl Chat {
             edited_at: None,
             deleted: false,
         };
-        self.store
-            .insert_messages(std::slice::from_ref(&message))
-            .await?;
-        Ok(Posted {
+        Ok(ToPersist::New {
             message,
-            duplicate: false,
-            created_dm,
+            origin,
+            also_to_users,
         })
     }
 
+    /// Where `client_id` was first used by `sender` within the window, if it
+    /// was; otherwise claims it for `message_id`. The shared state answers
+    /// races between routers; the store answers for uses the shared state
+    /// has forgotten (e.g. an embedded server that restarted).
+    async fn first_use(
+        &self,
+        sender: Id,
+        client_id: &str,
+        room: RoomId,
+        message_id: Id,
+    ) -> Result<Option<(RoomId, Id)>> {
+        if let Some(first) = self
+            .claim_client_id(sender, client_id, room, message_id)
+            .await?
+        {
+            return Ok(Some((first.room_id, first.message_id)));
+        }
+        let window_start = Id::first_at(self.now_ms().saturating_sub(IDEMPOTENCY_WINDOW_MS));
+        match self
+            .store
+            .message_by_client_id(sender, client_id, window_start)
+            .await
+        {
+            Ok(Some(stored)) => Ok(Some((stored.room_id, stored.id))),
+            Ok(None) => Ok(None),
+            Err(error) => {
+                self.release_client_id(sender, client_id).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Undoes what [`accept_message`](Chat::accept_message) reserved, for a
+    /// message that could not be handed on.
+    pub async fn abandon_message(&self, accepted: &ToPersist) {
+        if let ToPersist::New { message, .. } = accepted
+            && let Some(client_id) = &message.client_id
+        {
+            self.release_client_id(message.sender_id, client_id).await;
+        }
+    }
+
     /// Checks that `sender` may post in `room`. A DM room comes into being
-    /// with its first message; it is returned when this call created it.
-    async fn room_to_post_in(&self, sender: Id, room: &RoomId) -> Result<Option<Room>> {
+    /// with its first message; answers whether this call opened it.
+    async fn room_to_post_in(&self, sender: Id, room: &RoomId) -> Result<bool> {
         if let Some((lo, hi)) = room.dm_users() {
             crate::access::check_dm_participant(sender, room)?;
             let other = if sender == lo { hi } else { lo };
-            let (room, created) = self.open_dm(sender, other).await?;
-            return Ok(created.then_some(room));
+            let (_, created) = self.open_dm(sender, other).await?;
+            return Ok(created);
         }
         self.member_of(sender, room).await?;
-        Ok(None)
+        Ok(false)
     }
 
     /// The ids of the room members that `content` mentions, sender excluded,
@@ -164,7 +195,7 @@ impl Chat {
     }
 
     /// Moves `user`'s read position in `room` forward to `message_id`, which
-    /// must be a message of that room.
+    /// must be a message of that room, and tells the room.
     pub async fn mark_read(&self, user: Id, room: &RoomId, message_id: Id) -> Result<()> {
         self.member_of(user, room).await?;
         if self.store.message(room, message_id).await?.is_none() {
@@ -173,11 +204,17 @@ impl Chat {
         if !self.store.mark_read(room, user, message_id).await? {
             return Err(Error::Forbidden("not a member of this room"));
         }
+        let frame = ServerFrame::Read {
+            room_id: *room,
+            user_id: user,
+            message_id,
+        };
+        self.publish_to_room(room, frame, None).await;
         Ok(())
     }
 
     /// Replaces the content of `user`'s own message; mentions are resolved
-    /// anew.
+    /// anew. The room hears `message_updated`.
     pub async fn edit_message(
         &self,
         user: Id,
@@ -197,14 +234,20 @@ impl Chat {
             return Err(Error::Forbidden("only the sender may edit a message"));
         }
         let mentions = self.resolve_mentions(room, user, &content).await?;
-        self.store
+        let edited = self
+            .store
             .edit_message(room, id, &content, &mentions, self.now_ms())
             .await?
-            .ok_or(Error::NotFound("message"))
+            .ok_or(Error::NotFound("message"))?;
+        let frame = ServerFrame::MessageUpdated {
+            message: edited.clone(),
+        };
+        self.publish_to_room(room, frame, None).await;
+        Ok(edited)
     }
 
     /// Deletes a message: its sender may, and so may the room's owner and
-    /// admins.
+    /// admins. The room hears `message_deleted`.
     pub async fn delete_message(&self, user: Id, room: &RoomId, id: Id) -> Result<Message> {
         let (_, membership) = self.member_of(user, room).await?;
         let original = self
@@ -217,9 +260,32 @@ impl Chat {
                 "only the sender, the owner or an admin may delete a message",
             ));
         }
-        self.store
+        let tombstone = self
+            .store
             .delete_message(room, id)
             .await?
-            .ok_or(Error::NotFound("message"))
+            .ok_or(Error::NotFound("message"))?;
+        let frame = ServerFrame::MessageDeleted {
+            room_id: *room,
+            message_id: id,
+        };
+        self.publish_to_room(room, frame, None).await;
+        Ok(tombstone)
+    }
+
+    /// Tells the room's other members that `user` is (or stopped) typing.
+    /// Faster than one per interval per room is dropped silently.
+    pub async fn typing(&self, user: Id, room: &RoomId, typing: bool) -> Result<()> {
+        self.member_of(user, room).await?;
+        if !self.typing_allowed(user, room).await? {
+            return Ok(());
+        }
+        let frame = ServerFrame::Typing {
+            room_id: *room,
+            user_id: user,
+            typing,
+        };
+        self.publish_to_room(room, frame, Some(user)).await;
+        Ok(())
     }
 }

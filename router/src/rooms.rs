@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use chat_persistence::{NewRoom, StoreError, UserRoom};
+use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
 use chat_protocol::rest::{CreateRoomRequest, Member};
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
@@ -52,7 +53,47 @@ impl Chat {
         let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
             .chain(invited.into_iter().map(|id| (id, Role::Member)))
             .collect();
-        Ok(self.store.create_room(room, &members).await?)
+        let room = self.store.create_room(room, &members).await?;
+        for &(member, role) in &members {
+            self.announce_new_room(member, &room, role).await;
+        }
+        Ok(room)
+    }
+
+    /// Tells every device of `user` about a room that has no messages yet.
+    async fn announce_new_room(&self, user: Id, room: &Room, role: Role) {
+        let summary = RoomSummary {
+            room: room.clone(),
+            unread_count: 0,
+            last_message: None,
+            role,
+        };
+        self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
+            .await;
+    }
+
+    /// Tells the room and every device of `user` that `user` joined.
+    async fn announce_joined(&self, user: Id, room: &RoomId) -> Result<()> {
+        let summary = self.room_summary(user, room).await?;
+        self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
+            .await;
+        let frame = ServerFrame::MemberJoined {
+            room_id: *room,
+            user_id: user,
+        };
+        self.publish_to_room(room, frame, None).await;
+        Ok(())
+    }
+
+    /// Tells the room and every device of `user` that `user` is gone.
+    async fn announce_left(&self, user: Id, room: &RoomId) {
+        let frame = ServerFrame::MemberLeft {
+            room_id: *room,
+            user_id: user,
+        };
+        self.publish_to_room(room, frame, None).await;
+        self.publish_to_user(user, ServerFrame::RoomRemoved { room_id: *room })
+            .await;
     }
 
     /// A room as `viewer` may see it.
@@ -92,7 +133,8 @@ impl Chat {
     }
 
     /// `user` joins a public group room. Joining a room one belongs to is a
-    /// no-op.
+    /// no-op. Whoever joins a room that everybody left becomes its owner, so
+    /// that no room is left without someone to moderate it.
     pub async fn join(&self, user: Id, id: &RoomId) -> Result<Room> {
         let (room, membership) = self.visible_room(user, id).await?;
         if membership.is_some() {
@@ -101,9 +143,16 @@ impl Chat {
         if room.kind == RoomKind::Dm || room.visibility == Visibility::Private {
             return Err(Error::Forbidden("this room cannot be joined"));
         }
-        self.store
+        let added = self
+            .store
             .add_member(id, user, Role::Member, self.now_ms())
             .await?;
+        if added {
+            if room.member_count == 0 {
+                self.store.set_owner(id, user).await?;
+            }
+            self.announce_joined(user, id).await?;
+        }
         self.room(user, id).await
     }
 
@@ -113,10 +162,13 @@ impl Chat {
         if room.kind == RoomKind::Dm {
             return Err(Error::bad_request("a direct-message room cannot be left"));
         }
-        self.store.remove_member(id, user).await?;
+        if !self.store.remove_member(id, user).await? {
+            return Ok(());
+        }
         if membership.role == Role::Owner {
             self.hand_over(id).await?;
         }
+        self.announce_left(user, id).await;
         Ok(())
     }
 
@@ -164,10 +216,14 @@ impl Chat {
         if self.store.user(target).await?.is_none() {
             return Err(Error::NotFound("user"));
         }
-        Ok(self
+        let added = self
             .store
             .add_member(id, target, Role::Member, self.now_ms())
-            .await?)
+            .await?;
+        if added {
+            self.announce_joined(target, id).await?;
+        }
+        Ok(added)
     }
 
     /// `actor` removes `target` from a group room.
@@ -195,7 +251,9 @@ impl Chat {
                 "only the owner may kick an admin, and nobody the owner",
             ));
         }
-        self.store.remove_member(id, target).await?;
+        if self.store.remove_member(id, target).await? {
+            self.announce_left(target, id).await;
+        }
         Ok(())
     }
 
@@ -218,10 +276,16 @@ impl Chat {
             owner_id: None,
             created_at: self.now_ms(),
         };
-        match self.store.open_dm(room).await {
-            Err(StoreError::Conflict(detail)) => Err(Error::Internal(detail)),
-            other => Ok(other?),
+        let (room, created) = match self.store.open_dm(room).await {
+            Err(StoreError::Conflict(detail)) => return Err(Error::Internal(detail)),
+            other => other?,
+        };
+        if created {
+            for member in [user, other] {
+                self.announce_new_room(member, &room, Role::Member).await;
+            }
         }
+        Ok((room, created))
     }
 
     pub(crate) fn now_ms(&self) -> u64 {

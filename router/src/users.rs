@@ -1,22 +1,41 @@
-//! Looking users up.
+//! Looking users up, and their presence.
+//!
+//! A user is online while they have at least one live connection. The
+//! shared state decides the transitions, so that exactly one router
+//! announces each one, to every room the user belongs to.
 
+use std::time::Duration;
+
+use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::is_username_byte;
 use chat_protocol::{Id, User};
 
+use crate::limits::bus_error;
 use crate::{Chat, Error, Result};
 
 /// Default and largest page of a user search.
 pub const SEARCH_DEFAULT_LIMIT: u32 = 10;
 pub const SEARCH_MAX_LIMIT: u32 = 50;
 
+/// How long a connection counts as live without a heartbeat (cluster mode;
+/// in-process connections end with their process).
+pub const PRESENCE_TTL: Duration = Duration::from_secs(90);
+
 impl Chat {
-    /// The user with this id, with what is known of their presence.
+    /// The user with this id, with their presence.
     pub async fn user(&self, id: Id) -> Result<User> {
         let record = self.store.user(id).await?.ok_or(Error::NotFound("user"))?;
+        let online = self
+            .bus
+            .state
+            .online(&[id.to_string()])
+            .await
+            .map_err(bus_error)?
+            .first()
+            .copied()
+            .unwrap_or(false);
         let mut user = record.to_user();
-        // Presence is tracked by the real-time path; until a connection
-        // reports otherwise a user is offline, last seen when recorded.
-        user.online = Some(false);
+        user.online = Some(online);
         user.last_seen_at = record.last_seen_at;
         Ok(user)
     }
@@ -39,5 +58,57 @@ impl Chat {
             .search_users(&prefix.to_ascii_lowercase(), limit)
             .await?;
         Ok(records.iter().map(|r| r.to_user()).collect())
+    }
+
+    /// A connection of `user` opened; the first one makes them online.
+    pub async fn connection_opened(&self, user: Id, connection: &str) -> Result<()> {
+        let became_online = self
+            .bus
+            .state
+            .connection_opened(&user.to_string(), connection, PRESENCE_TTL)
+            .await
+            .map_err(bus_error)?;
+        if became_online {
+            self.announce_presence(user, true, None).await?;
+        }
+        Ok(())
+    }
+
+    /// A connection of `user` closed; the last one makes them offline, last
+    /// seen now.
+    pub async fn connection_closed(&self, user: Id, connection: &str) -> Result<()> {
+        let went_offline = self
+            .bus
+            .state
+            .connection_closed(&user.to_string(), connection)
+            .await
+            .map_err(bus_error)?;
+        if went_offline {
+            let now = self.now_ms();
+            self.store.set_last_seen(user, now).await?;
+            self.announce_presence(user, false, Some(now)).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes one presence event to every room of `user`; connections
+    /// that hear it in several rooms pass it on once (same event id).
+    async fn announce_presence(
+        &self,
+        user: Id,
+        online: bool,
+        last_seen_at: Option<u64>,
+    ) -> Result<()> {
+        let frame = ServerFrame::Presence {
+            user_id: user,
+            online,
+            last_seen_at,
+        };
+        let event = chat_bus::new_event(frame, None);
+        for room in self.store.rooms_of(user).await? {
+            let channel = chat_bus::names::room_channel(&room.room.id);
+            self.bus.publish_event(&channel, &event).await;
+        }
+        Ok(())
     }
 }

@@ -19,6 +19,12 @@ use tempfile::TempDir;
 /// expire tokens on purpose.
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 
+/// Settings that lift the send rate limit.
+pub const UNTHROTTLED: &[(&str, &str)] = &[
+    ("CHAT_RATES__SEND_PER_SECOND", "100000"),
+    ("CHAT_RATES__SEND_BURST", "100000"),
+];
+
 /// A running `chatd serve`.
 pub struct Server {
     child: Child,
@@ -32,6 +38,15 @@ impl Server {
     pub fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = Server::start_in(dir.path(), &[]);
+        server._owned_dir = Some(dir);
+        server
+    }
+
+    /// A server whose send rate limit is high enough for tests that post in
+    /// bulk (the limit itself has its own tests).
+    pub fn start_unthrottled() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(dir.path(), UNTHROTTLED);
         server._owned_dir = Some(dir);
         server
     }

@@ -18,7 +18,7 @@ fn ids(page: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn post_and_read_history_in_pages() {
-    let server = Server::start();
+    let server = Server::start_unthrottled();
     let (alice, alice_id) = server.user("alice").await;
     let room = alice.create_room("general", "public", &[]).await;
     let (status, empty) = alice.get(&format!("/api/v1/rooms/{room}/messages")).await;
@@ -346,7 +346,7 @@ async fn read_positions_feed_unread_counts() {
 
 #[tokio::test]
 async fn walking_back_under_concurrent_inserts_has_no_gaps_or_duplicates() {
-    let server = Server::start();
+    let server = Server::start_unthrottled();
     let (alice, _) = server.user("alice").await;
     let (bob, bob_id) = server.user("bob").await;
     let room = alice.create_room("busy", "public", &[&bob_id]).await;

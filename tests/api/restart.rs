@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Client, Server};
+use crate::harness::{Client, Server, UNTHROTTLED};
 
 /// Everything a client can see of the state of two users.
 async fn snapshot(alice: &Client, bob: &Client, room: &str, dm: &str) -> Vec<Value> {
@@ -28,7 +28,7 @@ async fn snapshot(alice: &Client, bob: &Client, room: &str, dm: &str) -> Vec<Val
 #[tokio::test]
 async fn state_survives_a_graceful_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(dir.path(), &[]);
+    let server = Server::start_in(dir.path(), UNTHROTTLED);
     let (alice, _) = server.user("alice").await;
     let (bob, bob_id) = server.user("bob").await;
     let (_, carol_id) = server.user("carol").await;
@@ -58,7 +58,7 @@ async fn state_survives_a_graceful_restart() {
     );
 
     assert!(server.stop().success(), "a graceful stop exits 0");
-    let server = Server::start_in(dir.path(), &[]);
+    let server = Server::start_in(dir.path(), UNTHROTTLED);
     // The same tokens still work: the secret is configuration, the users are stored.
     let (alice, bob) = (alice.at(&server), bob.at(&server));
     let after = snapshot(&alice, &bob, &room, &dm).await;
@@ -76,7 +76,7 @@ async fn state_survives_a_graceful_restart() {
 #[tokio::test]
 async fn acknowledged_messages_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(dir.path(), &[]);
+    let server = Server::start_in(dir.path(), UNTHROTTLED);
     let (alice, _) = server.user("alice").await;
     let room = alice.create_room("general", "public", &[]).await;
     let mut tasks = Vec::new();
@@ -92,7 +92,7 @@ async fn acknowledged_messages_survive_sigkill() {
         acked.push(task.await.unwrap()["id"].as_str().unwrap().to_owned());
     }
     server.kill();
-    let server = Server::start_in(dir.path(), &[]);
+    let server = Server::start_in(dir.path(), UNTHROTTLED);
     let alice = alice.at(&server);
     let (_, history) = alice
         .get(&format!("/api/v1/rooms/{room}/messages?limit=100"))

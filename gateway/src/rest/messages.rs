@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chat_protocol::Message;
-use chat_protocol::frames::SendMessage;
+use chat_protocol::frames::{ClientAction, SendMessage};
+use chat_protocol::internal::{Outcome, Work};
 use chat_protocol::rest::{HistoryQuery, HistoryResponse, PostMessageRequest, ReadRequest};
 
 use crate::auth::AuthUser;
@@ -40,8 +41,28 @@ pub async fn post(
         reply_to: request.reply_to,
         attachment_ids: request.attachment_ids,
     };
-    let posted = state.chat.post_message(me, send).await?;
-    Ok((StatusCode::CREATED, Json(posted.message)))
+    // The same path as a WebSocket `send`: router, then persistence, which
+    // answers once the message is durable (and delivered live).
+    match state
+        .relay
+        .call(me, Work::Client(ClientAction::Send(send)))
+        .await?
+    {
+        Outcome::Posted(message) => Ok((StatusCode::CREATED, Json(message))),
+        Outcome::Failed {
+            code,
+            message,
+            retry_after_ms,
+            ..
+        } => Err(ApiError::Refused {
+            code,
+            message,
+            retry_after_ms,
+        }),
+        Outcome::Done => Err(ApiError::Internal(
+            "a post was answered without its message".into(),
+        )),
+    }
 }
 
 pub async fn read(

@@ -1,0 +1,116 @@
+//! Forwarding actions to the routers and routing their answers back.
+//!
+//! Every action leaves with an [`Origin`] naming this gateway and a request
+//! number; answers arrive on this gateway's reply channel. A REST call waits
+//! for its answer here; answers for WebSocket connections are handed to the
+//! hub, which turns them into `ack` and `error` frames.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chat_bus::{Bus, names};
+use chat_protocol::Id;
+use chat_protocol::internal::{Inbound, Origin, Outcome, Reply, Work};
+use tokio::sync::oneshot;
+
+use crate::ApiError;
+
+/// Most REST calls waiting for an answer at once; more are refused with
+/// `unavailable` rather than queued without bound.
+const MAX_WAITING: usize = 10_000;
+
+/// This gateway's side of the inbound stream and the reply channel.
+pub struct Relay {
+    gateway: String,
+    bus: Bus,
+    next_request: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    reply_timeout: Duration,
+}
+
+impl Relay {
+    /// A relay for the gateway named `gateway`.
+    pub fn new(gateway: String, bus: Bus, reply_timeout: Duration) -> Relay {
+        Relay {
+            gateway,
+            bus,
+            next_request: AtomicU64::new(1),
+            waiting: Mutex::default(),
+            reply_timeout,
+        }
+    }
+
+    /// This gateway's name.
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
+    /// The channel on which this gateway hears answers.
+    pub fn reply_channel(&self) -> String {
+        names::gateway_channel(&self.gateway)
+    }
+
+    /// A fresh origin for an action of a connection (or of a REST call).
+    pub fn origin(&self, connection: Option<u64>, reference: Option<String>) -> Origin {
+        Origin {
+            gateway: self.gateway.clone(),
+            request: self.next_request.fetch_add(1, Ordering::Relaxed),
+            connection,
+            reference,
+        }
+    }
+
+    /// Appends an action to the inbound stream.
+    pub async fn forward(&self, user: Id, work: Work, origin: Origin) -> Result<(), ApiError> {
+        self.bus
+            .append(names::INBOUND_STREAM, &Inbound { origin, user, work })
+            .await
+            .map(|_| ())
+            .map_err(|error| ApiError::Unavailable(error.to_string()))
+    }
+
+    /// Forwards an action and waits for its answer (REST).
+    pub async fn call(&self, user: Id, work: Work) -> Result<Outcome, ApiError> {
+        let origin = self.origin(None, None);
+        let request = origin.request;
+        let (sender, answer) = oneshot::channel();
+        {
+            let mut waiting = self.waiting();
+            if waiting.len() >= MAX_WAITING {
+                return Err(ApiError::Unavailable("too many requests in flight".into()));
+            }
+            waiting.insert(request, sender);
+        }
+        let outcome = async {
+            self.forward(user, work, origin).await?;
+            tokio::time::timeout(self.reply_timeout, answer)
+                .await
+                .map_err(|_| {
+                    ApiError::Unavailable("no answer in time; retry with the same client_id".into())
+                })?
+                .map_err(|_| ApiError::Unavailable("the answer was lost".into()))
+        }
+        .await;
+        self.waiting().remove(&request);
+        outcome
+    }
+
+    /// Hands an answer to the REST call waiting for it; answers it back when
+    /// nobody here waits (it belongs to a WebSocket connection).
+    pub fn complete(&self, reply: Reply) -> Option<Reply> {
+        if reply.origin.connection.is_some() {
+            return Some(reply);
+        }
+        if let Some(waiter) = self.waiting().remove(&reply.origin.request) {
+            // The caller may have timed out and gone; nothing to do then.
+            let _ = waiter.send(reply.outcome);
+        }
+        None
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Outcome>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

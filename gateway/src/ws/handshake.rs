@@ -1,0 +1,135 @@
+//! `GET /ws`: everything checked before the upgrade.
+//!
+//! The token comes in `Authorization: Bearer …` or, for browsers (which
+//! cannot set headers on a WebSocket), in `access_token`. A browser's
+//! `Origin` must be the server's own or in the allow-list, so that another
+//! site cannot open connections with a user's token (cross-site WebSocket
+//! hijacking). Native clients send no `Origin` and are not affected.
+
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::response::{IntoResponse, Response};
+use chat_protocol::Codec;
+use chat_protocol::codec::{JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
+use serde::Deserialize;
+
+use crate::auth::TokenError;
+use crate::{ApiError, AppState};
+
+/// The largest message a client may send; larger ones close with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// What the WebSocket library will buffer before giving up; frames between
+/// this and [`MAX_FRAME_BYTES`] are read whole so that they can be refused
+/// with the protocol's close code.
+const READ_LIMIT_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    access_token: Option<String>,
+}
+
+/// The upgrade handler.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let verified = match authenticate(&state, &headers, query.access_token.as_deref()) {
+        Ok(verified) => verified,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if !origin_allowed(&headers, &state.ws.allowed_origins) {
+        return ApiError::Forbidden("origin not allowed").into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::bad_request(format!("not a WebSocket upgrade: {rejection}"))
+                .into_response();
+        }
+    };
+    let upgrade = upgrade
+        .protocols([JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL])
+        .max_message_size(READ_LIMIT_BYTES)
+        .max_frame_size(READ_LIMIT_BYTES);
+    let codec = upgrade
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(Codec::from_subprotocol)
+        .unwrap_or(Codec::Json);
+    upgrade
+        .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| super::session::run(socket, state, verified, codec))
+}
+
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<crate::auth::Verified, TokenError> {
+    match query_token {
+        Some(token) if !headers.contains_key(AUTHORIZATION) => state.tokens.verify(token),
+        _ => state.tokens.verify_bearer(headers),
+    }
+}
+
+/// No `Origin` (native client), the server's own origin, or an allowed one.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert(ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        assert!(
+            origin_allowed(&headers(None, "chat:8080"), &allowed),
+            "native clients"
+        );
+        assert!(
+            origin_allowed(&headers(Some("http://chat:8080"), "chat:8080"), &allowed),
+            "same origin"
+        );
+        assert!(origin_allowed(
+            &headers(Some("https://app.example.com"), "chat:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("https://evil.example"), "chat:8080"),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://evil.example"), "chat:8080"),
+            &["*".into()]
+        ));
+    }
+}

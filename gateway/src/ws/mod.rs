@@ -1,0 +1,32 @@
+//! WebSocket connections (`GET /ws`).
+//!
+//! - [`handshake`]: token, origin and subprotocol checks before the upgrade.
+//! - [`session`]: one connection's life: `ready`, reading client frames,
+//!   heartbeats, expiry, close.
+//! - [`conn`]: a connection as the rest of the gateway sees it: a bounded
+//!   outbound queue and a way to close it.
+//! - [`hub`]: the local index room → connections, the subscriptions it
+//!   needs, and fan-out of events to connections.
+//! - [`encoded`]: a frame encoded at most once per codec, shared by every
+//!   connection that receives it.
+
+pub mod conn;
+pub mod encoded;
+pub mod handshake;
+pub mod hub;
+pub mod session;
+
+use std::time::Duration;
+
+/// Settings of the WebSocket edge.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// How often the server pings; two silent intervals close a connection.
+    pub heartbeat_interval: Duration,
+    /// Frames waiting to be written to one connection; beyond it the
+    /// connection is closed with 4003 (too slow).
+    pub outbound_queue: usize,
+    /// Origins allowed to open connections from a browser, besides the
+    /// server's own. `*` allows any.
+    pub allowed_origins: Vec<String>,
+}

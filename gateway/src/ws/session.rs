@@ -1,0 +1,427 @@
+//! One WebSocket connection's life.
+//!
+//! A writer task drains the connection's bounded queue into the socket; the
+//! reader (this task) decodes client frames and answers or forwards them.
+//! The connection ends when the client closes, when something asks it to
+//! close (too slow 4003, token expired 4001, too many bad frames 1008,
+//! frame too large 1009, server restarting 1012), or when the client has
+//! been silent for two heartbeat intervals.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chat_protocol::frames::{
+    ClientAction, ClientFrame, ErrorFrame, ResumedRoom, ServerFrame, close_code,
+};
+use chat_protocol::internal::Work;
+use chat_protocol::limits::CLIENT_ID_MAX;
+use chat_protocol::{Codec, ErrorCode, Id, RoomId};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::conn::{CloseReason, Conn, ConnReceivers};
+use super::encoded::encode;
+use super::handshake::MAX_FRAME_BYTES;
+use crate::AppState;
+use crate::auth::Verified;
+
+/// More bad frames than this within [`BAD_FRAME_WINDOW`] close with 1008.
+const MAX_BAD_FRAMES: usize = 20;
+const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
+/// How long the writer tries to get the close frame out to a client.
+const CLOSE_FLUSH: Duration = Duration::from_secs(10);
+/// Most messages replayed per room by `resume`.
+const RESUME_MAX_PER_ROOM: u32 = 500;
+/// Most rooms in one `resume`.
+const RESUME_MAX_ROOMS: usize = 1000;
+/// Page size used while replaying.
+const RESUME_PAGE: u32 = 100;
+
+/// Serves one upgraded connection until it closes.
+pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: Codec) {
+    let id = state.hub.next_connection_id();
+    let user = verified.user;
+    let (conn, receivers) = Conn::new(id, user, codec, state.ws.outbound_queue);
+    let conn = Arc::new(conn);
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, receivers));
+    match ready_frame(&state, &conn).await {
+        Some((frame, rooms)) => {
+            conn.push_answer(frame).await;
+            state.hub.register(conn.clone(), &rooms).await;
+            let presence = presence_key(&state, id);
+            forward(
+                &state,
+                &conn,
+                Work::Connected {
+                    connection: presence.clone(),
+                },
+            )
+            .await;
+            tracing::debug!(connection = id, user = %user, "connection opened");
+            read_loop(stream, &state, &conn, verified.expires_at_ms).await;
+            conn.close_with(close_code::NORMAL, "");
+            state.hub.unregister(id).await;
+            forward(
+                &state,
+                &conn,
+                Work::Disconnected {
+                    connection: presence,
+                },
+            )
+            .await;
+        }
+        None => conn.close_with(close_code::POLICY, "unknown user"),
+    }
+    if let Err(error) = writer.await {
+        tracing::error!(%error, "connection writer failed");
+    }
+    tracing::debug!(connection = id, "connection closed");
+}
+
+fn presence_key(state: &AppState, connection: u64) -> String {
+    format!("{}:{connection}", state.relay.gateway())
+}
+
+async fn ready_frame(state: &AppState, conn: &Conn) -> Option<(Message, Vec<RoomId>)> {
+    let (user, rooms) =
+        match tokio::try_join!(state.chat.user(conn.user), state.chat.rooms_of(conn.user)) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::info!(%error, user = %conn.user, "connection refused");
+                return None;
+            }
+        };
+    let room_ids = rooms.iter().map(|r| r.room.id).collect();
+    let mut user = user;
+    user.online = Some(true);
+    let frame = ServerFrame::Ready {
+        session_id: presence_key(state, conn.id),
+        user,
+        rooms,
+        heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,
+    };
+    Some((encode(&frame, conn.codec)?, room_ids))
+}
+
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: ConnReceivers) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = receivers.close.changed() => break,
+            next = receivers.outbound.recv() => {
+                let Some(message) = next else { break };
+                // A write blocks on a client that does not read; stay
+                // responsive to a close meanwhile.
+                tokio::select! {
+                    biased;
+                    _ = receivers.close.changed() => break,
+                    written = sink.send(message) => if written.is_err() { return },
+                }
+            }
+        }
+    }
+    let CloseReason { code, reason } = (*receivers.close.borrow()).unwrap_or(CloseReason {
+        code: close_code::NORMAL,
+        reason: "",
+    });
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    state: &AppState,
+    conn: &Arc<Conn>,
+    expires_at_ms: u64,
+) {
+    let heartbeat = state.ws.heartbeat_interval;
+    let mut pings = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    let mut last_heard = Instant::now();
+    let until_expiry =
+        Duration::from_millis(expires_at_ms.saturating_sub(chat_protocol::id::now_ms()));
+    let expiry = tokio::time::sleep(until_expiry);
+    tokio::pin!(expiry);
+    let mut closing = conn.close_receiver();
+    let mut bad_frames = BadFrames::default();
+    loop {
+        tokio::select! {
+            _ = closing.changed() => return,
+            () = &mut expiry => {
+                conn.close_with(close_code::TOKEN_EXPIRED, "token expired");
+                return;
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= heartbeat * 2 {
+                    conn.close_with(close_code::NORMAL, "heartbeat timeout");
+                    return;
+                }
+                conn.push_live(Message::Ping(bytes::Bytes::new()));
+            }
+            next = stream.next() => {
+                let message = match next {
+                    None => return,
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "connection read failed");
+                        conn.close_with(close_code::TOO_LARGE, "frame too large");
+                        return;
+                    }
+                    Some(Ok(message)) => message,
+                };
+                last_heard = Instant::now();
+                let (bytes, codec) = match &message {
+                    Message::Text(text) => (text.as_bytes(), Codec::Json),
+                    Message::Binary(bytes) => (&bytes[..], Codec::MsgPack),
+                    Message::Close(_) => return,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if bytes.len() > MAX_FRAME_BYTES {
+                    conn.close_with(close_code::TOO_LARGE, "frame too large");
+                    return;
+                }
+                match decode_frame(bytes, codec) {
+                    Ok(frame) => handle(state, conn, frame).await,
+                    Err(error) => {
+                        send_error(conn, ErrorCode::BadRequest, error.message, error.reference, error.client_id).await;
+                        if bad_frames.too_many() {
+                            conn.close_with(close_code::POLICY, "too many bad frames");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers or forwards one client frame.
+async fn handle(state: &AppState, conn: &Arc<Conn>, frame: ClientFrame) {
+    let ClientFrame { reference, action } = frame;
+    match action {
+        ClientAction::Ping => {
+            answer(conn, ServerFrame::Pong { reference }).await;
+        }
+        ClientAction::History {
+            room_id,
+            before,
+            after,
+            limit,
+        } => {
+            match state
+                .chat
+                .history(conn.user, &room_id, before, after, limit)
+                .await
+            {
+                Ok(page) => {
+                    let frame = ServerFrame::History {
+                        reference,
+                        room_id,
+                        messages: page.messages,
+                        has_more: page.has_more,
+                    };
+                    answer(conn, frame).await;
+                }
+                Err(error) => {
+                    send_error(conn, error.code(), error.to_string(), reference, None).await;
+                }
+            }
+        }
+        ClientAction::Resume { rooms } => resume(state, conn, rooms, reference).await,
+        action => {
+            let client_id = match &action {
+                ClientAction::Send(send) => send.client_id.clone(),
+                _ => None,
+            };
+            let origin = state.relay.origin(Some(conn.id), reference.clone());
+            if let Err(error) = state
+                .relay
+                .forward(conn.user, Work::Client(action), origin)
+                .await
+            {
+                send_error(conn, error.code(), error.to_string(), reference, client_id).await;
+            }
+        }
+    }
+}
+
+/// Replays what the client missed in each room, then reports per room.
+async fn resume(
+    state: &AppState,
+    conn: &Arc<Conn>,
+    rooms: BTreeMap<RoomId, Id>,
+    reference: Option<String>,
+) {
+    if rooms.len() > RESUME_MAX_ROOMS {
+        let message = format!("resume at most {RESUME_MAX_ROOMS} rooms at once");
+        send_error(conn, ErrorCode::BadRequest, message, reference, None).await;
+        return;
+    }
+    let mut report = BTreeMap::new();
+    'rooms: for (room, last_seen) in rooms {
+        let (mut after, mut replayed, mut complete) = (last_seen, 0u32, true);
+        while replayed < RESUME_MAX_PER_ROOM {
+            let limit = RESUME_PAGE.min(RESUME_MAX_PER_ROOM - replayed);
+            let page = match state
+                .chat
+                .history(conn.user, &room, None, Some(after), Some(limit))
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    send_error(
+                        conn,
+                        error.code(),
+                        format!("{room}: {error}"),
+                        reference.clone(),
+                        None,
+                    )
+                    .await;
+                    continue 'rooms;
+                }
+            };
+            for message in page.messages {
+                after = message.id;
+                replayed += 1;
+                if !answer(conn, ServerFrame::Message { message }).await {
+                    return;
+                }
+            }
+            complete = !page.has_more;
+            if complete {
+                break;
+            }
+        }
+        report.insert(room, ResumedRoom { replayed, complete });
+    }
+    answer(
+        conn,
+        ServerFrame::Resumed {
+            reference,
+            rooms: report,
+        },
+    )
+    .await;
+}
+
+async fn forward(state: &AppState, conn: &Conn, work: Work) {
+    let origin = state.relay.origin(Some(conn.id), None);
+    if let Err(error) = state.relay.forward(conn.user, work, origin).await {
+        tracing::warn!(%error, "presence change not forwarded");
+    }
+}
+
+async fn answer(conn: &Conn, frame: ServerFrame) -> bool {
+    match encode(&frame, conn.codec) {
+        Some(message) => conn.push_answer(message).await,
+        None => false,
+    }
+}
+
+async fn send_error(
+    conn: &Conn,
+    code: ErrorCode,
+    message: String,
+    reference: Option<String>,
+    client_id: Option<String>,
+) {
+    let frame = ServerFrame::Error(ErrorFrame {
+        code,
+        message,
+        reference,
+        client_id,
+        retry_after_ms: None,
+    });
+    answer(conn, frame).await;
+}
+
+/// Bad frames in the last minute.
+#[derive(Default)]
+struct BadFrames {
+    at: VecDeque<Instant>,
+}
+
+impl BadFrames {
+    /// Records one more; answers whether the limit is now exceeded.
+    fn too_many(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .at
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW)
+        {
+            self.at.pop_front();
+        }
+        self.at.push_back(now);
+        self.at.len() > MAX_BAD_FRAMES
+    }
+}
+
+/// Why a client frame was refused, with what could be salvaged of it.
+struct FrameError {
+    message: String,
+    reference: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `ref` and `client_id` of a frame that may be malformed otherwise.
+#[derive(Default, Deserialize)]
+struct Salvage {
+    #[serde(rename = "ref", default)]
+    reference: Option<MaybeString>,
+    #[serde(default)]
+    client_id: Option<MaybeString>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MaybeString {
+    Text(String),
+    Other(serde::de::IgnoredAny),
+}
+
+impl MaybeString {
+    fn text(self) -> Option<String> {
+        match self {
+            MaybeString::Text(text) => Some(text),
+            MaybeString::Other(_) => None,
+        }
+    }
+}
+
+/// Decodes a client frame, or says why not with what it could salvage.
+fn decode_frame(bytes: &[u8], codec: Codec) -> Result<ClientFrame, FrameError> {
+    {
+        let refuse = |message: String| {
+            let salvage: Salvage = codec.decode(bytes).unwrap_or_default();
+            FrameError {
+                message,
+                reference: salvage
+                    .reference
+                    .and_then(MaybeString::text)
+                    .filter(|r| r.chars().count() <= CLIENT_ID_MAX),
+                client_id: salvage.client_id.and_then(MaybeString::text),
+            }
+        };
+        let frame: ClientFrame = codec
+            .decode(bytes)
+            .map_err(|error| refuse(format!("malformed frame: {error}")))?;
+        if frame
+            .reference
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > CLIENT_ID_MAX)
+        {
+            return Err(refuse(format!(
+                "ref is longer than {CLIENT_ID_MAX} characters"
+            )));
+        }
+        Ok(frame)
+    }
+}

@@ -1,0 +1,176 @@
+//! What the roles of the service send each other over the bus. Not part of
+//! the public contract: gateways, routers and persistence workers of one
+//! release speak it, in MessagePack.
+//!
+//! The path of a client action:
+//!
+//! ```text
+//! gateway ──Inbound──▶ router ──ToPersist──▶ persistence ──Event──▶ room/user channels
+//!    ▲                   │                        │
+//!    └──────Reply────────┴────────Reply───────────┘   (on the origin gateway's channel)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::frames::{ClientAction, ServerFrame};
+use crate::{Codec, CodecError, ErrorCode, Id, Message, RoomId};
+
+/// Where an action came from, so that its answer finds its way back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The gateway that received the action; replies go to its channel.
+    pub gateway: String,
+    /// The request within that gateway (a WebSocket connection's frame or a
+    /// REST call waiting for its answer).
+    pub request: u64,
+    /// The connection, for WebSocket actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<u64>,
+    /// The client's `ref`, echoed on the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// An action a gateway forwards to the routers (the inbound stream).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub origin: Origin,
+    /// The authenticated user who asked.
+    pub user: Id,
+    pub work: Work,
+}
+
+/// What a router is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Work {
+    /// A client action (`send`, `edit`, `delete`, `typing`, `read`, `join`,
+    /// `leave`).
+    Client(ClientAction),
+    /// A connection of the user opened (presence).
+    Connected { connection: String },
+    /// A connection of the user closed (presence).
+    Disconnected { connection: String },
+}
+
+/// A message for the persistence workers (the persist stream).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToPersist {
+    /// A new message: write it, then deliver it and answer its origin.
+    New {
+        message: Message,
+        origin: Origin,
+        /// Set when the message opened a DM room: deliver it on these users'
+        /// channels too, since their connections may not have subscribed to
+        /// the new room yet.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also_to_users: Vec<Id>,
+    },
+    /// A repeated `client_id`: answer the origin with the original message
+    /// once it is durable.
+    Repeat {
+        room_id: RoomId,
+        message_id: Id,
+        origin: Origin,
+    },
+}
+
+/// An answer to an origin (on its gateway's channel).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub origin: Origin,
+    pub outcome: Outcome,
+}
+
+/// How an action ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The message is durable (the `ack`; REST answers it whole).
+    Posted(Message),
+    /// The action is done; its effects travel as events.
+    Done,
+    /// The action was refused or failed.
+    Failed {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// Something that happened, published on a room's or a user's channel for
+/// the gateways to pass on to their connections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per event, so that a connection that hears the same event on
+    /// several channels (presence goes to every room of the user) passes it
+    /// on once.
+    pub id: u64,
+    /// Connections of this user do not get the event (`typing` goes to the
+    /// room's other members only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except_user: Option<Id>,
+    pub frame: ServerFrame,
+}
+
+/// Encodes an envelope for the bus.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    Codec::MsgPack.encode(value)
+}
+
+/// Decodes an envelope from the bus.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    Codec::MsgPack.decode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::SendMessage;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let origin = Origin {
+            gateway: "g1".into(),
+            request: 7,
+            connection: Some(3),
+            reference: Some("r".into()),
+        };
+        let inbound = Inbound {
+            origin: origin.clone(),
+            user: Id(5),
+            work: Work::Client(ClientAction::Send(SendMessage {
+                room_id: RoomId::Group(Id(9)),
+                content: "hi".into(),
+                client_id: None,
+                reply_to: None,
+                attachment_ids: vec![],
+            })),
+        };
+        assert_eq!(
+            decode::<Inbound>(&encode(&inbound).unwrap()).unwrap(),
+            inbound
+        );
+        let reply = Reply {
+            origin,
+            outcome: Outcome::Failed {
+                code: ErrorCode::RateLimited,
+                message: "slow".into(),
+                client_id: None,
+                retry_after_ms: Some(100),
+            },
+        };
+        assert_eq!(decode::<Reply>(&encode(&reply).unwrap()).unwrap(), reply);
+        let event = Event {
+            id: 1,
+            except_user: Some(Id(2)),
+            frame: ServerFrame::Typing {
+                room_id: RoomId::Group(Id(9)),
+                user_id: Id(2),
+                typing: true,
+            },
+        };
+        assert_eq!(decode::<Event>(&encode(&event).unwrap()).unwrap(), event);
+    }
+}

@@ -1,0 +1,118 @@
+//! Rate limits and `client_id` idempotency, both kept in the bus's shared
+//! state so that they hold across every router of a cluster.
+
+use std::time::Duration;
+
+use chat_bus::RateDecision;
+use chat_protocol::limits::IDEMPOTENCY_WINDOW_MS;
+use chat_protocol::{Id, RoomId};
+use serde::{Deserialize, Serialize};
+
+use crate::{Chat, Error, Result};
+
+/// How fast a user may act.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Sustained `send`s per second per user.
+    pub send_per_second: f64,
+    /// `send`s a user may make in a burst.
+    pub send_burst: u32,
+    /// Least time between two `typing` frames of a user in a room, in
+    /// milliseconds; more are dropped silently.
+    pub typing_interval_ms: u64,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            send_per_second: 10.0,
+            send_burst: 20,
+            typing_interval_ms: 2000,
+        }
+    }
+}
+
+/// Where a `client_id` was first used.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct FirstUse {
+    pub room_id: RoomId,
+    pub message_id: Id,
+}
+
+impl Chat {
+    /// `rate_limited` when `user` sends faster than allowed.
+    pub(crate) async fn check_send_rate(&self, user: Id) -> Result<()> {
+        let key = format!("rate:send:{user}");
+        match self
+            .bus
+            .state
+            .take_token(&key, self.rates.send_per_second, self.rates.send_burst)
+            .await
+            .map_err(bus_error)?
+        {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Limited { retry_after } => Err(Error::RateLimited {
+                retry_after_ms: retry_after.as_millis().max(1) as u64,
+            }),
+        }
+    }
+
+    /// Whether a `typing` of `user` in `room` may go out now.
+    pub(crate) async fn typing_allowed(&self, user: Id, room: &RoomId) -> Result<bool> {
+        let key = format!("rate:typing:{user}:{room}");
+        let per_second = 1000.0 / self.rates.typing_interval_ms.max(1) as f64;
+        let decision = self
+            .bus
+            .state
+            .take_token(&key, per_second, 1)
+            .await
+            .map_err(bus_error)?;
+        Ok(decision == RateDecision::Allowed)
+    }
+
+    /// Claims `client_id` for `message` unless `user` used it within the
+    /// window; answers the first use in that case.
+    pub(crate) async fn claim_client_id(
+        &self,
+        user: Id,
+        client_id: &str,
+        room_id: RoomId,
+        message_id: Id,
+    ) -> Result<Option<FirstUse>> {
+        let key = client_id_key(user, client_id);
+        let value = chat_protocol::internal::encode(&FirstUse {
+            room_id,
+            message_id,
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let window = Duration::from_millis(IDEMPOTENCY_WINDOW_MS);
+        let existing = self
+            .bus
+            .state
+            .put_if_absent(&key, value.into(), window)
+            .await
+            .map_err(bus_error)?;
+        existing
+            .map(|bytes| {
+                chat_protocol::internal::decode(&bytes).map_err(|e| Error::Internal(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Gives a claimed `client_id` back (the message it was claimed for was
+    /// never accepted).
+    pub(crate) async fn release_client_id(&self, user: Id, client_id: &str) {
+        if let Err(error) = self.bus.state.remove(&client_id_key(user, client_id)).await {
+            tracing::warn!(%error, "could not release a client_id");
+        }
+    }
+}
+
+fn client_id_key(user: Id, client_id: &str) -> String {
+    format!("cid:{user}:{client_id}")
+}
+
+pub(crate) fn bus_error(error: chat_bus::BusError) -> Error {
+    Error::Unavailable(error.to_string())
+}

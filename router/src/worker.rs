@@ -1,0 +1,205 @@
+//! The router role: consumes the inbound stream, applies each action
+//! through [`Chat`], hands accepted messages to the persistence stream and
+//! answers the origin gateway when there is something to answer.
+//!
+//! Entries are handled one at a time, in stream order, so that the actions
+//! of one connection keep their order. An entry is acknowledged once it is
+//! handled, whatever the outcome: a refused action is answered, not retried.
+//! Entries left pending by a router that died are claimed after
+//! `claim_idle` and handled again; their effects are idempotent (message ids
+//! are minted once, `client_id`s are claimed once).
+
+use std::time::Duration;
+
+use chat_bus::{Entry, EntryId, names};
+use chat_protocol::frames::ClientAction;
+use chat_protocol::internal::{self, Inbound, Origin, Outcome, ToPersist, Work};
+use tokio::sync::watch;
+
+use crate::{Chat, Error, Result};
+
+/// How the router reads its stream.
+#[derive(Clone, Debug)]
+pub struct RouterOptions {
+    /// This consumer's name in the routers' group; unique per process.
+    pub consumer: String,
+    /// Most entries taken per read.
+    pub batch: usize,
+    /// Entries pending this long with another router are taken over.
+    pub claim_idle: Duration,
+}
+
+/// Runs the router until `shutdown` turns true; finishes the entries in
+/// hand first.
+pub async fn run(chat: Chat, options: RouterOptions, mut shutdown: watch::Receiver<bool>) {
+    tracing::info!(consumer = %options.consumer, "router started");
+    let queue = chat.bus().queue.clone();
+    let mut last_claim = tokio::time::Instant::now();
+    while !*shutdown.borrow() {
+        let mut entries = Vec::new();
+        if last_claim.elapsed() >= options.claim_idle {
+            last_claim = tokio::time::Instant::now();
+            match queue
+                .claim_stale(
+                    names::INBOUND_STREAM,
+                    names::ROUTER_GROUP,
+                    &options.consumer,
+                    options.claim_idle,
+                    options.batch,
+                )
+                .await
+            {
+                Ok(claimed) => entries = claimed,
+                Err(error) => tracing::warn!(%error, "cannot claim stale inbound entries"),
+            }
+        }
+        if entries.is_empty() {
+            let read = queue.read(
+                names::INBOUND_STREAM,
+                names::ROUTER_GROUP,
+                &options.consumer,
+                options.batch,
+                Duration::from_secs(1),
+            );
+            tokio::select! {
+                read = read => match read {
+                    Ok(read) => entries = read,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read the inbound stream");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        for entry in &entries {
+            handle_entry(&chat, entry).await;
+        }
+        let ids: Vec<EntryId> = entries.into_iter().map(|e| e.id).collect();
+        if !ids.is_empty()
+            && let Err(error) = queue
+                .ack(names::INBOUND_STREAM, names::ROUTER_GROUP, &ids)
+                .await
+        {
+            tracing::warn!(%error, "cannot acknowledge inbound entries");
+        }
+    }
+    tracing::info!("router stopped");
+}
+
+async fn handle_entry(chat: &Chat, entry: &Entry) {
+    let inbound: Inbound = match internal::decode(&entry.payload) {
+        Ok(inbound) => inbound,
+        Err(error) => {
+            tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
+            return;
+        }
+    };
+    let Inbound { origin, user, work } = inbound;
+    let client_id = match &work {
+        Work::Client(ClientAction::Send(send)) => send.client_id.clone(),
+        _ => None,
+    };
+    let outcome = match handle(chat, user, work, &origin).await {
+        Ok(None) => return,
+        Ok(Some(outcome)) => outcome,
+        Err(error) => failed(&error, client_id),
+    };
+    reply(chat, origin, outcome).await;
+}
+
+/// Applies one action; answers what to tell its origin, if anything yet.
+async fn handle(
+    chat: &Chat,
+    user: chat_protocol::Id,
+    work: Work,
+    origin: &Origin,
+) -> Result<Option<Outcome>> {
+    let action = match work {
+        Work::Connected { connection } => {
+            chat.connection_opened(user, &connection).await?;
+            return Ok(None);
+        }
+        Work::Disconnected { connection } => {
+            chat.connection_closed(user, &connection).await?;
+            return Ok(None);
+        }
+        Work::Client(action) => action,
+    };
+    match action {
+        ClientAction::Send(send) => {
+            let accepted = chat.accept_message(user, send, origin.clone()).await?;
+            hand_to_persistence(chat, &accepted).await?;
+            // The persistence worker answers once the message is durable.
+            Ok(None)
+        }
+        ClientAction::Edit {
+            room_id,
+            message_id,
+            content,
+        } => {
+            chat.edit_message(user, &room_id, message_id, &content)
+                .await?;
+            Ok(Some(Outcome::Done))
+        }
+        ClientAction::Delete {
+            room_id,
+            message_id,
+        } => {
+            chat.delete_message(user, &room_id, message_id).await?;
+            Ok(Some(Outcome::Done))
+        }
+        ClientAction::Typing { room_id, typing } => {
+            chat.typing(user, &room_id, typing).await?;
+            Ok(Some(Outcome::Done))
+        }
+        ClientAction::Read {
+            room_id,
+            message_id,
+        } => {
+            chat.mark_read(user, &room_id, message_id).await?;
+            Ok(Some(Outcome::Done))
+        }
+        ClientAction::Join { room_id } => {
+            chat.join(user, &room_id).await?;
+            Ok(Some(Outcome::Done))
+        }
+        ClientAction::Leave { room_id } => {
+            chat.leave(user, &room_id).await?;
+            Ok(Some(Outcome::Done))
+        }
+        ClientAction::History { .. } | ClientAction::Resume { .. } | ClientAction::Ping => {
+            Err(Error::bad_request("this action is answered by the gateway"))
+        }
+    }
+}
+
+async fn hand_to_persistence(chat: &Chat, accepted: &ToPersist) -> Result<()> {
+    if let Err(error) = chat.bus().append(names::PERSIST_STREAM, accepted).await {
+        chat.abandon_message(accepted).await;
+        return Err(Error::Unavailable(error.to_string()));
+    }
+    Ok(())
+}
+
+/// The answer for a refused or failed action.
+pub fn failed(error: &Error, client_id: Option<String>) -> Outcome {
+    if let Some(detail) = error.internal_detail() {
+        tracing::error!(%detail, code = error.code().as_str(), "action failed");
+    }
+    Outcome::Failed {
+        code: error.code(),
+        message: error.to_string(),
+        client_id,
+        retry_after_ms: match error {
+            Error::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
+        },
+    }
+}
+
+/// Sends an answer to its origin gateway (at most once, like every publish).
+async fn reply(chat: &Chat, origin: Origin, outcome: Outcome) {
+    chat.bus().reply(origin, outcome).await;
+}
