@@ -50,7 +50,8 @@ pub struct RealtimeConfig {
     /// two intervals is closed.
     pub heartbeat_interval_ms: u64,
     /// Frames waiting to be written to one connection; a connection whose
-    /// queue overflows is closed with 4003.
+    /// queue overflows is closed with 4003. At least `persist_batch`, since
+    /// a batch fans out to a connection back to back.
     pub outbound_queue: usize,
     /// Browser origins allowed to connect besides the server's own; "*"
     /// allows any.
@@ -69,7 +70,7 @@ impl Default for RealtimeConfig {
     fn default() -> RealtimeConfig {
         RealtimeConfig {
             heartbeat_interval_ms: 25_000,
-            outbound_queue: 256,
+            outbound_queue: 1024,
             allowed_origins: Vec::new(),
             reply_timeout_ms: 10_000,
             stream_capacity: 10_000,

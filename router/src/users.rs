@@ -91,8 +91,9 @@ impl Chat {
         Ok(())
     }
 
-    /// Publishes one presence event to every room of `user`; connections
-    /// that hear it in several rooms pass it on once (same event id).
+    /// Publishes one presence event to every room of `user`, for the other
+    /// members; connections that hear it in several rooms pass it on once
+    /// (same event id).
     async fn announce_presence(
         &self,
         user: Id,
@@ -104,7 +105,7 @@ impl Chat {
             online,
             last_seen_at,
         };
-        let event = chat_bus::new_event(frame, None);
+        let event = chat_bus::new_event(frame, Some(user));
         for room in self.store.rooms_of(user).await? {
             let channel = chat_bus::names::room_channel(&room.room.id);
             self.bus.publish_event(&channel, &event).await;

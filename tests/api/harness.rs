@@ -36,17 +36,20 @@ pub struct Server {
 impl Server {
     /// A server on a fresh, temporary data directory.
     pub fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = Server::start_in(dir.path(), &[]);
-        server._owned_dir = Some(dir);
-        server
+        Server::start_with(&[])
     }
 
     /// A server whose send rate limit is high enough for tests that post in
     /// bulk (the limit itself has its own tests).
     pub fn start_unthrottled() -> Server {
+        Server::start_with(UNTHROTTLED)
+    }
+
+    /// A server on a fresh, temporary data directory, with extra
+    /// environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = Server::start_in(dir.path(), UNTHROTTLED);
+        let mut server = Server::start_in(dir.path(), env);
         server._owned_dir = Some(dir);
         server
     }
@@ -176,6 +179,11 @@ impl Client {
             base: server.base.clone(),
             ..self.clone()
         }
+    }
+
+    /// The bearer token this client carries.
+    pub fn token(&self) -> &str {
+        self.token.as_deref().expect("an authenticated client")
     }
 
     pub fn with_token(mut self, token: &str) -> Client {

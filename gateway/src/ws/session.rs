@@ -34,6 +34,8 @@ const MAX_BAD_FRAMES: usize = 20;
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
 /// How long the writer tries to get the close frame out to a client.
 const CLOSE_FLUSH: Duration = Duration::from_secs(10);
+/// Most queued frames written with one flush.
+const WRITE_BURST: usize = 64;
 /// Most messages replayed per room by `resume`.
 const RESUME_MAX_PER_ROOM: u32 = 500;
 /// Most rooms in one `resume`.
@@ -114,13 +116,22 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: Conn
             biased;
             _ = receivers.close.changed() => break,
             next = receivers.outbound.recv() => {
-                let Some(message) = next else { break };
+                let Some(first) = next else { break };
+                // Write everything already queued with one flush: bursts
+                // (a persistence batch fans out back to back) drain fast.
+                let mut burst = vec![first];
+                while burst.len() < WRITE_BURST {
+                    match receivers.outbound.try_recv() {
+                        Ok(message) => burst.push(message),
+                        Err(_) => break,
+                    }
+                }
                 // A write blocks on a client that does not read; stay
                 // responsive to a close meanwhile.
                 tokio::select! {
                     biased;
                     _ = receivers.close.changed() => break,
-                    written = sink.send(message) => if written.is_err() { return },
+                    written = write_all(&mut sink, burst) => if written.is_err() { return },
                 }
             }
         }
@@ -135,6 +146,16 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: Conn
     }));
     let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close)).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+async fn write_all(
+    sink: &mut SplitSink<WebSocket, Message>,
+    burst: Vec<Message>,
+) -> Result<(), axum::Error> {
+    for message in burst {
+        sink.feed(message).await?;
+    }
+    sink.flush().await
 }
 
 async fn read_loop(
