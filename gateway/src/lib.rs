@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod relay;
 pub mod rest;
 pub mod ws;
@@ -47,13 +48,16 @@ pub struct HttpLimits {
 /// The complete HTTP application: REST under `/api/v1` and the operational
 /// endpoints.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
+    metrics::register_process_metrics();
     Router::new()
         .nest("/api/v1", rest::routes())
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
+        .route("/metrics", axum::routing::get(metrics::render))
         .merge(rest::ops::routes())
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

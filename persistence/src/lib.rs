@@ -8,6 +8,7 @@
 //! definition of the trait's guarantees.
 
 pub mod error;
+pub mod metrics;
 pub mod records;
 pub mod sqlite;
 pub mod store;

@@ -17,7 +17,7 @@ use chat_protocol::internal::{self, Origin, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use tokio::sync::watch;
 
-use crate::Store;
+use crate::{Store, metrics};
 
 /// How the persistence worker reads its stream.
 #[derive(Clone, Debug)]
@@ -150,11 +150,18 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
     if messages.is_empty() {
         return;
     }
+    let started = std::time::Instant::now();
+    metrics::BATCH_SIZE.observe(messages.len() as f64);
     let mut delay = Duration::from_millis(50);
     loop {
         match store.insert_messages(messages).await {
-            Ok(()) => return,
+            Ok(()) => {
+                metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+                metrics::MESSAGES.inc_by(messages.len() as u64);
+                return;
+            }
             Err(error) => {
+                metrics::RETRIES.inc();
                 tracing::warn!(%error, batch = messages.len(), retry_in = ?delay, "batch write failed");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

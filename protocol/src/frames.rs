@@ -190,3 +190,47 @@ pub mod close_code {
     pub const TOKEN_EXPIRED: u16 = 4001;
     pub const TOO_SLOW: u16 = 4003;
 }
+
+impl ClientAction {
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientAction::Send(_) => "send",
+            ClientAction::Edit { .. } => "edit",
+            ClientAction::Delete { .. } => "delete",
+            ClientAction::Typing { .. } => "typing",
+            ClientAction::Read { .. } => "read",
+            ClientAction::History { .. } => "history",
+            ClientAction::Resume { .. } => "resume",
+            ClientAction::Join { .. } => "join",
+            ClientAction::Leave { .. } => "leave",
+            ClientAction::Ping => "ping",
+        }
+    }
+}
+
+impl ServerFrame {
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Ready { .. } => "ready",
+            ServerFrame::Message { .. } => "message",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Mention { .. } => "mention",
+            ServerFrame::MessageUpdated { .. } => "message_updated",
+            ServerFrame::MessageDeleted { .. } => "message_deleted",
+            ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Read { .. } => "read",
+            ServerFrame::MemberJoined { .. } => "member_joined",
+            ServerFrame::MemberLeft { .. } => "member_left",
+            ServerFrame::RoomAdded { .. } => "room_added",
+            ServerFrame::RoomRemoved { .. } => "room_removed",
+            ServerFrame::History { .. } => "history",
+            ServerFrame::Resumed { .. } => "resumed",
+            ServerFrame::Notice { .. } => "notice",
+            ServerFrame::Error(_) => "error",
+            ServerFrame::Pong { .. } => "pong",
+        }
+    }
+}

@@ -273,3 +273,15 @@ fn rest_bodies_reject_unknown_fields() {
         serde_json::from_value(serde_json::to_value(&page).unwrap()).unwrap();
     assert_eq!(back, page);
 }
+
+#[test]
+fn kinds_match_the_wire_type() {
+    for frame in server_frames() {
+        let value = serde_json::to_value(&frame).unwrap();
+        assert_eq!(value["type"], frame.kind());
+    }
+    for frame in client_frames() {
+        let value = serde_json::to_value(&frame).unwrap();
+        assert_eq!(value["type"], frame.action.kind());
+    }
+}

@@ -26,6 +26,7 @@ pub mod events;
 pub mod limits;
 pub mod mentions;
 pub mod messages;
+pub mod metrics;
 pub mod password;
 pub mod rooms;
 pub mod users;

@@ -52,9 +52,14 @@ impl Chat {
             .map_err(bus_error)?
         {
             RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => Err(Error::RateLimited {
-                retry_after_ms: retry_after.as_millis().max(1) as u64,
-            }),
+            RateDecision::Limited { retry_after } => {
+                crate::metrics::RATE_LIMITED
+                    .with_label_values(&["send"])
+                    .inc();
+                Err(Error::RateLimited {
+                    retry_after_ms: retry_after.as_millis().max(1) as u64,
+                })
+            }
         }
     }
 
@@ -68,7 +73,13 @@ impl Chat {
             .take_token(&key, per_second, 1)
             .await
             .map_err(bus_error)?;
-        Ok(decision == RateDecision::Allowed)
+        if decision != RateDecision::Allowed {
+            crate::metrics::RATE_LIMITED
+                .with_label_values(&["typing"])
+                .inc();
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Claims `client_id` for `message` unless `user` used it within the

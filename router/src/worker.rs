@@ -101,7 +101,20 @@ async fn handle_entry(chat: &Chat, entry: &Entry) {
         Work::Client(ClientAction::Send(send)) => send.client_id.clone(),
         _ => None,
     };
-    let outcome = match handle(chat, user, work, &origin).await {
+    let action = match &work {
+        Work::Client(action) => action.kind(),
+        Work::Connected { .. } => "connected",
+        Work::Disconnected { .. } => "disconnected",
+    };
+    let result = handle(chat, user, work, &origin).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.code().as_str(),
+    };
+    crate::metrics::ACTIONS
+        .with_label_values(&[action, label])
+        .inc();
+    let outcome = match result {
         Ok(None) => return,
         Ok(Some(outcome)) => outcome,
         Err(error) => failed(&error, client_id),

@@ -533,3 +533,49 @@ async fn the_msgpack_subprotocol_carries_the_same_conversation() {
     a.send(json!({"type": "ping", "ref": "p"})).await;
     assert_eq!(a.next_of("pong").await["ref"], "p");
 }
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let server = Server::start();
+    let (alice, _) = server.user("alice").await;
+    let room = alice.create_room("general", "public", &[]).await;
+    let mut a = Ws::connect(&server, alice.token()).await;
+    a.send(json!({"type": "send", "room_id": room, "content": "counted"}))
+        .await;
+    a.next_of("ack").await;
+    a.send_raw_text("garbage").await;
+    a.next_of("error").await;
+    let response = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+    };
+    assert_eq!(value("chat_connections "), 1.0);
+    assert_eq!(value("chat_frames_received_total{type=\"send\"}"), 1.0);
+    assert_eq!(value("chat_frames_received_total{type=\"invalid\"}"), 1.0);
+    assert_eq!(value("chat_messages_persisted_total"), 1.0);
+    assert_eq!(
+        value("chat_router_actions_total{action=\"send\",result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(value("chat_delivery_latency_seconds_count"), 1.0);
+    assert!(value("chat_frames_sent_total{type=\"ack\"}") >= 1.0);
+    assert!(
+        value("chat_http_requests_total{status=\"201\"}") >= 2.0,
+        "register and create room"
+    );
+    assert!(value("process_resident_memory_bytes") > 0.0);
+}

@@ -71,6 +71,9 @@ impl Conn {
         match self.outbound.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.closing() {
+                    crate::metrics::SLOW_CONSUMERS.inc();
+                }
                 self.close_with(close_code::TOO_SLOW, "too slow: outbound queue overflowed");
                 false
             }
@@ -85,6 +88,9 @@ impl Conn {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
+                if !self.closing() {
+                    crate::metrics::SLOW_CONSUMERS.inc();
+                }
                 self.close_with(close_code::TOO_SLOW, "too slow: answers not read");
                 false
             }
@@ -106,6 +112,11 @@ impl Conn {
     /// Resolves (via `changed`) when a close is asked for.
     pub fn close_receiver(&self) -> watch::Receiver<Option<CloseReason>> {
         self.close.subscribe()
+    }
+
+    /// The close code asked for, if any.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close.borrow().map(|reason| reason.code)
     }
 
     /// Whether a close was asked for.

@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::conn::Conn;
 use super::encoded::{Encoded, encode};
+use crate::metrics;
 use crate::relay::Relay;
 
 /// Local connections and the channels they need.
@@ -188,6 +189,7 @@ impl Hub {
                 retry_after_ms,
             }),
         };
+        metrics::FRAMES_OUT.with_label_values(&[frame.kind()]).inc();
         if let Some(message) = encode(&frame, conn.codec) {
             conn.push_live(message);
         }
@@ -264,13 +266,20 @@ fn fan_out(targets: &[Arc<Conn>], event: Event) {
         except_user,
         frame,
     } = event;
+    if let ServerFrame::Message { message } = &frame {
+        let age_ms = chat_protocol::id::now_ms().saturating_sub(message.created_at);
+        metrics::DELIVERY_SECONDS.observe(age_ms as f64 / 1000.0);
+    }
+    let sent = metrics::FRAMES_OUT.with_label_values(&[frame.kind()]);
     let encoded = Encoded::new(frame);
     for conn in targets {
         if Some(conn.user) == except_user || !conn.first_sight(id) {
             continue;
         }
-        if let Some(message) = encoded.message(conn.codec) {
-            conn.push_live(message);
+        if let Some(message) = encoded.message(conn.codec)
+            && conn.push_live(message)
+        {
+            sent.inc();
         }
     }
 }

@@ -26,8 +26,8 @@ use tokio::time::Instant;
 use super::conn::{CloseReason, Conn, ConnReceivers};
 use super::encoded::encode;
 use super::handshake::MAX_FRAME_BYTES;
-use crate::AppState;
 use crate::auth::Verified;
+use crate::{AppState, metrics};
 
 /// More bad frames than this within [`BAD_FRAME_WINDOW`] close with 1008.
 const MAX_BAD_FRAMES: usize = 20;
@@ -51,6 +51,7 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     let conn = Arc::new(conn);
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, receivers));
+    metrics::CONNECTIONS.inc();
     match ready_frame(&state, &conn).await {
         Some((frame, rooms)) => {
             conn.push_answer(frame).await;
@@ -79,6 +80,11 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
         }
         None => conn.close_with(close_code::POLICY, "unknown user"),
     }
+    metrics::CONNECTIONS.dec();
+    let code = conn.close_code().unwrap_or(close_code::NORMAL);
+    metrics::DISCONNECTS
+        .with_label_values(&[&code.to_string()])
+        .inc();
     if let Err(error) = writer.await {
         tracing::error!(%error, "connection writer failed");
     }
@@ -209,8 +215,12 @@ async fn read_loop(
                     return;
                 }
                 match decode_frame(bytes, codec) {
-                    Ok(frame) => handle(state, conn, frame).await,
+                    Ok(frame) => {
+                        metrics::FRAMES_IN.with_label_values(&[frame.action.kind()]).inc();
+                        handle(state, conn, frame).await;
+                    }
                     Err(error) => {
+                        metrics::FRAMES_IN.with_label_values(&["invalid"]).inc();
                         send_error(conn, ErrorCode::BadRequest, error.message, error.reference, error.client_id).await;
                         if bad_frames.too_many() {
                             conn.close_with(close_code::POLICY, "too many bad frames");
@@ -340,6 +350,7 @@ async fn forward(state: &AppState, conn: &Conn, work: Work) {
 }
 
 async fn answer(conn: &Conn, frame: ServerFrame) -> bool {
+    metrics::FRAMES_OUT.with_label_values(&[frame.kind()]).inc();
     match encode(&frame, conn.codec) {
         Some(message) => conn.push_answer(message).await,
         None => false,

@@ -1,0 +1,118 @@
+//! What the gateway counts, and `GET /metrics` for Prometheus.
+//!
+//! Every crate registers its metrics in the process-wide registry (see the
+//! `metrics` modules of the router and persistence crates), so this
+//! endpoint serves them all, with the process's own CPU, memory and file
+//! descriptor figures.
+
+use std::sync::LazyLock;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, TextEncoder, register_histogram,
+    register_int_counter, register_int_counter_vec, register_int_gauge,
+};
+
+const REGISTERED: &str = "metric names are valid and registered once";
+
+/// Open WebSocket connections.
+pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("chat_connections", "Open WebSocket connections").expect(REGISTERED)
+});
+
+/// Frames received from clients, by type (`invalid` for undecodable ones).
+pub static FRAMES_IN: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_frames_received_total",
+        "Frames received from clients, by type",
+        &["type"]
+    )
+    .expect(REGISTERED)
+});
+
+/// Frames queued to clients, by type.
+pub static FRAMES_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_frames_sent_total",
+        "Frames queued to clients, by type",
+        &["type"]
+    )
+    .expect(REGISTERED)
+});
+
+/// Connections closed, by close code.
+pub static DISCONNECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_disconnects_total",
+        "WebSocket connections closed, by close code",
+        &["code"]
+    )
+    .expect(REGISTERED)
+});
+
+/// Connections cut off because their outbound queue overflowed (4003).
+pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_slow_consumer_disconnects_total",
+        "Connections closed with 4003 because they did not read fast enough"
+    )
+    .expect(REGISTERED)
+});
+
+/// From a message's creation (its id, minted at ingress) to its fan-out to
+/// local connections.
+pub static DELIVERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "chat_delivery_latency_seconds",
+        "Time from a message's ingress to its fan-out by a gateway",
+        prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
+    )
+    .expect(REGISTERED)
+});
+
+/// HTTP requests answered, by status class.
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_http_requests_total",
+        "HTTP requests answered, by status",
+        &["status"]
+    )
+    .expect(REGISTERED)
+});
+
+/// `GET /metrics`: every registered metric in the Prometheus text format.
+pub async fn render() -> Response {
+    let families = prometheus::gather();
+    let mut body = Vec::new();
+    match TextEncoder::new().encode(&families, &mut body) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "metrics not encodable");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Registers the process collector once (CPU, memory, file descriptors).
+pub fn register_process_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let collector = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(error) = prometheus::register(Box::new(collector)) {
+            tracing::warn!(%error, "process metrics not registered");
+        }
+    });
+}
+
+/// Counts every HTTP answer by status.
+pub async fn count_requests(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    HTTP_REQUESTS
+        .with_label_values(&[response.status().as_str()])
+        .inc();
+    response
+}
