@@ -175,8 +175,11 @@ impl Config {
         figment = figment.merge(Env::prefixed("CHAT_").split("__").filter(|key| {
             // Keys arrive with the prefix stripped and `__` turned
             // into `.`, but in their original case.
+            // The secret is read verbatim below: parsed as a TOML value, an
+            // all-digit secret would become a number.
             let top = key.as_str().split('.').next().unwrap_or_default();
             KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+                && !top.eq_ignore_ascii_case("jwt_secret")
         }));
         if let Some(args) = cli.serve_args() {
             if let Some(listen) = args.listen {
@@ -187,37 +190,78 @@ impl Config {
             }
         }
         let mut config: Config = figment.extract().context("cannot read the configuration")?;
-        // figment parses variables as TOML values, which would turn an
-        // all-digit secret into a number; a secret is always taken verbatim.
         if let Ok(secret) = std::env::var("CHAT_JWT_SECRET") {
             config.jwt_secret = Some(secret);
         }
         if config.jwt_secret.as_deref() == Some("") {
             config.jwt_secret = None;
         }
-        anyhow::ensure!(
-            config.worker_id <= chat_protocol::id::MAX_WORKER_ID,
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses values that would break the service at run time.
+    fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
+        ensure!(
+            self.worker_id <= chat_protocol::id::MAX_WORKER_ID,
             "worker_id must be 0 to {}",
             chat_protocol::id::MAX_WORKER_ID
         );
-        anyhow::ensure!(config.token_ttl_secs > 0, "token_ttl_secs must be positive");
-        anyhow::ensure!(
-            config.limits.max_body_bytes >= 1024,
+        ensure!(self.token_ttl_secs > 0, "token_ttl_secs must be positive");
+        ensure!(
+            self.limits.max_body_bytes >= 1024,
             "limits.max_body_bytes must be at least 1024"
         );
-        anyhow::ensure!(
-            config.sqlite.read_pool_size >= 1,
+        ensure!(
+            self.sqlite.read_pool_size >= 1,
             "sqlite.read_pool_size must be at least 1"
         );
-        anyhow::ensure!(
-            config.sqlite.max_batch >= 1,
+        ensure!(
+            self.sqlite.max_batch >= 1,
             "sqlite.max_batch must be at least 1"
         );
-        anyhow::ensure!(
-            config.sqlite.queue_capacity >= 1,
+        ensure!(
+            self.sqlite.queue_capacity >= 1,
             "sqlite.queue_capacity must be at least 1"
         );
-        Ok(config)
+        let rates = &self.rates;
+        ensure!(
+            rates.send_per_second > 0.0 && rates.send_per_second.is_finite(),
+            "rates.send_per_second must be a positive number"
+        );
+        ensure!(rates.send_burst >= 1, "rates.send_burst must be at least 1");
+        ensure!(
+            rates.typing_interval_ms >= 1,
+            "rates.typing_interval_ms must be at least 1"
+        );
+        let realtime = &self.realtime;
+        ensure!(
+            realtime.heartbeat_interval_ms >= 100,
+            "realtime.heartbeat_interval_ms must be at least 100"
+        );
+        ensure!(
+            realtime.persist_batch >= 1,
+            "realtime.persist_batch must be at least 1"
+        );
+        ensure!(
+            realtime.outbound_queue >= realtime.persist_batch,
+            "realtime.outbound_queue must be at least realtime.persist_batch: a batch fans out to \
+             a connection back to back, and a smaller queue would cut off healthy clients"
+        );
+        ensure!(
+            realtime.reply_timeout_ms >= 100,
+            "realtime.reply_timeout_ms must be at least 100"
+        );
+        ensure!(
+            realtime.stream_capacity >= 1,
+            "realtime.stream_capacity must be at least 1"
+        );
+        ensure!(
+            realtime.subscription_buffer >= 1,
+            "realtime.subscription_buffer must be at least 1"
+        );
+        Ok(())
     }
 
     /// The SQLite database file.
@@ -236,5 +280,33 @@ impl Config {
             toml::to_string(&shown).context("cannot print the configuration")?
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn values_that_would_break_the_service_are_refused() {
+        let broken: [fn(&mut Config); 7] = [
+            |c| c.realtime.heartbeat_interval_ms = 0,
+            |c| c.realtime.persist_batch = 0,
+            |c| c.realtime.outbound_queue = c.realtime.persist_batch - 1,
+            |c| c.realtime.reply_timeout_ms = 0,
+            |c| c.rates.send_per_second = 0.0,
+            |c| c.rates.send_burst = 0,
+            |c| c.worker_id = 1024,
+        ];
+        for (i, breaks) in broken.iter().enumerate() {
+            let mut config = Config::default();
+            breaks(&mut config);
+            assert!(config.validate().is_err(), "case {i} was accepted");
+        }
     }
 }

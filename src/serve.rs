@@ -17,11 +17,9 @@ use chat_gateway::ws::hub::Hub;
 use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_persistence::Store;
 use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
-use chat_persistence::worker::PersistOptions;
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
 use chat_router::Chat;
-use chat_router::worker::RouterOptions;
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -73,22 +71,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_router, router_stopped) = watch::channel(false);
     let router = tokio::spawn(chat_router::worker::run(
         chat.clone(),
-        RouterOptions {
-            consumer: format!("router-{name}"),
-            batch: 64,
-            claim_idle: CLAIM_IDLE,
-        },
+        format!("router-{name}"),
+        CLAIM_IDLE,
         router_stopped,
     ));
     let (stop_persistence, persistence_stopped) = watch::channel(false);
     let persistence = tokio::spawn(chat_persistence::worker::run(
         store,
         bus,
-        PersistOptions {
-            consumer: format!("persist-{name}"),
-            batch: realtime.persist_batch,
-            claim_idle: CLAIM_IDLE,
-        },
+        format!("persist-{name}"),
+        realtime.persist_batch,
+        CLAIM_IDLE,
         persistence_stopped,
     ));
 

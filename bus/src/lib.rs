@@ -13,6 +13,7 @@
 //! Payloads are opaque bytes; what travels in them is defined by the roles
 //! that speak to each other.
 
+pub mod consumer;
 mod envelopes;
 pub mod local;
 pub mod pubsub;

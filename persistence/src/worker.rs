@@ -11,92 +11,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_bus::{Bus, Entry, EntryId, names};
+use chat_bus::consumer::{ConsumerOptions, consume};
+use chat_bus::{Bus, Entry, names};
 use chat_protocol::frames::ServerFrame;
-use chat_protocol::internal::{self, Origin, Outcome, ToPersist};
+use chat_protocol::internal::{self, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use tokio::sync::watch;
 
 use crate::{Store, metrics};
 
-/// How the persistence worker reads its stream.
-#[derive(Clone, Debug)]
-pub struct PersistOptions {
-    /// This consumer's name in the persisters' group; unique per process.
-    pub consumer: String,
-    /// Most messages written in one batch.
-    pub batch: usize,
-    /// Entries pending this long with another worker are taken over.
-    pub claim_idle: Duration,
-}
-
-/// Runs the persistence worker until `shutdown` turns true; the batch in
-/// hand is written and delivered first.
+/// Runs the persistence worker until `shutdown` turns true, then drains
+/// the persist stream, so that every accepted message is written before the
+/// process exits. `consumer` names this worker in the persisters' group.
 pub async fn run(
     store: Arc<dyn Store>,
     bus: Bus,
-    options: PersistOptions,
-    mut shutdown: watch::Receiver<bool>,
+    consumer: String,
+    batch: usize,
+    claim_idle: Duration,
+    shutdown: watch::Receiver<bool>,
 ) {
-    tracing::info!(consumer = %options.consumer, "persistence worker started");
-    let mut last_claim = tokio::time::Instant::now();
-    loop {
-        let mut entries = Vec::new();
-        if last_claim.elapsed() >= options.claim_idle {
-            last_claim = tokio::time::Instant::now();
-            match bus
-                .queue
-                .claim_stale(
-                    names::PERSIST_STREAM,
-                    names::PERSIST_GROUP,
-                    &options.consumer,
-                    options.claim_idle,
-                    options.batch,
-                )
-                .await
-            {
-                Ok(claimed) => entries = claimed,
-                Err(error) => tracing::warn!(%error, "cannot claim stale persist entries"),
-            }
-        }
-        if entries.is_empty() {
-            if *shutdown.borrow() {
-                break;
-            }
-            let read = bus.queue.read(
-                names::PERSIST_STREAM,
-                names::PERSIST_GROUP,
-                &options.consumer,
-                options.batch,
-                Duration::from_millis(500),
-            );
-            tokio::select! {
-                read = read => match read {
-                    Ok(read) => entries = read,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot read the persist stream");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                },
-                // On shutdown, go round once more to drain what is queued.
-                _ = shutdown.changed() => continue,
-            }
-        }
-        if entries.is_empty() {
-            continue;
-        }
-        handle_batch(store.as_ref(), &bus, &entries).await;
-        let ids: Vec<EntryId> = entries.into_iter().map(|e| e.id).collect();
-        if let Err(error) = bus
-            .queue
-            .ack(names::PERSIST_STREAM, names::PERSIST_GROUP, &ids)
-            .await
-        {
-            tracing::warn!(%error, "cannot acknowledge persist entries");
-        }
-    }
-    tracing::info!("persistence worker stopped");
+    tracing::info!(%consumer, "persistence worker started");
+    let options = ConsumerOptions {
+        stream: names::PERSIST_STREAM,
+        group: names::PERSIST_GROUP,
+        consumer,
+        batch,
+        claim_idle,
+    };
+    let queue = bus.queue.clone();
+    consume(queue, options, shutdown, |entries| {
+        let (store, bus) = (store.clone(), bus.clone());
+        async move { handle_batch(store.as_ref(), &bus, &entries).await }
+    })
+    .await;
 }
 
 /// Writes, then delivers and answers, one batch.
@@ -134,9 +82,11 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
             ToPersist::Repeat {
                 room_id,
                 message_id,
+                message,
                 origin,
             } => {
-                answer_repeat(store, bus, origin, &room_id, message_id).await;
+                let outcome = answer_repeat(store, bus, &room_id, message_id, message).await;
+                bus.reply(origin, outcome).await;
             }
         }
     }
@@ -196,32 +146,39 @@ async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::I
     }
 }
 
-/// Answers a repeated `client_id` with the original message, which is
-/// durable by now: it was handed on before the repeat, in stream order.
+/// Answers a repeated `client_id` with the original message. Normally it
+/// is durable by now (it was handed on before the repeat, in stream order);
+/// if it is missing, its router died before handing it on, and the retry is
+/// written under the original id instead, and delivered.
 async fn answer_repeat(
     store: &dyn Store,
     bus: &Bus,
-    origin: Origin,
     room: &chat_protocol::RoomId,
     id: chat_protocol::Id,
-) {
-    let outcome = match store.message(room, id).await {
+    retry: Option<Message>,
+) -> Outcome {
+    match store.message(room, id).await {
         Ok(Some(original)) => Outcome::Posted(original),
-        Ok(None) => Outcome::Failed {
-            code: ErrorCode::Unavailable,
-            message: "the original message is not stored yet; retry".into(),
-            client_id: None,
-            retry_after_ms: Some(1000),
+        Ok(None) => match retry {
+            Some(message) => {
+                write_until_stored(store, std::slice::from_ref(&message)).await;
+                deliver(bus, &message, &[]).await;
+                Outcome::Posted(message)
+            }
+            None => unavailable("the original message is not stored yet; retry"),
         },
         Err(error) => {
             tracing::warn!(%error, "cannot read the original of a repeated client_id");
-            Outcome::Failed {
-                code: ErrorCode::Unavailable,
-                message: "store unavailable; retry".into(),
-                client_id: None,
-                retry_after_ms: Some(1000),
-            }
+            unavailable("store unavailable; retry")
         }
-    };
-    bus.reply(origin, outcome).await;
+    }
+}
+
+fn unavailable(message: &str) -> Outcome {
+    Outcome::Failed {
+        code: ErrorCode::Unavailable,
+        message: message.into(),
+        client_id: None,
+        retry_after_ms: Some(1000),
+    }
 }

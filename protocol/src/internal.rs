@@ -65,11 +65,16 @@ pub enum ToPersist {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         also_to_users: Vec<Id>,
     },
-    /// A repeated `client_id`: answer the origin with the original message
-    /// once it is durable.
+    /// A repeated `client_id`: answer the origin with the original message.
+    /// `message` is the retry under the original id, written only if the
+    /// original never was (its router died before handing it on); writes
+    /// are idempotent by id, so this cannot duplicate. `None` when the retry
+    /// names another room than the original, which is then only looked up.
     Repeat {
         room_id: RoomId,
         message_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<Message>,
         origin: Origin,
     },
 }

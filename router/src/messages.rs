@@ -46,12 +46,27 @@ impl Chat {
             .resolve_mentions(&send.room_id, sender, &content)
             .await?;
         let id = self.ids.next_id();
+        let message = |id: Id| Message {
+            id,
+            room_id: send.room_id,
+            sender_id: sender,
+            content: content.clone(),
+            mentions: mentions.clone(),
+            attachments: Vec::new(),
+            reply_to: send.reply_to,
+            client_id: client_id.clone(),
+            created_at: id.unix_ms(),
+            edited_at: None,
+            deleted: false,
+        };
         if let Some(key) = &client_id
-            && let Some(first) = self.first_use(sender, key, send.room_id, id).await?
+            && let Some((room_id, message_id)) =
+                self.first_use(sender, key, send.room_id, id).await?
         {
             return Ok(ToPersist::Repeat {
-                room_id: first.0,
-                message_id: first.1,
+                room_id,
+                message_id,
+                message: (room_id == send.room_id).then(|| message(message_id)),
                 origin,
             });
         }
@@ -59,21 +74,8 @@ impl Chat {
             (true, Some((lo, hi))) => vec![lo, hi],
             _ => Vec::new(),
         };
-        let message = Message {
-            id,
-            room_id: send.room_id,
-            sender_id: sender,
-            content,
-            mentions,
-            attachments: Vec::new(),
-            reply_to: send.reply_to,
-            client_id,
-            created_at: id.unix_ms(),
-            edited_at: None,
-            deleted: false,
-        };
         Ok(ToPersist::New {
-            message,
+            message: message(id),
             origin,
             also_to_users,
         })

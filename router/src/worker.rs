@@ -11,82 +11,44 @@
 
 use std::time::Duration;
 
-use chat_bus::{Entry, EntryId, names};
+use chat_bus::consumer::{ConsumerOptions, consume};
+use chat_bus::{Entry, names};
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{self, Inbound, Origin, Outcome, ToPersist, Work};
 use tokio::sync::watch;
 
 use crate::{Chat, Error, Result};
 
-/// How the router reads its stream.
-#[derive(Clone, Debug)]
-pub struct RouterOptions {
-    /// This consumer's name in the routers' group; unique per process.
-    pub consumer: String,
-    /// Most entries taken per read.
-    pub batch: usize,
-    /// Entries pending this long with another router are taken over.
-    pub claim_idle: Duration,
+/// Runs the router until `shutdown` turns true, then drains the inbound
+/// stream. `consumer` names this router in the routers' group.
+pub async fn run(
+    chat: Chat,
+    consumer: String,
+    claim_idle: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    tracing::info!(%consumer, "router started");
+    let options = ConsumerOptions {
+        stream: names::INBOUND_STREAM,
+        group: names::ROUTER_GROUP,
+        consumer,
+        batch: BATCH,
+        claim_idle,
+    };
+    let queue = chat.bus().queue.clone();
+    consume(queue, options, shutdown, |entries| {
+        let chat = chat.clone();
+        async move {
+            for entry in &entries {
+                handle_entry(&chat, entry).await;
+            }
+        }
+    })
+    .await;
 }
 
-/// Runs the router until `shutdown` turns true; finishes the entries in
-/// hand first.
-pub async fn run(chat: Chat, options: RouterOptions, mut shutdown: watch::Receiver<bool>) {
-    tracing::info!(consumer = %options.consumer, "router started");
-    let queue = chat.bus().queue.clone();
-    let mut last_claim = tokio::time::Instant::now();
-    while !*shutdown.borrow() {
-        let mut entries = Vec::new();
-        if last_claim.elapsed() >= options.claim_idle {
-            last_claim = tokio::time::Instant::now();
-            match queue
-                .claim_stale(
-                    names::INBOUND_STREAM,
-                    names::ROUTER_GROUP,
-                    &options.consumer,
-                    options.claim_idle,
-                    options.batch,
-                )
-                .await
-            {
-                Ok(claimed) => entries = claimed,
-                Err(error) => tracing::warn!(%error, "cannot claim stale inbound entries"),
-            }
-        }
-        if entries.is_empty() {
-            let read = queue.read(
-                names::INBOUND_STREAM,
-                names::ROUTER_GROUP,
-                &options.consumer,
-                options.batch,
-                Duration::from_secs(1),
-            );
-            tokio::select! {
-                read = read => match read {
-                    Ok(read) => entries = read,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot read the inbound stream");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => break,
-            }
-        }
-        for entry in &entries {
-            handle_entry(&chat, entry).await;
-        }
-        let ids: Vec<EntryId> = entries.into_iter().map(|e| e.id).collect();
-        if !ids.is_empty()
-            && let Err(error) = queue
-                .ack(names::INBOUND_STREAM, names::ROUTER_GROUP, &ids)
-                .await
-        {
-            tracing::warn!(%error, "cannot acknowledge inbound entries");
-        }
-    }
-    tracing::info!("router stopped");
-}
+/// Most inbound entries taken at once.
+const BATCH: usize = 64;
 
 async fn handle_entry(chat: &Chat, entry: &Entry) {
     let inbound: Inbound = match internal::decode(&entry.payload) {

@@ -68,15 +68,14 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
             tracing::debug!(connection = id, user = %user, "connection opened");
             read_loop(stream, &state, &conn, verified.expires_at_ms).await;
             conn.close_with(close_code::NORMAL, "");
+            // Forwarded before leaving the hub: shutdown waits for the hub
+            // to empty, then drains the inbound stream, so the presence
+            // change is never lost.
+            let disconnected = Work::Disconnected {
+                connection: presence,
+            };
+            forward(&state, &conn, disconnected).await;
             state.hub.unregister(id).await;
-            forward(
-                &state,
-                &conn,
-                Work::Disconnected {
-                    connection: presence,
-                },
-            )
-            .await;
         }
         None => conn.close_with(close_code::POLICY, "unknown user"),
     }
