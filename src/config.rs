@@ -7,10 +7,13 @@
 //! silently; unrelated `CHAT_*` variables (such as test settings) are
 //! ignored by only reading the variables of known keys.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
+use chat_persistence::scylla::{self, ScyllaOptions};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -31,8 +34,14 @@ pub struct Config {
     /// How long an access token is valid, in seconds.
     pub token_ttl_secs: u64,
     /// Snowflake worker id of this process (0–1023), unique among live
-    /// processes that mint ids.
+    /// processes that mint ids. In a cluster (with `redis_url`) ids are
+    /// leased from Redis instead and this is ignored.
     pub worker_id: u16,
+    /// Redis to join a cluster through (`redis://host:port`); without it,
+    /// `serve` runs alone on the in-process bus.
+    pub redis_url: Option<String>,
+    /// Whether `redis_url` points at a Redis Cluster (sharded pub/sub).
+    pub redis_cluster: bool,
     /// `auto` (readable on a terminal, JSON otherwise), `pretty` or `json`.
     pub log_format: LogFormat,
     pub limits: Limits,
@@ -40,6 +49,7 @@ pub struct Config {
     pub rates: chat_router::RateLimits,
     pub realtime: RealtimeConfig,
     pub sqlite: SqliteConfig,
+    pub scylla: ScyllaConfig,
 }
 
 /// WebSocket connections and the message pipeline.
@@ -64,6 +74,12 @@ pub struct RealtimeConfig {
     pub subscription_buffer: usize,
     /// Most messages a persistence worker writes in one batch.
     pub persist_batch: usize,
+    /// Work-stream entries pending this long with a consumer are taken
+    /// over by another (the first is presumed dead).
+    pub claim_idle_ms: u64,
+    /// A connection counts as live this long after its gateway last
+    /// vouched for it; a crashed gateway's users go offline within it.
+    pub presence_ttl_ms: u64,
 }
 
 impl Default for RealtimeConfig {
@@ -76,6 +92,8 @@ impl Default for RealtimeConfig {
             stream_capacity: 10_000,
             subscription_buffer: 65_536,
             persist_batch: 256,
+            claim_idle_ms: 30_000,
+            presence_ttl_ms: 30_000,
         }
     }
 }
@@ -118,11 +136,14 @@ impl Default for Config {
             jwt_secret: None,
             token_ttl_secs: 24 * 60 * 60,
             worker_id: 0,
+            redis_url: None,
+            redis_cluster: false,
             log_format: LogFormat::Auto,
             limits: Limits::default(),
             rates: chat_router::RateLimits::default(),
             realtime: RealtimeConfig::default(),
             sqlite: SqliteConfig::default(),
+            scylla: ScyllaConfig::default(),
         }
     }
 }
@@ -146,6 +167,85 @@ impl Default for SqliteConfig {
     }
 }
 
+/// The ScyllaDB store, used instead of SQLite when `nodes` is not empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScyllaConfig {
+    /// Contact points, `host:port`; empty means the embedded SQLite store.
+    /// `CHAT_SCYLLA_NODES` takes them comma-separated.
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    /// `SimpleStrategy` or `NetworkTopologyStrategy`, for creating the keyspace.
+    pub replication_strategy: String,
+    pub replication_factor: u32,
+    /// Copies per data centre with `NetworkTopologyStrategy` (when empty,
+    /// `replication_factor` in every data centre).
+    pub datacenters: BTreeMap<String, u32>,
+    /// The data centre whose nodes coordinate this process's requests.
+    pub local_datacenter: Option<String>,
+    /// Whether a new keyspace uses tablets (unset: the server's default).
+    /// The store needs lightweight transactions, which some ScyllaDB
+    /// versions do not support on tablets: set `false` there.
+    pub tablets: Option<bool>,
+    /// Days per message bucket; fixed once the keyspace holds messages.
+    pub bucket_days: u32,
+    /// Of reads and writes: `local_quorum`, `quorum`, `one`, ...
+    pub consistency: String,
+    /// Of lightweight transactions: `local_serial` or `serial`.
+    pub serial_consistency: String,
+    /// Whether starting creates missing tables (`chatd migrate` always does).
+    pub create_schema: bool,
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> ScyllaConfig {
+        ScyllaConfig {
+            nodes: Vec::new(),
+            keyspace: "chat".into(),
+            replication_strategy: "SimpleStrategy".into(),
+            replication_factor: 1,
+            datacenters: BTreeMap::new(),
+            local_datacenter: None,
+            tablets: None,
+            bucket_days: 10,
+            consistency: "local_quorum".into(),
+            serial_consistency: "local_serial".into(),
+            create_schema: true,
+        }
+    }
+}
+
+impl ScyllaConfig {
+    /// The store's options, or `None` when no node is configured.
+    pub fn options(&self) -> anyhow::Result<Option<ScyllaOptions>> {
+        if self.nodes.is_empty() {
+            return Ok(None);
+        }
+        let consistency =
+            scylla::parse_consistency(&self.consistency).map_err(anyhow::Error::msg)?;
+        let options = ScyllaOptions {
+            nodes: self.nodes.clone(),
+            keyspace: self.keyspace.clone(),
+            replication: scylla::Replication::from_settings(
+                &self.replication_strategy,
+                self.replication_factor,
+                &self.datacenters,
+            )
+            .map_err(anyhow::Error::msg)?,
+            bucket_window: Duration::from_secs(u64::from(self.bucket_days) * 24 * 60 * 60),
+            read_consistency: consistency,
+            write_consistency: consistency,
+            serial_consistency: scylla::parse_serial_consistency(&self.serial_consistency)
+                .map_err(anyhow::Error::msg)?,
+            local_datacenter: self.local_datacenter.clone(),
+            tablets: self.tablets,
+            ..ScyllaOptions::default()
+        };
+        options.validate().map_err(anyhow::Error::msg)?;
+        Ok(Some(options))
+    }
+}
+
 /// The top-level keys, which are the only `CHAT_*` variables read.
 const KEYS: &[&str] = &[
     "listen",
@@ -153,11 +253,14 @@ const KEYS: &[&str] = &[
     "jwt_secret",
     "token_ttl_secs",
     "worker_id",
+    "redis_url",
+    "redis_cluster",
     "log_format",
     "limits",
     "rates",
     "realtime",
     "sqlite",
+    "scylla",
 ];
 
 impl Config {
@@ -195,6 +298,22 @@ impl Config {
         }
         if config.jwt_secret.as_deref() == Some("") {
             config.jwt_secret = None;
+        }
+        // The Scylla switches by their plain names too (CHAT_SCYLLA__NODES
+        // wants a TOML array; this one takes a comma-separated list).
+        if let Ok(nodes) = std::env::var("CHAT_SCYLLA_NODES") {
+            config.scylla.nodes = nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Ok(keyspace) = std::env::var("CHAT_SCYLLA_KEYSPACE") {
+            config.scylla.keyspace = keyspace;
+        }
+        if let Ok(consistency) = std::env::var("CHAT_SCYLLA_CONSISTENCY") {
+            config.scylla.consistency = consistency;
         }
         config.validate()?;
         Ok(config)
@@ -261,6 +380,23 @@ impl Config {
             realtime.subscription_buffer >= 1,
             "realtime.subscription_buffer must be at least 1"
         );
+        ensure!(
+            realtime.claim_idle_ms >= 100,
+            "realtime.claim_idle_ms must be at least 100"
+        );
+        ensure!(
+            realtime.presence_ttl_ms >= 300,
+            "realtime.presence_ttl_ms must be at least 300"
+        );
+        self.scylla
+            .options()
+            .context("invalid scylla configuration")?;
+        ensure!(
+            self.redis_url
+                .as_deref()
+                .is_none_or(|url| !url.trim().is_empty()),
+            "redis_url is empty; leave it out to run without Redis"
+        );
         Ok(())
     }
 
@@ -307,6 +443,35 @@ mod tests {
             let mut config = Config::default();
             breaks(&mut config);
             assert!(config.validate().is_err(), "case {i} was accepted");
+        }
+    }
+
+    #[test]
+    fn scylla_settings_become_store_options() {
+        let mut config = Config::default();
+        assert!(
+            config.scylla.options().unwrap().is_none(),
+            "no nodes: SQLite"
+        );
+        config.scylla.nodes = vec!["10.0.0.1:9042".into()];
+        config.scylla.consistency = "QUORUM".into();
+        let options = config.scylla.options().unwrap().expect("the Scylla store");
+        assert_eq!(options.keyspace, "chat");
+        assert_eq!(options.read_consistency, scylla::Consistency::Quorum);
+        assert_eq!(options.write_consistency, scylla::Consistency::Quorum);
+        assert_eq!(
+            options.bucket_window,
+            Duration::from_secs(10 * 24 * 60 * 60)
+        );
+        for breaks in [
+            |c: &mut Config| c.scylla.consistency = "most".into(),
+            |c: &mut Config| c.scylla.bucket_days = 0,
+            |c: &mut Config| c.scylla.keyspace = "chat; DROP".into(),
+            |c: &mut Config| c.scylla.replication_strategy = "LocalStrategy".into(),
+        ] {
+            let mut broken = config.clone();
+            breaks(&mut broken);
+            assert!(broken.validate().is_err());
         }
     }
 }

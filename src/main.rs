@@ -9,6 +9,7 @@ mod config;
 mod logging;
 mod secrets;
 mod serve;
+mod store;
 
 use clap::Parser;
 
@@ -31,9 +32,9 @@ fn main() -> std::process::ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(_) => serve::run(config).await,
             cli::Command::Migrate => serve::migrate(&config).await,
             cli::Command::Config => config.print(),
+            _ => serve::run(config, cli.roles()).await,
         }
     });
     match outcome {

@@ -1,150 +1,347 @@
-//! `chatd serve` and `chatd migrate`: wiring the roles together.
+//! `chatd serve | gateway | router | persist` and `chatd migrate`: wiring
+//! the roles together.
 //!
-//! `serve` runs the gateway, a router and a persistence worker in one
-//! process over the in-process bus and the embedded store. Shutdown runs in
-//! the order that loses nothing: close WebSockets with 1012 and finish the
-//! HTTP requests in flight, then stop the router, then let the persistence
-//! worker drain its stream, then flush the store.
+//! Every command that runs roles does the same: open the store and the bus,
+//! take a Snowflake worker id, start the roles it was asked for, serve HTTP
+//! (the whole API for a gateway, only the operational endpoints otherwise),
+//! and on SIGTERM shut down in the order that loses nothing: close
+//! WebSockets with 1012 and finish the HTTP requests in flight, let the
+//! router drain the inbound stream, let the persistence worker drain the
+//! persist stream, flush the store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use chat_bus::Bus;
 use chat_gateway::relay::Relay;
+use chat_gateway::rest::ops::Dependencies;
 use chat_gateway::ws::WsConfig;
 use chat_gateway::ws::hub::Hub;
 use chat_gateway::{AppState, HttpLimits, Tokens};
-use chat_persistence::Store;
-use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
-use chat_router::Chat;
+use chat_router::{Chat, Settings};
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use crate::cli::Role;
 use crate::config::Config;
 use crate::secrets;
+use crate::store::StoreHandle;
 
 /// How long shutdown waits for each stage before going on.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Entries pending this long with a consumer are presumed abandoned.
-const CLAIM_IDLE: Duration = Duration::from_secs(30);
+/// How long a leased worker id lives without renewal.
+const WORKER_LEASE: Duration = Duration::from_secs(30);
 
-/// Runs every role in this process until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs `roles` in this process until SIGTERM or Ctrl-C.
+pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.redis_url.is_some() || roles.len() == 3,
+        "a single role ({roles:?}) only makes sense in a cluster: set CHAT_REDIS_URL, \
+         or run `chatd serve` for everything in one process"
+    );
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    let sqlite = Arc::new(open_store(&config)?);
-    let store: Arc<dyn Store> = sqlite.clone();
-    let realtime = &config.realtime;
-    let bus = Bus::local(realtime.stream_capacity);
-    let chat = Chat::new(
-        store.clone(),
-        bus.clone(),
-        Arc::new(IdGenerator::new(config.worker_id)),
-        config.rates,
-    );
-
+    let store = StoreHandle::open(&config).await?;
+    let bus = open_bus(&config).await?;
     let name = process_name();
-    let relay = Arc::new(Relay::new(
-        format!("gw-{name}"),
+    let (fatal, mut fatal_seen) = watch::channel(false);
+    let (worker_id, lease) = worker_id(&config, &bus, &name, fatal).await?;
+    tracing::info!(worker_id, process = %name, ?roles, "starting");
+    let chat = Chat::new(
+        store.store(),
         bus.clone(),
-        Duration::from_millis(realtime.reply_timeout_ms),
-    ));
-    let subscription = bus
-        .pubsub
-        .subscribe(realtime.subscription_buffer)
-        .await
-        .context("cannot subscribe to the bus")?;
-    let hub = Arc::new(Hub::new(subscription.control, relay.clone()));
-    hub.start()
-        .await
-        .context("cannot subscribe the reply channel")?;
-    let dispatcher = tokio::spawn({
-        let hub = hub.clone();
-        async move { hub.run(subscription.deliveries).await }
-    });
-
-    let (stop_router, router_stopped) = watch::channel(false);
-    let router = tokio::spawn(chat_router::worker::run(
-        chat.clone(),
-        format!("router-{name}"),
-        CLAIM_IDLE,
-        router_stopped,
-    ));
-    let (stop_persistence, persistence_stopped) = watch::channel(false);
-    let persistence = tokio::spawn(chat_persistence::worker::run(
-        store,
-        bus,
-        format!("persist-{name}"),
-        realtime.persist_batch,
-        CLAIM_IDLE,
-        persistence_stopped,
-    ));
-
-    let state = AppState {
-        chat,
-        tokens: Arc::new(Tokens::hs256(&secret, config.token_ttl_secs)),
-        relay,
-        hub: hub.clone(),
-        ws: Arc::new(WsConfig {
-            heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
-            outbound_queue: realtime.outbound_queue,
-            allowed_origins: realtime.allowed_origins.clone(),
-        }),
-    };
-    let app = chat_gateway::app(
-        state,
-        HttpLimits {
-            max_body_bytes: config.limits.max_body_bytes,
+        Arc::new(IdGenerator::new(worker_id)),
+        Settings {
+            rates: config.rates,
+            presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
         },
     );
+    let claim_idle = Duration::from_millis(config.realtime.claim_idle_ms);
+
+    let gateway = match roles.contains(&Role::Gateway) {
+        true => Some(Gateway::start(&config, &chat, &name).await?),
+        false => None,
+    };
+    let router = roles.contains(&Role::Router).then(|| {
+        Worker::spawn(|stop| {
+            let sweeper = tokio::spawn(sweep_presence(chat.clone()));
+            let chat = chat.clone();
+            let consumer = format!("router-{name}");
+            async move {
+                chat_router::worker::run(chat, consumer, claim_idle, stop).await;
+                sweeper.abort();
+            }
+        })
+    });
+    let persistence = roles.contains(&Role::Persistence).then(|| {
+        let (store, bus) = (store.store(), bus.clone());
+        let (consumer, batch) = (format!("persist-{name}"), config.realtime.persist_batch);
+        Worker::spawn(move |stop| {
+            chat_persistence::worker::run(store, bus, consumer, batch, claim_idle, stop)
+        })
+    });
+
+    let app = match &gateway {
+        Some(gateway) => chat_gateway::app(
+            gateway.state.clone(),
+            HttpLimits {
+                max_body_bytes: config.limits.max_body_bytes,
+            },
+        ),
+        None => chat_gateway::ops_app(Dependencies {
+            store: store.store(),
+            bus: bus.clone(),
+        }),
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs hold back a frame that follows another by
+    // ~40 ms (measured with the load generator, docs/benchmarks.md).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     tracing::info!(data_dir = %config.data_dir.display(), "listening on http://{address}");
-
-    let (shutting_down, mut shutdown_seen) = watch::channel(false);
+    let (stop_http, mut http_stopped) = watch::channel(false);
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
-                let _ = shutdown_seen.wait_for(|stop| *stop).await;
+                let _ = http_stopped.wait_for(|stop| *stop).await;
             })
             .await
     });
-    shutdown_signal().await;
 
-    tracing::info!("draining: closing connections with 1012");
-    hub.close_all(close_code::RESTARTING, "server restarting")
-        .await;
-    let _ = shutting_down.send(true);
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // Err means no lease is held (single process): nothing can be lost.
+        Ok(_) = fatal_seen.wait_for(|fatal| *fatal) => {
+            tracing::error!("lost the worker id lease; stopping before ids could repeat");
+        }
+    }
+
+    if let Some(gateway) = &gateway {
+        tracing::info!("draining: closing connections with 1012");
+        gateway
+            .hub
+            .close_all(close_code::RESTARTING, "server restarting")
+            .await;
+    }
+    let _ = stop_http.send(true);
     wait("HTTP server", http).await;
-    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    while hub.connections().await > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if let Some(gateway) = gateway {
+        gateway.stop().await;
     }
-    let _ = stop_router.send(true);
-    wait("router", router).await;
-    let _ = stop_persistence.send(true);
-    wait("persistence worker", persistence).await;
-    dispatcher.abort();
+    if let Some(router) = router {
+        router.stop("router").await;
+    }
+    if let Some(persistence) = persistence {
+        persistence.stop("persistence worker").await;
+    }
+    if let Some(lease) = lease {
+        lease.abort();
+    }
     tracing::info!("draining: flushing the store");
-    if tokio::time::timeout(DRAIN_TIMEOUT, sqlite.close())
-        .await
-        .is_err()
-    {
-        tracing::error!("the store did not flush in time");
-    }
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Applies the schema and exits.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    StoreHandle::migrate(config).await?.close().await;
+    tracing::info!("schema is up to date");
+    Ok(())
+}
+
+/// The in-process bus, or Redis when configured.
+async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
+    let Some(url) = &config.redis_url else {
+        return Ok(Bus::local(config.realtime.stream_capacity));
+    };
+    let redis = chat_bus::redis::RedisConfig {
+        url: url.clone(),
+        cluster: config.redis_cluster,
+        stream_capacity: config.realtime.stream_capacity,
+        ..chat_bus::redis::RedisConfig::default()
+    };
+    let bus = chat_bus::redis::connect(redis)
+        .await
+        .context("cannot connect to Redis")?;
+    tracing::info!(
+        cluster = config.redis_cluster,
+        "joined the cluster through Redis"
+    );
+    Ok(bus)
+}
+
+/// This process's Snowflake worker id: configured when alone, leased from
+/// the cluster otherwise (and renewed; losing the lease sets `fatal`, since
+/// another process may then mint the same ids).
+async fn worker_id(
+    config: &Config,
+    bus: &Bus,
+    owner: &str,
+    fatal: watch::Sender<bool>,
+) -> anyhow::Result<(u16, Option<JoinHandle<()>>)> {
+    if config.redis_url.is_none() {
+        return Ok((config.worker_id, None));
+    }
+    let id = bus
+        .state
+        .lease_worker_id(owner, WORKER_LEASE)
+        .await
+        .context("cannot lease a worker id")?;
+    let (state, owner) = (bus.state.clone(), owner.to_owned());
+    let renewal = tokio::spawn(async move {
+        let mut every = tokio::time::interval(WORKER_LEASE / 3);
+        loop {
+            every.tick().await;
+            match state.renew_worker_id(id, &owner, WORKER_LEASE).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = fatal.send(true);
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "worker id lease not renewed; retrying"),
+            }
+        }
+    });
+    Ok((id, Some(renewal)))
+}
+
+/// The gateway role: WebSocket connections, REST, the reply channel.
+struct Gateway {
+    state: AppState,
+    hub: Arc<Hub>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    async fn start(config: &Config, chat: &Chat, name: &str) -> anyhow::Result<Gateway> {
+        let realtime = &config.realtime;
+        let bus = chat.bus();
+        let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let relay = Arc::new(Relay::new(
+            format!("gw-{name}"),
+            bus.clone(),
+            Duration::from_millis(realtime.reply_timeout_ms),
+        ));
+        let subscription = bus
+            .pubsub
+            .subscribe(realtime.subscription_buffer)
+            .await
+            .context("cannot subscribe to the bus")?;
+        let hub = Arc::new(Hub::new(subscription.control, relay.clone()));
+        hub.start()
+            .await
+            .context("cannot subscribe the reply channel")?;
+        let dispatcher = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.run(subscription.deliveries).await }
+        });
+        let vouching = tokio::spawn(vouch_for_connections(
+            chat.clone(),
+            hub.clone(),
+            relay.clone(),
+        ));
+        let state = AppState {
+            chat: chat.clone(),
+            tokens: Arc::new(Tokens::hs256(&secret, config.token_ttl_secs)),
+            relay,
+            hub: hub.clone(),
+            ws: Arc::new(WsConfig {
+                heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
+                outbound_queue: realtime.outbound_queue,
+                allowed_origins: realtime.allowed_origins.clone(),
+            }),
+        };
+        Ok(Gateway {
+            state,
+            hub,
+            tasks: vec![dispatcher, vouching],
+        })
+    }
+
+    /// Waits for the connections to be gone, then stops listening.
+    async fn stop(self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while self.hub.connections().await > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Keeps this gateway's connections live in the shared presence state, so
+/// that if this process dies they expire and their users go offline.
+async fn vouch_for_connections(chat: Chat, hub: Arc<Hub>, relay: Arc<Relay>) {
+    let mut every = tokio::time::interval(chat.presence_ttl() / 3);
+    loop {
+        every.tick().await;
+        for (user, connection) in hub.connections_snapshot().await {
+            let key = relay.connection_key(connection);
+            if let Err(error) = chat.connection_alive(user, &key).await {
+                tracing::warn!(%error, "presence not refreshed");
+                break;
+            }
+        }
+    }
+}
+
+/// Announces offline the users of connections that expired (their gateway
+/// died). Every router sweeps; the shared state answers each user once.
+async fn sweep_presence(chat: Chat) {
+    let mut every = tokio::time::interval(chat.presence_ttl() / 4);
+    loop {
+        every.tick().await;
+        if let Err(error) = chat.expire_presence().await {
+            tracing::warn!(%error, "presence sweep failed");
+        }
+    }
+}
+
+/// A background role with a stop signal.
+struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn<F, Fut>(start: F) -> Worker
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        Worker {
+            stop,
+            task: tokio::spawn(start(stopped)),
+        }
+    }
+
+    /// Asks the role to stop (it drains its stream) and waits for it.
+    async fn stop(self, what: &str) {
+        let _ = self.stop.send(true);
+        wait(what, self.task).await;
+    }
+}
+
 /// Waits for a task of the shutdown sequence, but not forever.
-async fn wait<T>(what: &str, task: tokio::task::JoinHandle<T>) {
+async fn wait<T>(what: &str, task: JoinHandle<T>) {
     match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
         Ok(Ok(_)) => tracing::info!("{what} stopped"),
         Ok(Err(error)) => tracing::error!(%error, "{what} failed"),
@@ -152,31 +349,11 @@ async fn wait<T>(what: &str, task: tokio::task::JoinHandle<T>) {
     }
 }
 
-/// A random name for this process's consumers and reply channel.
+/// A random name for this process's consumers, reply channel and lease.
 fn process_name() -> String {
     let mut bytes = [0u8; 6];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Applies the schema and exits.
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    open_store(config)?.close().await;
-    tracing::info!(path = %config.sqlite_path().display(), "schema is up to date");
-    Ok(())
-}
-
-fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    let options = SqliteOptions {
-        read_pool_size: config.sqlite.read_pool_size,
-        max_batch: config.sqlite.max_batch,
-        queue_capacity: config.sqlite.queue_capacity,
-        ..SqliteOptions::default()
-    };
-    let path = config.sqlite_path();
-    SqliteStore::open(&path, options).with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// Resolves on SIGTERM (Kubernetes, systemd) or Ctrl-C.

@@ -1,7 +1,7 @@
 //! The bus: how the roles of the service talk to each other.
 //!
 //! Three seams, each a trait with an in-process implementation ([`local`],
-//! for the single binary) and a Redis one (cluster mode):
+//! for the single binary) and a Redis one ([`redis`], cluster mode):
 //!
 //! - [`PubSub`]: fire-and-forget fan-out on named channels (one per room,
 //!   one per user, one per gateway for replies).
@@ -18,12 +18,15 @@ mod envelopes;
 pub mod local;
 pub mod pubsub;
 pub mod queue;
+pub mod redis;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use envelopes::new_event;
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
 pub use queue::{Entry, EntryId, WorkQueue};
-pub use state::{RateDecision, SharedState};
+pub use state::{MAX_WORKER_ID, RateDecision, SharedState};
 
 /// Bytes on the bus.
 pub type Payload = bytes::Bytes;

@@ -41,14 +41,51 @@ pub trait SharedState: Send + Sync + 'static {
     /// connection), so exactly one caller announces it.
     async fn connection_opened(&self, user: &str, connection: &str, ttl: Duration) -> Result<bool>;
 
-    /// Extends the life of a live connection by `ttl`.
+    /// Extends the life of a live connection by `ttl`. A connection whose
+    /// life already ran out is not revived (its user may have been announced
+    /// offline): it stays expired, and the caller opens it again instead.
     async fn connection_alive(&self, user: &str, connection: &str, ttl: Duration) -> Result<()>;
 
     /// Forgets a connection of `user`. Answers `true` when this made the
     /// user offline (it was their last live connection), so exactly one
-    /// caller announces it.
+    /// caller announces it. Closing an expired connection that
+    /// [`expired_connections`](Self::expired_connections) has not reported
+    /// yet also answers `true` when the user has no live connection left:
+    /// that offline transition is then announced here, and never by a sweep.
     async fn connection_closed(&self, user: &str, connection: &str) -> Result<bool>;
 
     /// Whether each of `users` has a live connection.
     async fn online(&self, users: &[String]) -> Result<Vec<bool>>;
+
+    /// Forgets up to `max` connections whose life (the `ttl` of
+    /// [`connection_opened`](Self::connection_opened) or the last
+    /// [`connection_alive`](Self::connection_alive)) has run out, as when
+    /// the process holding them died, and answers the users this made
+    /// offline. Each such user is answered once, by one caller, however many
+    /// callers sweep concurrently, and never when the user still has a live
+    /// connection or when [`connection_closed`](Self::connection_closed)
+    /// already answered `true` for the same transition. Call it
+    /// periodically: each call does bounded work, and a backlog is drained
+    /// by the calls that follow (an answer with fewer users than `max` does
+    /// not mean that nothing more has expired).
+    async fn expired_connections(&self, max: usize) -> Result<Vec<String>>;
+
+    /// Leases a worker id in `0..=1023` that no other live lease holds, to
+    /// `owner`, for `ttl`. Fails with `Unavailable` when every id is taken.
+    /// Keep it with [`renew_worker_id`](Self::renew_worker_id) well within
+    /// `ttl`; once a lease runs out, another owner may get the id.
+    async fn lease_worker_id(&self, owner: &str, ttl: Duration) -> Result<u16>;
+
+    /// Extends the lease of `id` by `ttl` if `owner` still holds it; answers
+    /// `false` (and changes nothing) when the lease ran out or belongs to
+    /// someone else, in which case the owner must stop using the id.
+    async fn renew_worker_id(&self, id: u16, owner: &str, ttl: Duration) -> Result<bool>;
+
+    /// Answers `Ok` when the backend is reachable and answering now
+    /// (readiness checks).
+    async fn ping(&self) -> Result<()>;
 }
+
+/// The largest worker id [`SharedState::lease_worker_id`] hands out
+/// (Snowflake ids have 10 bits for it).
+pub const MAX_WORKER_ID: u16 = 1023;

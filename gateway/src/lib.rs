@@ -48,16 +48,29 @@ pub struct HttpLimits {
 /// The complete HTTP application: REST under `/api/v1` and the operational
 /// endpoints.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
-    metrics::register_process_metrics();
-    Router::new()
+    let dependencies = rest::ops::Dependencies {
+        store: state.chat.store().clone(),
+        bus: state.chat.bus().clone(),
+    };
+    let api = Router::new()
         .nest("/api/v1", rest::routes())
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
-        .route("/metrics", axum::routing::get(metrics::render))
-        .merge(rest::ops::routes())
+        .with_state(state);
+    with_edge_layers(api.merge(rest::ops::routes(dependencies)))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+}
+
+/// The operational endpoints alone, for processes without a gateway.
+pub fn ops_app(dependencies: rest::ops::Dependencies) -> Router {
+    with_edge_layers(rest::ops::routes(dependencies))
+}
+
+/// The answers for unknown routes, request counting and tracing, the same
+/// for every process.
+fn with_edge_layers(router: Router) -> Router {
+    router
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }

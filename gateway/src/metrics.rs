@@ -3,7 +3,8 @@
 //! Every crate registers its metrics in the process-wide registry (see the
 //! `metrics` modules of the router and persistence crates), so this
 //! endpoint serves them all, with the process's own CPU, memory and file
-//! descriptor figures.
+//! descriptor figures (registered by the `prometheus` crate's `process`
+//! feature).
 
 use std::sync::LazyLock;
 
@@ -92,17 +93,6 @@ pub async fn render() -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-/// Registers the process collector once (CPU, memory, file descriptors).
-pub fn register_process_metrics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let collector = prometheus::process_collector::ProcessCollector::for_self();
-        if let Err(error) = prometheus::register(Box::new(collector)) {
-            tracing::warn!(%error, "process metrics not registered");
-        }
-    });
 }
 
 /// Counts every HTTP answer by status.

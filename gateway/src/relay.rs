@@ -47,6 +47,12 @@ impl Relay {
         &self.gateway
     }
 
+    /// The cluster-wide name of one of this gateway's connections (for
+    /// presence).
+    pub fn connection_key(&self, connection: u64) -> String {
+        format!("{}:{connection}", self.gateway)
+    }
+
     /// The channel on which this gateway hears answers.
     pub fn reply_channel(&self) -> String {
         names::gateway_channel(&self.gateway)

@@ -2,7 +2,8 @@
 //!
 //! - [`sqlite`]: the embedded default (WAL, group-committed writes, a small
 //!   read pool), so that `chatd serve` needs nothing but a data directory.
-//! - ScyllaDB: the production message store (its own issue).
+//! - [`scylla`]: the production store on a ScyllaDB (or Cassandra)
+//!   cluster, messages partitioned by room and time bucket.
 //!
 //! Both pass the same [`conformance`] suite, which is the executable
 //! definition of the trait's guarantees.
@@ -10,6 +11,7 @@
 pub mod error;
 pub mod metrics;
 pub mod records;
+pub mod scylla;
 pub mod sqlite;
 pub mod store;
 pub mod worker;

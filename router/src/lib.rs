@@ -52,19 +52,35 @@ pub struct Chat {
     bus: Bus,
     ids: Arc<IdGenerator>,
     rates: RateLimits,
+    presence_ttl: std::time::Duration,
     passwords: Arc<password::PasswordHasher>,
+}
+
+/// Tunables of the chat logic.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub rates: RateLimits,
+    /// How long a connection counts as live without its gateway vouching
+    /// for it again.
+    pub presence_ttl: std::time::Duration,
 }
 
 impl Chat {
     /// The chat logic over `store` and `bus`, minting ids with `ids`.
-    pub fn new(store: Arc<dyn Store>, bus: Bus, ids: Arc<IdGenerator>, rates: RateLimits) -> Chat {
+    pub fn new(store: Arc<dyn Store>, bus: Bus, ids: Arc<IdGenerator>, settings: Settings) -> Chat {
         Chat {
             store,
             bus,
             ids,
-            rates,
+            rates: settings.rates,
+            presence_ttl: settings.presence_ttl,
             passwords: Arc::new(password::PasswordHasher::new()),
         }
+    }
+
+    /// How long a connection counts as live without being vouched for.
+    pub fn presence_ttl(&self) -> std::time::Duration {
+        self.presence_ttl
     }
 
     /// The store underneath, for health checks and reads.

@@ -1,25 +1,34 @@
 //! Password hashing with argon2id.
 //!
 //! Hashing is deliberately expensive (~19 MiB and tens of milliseconds per
-//! hash), so it runs on the blocking pool and at most a few hashes run at
-//! once: a burst of logins queues instead of exhausting memory or starving
-//! the async workers.
+//! hash), so it runs on a few dedicated threads, never on the async
+//! workers: a burst of logins queues instead of exhausting memory or CPU.
+//! Dedicated threads also bound what the allocator keeps: glibc caches
+//! freed blocks per thread, and hashing on tokio's large blocking pool left
+//! hundreds of MiB resident after a burst of registrations (measured with
+//! the load generator, docs/benchmarks.md).
 
-use std::sync::OnceLock;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use rand::RngCore;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, mpsc, oneshot};
 
 use crate::{Error, Result};
 
-/// Hashes and verifies passwords, a bounded number at a time.
+/// Hashing jobs waiting per hashing thread; callers wait beyond it.
+const QUEUE_PER_THREAD: usize = 64;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on a few dedicated threads.
 pub struct PasswordHasher {
-    permits: Semaphore,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the user does not
     /// exist, so that "unknown user" and "wrong password" take equally long.
-    decoy: OnceLock<String>,
+    decoy: OnceCell<String>,
 }
 
 impl Default for PasswordHasher {
@@ -29,59 +38,96 @@ impl Default for PasswordHasher {
 }
 
 impl PasswordHasher {
+    /// Starts one hashing thread per core, at most four.
     pub fn new() -> PasswordHasher {
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let (jobs, queue) = mpsc::channel::<Job>(threads * QUEUE_PER_THREAD);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || hash_jobs(&queue));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
+        }
         PasswordHasher {
-            permits: Semaphore::new(parallel * 2),
-            decoy: OnceLock::new(),
+            jobs,
+            decoy: OnceCell::new(),
         }
     }
 
     /// The PHC string of an argon2id hash of `password` with a fresh salt.
     pub async fn hash(&self, password: &str) -> Result<String> {
-        let _permit = self.permit().await?;
         let password = password.to_owned();
-        run_blocking(move || hash_now(&password)).await?
+        self.run(move || hash_now(&password)).await?
     }
 
     /// Whether `password` matches `phc`. With `phc = None` (unknown user) it
     /// does the same work and answers `false`.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool> {
-        let _permit = self.permit().await?;
         let known = phc.is_some();
         let phc = match phc {
             Some(phc) => phc.to_owned(),
-            None => self.decoy()?.to_owned(),
+            None => self.decoy().await?.to_owned(),
         };
         let password = password.to_owned();
-        let matches = run_blocking(move || {
-            let parsed = PasswordHash::new(&phc)
-                .map_err(|e| Error::Internal(format!("stored password hash is invalid: {e}")))?;
-            Ok::<bool, Error>(
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok(),
-            )
-        })
-        .await??;
+        let matches = self
+            .run(move || {
+                let parsed = PasswordHash::new(&phc).map_err(|e| {
+                    Error::Internal(format!("stored password hash is invalid: {e}"))
+                })?;
+                Ok::<bool, Error>(
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok(),
+                )
+            })
+            .await??;
         Ok(known && matches)
     }
 
-    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        self.permits
-            .acquire()
+    async fn decoy(&self) -> Result<&str> {
+        self.decoy
+            .get_or_try_init(|| async {
+                let mut random = [0u8; 32];
+                rand::rng().fill_bytes(&mut random);
+                let password = String::from_utf8_lossy(&random).into_owned();
+                self.run(move || hash_now(&password)).await?
+            })
             .await
-            .map_err(|_| Error::Unavailable("password hasher is shut down".into()))
+            .map(String::as_str)
     }
 
-    fn decoy(&self) -> Result<&str> {
-        if let Some(decoy) = self.decoy.get() {
-            return Ok(decoy);
+    /// Runs `work` on a hashing thread.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Error::Unavailable("no password hashing thread is running".into()))?;
+        answered
+            .await
+            .map_err(|_| Error::Internal("a password hashing job failed".into()))
+    }
+}
+
+/// A hashing thread: runs jobs until the hasher is dropped. A job that
+/// panics fails alone (its caller sees an error), the thread goes on.
+fn hash_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = {
+            let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.blocking_recv()
+        };
+        let Some(job) = job else { return };
+        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a password hashing job panicked");
         }
-        let mut random = [0u8; 32];
-        rand::rng().fill_bytes(&mut random);
-        let decoy = hash_now(&String::from_utf8_lossy(&random))?;
-        Ok(self.decoy.get_or_init(|| decoy))
     }
 }
 
@@ -94,12 +140,6 @@ fn hash_now(password: &str) -> Result<String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
-}
-
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Internal(format!("password task failed: {e}")))
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! shared state decides the transitions, so that exactly one router
 //! announces each one, to every room the user belongs to.
 
-use std::time::Duration;
-
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::is_username_byte;
 use chat_protocol::{Id, User};
@@ -17,9 +15,8 @@ use crate::{Chat, Error, Result};
 pub const SEARCH_DEFAULT_LIMIT: u32 = 10;
 pub const SEARCH_MAX_LIMIT: u32 = 50;
 
-/// How long a connection counts as live without a heartbeat (cluster mode;
-/// in-process connections end with their process).
-pub const PRESENCE_TTL: Duration = Duration::from_secs(90);
+/// Most expired connections handled per sweep.
+const EXPIRY_SWEEP: usize = 1000;
 
 impl Chat {
     /// The user with this id, with their presence.
@@ -65,7 +62,7 @@ impl Chat {
         let became_online = self
             .bus
             .state
-            .connection_opened(&user.to_string(), connection, PRESENCE_TTL)
+            .connection_opened(&user.to_string(), connection, self.presence_ttl)
             .await
             .map_err(bus_error)?;
         if became_online {
@@ -89,6 +86,37 @@ impl Chat {
             self.announce_presence(user, false, Some(now)).await?;
         }
         Ok(())
+    }
+
+    /// Keeps a connection live: its gateway vouches for it well within the
+    /// presence time to live.
+    pub async fn connection_alive(&self, user: Id, connection: &str) -> Result<()> {
+        self.bus
+            .state
+            .connection_alive(&user.to_string(), connection, self.presence_ttl)
+            .await
+            .map_err(bus_error)
+    }
+
+    /// Announces offline the users whose every connection expired (their
+    /// gateway died). Answers how many went offline.
+    pub async fn expire_presence(&self) -> Result<usize> {
+        let users = self
+            .bus
+            .state
+            .expired_connections(EXPIRY_SWEEP)
+            .await
+            .map_err(bus_error)?;
+        let now = self.now_ms();
+        for user in &users {
+            let Ok(user) = user.parse::<Id>() else {
+                tracing::warn!(user, "expired presence of a user that is not an id");
+                continue;
+            };
+            self.store.set_last_seen(user, now).await?;
+            self.announce_presence(user, false, Some(now)).await?;
+        }
+        Ok(users.len())
     }
 
     /// Publishes one presence event to every room of `user`, for the other

@@ -56,9 +56,14 @@ impl Server {
 
     /// A server on `data_dir`, with extra environment variables.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_role("serve", data_dir, env)
+    }
+
+    /// `chatd <role>` (serve, gateway, router or persist) on `data_dir`.
+    pub fn start_role(role: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
         command
-            .arg("serve")
+            .arg(role)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CHAT_LISTEN", "127.0.0.1:0")

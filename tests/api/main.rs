@@ -6,6 +6,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod cluster;
 mod dms;
 mod messages;
 mod realtime;

@@ -1,14 +1,19 @@
-//! In-process shared state: token buckets, expiring keys and presence.
+//! In-process shared state: token buckets, expiring keys, presence and
+//! worker ids.
 //!
-//! Maps are pruned as they grow, so memory follows the live keys.
+//! Maps are pruned as they grow, so memory follows the live keys. Presence
+//! follows the same rules as the Redis implementation (connections expire
+//! unless kept alive, and every transition is answered once), so that the
+//! roles behave the same in both modes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::{Payload, RateDecision, Result, SharedState};
+use crate::state::MAX_WORKER_ID;
+use crate::{BusError, Payload, RateDecision, Result, SharedState};
 
 /// Pruning starts once a map holds this many keys.
 const MIN_PRUNE: usize = 4096;
@@ -18,8 +23,65 @@ const MIN_PRUNE: usize = 4096;
 pub struct LocalState {
     buckets: Mutex<Pruned<Bucket>>,
     keys: Mutex<Pruned<(Payload, Instant)>>,
-    /// user → their live connections.
-    presence: Mutex<HashMap<String, HashSet<String>>>,
+    presence: Mutex<Presence>,
+    /// worker id → (owner, end of the lease).
+    workers: Mutex<HashMap<u16, (String, Instant)>>,
+}
+
+/// Connections and when each one expires.
+#[derive(Default)]
+struct Presence {
+    /// user → connection → end of its life. A user is here while they have
+    /// at least one connection, live or expired-but-not-yet-swept.
+    users: HashMap<String, HashMap<String, Instant>>,
+    /// Every connection by the end of its life, for the sweep.
+    by_expiry: BTreeSet<(Instant, String, String)>,
+}
+
+impl Presence {
+    /// Sets the end of life of a connection, in both indexes.
+    fn set(&mut self, user: &str, connection: &str, expires: Instant) {
+        let connections = self.users.entry(user.to_owned()).or_default();
+        if let Some(old) = connections.insert(connection.to_owned(), expires) {
+            self.by_expiry
+                .remove(&(old, user.to_owned(), connection.to_owned()));
+        }
+        self.by_expiry
+            .insert((expires, user.to_owned(), connection.to_owned()));
+    }
+
+    /// Drops the expired connections of `user`; drops the user when none
+    /// is left, answering whether that happened.
+    fn purge(&mut self, user: &str, now: Instant) -> bool {
+        let Some(connections) = self.users.get_mut(user) else {
+            return false;
+        };
+        let by_expiry = &mut self.by_expiry;
+        connections.retain(|connection, expires| {
+            let live = *expires > now;
+            if !live {
+                by_expiry.remove(&(*expires, user.to_owned(), connection.clone()));
+            }
+            live
+        });
+        if connections.is_empty() {
+            self.users.remove(user);
+            return true;
+        }
+        false
+    }
+
+    fn live(&self, user: &str, now: Instant) -> usize {
+        self.users
+            .get(user)
+            .map_or(0, |c| c.values().filter(|e| **e > now).count())
+    }
+}
+
+/// `now + ttl`, or far in the future when that does not fit.
+fn deadline(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 struct Bucket {
@@ -116,41 +178,105 @@ impl SharedState for LocalState {
         Ok(())
     }
 
-    async fn connection_opened(
-        &self,
-        user: &str,
-        connection: &str,
-        _ttl: Duration,
-    ) -> Result<bool> {
+    async fn connection_opened(&self, user: &str, connection: &str, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
         let mut presence = lock(&self.presence);
-        let connections = presence.entry(user.to_owned()).or_default();
-        let was_offline = connections.is_empty();
-        connections.insert(connection.to_owned());
+        let was_offline = presence.live(user, now) == 0;
+        // Expired connections are dead; the new one takes over announcing
+        // the user, so their expiry is not reported by a sweep either.
+        presence.purge(user, now);
+        presence.set(user, connection, deadline(now, ttl));
         Ok(was_offline)
     }
 
-    async fn connection_alive(&self, _user: &str, _connection: &str, _ttl: Duration) -> Result<()> {
-        // Connections in this process cannot outlive it, so they need no
-        // expiry: they are removed when they close.
+    async fn connection_alive(&self, user: &str, connection: &str, ttl: Duration) -> Result<()> {
+        let now = Instant::now();
+        let mut presence = lock(&self.presence);
+        let live = presence
+            .users
+            .get(user)
+            .and_then(|c| c.get(connection))
+            .is_some_and(|expires| *expires > now);
+        if live {
+            presence.set(user, connection, deadline(now, ttl));
+        }
         Ok(())
     }
 
     async fn connection_closed(&self, user: &str, connection: &str) -> Result<bool> {
+        let now = Instant::now();
         let mut presence = lock(&self.presence);
-        let Some(connections) = presence.get_mut(user) else {
+        let Presence { users, by_expiry } = &mut *presence;
+        let Some(connections) = users.get_mut(user) else {
             return Ok(false);
         };
-        let removed = connections.remove(connection);
-        let now_offline = removed && connections.is_empty();
-        if connections.is_empty() {
-            presence.remove(user);
+        if let Some(expires) = connections.remove(connection) {
+            by_expiry.remove(&(expires, user.to_owned(), connection.to_owned()));
         }
-        Ok(now_offline)
+        if connections.is_empty() {
+            users.remove(user);
+            return Ok(true);
+        }
+        // Whoever removes the user's last connection announces them offline.
+        Ok(presence.live(user, now) == 0 && presence.purge(user, now))
     }
 
     async fn online(&self, users: &[String]) -> Result<Vec<bool>> {
+        let now = Instant::now();
         let presence = lock(&self.presence);
-        Ok(users.iter().map(|u| presence.contains_key(u)).collect())
+        Ok(users.iter().map(|u| presence.live(u, now) > 0).collect())
+    }
+
+    async fn expired_connections(&self, max: usize) -> Result<Vec<String>> {
+        let now = Instant::now();
+        let mut presence = lock(&self.presence);
+        let mut offline = Vec::new();
+        let mut removed = 0;
+        while removed < max {
+            let Some((expires, user, connection)) = presence.by_expiry.first().cloned() else {
+                break;
+            };
+            if expires > now {
+                break;
+            }
+            presence.by_expiry.pop_first();
+            removed += 1;
+            let Some(connections) = presence.users.get_mut(&user) else {
+                continue;
+            };
+            connections.remove(&connection);
+            if connections.is_empty() {
+                presence.users.remove(&user);
+                offline.push(user);
+            }
+        }
+        Ok(offline)
+    }
+
+    async fn lease_worker_id(&self, owner: &str, ttl: Duration) -> Result<u16> {
+        let now = Instant::now();
+        let mut workers = lock(&self.workers);
+        let free = (0..=MAX_WORKER_ID)
+            .find(|id| workers.get(id).is_none_or(|(_, until)| *until <= now))
+            .ok_or_else(|| BusError::Unavailable("every worker id is leased".into()))?;
+        workers.insert(free, (owner.to_owned(), deadline(now, ttl)));
+        Ok(free)
+    }
+
+    async fn renew_worker_id(&self, id: u16, owner: &str, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut workers = lock(&self.workers);
+        match workers.get_mut(&id) {
+            Some((holder, until)) if holder == owner && *until > now => {
+                *until = deadline(now, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -245,5 +371,81 @@ mod tests {
         );
         assert!(state.connection_closed("u", "c2").await.unwrap());
         assert_eq!(state.online(&["u".into()]).await.unwrap(), [false]);
+    }
+
+    #[tokio::test]
+    async fn connections_that_are_not_kept_alive_expire_and_are_reported_once() {
+        let state = LocalState::new();
+        let short = Duration::from_millis(50);
+        let long = Duration::from_secs(60);
+        assert!(
+            state
+                .connection_opened("crashed", "a", short)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !state
+                .connection_opened("crashed", "b", short)
+                .await
+                .unwrap()
+        );
+        assert!(state.connection_opened("kept", "c", short).await.unwrap());
+        assert!(!state.connection_opened("kept", "d", short).await.unwrap());
+        state.connection_alive("kept", "c", long).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(
+            state
+                .online(&["crashed".into(), "kept".into()])
+                .await
+                .unwrap(),
+            [false, true]
+        );
+        // Not revived by a late heartbeat.
+        state.connection_alive("crashed", "a", long).await.unwrap();
+        let mut offline = Vec::new();
+        for _ in 0..10 {
+            offline.extend(state.expired_connections(1).await.unwrap());
+        }
+        assert_eq!(offline, ["crashed"]);
+        assert!(!state.connection_closed("crashed", "a").await.unwrap());
+
+        // Closed before the sweep: the close answers, the sweep does not.
+        assert!(state.connection_opened("late", "x", short).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(state.connection_closed("late", "x").await.unwrap());
+        // Re-opened after an unswept expiry: online again, no offline later.
+        assert!(state.connection_opened("back", "old", short).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(state.connection_opened("back", "new", long).await.unwrap());
+        assert!(state.expired_connections(100).await.unwrap().is_empty());
+        assert_eq!(state.online(&["back".into()]).await.unwrap(), [true]);
+    }
+
+    #[tokio::test]
+    async fn worker_ids_are_handed_out_in_order_and_renewed_by_their_owner() {
+        let state = LocalState::new();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(state.lease_worker_id("a", ttl).await.unwrap(), 0);
+        assert_eq!(state.lease_worker_id("b", ttl).await.unwrap(), 1);
+        assert!(state.renew_worker_id(0, "a", ttl).await.unwrap());
+        assert!(!state.renew_worker_id(0, "b", ttl).await.unwrap());
+        assert!(!state.renew_worker_id(5, "a", ttl).await.unwrap());
+        let short = state
+            .lease_worker_id("c", Duration::from_millis(20))
+            .await
+            .unwrap();
+        assert_eq!(short, 2);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(!state.renew_worker_id(2, "c", ttl).await.unwrap());
+        assert_eq!(state.lease_worker_id("d", ttl).await.unwrap(), 2, "expired");
+        for _ in 3..=MAX_WORKER_ID {
+            state.lease_worker_id("many", ttl).await.unwrap();
+        }
+        assert!(matches!(
+            state.lease_worker_id("one too many", ttl).await,
+            Err(BusError::Unavailable(_))
+        ));
+        state.ping().await.unwrap();
     }
 }

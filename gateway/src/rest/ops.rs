@@ -1,6 +1,6 @@
 //! Operational endpoints, without authentication: `/healthz` (the process
-//! is alive) and `/readyz` (its dependencies answer), plus the answers for
-//! unknown routes and methods.
+//! is alive), `/readyz` (its dependencies answer) and `/metrics`, served by
+//! every role, plus the answers for unknown routes and methods.
 
 use axum::Json;
 use axum::Router;
@@ -11,28 +11,42 @@ use axum::routing::get;
 use chat_protocol::{ErrorBody, ErrorCode};
 use serde_json::json;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, metrics};
 
-pub fn routes() -> Router<AppState> {
+/// What `/readyz` checks.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub store: std::sync::Arc<dyn chat_persistence::Store>,
+    pub bus: chat_bus::Bus,
+}
+
+/// The operational routes, with their own state so that processes without
+/// a gateway (router, persistence) serve them too.
+pub fn routes(dependencies: Dependencies) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .with_state(dependencies)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.chat.store().ping().await {
-        Ok(()) => Json(json!({"status": "ready", "store": "ok"})).into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "not ready: store unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(ErrorBody::new(ErrorCode::Unavailable, "store unreachable")),
-            )
-                .into_response()
+async fn readyz(State(dependencies): State<Dependencies>) -> Response {
+    let (store, bus) = tokio::join!(dependencies.store.ping(), dependencies.bus.state.ping());
+    let problem = match (&store, &bus) {
+        (Err(error), _) => Some(format!("store unreachable: {error}")),
+        (_, Err(error)) => Some(format!("bus unreachable: {error}")),
+        _ => None,
+    };
+    match problem {
+        None => Json(json!({"status": "ready", "store": "ok", "bus": "ok"})).into_response(),
+        Some(problem) => {
+            tracing::warn!(%problem, "not ready");
+            let body = ErrorBody::new(ErrorCode::Unavailable, problem);
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
 }

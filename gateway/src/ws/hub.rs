@@ -99,6 +99,12 @@ impl Hub {
         }
     }
 
+    /// Every local connection's user and id.
+    pub async fn connections_snapshot(&self) -> Vec<(Id, u64)> {
+        let index = self.index.lock().await;
+        index.conns.values().map(|c| (c.user, c.id)).collect()
+    }
+
     /// How many connections are open here.
     pub async fn connections(&self) -> usize {
         self.index.lock().await.conns.len()

@@ -56,7 +56,7 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
         Some((frame, rooms)) => {
             conn.push_answer(frame).await;
             state.hub.register(conn.clone(), &rooms).await;
-            let presence = presence_key(&state, id);
+            let presence = state.relay.connection_key(id);
             forward(
                 &state,
                 &conn,
@@ -90,10 +90,6 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     tracing::debug!(connection = id, "connection closed");
 }
 
-fn presence_key(state: &AppState, connection: u64) -> String {
-    format!("{}:{connection}", state.relay.gateway())
-}
-
 async fn ready_frame(state: &AppState, conn: &Conn) -> Option<(Message, Vec<RoomId>)> {
     let (user, rooms) =
         match tokio::try_join!(state.chat.user(conn.user), state.chat.rooms_of(conn.user)) {
@@ -107,7 +103,7 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Option<(Message, Vec<Room
     let mut user = user;
     user.online = Some(true);
     let frame = ServerFrame::Ready {
-        session_id: presence_key(state, conn.id),
+        session_id: state.relay.connection_key(conn.id),
         user,
         rooms,
         heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,

@@ -1,0 +1,65 @@
+//! The Lua scripts behind every multi-step Redis operation, each atomic
+//! because Redis runs a script without interleaving other commands.
+//!
+//! They are sent by SHA-1 (EVALSHA) and loaded again when a server answers
+//! NOSCRIPT, as a restarted or newly added node does. Every key a script
+//! touches shares the hash tag of its first key, so each one runs on one
+//! node of a cluster; the sources in `lua/` say what each key and argument
+//! is.
+
+use std::sync::LazyLock;
+
+use fred::clients::Pool;
+use fred::prelude::{FromValue, Key, Value};
+use fred::types::scripts::Script;
+
+use super::error;
+use crate::Result;
+
+/// The presence helpers, prepended to each presence script.
+const PRESENCE: &str = include_str!("lua/presence.lua");
+
+pub(crate) struct Scripts {
+    pub(crate) take_token: Script,
+    pub(crate) presence_opened: Script,
+    pub(crate) presence_alive: Script,
+    pub(crate) presence_closed: Script,
+    pub(crate) presence_online: Script,
+    pub(crate) presence_sweep: Script,
+    pub(crate) lease_worker: Script,
+    pub(crate) renew_worker: Script,
+    pub(crate) append: Script,
+    pub(crate) ack: Script,
+    pub(crate) claim: Script,
+}
+
+fn presence(body: &str) -> Script {
+    Script::from_lua(format!("{PRESENCE}\n{body}"))
+}
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    take_token: Script::from_lua(include_str!("lua/take_token.lua")),
+    presence_opened: presence(include_str!("lua/presence_opened.lua")),
+    presence_alive: presence(include_str!("lua/presence_alive.lua")),
+    presence_closed: presence(include_str!("lua/presence_closed.lua")),
+    presence_online: presence(include_str!("lua/presence_online.lua")),
+    presence_sweep: presence(include_str!("lua/presence_sweep.lua")),
+    lease_worker: Script::from_lua(include_str!("lua/lease_worker.lua")),
+    renew_worker: Script::from_lua(include_str!("lua/renew_worker.lua")),
+    append: Script::from_lua(include_str!("lua/append.lua")),
+    ack: Script::from_lua(include_str!("lua/ack.lua")),
+    claim: Script::from_lua(include_str!("lua/claim.lua")),
+});
+
+/// Runs `script` on the pool, loading it first if the server lacks it.
+pub(crate) async fn run<R: FromValue>(
+    pool: &Pool,
+    script: &Script,
+    keys: Vec<Key>,
+    args: Vec<Value>,
+) -> Result<R> {
+    script
+        .evalsha_with_reload(pool.next_connected(), keys, args)
+        .await
+        .map_err(error)
+}

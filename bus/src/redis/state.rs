@@ -1,0 +1,285 @@
+//! Shared state on Redis: each operation is one command or one Lua script,
+//! so it is atomic across every process, and times come from the Redis
+//! server's clock (TIME), so that processes with skewed clocks agree.
+//!
+//! - rate limits: a token bucket per key in a hash, refilled lazily by the
+//!   script, expiring once it would be full again (same numbers as the
+//!   in-process one).
+//! - idempotency keys: `SET key value NX PX ttl GET`, one command that
+//!   either stores or answers the live value (Redis 7).
+//! - presence: per user a sorted set connection → end of life, and per
+//!   presence shard a sorted set of every connection by end of life for the
+//!   sweep; see `lua/presence.lua` for the rules that make every online and
+//!   offline transition answered exactly once.
+//! - worker ids: `SET {workers}:N owner NX PX ttl`, the search for a free
+//!   id done in one script (every id shares a hash tag), renewal only by
+//!   the owner.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::prelude::{ClientLike, Expiration, KeysInterface, Options, SetOptions, Value};
+use futures_util::future::try_join_all;
+
+use super::scripts::{SCRIPTS, run};
+use super::{Shared, error};
+use crate::state::MAX_WORKER_ID;
+use crate::{BusError, Payload, RateDecision, Result, SharedState};
+
+/// Shared state across every process sharing the Redis.
+pub struct RedisState {
+    shared: Arc<Shared>,
+    /// Where the next sweep starts, so that every presence shard is swept.
+    next_sweep: AtomicUsize,
+}
+
+impl RedisState {
+    pub(crate) fn new(shared: Arc<Shared>) -> RedisState {
+        RedisState {
+            shared,
+            next_sweep: AtomicUsize::new(0),
+        }
+    }
+
+    fn presence_shards(&self) -> u16 {
+        self.shared.config.presence_shards.max(1)
+    }
+
+    /// The presence shard of a user: a stable hash (FNV-1a), the same in
+    /// every process and every version.
+    fn presence_shard(&self, user: &str) -> u16 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in user.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        (hash % u64::from(self.presence_shards())) as u16
+    }
+
+    /// The user's set and their shard's set.
+    fn presence_keys(&self, user: &str) -> Vec<fred::prelude::Key> {
+        let shard = self.presence_shard(user);
+        let keys = &self.shared.keys;
+        vec![
+            format!("{}{user}", keys.presence_users(shard)).into(),
+            keys.presence_expiry(shard).into(),
+        ]
+    }
+}
+
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl SharedState for RedisState {
+    async fn take_token(&self, key: &str, per_second: f64, burst: u32) -> Result<RateDecision> {
+        let burst = burst.max(1);
+        let per_second = per_second.max(f64::MIN_POSITIVE);
+        let (allowed, retry): (i64, String) = run(
+            &self.shared.pool,
+            &SCRIPTS.take_token,
+            vec![self.shared.keys.rate(key).into()],
+            // Exponent notation: short for any rate, and Lua reads it.
+            vec![format!("{per_second:e}").into(), i64::from(burst).into()],
+        )
+        .await?;
+        if allowed == 1 {
+            return Ok(RateDecision::Allowed);
+        }
+        let seconds: f64 = retry
+            .parse()
+            .map_err(|_| BusError::Internal(format!("bad retry time from Redis: {retry:?}")))?;
+        Ok(RateDecision::Limited {
+            retry_after: Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX),
+        })
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: Payload,
+        ttl: Duration,
+    ) -> Result<Option<Payload>> {
+        // A value that lives for no time is stored and gone at once, like
+        // in-process; Redis refuses a zero expiry.
+        let ttl = millis(ttl);
+        if ttl == 0 {
+            return Ok(None);
+        }
+        // NX with GET (Redis 7): stores unless a live value exists, and
+        // answers that value; one command, so atomic.
+        let existing: Option<Bytes> = self
+            .shared
+            .pool
+            .set(
+                self.shared.keys.kv(key),
+                value,
+                Some(Expiration::PX(ttl)),
+                Some(SetOptions::NX),
+                true,
+            )
+            .await
+            .map_err(error)?;
+        Ok(existing)
+    }
+
+    async fn remove(&self, key: &str) -> Result<()> {
+        let _removed: i64 = self
+            .shared
+            .pool
+            .del(self.shared.keys.kv(key))
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
+    async fn connection_opened(&self, user: &str, connection: &str, ttl: Duration) -> Result<bool> {
+        let became_online: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.presence_opened,
+            self.presence_keys(user),
+            vec![user.into(), connection.into(), millis(ttl).into()],
+        )
+        .await?;
+        Ok(became_online == 1)
+    }
+
+    async fn connection_alive(&self, user: &str, connection: &str, ttl: Duration) -> Result<()> {
+        let _: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.presence_alive,
+            self.presence_keys(user),
+            vec![user.into(), connection.into(), millis(ttl).into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn connection_closed(&self, user: &str, connection: &str) -> Result<bool> {
+        let went_offline: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.presence_closed,
+            self.presence_keys(user),
+            vec![user.into(), connection.into()],
+        )
+        .await?;
+        Ok(went_offline == 1)
+    }
+
+    async fn online(&self, users: &[String]) -> Result<Vec<bool>> {
+        // One script per presence shard (a script's keys share one slot).
+        let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, user) in users.iter().enumerate() {
+            by_shard
+                .entry(self.presence_shard(user))
+                .or_default()
+                .push(i);
+        }
+        let keys = &self.shared.keys;
+        let answers = try_join_all(by_shard.into_iter().map(|(shard, indexes)| async move {
+            let prefix = keys.presence_users(shard);
+            let user_keys = indexes
+                .iter()
+                .map(|&i| format!("{prefix}{}", users[i]).into())
+                .collect();
+            let online: Vec<i64> = run(
+                &self.shared.pool,
+                &SCRIPTS.presence_online,
+                user_keys,
+                Vec::new(),
+            )
+            .await?;
+            Ok::<_, BusError>((indexes, online))
+        }))
+        .await?;
+        let mut online = vec![false; users.len()];
+        for (indexes, answer) in answers {
+            for (i, live) in indexes.into_iter().zip(answer) {
+                online[i] = live == 1;
+            }
+        }
+        Ok(online)
+    }
+
+    async fn expired_connections(&self, max: usize) -> Result<Vec<String>> {
+        let shards = self.presence_shards();
+        let first = self.next_sweep.fetch_add(1, Ordering::Relaxed) % usize::from(shards);
+        let keys = &self.shared.keys;
+        let mut remaining = max;
+        let mut offline = Vec::new();
+        for i in 0..shards {
+            if remaining == 0 {
+                break;
+            }
+            let shard = ((first + usize::from(i)) % usize::from(shards)) as u16;
+            let answer: Vec<Value> = run(
+                &self.shared.pool,
+                &SCRIPTS.presence_sweep,
+                vec![keys.presence_expiry(shard).into()],
+                vec![(remaining as i64).into(), keys.presence_users(shard).into()],
+            )
+            .await?;
+            let mut answer = answer.into_iter();
+            let removed = answer.next().and_then(|v| v.as_u64()).unwrap_or(0);
+            remaining = remaining.saturating_sub(removed as usize);
+            offline.extend(answer.filter_map(Value::into_string));
+        }
+        Ok(offline)
+    }
+
+    async fn lease_worker_id(&self, owner: &str, ttl: Duration) -> Result<u16> {
+        let prefix = self.shared.keys.workers();
+        let count = i64::from(MAX_WORKER_ID) + 1;
+        // A random first try: leasers starting together rarely collide.
+        let start = rand::random_range(0..count);
+        let id: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.lease_worker,
+            vec![format!("{prefix}0").into()],
+            vec![
+                prefix.into(),
+                owner.into(),
+                millis(ttl).max(1).into(),
+                start.into(),
+                count.into(),
+            ],
+        )
+        .await?;
+        u16::try_from(id).map_err(|_| BusError::Unavailable("every worker id is leased".into()))
+    }
+
+    async fn renew_worker_id(&self, id: u16, owner: &str, ttl: Duration) -> Result<bool> {
+        let key = format!("{}{id}", self.shared.keys.workers());
+        let renewed: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.renew_worker,
+            vec![key.into()],
+            vec![owner.into(), millis(ttl).max(1).into()],
+        )
+        .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        // Fail at once while disconnected, rather than wait for a
+        // reconnection: a readiness probe wants the state now.
+        let options = Options {
+            fail_fast: true,
+            timeout: Some(self.shared.config.command_timeout),
+            ..Options::default()
+        };
+        let _pong: Value = self
+            .shared
+            .pool
+            .with_options(&options)
+            .ping(None)
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! What a line typed at the prompt means: a slash command or a message.
+
+/// One typed line, parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Plain text: send it to the current room.
+    Say(String),
+    Help,
+    Rooms,
+    Join(String),
+    Dm(String),
+    Invite(String),
+    History(u32),
+    Who,
+    Quit,
+    /// A slash command this client does not know, or a bad argument.
+    Unknown(String),
+    /// An empty line.
+    Nothing,
+}
+
+pub const HELP: &str = "\
+commands:
+  <text>            send to the current room
+  /join <name|id>   join (or create) a public room and switch to it
+  /dm <username>    open the direct-message room with a user and switch to it
+  /invite <user>    add a user to the current room
+  /rooms            list your rooms with unread counts
+  /history [n]      show the last n messages of the current room (default 20)
+  /who              list the current room's members
+  /quit             close the connection and exit (also Ctrl-D)
+  //text            send text that starts with a slash";
+
+pub fn parse(line: &str) -> Command {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Command::Nothing;
+    }
+    if let Some(text) = line.strip_prefix("//") {
+        return Command::Say(format!("/{text}"));
+    }
+    let Some(command) = line.strip_prefix('/') else {
+        return Command::Say(line.to_string());
+    };
+    let (name, arg) = command
+        .split_once(char::is_whitespace)
+        .map_or((command, ""), |(n, a)| (n, a.trim()));
+    let arg = arg.trim_start_matches('@').to_string();
+    match (name, arg.is_empty()) {
+        ("help" | "h" | "?", _) => Command::Help,
+        ("rooms", _) => Command::Rooms,
+        ("who", _) => Command::Who,
+        ("quit" | "q" | "exit", _) => Command::Quit,
+        ("join", false) => Command::Join(arg),
+        ("dm", false) => Command::Dm(arg),
+        ("invite", false) => Command::Invite(arg),
+        ("history", true) => Command::History(20),
+        ("history", false) => match arg.parse::<u32>() {
+            Ok(n @ 1..=100) => Command::History(n),
+            _ => Command::Unknown(format!(
+                "/history takes a number from 1 to 100, not {arg:?}"
+            )),
+        },
+        _ => Command::Unknown(format!(
+            "unknown command or missing argument: {line} (try /help)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(parse("hello @bob"), Command::Say("hello @bob".into()));
+        assert_eq!(parse("//me waves"), Command::Say("/me waves".into()));
+        assert_eq!(parse("   "), Command::Nothing);
+        assert_eq!(parse("/dm @bob"), Command::Dm("bob".into()));
+        assert_eq!(parse("/join general"), Command::Join("general".into()));
+        assert_eq!(parse("/history"), Command::History(20));
+        assert_eq!(parse("/history 5"), Command::History(5));
+        assert!(matches!(parse("/history 500"), Command::Unknown(_)));
+        assert!(matches!(parse("/dm"), Command::Unknown(_)));
+        assert_eq!(parse("/quit"), Command::Quit);
+    }
+}

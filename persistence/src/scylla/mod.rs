@@ -1,0 +1,472 @@
+//! The ScyllaDB store: the production message store, partitioned by room and
+//! time, so that a cluster keeps any number of messages and a page of
+//! history stays one partition slice.
+//!
+//! Layout:
+//! - [`ScyllaStore`] (here): the session, the prepared statements, and the
+//!   [`Store`] trait wired to the three halves below;
+//! - `users`, `rooms`, `messages`: the store's operations, each a few
+//!   statements, with the lightweight transactions where uniqueness needs
+//!   them (usernames, rooms and DMs, memberships);
+//! - `schema`: the keyspace and tables (`migrate`);
+//! - `statements`: every CQL statement, prepared once;
+//! - `buckets` and `paging`: the time buckets of history and the walk over
+//!   them (pure, property-tested);
+//! - `rows`: how rows map to the store's types; `lwt`: reading the answer of
+//!   a lightweight transaction; `errors`: how driver errors map to
+//!   [`StoreError`];
+//! - `config`: [`ScyllaOptions`].
+//!
+//! The driver's default policies give token-aware (and shard-aware) routing
+//! to the replicas of each statement's partition. docs/scylla.md explains
+//! the schema, the consistency levels and how to run the conformance suite
+//! against a real cluster.
+
+mod buckets;
+mod config;
+mod errors;
+mod lwt;
+mod messages;
+mod paging;
+mod rooms;
+mod rows;
+mod schema;
+mod statements;
+mod users;
+
+#[cfg(test)]
+mod schema_tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::{Id, Message, Role, Room, RoomId};
+use futures::{StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+
+pub use self::buckets::{Buckets, DEFAULT_WINDOW, MIN_WINDOW};
+pub use self::config::{
+    Consistency, Replication, ScyllaOptions, SerialConsistency, parse_consistency,
+    parse_serial_consistency,
+};
+use self::lwt::{Lwt, LwtAnswer};
+use self::statements::Statements;
+use crate::records::*;
+use crate::{Result, Store, StoreError};
+
+/// Rooms whose creation time is remembered (it never changes, and bounds
+/// every history walk); the map is emptied when full rather than tracked
+/// per entry, which keeps it simple and bounded.
+const ROOM_START_CACHE: usize = 100_000;
+
+/// A [`Store`] on a ScyllaDB (or Cassandra) cluster. Cheap to share as
+/// `Arc<ScyllaStore>` or `Arc<dyn Store>`; every call is independent.
+pub struct ScyllaStore {
+    session: Session,
+    statements: Statements,
+    options: ScyllaOptions,
+    buckets: Buckets,
+    /// Creation times of rooms, by id.
+    room_starts: Mutex<HashMap<RoomId, u64>>,
+}
+
+impl std::fmt::Debug for ScyllaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaStore")
+            .field("nodes", &self.options.nodes)
+            .field("keyspace", &self.options.keyspace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScyllaStore {
+    /// Connects to the cluster and prepares every statement. The keyspace
+    /// and its tables must exist (see [`ScyllaStore::migrate`]), with the
+    /// same bucket window.
+    pub async fn connect(options: ScyllaOptions) -> Result<ScyllaStore> {
+        options.validate().map_err(StoreError::Internal)?;
+        let session = open_session(&options).await?;
+        session
+            .use_keyspace(options.keyspace.as_str(), false)
+            .await?;
+        ScyllaStore::ready(session, options).await
+    }
+
+    /// Creates the keyspace and the tables where missing (it is safe to run
+    /// at every start, and from several processes), records the bucket
+    /// window on first use, and connects.
+    pub async fn migrate(options: ScyllaOptions) -> Result<ScyllaStore> {
+        options.validate().map_err(StoreError::Internal)?;
+        let session = open_session(&options).await?;
+        schema::migrate(&session, &options).await?;
+        let store = ScyllaStore::ready(session, options).await?;
+        store
+            .claim_setting(
+                schema::SCHEMA_VERSION_SETTING,
+                &schema::SCHEMA_VERSION.to_string(),
+            )
+            .await?;
+        Ok(store)
+    }
+
+    /// Prepares the statements on a session bound to the keyspace and
+    /// checks the bucket window.
+    async fn ready(session: Session, options: ScyllaOptions) -> Result<ScyllaStore> {
+        let buckets = options.buckets().map_err(StoreError::Internal)?;
+        let statements = Statements::prepare(&session, &options).await?;
+        let store = ScyllaStore {
+            session,
+            statements,
+            buckets,
+            options,
+            room_starts: Mutex::new(HashMap::new()),
+        };
+        let window = store
+            .claim_setting(
+                schema::BUCKET_WINDOW_SETTING,
+                &buckets.window_ms().to_string(),
+            )
+            .await?;
+        if window != buckets.window_ms().to_string() {
+            return Err(StoreError::Internal(format!(
+                "keyspace {} uses a bucket window of {window} ms, not the configured {} ms; \
+                 the window cannot change once messages are stored",
+                store.options.keyspace,
+                buckets.window_ms()
+            )));
+        }
+        tracing::info!(
+            nodes = ?store.options.nodes,
+            keyspace = %store.options.keyspace,
+            bucket_window_ms = buckets.window_ms(),
+            "connected to ScyllaDB"
+        );
+        Ok(store)
+    }
+
+    /// The value of setting `name`, writing `value` if it has none yet.
+    async fn claim_setting(&self, name: &str, value: &str) -> Result<String> {
+        let stored: Option<(Option<String>,)> = self
+            .first_row(&self.statements.select_setting, (name,))
+            .await?;
+        if let Some((Some(stored),)) = stored {
+            return Ok(stored);
+        }
+        match self
+            .lwt(&self.statements.insert_setting, (name, value))
+            .await?
+        {
+            Lwt::Applied => Ok(value.to_owned()),
+            // Someone else was first (or we were, and timed out): read it.
+            Lwt::NotApplied(_) | Lwt::Uncertain(_) => {
+                let stored: Option<(Option<String>,)> = self
+                    .first_row(&self.statements.select_setting, (name,))
+                    .await?;
+                stored.and_then(|(value,)| value).ok_or_else(|| {
+                    StoreError::Unavailable(format!("cannot record the setting {name}"))
+                })
+            }
+        }
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> &ScyllaOptions {
+        &self.options
+    }
+
+    /// Nothing to flush: every write is acknowledged by the cluster before
+    /// its call returns. Kept so that callers can treat stores alike.
+    pub async fn close(&self) {}
+
+    // ----- execution helpers ---------------------------------------------
+
+    /// Runs a statement.
+    async fn execute(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<QueryResult> {
+        Ok(self.session.execute_unpaged(statement, values).await?)
+    }
+
+    /// The rows of a statement whose result is bounded (a LIMIT, a key).
+    async fn rows<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<T>>
+    where
+        T: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
+    {
+        let rows = self.execute(statement, values).await?.into_rows_result()?;
+        let rows = rows.rows::<T>()?.collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The first row of a statement, if any.
+    async fn first_row<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Option<T>>
+    where
+        T: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
+    {
+        let rows = self.execute(statement, values).await?.into_rows_result()?;
+        Ok(rows.maybe_first_row::<T>()?)
+    }
+
+    /// Every row of a statement whose result may be large (a whole
+    /// partition), fetched page by page.
+    async fn all_rows<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<T>>
+    where
+        T: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + 'static,
+    {
+        let pager = self.session.execute_iter(statement.clone(), values).await?;
+        let rows = pager.rows_stream::<T>()?.try_collect().await?;
+        Ok(rows)
+    }
+
+    /// Runs a lightweight transaction.
+    async fn lwt(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<Lwt> {
+        match self.session.execute_unpaged(statement, values).await {
+            Ok(result) => {
+                let answer = LwtAnswer::from_result(result)?;
+                Ok(if answer.applied {
+                    Lwt::Applied
+                } else {
+                    Lwt::NotApplied(answer)
+                })
+            }
+            Err(error) if errors::is_uncertain(&error) => {
+                tracing::warn!(%error, "lightweight transaction outcome unknown");
+                Ok(Lwt::Uncertain(error))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Runs `job` over `items`, at most `options.concurrency` at a time,
+    /// answering their outputs in no particular order, or the first error.
+    async fn concurrently<I, T, F, Fut>(&self, items: I, job: F) -> Result<Vec<T>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        futures::stream::iter(items)
+            .map(job)
+            .buffer_unordered(self.options.concurrency)
+            .try_collect()
+            .await
+    }
+}
+
+/// A session to the configured nodes: the driver's default load balancing
+/// (token- and shard-aware, preferring the local data centre if one is
+/// named), the configured request timeout, and client-side monotonic write
+/// timestamps, so that one process's successive writes to a cell apply in
+/// order whatever coordinator receives them.
+async fn open_session(options: &ScyllaOptions) -> Result<Session> {
+    let mut policy = DefaultPolicy::builder().token_aware(true);
+    if let Some(datacenter) = &options.local_datacenter {
+        policy = policy.prefer_datacenter(datacenter.clone());
+    }
+    let profile = ExecutionProfile::builder()
+        .load_balancing_policy(policy.build())
+        .consistency(options.read_consistency)
+        .serial_consistency(Some(options.serial_consistency))
+        .request_timeout(Some(options.request_timeout))
+        .build();
+    let session = SessionBuilder::new()
+        .known_nodes(&options.nodes)
+        .connection_timeout(options.connect_timeout)
+        .default_execution_profile_handle(profile.into_handle())
+        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
+        .build()
+        .await?;
+    Ok(session)
+}
+
+/// Microseconds since the Unix epoch for a write that must land after the
+/// message's insert (stamped with the id's time): "now", or just after the
+/// insert if this clock lags the one that minted the id.
+fn after_insert_timestamp(id: Id) -> i64 {
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_micros(),
+    )
+    .unwrap_or(i64::MAX);
+    now.max(rows::id_write_timestamp(id).saturating_add(1))
+}
+
+#[async_trait]
+impl Store for ScyllaStore {
+    async fn ping(&self) -> Result<()> {
+        self.execute(&self.statements.ping, ()).await?;
+        Ok(())
+    }
+
+    // ----- users -------------------------------------------------------
+
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord> {
+        self.create_user_impl(user).await
+    }
+
+    async fn user(&self, id: Id) -> Result<Option<UserRecord>> {
+        Ok(self.user_row(id).await?.and_then(|row| row.into_user()))
+    }
+
+    async fn users(&self, ids: &[Id]) -> Result<Vec<UserRecord>> {
+        self.users_impl(ids).await
+    }
+
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        self.credentials_impl(username).await
+    }
+
+    async fn users_by_username(&self, usernames: &[String]) -> Result<Vec<UserRecord>> {
+        self.users_by_username_impl(usernames).await
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserRecord>> {
+        self.search_users_impl(prefix, limit).await
+    }
+
+    async fn set_last_seen(&self, user: Id, at: u64) -> Result<()> {
+        self.execute(
+            &self.statements.set_last_seen,
+            (rows::time_to_cql(at), rows::id_to_cql(user)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ----- rooms and members -------------------------------------------
+
+    async fn create_room(&self, room: NewRoom, members: &[(Id, Role)]) -> Result<Room> {
+        self.create_room_impl(room, members).await
+    }
+
+    async fn open_dm(&self, room: NewRoom) -> Result<(Room, bool)> {
+        self.open_dm_impl(room).await
+    }
+
+    async fn room(&self, id: &RoomId) -> Result<Option<Room>> {
+        self.room_impl(id).await
+    }
+
+    async fn membership(&self, room: &RoomId, user: Id) -> Result<Option<Membership>> {
+        self.membership_impl(room, user).await
+    }
+
+    async fn memberships(&self, room: &RoomId, users: &[Id]) -> Result<Vec<(Id, Role)>> {
+        self.memberships_impl(room, users).await
+    }
+
+    async fn add_member(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+    ) -> Result<bool> {
+        self.add_member_impl(room, user, role, joined_at).await
+    }
+
+    async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool> {
+        self.remove_member_impl(room, user).await
+    }
+
+    async fn set_owner(&self, room: &RoomId, user: Id) -> Result<()> {
+        self.set_owner_impl(room, user).await
+    }
+
+    async fn members(&self, room: &RoomId) -> Result<Vec<MemberRecord>> {
+        self.members_impl(room).await
+    }
+
+    async fn member_ids(&self, room: &RoomId) -> Result<Vec<Id>> {
+        self.member_ids_impl(room).await
+    }
+
+    async fn rooms_of(&self, user: Id) -> Result<Vec<UserRoom>> {
+        self.rooms_of_impl(user).await
+    }
+
+    // ----- read positions ----------------------------------------------
+
+    async fn mark_read(&self, room: &RoomId, user: Id, message_id: Id) -> Result<bool> {
+        self.mark_read_impl(room, user, message_id).await
+    }
+
+    async fn unread_count(
+        &self,
+        room: &RoomId,
+        user: Id,
+        after: Option<Id>,
+        cap: u32,
+    ) -> Result<u32> {
+        self.unread_count_impl(room, user, after, cap).await
+    }
+
+    // ----- messages ----------------------------------------------------
+
+    async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
+        self.insert_messages_impl(messages).await
+    }
+
+    async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
+        self.message_impl(room, id).await
+    }
+
+    async fn message_by_client_id(
+        &self,
+        sender: Id,
+        client_id: &str,
+        since: Id,
+    ) -> Result<Option<Message>> {
+        self.message_by_client_id_impl(sender, client_id, since)
+            .await
+    }
+
+    async fn messages(&self, room: &RoomId, page: PageRequest) -> Result<Page> {
+        self.messages_impl(room, page).await
+    }
+
+    async fn last_message(&self, room: &RoomId) -> Result<Option<Message>> {
+        self.last_message_impl(room).await
+    }
+
+    async fn edit_message(
+        &self,
+        room: &RoomId,
+        id: Id,
+        content: &str,
+        mentions: &[Id],
+        edited_at: u64,
+    ) -> Result<Option<Message>> {
+        self.edit_message_impl(room, id, content, mentions, edited_at)
+            .await
+    }
+
+    async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
+        self.delete_message_impl(room, id).await
+    }
+}

@@ -1,0 +1,188 @@
+//! Every CQL statement the store runs, prepared once at startup and kept
+//! in [`Statements`].
+//!
+//! Each statement has a [`Kind`], which fixes its consistency and whether
+//! the driver may retry it on its own:
+//!
+//! - `Read`: the read consistency (LOCAL_QUORUM by default);
+//! - `SerialRead`: a linearizable read (LOCAL_SERIAL by default), used only
+//!   to learn the outcome of a lightweight transaction that timed out;
+//! - `Write`: the write consistency; idempotent, because every write here
+//!   sets fixed values on a fixed primary key (inserts of the same id
+//!   rewrite the same row), so a retry after a timeout cannot duplicate;
+//! - `Lwt`: a lightweight transaction (`IF ...`): the write consistency for
+//!   its commit and the serial consistency for Paxos. Never retried by the
+//!   driver: a retry of an applied transaction would report "not applied".
+//!
+//! The texts are unqualified; the session is bound to the keyspace. A unit
+//! test checks every table and column named here against `schema`.
+
+use scylla::client::session::Session;
+use scylla::frame::types::Consistency;
+use scylla::statement::prepared::PreparedStatement;
+
+use super::config::ScyllaOptions;
+use super::errors::context;
+use super::rows::{
+    member_columns, message_columns, room_columns, unread_columns, user_columns, user_room_columns,
+};
+use crate::Result;
+
+/// How a statement is executed; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Read,
+    SerialRead,
+    Write,
+    Lwt,
+}
+
+impl Kind {
+    /// Whether the driver may retry the statement after a timeout.
+    pub(crate) fn is_idempotent(self) -> bool {
+        self != Kind::Lwt
+    }
+}
+
+/// A statement's name (its field in [`Statements`]), text and kind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Definition {
+    pub name: &'static str,
+    pub cql: &'static str,
+    pub kind: Kind,
+}
+
+/// Declares [`Statements`] with one field per statement, [`DEFINITIONS`]
+/// listing them all, and the code preparing them, from one list.
+macro_rules! statements {
+    ($( $(#[doc = $doc:literal])* $field:ident: $kind:ident = $cql:expr; )+) => {
+        /// The prepared statements, one per field.
+        pub(crate) struct Statements {
+            $( $(#[doc = $doc])* pub(crate) $field: PreparedStatement, )+
+        }
+
+        /// Every statement, for the tests.
+        #[cfg_attr(not(test), allow(dead_code))]
+        pub(crate) const DEFINITIONS: &[Definition] = &[
+            $( Definition { name: stringify!($field), cql: $cql, kind: Kind::$kind }, )+
+        ];
+
+        impl Statements {
+            /// Prepares every statement on the cluster (the session must be
+            /// bound to the keyspace, whose tables must exist).
+            pub(crate) async fn prepare(
+                session: &Session,
+                options: &ScyllaOptions,
+            ) -> Result<Statements> {
+                Ok(Statements {
+                    $(
+                        $field: prepare(
+                            session,
+                            options,
+                            Definition { name: stringify!($field), cql: $cql, kind: Kind::$kind },
+                        )
+                        .await?,
+                    )+
+                })
+            }
+        }
+    };
+}
+
+async fn prepare(
+    session: &Session,
+    options: &ScyllaOptions,
+    definition: Definition,
+) -> Result<PreparedStatement> {
+    let mut statement = session
+        .prepare(definition.cql)
+        .await
+        .map_err(|error| context(error, &format!("cannot prepare {}", definition.name)))?;
+    let serial_read = match options.serial_consistency {
+        scylla::frame::types::SerialConsistency::Serial => Consistency::Serial,
+        scylla::frame::types::SerialConsistency::LocalSerial => Consistency::LocalSerial,
+    };
+    match definition.kind {
+        Kind::Read => statement.set_consistency(options.read_consistency),
+        Kind::SerialRead => statement.set_consistency(serial_read),
+        Kind::Write => statement.set_consistency(options.write_consistency),
+        Kind::Lwt => {
+            statement.set_consistency(options.write_consistency);
+            statement.set_serial_consistency(Some(options.serial_consistency));
+        }
+    }
+    statement.set_is_idempotent(definition.kind.is_idempotent());
+    Ok(statement)
+}
+
+statements! {
+    /// Liveness: any answer from a node will do.
+    ping: Read = "SELECT release_version FROM system.local WHERE key = 'local'";
+    select_setting: Read = "SELECT value FROM settings WHERE name = ?";
+    /// The first `migrate` fixes a setting; later ones find it.
+    insert_setting: Lwt = "INSERT INTO settings (name, value) VALUES (?, ?) IF NOT EXISTS";
+
+    // ----- users -----
+    select_user: Read = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?");
+    insert_user: Write = "INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)";
+    set_last_seen: Write = "UPDATE users SET last_seen_at = ? WHERE id = ?";
+    /// The uniqueness of usernames.
+    claim_username: Lwt = "INSERT INTO usernames (username_lower, user_id) VALUES (?, ?) IF NOT EXISTS";
+    /// Gives a name back when the rest of a registration failed.
+    release_username: Lwt = "DELETE FROM usernames WHERE username_lower = ? IF user_id = ?";
+    select_username: Read = "SELECT user_id FROM usernames WHERE username_lower = ?";
+    select_username_serial: SerialRead = "SELECT user_id FROM usernames WHERE username_lower = ?";
+    insert_user_prefix: Write = "INSERT INTO users_by_prefix (prefix, username_lower, user_id) VALUES (?, ?, ?)";
+    insert_prefix_directory: Write = "INSERT INTO username_prefixes (directory, prefix) VALUES (?, ?)";
+    search_prefix: Read = "SELECT username_lower, user_id FROM users_by_prefix WHERE prefix = ? AND username_lower >= ? AND username_lower < ? LIMIT ?";
+    select_prefixes: Read = "SELECT prefix FROM username_prefixes WHERE directory = ? AND prefix >= ? AND prefix < ?";
+
+    // ----- rooms -----
+    /// Creates a room (or a DM) once.
+    insert_room: Lwt = concat!("INSERT INTO rooms (", room_columns!(), ", creation_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS");
+    select_room: Read = concat!("SELECT ", room_columns!(), " FROM rooms WHERE room_id = ?");
+    select_room_serial: SerialRead = concat!("SELECT ", room_columns!(), " FROM rooms WHERE room_id = ?");
+    /// Who won a room creation whose transaction timed out.
+    select_room_token_serial: SerialRead = "SELECT creation_token FROM rooms WHERE room_id = ?";
+    /// Undoes a room whose members could not be written.
+    delete_room: Write = "DELETE FROM rooms WHERE room_id = ?";
+    set_room_owner: Write = "UPDATE rooms SET owner_id = ? WHERE room_id = ?";
+    /// Moves the member count from what was read to its new value.
+    cas_member_count: Lwt = "UPDATE rooms SET member_count = ? WHERE room_id = ? IF member_count = ?";
+
+    // ----- members by room -----
+    insert_member: Write = "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)";
+    add_member: Lwt = "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?) IF NOT EXISTS";
+    remove_member: Lwt = "DELETE FROM room_members WHERE room_id = ? AND user_id = ? IF EXISTS";
+    delete_member: Write = "DELETE FROM room_members WHERE room_id = ? AND user_id = ?";
+    promote_member: Lwt = "UPDATE room_members SET role = ? WHERE room_id = ? AND user_id = ? IF EXISTS";
+    select_member: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id = ?");
+    select_member_serial: SerialRead = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id = ?");
+    select_members: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ?");
+    select_members_in: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id IN ?");
+
+    // ----- rooms by user -----
+    insert_user_room: Write = "INSERT INTO user_rooms (room_id, user_id, joined_at) VALUES (?, ?, ?)";
+    /// Leaving keeps the read position (see `schema`).
+    leave_user_room: Write = "DELETE joined_at FROM user_rooms WHERE user_id = ? AND room_id = ?";
+    select_user_room: Read = concat!("SELECT ", user_room_columns!(), " FROM user_rooms WHERE user_id = ? AND room_id = ?");
+    select_user_rooms: Read = concat!("SELECT ", user_room_columns!(), " FROM user_rooms WHERE user_id = ?");
+    /// Stamped with the message id's time: the newest position wins.
+    mark_read: Write = "UPDATE user_rooms USING TIMESTAMP ? SET last_read = ? WHERE user_id = ? AND room_id = ?";
+
+    // ----- messages -----
+    /// Stamped with the id's time, so a late retry never undoes an edit.
+    insert_message: Write = concat!("INSERT INTO messages (", message_columns!(), ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?");
+    select_message: Read = concat!("SELECT ", message_columns!(), " FROM messages WHERE room_id = ? AND bucket = ? AND id = ?");
+    /// Which of a batch's ids one partition already holds.
+    select_existing_ids: Read = "SELECT id FROM messages WHERE room_id = ? AND bucket = ? AND id IN ?";
+    /// One slice of a bucket, newest first (the clustering order).
+    page_backward: Read = concat!("SELECT ", message_columns!(), " FROM messages WHERE room_id = ? AND bucket = ? AND id > ? AND id < ? LIMIT ?");
+    /// One slice of a bucket, oldest first.
+    page_forward: Read = concat!("SELECT ", message_columns!(), " FROM messages WHERE room_id = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id ASC LIMIT ?");
+    unread_scan: Read = concat!("SELECT ", unread_columns!(), " FROM messages WHERE room_id = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id ASC LIMIT ?");
+    edit_message: Write = "UPDATE messages USING TIMESTAMP ? SET content = ?, mentions = ?, edited_at = ? WHERE room_id = ? AND bucket = ? AND id = ?";
+    delete_message: Write = "UPDATE messages USING TIMESTAMP ? SET content = '', mentions = null, attachments = null, deleted = true WHERE room_id = ? AND bucket = ? AND id = ?";
+    insert_client_id: Write = "INSERT INTO messages_by_client_id (sender_id, client_id, id, room_id) VALUES (?, ?, ?, ?) USING TTL ?";
+    select_client_id: Read = "SELECT id, room_id FROM messages_by_client_id WHERE sender_id = ? AND client_id = ? AND id >= ? LIMIT 1";
+}

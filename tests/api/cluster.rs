@@ -1,0 +1,359 @@
+//! Cluster mode: gateways, routers and persistence workers as separate
+//! processes, cooperating through a real Redis (started here on a free
+//! port), sharing one SQLite file. Each test kills or restarts something
+//! and checks what clients see.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use chat_bus::testing::{RedisCluster, RedisServer, ServerOptions};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::harness::{Client, Server};
+use crate::ws::Ws;
+
+/// A cluster of role processes on one Redis and one data directory.
+struct Cluster {
+    redis_url: String,
+    cluster_mode: bool,
+    dir: TempDir,
+}
+
+/// Short timings so failures are detected within a test's patience.
+const TIMINGS: &[(&str, &str)] = &[
+    ("CHAT_REALTIME__CLAIM_IDLE_MS", "1000"),
+    ("CHAT_REALTIME__PRESENCE_TTL_MS", "1500"),
+    ("CHAT_REALTIME__REPLY_TIMEOUT_MS", "3000"),
+    ("CHAT_RATES__SEND_PER_SECOND", "100000"),
+    ("CHAT_RATES__SEND_BURST", "100000"),
+];
+
+impl Cluster {
+    fn on(redis_url: String, cluster_mode: bool) -> Cluster {
+        Cluster {
+            redis_url,
+            cluster_mode,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn start(&self, role: &str) -> Server {
+        let mut env: Vec<(&str, &str)> = TIMINGS.to_vec();
+        env.push(("CHAT_REDIS_URL", &self.redis_url));
+        if self.cluster_mode {
+            env.push(("CHAT_REDIS_CLUSTER", "true"));
+        }
+        Server::start_role(role, self.dir.path(), &env)
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn ids_of(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["message"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Two users on two gateways chat; every message reaches each of their
+/// connections exactly once.
+async fn two_gateways_chat(cluster: &Cluster) {
+    let _router = cluster.start("router");
+    let _persist = cluster.start("persist");
+    let gw1 = cluster.start("gateway");
+    let gw2 = cluster.start("gateway");
+    let (alice, _) = gw1.user("alice").await;
+    let (bob, bob_id) = gw2.user("bob").await;
+    let room = alice.create_room("across", "public", &[&bob_id]).await;
+    let mut a = Ws::connect(&gw1, alice.token()).await;
+    let mut b = Ws::connect(&gw2, bob.token()).await;
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let (ws, who) = if i % 2 == 0 {
+            (&mut a, "a")
+        } else {
+            (&mut b, "b")
+        };
+        ws.send(json!({"type": "send", "room_id": room, "content": format!("{who}{i}"), "client_id": format!("c{i}")})).await;
+        sent.push(
+            ws.next_of("ack").await["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for ws in [&mut a, &mut b] {
+        let mut seen = Vec::new();
+        while seen.len() < sent.len() {
+            seen.push(
+                ws.next_of("message").await["message"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        let extra = ws
+            .frames_within(Duration::from_millis(500), &["presence", "ack"])
+            .await;
+        assert!(ids_of(&extra).is_empty(), "exactly once: extra {extra:?}");
+        let unique: HashSet<&String> = seen.iter().collect();
+        assert_eq!(unique.len(), sent.len());
+        assert_eq!(unique, sent.iter().collect::<HashSet<_>>());
+    }
+}
+
+#[tokio::test]
+async fn users_on_two_gateways_chat_across_them() {
+    let redis = RedisServer::start();
+    two_gateways_chat(&Cluster::on(redis.url(), false)).await;
+}
+
+#[tokio::test]
+async fn a_redis_cluster_with_sharded_pubsub_carries_the_same_chat() {
+    let redis = RedisCluster::start(3);
+    two_gateways_chat(&Cluster::on(redis.url(), true)).await;
+}
+
+/// Sends `count` messages over `ws`, answering how many were acked, by id.
+async fn send_all(ws: &mut Ws, room: &str, prefix: &str, count: usize) -> HashSet<String> {
+    for i in 0..count {
+        ws.send(json!({"type": "send", "room_id": room, "content": format!("{prefix}{i}"), "client_id": format!("{prefix}{i}")})).await;
+    }
+    let mut acked = HashSet::new();
+    while acked.len() < count {
+        acked.insert(
+            ws.next_of("ack").await["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    acked
+}
+
+async fn history_ids(client: &Client, room: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let path = match &before {
+            Some(id) => format!("/api/v1/rooms/{room}/messages?limit=100&before={id}"),
+            None => format!("/api/v1/rooms/{room}/messages?limit=100"),
+        };
+        let (_, page) = client.get(&path).await;
+        let page_ids: Vec<String> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        before = page_ids.first().cloned();
+        ids.splice(0..0, page_ids);
+        if page["has_more"] != true {
+            return ids;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_persistence_worker_loses_nothing() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let persist = cluster.start("persist");
+    let gw = cluster.start("gateway");
+    let (alice, _) = gw.user("alice").await;
+    let room = alice.create_room("durable", "public", &[]).await;
+    let mut a = Ws::connect(&gw, alice.token()).await;
+    let mut acked = send_all(&mut a, &room, "before", 30).await;
+    // Kill it while sends are in flight; they wait, unacked, in the stream.
+    for i in 0..30 {
+        a.send(json!({"type": "send", "room_id": room, "content": format!("during{i}"), "client_id": format!("during{i}")})).await;
+    }
+    persist.kill();
+    let _persist2 = cluster.start("persist");
+    while acked.len() < 60 {
+        acked.insert(
+            a.next_of("ack").await["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let stored = history_ids(&alice, &room).await;
+    let unique: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(unique.len(), stored.len(), "no duplicates");
+    assert_eq!(unique, acked, "every acked message, exactly once");
+}
+
+#[tokio::test]
+async fn a_killed_router_loses_no_acked_message() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut router1 = Some(cluster.start("router"));
+    let _router2 = cluster.start("router");
+    let _persist = cluster.start("persist");
+    let gw = cluster.start("gateway");
+    let (alice, _) = gw.user("alice").await;
+    let room = alice.create_room("resilient", "public", &[]).await;
+    let mut a = Ws::connect(&gw, alice.token()).await;
+    for i in 0..40 {
+        a.send(json!({"type": "send", "room_id": room, "content": format!("m{i}"), "client_id": format!("k{i}")})).await;
+        if i == 20
+            && let Some(router) = router1.take()
+        {
+            router.kill();
+        }
+    }
+    // Whatever was not acked is retried with the same client_id until it is.
+    let mut acked: HashSet<String> = HashSet::new();
+    let mut acked_keys: HashSet<String> = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while acked_keys.len() < 40 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of 40 acked",
+            acked_keys.len()
+        );
+        for frame in a.frames_within(Duration::from_secs(4), &["presence"]).await {
+            if frame["type"] == "ack" {
+                acked.insert(frame["message_id"].as_str().unwrap().to_owned());
+                acked_keys.insert(frame["client_id"].as_str().unwrap().to_owned());
+            }
+        }
+        for i in 0..40 {
+            let key = format!("k{i}");
+            if !acked_keys.contains(&key) {
+                a.send(json!({"type": "send", "room_id": room, "content": format!("m{i}"), "client_id": key})).await;
+            }
+        }
+    }
+    let stored = history_ids(&alice, &room).await;
+    let unique: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(unique.len(), stored.len(), "no duplicates");
+    assert_eq!(stored.len(), 40, "one message per client_id");
+    assert!(acked.is_subset(&unique), "every acked message is stored");
+}
+
+#[tokio::test]
+async fn a_killed_gateways_users_go_offline_and_resume_elsewhere() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let _persist = cluster.start("persist");
+    let gw1 = cluster.start("gateway");
+    let gw2 = cluster.start("gateway");
+    let (watcher, _) = gw2.user("watcher").await;
+    let (victim, victim_id) = gw1.user("victim").await;
+    let room = watcher.create_room("lobby", "public", &[&victim_id]).await;
+    let mut w = Ws::connect(&gw2, watcher.token()).await;
+    let mut v = Ws::connect(&gw1, victim.token()).await;
+    assert_eq!(w.next_of("presence").await["online"], true);
+    let last_seen = watcher.send(&room, "seen").await["id"].clone();
+    v.next_of("message").await;
+    gw1.kill();
+    let offline = w.next_of("presence").await;
+    assert_eq!(
+        (offline["user_id"].as_str(), offline["online"].as_bool()),
+        (Some(victim_id.as_str()), Some(false))
+    );
+    let mut missed = Vec::new();
+    for i in 0..10 {
+        missed.push(watcher.at(&gw2).send(&room, &format!("missed {i}")).await["id"].clone());
+    }
+    let victim = victim.at(&gw2);
+    let mut v = Ws::connect(&gw2, victim.token()).await;
+    v.send(json!({"type": "resume", "rooms": {room.clone(): last_seen}}))
+        .await;
+    let mut replayed = Vec::new();
+    loop {
+        let frame = v.next_frame().await;
+        match frame["type"].as_str() {
+            Some("message") => replayed.push(frame["message"]["id"].clone()),
+            Some("resumed") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(replayed, missed, "no gaps");
+}
+
+#[tokio::test]
+async fn chat_resumes_by_itself_after_redis_restarts() {
+    let mut redis = RedisServer::start_with(ServerOptions { aof: true });
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let _persist = cluster.start("persist");
+    let gw1 = cluster.start("gateway");
+    let gw2 = cluster.start("gateway");
+    let (alice, _) = gw1.user("alice").await;
+    let (bob, bob_id) = gw2.user("bob").await;
+    let room = alice.create_room("sturdy", "public", &[&bob_id]).await;
+    let mut a = Ws::connect(&gw1, alice.token()).await;
+    let mut b = Ws::connect(&gw2, bob.token()).await;
+    a.send(json!({"type": "send", "room_id": room, "content": "before", "client_id": "b0"}))
+        .await;
+    assert_eq!(b.next_of("message").await["message"]["content"], "before");
+
+    redis.restart();
+    let (status, ready) = gw1.client().get("/readyz").await;
+    assert!(status.as_u16() == 200 || ready["error"]["code"] == "unavailable");
+    // No process is restarted: the clients retry until chat flows again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut attempt = 0;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chat did not resume after Redis restarted"
+        );
+        attempt += 1;
+        let key = format!("after{attempt}");
+        a.send(json!({"type": "send", "room_id": room, "content": key, "client_id": key}))
+            .await;
+        let frames = b.frames_within(Duration::from_secs(2), &["presence"]).await;
+        if frames.iter().any(|f| {
+            f["type"] == "message"
+                && f["message"]["content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("after"))
+        }) {
+            break;
+        }
+    }
+    let _ = a.frames_within(Duration::from_millis(200), &[]).await;
+    let (status, _) = gw1.client().get("/readyz").await;
+    assert_eq!(status.as_u16(), 200);
+    assert!(cluster.data_dir().join("chat.db").exists());
+}
+
+#[tokio::test]
+async fn readiness_reports_redis() {
+    let mut redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let router = cluster.start("router");
+    let gw = cluster.start("gateway");
+    for process in [&router, &gw] {
+        let (status, body) = process.client().get("/readyz").await;
+        assert_eq!((status.as_u16(), body["bus"].as_str()), (200, Some("ok")));
+    }
+    redis.kill();
+    let mut unready = 0;
+    for process in [&router, &gw] {
+        for _ in 0..50 {
+            let (status, body) = process.client().get("/readyz").await;
+            if status.as_u16() == 503 {
+                assert_eq!(body["error"]["code"], "unavailable");
+                unready += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(unready, 2, "both report Redis down");
+    let (status, _) = router.client().get("/api/v1/users/me").await;
+    assert_eq!(status.as_u16(), 404, "a router serves no API");
+}
