@@ -12,7 +12,13 @@
 //!
 //! Payloads are opaque bytes; what travels in them is defined by the roles
 //! that speak to each other.
+//!
+//! Both implementations are tested by one conformance suite, the traits'
+//! guarantees as executable cases (module `conformance`, cargo feature
+//! `testing`).
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod consumer;
 mod envelopes;
 pub mod local;

@@ -1,118 +1,46 @@
 //! The Redis bus against real `redis-server` processes started by
-//! `chat_bus::testing` (never the Redis on 6379): every guarantee of the
-//! bus traits, the Redis-specific ones (re-subscription after a restart,
-//! trimming, back-pressure, presence expiry, worker id leases), and a
-//! 3-master Redis Cluster with sharded pub/sub.
+//! `chat_bus::testing` (never the Redis on 6379): the bus conformance suite
+//! (`chat_bus::conformance`, every guarantee of the bus traits) on a single
+//! server, then what only Redis has: keys that expire, re-subscription and
+//! lost data after a restart, trimming, sharded streams, key prefixes, and
+//! a 3-master Redis Cluster with sharded pub/sub.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chat_bus::conformance::{
+    APPEND_TIMEOUT, BusUnderTest, STREAM_CAPACITY, ids, next_delivery, no_delivery, payload,
+    payloads,
+};
 use chat_bus::redis::{RedisBus, RedisConfig};
 use chat_bus::testing::{RedisCluster, RedisServer, ServerOptions};
-use chat_bus::{
-    BusError, Delivery, EntryId, Payload, PubSub, RateDecision, SharedState, Subscription,
-    WorkQueue,
-};
+use chat_bus::{BusError, EntryId, PubSub, RateDecision, SharedState, WorkQueue};
 use tokio::time::timeout;
-
-fn payload(s: &str) -> Payload {
-    Payload::copy_from_slice(s.as_bytes())
-}
 
 async fn connect(config: RedisConfig) -> RedisBus {
     RedisBus::connect(config).await.expect("connect to redis")
 }
 
-/// The next delivery, within a second.
-async fn next(sub: &mut Subscription) -> Delivery {
-    timeout(Duration::from_secs(1), sub.deliveries.recv())
-        .await
-        .expect("a delivery within a second")
-        .expect("subscription open")
+/// A fresh server, with two connections to it (two processes), its streams
+/// bounded (and trimmed exactly) as the suite expects.
+async fn fresh_bus() -> BusUnderTest {
+    let redis = RedisServer::start();
+    let config = RedisConfig {
+        stream_capacity: STREAM_CAPACITY,
+        append_timeout: APPEND_TIMEOUT,
+        exact_trim: true,
+        ..redis.config()
+    };
+    let bus = connect(config.clone()).await;
+    let peer = connect(config).await;
+    BusUnderTest::new(bus.bus(), peer.bus(), bus.queue.clone()).keeping_alive(redis)
 }
 
-/// Nothing arrives within a short while.
-async fn nothing(sub: &mut Subscription) {
-    if let Ok(Some(d)) = timeout(Duration::from_millis(150), sub.deliveries.recv()).await {
-        panic!("unexpected delivery on {}: {:?}", d.channel, d.payload);
-    }
-}
-
-fn ids(entries: &[chat_bus::Entry]) -> Vec<EntryId> {
-    entries.iter().map(|e| e.id.clone()).collect()
-}
-
-fn payloads(entries: &[chat_bus::Entry]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
-        .collect()
+mod conformance {
+    chat_bus::bus_conformance_tests!(super::fresh_bus);
 }
 
 // ---------------------------------------------------------------- pub/sub
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pubsub_delivers_to_current_subscribers_only() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    let publisher = connect(redis.config()).await; // another process
-    let mut a = bus.pubsub.subscribe(16).await.unwrap();
-    let mut b = bus.pubsub.subscribe(64).await.unwrap();
-    a.control.add("room:1").await.unwrap();
-    a.control.add("room:1").await.unwrap();
-    b.control.add("room:2").await.unwrap();
-    let pubsub = &publisher.pubsub;
-    pubsub.publish("room:1", payload("x")).await.unwrap();
-    pubsub.publish("room:3", payload("nobody")).await.unwrap();
-    let got = next(&mut a).await;
-    assert_eq!((&*got.channel, &got.payload[..]), ("room:1", &b"x"[..]));
-    nothing(&mut a).await; // added twice, delivered once
-    nothing(&mut b).await;
-
-    // In publish order.
-    for i in 0..50 {
-        pubsub
-            .publish("room:2", payload(&i.to_string()))
-            .await
-            .unwrap();
-    }
-    for i in 0..50 {
-        assert_eq!(next(&mut b).await.payload, payload(&i.to_string()));
-    }
-
-    a.control.remove("room:1").await.unwrap();
-    a.control.remove("room:1").await.unwrap();
-    pubsub.publish("room:1", payload("y")).await.unwrap();
-    nothing(&mut a).await;
-    assert_eq!(a.control.dropped(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_subscriber_loses_deliveries_and_counts_them() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    let mut slow = bus.pubsub.subscribe(2).await.unwrap();
-    slow.control.add("c").await.unwrap();
-    for i in 0..5 {
-        bus.pubsub
-            .publish("c", payload(&i.to_string()))
-            .await
-            .unwrap();
-    }
-    // Deliveries travel through the server; wait until all were counted.
-    let counted = async {
-        while slow.control.dropped() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    timeout(Duration::from_secs(2), counted)
-        .await
-        .expect("3 drops counted");
-    assert_eq!(slow.control.dropped(), 3);
-    assert_eq!(next(&mut slow).await.payload, payload("0"));
-    assert_eq!(next(&mut slow).await.payload, payload("1"));
-    nothing(&mut slow).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_come_back_by_themselves_after_a_redis_restart() {
@@ -125,7 +53,7 @@ async fn subscriptions_come_back_by_themselves_after_a_redis_restart() {
         .publish("room:1", payload("before"))
         .await
         .unwrap();
-    assert_eq!(next(&mut sub).await.payload, payload("before"));
+    assert_eq!(next_delivery(&mut sub).await.payload, payload("before"));
     bus.queue.append("s", payload("durable")).await.unwrap();
 
     redis.restart();
@@ -149,7 +77,7 @@ async fn subscriptions_come_back_by_themselves_after_a_redis_restart() {
         .await
         .unwrap();
     loop {
-        let d = next(&mut sub).await;
+        let d = next_delivery(&mut sub).await;
         if &*d.channel == "room:1" {
             assert_eq!(d.payload, payload("again"));
             break;
@@ -198,182 +126,14 @@ async fn a_dead_redis_is_unavailable_not_a_hang() {
 
 // ---------------------------------------------------------------- streams
 
-fn queue_config(redis: &RedisServer) -> RedisConfig {
-    RedisConfig {
-        stream_capacity: 4,
-        append_timeout: Duration::from_millis(200),
-        exact_trim: true,
-        ..redis.config()
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_entry_goes_to_one_consumer_of_each_group() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    let q = &bus.queue;
-    for p in ["a", "b", "c"] {
-        q.append("s", payload(p)).await.unwrap();
-    }
-    let one = q.read("s", "g", "c1", 2, Duration::ZERO).await.unwrap();
-    let two = q.read("s", "g", "c2", 10, Duration::ZERO).await.unwrap();
-    let none = q.read("s", "g", "c3", 10, Duration::ZERO).await.unwrap();
-    let other_group = q.read("s", "h", "c1", 10, Duration::ZERO).await.unwrap();
-    assert_eq!(payloads(&one), ["a", "b"]);
-    assert_eq!(payloads(&two), ["c"]);
-    assert!(none.is_empty());
-    assert_eq!(payloads(&other_group), ["a", "b", "c"]);
-    assert!(one.iter().all(|e| e.deliveries == 1));
-    assert!(one[0].id < one[1].id);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_consumers_split_the_stream_without_overlap() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    for i in 0..200 {
-        bus.queue
-            .append("s", payload(&i.to_string()))
-            .await
-            .unwrap();
-    }
-    let mut readers = Vec::new();
-    for c in 0..4 {
-        let q = bus.queue.clone();
-        readers.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let batch = q
-                    .read("s", "g", &format!("c{c}"), 7, Duration::from_millis(50))
-                    .await
-                    .unwrap();
-                if batch.is_empty() {
-                    return got;
-                }
-                q.ack("s", "g", &ids(&batch)).await.unwrap();
-                got.extend(payloads(&batch));
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for r in readers {
-        all.extend(r.await.unwrap());
-    }
-    let unique: HashSet<&String> = all.iter().collect();
-    assert_eq!(all.len(), 200);
-    assert_eq!(unique.len(), 200);
-    assert_eq!(bus.queue.len("s").await.unwrap() as usize, 0, "all trimmed");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unacknowledged_entries_stay_pending_until_claimed() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    let q = &bus.queue;
-    assert!(
-        q.claim_stale("s", "g", "alive", Duration::ZERO, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "no stream, no group: nothing to claim"
-    );
-    q.append("s", payload("a")).await.unwrap();
-    q.append("s", payload("b")).await.unwrap();
-    let taken = q.read("s", "g", "dead", 10, Duration::ZERO).await.unwrap();
-    assert_eq!(taken.len(), 2);
-    // Pending with "dead": not handed out again as new.
-    assert!(
-        q.read("s", "g", "alive", 10, Duration::ZERO)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        q.claim_stale("s", "g", "alive", Duration::from_secs(60), 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "not idle long enough"
-    );
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    let claimed = q
-        .claim_stale("s", "g", "alive", Duration::from_millis(100), 1)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1, "at most max");
-    assert_eq!(claimed[0].id, taken[0].id);
-    assert_eq!(claimed[0].payload, payload("a"));
-    assert_eq!(claimed[0].deliveries, 2);
-    let again = q
-        .claim_stale("s", "g", "third", Duration::ZERO, 10)
-        .await
-        .unwrap();
-    assert_eq!(payloads(&again), ["a", "b"]);
-    assert_eq!(again[0].deliveries, 3);
-    assert_eq!(again[1].deliveries, 2);
-    q.ack("s", "g", &ids(&again)).await.unwrap();
-    q.ack("s", "g", &ids(&again)).await.unwrap(); // twice is harmless
-    assert!(
-        q.claim_stale("s", "g", "alive", Duration::ZERO, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_created_after_the_entries_still_sees_them() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    bus.queue.append("s", payload("early")).await.unwrap();
-    let late = connect(redis.config()).await; // a consumer starting later
-    let got = late
-        .queue
-        .read("s", "new-group", "c", 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(payloads(&got), ["early"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_wait_for_appends() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    // Create the group first so the reader blocks on an existing stream.
-    assert!(
-        bus.queue
-            .read("s", "g", "c", 10, Duration::ZERO)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let reader = {
-        let q = bus.queue.clone();
-        tokio::spawn(async move { q.read("s", "g", "c", 10, Duration::from_secs(5)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = std::time::Instant::now();
-    bus.queue.append("s", payload("late")).await.unwrap();
-    let got = reader.await.unwrap().unwrap();
-    assert_eq!(payloads(&got), ["late"]);
-    assert!(started.elapsed() < Duration::from_secs(1));
-    // An empty wait answers empty after about the wait.
-    let started = std::time::Instant::now();
-    let none = bus
-        .queue
-        .read("s", "g", "c", 10, Duration::from_millis(200))
-        .await
-        .unwrap();
-    assert!(none.is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(190));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trimming_drops_only_what_every_group_acknowledged() {
     let redis = RedisServer::start();
     let bus = connect(RedisConfig {
         stream_capacity: 100,
-        ..queue_config(&redis)
+        append_timeout: Duration::from_millis(200),
+        exact_trim: true,
+        ..redis.config()
     })
     .await;
     let q = &bus.queue;
@@ -422,35 +182,6 @@ async fn trimming_drops_only_what_every_group_acknowledged() {
     assert_eq!(q.len("s").await.unwrap(), 1, "audit still needs it");
     let a = q.read("s", "audit", "c", 10, Duration::ZERO).await.unwrap();
     assert_eq!(payloads(&a), ["new"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_stream_pushes_back_until_entries_are_acknowledged() {
-    let redis = RedisServer::start();
-    let bus = connect(queue_config(&redis)).await;
-    let q = &bus.queue;
-    let _ = q.read("s", "g", "c", 1, Duration::ZERO).await.unwrap();
-    for i in 0..4 {
-        q.append("s", payload(&i.to_string())).await.unwrap();
-    }
-    let started = std::time::Instant::now();
-    assert!(matches!(
-        q.append("s", payload("x")).await,
-        Err(BusError::Unavailable(_))
-    ));
-    assert!(started.elapsed() >= Duration::from_millis(190), "it waited");
-
-    // Room that frees up while waiting is taken.
-    let waiting = {
-        let q = bus.queue.clone();
-        tokio::spawn(async move { q.append("s", payload("waited")).await })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let taken = q.read("s", "g", "c", 2, Duration::ZERO).await.unwrap();
-    q.ack("s", "g", &ids(&taken)).await.unwrap();
-    waiting.await.unwrap().unwrap();
-    q.append("s", payload("fits")).await.unwrap();
-    assert_eq!(q.len("s").await.unwrap(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,411 +299,37 @@ async fn sharded_streams_hand_out_every_entry_once() {
 
 // ---------------------------------------------------------------- shared state
 
+/// A token bucket's key expires once the bucket would be full again, so
+/// that idle users cost no memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_bucket_allows_a_burst_then_the_rate() {
+async fn token_buckets_expire_once_full_again() {
     let redis = RedisServer::start();
     let bus = connect(redis.config()).await;
-    let state = &bus.state;
     for _ in 0..20 {
         assert_eq!(
-            state.take_token("u", 10.0, 20).await.unwrap(),
+            bus.state.take_token("u", 10.0, 20).await.unwrap(),
             RateDecision::Allowed
         );
     }
-    let RateDecision::Limited { retry_after } = state.take_token("u", 10.0, 20).await.unwrap()
-    else {
-        panic!("the 21st is limited");
-    };
-    assert!(
-        retry_after > Duration::ZERO && retry_after <= Duration::from_millis(100),
-        "{retry_after:?}"
-    );
-    assert_eq!(
-        state.take_token("other", 10.0, 20).await.unwrap(),
-        RateDecision::Allowed
-    );
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(
-        state.take_token("u", 10.0, 20).await.unwrap(),
-        RateDecision::Allowed
-    );
-    // The bucket expires once it would be full again (2 s at 10/s).
+    // Empty: full again in 2 s at 10/s.
     let ttl: i64 = redis.cli(&["pttl", "chat:rate:u"]).parse().unwrap();
     assert!(ttl > 0 && ttl <= 2_001, "{ttl}");
-
-    // Shared by every process: 20 concurrent takers from two connections
-    // of a bucket of 10 get exactly 10 tokens.
-    let other = connect(redis.config()).await;
-    let takers = (0..20).map(|i| {
-        let state = if i % 2 == 0 {
-            bus.state.clone()
-        } else {
-            other.state.clone()
-        };
-        tokio::spawn(async move { state.take_token("shared", 0.001, 10).await.unwrap() })
-    });
-    let mut allowed = 0;
-    for t in takers {
-        if t.await.unwrap() == RateDecision::Allowed {
-            allowed += 1;
-        }
-    }
-    assert_eq!(allowed, 10);
 }
 
+/// A worker id lease is a key that expires with the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn put_if_absent_is_atomic_and_keeps_the_first_live_value() {
+async fn an_expired_worker_id_lease_leaves_no_key() {
     let redis = RedisServer::start();
     let bus = connect(redis.config()).await;
-    let other = connect(redis.config()).await;
-    let callers = (0..20).map(|i| {
-        let state = if i % 2 == 0 {
-            bus.state.clone()
-        } else {
-            other.state.clone()
-        };
-        tokio::spawn(async move {
-            let mine = payload(&i.to_string());
-            let answer = state
-                .put_if_absent("k", mine.clone(), Duration::from_secs(60))
-                .await
-                .unwrap();
-            (mine, answer)
-        })
-    });
-    let mut stored = Vec::new();
-    let mut answers = Vec::new();
-    for c in callers {
-        let (mine, answer) = c.await.unwrap();
-        match answer {
-            None => stored.push(mine),
-            Some(existing) => answers.push(existing),
-        }
-    }
-    assert_eq!(stored.len(), 1, "exactly one stores");
-    assert!(answers.iter().all(|a| *a == stored[0]), "the others see it");
-
-    let state = &bus.state;
-    assert_eq!(
-        state
-            .put_if_absent("short", payload("a"), Duration::from_millis(50))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        state
-            .put_if_absent("short", payload("b"), Duration::from_millis(50))
-            .await
-            .unwrap(),
-        Some(payload("a"))
-    );
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(
-        state
-            .put_if_absent("short", payload("c"), Duration::from_secs(60))
-            .await
-            .unwrap(),
-        None,
-        "expired"
-    );
-    assert_eq!(
-        state
-            .put_if_absent("zero", payload("a"), Duration::ZERO)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        state
-            .put_if_absent("zero", payload("b"), Duration::ZERO)
-            .await
-            .unwrap(),
-        None,
-        "a zero ttl keeps nothing"
-    );
-    state.remove("k").await.unwrap();
-    state.remove("k").await.unwrap();
-    assert_eq!(
-        state
-            .put_if_absent("k", payload("again"), Duration::from_secs(60))
-            .await
-            .unwrap(),
-        None
-    );
-    // Binary values survive.
-    let binary = Payload::from_static(&[0, 159, 146, 150, 255]);
-    state
-        .put_if_absent("bin", binary.clone(), Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(
-        state
-            .put_if_absent("bin", payload("x"), Duration::from_secs(60))
-            .await
-            .unwrap(),
-        Some(binary)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_turns_on_with_the_first_connection_and_off_with_the_last() {
-    let redis = RedisServer::start();
-    let bus = connect(redis.config()).await;
-    let state = &bus.state;
-    let ttl = Duration::from_secs(60);
-    assert!(state.connection_opened("u", "c1", ttl).await.unwrap());
-    assert!(!state.connection_opened("u", "c2", ttl).await.unwrap());
-    assert!(!state.connection_opened("u", "c2", ttl).await.unwrap());
-    assert_eq!(
-        state.online(&["u".into(), "v".into()]).await.unwrap(),
-        [true, false]
-    );
-    assert!(!state.connection_closed("u", "c1").await.unwrap());
-    assert!(
-        !state.connection_closed("u", "c1").await.unwrap(),
-        "closing twice"
-    );
-    assert!(state.connection_closed("u", "c2").await.unwrap());
-    assert!(!state.connection_closed("u", "c2").await.unwrap());
-    assert_eq!(state.online(&["u".into()]).await.unwrap(), [false]);
-    assert!(state.online(&[]).await.unwrap().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_transitions_are_answered_once_under_concurrency() {
-    let redis = RedisServer::start();
-    let a = connect(redis.config()).await;
-    let b = connect(redis.config()).await;
-    let ttl = Duration::from_secs(60);
-    for round in 0..5 {
-        let user = format!("user{round}");
-        let opens = (0..20).map(|c| {
-            let state = if c % 2 == 0 {
-                a.state.clone()
-            } else {
-                b.state.clone()
-            };
-            let user = user.clone();
-            tokio::spawn(async move {
-                state
-                    .connection_opened(&user, &format!("conn{c}"), ttl)
-                    .await
-                    .unwrap()
-            })
-        });
-        let mut online = 0;
-        for o in opens {
-            online += usize::from(o.await.unwrap());
-        }
-        assert_eq!(online, 1, "one online transition");
-        let closes = (0..20).map(|c| {
-            let state = if c % 2 == 0 {
-                a.state.clone()
-            } else {
-                b.state.clone()
-            };
-            let user = user.clone();
-            tokio::spawn(async move {
-                state
-                    .connection_closed(&user, &format!("conn{c}"))
-                    .await
-                    .unwrap()
-            })
-        });
-        let mut offline = 0;
-        for c in closes {
-            offline += usize::from(c.await.unwrap());
-        }
-        assert_eq!(offline, 1, "one offline transition");
-    }
-    assert!(
-        a.state.expired_connections(100).await.unwrap().is_empty(),
-        "closed connections never expire"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_that_are_not_kept_alive_expire_once() {
-    let redis = RedisServer::start();
-    let a = connect(redis.config()).await;
-    let b = connect(redis.config()).await;
-    let short = Duration::from_millis(200);
-    let long = Duration::from_secs(60);
-    // "crashed": two connections on a dead gateway.
-    assert!(
-        a.state
-            .connection_opened("crashed", "g1-1", short)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !a.state
-            .connection_opened("crashed", "g1-2", short)
-            .await
-            .unwrap()
-    );
-    // "kept": one connection kept alive, one dead.
-    assert!(
-        a.state
-            .connection_opened("kept", "g2-1", short)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !a.state
-            .connection_opened("kept", "g1-3", short)
-            .await
-            .unwrap()
-    );
-    // "stayed": a long-lived connection.
-    assert!(
-        a.state
-            .connection_opened("stayed", "g2-2", long)
-            .await
-            .unwrap()
-    );
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        a.state
-            .connection_alive("kept", "g2-1", short)
-            .await
-            .unwrap();
-    }
-    a.state
-        .connection_alive("kept", "g2-1", long)
-        .await
-        .unwrap();
-    assert_eq!(
-        a.state
-            .online(&["crashed".into(), "kept".into(), "stayed".into()])
-            .await
-            .unwrap(),
-        [false, true, true],
-        "expired connections do not count, even before a sweep"
-    );
-    // An expired connection is not revived by a late heartbeat.
-    a.state
-        .connection_alive("crashed", "g1-1", long)
-        .await
-        .unwrap();
-    assert_eq!(a.state.online(&["crashed".into()]).await.unwrap(), [false]);
-
-    // Two routers sweep at once; "crashed" is answered once, by one.
-    let sweeps = [a.state.clone(), b.state.clone()].map(|state| {
-        tokio::spawn(async move {
-            // One connection per call, more calls than connections.
-            let mut users = Vec::new();
-            for _ in 0..10 {
-                users.extend(state.expired_connections(1).await.unwrap());
-            }
-            users
-        })
-    });
-    let mut offline = Vec::new();
-    for s in sweeps {
-        offline.extend(s.await.unwrap());
-    }
-    assert_eq!(offline, ["crashed"]);
-    assert!(a.state.expired_connections(100).await.unwrap().is_empty());
-    // Closing what was swept answers nothing more.
-    assert!(!a.state.connection_closed("crashed", "g1-1").await.unwrap());
-    assert_eq!(
-        a.state
-            .online(&["crashed".into(), "kept".into()])
-            .await
-            .unwrap(),
-        [false, true]
-    );
-
-    // A connection that expired but was closed before any sweep: the close
-    // answers the transition, the sweep does not.
-    assert!(a.state.connection_opened("late", "x", short).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(a.state.connection_closed("late", "x").await.unwrap());
-    assert!(a.state.expired_connections(100).await.unwrap().is_empty());
-
-    // Re-opening after an unswept expiry answers online again, and the old
-    // connection's expiry is not reported afterwards.
-    assert!(
-        a.state
-            .connection_opened("back", "old", short)
-            .await
-            .unwrap()
-    );
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(
-        a.state
-            .connection_opened("back", "new", long)
-            .await
-            .unwrap()
-    );
-    assert!(a.state.expired_connections(100).await.unwrap().is_empty());
-    assert_eq!(a.state.online(&["back".into()]).await.unwrap(), [true]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_ids_are_leased_uniquely_and_renewed_only_by_their_owner() {
-    let redis = RedisServer::start();
-    let a = connect(redis.config()).await;
-    let b = connect(redis.config()).await;
-    let ttl = Duration::from_secs(60);
-    let leasers = (0..50).map(|i| {
-        let state = if i % 2 == 0 {
-            a.state.clone()
-        } else {
-            b.state.clone()
-        };
-        tokio::spawn(async move {
-            let owner = format!("process-{i}");
-            let id = state.lease_worker_id(&owner, ttl).await.unwrap();
-            (owner, id)
-        })
-    });
-    let mut leases = Vec::new();
-    for l in leasers {
-        leases.push(l.await.unwrap());
-    }
-    let unique: HashSet<u16> = leases.iter().map(|(_, id)| *id).collect();
-    assert_eq!(unique.len(), 50, "no two owners share an id");
-    assert!(unique.iter().all(|id| *id <= chat_bus::MAX_WORKER_ID));
-
-    let (owner, id) = &leases[0];
-    assert!(a.state.renew_worker_id(*id, owner, ttl).await.unwrap());
-    assert!(
-        !a.state
-            .renew_worker_id(*id, "someone else", ttl)
-            .await
-            .unwrap()
-    );
-    let free = (0..=chat_bus::MAX_WORKER_ID)
-        .find(|i| !unique.contains(i))
-        .unwrap();
-    assert!(
-        !a.state.renew_worker_id(free, owner, ttl).await.unwrap(),
-        "an id never leased"
-    );
-
-    // A lease that runs out can be taken by someone else, and its old
-    // owner cannot renew it any more.
-    let short_id = a
+    let id = bus
         .state
         .lease_worker_id("short-lived", Duration::from_millis(100))
         .await
         .unwrap();
-    assert!(!unique.contains(&short_id));
+    let key = format!("chat:{{workers}}:{id}");
+    assert_eq!(redis.cli(&["get", &key]), "short-lived");
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(
-        !a.state
-            .renew_worker_id(short_id, "short-lived", ttl)
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        redis.cli(&["exists", &format!("chat:{{workers}}:{short_id}")]),
-        "0"
-    );
-    a.state.ping().await.unwrap();
+    assert_eq!(redis.cli(&["exists", &key]), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1015,7 +372,7 @@ async fn key_prefixes_keep_deployments_apart() {
         .publish("room:1", payload("blue"))
         .await
         .unwrap();
-    nothing(&mut sub).await;
+    no_delivery(&mut sub, "another deployment").await;
     blue.queue.append("s", payload("blue")).await.unwrap();
     assert!(
         green
@@ -1097,7 +454,7 @@ async fn on_a_cluster_pubsub_is_sharded_and_streams_and_state_work() {
     }
     let mut heard = HashSet::new();
     for _ in &channels {
-        let d = next(&mut sub).await;
+        let d = next_delivery(&mut sub).await;
         assert_eq!(d.payload, payload(&d.channel));
         heard.insert(d.channel.to_string());
     }
@@ -1108,7 +465,7 @@ async fn on_a_cluster_pubsub_is_sharded_and_streams_and_state_work() {
         .publish("room:0", payload("gone"))
         .await
         .unwrap();
-    nothing(&mut sub).await;
+    no_delivery(&mut sub, "removed").await;
 
     // A stream round trip, with a second consumer claiming.
     for i in 0..5 {

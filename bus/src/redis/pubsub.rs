@@ -127,11 +127,18 @@ impl Inner {
         self.wanted.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Subscribes, and returns only once the server has: SSUBSCRIBE waits
+    /// for its answer, but fred resolves SUBSCRIBE as soon as it is queued
+    /// (it expects no response). Redis answers a connection's commands in
+    /// order, so the answer to a PING sent after it on the same connection
+    /// proves the SUBSCRIBE was processed.
     async fn subscribe(&self, names: Vec<String>) -> FredResult<()> {
         if self.sharded {
             self.client.ssubscribe(names).await
         } else {
-            self.client.subscribe(names).await
+            self.client.subscribe(names).await?;
+            let _: fred::types::Value = self.client.ping(None).await?;
+            Ok(())
         }
     }
 

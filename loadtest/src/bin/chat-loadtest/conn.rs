@@ -77,30 +77,6 @@ pub fn parse_client_id(run_id: &str, client_id: &str) -> Option<Tag> {
     Some(Tag { user, seq, micros })
 }
 
-/// The wire name of a server frame's `type`.
-pub fn frame_type(frame: &ServerFrame) -> &'static str {
-    match frame {
-        ServerFrame::Ready { .. } => "ready",
-        ServerFrame::Message { .. } => "message",
-        ServerFrame::Ack { .. } => "ack",
-        ServerFrame::Mention { .. } => "mention",
-        ServerFrame::MessageUpdated { .. } => "message_updated",
-        ServerFrame::MessageDeleted { .. } => "message_deleted",
-        ServerFrame::Typing { .. } => "typing",
-        ServerFrame::Presence { .. } => "presence",
-        ServerFrame::Read { .. } => "read",
-        ServerFrame::MemberJoined { .. } => "member_joined",
-        ServerFrame::MemberLeft { .. } => "member_left",
-        ServerFrame::RoomAdded { .. } => "room_added",
-        ServerFrame::RoomRemoved { .. } => "room_removed",
-        ServerFrame::History { .. } => "history",
-        ServerFrame::Resumed { .. } => "resumed",
-        ServerFrame::Notice { .. } => "notice",
-        ServerFrame::Error(_) => "error",
-        ServerFrame::Pong { .. } => "pong",
-    }
-}
-
 struct State {
     plan: ConnPlan,
     live: Arc<Live>,
@@ -265,7 +241,7 @@ impl State {
         *self
             .stats
             .frames
-            .entry(frame_type(&frame).to_string())
+            .entry(frame.kind().to_string())
             .or_default() += 1;
         match *frame {
             ServerFrame::Ack { client_id, .. } => {
