@@ -121,13 +121,14 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
             .await
     });
 
-    tokio::select! {
-        () = shutdown_signal() => {}
+    let lease_lost = tokio::select! {
+        () = shutdown_signal() => false,
         // Err means no lease is held (single process): nothing can be lost.
         Ok(_) = fatal_seen.wait_for(|fatal| *fatal) => {
             tracing::error!("lost the worker id lease; stopping before ids could repeat");
+            true
         }
-    }
+    };
 
     if let Some(gateway) = &gateway {
         tracing::info!("draining: closing connections with 1012");
@@ -153,6 +154,8 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     tracing::info!("draining: flushing the store");
     store.close().await;
     tracing::info!("stopped");
+    // A non-zero exit, so that supervisors (Kubernetes, systemd) restart it.
+    anyhow::ensure!(!lease_lost, "stopped after losing the worker id lease");
     Ok(())
 }
 

@@ -72,6 +72,17 @@ pub static DELIVERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Bus deliveries this gateway's subscription dropped because its
+/// dispatcher fell behind (live delivery is at most once; `resume` closes
+/// the gap for clients).
+pub static BUS_DROPPED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_bus_dropped_deliveries",
+        "Deliveries dropped by this gateway's bus subscription since start"
+    )
+    .expect(REGISTERED)
+});
+
 /// HTTP requests answered, by status class.
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -578,4 +578,5 @@ async fn metrics_count_what_happened() {
         "register and create room"
     );
     assert!(value("process_resident_memory_bytes") > 0.0);
+    assert_eq!(value("chat_bus_dropped_deliveries"), 0.0);
 }

@@ -115,6 +115,7 @@ impl Hub {
     pub async fn run(&self, mut deliveries: mpsc::Receiver<Delivery>) {
         while let Some(delivery) = deliveries.recv().await {
             self.dispatch(delivery).await;
+            metrics::BUS_DROPPED.set(self.subscriptions.dropped() as i64);
         }
     }
 
