@@ -42,6 +42,11 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Whether `redis_url` points at a Redis Cluster (sharded pub/sub).
     pub redis_cluster: bool,
+    /// Keys each work stream is spread over (hash-tagged, so that on a
+    /// Redis Cluster they land on different nodes). More than one spreads
+    /// stream traffic, at the price of order: entries of one connection may
+    /// then be handled out of order. Every process must agree.
+    pub redis_stream_shards: u16,
     /// `auto` (readable on a terminal, JSON otherwise), `pretty` or `json`.
     pub log_format: LogFormat,
     pub limits: Limits,
@@ -138,6 +143,7 @@ impl Default for Config {
             worker_id: 0,
             redis_url: None,
             redis_cluster: false,
+            redis_stream_shards: 1,
             log_format: LogFormat::Auto,
             limits: Limits::default(),
             rates: chat_router::RateLimits::default(),
@@ -255,6 +261,7 @@ const KEYS: &[&str] = &[
     "worker_id",
     "redis_url",
     "redis_cluster",
+    "redis_stream_shards",
     "log_format",
     "limits",
     "rates",
@@ -391,6 +398,10 @@ impl Config {
         self.scylla
             .options()
             .context("invalid scylla configuration")?;
+        ensure!(
+            (1..=64).contains(&self.redis_stream_shards),
+            "redis_stream_shards must be 1 to 64"
+        );
         ensure!(
             self.redis_url
                 .as_deref()

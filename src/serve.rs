@@ -177,13 +177,15 @@ async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
         url: url.clone(),
         cluster: config.redis_cluster,
         stream_capacity: config.realtime.stream_capacity,
+        stream_shards: config.redis_stream_shards,
         ..chat_bus::redis::RedisConfig::default()
     };
     let bus = chat_bus::redis::connect(redis)
         .await
         .context("cannot connect to Redis")?;
     tracing::info!(
-        cluster = config.redis_cluster,
+        cluster = config.redis_cluster || url.starts_with("redis-cluster://"),
+        stream_shards = config.redis_stream_shards,
         "joined the cluster through Redis"
     );
     Ok(bus)
@@ -291,17 +293,26 @@ impl Gateway {
 
 /// Keeps this gateway's connections live in the shared presence state, so
 /// that if this process dies they expire and their users go offline.
+///
+/// Refreshes run a bounded number at a time, so that the round trips of
+/// many connections fit well within the time to live.
 async fn vouch_for_connections(chat: Chat, hub: Arc<Hub>, relay: Arc<Relay>) {
+    use futures_util::StreamExt;
+    const AT_ONCE: usize = 64;
     let mut every = tokio::time::interval(chat.presence_ttl() / 3);
     loop {
         every.tick().await;
-        for (user, connection) in hub.connections_snapshot().await {
-            let key = relay.connection_key(connection);
-            if let Err(error) = chat.connection_alive(user, &key).await {
-                tracing::warn!(%error, "presence not refreshed");
-                break;
-            }
-        }
+        let connections = hub.connections_snapshot().await;
+        futures_util::stream::iter(connections)
+            .for_each_concurrent(AT_ONCE, |(user, connection)| {
+                let (chat, key) = (&chat, relay.connection_key(connection));
+                async move {
+                    if let Err(error) = chat.connection_alive(user, &key).await {
+                        tracing::warn!(%error, "presence not refreshed");
+                    }
+                }
+            })
+            .await;
     }
 }
 

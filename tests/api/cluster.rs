@@ -18,6 +18,7 @@ use crate::ws::Ws;
 struct Cluster {
     redis_url: String,
     cluster_mode: bool,
+    stream_shards: Option<&'static str>,
     dir: TempDir,
 }
 
@@ -35,6 +36,7 @@ impl Cluster {
         Cluster {
             redis_url,
             cluster_mode,
+            stream_shards: None,
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -44,6 +46,9 @@ impl Cluster {
         env.push(("CHAT_REDIS_URL", &self.redis_url));
         if self.cluster_mode {
             env.push(("CHAT_REDIS_CLUSTER", "true"));
+        }
+        if let Some(shards) = self.stream_shards {
+            env.push(("CHAT_REDIS_STREAM_SHARDS", shards));
         }
         Server::start_role(role, self.dir.path(), &env)
     }
@@ -117,7 +122,10 @@ async fn users_on_two_gateways_chat_across_them() {
 #[tokio::test]
 async fn a_redis_cluster_with_sharded_pubsub_carries_the_same_chat() {
     let redis = RedisCluster::start(3);
-    two_gateways_chat(&Cluster::on(redis.url(), true)).await;
+    let mut cluster = Cluster::on(redis.url(), true);
+    // Streams spread over three hash-tagged keys, i.e. over the nodes.
+    cluster.stream_shards = Some("3");
+    two_gateways_chat(&cluster).await;
 }
 
 /// Sends `count` messages over `ws`, answering how many were acked, by id.
