@@ -27,15 +27,20 @@ pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<V
         anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
         return Ok(secret.as_bytes().to_vec());
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = random_hex(32);
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::warn!(
         path = %path.display(),
         "generated a JWT secret; set CHAT_JWT_SECRET when several processes must accept the same tokens"
     );
     Ok(secret.into_bytes())
+}
+
+/// `bytes` random bytes from the OS-seeded generator, in lower-case hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut random = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut random);
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -23,7 +23,6 @@ use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
 use chat_router::{Chat, Settings};
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -365,9 +364,7 @@ async fn wait<T>(what: &str, task: JoinHandle<T>) {
 
 /// A random name for this process's consumers, reply channel and lease.
 fn process_name() -> String {
-    let mut bytes = [0u8; 6];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    secrets::random_hex(6)
 }
 
 /// Resolves on SIGTERM (Kubernetes, systemd) or Ctrl-C.

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{JWT_SECRET, Server, assert_error};
+use crate::harness::{JWT_SECRET, Server, assert_error, signed_token};
 
 #[tokio::test]
 async fn register_login_and_me() {
@@ -161,20 +161,6 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
     assert_eq!(wrong, invalid_name);
 }
 
-fn token_for(user: &str, secret: &str, exp_offset_secs: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({"sub": user, "iat": now, "exp": now + exp_offset_secs});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn missing_forged_and_expired_tokens_get_401_everywhere() {
     let server = Server::start();
@@ -223,8 +209,8 @@ async fn missing_forged_and_expired_tokens_get_401_everywhere() {
             Some(json!({"user_id": alice_id})),
         ),
     ];
-    let forged = token_for(&alice_id, "some-other-secret-some-other-secret", 3600);
-    let expired = token_for(&alice_id, JWT_SECRET, -3600);
+    let forged = signed_token(&alice_id, "some-other-secret-some-other-secret", 3600);
+    let expired = signed_token(&alice_id, JWT_SECRET, -3600);
     let cases = [
         (None, "missing bearer token"),
         (Some(forged.as_str()), "invalid token"),
@@ -243,7 +229,7 @@ async fn missing_forged_and_expired_tokens_get_401_everywhere() {
         }
     }
     // A token signed with the right secret and still valid works.
-    let valid = token_for(&alice_id, JWT_SECRET, 3600);
+    let valid = signed_token(&alice_id, JWT_SECRET, 3600);
     let (status, _) = server
         .client()
         .with_token(&valid)

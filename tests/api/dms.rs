@@ -3,12 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Server, assert_error};
-
-fn dm_id(a: &str, b: &str) -> String {
-    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-    format!("dm:{}:{}", a.min(b), a.max(b))
-}
+use crate::harness::{Server, assert_error, dm_id};
 
 #[tokio::test]
 async fn post_dms_creates_the_room_for_both() {

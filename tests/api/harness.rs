@@ -304,3 +304,25 @@ pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) {
         "a human message in {body}"
     );
 }
+
+/// The id of the DM room of two users, given as decimal ids.
+pub fn dm_id(a: &str, b: &str) -> String {
+    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    format!("dm:{}:{}", a.min(b), a.max(b))
+}
+
+/// An HS256 token for `user` signed with `secret`, expiring
+/// `exp_offset_secs` from now (negative: already expired), to forge and
+/// expire tokens on purpose.
+pub fn signed_token(user: &str, secret: &str, exp_offset_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": user, "iat": now, "exp": now + exp_offset_secs}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}

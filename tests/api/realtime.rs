@@ -6,13 +6,8 @@ use std::time::Duration;
 use chat_protocol::Codec;
 use serde_json::{Value, json};
 
-use crate::harness::{Server, assert_error};
+use crate::harness::{Server, assert_error, dm_id};
 use crate::ws::{TokenIn, Ws};
-
-fn dm_id(a: &str, b: &str) -> String {
-    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-    format!("dm:{}:{}", a.min(b), a.max(b))
-}
 
 /// Messages among `frames`, by content.
 fn contents(frames: &[Value]) -> Vec<String> {

@@ -7,21 +7,8 @@ use std::time::Duration;
 use chat_protocol::Codec;
 use serde_json::{Value, json};
 
-use crate::harness::{JWT_SECRET, Server, UNTHROTTLED};
+use crate::harness::{JWT_SECRET, Server, UNTHROTTLED, signed_token};
 use crate::ws::{TokenIn, Ws};
-
-fn token(user: &str, secret: &str, exp_offset_secs: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": user, "iat": now, "exp": now + exp_offset_secs}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn handshakes_without_a_valid_token_get_401() {
@@ -33,8 +20,8 @@ async fn handshakes_without_a_valid_token_get_401() {
             .err(),
         Some(401)
     );
-    let forged = token(&alice_id, "not-the-server-secret-not-the-secret", 600);
-    let expired = token(&alice_id, JWT_SECRET, -600);
+    let forged = signed_token(&alice_id, "not-the-server-secret-not-the-secret", 600);
+    let expired = signed_token(&alice_id, JWT_SECRET, -600);
     for bad in [forged.as_str(), expired.as_str(), "junk"] {
         for place in [TokenIn::Header, TokenIn::Query] {
             assert_eq!(
@@ -181,7 +168,7 @@ async fn frames_over_64_kib_close_with_1009() {
 async fn an_expiring_token_closes_the_connection_with_4001() {
     let server = Server::start();
     let (_, alice_id) = server.user("alice").await;
-    let short = token(&alice_id, JWT_SECRET, 2);
+    let short = signed_token(&alice_id, JWT_SECRET, 2);
     let mut a = Ws::open(&server, Some(&short), Codec::Json, TokenIn::Header)
         .await
         .unwrap();

@@ -26,11 +26,6 @@ impl Encoded {
         }
     }
 
-    /// The frame itself.
-    pub fn frame(&self) -> &ServerFrame {
-        &self.frame
-    }
-
     /// The WebSocket message for `codec`; `None` only if the frame cannot be
     /// encoded, which is a bug and is logged.
     pub fn message(&self, codec: Codec) -> Option<Message> {

@@ -204,28 +204,12 @@ impl Hub {
 
     async fn conns_of_room(&self, room: &RoomId) -> Vec<Arc<Conn>> {
         let index = self.index.lock().await;
-        index
-            .by_room
-            .get(room)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| index.conns.get(id).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        index.resolve(index.by_room.get(room))
     }
 
     async fn conns_of_user(&self, user: Id) -> Vec<Arc<Conn>> {
         let index = self.index.lock().await;
-        index
-            .by_user
-            .get(&user)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| index.conns.get(id).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        index.resolve(index.by_user.get(&user))
     }
 
     async fn add_room_locked(&self, index: &mut Index, conn: u64, room: RoomId) {
@@ -262,6 +246,16 @@ impl Hub {
         if let Err(error) = self.subscriptions.remove(channel).await {
             tracing::warn!(%error, channel, "cannot unsubscribe");
         }
+    }
+}
+
+impl Index {
+    /// The connections of a set of connection ids.
+    fn resolve(&self, ids: Option<&HashSet<u64>>) -> Vec<Arc<Conn>> {
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.conns.get(id).cloned())
+            .collect()
     }
 }
 
