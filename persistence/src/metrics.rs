@@ -41,3 +41,14 @@ pub static RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric names are valid and registered once")
 });
+
+/// ScyllaDB member-count counter updates that failed or timed out after
+/// their membership change applied: each may leave a room's displayed
+/// count off by one (docs/scylla.md, "Member counts").
+pub static MEMBER_COUNT_DRIFT: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_scylla_member_count_drift_total",
+        "Member count updates that failed after their membership change applied"
+    )
+    .expect("metric names are valid and registered once")
+});

@@ -26,12 +26,6 @@ pub const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// does not miss a message minted by a node whose clock is slightly ahead.
 pub(crate) const CLOCK_SLACK_MS: u64 = 60_000;
 
-/// How far before a room's creation its first bucket is taken to start. A
-/// DM room is created by its first message, whose id is minted at ingress,
-/// a little before the room row is written; the slack covers that (and
-/// clock skew) at the cost of at most one extra, empty bucket read.
-pub(crate) const ROOM_START_SLACK_MS: u64 = 24 * 60 * 60 * 1000;
-
 /// The bucket arithmetic of one window size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Buckets {
@@ -84,11 +78,6 @@ impl Buckets {
     /// The largest id that falls in `bucket`.
     pub fn last_id(&self, bucket: i32) -> Id {
         Id(self.first_id(bucket.saturating_add(1)).0.saturating_sub(1))
-    }
-
-    /// The first bucket a room created at `created_at` can have messages in.
-    pub(crate) fn room_floor(&self, created_at: u64) -> i32 {
-        self.of_ms(created_at.saturating_sub(ROOM_START_SLACK_MS))
     }
 
     /// The last bucket any message can be in at `now` (clock slack included).
@@ -182,13 +171,9 @@ mod tests {
     }
 
     #[test]
-    fn room_floor_and_ceiling_carry_their_slack() {
+    fn the_ceiling_carries_its_slack() {
         let buckets = ten_days();
         let edge = EPOCH_MS + 30 * DAY_MS; // start of bucket 3
-        // A room created just after an edge may hold a message minted just
-        // before it (its DM's first message): the floor reaches back.
-        assert_eq!(buckets.room_floor(edge + 1_000), 2);
-        assert_eq!(buckets.room_floor(edge + DAY_MS + 1), 3);
         // Just before an edge, "now" already reaches into the next bucket.
         assert_eq!(buckets.ceiling(edge - 1_000), 3);
         assert_eq!(buckets.ceiling(edge - CLOCK_SLACK_MS - 1), 2);

@@ -78,14 +78,6 @@ impl LwtAnswer {
             _ => None,
         }
     }
-
-    /// The current value of an `int` column, if the answer carries it.
-    pub(crate) fn int(&self, column: &str) -> Option<i32> {
-        match self.value(column)? {
-            CqlValue::Int(value) => Some(*value),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -121,11 +113,11 @@ mod tests {
     fn current_values_may_be_null_or_absent() {
         let refused = answer(&[
             ("[applied]", Some(CqlValue::Boolean(false))),
-            ("member_count", Some(CqlValue::Int(7))),
+            ("user_id", Some(CqlValue::BigInt(7))),
             ("owner_id", None),
         ])
         .unwrap();
-        assert_eq!(refused.int("member_count"), Some(7));
+        assert_eq!(refused.bigint("user_id"), Some(7));
         assert_eq!(refused.bigint("owner_id"), None);
     }
 

@@ -2,7 +2,10 @@
 //! tombstones, the client-id lookup and unread counts.
 //!
 //! A message's row is addressed by `(room_id, bucket(id), id)`, so every
-//! single-message operation is one partition, one row. Inserts are
+//! single-message operation is one partition, one row. Reads of many
+//! messages (pages, the last message, unread counts) find the buckets that
+//! hold messages in the room's `room_buckets` index first (see `paging`),
+//! and inserts list a bucket there before writing into it. Inserts are
 //! idempotent by that key and do not overwrite: a batch first asks each
 //! partition which of its ids are stored (one small read per room and
 //! bucket) and writes only the others. The insert is stamped with the id's
@@ -14,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use chat_protocol::limits::IDEMPOTENCY_WINDOW_MS;
 use chat_protocol::{Id, Message, RoomId};
 
-use super::paging::{self, BucketQuery, Direction, UnreadRow};
+use super::paging::{self, BucketQuery, Direction, IndexQuery, Span, UnreadRow};
 use super::rooms::MAX_IN;
 use super::rows::{
     MessageRow, MessageValues, UnreadColumns, bound_to_cql, id_from_cql, id_to_cql,
@@ -96,6 +99,23 @@ impl ScyllaStore {
             .into_iter()
             .filter(|values| !stored.contains(&(values.room_id.clone(), values.id)))
             .collect();
+
+        // The index before the messages, so that a stored message is always
+        // listed (an index row whose messages then fail is harmless: a walk
+        // reads that bucket, finds nothing and moves on).
+        let unindexed: HashSet<(RoomId, i32)> = messages
+            .iter()
+            .map(|message| (message.room_id, self.buckets.of(message.id)))
+            .filter(|partition| !self.indexed_buckets.contains(partition))
+            .collect();
+        self.concurrently(unindexed, |(room, bucket)| async move {
+            self.execute(&self.statements.index_bucket, (room.to_string(), bucket))
+                .await?;
+            self.indexed_buckets.insert((room, bucket));
+            Ok(())
+        })
+        .await?;
+
         self.concurrently(missing, |values| async move {
             self.execute(&self.statements.insert_message, values.into_insert())
                 .await
@@ -172,17 +192,33 @@ impl ScyllaStore {
         self.rows(statement, slice_values(room, query)).await
     }
 
-    pub(super) async fn messages_impl(&self, room: &RoomId, request: PageRequest) -> Result<Page> {
-        let Some(span) = self.room_span(room).await? else {
-            return Ok(Page::default());
+    /// One read of the room's bucket index.
+    async fn listed_buckets(&self, room: &str, query: IndexQuery) -> Result<Vec<i32>> {
+        let statement = match query.direction {
+            Direction::Backward => &self.statements.buckets_backward,
+            Direction::Forward => &self.statements.buckets_forward,
         };
+        let rows: Vec<(i32,)> = self.rows(statement, index_values(room, query)).await?;
+        Ok(rows.into_iter().map(|(bucket,)| bucket).collect())
+    }
+
+    /// The buckets a walk may visit now.
+    fn span(&self) -> Span {
+        Span::until(chat_protocol::id::now_ms(), &self.buckets)
+    }
+
+    pub(super) async fn messages_impl(&self, room: &RoomId, request: PageRequest) -> Result<Page> {
         let key = room.to_string();
         let key = key.as_str();
-        let (rows, has_more) =
-            paging::page(request, span, &self.buckets, paging::PAGE_SLICE, |query| {
-                self.message_slice(key, query)
-            })
-            .await?;
+        let (rows, has_more) = paging::page(
+            request,
+            self.span(),
+            &self.buckets,
+            paging::PAGE_SLICE,
+            |query| self.listed_buckets(key, query),
+            |query| self.message_slice(key, query),
+        )
+        .await?;
         let messages = rows
             .into_iter()
             .map(MessageRow::decode)
@@ -191,16 +227,16 @@ impl ScyllaStore {
     }
 
     pub(super) async fn last_message_impl(&self, room: &RoomId) -> Result<Option<Message>> {
-        let page = self
-            .messages_impl(
-                room,
-                PageRequest {
-                    limit: 1,
-                    ..PageRequest::default()
-                },
-            )
-            .await?;
-        Ok(page.messages.into_iter().next_back())
+        let key = room.to_string();
+        let key = key.as_str();
+        let row = paging::newest(
+            self.span(),
+            &self.buckets,
+            |query| self.listed_buckets(key, query),
+            |query| self.message_slice(key, query),
+        )
+        .await?;
+        row.map(MessageRow::decode).transpose()
     }
 
     /// Tombstones are not edited. The update is stamped after the insert,
@@ -285,21 +321,16 @@ impl ScyllaStore {
         after: Option<Id>,
         cap: u32,
     ) -> Result<u32> {
-        if cap == 0 {
-            return Ok(0);
-        }
-        let Some(span) = self.room_span(room).await? else {
-            return Ok(0);
-        };
         let key = room.to_string();
         let key = key.as_str();
         paging::count_unread(
             after,
             user,
             cap,
-            span,
+            self.span(),
             &self.buckets,
             paging::UNREAD_CHUNK,
+            |query| self.listed_buckets(key, query),
             |query| self.unread_slice(key, query),
         )
         .await
@@ -314,6 +345,17 @@ fn slice_values(room: &str, query: BucketQuery) -> (&str, i32, i64, i64, i32) {
         query.bucket,
         query.after.map_or(i64::MIN, bound_to_cql),
         query.before.map_or(i64::MAX, bound_to_cql),
+        i32::try_from(query.limit).unwrap_or(i32::MAX),
+    )
+}
+
+/// The bound values of an index read: room, lowest and highest bucket,
+/// limit.
+fn index_values(room: &str, query: IndexQuery) -> (&str, i32, i32, i32) {
+    (
+        room,
+        query.low,
+        query.high,
         i32::try_from(query.limit).unwrap_or(i32::MAX),
     )
 }

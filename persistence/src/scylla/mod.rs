@@ -17,10 +17,12 @@
 //!   [`StoreError`];
 //! - `config`: [`ScyllaOptions`].
 //!
-//! The driver's default policies give token-aware (and shard-aware) routing
-//! to the replicas of each statement's partition. docs/scylla.md explains
-//! the schema, the consistency levels and how to run the conformance suite
-//! against a real cluster.
+//! The driver's default load balancing gives token-aware (and shard-aware)
+//! routing to the replicas of each statement's partition; retries and
+//! speculative execution apply to idempotent statements only (see
+//! `execution_profile`). docs/scylla.md explains the schema, the
+//! consistency levels and how to run the conformance suite against a real
+//! cluster.
 
 mod buckets;
 mod config;
@@ -37,7 +39,7 @@ mod users;
 #[cfg(test)]
 mod schema_tests;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +51,8 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::DefaultRetryPolicy;
+use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
@@ -64,10 +68,11 @@ use self::statements::Statements;
 use crate::records::*;
 use crate::{Result, Store, StoreError};
 
-/// Rooms whose creation time is remembered (it never changes, and bounds
-/// every history walk); the map is emptied when full rather than tracked
-/// per entry, which keeps it simple and bounded.
-const ROOM_START_CACHE: usize = 100_000;
+/// Entries of each write-avoidance cache (buckets known to be indexed,
+/// username prefixes known to be in their directory); a cache is emptied
+/// when full rather than tracked per entry, which keeps it simple and
+/// bounded. Forgetting an entry only costs one idempotent rewrite.
+const KNOWN_CACHE: usize = 100_000;
 
 /// A [`Store`] on a ScyllaDB (or Cassandra) cluster. Cheap to share as
 /// `Arc<ScyllaStore>` or `Arc<dyn Store>`; every call is independent.
@@ -76,8 +81,43 @@ pub struct ScyllaStore {
     statements: Statements,
     options: ScyllaOptions,
     buckets: Buckets,
-    /// Creation times of rooms, by id.
-    room_starts: Mutex<HashMap<RoomId, u64>>,
+    /// `room_buckets` rows this process has written (they are never
+    /// deleted), so that a busy bucket is indexed once, not per batch.
+    indexed_buckets: KnownSet<(RoomId, i32)>,
+    /// `username_prefixes` rows this process has written.
+    listed_prefixes: KnownSet<String>,
+}
+
+/// A bounded set of facts this process knows to be stored already.
+struct KnownSet<T> {
+    entries: Mutex<HashSet<T>>,
+}
+
+impl<T: std::hash::Hash + Eq> KnownSet<T> {
+    fn new() -> KnownSet<T> {
+        KnownSet {
+            entries: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn contains(&self, entry: &T) -> bool {
+        self.lock().contains(entry)
+    }
+
+    /// Records `entry` (after its write succeeded).
+    fn insert(&self, entry: T) {
+        let mut entries = self.lock();
+        if entries.len() >= KNOWN_CACHE {
+            entries.clear();
+        }
+        entries.insert(entry);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<T>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl std::fmt::Debug for ScyllaStore {
@@ -110,12 +150,20 @@ impl ScyllaStore {
         let session = open_session(&options).await?;
         schema::migrate(&session, &options).await?;
         let store = ScyllaStore::ready(session, options).await?;
-        store
+        let version = store
             .claim_setting(
                 schema::SCHEMA_VERSION_SETTING,
                 &schema::SCHEMA_VERSION.to_string(),
             )
             .await?;
+        if version != schema::SCHEMA_VERSION.to_string() {
+            return Err(StoreError::Internal(format!(
+                "keyspace {} holds schema version {version}, this build needs {}; \
+                 there is no upgrade path (see docs/scylla.md)",
+                store.options.keyspace,
+                schema::SCHEMA_VERSION
+            )));
+        }
         Ok(store)
     }
 
@@ -129,7 +177,8 @@ impl ScyllaStore {
             statements,
             buckets,
             options,
-            room_starts: Mutex::new(HashMap::new()),
+            indexed_buckets: KnownSet::new(),
+            listed_prefixes: KnownSet::new(),
         };
         let window = store
             .claim_setting(
@@ -276,26 +325,55 @@ impl ScyllaStore {
     }
 }
 
-/// A session to the configured nodes: the driver's default load balancing
-/// (token- and shard-aware, preferring the local data centre if one is
-/// named), the configured request timeout, and client-side monotonic write
-/// timestamps, so that one process's successive writes to a cell apply in
-/// order whatever coordinator receives them.
-async fn open_session(options: &ScyllaOptions) -> Result<Session> {
+/// When a read (or any idempotent statement) that has not answered is sent
+/// to a second replica as well. Well above a healthy cluster's p99 (single
+/// digit milliseconds), so it fires only on a slow or dying replica, and
+/// at most once, so it adds at most one request's load.
+const SPECULATIVE_DELAY: Duration = Duration::from_millis(50);
+
+/// The execution profile of every statement:
+///
+/// - load balancing: the driver's `DefaultPolicy`, token-aware (each
+///   statement goes to a replica of its partition, and to the shard owning
+///   the token: the driver keeps a connection per shard), preferring the
+///   local data centre if one is named; lightweight transactions go to the
+///   partition's primary replica first, which avoids Paxos contention
+///   between coordinators;
+/// - retries: the driver's `DefaultRetryPolicy`: retry on another node
+///   when the coordinator was overloaded or not yet bootstrapped, and after
+///   a read or write timeout only for idempotent statements (every plain
+///   statement here; never lightweight transactions or counter updates);
+/// - speculative execution: one extra attempt after [`SPECULATIVE_DELAY`],
+///   applied by the driver to idempotent statements only;
+/// - the read consistency (statements carry their own), the serial
+///   consistency and the request timeout from the options.
+fn execution_profile(options: &ScyllaOptions) -> ExecutionProfile {
     let mut policy = DefaultPolicy::builder().token_aware(true);
     if let Some(datacenter) = &options.local_datacenter {
         policy = policy.prefer_datacenter(datacenter.clone());
     }
-    let profile = ExecutionProfile::builder()
+    ExecutionProfile::builder()
         .load_balancing_policy(policy.build())
+        .retry_policy(Arc::new(DefaultRetryPolicy::new()))
+        .speculative_execution_policy(Some(Arc::new(SimpleSpeculativeExecutionPolicy {
+            max_retry_count: 1,
+            retry_interval: SPECULATIVE_DELAY,
+        })))
         .consistency(options.read_consistency)
         .serial_consistency(Some(options.serial_consistency))
         .request_timeout(Some(options.request_timeout))
-        .build();
+        .build()
+}
+
+/// A session to the configured nodes with [`execution_profile`] and
+/// client-side monotonic write timestamps, so that one process's
+/// successive writes to a cell apply in order whatever coordinator
+/// receives them.
+async fn open_session(options: &ScyllaOptions) -> Result<Session> {
     let session = SessionBuilder::new()
         .known_nodes(&options.nodes)
         .connection_timeout(options.connect_timeout)
-        .default_execution_profile_handle(profile.into_handle())
+        .default_execution_profile_handle(execution_profile(options).into_handle())
         .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
         .build()
         .await?;
@@ -468,5 +546,27 @@ impl Store for ScyllaStore {
 
     async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
         self.delete_message_impl(room, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_routes_by_token_and_speculates_once() {
+        let options = ScyllaOptions {
+            local_datacenter: Some("eu-west".into()),
+            ..ScyllaOptions::default()
+        };
+        let profile = execution_profile(&options);
+        let routing = format!("{:?}", profile.get_load_balancing_policy());
+        assert!(routing.contains("is_token_aware: true"), "{routing}");
+        assert!(routing.contains("eu-west"), "{routing}");
+        let speculation = format!("{:?}", profile.get_speculative_execution_policy());
+        assert!(speculation.contains("max_retry_count: 1"), "{speculation}");
+        assert!(format!("{:?}", profile.get_retry_policy()).contains("DefaultRetryPolicy"));
+        assert_eq!(profile.get_consistency(), options.read_consistency);
+        assert_eq!(profile.get_request_timeout(), Some(options.request_timeout));
     }
 }

@@ -1,18 +1,24 @@
-//! Walking a room's buckets: the history pages and the unread count, written
-//! over an abstract `fetch` so that the walk itself is tested against an
-//! in-memory model (see the property tests below) rather than a server.
+//! Walking a room's buckets: the history pages, the last message and the
+//! unread count, written over an abstract `list` (the bucket index) and
+//! `fetch` (a slice of one bucket) so that the walk itself is tested
+//! against an in-memory model (see the property tests below) rather than a
+//! server.
 //!
-//! A walk visits buckets one at a time, newest first when travelling back
-//! (no cursor, or `before`) and oldest first when travelling forward
-//! (`after`). Within a bucket it reads slices of at most the number of rows
-//! it still wants; a slice that comes back full is followed by another from
-//! the last row on (keyset paging), a short one means the bucket is done.
+//! A walk visits only the buckets the room's index lists as holding
+//! messages, newest first when travelling back (no cursor, or `before`) and
+//! oldest first when travelling forward (`after`). It reads the index in
+//! chunks of [`INDEX_CHUNK`] buckets, and within a bucket reads slices of at
+//! most the number of rows it still wants; a slice that comes back full is
+//! followed by another from the last row on (keyset paging), a short one
+//! means the bucket is done.
 //!
-//! Every walk is bounded on both sides: never below the room's first bucket
-//! (its creation time, less a slack) and never above the bucket of "now"
-//! (plus a slack), whatever the cursors say. So an empty room, or a cursor
-//! from the far past or future, costs at most one query per bucket of the
-//! room's lifetime, and usually one query in all.
+//! The cost of a call is therefore bounded by what it returns, not by the
+//! room's age: every listed bucket holds at least one message, so a page of
+//! `n` rows reads at most `n + 2` buckets (the two at the cursors may hold
+//! nothing inside them) plus one index read per [`INDEX_CHUNK`] buckets. A
+//! room with one message from a year ago costs two queries for its last
+//! message, not one per bucket of the year. Buckets are bounded above by
+//! the bucket of "now" (plus a slack), whatever the cursors say.
 
 use std::future::Future;
 
@@ -41,6 +47,20 @@ pub(crate) struct BucketQuery {
     pub direction: Direction,
     pub limit: u32,
 }
+
+/// One read of the bucket index: the buckets holding messages with
+/// `low <= bucket <= high`, in `direction`, at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexQuery {
+    pub low: i32,
+    pub high: i32,
+    pub direction: Direction,
+    pub limit: u32,
+}
+
+/// Buckets read from the index per query. A page (at most 101 rows) rarely
+/// needs a second chunk; an unread count over a long silence might.
+pub(crate) const INDEX_CHUNK: u32 = 32;
 
 /// A row a walk can resume after.
 pub(crate) trait Keyed {
@@ -73,12 +93,24 @@ pub(crate) struct Walk {
     pub before: Option<Id>,
 }
 
-/// The buckets a room's messages can lie in: from its creation (`floor`) to
-/// now (`ceiling`), both inclusive.
+/// The buckets a walk may visit, both inclusive: from `floor` to the bucket
+/// of now (`ceiling`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
     pub floor: i32,
     pub ceiling: i32,
+}
+
+impl Span {
+    /// Every bucket up to the one of `now_ms` (clock slack included): the
+    /// index lists only buckets that hold messages, so no lower bound is
+    /// needed to keep a walk short.
+    pub(crate) fn until(now_ms: u64, buckets: &Buckets) -> Span {
+        Span {
+            floor: 0,
+            ceiling: buckets.ceiling(now_ms),
+        }
+    }
 }
 
 impl Walk {
@@ -146,66 +178,94 @@ impl Walk {
         Walk::between(Direction::Forward, from, span.ceiling, after, None)
     }
 
-    fn next_bucket(&self, bucket: i32) -> Option<i32> {
+    /// The lowest and highest bucket of the walk.
+    fn range(&self) -> (i32, i32) {
         match self.direction {
-            Direction::Backward => bucket.checked_sub(1).filter(|next| *next >= self.to),
-            Direction::Forward => bucket.checked_add(1).filter(|next| *next <= self.to),
+            Direction::Backward => (self.to, self.from),
+            Direction::Forward => (self.from, self.to),
         }
     }
 }
 
-/// Walks `plan`, reading with `fetch` and handing every row to `visit`
-/// until it says [`Visit::Done`] or the last bucket is read. The first read
-/// asks for `first_limit` rows.
-pub(crate) async fn walk<T, F, Fut, V>(
+/// Walks `plan` over the buckets `list` names, reading each with `fetch`
+/// and handing every row to `visit` until it says [`Visit::Done`] or the
+/// last listed bucket is read. The first read asks for `first_limit` rows.
+pub(crate) async fn walk<T, L, LFut, F, Fut, V>(
     plan: Walk,
     first_limit: u32,
+    mut list: L,
     mut fetch: F,
     mut visit: V,
 ) -> Result<()>
 where
     T: Keyed,
+    L: FnMut(IndexQuery) -> LFut,
+    LFut: Future<Output = Result<Vec<i32>>>,
     F: FnMut(BucketQuery) -> Fut,
     Fut: Future<Output = Result<Vec<T>>>,
     V: FnMut(T) -> Visit,
 {
     let mut want = first_limit;
-    let mut bucket = plan.from;
+    let (mut low, mut high) = plan.range();
     loop {
-        let (mut after, mut before) = (plan.after, plan.before);
-        loop {
-            if want == 0 {
-                return Ok(());
-            }
-            let limit = want;
-            let rows = fetch(BucketQuery {
-                bucket,
-                after,
-                before,
-                direction: plan.direction,
-                limit,
-            })
-            .await?;
-            let exhausted = rows.len() < limit as usize;
-            let last = rows.last().map(Keyed::key);
-            for row in rows {
-                match visit(row) {
-                    Visit::Done => return Ok(()),
-                    Visit::Want(more) => want = more,
+        if want == 0 {
+            return Ok(());
+        }
+        let listed = list(IndexQuery {
+            low,
+            high,
+            direction: plan.direction,
+            limit: INDEX_CHUNK,
+        })
+        .await?;
+        let more_listed = listed.len() >= INDEX_CHUNK as usize;
+        let last_listed = listed.last().copied();
+        // An answer outside the range asked for would be a broken index;
+        // it is ignored rather than allowed to widen the walk.
+        for bucket in listed.into_iter().filter(|b| (low..=high).contains(b)) {
+            let (mut after, mut before) = (plan.after, plan.before);
+            loop {
+                if want == 0 {
+                    return Ok(());
+                }
+                let limit = want;
+                let rows = fetch(BucketQuery {
+                    bucket,
+                    after,
+                    before,
+                    direction: plan.direction,
+                    limit,
+                })
+                .await?;
+                let exhausted = rows.len() < limit as usize;
+                let last = rows.last().map(Keyed::key);
+                for row in rows {
+                    match visit(row) {
+                        Visit::Done => return Ok(()),
+                        Visit::Want(more) => want = more,
+                    }
+                }
+                match (exhausted, last) {
+                    (false, Some(last)) => match plan.direction {
+                        // Resume within the bucket, past the last row read.
+                        Direction::Backward => before = Some(last),
+                        Direction::Forward => after = Some(last),
+                    },
+                    _ => break,
                 }
             }
-            match (exhausted, last) {
-                (false, Some(last)) => match plan.direction {
-                    // Resume within the bucket, past the last row read.
-                    Direction::Backward => before = Some(last),
-                    Direction::Forward => after = Some(last),
-                },
-                _ => break,
-            }
         }
-        match plan.next_bucket(bucket) {
-            Some(next) => bucket = next,
-            None => return Ok(()),
+        // A full chunk may have a successor: the next chunk starts past it.
+        let next = match (more_listed, last_listed, plan.direction) {
+            (true, Some(last), Direction::Backward) => last.checked_sub(1).map(|h| (low, h)),
+            (true, Some(last), Direction::Forward) => last.checked_add(1).map(|l| (l, high)),
+            _ => None,
+        };
+        match next {
+            Some((next_low, next_high)) if next_low <= next_high => {
+                (low, high) = (next_low, next_high);
+            }
+            _ => return Ok(()),
         }
     }
 }
@@ -218,15 +278,18 @@ pub(crate) const PAGE_SLICE: u32 = 1000;
 /// A page of history: up to `limit` rows (at least 1), ascending by id, and
 /// whether more lie beyond it in the direction of travel. Reads `limit + 1`
 /// rows, the extra one only to answer `has_more`, at most `slice` per read.
-pub(crate) async fn page<T, F, Fut>(
+pub(crate) async fn page<T, L, LFut, F, Fut>(
     request: PageRequest,
     span: Span,
     buckets: &Buckets,
     slice: u32,
+    list: L,
     fetch: F,
 ) -> Result<(Vec<T>, bool)>
 where
     T: Keyed,
+    L: FnMut(IndexQuery) -> LFut,
+    LFut: Future<Output = Result<Vec<i32>>>,
     F: FnMut(BucketQuery) -> Fut,
     Fut: Future<Output = Result<Vec<T>>>,
 {
@@ -237,7 +300,7 @@ where
     };
     let slice = slice.max(1);
     let mut rows: Vec<T> = Vec::new();
-    walk(plan, wanted.min(slice), fetch, |row| {
+    walk(plan, wanted.min(slice), list, fetch, |row| {
         rows.push(row);
         match wanted.saturating_sub(rows.len() as u32) {
             0 => Visit::Done,
@@ -251,6 +314,37 @@ where
         rows.reverse();
     }
     Ok((rows, has_more))
+}
+
+/// The newest row of the room: the newest listed bucket's first row (one
+/// index read and one single-row read, unless that bucket turns out empty).
+pub(crate) async fn newest<T, L, LFut, F, Fut>(
+    span: Span,
+    buckets: &Buckets,
+    list: L,
+    fetch: F,
+) -> Result<Option<T>>
+where
+    T: Keyed,
+    L: FnMut(IndexQuery) -> LFut,
+    LFut: Future<Output = Result<Vec<i32>>>,
+    F: FnMut(BucketQuery) -> Fut,
+    Fut: Future<Output = Result<Vec<T>>>,
+{
+    let request = PageRequest {
+        limit: 1,
+        ..PageRequest::default()
+    };
+    let Some(plan) = Walk::for_page(&request, span, buckets) else {
+        return Ok(None);
+    };
+    let mut found = None;
+    walk(plan, 1, list, fetch, |row| {
+        found = Some(row);
+        Visit::Done
+    })
+    .await?;
+    Ok(found)
 }
 
 /// What the unread count needs of a message.
@@ -283,16 +377,20 @@ pub(crate) const UNREAD_SCAN_FACTOR: u32 = 4;
 /// [`UNREAD_SCAN_FACTOR`] rows) runs out first: that many messages since
 /// the read position means the room has moved on a lot anyway, and a
 /// client shows `cap` as "N+".
-pub(crate) async fn count_unread<F, Fut>(
+#[allow(clippy::too_many_arguments)] // the count's inputs, then its two sources
+pub(crate) async fn count_unread<L, LFut, F, Fut>(
     after: Option<Id>,
     reader: Id,
     cap: u32,
     span: Span,
     buckets: &Buckets,
     chunk: u32,
+    list: L,
     fetch: F,
 ) -> Result<u32>
 where
+    L: FnMut(IndexQuery) -> LFut,
+    LFut: Future<Output = Result<Vec<i32>>>,
     F: FnMut(BucketQuery) -> Fut,
     Fut: Future<Output = Result<Vec<UnreadRow>>>,
 {
@@ -308,7 +406,7 @@ where
     // tells "more than we are willing to scan" from "exactly the budget".
     let reach = budget.saturating_add(1);
     let chunk = chunk.max(1);
-    walk(plan, chunk.min(reach), fetch, |row| {
+    walk(plan, chunk.min(reach), list, fetch, |row| {
         if scanned == budget {
             // Beyond the budget: this much activity reads as "N+".
             counted = cap;
@@ -330,7 +428,7 @@ where
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use chat_protocol::id::EPOCH_MS;
     use futures::executor::block_on;
@@ -339,16 +437,60 @@ mod tests {
     use super::*;
 
     /// The in-memory model: every message by id, each with what the unread
-    /// count needs. Reads answer exactly what a bucket slice query would.
+    /// count needs, and the bucket index: every bucket holding a message,
+    /// plus "phantoms" (listed but empty: an index row written before
+    /// inserts that then failed). Reads answer exactly what an index or a
+    /// bucket slice query would, and are recorded.
     struct Model {
         buckets: Buckets,
         messages: BTreeMap<Id, UnreadRow>,
+        phantoms: BTreeSet<i32>,
         queries: RefCell<Vec<BucketQuery>>,
+        /// Rows answered by each entry of `queries`.
+        answered: RefCell<Vec<usize>>,
+        index_queries: RefCell<Vec<IndexQuery>>,
     }
 
     impl Model {
+        fn with_phantoms(mut self, phantoms: impl IntoIterator<Item = i32>) -> Model {
+            self.phantoms.extend(phantoms);
+            self
+        }
+
+        /// The buckets the index lists.
+        fn index(&self) -> BTreeSet<i32> {
+            let mut index: BTreeSet<i32> = self
+                .messages
+                .keys()
+                .map(|id| self.buckets.of(*id))
+                .collect();
+            index.extend(&self.phantoms);
+            index
+        }
+
+        fn list_buckets(&self, query: IndexQuery) -> Vec<i32> {
+            self.index_queries.borrow_mut().push(query);
+            let index = self.index();
+            let in_range = index.range(query.low..=query.high).copied();
+            let listed: Vec<i32> = match query.direction {
+                Direction::Forward => in_range.collect(),
+                Direction::Backward => in_range.rev().collect(),
+            };
+            listed.into_iter().take(query.limit as usize).collect()
+        }
+
+        fn list(&self) -> impl FnMut(IndexQuery) -> std::future::Ready<Result<Vec<i32>>> + '_ {
+            |query| std::future::ready(Ok(self.list_buckets(query)))
+        }
+
         fn read(&self, query: BucketQuery) -> Vec<UnreadRow> {
+            let rows = self.read_unrecorded(query);
             self.queries.borrow_mut().push(query);
+            self.answered.borrow_mut().push(rows.len());
+            rows
+        }
+
+        fn read_unrecorded(&self, query: BucketQuery) -> Vec<UnreadRow> {
             let in_slice = |row: &&UnreadRow| {
                 self.buckets.of(row.id) == query.bucket
                     && query.after.is_none_or(|after| row.id > after)
@@ -387,7 +529,10 @@ mod tests {
         Model {
             buckets: Buckets::new(std::time::Duration::from_millis(window_ms)).unwrap(),
             messages: messages.into_iter().map(|row| (row.id, row)).collect(),
+            phantoms: BTreeSet::new(),
             queries: RefCell::new(Vec::new()),
+            answered: RefCell::new(Vec::new()),
+            index_queries: RefCell::new(Vec::new()),
         }
     }
 
@@ -403,8 +548,8 @@ mod tests {
     type Generated = (i32, u64, u64, bool, bool);
 
     /// Sparse history over `floor..=ceiling`: the window, the floor, the
-    /// ceiling and the messages.
-    fn scenario() -> impl Strategy<Value = (u64, i32, i32, Vec<Generated>)> {
+    /// ceiling, the messages and the phantom buckets (offsets from the floor).
+    fn scenario() -> impl Strategy<Value = (u64, i32, i32, Vec<Generated>, Vec<i32>)> {
         (
             prop_oneof![Just(60_000u64), Just(3_600_000u64)],
             0i32..40,
@@ -421,7 +566,14 @@ mod tests {
                     ),
                     0..60,
                 );
-                (Just(window), Just(floor), Just(floor + span), messages)
+                let phantoms = proptest::collection::vec(0..=span, 0..3);
+                (
+                    Just(window),
+                    Just(floor),
+                    Just(floor + span),
+                    messages,
+                    phantoms,
+                )
             })
     }
 
@@ -455,7 +607,7 @@ mod tests {
 
         #[test]
         fn pages_match_the_model(
-            (window, floor, ceiling, raw) in scenario(),
+            (window, floor, ceiling, raw, phantoms) in scenario(),
             before in (any::<u8>(), any::<usize>(), any::<i32>(), any::<u64>()),
             after in (any::<u8>(), any::<usize>(), any::<i32>(), any::<u64>()),
             limit in 0u32..12,
@@ -466,7 +618,7 @@ mod tests {
                 id: id_in(&buckets, floor + bucket, offset, sequence),
                 sender: if mine { ME } else { THEM },
                 deleted,
-            }));
+            })).with_phantoms(phantoms.iter().map(|offset| floor + offset));
             let stored: Vec<Id> = model.messages.keys().copied().collect();
             let request = PageRequest {
                 before: cursor(&stored, &buckets, floor, ceiling, before),
@@ -474,21 +626,33 @@ mod tests {
                 limit,
             };
             let span = Span { floor, ceiling };
-            let (ids, has_more) = block_on(page(request, span, &buckets, slice, model.fetch())).unwrap();
+            let (ids, has_more) =
+                block_on(page(request, span, &buckets, slice, model.list(), model.fetch())).unwrap();
             prop_assert_eq!((ids, has_more), model.expected_page(request), "{:?}", request);
 
-            // Bounded: only buckets of the span, each slice within its cursors.
+            // Bounded: only listed buckets of the span, each slice within
+            // its cursors, and (with the real slice size) at most one read
+            // per row wanted plus the two cursor buckets and the phantoms.
             let queries = model.queries.borrow();
+            let index = model.index();
             for query in queries.iter() {
                 prop_assert!((floor..=ceiling).contains(&query.bucket), "{:?}", query);
+                prop_assert!(index.contains(&query.bucket), "{:?} is listed", query);
                 prop_assert!(query.limit >= 1 && query.limit <= (limit.max(1) + 1).min(slice));
             }
-            prop_assert!(queries.len() <= (ceiling - floor + 1) as usize + stored.len() + 1);
+            if slice == PAGE_SLICE {
+                let wanted = limit.max(1) as usize + 1;
+                let empty = model.answered.borrow().iter().filter(|rows| **rows == 0).count();
+                prop_assert!(empty <= 2 + model.phantoms.len(), "{} empty reads", empty);
+                prop_assert!(queries.len() <= wanted + 2 + model.phantoms.len());
+            }
+            // Fewer than INDEX_CHUNK buckets here: the index is read once.
+            prop_assert!(model.index_queries.borrow().len() <= 1);
         }
 
         #[test]
         fn unread_counts_match_the_model(
-            (window, floor, ceiling, raw) in scenario(),
+            (window, floor, ceiling, raw, phantoms) in scenario(),
             after in (any::<u8>(), any::<usize>(), any::<i32>(), any::<u64>()),
             cap in 0u32..20,
             chunk in prop_oneof![Just(UNREAD_CHUNK), 1u32..4],
@@ -498,12 +662,14 @@ mod tests {
                 id: id_in(&buckets, floor + bucket, offset, sequence),
                 sender: if mine { ME } else { THEM },
                 deleted,
-            }));
+            })).with_phantoms(phantoms.iter().map(|offset| floor + offset));
             let stored: Vec<Id> = model.messages.keys().copied().collect();
             let after = cursor(&stored, &buckets, floor, ceiling, after);
             let span = Span { floor, ceiling };
             let fetch = |query| std::future::ready(Ok(model.read(query)));
-            let counted = block_on(count_unread(after, ME, cap, span, &buckets, chunk, fetch)).unwrap();
+            let counted =
+                block_on(count_unread(after, ME, cap, span, &buckets, chunk, model.list(), fetch))
+                    .unwrap();
 
             let newer: Vec<&UnreadRow> = model
                 .messages
@@ -521,8 +687,10 @@ mod tests {
                 cap
             };
             prop_assert_eq!(counted, expected);
+            let index = model.index();
             for query in model.queries.borrow().iter() {
                 prop_assert!((floor..=ceiling).contains(&query.bucket));
+                prop_assert!(index.contains(&query.bucket), "{:?} is listed", query);
                 prop_assert_eq!(query.direction, Direction::Forward);
             }
         }
@@ -548,7 +716,7 @@ mod tests {
             after: None,
             before: None,
         };
-        block_on(walk(plan, 2, model.fetch(), |id| {
+        block_on(walk(plan, 2, model.list(), model.fetch(), |id| {
             seen.push(id);
             Visit::Want(2)
         }))
@@ -558,10 +726,11 @@ mod tests {
         assert_eq!(seen, all);
         let queries = model.queries.borrow();
         let buckets_read: Vec<i32> = queries.iter().map(|query| query.bucket).collect();
-        // Bucket 6 (empty), bucket 5 in slices of 2 (2, 2, 2, 1), bucket 4.
-        assert_eq!(buckets_read, vec![6, 5, 5, 5, 5, 4]);
+        // Only bucket 5 is listed: read in slices of 2 (2, 2, 2, 1);
+        // buckets 6 and 4 hold nothing and are never read.
+        assert_eq!(buckets_read, vec![5, 5, 5, 5]);
         assert_eq!(
-            queries[2].before,
+            queries[1].before,
             Some(all[1]),
             "resumes after the last row"
         );
@@ -644,11 +813,144 @@ mod tests {
                 span,
                 &buckets,
                 UNREAD_CHUNK,
+                model.list(),
                 fetch
             ))
             .unwrap(),
             0
         );
         assert!(model.queries.borrow().is_empty());
+        assert!(model.index_queries.borrow().is_empty());
+    }
+
+    /// Every query one room's summary issues (unread count, then last
+    /// message) against `model`: index reads plus bucket reads.
+    fn summary_queries(model: &Model, span: Span, last_read: Option<Id>) -> usize {
+        let fetch = |query| std::future::ready(Ok(model.read(query)));
+        block_on(count_unread(
+            last_read,
+            ME,
+            1000,
+            span,
+            &model.buckets,
+            UNREAD_CHUNK,
+            model.list(),
+            fetch,
+        ))
+        .unwrap();
+        let newest: Option<Id> =
+            block_on(newest(span, &model.buckets, model.list(), model.fetch())).unwrap();
+        assert_eq!(newest, model.messages.keys().next_back().copied());
+        model.queries.borrow().len() + model.index_queries.borrow().len()
+    }
+
+    #[test]
+    fn a_connect_of_a_user_in_100_rooms_is_bounded() {
+        // Ten-day buckets; "now" is bucket 100 (about 2.7 years in).
+        let buckets = Buckets::default();
+        let span = Span::until(buckets.start_ms(100), &buckets);
+        let mut total = 0;
+        for room in 0..100u64 {
+            let model = match room % 3 {
+                // One message from two years ago, never read.
+                0 => model(
+                    buckets.window_ms(),
+                    [UnreadRow {
+                        id: id_in(&buckets, 27, room, 0),
+                        sender: THEM,
+                        deleted: false,
+                    }],
+                ),
+                // A message every 20 days for two years, all read but two.
+                1 => model(
+                    buckets.window_ms(),
+                    (0..37).map(|n| UnreadRow {
+                        id: id_in(&buckets, 27 + 2 * n, room, 0),
+                        sender: THEM,
+                        deleted: false,
+                    }),
+                ),
+                // A busy room: 300 messages in the current bucket, 10 unread.
+                _ => model(
+                    buckets.window_ms(),
+                    (0..300).map(|n| UnreadRow {
+                        id: id_in(&buckets, 100, n * 1000, room),
+                        sender: if n % 2 == 0 { ME } else { THEM },
+                        deleted: false,
+                    }),
+                ),
+            };
+            let ids: Vec<Id> = model.messages.keys().copied().collect();
+            let last_read = match room % 3 {
+                0 => None,
+                1 => Some(ids[ids.len() - 3]),
+                _ => Some(ids[ids.len() - 21]),
+            };
+            let queries = summary_queries(&model, span, last_read);
+            // Unread: one index read and the listed buckets from the read
+            // position on (here at most three); last message: one index
+            // read and one bucket.
+            assert!(queries <= 6, "room {room}: {queries} queries");
+            total += queries;
+        }
+        // Walking every bucket of the rooms' lives, as before the index,
+        // would cost up to 74 reads per never-read room (its 74 buckets
+        // forward, then back) instead.
+        assert!(total <= 100 * 6, "{total} queries for 100 rooms");
+    }
+
+    #[test]
+    fn the_index_is_read_in_chunks_as_far_as_the_walk_goes() {
+        let buckets = Buckets::new(std::time::Duration::from_secs(60)).unwrap();
+        // One message in each of 100 buckets: a count from the start reads
+        // the index in four chunks (32, 32, 32, 4) and each bucket once.
+        let model = model(
+            60_000,
+            (0..100).map(|bucket| UnreadRow {
+                id: id_in(&buckets, bucket, 5, 0),
+                sender: THEM,
+                deleted: false,
+            }),
+        );
+        let span = Span::until(buckets.start_ms(100), &buckets);
+        let fetch = |query| std::future::ready(Ok(model.read(query)));
+        let counted = block_on(count_unread(
+            None,
+            ME,
+            1000,
+            span,
+            &buckets,
+            UNREAD_CHUNK,
+            model.list(),
+            fetch,
+        ))
+        .unwrap();
+        assert_eq!(counted, 100);
+        let index_queries = model.index_queries.borrow();
+        let chunks: Vec<(i32, i32)> = index_queries.iter().map(|q| (q.low, q.high)).collect();
+        assert_eq!(chunks, vec![(0, 101), (32, 101), (64, 101), (96, 101)]);
+        assert_eq!(model.queries.borrow().len(), 100);
+        drop(index_queries);
+
+        // A page of 10 from the newest end reads one chunk and 11 buckets.
+        model.queries.borrow_mut().clear();
+        model.index_queries.borrow_mut().clear();
+        let request = PageRequest {
+            limit: 10,
+            ..PageRequest::default()
+        };
+        let (ids, has_more) = block_on(page(
+            request,
+            span,
+            &buckets,
+            PAGE_SLICE,
+            model.list(),
+            model.fetch(),
+        ))
+        .unwrap();
+        assert_eq!(ids.len(), 10);
+        assert!(has_more);
+        assert_eq!(model.index_queries.borrow().len(), 1);
+        assert_eq!(model.queries.borrow().len(), 11);
     }
 }

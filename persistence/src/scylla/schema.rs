@@ -18,8 +18,11 @@ use super::errors::context;
 use crate::Result;
 
 /// Bumped when a statement is appended to [`TABLES`]; recorded in
-/// `settings` for operators (the statements themselves are idempotent).
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// `settings`. Version 2 re-keyed `username_prefixes` and added the bucket
+/// index and the member counters; version 1 never ran against a live
+/// cluster, so there is no upgrade path from it: `migrate` refuses a
+/// keyspace recorded with another version.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// The `settings` row holding the bucket window, in milliseconds.
 pub(crate) const BUCKET_WINDOW_SETTING: &str = "bucket_window_ms";
@@ -78,21 +81,24 @@ pub(crate) const TABLES: &[&str] = &[
         user_id        bigint,
         PRIMARY KEY (prefix, username_lower)
     )",
-    // The non-empty partitions of users_by_prefix, in order, all in one
-    // small partition (at most ~1,500 rows). Searching for a prefix of 0
-    // or 1 character reads it first and then only the partitions that
-    // exist, instead of probing every possible pair.
+    // The non-empty partitions of users_by_prefix, in order, partitioned
+    // by their first character (at most 39 rows each), so that
+    // registrations spread over ~39 partitions instead of all writing one.
+    // Searching for a prefix of 1 character reads one directory partition
+    // and then only the users_by_prefix partitions that exist; an empty
+    // prefix reads the directories in alphabet order until the page is full.
     "CREATE TABLE IF NOT EXISTS username_prefixes (
-        directory int,
+        directory text,
         prefix    text,
         PRIMARY KEY (directory, prefix)
     )",
-    // A room by id, with its member count and creation time. DM rooms live
-    // here too: a DM's id `dm:<lo>:<hi>` is derived from its two users, so
-    // the row's key already is the DM lookup, and INSERT ... IF NOT EXISTS
-    // on it makes opening a DM create-once. created_at bounds history walks
-    // (no bucket before it is read). member_count is kept exact by
-    // compare-and-set after each membership change (see docs).
+    // A room by id. DM rooms live here too: a DM's id `dm:<lo>:<hi>` is
+    // derived from its two users, so the row's key already is the DM
+    // lookup, and INSERT ... IF NOT EXISTS on it makes opening a DM
+    // create-once. member_count is the count at creation, written by the
+    // same transaction (so a DM is never seen with fewer than two); later
+    // joins and leaves move room_member_counts. Every write to this table
+    // is a lightweight transaction (none mixes with plain writes).
     // creation_token is a random number per creation attempt: a creator
     // whose transaction timed out reads it to learn whether it won.
     "CREATE TABLE IF NOT EXISTS rooms (
@@ -107,8 +113,9 @@ pub(crate) const TABLES: &[&str] = &[
     )",
     // Members by room: membership checks, mention resolution and the
     // member list are one partition (clustered by user id, so a check is a
-    // single row). Adding and removing are lightweight transactions on the
-    // row, so "already a member" answers are exact.
+    // single row). Every write is a lightweight transaction on the row (a
+    // new room's members: conditional single-partition batches), so
+    // "already a member" answers are exact and no plain write mixes in.
     "CREATE TABLE IF NOT EXISTS room_members (
         room_id   text,
         user_id   bigint,
@@ -120,10 +127,11 @@ pub(crate) const TABLES: &[&str] = &[
     // one partition. It is an index: room_members stays the one authority
     // on who is a member and in which role, and every row found here is
     // checked against it, so a half-done write can never grant access.
-    // last_read is written with the message id's time as the write
-    // timestamp, so the newest position wins without a read-modify-write
-    // race. Leaving deletes joined_at only: a row tombstone would also
-    // shadow later read positions stamped with older ids.
+    // last_read is written with the message id's time (but never before
+    // the join) as the write timestamp, so the newest position wins without
+    // a read-modify-write race. Leaving deletes the row; a later rejoin's
+    // read positions are stamped after the join, so that row tombstone
+    // cannot shadow them.
     "CREATE TABLE IF NOT EXISTS user_rooms (
         user_id   bigint,
         room_id   text,
@@ -151,6 +159,25 @@ pub(crate) const TABLES: &[&str] = &[
         deleted     boolean,
         PRIMARY KEY ((room_id, bucket), id)
     ) WITH CLUSTERING ORDER BY (id DESC)",
+    // The buckets of a room that hold messages, newest first: a history
+    // page, the last message and an unread count read this one small
+    // partition (one row per bucket the room was ever active in) and then
+    // only buckets holding messages, instead of walking every bucket of
+    // the room's lifetime. Written before the messages of a bucket, so a
+    // stored message is always listed.
+    "CREATE TABLE IF NOT EXISTS room_buckets (
+        room_id text,
+        bucket  int,
+        PRIMARY KEY (room_id, bucket)
+    ) WITH CLUSTERING ORDER BY (bucket DESC)",
+    // Joins and leaves since a room's creation: the member count is
+    // rooms.member_count plus this counter. Counter updates do not contend
+    // (no Paxos) but are not idempotent, so they are never retried: a
+    // timed-out update may or may not have counted (docs: drift bound).
+    "CREATE TABLE IF NOT EXISTS room_member_counts (
+        room_id text PRIMARY KEY,
+        members counter
+    )",
     // (sender, client id) -> message, for the idempotency of sends. Rows
     // expire with the idempotency window (600 s is IDEMPOTENCY_WINDOW_MS;
     // a test checks; inserts also set their own TTL from the id's time); time-window compaction drops

@@ -326,7 +326,72 @@ fn kinds_match_the_statements() {
             "{}: reads are SELECTs",
             statement.name
         );
-        assert_eq!(statement.kind.is_idempotent(), statement.kind != Kind::Lwt);
+        assert_eq!(
+            statement.kind.is_idempotent(),
+            !matches!(statement.kind, Kind::Lwt | Kind::Counter)
+        );
+        let counter = statement.cql.contains(" = members + ?");
+        assert_eq!(
+            counter,
+            statement.kind == Kind::Counter,
+            "{}: counter updates are Counter",
+            statement.name
+        );
+    }
+}
+
+#[test]
+fn no_table_mixes_transactions_with_plain_writes() {
+    let mut writers: HashMap<String, BTreeSet<&str>> = HashMap::new();
+    for statement in DEFINITIONS {
+        if matches!(statement.kind, Kind::Read | Kind::SerialRead) {
+            continue;
+        }
+        let class = if statement.kind == Kind::Lwt {
+            "lwt"
+        } else {
+            "plain"
+        };
+        writers
+            .entry(table_of(statement.cql))
+            .or_default()
+            .insert(class);
+    }
+    for (table, classes) in &writers {
+        assert_eq!(classes.len(), 1, "{table} is written by {classes:?}");
+    }
+    // The tables whose uniqueness needs Paxos are written by Paxos alone.
+    for table in ["usernames", "rooms", "room_members", "settings"] {
+        assert_eq!(
+            writers[table].iter().copied().collect::<Vec<_>>(),
+            ["lwt"],
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn every_select_is_bounded_by_a_key_or_a_limit() {
+    // A statement read unpaged must not return a whole large partition:
+    // either it names a row (every key column by equality), or it has a
+    // LIMIT, or it is one of the partition reads that go through paging.
+    let tables = tables();
+    let paged = ["select_members", "select_user_rooms", "select_prefixes"];
+    for statement in DEFINITIONS {
+        let cql = statement.cql;
+        if !cql.starts_with("SELECT") || cql.contains("system.") {
+            continue;
+        }
+        let schema = &tables[&table_of(cql)];
+        let clause = where_clause(cql);
+        let names_a_row = schema.clustering_key.iter().all(|key| {
+            clause.contains(&format!("{key} = ?")) || clause.contains(&format!("{key} IN ?"))
+        });
+        assert!(
+            names_a_row || cql.contains(" LIMIT ") || paged.contains(&statement.name),
+            "{} reads an unbounded slice",
+            statement.name
+        );
     }
 }
 

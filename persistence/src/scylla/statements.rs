@@ -12,7 +12,14 @@
 //!   rewrite the same row), so a retry after a timeout cannot duplicate;
 //! - `Lwt`: a lightweight transaction (`IF ...`): the write consistency for
 //!   its commit and the serial consistency for Paxos. Never retried by the
-//!   driver: a retry of an applied transaction would report "not applied".
+//!   driver: a retry of an applied transaction would report "not applied";
+//! - `Counter`: a counter update at the write consistency. Not idempotent
+//!   (a retry after a timeout could count twice), so never retried or
+//!   speculatively executed.
+//!
+//! A table is written either only by `Lwt` statements or only by plain
+//! ones, never both (ScyllaDB does not order Paxos writes against plain
+//! writes of the same cells); a unit test checks it.
 //!
 //! The texts are unqualified; the session is bound to the keyspace. A unit
 //! test checks every table and column named here against `schema`.
@@ -35,14 +42,20 @@ pub(crate) enum Kind {
     SerialRead,
     Write,
     Lwt,
+    Counter,
 }
 
 impl Kind {
-    /// Whether the driver may retry the statement after a timeout.
+    /// Whether the driver may retry (or speculatively repeat) the statement.
     pub(crate) fn is_idempotent(self) -> bool {
-        self != Kind::Lwt
+        !matches!(self, Kind::Lwt | Kind::Counter)
     }
 }
+
+/// Rows per page of a statement read with paging (`execute_iter`): whole
+/// partitions such as a room's members or a user's rooms. Small enough to
+/// keep one page's response well below a megabyte.
+pub(crate) const PAGE_ROWS: i32 = 1000;
 
 /// A statement's name (its field in [`Statements`]), text and kind.
 #[derive(Clone, Copy, Debug)]
@@ -105,13 +118,14 @@ async fn prepare(
     match definition.kind {
         Kind::Read => statement.set_consistency(options.read_consistency),
         Kind::SerialRead => statement.set_consistency(serial_read),
-        Kind::Write => statement.set_consistency(options.write_consistency),
+        Kind::Write | Kind::Counter => statement.set_consistency(options.write_consistency),
         Kind::Lwt => {
             statement.set_consistency(options.write_consistency);
             statement.set_serial_consistency(Some(options.serial_consistency));
         }
     }
     statement.set_is_idempotent(definition.kind.is_idempotent());
+    statement.set_page_size(PAGE_ROWS);
     Ok(statement)
 }
 
@@ -133,6 +147,7 @@ statements! {
     select_username: Read = "SELECT user_id FROM usernames WHERE username_lower = ?";
     select_username_serial: SerialRead = "SELECT user_id FROM usernames WHERE username_lower = ?";
     insert_user_prefix: Write = "INSERT INTO users_by_prefix (prefix, username_lower, user_id) VALUES (?, ?, ?)";
+    /// Directory partition = the prefix's first character.
     insert_prefix_directory: Write = "INSERT INTO username_prefixes (directory, prefix) VALUES (?, ?)";
     search_prefix: Read = "SELECT username_lower, user_id FROM users_by_prefix WHERE prefix = ? AND username_lower >= ? AND username_lower < ? LIMIT ?";
     select_prefixes: Read = "SELECT prefix FROM username_prefixes WHERE directory = ? AND prefix >= ? AND prefix < ?";
@@ -145,16 +160,17 @@ statements! {
     /// Who won a room creation whose transaction timed out.
     select_room_token_serial: SerialRead = "SELECT creation_token FROM rooms WHERE room_id = ?";
     /// Undoes a room whose members could not be written.
-    delete_room: Write = "DELETE FROM rooms WHERE room_id = ?";
-    set_room_owner: Write = "UPDATE rooms SET owner_id = ? WHERE room_id = ?";
-    /// Moves the member count from what was read to its new value.
-    cas_member_count: Lwt = "UPDATE rooms SET member_count = ? WHERE room_id = ? IF member_count = ?";
+    delete_room: Lwt = "DELETE FROM rooms WHERE room_id = ? IF EXISTS";
+    set_room_owner: Lwt = "UPDATE rooms SET owner_id = ? WHERE room_id = ? IF EXISTS";
+    /// Joins (+1) and leaves (-1) since the room's creation.
+    change_member_count: Counter = "UPDATE room_member_counts SET members = members + ? WHERE room_id = ?";
+    select_member_count: Read = "SELECT members FROM room_member_counts WHERE room_id = ?";
 
     // ----- members by room -----
-    insert_member: Write = "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)";
+    /// Also the statement of the conditional batches that write a new
+    /// room's members (one partition each).
     add_member: Lwt = "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?) IF NOT EXISTS";
     remove_member: Lwt = "DELETE FROM room_members WHERE room_id = ? AND user_id = ? IF EXISTS";
-    delete_member: Write = "DELETE FROM room_members WHERE room_id = ? AND user_id = ?";
     promote_member: Lwt = "UPDATE room_members SET role = ? WHERE room_id = ? AND user_id = ? IF EXISTS";
     select_member: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id = ?");
     select_member_serial: SerialRead = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id = ?");
@@ -163,12 +179,21 @@ statements! {
 
     // ----- rooms by user -----
     insert_user_room: Write = "INSERT INTO user_rooms (room_id, user_id, joined_at) VALUES (?, ?, ?)";
-    /// Leaving keeps the read position (see `schema`).
-    leave_user_room: Write = "DELETE joined_at FROM user_rooms WHERE user_id = ? AND room_id = ?";
+    /// Leaving (or being kicked) deletes the row, read position included.
+    leave_user_room: Write = "DELETE FROM user_rooms WHERE user_id = ? AND room_id = ?";
     select_user_room: Read = concat!("SELECT ", user_room_columns!(), " FROM user_rooms WHERE user_id = ? AND room_id = ?");
     select_user_rooms: Read = concat!("SELECT ", user_room_columns!(), " FROM user_rooms WHERE user_id = ?");
-    /// Stamped with the message id's time: the newest position wins.
+    /// Stamped with the message id's time (never before the join): the
+    /// newest position wins.
     mark_read: Write = "UPDATE user_rooms USING TIMESTAMP ? SET last_read = ? WHERE user_id = ? AND room_id = ?";
+
+    // ----- the bucket index -----
+    /// Written before the messages of a bucket (idempotent: fixed key).
+    index_bucket: Write = "INSERT INTO room_buckets (room_id, bucket) VALUES (?, ?)";
+    /// Non-empty buckets in a range, newest first (the clustering order).
+    buckets_backward: Read = "SELECT bucket FROM room_buckets WHERE room_id = ? AND bucket >= ? AND bucket <= ? LIMIT ?";
+    /// Non-empty buckets in a range, oldest first.
+    buckets_forward: Read = "SELECT bucket FROM room_buckets WHERE room_id = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket ASC LIMIT ?";
 
     // ----- messages -----
     /// Stamped with the id's time, so a late retry never undoes an edit.

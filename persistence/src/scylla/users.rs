@@ -20,8 +20,29 @@ use super::rows::{
 use crate::records::{Credentials, NewUser, UserRecord};
 use crate::{Result, StoreError};
 
-/// The one partition of `username_prefixes`.
-const PREFIX_DIRECTORY: i32 = 0;
+/// The `username_prefixes` partition listing `prefix`: its first character
+/// (the empty prefix has none and is never listed).
+fn prefix_directory(prefix: &str) -> &str {
+    match prefix.char_indices().nth(1) {
+        Some((end, _)) => &prefix[..end],
+        None => prefix,
+    }
+}
+
+/// Every directory partition, in order: the first characters a username
+/// key can have (lower-cased username bytes).
+fn all_directories() -> Vec<String> {
+    let mut firsts: Vec<u8> = (0..=127u8)
+        .filter(|byte| chat_protocol::limits::is_username_byte(*byte))
+        .map(|byte| byte.to_ascii_lowercase())
+        .collect();
+    firsts.sort_unstable();
+    firsts.dedup();
+    firsts
+        .into_iter()
+        .map(|byte| char::from(byte).to_string())
+        .collect()
+}
 
 /// How often a claim whose outcome was unknown, and that turned out not to
 /// have been applied, is tried again.
@@ -48,12 +69,7 @@ impl ScyllaStore {
         let mut batch = self.logged_batch();
         batch.append_statement(self.statements.insert_user.clone());
         batch.append_statement(self.statements.insert_user_prefix.clone());
-        batch.append_statement(self.statements.insert_prefix_directory.clone());
-        let values = (
-            user_values(&user),
-            (partition, key.as_str(), id),
-            (PREFIX_DIRECTORY, partition),
-        );
+        let values = (user_values(&user), (partition, key.as_str(), id));
         if let Err(error) = self.session.batch(&batch, values).await {
             if super::errors::is_uncertain(&error) {
                 // The batch may yet be applied from the batch log: keep the
@@ -68,6 +84,7 @@ impl ScyllaStore {
             }
             return Err(error.into());
         }
+        self.list_prefix(partition).await?;
         Ok(UserRecord {
             id: user.id,
             username: user.username,
@@ -75,6 +92,24 @@ impl ScyllaStore {
             created_at: user.created_at,
             last_seen_at: None,
         })
+    }
+
+    /// Lists a `users_by_prefix` partition in its directory, unless this
+    /// process already did (the row never changes). After the user's own
+    /// rows: a listed partition always holds someone. A failure leaves the
+    /// user unlisted for short-prefix searches until the next registration
+    /// with that prefix, so it fails the call and a retry repairs it.
+    async fn list_prefix(&self, partition: &str) -> Result<()> {
+        if self.listed_prefixes.contains(&partition.to_owned()) {
+            return Ok(());
+        }
+        self.execute(
+            &self.statements.insert_prefix_directory,
+            (prefix_directory(partition), partition),
+        )
+        .await?;
+        self.listed_prefixes.insert(partition.to_owned());
+        Ok(())
     }
 
     /// Claims `key` for user `id`; answers whether `id` holds it now.
@@ -104,8 +139,9 @@ impl ScyllaStore {
     }
 
     /// A logged batch (all of it is applied, eventually, or none) at the
-    /// write consistency, idempotent: every batch here writes fixed values
-    /// to fixed keys.
+    /// write consistency, idempotent: it writes fixed values to fixed keys.
+    /// Used once: a user row with its one search row (two partitions,
+    /// two statements), so that a user is never unfindable by prefix.
     pub(super) fn logged_batch(&self) -> Batch {
         let mut batch = Batch::new(BatchType::Logged);
         batch.set_consistency(self.options.write_consistency);
@@ -164,7 +200,8 @@ impl ScyllaStore {
 
     /// A prefix of two or more characters names its partition: one slice.
     /// A shorter one reads the directory of non-empty partitions (one small
-    /// partition) and then slices them in order until the page is full.
+    /// partition for one character; every directory in order for none,
+    /// stopping when the page is full) and slices them in order.
     pub(super) async fn search_users_impl(
         &self,
         prefix: &str,
@@ -175,36 +212,44 @@ impl ScyllaStore {
         }
         let key = username_key(prefix);
         let end = prefix_end(&key);
-        let partitions: Vec<String> = if key.chars().count() >= PREFIX_CHARS {
-            vec![prefix_partition(&key).to_owned()]
-        } else {
-            let rows: Vec<(String,)> = self
-                .all_rows(
-                    &self.statements.select_prefixes,
-                    (PREFIX_DIRECTORY, key.as_str(), end.as_str()),
-                )
-                .await?;
-            rows.into_iter().map(|(partition,)| partition).collect()
+        let directories: Vec<String> = match key.chars().count() {
+            0 => all_directories(),
+            _ => vec![prefix_directory(&key).to_owned()],
         };
-
         let mut found: Vec<(String, i64)> = Vec::new();
-        for partition in partitions {
-            let remaining = (limit as usize).saturating_sub(found.len());
-            if remaining == 0 {
+        for directory in directories {
+            if found.len() >= limit as usize {
                 break;
             }
-            let rows: Vec<(String, i64)> = self
-                .rows(
-                    &self.statements.search_prefix,
-                    (
-                        partition.as_str(),
-                        key.as_str(),
-                        end.as_str(),
-                        i32::try_from(remaining).unwrap_or(i32::MAX),
-                    ),
-                )
-                .await?;
-            found.extend(rows);
+            let partitions: Vec<String> = if key.chars().count() >= PREFIX_CHARS {
+                vec![prefix_partition(&key).to_owned()]
+            } else {
+                let rows: Vec<(String,)> = self
+                    .all_rows(
+                        &self.statements.select_prefixes,
+                        (directory.as_str(), key.as_str(), end.as_str()),
+                    )
+                    .await?;
+                rows.into_iter().map(|(partition,)| partition).collect()
+            };
+            for partition in partitions {
+                let remaining = (limit as usize).saturating_sub(found.len());
+                if remaining == 0 {
+                    break;
+                }
+                let rows: Vec<(String, i64)> = self
+                    .rows(
+                        &self.statements.search_prefix,
+                        (
+                            partition.as_str(),
+                            key.as_str(),
+                            end.as_str(),
+                            i32::try_from(remaining).unwrap_or(i32::MAX),
+                        ),
+                    )
+                    .await?;
+                found.extend(rows);
+            }
         }
 
         let users = self
@@ -227,5 +272,32 @@ impl ScyllaStore {
             .collect();
         users.sort_by_key(|(position, _)| *position);
         Ok(users.into_iter().map(|(_, user)| user).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_listed_under_their_first_character() {
+        assert_eq!(prefix_directory("ab"), "a");
+        assert_eq!(prefix_directory("a"), "a");
+        assert_eq!(prefix_directory(""), "");
+        assert_eq!(prefix_directory(prefix_partition("zed")), "z");
+    }
+
+    #[test]
+    fn every_directory_in_username_order() {
+        let directories = all_directories();
+        // Lower-case letters, digits, '_', '.', '-': 39 partitions.
+        assert_eq!(directories.len(), 39);
+        let mut sorted = directories.clone();
+        sorted.sort();
+        assert_eq!(directories, sorted, "in the order CQL sorts text");
+        for name in ["alice", "0day", "_x", ".dot", "-dash"] {
+            let key = username_key(name);
+            assert!(directories.contains(&prefix_directory(&key).to_owned()));
+        }
     }
 }
