@@ -8,6 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use chat_persistence::{NewRoom, StoreError, UserRoom};
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
@@ -15,6 +17,10 @@ use chat_protocol::rest::{CreateRoomRequest, Member};
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
 
 use crate::{Chat, Error, Result, content};
+
+/// Room summaries computed at once for one `rooms_of` call (each is an
+/// unread count and a last-message read, a few store queries).
+const SUMMARY_CONCURRENCY: usize = 16;
 
 impl Chat {
     /// Creates a group room owned by `owner`, with `member_ids` as members.
@@ -101,14 +107,18 @@ impl Chat {
         Ok(self.visible_room(viewer, id).await?.0)
     }
 
-    /// Every room `user` belongs to, with unread counts and last messages.
+    /// Every room `user` belongs to, with unread counts and last messages,
+    /// in the store's order. The summaries are fetched
+    /// [`SUMMARY_CONCURRENCY`] at a time: a connect costs about
+    /// rooms ÷ 16 round trips of latency instead of one per room, while one
+    /// user's reconnect cannot flood the store.
     pub async fn rooms_of(&self, user: Id) -> Result<Vec<RoomSummary>> {
         let rooms = self.store.rooms_of(user).await?;
-        let mut summaries = Vec::with_capacity(rooms.len());
-        for room in rooms {
-            summaries.push(self.summarize(user, room).await?);
-        }
-        Ok(summaries)
+        futures_util::stream::iter(rooms)
+            .map(|room| self.summarize(user, room))
+            .buffered(SUMMARY_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// One room from `user`'s point of view.
