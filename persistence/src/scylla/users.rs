@@ -5,7 +5,7 @@
 //! lightweight transaction: that row is the uniqueness rule, so of any
 //! number of concurrent registrations of one name (in any case) exactly one
 //! wins. Only the winner writes the user row and its search rows, together
-//! in a logged batch (all or none, eventually). If that batch fails for
+//! in a small logged batch (all or none, eventually). If that batch fails for
 //! sure, the claim is given back.
 
 use chat_protocol::Id;
@@ -65,12 +65,25 @@ impl ScyllaStore {
             )));
         }
 
+        // The user row and its search row, plus the prefix's directory row
+        // unless this process has written it already (it never changes):
+        // registrations do not all rewrite one directory partition.
         let partition = prefix_partition(&key);
+        let listed = self.listed_prefixes.contains(&partition.to_owned());
         let mut batch = self.logged_batch();
         batch.append_statement(self.statements.insert_user.clone());
         batch.append_statement(self.statements.insert_user_prefix.clone());
-        let values = (user_values(&user), (partition, key.as_str(), id));
-        if let Err(error) = self.session.batch(&batch, values).await {
+        let user_rows = (user_values(&user), (partition, key.as_str(), id));
+        let outcome = if listed {
+            self.session.batch(&batch, user_rows).await
+        } else {
+            batch.append_statement(self.statements.insert_prefix_directory.clone());
+            let directory_row = (prefix_directory(partition), partition);
+            self.session
+                .batch(&batch, (user_rows.0, user_rows.1, directory_row))
+                .await
+        };
+        if let Err(error) = outcome {
             if super::errors::is_uncertain(&error) {
                 // The batch may yet be applied from the batch log: keep the
                 // name, so that it cannot end up with two users.
@@ -84,7 +97,9 @@ impl ScyllaStore {
             }
             return Err(error.into());
         }
-        self.list_prefix(partition).await?;
+        if !listed {
+            self.listed_prefixes.insert(partition.to_owned());
+        }
         Ok(UserRecord {
             id: user.id,
             username: user.username,
@@ -92,24 +107,6 @@ impl ScyllaStore {
             created_at: user.created_at,
             last_seen_at: None,
         })
-    }
-
-    /// Lists a `users_by_prefix` partition in its directory, unless this
-    /// process already did (the row never changes). After the user's own
-    /// rows: a listed partition always holds someone. A failure leaves the
-    /// user unlisted for short-prefix searches until the next registration
-    /// with that prefix, so it fails the call and a retry repairs it.
-    async fn list_prefix(&self, partition: &str) -> Result<()> {
-        if self.listed_prefixes.contains(&partition.to_owned()) {
-            return Ok(());
-        }
-        self.execute(
-            &self.statements.insert_prefix_directory,
-            (prefix_directory(partition), partition),
-        )
-        .await?;
-        self.listed_prefixes.insert(partition.to_owned());
-        Ok(())
     }
 
     /// Claims `key` for user `id`; answers whether `id` holds it now.
@@ -140,8 +137,9 @@ impl ScyllaStore {
 
     /// A logged batch (all of it is applied, eventually, or none) at the
     /// write consistency, idempotent: it writes fixed values to fixed keys.
-    /// Used once: a user row with its one search row (two partitions,
-    /// two statements), so that a user is never unfindable by prefix.
+    /// Used once: a user row with its search rows (two or three
+    /// partitions, at most three statements), so that a user is never
+    /// unfindable by prefix.
     pub(super) fn logged_batch(&self) -> Batch {
         let mut batch = Batch::new(BatchType::Logged);
         batch.set_consistency(self.options.write_consistency);
