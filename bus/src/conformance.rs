@@ -1049,7 +1049,10 @@ pub async fn read_many_takes_from_every_stream_in_order(bus: &Bus) {
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    bus.queue.append(&streams[2], payload("late")).await.unwrap();
+    bus.queue
+        .append(&streams[2], payload("late"))
+        .await
+        .unwrap();
     let late = reader.await.unwrap().unwrap();
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].0, 2, "tagged with its stream");
@@ -1063,7 +1066,11 @@ pub async fn read_many_takes_from_every_stream_in_order(bus: &Bus) {
 pub async fn partitions_are_held_by_one_member_each_and_rebalanced(one: &Bus, other: &Bus) {
     let group = unique("group");
     let ttl = Duration::from_secs(30);
-    let first = one.state.claim_partitions(&group, "a", 8, ttl).await.unwrap();
+    let first = one
+        .state
+        .claim_partitions(&group, "a", 8, ttl)
+        .await
+        .unwrap();
     assert_eq!(first.held, (0..8).collect::<Vec<u16>>());
     assert_eq!(first.share, 8);
     let second = other
@@ -1073,7 +1080,11 @@ pub async fn partitions_are_held_by_one_member_each_and_rebalanced(one: &Bus, ot
         .unwrap();
     assert!(second.held.is_empty(), "nothing free yet");
     assert_eq!(second.share, 4);
-    let renewed = one.state.claim_partitions(&group, "a", 8, ttl).await.unwrap();
+    let renewed = one
+        .state
+        .claim_partitions(&group, "a", 8, ttl)
+        .await
+        .unwrap();
     assert_eq!(renewed.held.len(), 8, "still held until given back");
     assert_eq!(renewed.share, 4);
     one.state
@@ -1092,7 +1103,11 @@ pub async fn partitions_are_held_by_one_member_each_and_rebalanced(one: &Bus, ot
         .await
         .unwrap();
     assert_eq!(second.held, vec![4, 5, 6, 7]);
-    let first = one.state.claim_partitions(&group, "a", 8, ttl).await.unwrap();
+    let first = one
+        .state
+        .claim_partitions(&group, "a", 8, ttl)
+        .await
+        .unwrap();
     assert_eq!(first.held, vec![0, 1, 2, 3]);
     one.state
         .release_partitions(&group, "a", &first.held, true)

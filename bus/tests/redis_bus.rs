@@ -488,7 +488,11 @@ async fn on_a_cluster_partition_streams_are_read_across_the_nodes() {
         }
         for (index, entry) in batch {
             bus.queue
-                .ack(&streams[index], "persisters", &[entry.id.clone()])
+                .ack(
+                    &streams[index],
+                    "persisters",
+                    std::slice::from_ref(&entry.id),
+                )
                 .await
                 .unwrap();
             let n: usize = String::from_utf8_lossy(&entry.payload).parse().unwrap();

@@ -79,7 +79,10 @@ impl Relay {
         let inbound = Inbound { origin, user, work };
         let partition = partitions::partition_of(&inbound.partition_key(), self.partitions);
         self.bus
-            .append(&partitions::stream(names::INBOUND_STREAM, partition), &inbound)
+            .append(
+                &partitions::stream(names::INBOUND_STREAM, partition),
+                &inbound,
+            )
             .await
             .map(|_| ())
             .map_err(|error| ApiError::Unavailable(error.to_string()))

@@ -112,7 +112,11 @@ fn assert_each_sender_in_order(messages: &[Value], senders: &[String], whose: &s
     for message in messages {
         let (sender, n) = sequence(message);
         assert_eq!(message["sender_id"].as_str(), Some(sender.as_str()));
-        let id: u64 = message["id"].as_str().expect("id").parse().expect("numeric id");
+        let id: u64 = message["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("numeric id");
         by_sender.entry(sender).or_default().push((n, id));
     }
     for sender in senders {
@@ -183,7 +187,9 @@ async fn history(client: &Client, room: &str) -> Vec<Value> {
         };
         let (_, page) = client.get(&path).await;
         let page: Vec<Value> = page["messages"].as_array().expect("messages").clone();
-        before = page.first().map(|m| m["id"].as_str().expect("id").to_owned());
+        before = page
+            .first()
+            .map(|m| m["id"].as_str().expect("id").to_owned());
         let more = !page.is_empty();
         messages.splice(0..0, page);
         if !more {
@@ -259,8 +265,16 @@ async fn killing_the_rooms_router_and_writer_mid_run_loses_and_repeats_nothing()
     // The survivors hold the room's partition now.
     assert_ne!(holder(&redis, "routers", partition), killed[0]);
     assert_ne!(holder(&redis, "persisters", partition), killed[1]);
-    assert!(routers[0].log().contains(&holder(&redis, "routers", partition)));
-    assert!(writers[0].log().contains(&holder(&redis, "persisters", partition)));
+    assert!(
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition))
+    );
+    assert!(
+        writers[0]
+            .log()
+            .contains(&holder(&redis, "persisters", partition))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,11 +298,15 @@ async fn a_router_and_writer_joining_mid_run_take_partitions_without_gap_or_copy
     })
     .await;
     assert!(
-        joined[0].log().contains(&holder(&redis, "routers", partition)),
+        joined[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
         "the joining router took the room's partition"
     );
     assert!(
-        joined[1].log().contains(&holder(&redis, "persisters", partition)),
+        joined[1]
+            .log()
+            .contains(&holder(&redis, "persisters", partition)),
         "the joining writer took the room's partition"
     );
 }

@@ -63,11 +63,7 @@ impl RedisQueue {
     /// How many entries `stream` holds, acknowledged-but-untrimmed ones
     /// included (for tests and metrics).
     pub async fn len(&self, stream: &str) -> Result<u64> {
-        self.shared
-            .pool
-            .xlen(self.key(stream))
-            .await
-            .map_err(error)
+        self.shared.pool.xlen(self.key(stream)).await.map_err(error)
     }
 
     fn groups(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
@@ -203,7 +199,13 @@ impl RedisQueue {
             let block = (deadline - now).min(self.shared.config.shard_poll_interval);
             let index = self.next_read.fetch_add(1, Ordering::Relaxed) % keys.len();
             let got = self
-                .read_keys(std::slice::from_ref(&keys[index]), group, consumer, max, Some(block))
+                .read_keys(
+                    std::slice::from_ref(&keys[index]),
+                    group,
+                    consumer,
+                    max,
+                    Some(block),
+                )
                 .await?;
             if !got.is_empty() {
                 return Ok(got.into_iter().map(|(_, id, p)| (index, id, p)).collect());
@@ -220,10 +222,13 @@ fn new_entry(id: EntryId, payload: Payload) -> Entry {
     }
 }
 
+/// An entry as Redis answers it: its id and payload.
+type RawEntry = (String, Payload);
+
 /// The entries of an XREADGROUP answer, by stream key: nil when nothing
 /// came, else per stream (an array of [key, entries] pairs in RESP2, a map
 /// in RESP3) the entries as [id, [field, value, …]].
-fn entries_by_stream(response: Value) -> Result<Vec<(String, Vec<(String, Payload)>)>> {
+fn entries_by_stream(response: Value) -> Result<Vec<(String, Vec<RawEntry>)>> {
     let unexpected = || BusError::Internal("unexpected XREADGROUP answer".into());
     let streams: Vec<(Value, Value)> = match response {
         Value::Null => return Ok(Vec::new()),
@@ -339,8 +344,7 @@ impl WorkQueue for RedisQueue {
                 let block =
                     (remaining >= Duration::from_millis(1)).then(|| remaining.min(MAX_BLOCK));
                 let got = self.read_keys(&keys, group, consumer, max, block).await?;
-                if !got.is_empty() || tokio::time::Instant::now() >= deadline || block.is_none()
-                {
+                if !got.is_empty() || tokio::time::Instant::now() >= deadline || block.is_none() {
                     break got;
                 }
             }
