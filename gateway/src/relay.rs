@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chat_bus::{Bus, names, partitions};
 use chat_protocol::Id;
+use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{Inbound, Origin, Outcome, Reply, Work};
 use tokio::sync::oneshot;
 
@@ -112,6 +113,28 @@ impl Relay {
         .await;
         self.waiting().remove(&request);
         outcome
+    }
+
+    /// Forwards an action that answers nothing but done or refused (REST
+    /// `join`, `leave`, `read`), the same way a WebSocket action goes, and
+    /// turns a refusal into the error the REST caller gets.
+    pub async fn call_action(&self, user: Id, action: ClientAction) -> Result<(), ApiError> {
+        match self.call(user, Work::Client(action)).await? {
+            Outcome::Done => Ok(()),
+            Outcome::Failed {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => Err(ApiError::Refused {
+                code,
+                message,
+                retry_after_ms,
+            }),
+            Outcome::Posted(_) => Err(ApiError::Internal(
+                "an action was answered with a message".into(),
+            )),
+        }
     }
 
     /// Hands an answer to the REST call waiting for it; answers it back when
