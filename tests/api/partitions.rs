@@ -310,3 +310,95 @@ async fn a_router_and_writer_joining_mid_run_take_partitions_without_gap_or_copy
         "the joining writer took the room's partition"
     );
 }
+
+/// Whether `user` is among the room's members, as `client` sees them.
+async fn is_member(client: &Client, room: &str, user: &str) -> bool {
+    let (_, body) = client.get(&format!("/api/v1/rooms/{room}/members")).await;
+    body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .any(|m| m["user"]["id"].as_str() == Some(user))
+}
+
+/// Waits until `user`'s membership of `room` is `wanted`.
+async fn until_member(client: &Client, room: &str, user: &str, wanted: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while is_member(client, room, user).await != wanted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{user} member of {room}: never {wanted}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_and_websocket_actions_behave_alike_past_a_killed_router() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, _) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let (carol, carol_id) = gateway.user("carol").await;
+    let room = alice.create_room("open", "public", &[]).await;
+    let last = alice.send(&room, "hello").await["id"].clone();
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    let dead = holder(&redis, "routers", partition);
+    let index = routers
+        .iter()
+        .position(|r| r.log().contains(&dead))
+        .expect("a router holds the room's partition");
+    routers.remove(index).kill();
+
+    // join: REST answers the room once the survivor took the partition;
+    // the WebSocket action has the same effect.
+    let (status, joined) = bob.post_empty(&format!("/api/v1/rooms/{room}/join")).await;
+    assert_eq!(status.as_u16(), 200, "{joined}");
+    assert_eq!(joined["id"].as_str(), Some(room.as_str()));
+    let mut ws = Ws::connect(&gateway, carol.token()).await;
+    ws.send(json!({"type": "join", "room_id": room})).await;
+    until_member(&alice, &room, &carol_id, true).await;
+    assert!(is_member(&alice, &room, &bob_id).await);
+
+    // read: both accepted.
+    let (status, _) = bob
+        .post(
+            &format!("/api/v1/rooms/{room}/read"),
+            json!({"message_id": last}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 204);
+    ws.send(json!({"type": "read", "room_id": room, "message_id": last}))
+        .await;
+    let errors = ws
+        .frames_within(
+            Duration::from_millis(500),
+            &["presence", "room_added", "member_joined"],
+        )
+        .await;
+    assert!(errors.iter().all(|f| f["type"] != "error"), "{errors:?}");
+
+    // leave: the same again.
+    let (status, _) = bob.post_empty(&format!("/api/v1/rooms/{room}/leave")).await;
+    assert_eq!(status.as_u16(), 204);
+    ws.send(json!({"type": "leave", "room_id": room})).await;
+    until_member(&alice, &room, &carol_id, false).await;
+    assert!(!is_member(&alice, &room, &bob_id).await);
+
+    // And both are refused alike: leaving a room one is not in.
+    let (status, refused) = bob.post_empty(&format!("/api/v1/rooms/{room}/leave")).await;
+    assert!(status.is_client_error(), "{refused}");
+    ws.send(json!({"type": "leave", "room_id": room, "ref": "again"}))
+        .await;
+    let error = ws.next_of("error").await;
+    assert_eq!(error["code"], refused["error"]["code"]);
+    assert!(
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
+        "the survivor holds the room's partition"
+    );
+}
