@@ -42,11 +42,6 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Whether `redis_url` points at a Redis Cluster (sharded pub/sub).
     pub redis_cluster: bool,
-    /// Keys each work stream is spread over (hash-tagged, so that on a
-    /// Redis Cluster they land on different nodes). More than one spreads
-    /// stream traffic, at the price of order: entries of one connection may
-    /// then be handled out of order. Every process must agree.
-    pub redis_stream_shards: u16,
     /// `auto` (readable on a terminal, JSON otherwise), `pretty` or `json`.
     pub log_format: LogFormat,
     pub limits: Limits,
@@ -79,9 +74,14 @@ pub struct RealtimeConfig {
     pub subscription_buffer: usize,
     /// Most messages a persistence worker writes in one batch.
     pub persist_batch: usize,
-    /// Work-stream entries pending this long with a consumer are taken
-    /// over by another (the first is presumed dead).
-    pub claim_idle_ms: u64,
+    /// How many partitions the work streams are split in (rooms are spread
+    /// over them by a hash of their id; each is handled by one router and
+    /// one persistence worker at a time). Every process must agree.
+    pub partitions: u16,
+    /// How long a router's or persistence worker's hold on a partition
+    /// lives unless renewed (every third of it): how long a dead process's
+    /// partitions wait before the survivors take them.
+    pub partition_lease_ms: u64,
     /// A connection counts as live this long after its gateway last
     /// vouched for it; a crashed gateway's users go offline within it.
     pub presence_ttl_ms: u64,
@@ -97,7 +97,8 @@ impl Default for RealtimeConfig {
             stream_capacity: 10_000,
             subscription_buffer: 65_536,
             persist_batch: 256,
-            claim_idle_ms: 30_000,
+            partitions: chat_bus::partitions::DEFAULT_PARTITIONS,
+            partition_lease_ms: 10_000,
             presence_ttl_ms: 30_000,
         }
     }
@@ -143,7 +144,6 @@ impl Default for Config {
             worker_id: 0,
             redis_url: None,
             redis_cluster: false,
-            redis_stream_shards: 1,
             log_format: LogFormat::Auto,
             limits: Limits::default(),
             rates: chat_router::RateLimits::default(),
@@ -261,7 +261,6 @@ const KEYS: &[&str] = &[
     "worker_id",
     "redis_url",
     "redis_cluster",
-    "redis_stream_shards",
     "log_format",
     "limits",
     "rates",
@@ -388,8 +387,13 @@ impl Config {
             "realtime.subscription_buffer must be at least 1"
         );
         ensure!(
-            realtime.claim_idle_ms >= 100,
-            "realtime.claim_idle_ms must be at least 100"
+            (1..=chat_bus::partitions::MAX_PARTITIONS).contains(&realtime.partitions),
+            "realtime.partitions must be 1 to {}",
+            chat_bus::partitions::MAX_PARTITIONS
+        );
+        ensure!(
+            realtime.partition_lease_ms >= 300,
+            "realtime.partition_lease_ms must be at least 300"
         );
         ensure!(
             realtime.presence_ttl_ms >= 300,
@@ -398,10 +402,6 @@ impl Config {
         self.scylla
             .options()
             .context("invalid scylla configuration")?;
-        ensure!(
-            (1..=64).contains(&self.redis_stream_shards),
-            "redis_stream_shards must be 1 to 64"
-        );
         ensure!(
             self.redis_url
                 .as_deref()
@@ -441,7 +441,9 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 7] = [
+        let broken: [fn(&mut Config); 9] = [
+            |c| c.realtime.partitions = 0,
+            |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
             |c| c.realtime.persist_batch = 0,
             |c| c.realtime.outbound_queue = c.realtime.persist_batch - 1,

@@ -59,9 +59,10 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
         Settings {
             rates: config.rates,
             presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
+            partitions: config.realtime.partitions,
         },
     );
-    let claim_idle = Duration::from_millis(config.realtime.claim_idle_ms);
+    let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
 
     let gateway = match roles.contains(&Role::Gateway) {
         true => Some(Gateway::start(&config, &chat, &name).await?),
@@ -73,17 +74,20 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
             let chat = chat.clone();
             let consumer = format!("router-{name}");
             async move {
-                chat_router::worker::run(chat, consumer, claim_idle, stop).await;
+                chat_router::worker::run(chat, consumer, partition_lease, stop).await;
                 sweeper.abort();
             }
         })
     });
     let persistence = roles.contains(&Role::Persistence).then(|| {
         let (store, bus) = (store.store(), bus.clone());
-        let (consumer, batch) = (format!("persist-{name}"), config.realtime.persist_batch);
-        Worker::spawn(move |stop| {
-            chat_persistence::worker::run(store, bus, consumer, batch, claim_idle, stop)
-        })
+        let options = chat_persistence::worker::WorkerOptions {
+            consumer: format!("persist-{name}"),
+            partitions: config.realtime.partitions,
+            batch: config.realtime.persist_batch,
+            lease: partition_lease,
+        };
+        Worker::spawn(move |stop| chat_persistence::worker::run(store, bus, options, stop))
     });
 
     let app = match &gateway {
@@ -176,7 +180,6 @@ async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
         url: url.clone(),
         cluster: config.redis_cluster,
         stream_capacity: config.realtime.stream_capacity,
-        stream_shards: config.redis_stream_shards,
         ..chat_bus::redis::RedisConfig::default()
     };
     let bus = chat_bus::redis::connect(redis)
@@ -184,7 +187,7 @@ async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
         .context("cannot connect to Redis")?;
     tracing::info!(
         cluster = config.redis_cluster || url.starts_with("redis-cluster://"),
-        stream_shards = config.redis_stream_shards,
+        partitions = config.realtime.partitions,
         "joined the cluster through Redis"
     );
     Ok(bus)
@@ -241,6 +244,7 @@ impl Gateway {
             format!("gw-{name}"),
             bus.clone(),
             Duration::from_millis(realtime.reply_timeout_ms),
+            realtime.partitions,
         ));
         let subscription = bus
             .pubsub

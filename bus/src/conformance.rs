@@ -85,6 +85,7 @@ macro_rules! bus_conformance_tests {
             two_buses: a_group_created_after_the_entries_still_sees_them,
             bus: readers_wait_for_appends,
             bus_and_lengths: a_full_stream_pushes_back_until_entries_are_acknowledged,
+            bus: read_many_takes_from_every_stream_in_order,
             // SharedState
             state: token_bucket_allows_a_burst_then_the_rate,
             two_buses: token_buckets_are_shared_by_every_process,
@@ -97,6 +98,8 @@ macro_rules! bus_conformance_tests {
             two_buses: worker_ids_are_leased_uniquely_and_renewed_only_by_their_owner,
             state: expired_worker_ids_are_leased_again_until_every_id_is_taken,
             state: ping_answers,
+            two_buses: partitions_are_held_by_one_member_each_and_rebalanced,
+            state: partitions_of_a_silent_member_are_taken_over,
         }
     };
 }
@@ -1002,4 +1005,137 @@ pub async fn expired_worker_ids_are_leased_again_until_every_id_is_taken(state: 
 /// [`SharedState::ping`] answers `Ok` while the backend is reachable.
 pub async fn ping_answers(state: &dyn SharedState) {
     state.ping().await.unwrap();
+}
+
+/// [`WorkQueue::read_many`] answers entries of every stream asked for, each
+/// stream's in append order and tagged with its index, at most `max` per
+/// stream, and wakes for an append to any of them.
+pub async fn read_many_takes_from_every_stream_in_order(bus: &Bus) {
+    let base = unique("parts");
+    let streams: Vec<String> = (0..3).map(|p| format!("{base}.{p}")).collect();
+    for (index, stream) in streams.iter().enumerate() {
+        for n in 0..4 {
+            bus.queue
+                .append(stream, payload(&format!("{index}-{n}")))
+                .await
+                .unwrap();
+        }
+    }
+    let got = bus
+        .queue
+        .read_many(&streams, "g", "c", 3, Duration::ZERO)
+        .await
+        .unwrap();
+    for index in 0..3 {
+        let of_stream: Vec<String> = got
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, e)| String::from_utf8_lossy(&e.payload).into_owned())
+            .collect();
+        let expected: Vec<String> = (0..3).map(|n| format!("{index}-{n}")).collect();
+        assert_eq!(of_stream, expected, "stream {index}: the first 3, in order");
+    }
+    let rest = bus
+        .queue
+        .read_many(&streams, "g", "c", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 3, "one more in each");
+    let reader = {
+        let (q, streams) = (bus.queue.clone(), streams.clone());
+        tokio::spawn(async move {
+            q.read_many(&streams, "g", "c", 10, Duration::from_secs(5))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bus.queue
+        .append(&streams[2], payload("late"))
+        .await
+        .unwrap();
+    let late = reader.await.unwrap().unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].0, 2, "tagged with its stream");
+    assert_eq!(&late[0].1.payload[..], b"late");
+}
+
+/// [`SharedState::claim_partitions`]: the first member takes every
+/// partition; a second one takes the half that the first gives back, never
+/// one the first still holds; a member that leaves hands all of its
+/// partitions to the other.
+pub async fn partitions_are_held_by_one_member_each_and_rebalanced(one: &Bus, other: &Bus) {
+    let group = unique("group");
+    let ttl = Duration::from_secs(30);
+    let first = one
+        .state
+        .claim_partitions(&group, "a", 8, ttl)
+        .await
+        .unwrap();
+    assert_eq!(first.held, (0..8).collect::<Vec<u16>>());
+    assert_eq!(first.share, 8);
+    let second = other
+        .state
+        .claim_partitions(&group, "b", 8, ttl)
+        .await
+        .unwrap();
+    assert!(second.held.is_empty(), "nothing free yet");
+    assert_eq!(second.share, 4);
+    let renewed = one
+        .state
+        .claim_partitions(&group, "a", 8, ttl)
+        .await
+        .unwrap();
+    assert_eq!(renewed.held.len(), 8, "still held until given back");
+    assert_eq!(renewed.share, 4);
+    one.state
+        .release_partitions(&group, "a", &renewed.held[4..], false)
+        .await
+        .unwrap();
+    // Someone else's lease is not given back by a stranger.
+    other
+        .state
+        .release_partitions(&group, "b", &[0, 1], false)
+        .await
+        .unwrap();
+    let second = other
+        .state
+        .claim_partitions(&group, "b", 8, ttl)
+        .await
+        .unwrap();
+    assert_eq!(second.held, vec![4, 5, 6, 7]);
+    let first = one
+        .state
+        .claim_partitions(&group, "a", 8, ttl)
+        .await
+        .unwrap();
+    assert_eq!(first.held, vec![0, 1, 2, 3]);
+    one.state
+        .release_partitions(&group, "a", &first.held, true)
+        .await
+        .unwrap();
+    let all = other
+        .state
+        .claim_partitions(&group, "b", 8, ttl)
+        .await
+        .unwrap();
+    assert_eq!(all.held, (0..8).collect::<Vec<u16>>());
+    assert_eq!(all.share, 8, "the member that left no longer counts");
+}
+
+/// A member that stops renewing loses its partitions once their lease runs
+/// out; another takes them, and the silent one, back, holds none of them.
+pub async fn partitions_of_a_silent_member_are_taken_over(state: &dyn SharedState) {
+    let group = unique("group");
+    let short = Duration::from_millis(200);
+    let long = Duration::from_secs(30);
+    let held = state.claim_partitions(&group, "a", 4, short).await.unwrap();
+    assert_eq!(held.held.len(), 4);
+    let waiting = state.claim_partitions(&group, "b", 4, long).await.unwrap();
+    assert!(waiting.held.is_empty(), "a's leases are live");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = state.claim_partitions(&group, "b", 4, long).await.unwrap();
+    assert_eq!(taken.held, vec![0, 1, 2, 3]);
+    let back = state.claim_partitions(&group, "a", 4, long).await.unwrap();
+    assert!(back.held.is_empty(), "b holds them all now");
+    assert_eq!(back.share, 2);
 }

@@ -1,21 +1,30 @@
-//! The loop every work-stream consumer runs: take over entries a dead
-//! consumer left pending, read new ones, hand them to the role, acknowledge
-//! them once handled.
+//! The loop every work-stream consumer runs: hold a fair share of the
+//! stream's partitions (see [`partitions`](crate::partitions)), take over
+//! what a previous holder left unacknowledged on a partition it gains, read
+//! new entries of the partitions it holds, hand them to the role one
+//! partition's batch at a time, and acknowledge them once handled.
 //!
 //! Acknowledging only after the handler returns is what makes a consumer's
-//! crash harmless: whatever it held stays pending and is claimed by another
-//! consumer after `claim_idle`. On shutdown the loop drains: it keeps
-//! reading, without waiting, until the stream has nothing more for it.
+//! crash harmless: whatever it held stays pending, its leases run out, and
+//! the member that takes each partition handles those entries again before
+//! any newer one, so a partition's order is kept. A consumer whose leases
+//! have not been renewed for two thirds of their time stops handling
+//! entries until it holds them again, so that two consumers do not work on
+//! one partition at once (as long as a batch takes less than a third of the
+//! lease). On shutdown the loop drains: it keeps reading, without waiting,
+//! until its partitions have nothing more, then gives them back at once.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::{Entry, EntryId, WorkQueue};
+use crate::{Entry, EntryId, SharedState, WorkQueue, partitions};
 
-/// How long one read waits for new entries.
+/// Longest a read waits for new entries.
 const READ_WAIT: Duration = Duration::from_millis(500);
 /// Pause after a failed read, so an unreachable backend is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -23,78 +32,275 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Which stream a consumer reads, and how.
 #[derive(Clone, Debug)]
 pub struct ConsumerOptions {
+    /// The work stream; partition `p` is the stream `<stream>.<p>`.
     pub stream: &'static str,
     pub group: &'static str,
     /// This consumer's name in the group; unique per process.
     pub consumer: String,
-    /// Most entries handed to the handler at once.
+    /// How many partitions the stream has (the same in every process).
+    pub partitions: u16,
+    /// Most entries of one partition handed to the handler at once.
     pub batch: usize,
-    /// Entries pending this long with another consumer are taken over.
-    pub claim_idle: Duration,
+    /// How long a partition lease lives unless renewed (renewed every
+    /// third of it): how long a dead consumer's partitions wait.
+    pub lease: Duration,
 }
 
-/// Runs a consumer until `shutdown` turns true and the stream is drained.
-/// `handle` gets each batch in stream order; its entries are acknowledged
-/// when it returns.
+/// Runs a consumer until `shutdown` turns true and its partitions are
+/// drained. `handle` gets each batch of one partition, in stream order;
+/// its entries are acknowledged when it returns.
 pub async fn consume<F, Fut>(
     queue: Arc<dyn WorkQueue>,
+    state: Arc<dyn SharedState>,
     options: ConsumerOptions,
     mut shutdown: watch::Receiver<bool>,
     mut handle: F,
 ) where
-    F: FnMut(Vec<Entry>) -> Fut,
+    F: FnMut(u16, Vec<Entry>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let ConsumerOptions {
-        stream,
-        group,
-        consumer,
-        batch,
-        claim_idle,
-    } = &options;
-    let mut last_claim = tokio::time::Instant::now();
+    let mut member = Member {
+        queue,
+        state,
+        options,
+        held: Vec::new(),
+        renewed: None,
+    };
+    let mut next_claim = Instant::now();
     loop {
         let draining = *shutdown.borrow();
-        let mut entries = Vec::new();
-        if last_claim.elapsed() >= *claim_idle {
-            last_claim = tokio::time::Instant::now();
-            match queue
-                .claim_stale(stream, group, consumer, *claim_idle, *batch)
-                .await
-            {
-                Ok(claimed) => entries = claimed,
-                Err(error) => tracing::warn!(%error, stream, "cannot claim stale entries"),
-            }
+        if !draining && Instant::now() >= next_claim {
+            next_claim = Instant::now() + member.options.lease / 3;
+            member.claim(&mut handle).await;
         }
-        if entries.is_empty() {
-            let wait = if draining { Duration::ZERO } else { READ_WAIT };
-            tokio::select! {
-                read = queue.read(stream, group, consumer, *batch, wait) => match read {
-                    Ok(read) => entries = read,
-                    Err(error) => {
-                        tracing::warn!(%error, stream, "cannot read");
-                        if draining {
-                            break;
-                        }
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                        continue;
-                    }
-                },
-                // A dropped sender counts as a shutdown request too.
-                _ = shutdown.changed(), if !draining => continue,
+        if !member.leases_fresh() && !member.held.is_empty() {
+            tracing::warn!(
+                stream = member.options.stream,
+                "partition leases not renewed in time; pausing until they are"
+            );
+            member.held.clear();
+        }
+        if member.held.is_empty() {
+            if draining {
+                break;
             }
-            if entries.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_claim) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let wait = if draining {
+            Duration::ZERO
+        } else {
+            READ_WAIT.min(next_claim.saturating_duration_since(Instant::now()))
+        };
+        let streams: Vec<String> = member
+            .held
+            .iter()
+            .map(|p| partitions::stream(member.options.stream, *p))
+            .collect();
+        let options = &member.options;
+        let read = tokio::select! {
+            read = member.queue.read_many(&streams, options.group, &options.consumer, options.batch, wait) => read,
+            // A dropped sender counts as a shutdown request too.
+            _ = shutdown.changed(), if !draining => continue,
+        };
+        let entries = match read {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(%error, stream = options.stream, "cannot read");
                 if draining {
                     break;
                 }
+                tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
+        };
+        if entries.is_empty() {
+            if draining {
+                break;
+            }
+            continue;
         }
-        let ids: Vec<EntryId> = entries.iter().map(|e| e.id.clone()).collect();
-        handle(entries).await;
-        if let Err(error) = queue.ack(stream, group, &ids).await {
-            tracing::warn!(%error, stream, "cannot acknowledge entries");
+        let mut by_partition: BTreeMap<u16, Vec<Entry>> = BTreeMap::new();
+        for (index, entry) in entries {
+            if let Some(partition) = member.held.get(index) {
+                by_partition.entry(*partition).or_default().push(entry);
+            }
+        }
+        for (partition, entries) in by_partition {
+            if !member.handle_and_ack(partition, entries, &mut handle).await {
+                // Unacknowledged entries stay pending with us; the partition
+                // is taken up again (and they handled first) at the next
+                // claim.
+                member.held.retain(|p| *p != partition);
+            }
         }
     }
-    tracing::info!(stream, consumer = %consumer, "consumer stopped");
+    member.leave().await;
+}
+
+/// One consumer's view of its partitions.
+struct Member {
+    queue: Arc<dyn WorkQueue>,
+    state: Arc<dyn SharedState>,
+    options: ConsumerOptions,
+    /// The partitions being read, in increasing order.
+    held: Vec<u16>,
+    /// When the last successful claim started.
+    renewed: Option<Instant>,
+}
+
+impl Member {
+    /// Renews the leases, takes up gained partitions (handling what their
+    /// previous holder left first) and gives back those beyond the share.
+    async fn claim<F, Fut>(&mut self, handle: &mut F)
+    where
+        F: FnMut(u16, Vec<Entry>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let started = Instant::now();
+        let options = &self.options;
+        let leases = match self
+            .state
+            .claim_partitions(
+                options.group,
+                &options.consumer,
+                options.partitions,
+                options.lease,
+            )
+            .await
+        {
+            Ok(leases) => leases,
+            Err(error) => {
+                tracing::warn!(%error, group = options.group, "cannot renew partition leases");
+                return;
+            }
+        };
+        self.renewed = Some(started);
+        let mut now_held = leases.held;
+        for lost in self.held.iter().filter(|p| !now_held.contains(p)) {
+            tracing::warn!(
+                group = options.group,
+                partition = lost,
+                "partition lease lost"
+            );
+        }
+        let share = usize::from(leases.share);
+        if now_held.len() > share {
+            // Everything read on these is acknowledged (the loop is between
+            // batches), so the next holder may start at once.
+            let excess = now_held.split_off(share);
+            match self
+                .state
+                .release_partitions(options.group, &options.consumer, &excess, false)
+                .await
+            {
+                Ok(()) => tracing::info!(group = options.group, ?excess, "partitions handed over"),
+                Err(error) => {
+                    // They run out by themselves; stop working on them now.
+                    tracing::warn!(%error, group = options.group, "cannot give partitions back");
+                }
+            }
+        }
+        let gained: Vec<u16> = now_held
+            .iter()
+            .copied()
+            .filter(|p| !self.held.contains(p))
+            .collect();
+        if !gained.is_empty() {
+            tracing::info!(group = options.group, ?gained, "partitions taken");
+        }
+        self.held = now_held;
+        for partition in gained {
+            if !self.take_over(partition, handle).await {
+                self.held.retain(|p| *p != partition);
+            }
+        }
+    }
+
+    /// Handles what is pending on a gained partition (left by its previous
+    /// holder, or by this consumer before a failed acknowledgement), oldest
+    /// first, before anything new is read from it. Answers `false` if it
+    /// could not finish.
+    async fn take_over<F, Fut>(&mut self, partition: u16, handle: &mut F) -> bool
+    where
+        F: FnMut(u16, Vec<Entry>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let stream = partitions::stream(self.options.stream, partition);
+        loop {
+            let claimed = self
+                .queue
+                .claim_stale(
+                    &stream,
+                    self.options.group,
+                    &self.options.consumer,
+                    Duration::ZERO,
+                    self.options.batch,
+                )
+                .await;
+            match claimed {
+                Ok(entries) if entries.is_empty() => return true,
+                Ok(entries) => {
+                    tracing::info!(%stream, entries = entries.len(), "handling entries left pending");
+                    if !self.handle_and_ack(partition, entries, handle).await {
+                        return false;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, %stream, "cannot take over pending entries");
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Hands one partition's batch to the role and acknowledges it; answers
+    /// whether the acknowledgement went through.
+    async fn handle_and_ack<F, Fut>(
+        &self,
+        partition: u16,
+        entries: Vec<Entry>,
+        handle: &mut F,
+    ) -> bool
+    where
+        F: FnMut(u16, Vec<Entry>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let stream = partitions::stream(self.options.stream, partition);
+        let ids: Vec<EntryId> = entries.iter().map(|e| e.id.clone()).collect();
+        handle(partition, entries).await;
+        match self.queue.ack(&stream, self.options.group, &ids).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, %stream, "cannot acknowledge entries");
+                false
+            }
+        }
+    }
+
+    /// Whether the leases were renewed recently enough to keep working.
+    fn leases_fresh(&self) -> bool {
+        self.renewed
+            .is_some_and(|at| at.elapsed() < self.options.lease * 2 / 3)
+    }
+
+    /// Gives every partition back and leaves the group, so that the others
+    /// take them at once instead of after the lease.
+    async fn leave(&self) {
+        let options = &self.options;
+        // All of them: a lease this consumer stopped using while it was not
+        // renewed may still be its own.
+        let all: Vec<u16> = (0..options.partitions).collect();
+        if let Err(error) = self
+            .state
+            .release_partitions(options.group, &options.consumer, &all, true)
+            .await
+        {
+            tracing::warn!(%error, group = options.group, "cannot give partitions back");
+        }
+        tracing::info!(stream = options.stream, consumer = %options.consumer, "consumer stopped");
+    }
 }

@@ -22,6 +22,7 @@ pub mod conformance;
 pub mod consumer;
 mod envelopes;
 pub mod local;
+pub mod partitions;
 pub mod pubsub;
 pub mod queue;
 pub mod redis;

@@ -48,6 +48,20 @@ pub trait WorkQueue: Send + Sync + 'static {
         wait: Duration,
     ) -> Result<Vec<Entry>>;
 
+    /// [`read`](Self::read) over several streams at once, for a consumer
+    /// holding several partitions: hands up to `max` new entries of each of
+    /// `streams`, waiting up to `wait` for at least one in any of them.
+    /// Answers each entry with the index of its stream in `streams`; the
+    /// entries of one stream come in append order.
+    async fn read_many(
+        &self,
+        streams: &[String],
+        group: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<(usize, Entry)>>;
+
     /// Acknowledges entries: they are done and will not be handed out
     /// again. Acknowledging twice is harmless.
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()>;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::partitions::Leases;
 use crate::{Payload, Result};
 
 /// The outcome of a rate-limit check.
@@ -80,6 +81,35 @@ pub trait SharedState: Send + Sync + 'static {
     /// `false` (and changes nothing) when the lease ran out or belongs to
     /// someone else, in which case the owner must stop using the id.
     async fn renew_worker_id(&self, id: u16, owner: &str, ttl: Duration) -> Result<bool>;
+
+    /// One renewal of `member`'s place in the consumer group `group`,
+    /// whose work is split in `partitions` partitions (see
+    /// [`partitions`](crate::partitions)). Atomically: records `member` as
+    /// live for `ttl`, forgets members whose time ran out, extends by `ttl`
+    /// the lease of every partition `member` holds, and leases it free
+    /// partitions (never one another live member holds) until it holds its
+    /// fair share. Answers what it holds and its share; a partition it held
+    /// before and does not hold now was lost (its lease ran out) and must
+    /// not be worked on any more. Call it every third of `ttl` or more often.
+    async fn claim_partitions(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: u16,
+        ttl: Duration,
+    ) -> Result<Leases>;
+
+    /// Gives back those of `partitions` that `member` holds, once their
+    /// work is acknowledged, so another member may take them at once; with
+    /// `leaving`, also forgets `member` (it stops, and the others' shares
+    /// grow at their next claim).
+    async fn release_partitions(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: &[u16],
+        leaving: bool,
+    ) -> Result<()>;
 
     /// Answers `Ok` when the backend is reachable and answering now
     /// (readiness checks).

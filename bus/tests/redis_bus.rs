@@ -14,7 +14,7 @@ use chat_bus::conformance::{
 };
 use chat_bus::redis::{RedisBus, RedisConfig};
 use chat_bus::testing::{RedisCluster, RedisServer, ServerOptions};
-use chat_bus::{BusError, EntryId, PubSub, RateDecision, SharedState, WorkQueue};
+use chat_bus::{BusError, PubSub, RateDecision, SharedState, WorkQueue};
 use tokio::time::timeout;
 
 async fn connect(config: RedisConfig) -> RedisBus {
@@ -213,94 +213,6 @@ async fn groups_come_back_after_redis_lost_its_data() {
     assert_eq!(payloads(&got), ["new"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sharded_streams_hand_out_every_entry_once() {
-    let redis = RedisServer::start();
-    let config = RedisConfig {
-        stream_shards: 3,
-        stream_capacity: 30,
-        exact_trim: true,
-        append_timeout: Duration::from_millis(100),
-        ..redis.config()
-    };
-    let bus = connect(config.clone()).await;
-    let mut appended = HashSet::new();
-    for i in 0..30 {
-        let id = bus
-            .queue
-            .append("s", payload(&i.to_string()))
-            .await
-            .unwrap();
-        assert!(appended.insert(id));
-    }
-    assert!(matches!(
-        bus.queue.append("s", payload("full")).await,
-        Err(BusError::Unavailable(_))
-    ));
-    // Three keys, ten entries each.
-    for shard in 0..3 {
-        assert_eq!(redis.cli(&["xlen", &format!("chat:{{s:{shard}}}")]), "10");
-    }
-    let other = connect(config).await;
-    let mut seen = Vec::new();
-    let first = bus
-        .queue
-        .read("s", "g", "a", 7, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 7, "at most max, across shards");
-    let dead: Vec<EntryId> = ids(&first);
-    loop {
-        let batch = other
-            .queue
-            .read("s", "g", "b", 8, Duration::from_millis(100))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        other.queue.ack("s", "g", &ids(&batch)).await.unwrap();
-        seen.extend(ids(&batch));
-    }
-    assert_eq!(seen.len(), 23);
-    let claimed = other
-        .queue
-        .claim_stale("s", "g", "b", Duration::ZERO, 100)
-        .await
-        .unwrap();
-    let mut claimed_ids = ids(&claimed);
-    claimed_ids.sort();
-    let mut dead_sorted = dead.clone();
-    dead_sorted.sort();
-    assert_eq!(claimed_ids, dead_sorted);
-    other.queue.ack("s", "g", &claimed_ids).await.unwrap();
-    seen.extend(claimed_ids);
-    let seen: HashSet<EntryId> = seen.into_iter().collect();
-    assert_eq!(seen, appended);
-    assert_eq!(bus.queue.len("s").await.unwrap(), 0);
-
-    // A blocked reader wakes for an entry on any shard.
-    let reader = {
-        let q = other.queue.clone();
-        tokio::spawn(async move { q.read("s", "g", "b", 10, Duration::from_secs(5)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = std::time::Instant::now();
-    for i in 0..3 {
-        bus.queue
-            .append("s", payload(&format!("late{i}")))
-            .await
-            .unwrap();
-    }
-    let got = reader.await.unwrap().unwrap();
-    assert!(!got.is_empty());
-    assert!(started.elapsed() < Duration::from_secs(1));
-}
-
-// ---------------------------------------------------------------- shared state
-
-/// A token bucket's key expires once the bucket would be full again, so
-/// that idle users cost no memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_buckets_expire_once_full_again() {
     let redis = RedisServer::start();
@@ -553,16 +465,14 @@ async fn on_a_cluster_pubsub_is_sharded_and_streams_and_state_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_cluster_sharded_streams_spread_over_the_nodes() {
+async fn on_a_cluster_partition_streams_are_read_across_the_nodes() {
     let cluster = RedisCluster::start(3);
-    let bus = connect(RedisConfig {
-        stream_shards: 4,
-        ..cluster.config()
-    })
-    .await;
+    let bus = connect(cluster.config()).await;
+    // Four partitions: four hash slots, spread over the nodes.
+    let streams: Vec<String> = (0..4).map(|p| format!("persist.{p}")).collect();
     for i in 0..20 {
         bus.queue
-            .append("persist", payload(&i.to_string()))
+            .append(&streams[i % 4], payload(&i.to_string()))
             .await
             .unwrap();
     }
@@ -570,21 +480,28 @@ async fn on_a_cluster_sharded_streams_spread_over_the_nodes() {
     loop {
         let batch = bus
             .queue
-            .read("persist", "persisters", "p", 6, Duration::from_millis(100))
+            .read_many(&streams, "persisters", "p", 3, Duration::from_millis(100))
             .await
             .unwrap();
         if batch.is_empty() {
             break;
         }
-        bus.queue
-            .ack("persist", "persisters", &ids(&batch))
-            .await
-            .unwrap();
-        got.extend(payloads(&batch));
+        for (index, entry) in batch {
+            bus.queue
+                .ack(
+                    &streams[index],
+                    "persisters",
+                    std::slice::from_ref(&entry.id),
+                )
+                .await
+                .unwrap();
+            let n: usize = String::from_utf8_lossy(&entry.payload).parse().unwrap();
+            assert_eq!(n % 4, index, "tagged with its own stream");
+            got.push(n);
+        }
     }
-    got.sort_by_key(|p| p.parse::<u32>().unwrap());
-    assert_eq!(got, (0..20).map(|i| i.to_string()).collect::<Vec<_>>());
-    assert_eq!(bus.queue.len("persist").await.unwrap(), 0);
+    got.sort_unstable();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chat_bus::{Bus, names};
+use chat_bus::{Bus, names, partitions};
 use chat_protocol::Id;
+use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{Inbound, Origin, Outcome, Reply, Work};
 use tokio::sync::oneshot;
 
@@ -28,17 +29,21 @@ pub struct Relay {
     next_request: AtomicU64,
     waiting: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
     reply_timeout: Duration,
+    /// How many partitions the inbound stream has.
+    partitions: u16,
 }
 
 impl Relay {
-    /// A relay for the gateway named `gateway`.
-    pub fn new(gateway: String, bus: Bus, reply_timeout: Duration) -> Relay {
+    /// A relay for the gateway named `gateway`, forwarding to an inbound
+    /// stream of `partitions` partitions.
+    pub fn new(gateway: String, bus: Bus, reply_timeout: Duration, partitions: u16) -> Relay {
         Relay {
             gateway,
             bus,
             next_request: AtomicU64::new(1),
             waiting: Mutex::default(),
             reply_timeout,
+            partitions: partitions.max(1),
         }
     }
 
@@ -68,10 +73,17 @@ impl Relay {
         }
     }
 
-    /// Appends an action to the inbound stream.
+    /// Appends an action to its partition of the inbound stream (its
+    /// room's, see [`Inbound::partition_key`]), so that the actions of one
+    /// room, and so those of one connection in it, keep their order.
     pub async fn forward(&self, user: Id, work: Work, origin: Origin) -> Result<(), ApiError> {
+        let inbound = Inbound { origin, user, work };
+        let partition = partitions::partition_of(&inbound.partition_key(), self.partitions);
         self.bus
-            .append(names::INBOUND_STREAM, &Inbound { origin, user, work })
+            .append(
+                &partitions::stream(names::INBOUND_STREAM, partition),
+                &inbound,
+            )
             .await
             .map(|_| ())
             .map_err(|error| ApiError::Unavailable(error.to_string()))
@@ -101,6 +113,28 @@ impl Relay {
         .await;
         self.waiting().remove(&request);
         outcome
+    }
+
+    /// Forwards an action that answers nothing but done or refused (REST
+    /// `join`, `leave`, `read`), the same way a WebSocket action goes, and
+    /// turns a refusal into the error the REST caller gets.
+    pub async fn call_action(&self, user: Id, action: ClientAction) -> Result<(), ApiError> {
+        match self.call(user, Work::Client(action)).await? {
+            Outcome::Done => Ok(()),
+            Outcome::Failed {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => Err(ApiError::Refused {
+                code,
+                message,
+                retry_after_ms,
+            }),
+            Outcome::Posted(_) => Err(ApiError::Internal(
+                "an action was answered with a message".into(),
+            )),
+        }
     }
 
     /// Hands an answer to the REST call waiting for it; answers it back when

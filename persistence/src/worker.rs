@@ -1,12 +1,15 @@
-//! The persistence role: consumes the persist stream, writes messages in
-//! batches through the [`Store`], and only then delivers them to the room
-//! and acknowledges them to their senders.
+//! The persistence role: consumes the partitions of the persist stream it
+//! holds, writes messages in batches through the [`Store`], and only then
+//! delivers them to the room and acknowledges them to their senders.
 //!
-//! Stream entries are acknowledged after the write, so a worker that dies
-//! mid-batch leaves its entries pending and another worker (or this one
-//! after a restart, in cluster mode) claims and writes them again; inserts
-//! are idempotent by message id, so nothing is stored twice. A batch whose
-//! write fails is retried with back-off and never acknowledged unwritten.
+//! A room's messages are in one partition, held by one worker at a time
+//! and read in order, so they are written and published in the order the
+//! router minted them. Stream entries are acknowledged after the write, so
+//! a worker that dies mid-batch leaves its entries pending and the
+//! partition's next holder writes them again before anything newer;
+//! inserts are idempotent by message id, so nothing is stored twice. A
+//! batch whose write fails is retried with back-off and never acknowledged
+//! unwritten.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,33 +17,45 @@ use std::time::Duration;
 use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Bus, Entry, names};
 use chat_protocol::frames::ServerFrame;
-use chat_protocol::internal::{self, Outcome, ToPersist};
+use chat_protocol::internal::{self, Event, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use tokio::sync::watch;
 
 use crate::{Store, metrics};
 
+/// How the persistence worker takes its work.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// This worker's name in the persisters' group.
+    pub consumer: String,
+    /// How many partitions the persist stream has.
+    pub partitions: u16,
+    /// Most entries of one partition written at once.
+    pub batch: usize,
+    /// How long its partition leases live unless renewed.
+    pub lease: Duration,
+}
+
 /// Runs the persistence worker until `shutdown` turns true, then drains
-/// the persist stream, so that every accepted message is written before the
-/// process exits. `consumer` names this worker in the persisters' group.
+/// its partitions of the persist stream, so that every accepted message is
+/// written before the process exits.
 pub async fn run(
     store: Arc<dyn Store>,
     bus: Bus,
-    consumer: String,
-    batch: usize,
-    claim_idle: Duration,
+    options: WorkerOptions,
     shutdown: watch::Receiver<bool>,
 ) {
-    tracing::info!(%consumer, "persistence worker started");
+    tracing::info!(consumer = %options.consumer, "persistence worker started");
     let options = ConsumerOptions {
         stream: names::PERSIST_STREAM,
         group: names::PERSIST_GROUP,
-        consumer,
-        batch,
-        claim_idle,
+        consumer: options.consumer,
+        partitions: options.partitions,
+        batch: options.batch,
+        lease: options.lease,
     };
-    let queue = bus.queue.clone();
-    consume(queue, options, shutdown, |entries| {
+    let (queue, state) = (bus.queue.clone(), bus.state.clone());
+    consume(queue, state, options, shutdown, |_partition, entries| {
         let (store, bus) = (store.clone(), bus.clone());
         async move { handle_batch(store.as_ref(), &bus, &entries).await }
     })
@@ -123,12 +138,16 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
 /// Sends a durable message to its room (and, for a DM that it just opened,
 /// to both users directly), and a `mention` to each mentioned user.
 async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::Id]) {
-    let event = chat_bus::new_event(
-        ServerFrame::Message {
+    // The message id as the event id: if this worker dies after publishing
+    // and before acknowledging, the partition's next holder publishes the
+    // message again under the same event id, and gateways pass it on once.
+    let event = Event {
+        id: message.id.0,
+        except_user: None,
+        frame: ServerFrame::Message {
             message: message.clone(),
         },
-        None,
-    );
+    };
     bus.publish_event(&names::room_channel(&message.room_id), &event)
         .await;
     for user in also_to_users {

@@ -40,6 +40,29 @@ pub struct Inbound {
     pub work: Work,
 }
 
+impl Inbound {
+    /// What decides the partition this action goes to: its room, so that a
+    /// room's actions are handled in one order; the user for what concerns
+    /// no room (presence), so that a user's connects and disconnects do.
+    pub fn partition_key(&self) -> String {
+        match &self.work {
+            Work::Client(
+                ClientAction::Send(crate::frames::SendMessage { room_id, .. })
+                | ClientAction::Edit { room_id, .. }
+                | ClientAction::Delete { room_id, .. }
+                | ClientAction::Typing { room_id, .. }
+                | ClientAction::Read { room_id, .. }
+                | ClientAction::History { room_id, .. }
+                | ClientAction::Join { room_id }
+                | ClientAction::Leave { room_id },
+            ) => room_id.to_string(),
+            Work::Client(ClientAction::Resume { .. } | ClientAction::Ping)
+            | Work::Connected { .. }
+            | Work::Disconnected { .. } => self.user.to_string(),
+        }
+    }
+}
+
 /// What a router is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Work {
@@ -77,6 +100,16 @@ pub enum ToPersist {
         message: Option<Message>,
         origin: Origin,
     },
+}
+
+impl ToPersist {
+    /// The room of the message (which decides its partition).
+    pub fn room_id(&self) -> RoomId {
+        match self {
+            ToPersist::New { message, .. } => message.room_id,
+            ToPersist::Repeat { room_id, .. } => *room_id,
+        }
+    }
 }
 
 /// An answer to an origin (on its gateway's channel).

@@ -53,6 +53,7 @@ pub struct Chat {
     ids: Arc<IdGenerator>,
     rates: RateLimits,
     presence_ttl: std::time::Duration,
+    partitions: u16,
     passwords: Arc<password::PasswordHasher>,
 }
 
@@ -63,6 +64,9 @@ pub struct Settings {
     /// How long a connection counts as live without its gateway vouching
     /// for it again.
     pub presence_ttl: std::time::Duration,
+    /// How many partitions the work streams have (`realtime.partitions`,
+    /// the same in every process; see `chat_bus::partitions`).
+    pub partitions: u16,
 }
 
 impl Chat {
@@ -74,6 +78,7 @@ impl Chat {
             ids,
             rates: settings.rates,
             presence_ttl: settings.presence_ttl,
+            partitions: settings.partitions.max(1),
             passwords: Arc::new(password::PasswordHasher::new()),
         }
     }
@@ -81,6 +86,11 @@ impl Chat {
     /// How long a connection counts as live without being vouched for.
     pub fn presence_ttl(&self) -> std::time::Duration {
         self.presence_ttl
+    }
+
+    /// How many partitions the work streams have.
+    pub fn partitions(&self) -> u16 {
+        self.partitions
     }
 
     /// The store underneath, for health checks and reads.

@@ -1,42 +1,44 @@
-//! The router role: consumes the inbound stream, applies each action
-//! through [`Chat`], hands accepted messages to the persistence stream and
-//! answers the origin gateway when there is something to answer.
+//! The router role: consumes the partitions of the inbound stream it
+//! holds, applies each action through [`Chat`], hands accepted messages to
+//! the same partition of the persist stream and answers the origin gateway
+//! when there is something to answer.
 //!
-//! Entries are handled one at a time, in stream order, so that the actions
-//! of one connection keep their order. An entry is acknowledged once it is
-//! handled, whatever the outcome: a refused action is answered, not retried.
-//! Entries left pending by a router that died are claimed after
-//! `claim_idle` and handled again; their effects are idempotent (message ids
-//! are minted once, `client_id`s are claimed once).
+//! A room's actions all go to one partition (see
+//! `chat_bus::partitions`), held by one router at a time, whose entries are
+//! handled one at a time, in stream order: a room's messages are minted in
+//! the order they were sent, and one connection's actions keep their order.
+//! An entry is acknowledged once it is handled, whatever the outcome: a
+//! refused action is answered, not retried. Entries left pending by a
+//! router that died are handled again by the partition's next holder before
+//! anything newer; their effects are idempotent (`client_id`s are claimed
+//! once, so a retried send keeps its id).
 
 use std::time::Duration;
 
 use chat_bus::consumer::{ConsumerOptions, consume};
-use chat_bus::{Entry, names};
+use chat_bus::{Entry, names, partitions};
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{self, Inbound, Origin, Outcome, ToPersist, Work};
 use tokio::sync::watch;
 
 use crate::{Chat, Error, Result};
 
-/// Runs the router until `shutdown` turns true, then drains the inbound
-/// stream. `consumer` names this router in the routers' group.
-pub async fn run(
-    chat: Chat,
-    consumer: String,
-    claim_idle: Duration,
-    shutdown: watch::Receiver<bool>,
-) {
+/// Runs the router until `shutdown` turns true, then drains its partitions
+/// of the inbound stream. `consumer` names this router in the routers'
+/// group; `lease` is how long its partition leases live.
+pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: watch::Receiver<bool>) {
     tracing::info!(%consumer, "router started");
     let options = ConsumerOptions {
         stream: names::INBOUND_STREAM,
         group: names::ROUTER_GROUP,
         consumer,
+        partitions: chat.partitions(),
         batch: BATCH,
-        claim_idle,
+        lease,
     };
-    let queue = chat.bus().queue.clone();
-    consume(queue, options, shutdown, |entries| {
+    let bus = chat.bus();
+    let (queue, state) = (bus.queue.clone(), bus.state.clone());
+    consume(queue, state, options, shutdown, |_partition, entries| {
         let chat = chat.clone();
         async move {
             for entry in &entries {
@@ -150,8 +152,14 @@ async fn handle(
     }
 }
 
+/// Appends an accepted message to its room's partition of the persist
+/// stream (the same partition number as the inbound one it came from).
 async fn hand_to_persistence(chat: &Chat, accepted: &ToPersist) -> Result<()> {
-    if let Err(error) = chat.bus().append(names::PERSIST_STREAM, accepted).await {
+    let stream = partitions::stream(
+        names::PERSIST_STREAM,
+        partitions::partition_of(&accepted.room_id().to_string(), chat.partitions()),
+    );
+    if let Err(error) = chat.bus().append(&stream, accepted).await {
         chat.abandon_message(accepted).await;
         return Err(Error::Unavailable(error.to_string()));
     }

@@ -15,16 +15,15 @@ use crate::harness::{Client, Server};
 use crate::ws::Ws;
 
 /// A cluster of role processes on one Redis and one data directory.
-struct Cluster {
+pub struct Cluster {
     redis_url: String,
     cluster_mode: bool,
-    stream_shards: Option<&'static str>,
     dir: TempDir,
 }
 
 /// Short timings so failures are detected within a test's patience.
 const TIMINGS: &[(&str, &str)] = &[
-    ("CHAT_REALTIME__CLAIM_IDLE_MS", "1000"),
+    ("CHAT_REALTIME__PARTITION_LEASE_MS", "1500"),
     ("CHAT_REALTIME__PRESENCE_TTL_MS", "1500"),
     ("CHAT_REALTIME__REPLY_TIMEOUT_MS", "3000"),
     ("CHAT_RATES__SEND_PER_SECOND", "100000"),
@@ -32,23 +31,19 @@ const TIMINGS: &[(&str, &str)] = &[
 ];
 
 impl Cluster {
-    fn on(redis_url: String, cluster_mode: bool) -> Cluster {
+    pub fn on(redis_url: String, cluster_mode: bool) -> Cluster {
         Cluster {
             redis_url,
             cluster_mode,
-            stream_shards: None,
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn start(&self, role: &str) -> Server {
+    pub fn start(&self, role: &str) -> Server {
         let mut env: Vec<(&str, &str)> = TIMINGS.to_vec();
         env.push(("CHAT_REDIS_URL", &self.redis_url));
         if self.cluster_mode {
             env.push(("CHAT_REDIS_CLUSTER", "true"));
-        }
-        if let Some(shards) = self.stream_shards {
-            env.push(("CHAT_REDIS_STREAM_SHARDS", shards));
         }
         Server::start_role(role, self.dir.path(), &env)
     }
@@ -122,10 +117,9 @@ async fn users_on_two_gateways_chat_across_them() {
 #[tokio::test]
 async fn a_redis_cluster_with_sharded_pubsub_carries_the_same_chat() {
     let redis = RedisCluster::start(3);
-    let mut cluster = Cluster::on(redis.url(), true);
-    // Streams spread over three hash-tagged keys, i.e. over the nodes.
-    cluster.stream_shards = Some("3");
-    two_gateways_chat(&cluster).await;
+    // Partition streams are each their own hash slot, so they spread over
+    // the nodes, and a router polls them across slots.
+    two_gateways_chat(&Cluster::on(redis.url(), true)).await;
 }
 
 /// Sends `count` messages over `ws`, answering how many were acked, by id.
@@ -145,7 +139,7 @@ async fn send_all(ws: &mut Ws, room: &str, prefix: &str, count: usize) -> HashSe
     acked
 }
 
-async fn history_ids(client: &Client, room: &str) -> Vec<String> {
+pub async fn history_ids(client: &Client, room: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut before: Option<String> = None;
     loop {

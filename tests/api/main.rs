@@ -9,6 +9,7 @@ mod bad_input;
 mod cluster;
 mod dms;
 mod messages;
+mod partitions;
 mod realtime;
 mod realtime_failures;
 mod restart;

@@ -96,6 +96,39 @@ impl Stream {
         before != self.entries.len()
     }
 
+    /// Hands up to `max` entries `group` has not been handed yet to
+    /// `consumer`, pending with it from now on.
+    fn take_fresh(&mut self, group: &str, consumer: &str, max: usize) -> Vec<Entry> {
+        let from = self.group(group).last_delivered + 1;
+        let fresh: Vec<(u64, Payload)> = self
+            .entries
+            .range(from..)
+            .take(max)
+            .map(|(id, p)| (*id, p.clone()))
+            .collect();
+        let g = self.group(group);
+        let now = Instant::now();
+        for (id, _) in &fresh {
+            g.pending.insert(
+                *id,
+                Pending {
+                    consumer: consumer.to_owned(),
+                    since: now,
+                    deliveries: 1,
+                },
+            );
+        }
+        g.last_delivered = fresh.last().map_or(g.last_delivered, |(id, _)| *id);
+        fresh
+            .into_iter()
+            .map(|(id, payload)| Entry {
+                id: entry_id(id),
+                payload,
+                deliveries: 1,
+            })
+            .collect()
+    }
+
     fn group(&mut self, name: &str) -> &mut Group {
         let oldest = self
             .entries
@@ -150,41 +183,36 @@ impl WorkQueue for LocalQueue {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Entry>> {
+        let read = self
+            .read_many(&[stream.to_owned()], group, consumer, max, wait)
+            .await?;
+        Ok(read.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[String],
+        group: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<(usize, Entry)>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let more = self.inner.appended.notified();
             {
-                let mut streams = self.streams();
-                let s = streams.entry(stream.to_owned()).or_default();
-                let from = s.group(group).last_delivered + 1;
-                let fresh: Vec<(u64, Payload)> = s
-                    .entries
-                    .range(from..)
-                    .take(max)
-                    .map(|(id, p)| (*id, p.clone()))
-                    .collect();
-                if !fresh.is_empty() {
-                    let g = s.group(group);
-                    let now = Instant::now();
-                    for (id, _) in &fresh {
-                        g.pending.insert(
-                            *id,
-                            Pending {
-                                consumer: consumer.to_owned(),
-                                since: now,
-                                deliveries: 1,
-                            },
-                        );
-                    }
-                    g.last_delivered = fresh.last().map_or(g.last_delivered, |(id, _)| *id);
-                    return Ok(fresh
-                        .into_iter()
-                        .map(|(id, payload)| Entry {
-                            id: entry_id(id),
-                            payload,
-                            deliveries: 1,
-                        })
-                        .collect());
+                let mut all = self.streams();
+                let mut read = Vec::new();
+                for (index, stream) in streams.iter().enumerate() {
+                    let s = all.entry(stream.clone()).or_default();
+                    read.extend(
+                        s.take_fresh(group, consumer, max)
+                            .into_iter()
+                            .map(|entry| (index, entry)),
+                    );
+                }
+                if !read.is_empty() {
+                    return Ok(read);
                 }
             }
             if tokio::time::timeout_at(deadline, more).await.is_err() {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::partitions::{Leases, fair_share};
 use crate::state::MAX_WORKER_ID;
 use crate::{BusError, Payload, RateDecision, Result, SharedState};
 
@@ -26,6 +27,17 @@ pub struct LocalState {
     presence: Mutex<Presence>,
     /// worker id → (owner, end of the lease).
     workers: Mutex<HashMap<u16, (String, Instant)>>,
+    /// Consumer groups' members and partition leases, by group.
+    groups: Mutex<HashMap<String, PartitionGroup>>,
+}
+
+/// One consumer group's live members and partition leases.
+#[derive(Default)]
+struct PartitionGroup {
+    /// member → end of its life.
+    members: HashMap<String, Instant>,
+    /// partition → (holder, end of the lease).
+    leases: HashMap<u16, (String, Instant)>,
 }
 
 /// Connections and when each one expires.
@@ -273,6 +285,70 @@ impl SharedState for LocalState {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn claim_partitions(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: u16,
+        ttl: Duration,
+    ) -> Result<Leases> {
+        let now = Instant::now();
+        let until = deadline(now, ttl);
+        let mut groups = lock(&self.groups);
+        let group = groups.entry(group.to_owned()).or_default();
+        group.members.insert(member.to_owned(), until);
+        group.members.retain(|_, end| *end > now);
+        let share = fair_share(partitions, group.members.len());
+        let mut held = Vec::new();
+        let mut free = Vec::new();
+        for partition in 0..partitions {
+            match group.leases.get_mut(&partition) {
+                Some((holder, end)) if *end > now => {
+                    if holder == member {
+                        *end = until;
+                        held.push(partition);
+                    }
+                }
+                _ => free.push(partition),
+            }
+        }
+        for partition in free {
+            if held.len() >= usize::from(share) {
+                break;
+            }
+            group.leases.insert(partition, (member.to_owned(), until));
+            held.push(partition);
+        }
+        held.sort_unstable();
+        Ok(Leases { held, share })
+    }
+
+    async fn release_partitions(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: &[u16],
+        leaving: bool,
+    ) -> Result<()> {
+        let mut groups = lock(&self.groups);
+        let Some(group) = groups.get_mut(group) else {
+            return Ok(());
+        };
+        for partition in partitions {
+            if group
+                .leases
+                .get(partition)
+                .is_some_and(|(holder, _)| holder == member)
+            {
+                group.leases.remove(partition);
+            }
+        }
+        if leaving {
+            group.members.remove(member);
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -25,12 +25,14 @@
 //! | name | type | what for |
 //! | --- | --- | --- |
 //! | `chat:room:R`, `chat:user:U`, `chat:gateway:G` | channel | [`crate::names`]' channels |
-//! | `chat:{inbound}`, `chat:{persist}` | stream | work streams (`chat:{inbound:N}` with several shards) |
+//! | `chat:{inbound.P}`, `chat:{persist.P}` | stream | partition P of a work stream ([`crate::partitions`]) |
 //! | `chat:rate:K` | hash | a token bucket; expires once full again |
 //! | `chat:kv:K` | string | [`put_if_absent`](crate::SharedState::put_if_absent) keys, with their TTL |
 //! | `chat:{presence:S}:user:U` | sorted set | connections of user U → end of life (ms) |
 //! | `chat:{presence:S}:expiry` | sorted set | `U\0connection` → end of life, for the sweep |
 //! | `chat:{workers}:N` | string | the owner of worker id N, with the lease as TTL |
+//! | `chat:{parts:G}:members` | sorted set | live members of consumer group G → end of life (ms) |
+//! | `chat:{parts:G}:leases` | hash | partition → `<end of lease, ms>:<holder>` |
 //!
 //! # Failures
 //!
@@ -68,7 +70,7 @@ pub use state::RedisState;
 use crate::{Bus, BusError, Result};
 
 /// How to reach Redis and how to use it. Every process of a cluster must
-/// agree on `key_prefix`, `stream_shards` and `presence_shards`.
+/// agree on `key_prefix` and `presence_shards`.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`; for a cluster, any node's
@@ -89,7 +91,7 @@ pub struct RedisConfig {
     pub blocking_pool_size: usize,
     /// Longest wait for a command's answer, and for a connection.
     pub command_timeout: Duration,
-    /// Most entries one stream may hold (all shards together). Entries
+    /// Most entries one stream (one partition) may hold. Entries
     /// leave once every group has acknowledged them; a full stream pushes
     /// back on `append`.
     pub stream_capacity: usize,
@@ -100,14 +102,10 @@ pub struct RedisConfig {
     /// 100 entries), so up to that many acknowledged entries still count
     /// against `stream_capacity`.
     pub exact_trim: bool,
-    /// Keys per work stream. With more than one, entries are spread over
-    /// the shards round-robin (so they spread over a cluster's nodes), the
-    /// order of entries across shards is not kept, and readers poll every
-    /// shard (see [`RedisQueue`]).
-    pub stream_shards: u16,
-    /// With several stream shards, how long a reader blocks on one shard
-    /// before looking at the others when all are empty (the idle latency of
-    /// the other shards).
+    /// On a Redis Cluster, how long a consumer reading several partition
+    /// streams (which live in different slots, so one XREADGROUP cannot
+    /// cover them) blocks on one of them before looking at the others when
+    /// all are empty: the idle latency of the others. Unused on one server.
     pub shard_poll_interval: Duration,
     /// Presence is kept in this many hash slots (users are spread by a
     /// hash of their id), so that presence traffic spreads over a cluster.
@@ -126,7 +124,6 @@ impl Default for RedisConfig {
             stream_capacity: 10_000,
             append_timeout: Duration::from_secs(5),
             exact_trim: false,
-            stream_shards: 1,
             shard_poll_interval: Duration::from_millis(50),
             presence_shards: 16,
         }
@@ -333,12 +330,8 @@ impl Keys {
     }
 
     /// One shard of a stream; the hash tag keeps its slot stable.
-    pub(crate) fn stream(&self, stream: &str, shard: u16, shards: u16) -> String {
-        if shards <= 1 {
-            format!("{}{{{stream}}}", self.prefix)
-        } else {
-            format!("{}{{{stream}:{shard}}}", self.prefix)
-        }
+    pub(crate) fn stream(&self, stream: &str) -> String {
+        format!("{}{{{stream}}}", self.prefix)
     }
 
     pub(crate) fn rate(&self, key: &str) -> String {
@@ -360,6 +353,15 @@ impl Keys {
 
     pub(crate) fn workers(&self) -> String {
         format!("{}{{workers}}:", self.prefix)
+    }
+
+    /// The members and the leases of a consumer group's partitions (one
+    /// hash tag: one script sees both).
+    pub(crate) fn partition_group(&self, group: &str) -> [String; 2] {
+        [
+            format!("{}{{parts:{group}}}:members", self.prefix),
+            format!("{}{{parts:{group}}}:leases", self.prefix),
+        ]
     }
 }
 

@@ -13,15 +13,15 @@
 //! - claim_stale: one script runs XAUTOCLAIM and reads each claimed entry's
 //!   delivery count from XPENDING (XAUTOCLAIM does not answer it).
 //!
-//! With `stream_shards` > 1 a stream is several keys (`chat:{inbound:0}`,
-//! `chat:{inbound:1}`, …, each its own hash slot, so they spread over a
-//! cluster's nodes). Appends go round-robin over the shards, so the order of
-//! entries is kept within a shard only; entry ids are `shard/redis-id`.
-//! XREADGROUP cannot span slots on a cluster, so a reader takes what the
-//! shards hold one after the other, and when all are empty blocks on one
-//! shard at a time for `shard_poll_interval`.
+//! - read_many: on one server, one XREADGROUP over every stream asked for
+//!   (a consumer holding several partitions blocks on all of them at once);
+//!   on a cluster, where XREADGROUP cannot span slots, a look at each stream
+//!   in turn, then a block on one of them for `shard_poll_interval`.
+//!
+//! Each stream is one key, `chat:{inbound.3}`: its own hash slot, so the
+//! partitions of a stream spread over a cluster's nodes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,8 +43,7 @@ pub struct RedisQueue {
     shared: Arc<Shared>,
     /// Groups known to exist: (stream key, group).
     groups: Mutex<HashSet<(String, String)>>,
-    /// Round-robin over shards for appends and reads.
-    next_append: AtomicUsize,
+    /// Which stream a polling read (on a cluster) blocks on next.
     next_read: AtomicUsize,
 }
 
@@ -53,59 +52,18 @@ impl RedisQueue {
         RedisQueue {
             shared,
             groups: Mutex::default(),
-            next_append: AtomicUsize::new(0),
             next_read: AtomicUsize::new(0),
         }
     }
 
-    fn shards(&self) -> u16 {
-        self.shared.config.stream_shards.max(1)
-    }
-
-    fn key(&self, stream: &str, shard: u16) -> String {
-        self.shared.keys.stream(stream, shard, self.shards())
-    }
-
-    fn entry_id(&self, shard: u16, id: String) -> EntryId {
-        if self.shards() <= 1 {
-            EntryId(id)
-        } else {
-            EntryId(format!("{shard}/{id}"))
-        }
-    }
-
-    /// The shard and Redis id of an entry id this queue handed out.
-    fn parse_id<'a>(&self, id: &'a EntryId) -> Option<(u16, &'a str)> {
-        if self.shards() <= 1 {
-            return Some((0, &id.0));
-        }
-        let (shard, id) = id.0.split_once('/')?;
-        let shard: u16 = shard.parse().ok()?;
-        (shard < self.shards()).then_some((shard, id))
-    }
-
-    /// Shards in the order to visit them, starting from a rotating one so
-    /// that no shard is always served last.
-    fn shard_order(&self, counter: &AtomicUsize) -> impl Iterator<Item = u16> + use<> {
-        let shards = self.shards();
-        let first = (counter.fetch_add(1, Ordering::Relaxed) % usize::from(shards)) as u16;
-        (0..shards).map(move |i| (first + i) % shards)
+    fn key(&self, stream: &str) -> String {
+        self.shared.keys.stream(stream)
     }
 
     /// How many entries `stream` holds, acknowledged-but-untrimmed ones
     /// included (for tests and metrics).
     pub async fn len(&self, stream: &str) -> Result<u64> {
-        let mut total = 0;
-        for shard in 0..self.shards() {
-            let len: u64 = self
-                .shared
-                .pool
-                .xlen(self.key(stream, shard))
-                .await
-                .map_err(error)?;
-            total += len;
-        }
-        Ok(total)
+        self.shared.pool.xlen(self.key(stream)).await.map_err(error)
     }
 
     fn groups(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
@@ -138,18 +96,22 @@ impl RedisQueue {
         self.groups().remove(&(key.to_owned(), group.to_owned()));
     }
 
-    /// One XREADGROUP of new entries on one shard, blocking up to `block`
-    /// (on a connection of the exclusive pool) or not at all.
-    async fn read_shard(
+    /// One XREADGROUP of new entries on `keys` (all in one slot on a
+    /// cluster), blocking up to `block` (on a connection of the exclusive
+    /// pool) or not at all. Answers (index in `keys`, id, payload).
+    async fn read_keys(
         &self,
-        key: &str,
+        keys: &[String],
         group: &str,
         consumer: &str,
         max: usize,
         block: Option<Duration>,
-    ) -> Result<Vec<(String, Payload)>> {
+    ) -> Result<Vec<(usize, String, Payload)>> {
+        let ids = vec![">"; keys.len()];
         for attempt in 0..2 {
-            self.ensure_group(key, group).await?;
+            for key in keys {
+                self.ensure_group(key, group).await?;
+            }
             let read = match block {
                 Some(block) => {
                     let client = self.shared.blocking.acquire().await;
@@ -165,8 +127,8 @@ impl RedisQueue {
                             Some(max as u64),
                             Some(block.as_millis().max(1) as u64),
                             false,
-                            key,
-                            ">",
+                            keys.to_vec(),
+                            ids.clone(),
                         )
                         .await
                 }
@@ -179,63 +141,74 @@ impl RedisQueue {
                             Some(max as u64),
                             None,
                             false,
-                            key,
-                            ">",
+                            keys.to_vec(),
+                            ids.clone(),
                         )
                         .await
                 }
             };
             match read {
-                Ok(response) => return entries_of(response),
+                Ok(response) => {
+                    let mut entries = Vec::new();
+                    for (key, got) in entries_by_stream(response)? {
+                        let Some(index) = keys.iter().position(|k| *k == key) else {
+                            return Err(BusError::Internal(format!(
+                                "XREADGROUP answered for {key}, not asked for"
+                            )));
+                        };
+                        entries.extend(got.into_iter().map(|(id, p)| (index, id, p)));
+                    }
+                    return Ok(entries);
+                }
                 Err(e) if attempt == 0 && is_reply(&e, "NOGROUP") => {
-                    self.forget_group(key, group);
+                    for key in keys {
+                        self.forget_group(key, group);
+                    }
                 }
                 Err(e) => return Err(error(e)),
             }
         }
         Err(BusError::Internal(format!(
-            "consumer group {group} of {key} keeps vanishing"
+            "consumer group {group} of {keys:?} keeps vanishing"
         )))
     }
 
-    async fn read_sharded(
+    /// On a cluster: each stream in turn without waiting, then a block on
+    /// one of them (rotating) for a while, until something comes or the
+    /// deadline passes.
+    async fn read_polling(
         &self,
-        stream: &str,
+        keys: &[String],
         group: &str,
         consumer: &str,
         max: usize,
         deadline: tokio::time::Instant,
-    ) -> Result<Vec<Entry>> {
+    ) -> Result<Vec<(usize, String, Payload)>> {
         loop {
-            // Take what is there, shard after shard.
             let mut entries = Vec::new();
-            let order: Vec<u16> = self.shard_order(&self.next_read).collect();
-            for &shard in &order {
-                let want = max - entries.len();
-                if want == 0 {
-                    break;
-                }
-                let key = self.key(stream, shard);
-                for (id, payload) in self.read_shard(&key, group, consumer, want, None).await? {
-                    entries.push(new_entry(self.entry_id(shard, id), payload));
-                }
+            for (index, key) in keys.iter().enumerate() {
+                let got = self
+                    .read_keys(std::slice::from_ref(key), group, consumer, max, None)
+                    .await?;
+                entries.extend(got.into_iter().map(|(_, id, p)| (index, id, p)));
             }
             let now = tokio::time::Instant::now();
             if !entries.is_empty() || now >= deadline {
                 return Ok(entries);
             }
-            // All empty: wait on one shard for a while, then look again.
             let block = (deadline - now).min(self.shared.config.shard_poll_interval);
-            let shard = order[0];
-            let key = self.key(stream, shard);
+            let index = self.next_read.fetch_add(1, Ordering::Relaxed) % keys.len();
             let got = self
-                .read_shard(&key, group, consumer, max, Some(block))
+                .read_keys(
+                    std::slice::from_ref(&keys[index]),
+                    group,
+                    consumer,
+                    max,
+                    Some(block),
+                )
                 .await?;
             if !got.is_empty() {
-                return Ok(got
-                    .into_iter()
-                    .map(|(id, payload)| new_entry(self.entry_id(shard, id), payload))
-                    .collect());
+                return Ok(got.into_iter().map(|(_, id, p)| (index, id, p)).collect());
             }
         }
     }
@@ -249,66 +222,80 @@ fn new_entry(id: EntryId, payload: Payload) -> Entry {
     }
 }
 
-/// The (id, payload) pairs of an XREADGROUP answer on one stream: nil
-/// when nothing came, else per stream (an array of [key, entries] pairs in
-/// RESP2, a map in RESP3) the entries as [id, [field, value, …]].
-fn entries_of(response: Value) -> Result<Vec<(String, Payload)>> {
+/// An entry as Redis answers it: its id and payload.
+type RawEntry = (String, Payload);
+
+/// The entries of an XREADGROUP answer, by stream key: nil when nothing
+/// came, else per stream (an array of [key, entries] pairs in RESP2, a map
+/// in RESP3) the entries as [id, [field, value, …]].
+fn entries_by_stream(response: Value) -> Result<Vec<(String, Vec<RawEntry>)>> {
     let unexpected = || BusError::Internal("unexpected XREADGROUP answer".into());
-    let streams: Vec<Value> = match response {
+    let streams: Vec<(Value, Value)> = match response {
         Value::Null => return Ok(Vec::new()),
         Value::Array(streams) => streams
             .into_iter()
             .map(|stream| match stream {
-                Value::Array(mut pair) if pair.len() == 2 => Ok(pair.swap_remove(1)),
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    let entries = pair.swap_remove(1);
+                    Ok((pair.swap_remove(0), entries))
+                }
                 _ => Err(unexpected()),
             })
             .collect::<Result<_>>()?,
-        Value::Map(map) => map.inner().into_values().collect(),
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .map(|(key, entries)| (Value::from(key), entries))
+            .collect(),
         _ => return Err(unexpected()),
     };
-    let mut entries = Vec::new();
-    for entry in streams.into_iter().flat_map(Value::into_array) {
-        let mut parts = entry.into_array().into_iter();
-        let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
-            return Err(unexpected());
-        };
-        let id = id.into_string().ok_or_else(unexpected)?;
-        // An entry without our field was not appended by this bus; it is
-        // handed out empty, so that its consumer can drop and acknowledge
-        // it rather than have it claimed forever.
-        let mut payload = Payload::new();
-        let mut fields = fields.into_array().into_iter();
-        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-            if name.as_bytes() == Some(b"p") {
-                payload = value.convert::<Bytes>().map_err(|_| unexpected())?;
+    let mut by_stream = Vec::new();
+    for (key, entries) in streams {
+        let key = key.into_string().ok_or_else(unexpected)?;
+        let mut got = Vec::new();
+        for entry in entries.into_array() {
+            let mut parts = entry.into_array().into_iter();
+            let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
+                return Err(unexpected());
+            };
+            let id = id.into_string().ok_or_else(unexpected)?;
+            // An entry without our field was not appended by this bus; it is
+            // handed out empty, so that its consumer can drop and acknowledge
+            // it rather than have it claimed forever.
+            let mut payload = Payload::new();
+            let mut fields = fields.into_array().into_iter();
+            while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+                if name.as_bytes() == Some(b"p") {
+                    payload = value.convert::<Bytes>().map_err(|_| unexpected())?;
+                }
             }
+            got.push((id, payload));
         }
-        entries.push((id, payload));
+        by_stream.push((key, got));
     }
-    Ok(entries)
+    Ok(by_stream)
 }
 
 #[async_trait]
 impl WorkQueue for RedisQueue {
     async fn append(&self, stream: &str, payload: Payload) -> Result<EntryId> {
         let config = &self.shared.config;
-        let shards = self.shards();
-        let per_shard = config.stream_capacity.max(1).div_ceil(usize::from(shards));
         let deadline = tokio::time::Instant::now() + config.append_timeout;
+        let key = self.key(stream);
         let mut delay = Duration::from_millis(10);
         loop {
-            for shard in self.shard_order(&self.next_append) {
-                let key = self.key(stream, shard);
-                let id: Option<String> = run(
-                    &self.shared.pool,
-                    &SCRIPTS.append,
-                    vec![key.into()],
-                    vec![(per_shard as i64).into(), Value::Bytes(payload.clone())],
-                )
-                .await?;
-                if let Some(id) = id {
-                    return Ok(self.entry_id(shard, id));
-                }
+            let id: Option<String> = run(
+                &self.shared.pool,
+                &SCRIPTS.append,
+                vec![key.clone().into()],
+                vec![
+                    (config.stream_capacity.max(1) as i64).into(),
+                    Value::Bytes(payload.clone()),
+                ],
+            )
+            .await?;
+            if let Some(id) = id {
+                return Ok(EntryId(id));
             }
             // Full: room comes as consumers acknowledge (ack trims).
             let now = tokio::time::Instant::now();
@@ -328,54 +315,64 @@ impl WorkQueue for RedisQueue {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Entry>> {
-        if max == 0 {
+        let read = self
+            .read_many(&[stream.to_owned()], group, consumer, max, wait)
+            .await?;
+        Ok(read.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[String],
+        group: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<(usize, Entry)>> {
+        if max == 0 || streams.is_empty() {
             return Ok(Vec::new());
         }
         let deadline = tokio::time::Instant::now() + wait;
-        if self.shards() > 1 {
-            return self
-                .read_sharded(stream, group, consumer, max, deadline)
-                .await;
-        }
-        let key = self.key(stream, 0);
-        loop {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            // BLOCK 0 would mean forever: under a millisecond, don't block.
-            let block = (remaining >= Duration::from_millis(1)).then(|| remaining.min(MAX_BLOCK));
-            let got = self.read_shard(&key, group, consumer, max, block).await?;
-            if !got.is_empty() || tokio::time::Instant::now() >= deadline || block.is_none() {
-                return Ok(got
-                    .into_iter()
-                    .map(|(id, payload)| new_entry(self.entry_id(0, id), payload))
-                    .collect());
+        let keys: Vec<String> = streams.iter().map(|s| self.key(s)).collect();
+        let got = if self.shared.clustered && keys.len() > 1 {
+            self.read_polling(&keys, group, consumer, max, deadline)
+                .await?
+        } else {
+            loop {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // BLOCK 0 would mean forever: under a millisecond, don't block.
+                let block =
+                    (remaining >= Duration::from_millis(1)).then(|| remaining.min(MAX_BLOCK));
+                let got = self.read_keys(&keys, group, consumer, max, block).await?;
+                if !got.is_empty() || tokio::time::Instant::now() >= deadline || block.is_none() {
+                    break got;
+                }
             }
-        }
+        };
+        Ok(got
+            .into_iter()
+            .map(|(index, id, payload)| (index, new_entry(EntryId(id), payload)))
+            .collect())
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
-        let mut by_shard: HashMap<u16, Vec<Value>> = HashMap::new();
-        for id in ids {
-            match self.parse_id(id) {
-                Some((shard, id)) => by_shard.entry(shard).or_default().push(id.into()),
-                None => tracing::warn!(?id, stream, "not an entry id of this bus; ignored"),
-            }
+        if ids.is_empty() {
+            return Ok(());
         }
         let trim = if self.shared.config.exact_trim {
             "="
         } else {
             "~"
         };
-        for (shard, ids) in by_shard {
-            let mut args: Vec<Value> = vec![group.into(), trim.into()];
-            args.extend(ids);
-            let _acked: i64 = run(
-                &self.shared.pool,
-                &SCRIPTS.ack,
-                vec![self.key(stream, shard).into()],
-                args,
-            )
-            .await?;
-        }
+        let mut args: Vec<Value> = vec![group.into(), trim.into()];
+        args.extend(ids.iter().map(|id| Value::from(id.0.as_str())));
+        let _acked: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.ack,
+            vec![self.key(stream).into()],
+            args,
+        )
+        .await?;
         Ok(())
     }
 
@@ -387,47 +384,41 @@ impl WorkQueue for RedisQueue {
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<Entry>> {
+        let answer: FredResult<Vec<Value>> = SCRIPTS
+            .claim
+            .evalsha_with_reload(
+                self.shared.pool.next_connected(),
+                vec![self.key(stream)],
+                vec![
+                    Value::from(group),
+                    Value::from(consumer),
+                    Value::from(min_idle.as_millis() as i64),
+                    Value::from(max as i64),
+                ],
+            )
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            // No group (or no stream) yet: nothing was ever handed out.
+            Err(e) if is_reply(&e, "NOGROUP") => return Ok(Vec::new()),
+            Err(e) => return Err(error(e)),
+        };
         let mut claimed = Vec::new();
-        for shard in self.shard_order(&self.next_read) {
-            let want = max.saturating_sub(claimed.len());
-            if want == 0 {
-                break;
-            }
-            let answer: FredResult<Vec<Value>> = SCRIPTS
-                .claim
-                .evalsha_with_reload(
-                    self.shared.pool.next_connected(),
-                    vec![self.key(stream, shard)],
-                    vec![
-                        Value::from(group),
-                        Value::from(consumer),
-                        Value::from(min_idle.as_millis() as i64),
-                        Value::from(want as i64),
-                    ],
-                )
-                .await;
-            let answer = match answer {
-                Ok(answer) => answer,
-                // No group (or no stream) yet: nothing was ever handed out.
-                Err(e) if is_reply(&e, "NOGROUP") => continue,
-                Err(e) => return Err(error(e)),
+        let mut fields = answer.into_iter();
+        while let (Some(id), Some(payload), Some(deliveries)) =
+            (fields.next(), fields.next(), fields.next())
+        {
+            let (Some(id), Ok(payload)) = (id.into_string(), payload.convert::<Bytes>()) else {
+                return Err(BusError::Internal(
+                    "unexpected answer from the claim script".into(),
+                ));
             };
-            let mut fields = answer.into_iter();
-            while let (Some(id), Some(payload), Some(deliveries)) =
-                (fields.next(), fields.next(), fields.next())
-            {
-                let (Some(id), Ok(payload)) = (id.into_string(), payload.convert::<Bytes>()) else {
-                    return Err(BusError::Internal(
-                        "unexpected answer from the claim script".into(),
-                    ));
-                };
-                let deliveries = deliveries.as_u64().unwrap_or(2).min(u64::from(u32::MAX));
-                claimed.push(Entry {
-                    id: self.entry_id(shard, id),
-                    payload,
-                    deliveries: deliveries as u32,
-                });
-            }
+            let deliveries = deliveries.as_u64().unwrap_or(2).min(u64::from(u32::MAX));
+            claimed.push(Entry {
+                id: EntryId(id),
+                payload,
+                deliveries: deliveries as u32,
+            });
         }
         Ok(claimed)
     }

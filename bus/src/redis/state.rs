@@ -27,6 +27,7 @@ use futures_util::future::try_join_all;
 
 use super::scripts::{SCRIPTS, run};
 use super::{Shared, error};
+use crate::partitions::Leases;
 use crate::state::MAX_WORKER_ID;
 use crate::{BusError, Payload, RateDecision, Result, SharedState};
 
@@ -52,12 +53,7 @@ impl RedisState {
     /// The presence shard of a user: a stable hash (FNV-1a), the same in
     /// every process and every version.
     fn presence_shard(&self, user: &str) -> u16 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in user.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        (hash % u64::from(self.presence_shards())) as u16
+        crate::partitions::partition_of(user, self.presence_shards())
     }
 
     /// The user's set and their shard's set.
@@ -263,6 +259,55 @@ impl SharedState for RedisState {
         )
         .await?;
         Ok(renewed == 1)
+    }
+
+    async fn claim_partitions(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: u16,
+        ttl: Duration,
+    ) -> Result<Leases> {
+        let [members, leases] = self.shared.keys.partition_group(group);
+        let answer: Vec<i64> = run(
+            &self.shared.pool,
+            &SCRIPTS.claim_partitions,
+            vec![members.into(), leases.into()],
+            vec![
+                member.into(),
+                i64::from(partitions).into(),
+                millis(ttl).max(1).into(),
+            ],
+        )
+        .await?;
+        let mut answer = answer.into_iter();
+        let share = answer.next().unwrap_or(0);
+        let mut held: Vec<u16> = answer.filter_map(|p| u16::try_from(p).ok()).collect();
+        held.sort_unstable();
+        Ok(Leases {
+            held,
+            share: u16::try_from(share).unwrap_or(partitions),
+        })
+    }
+
+    async fn release_partitions(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: &[u16],
+        leaving: bool,
+    ) -> Result<()> {
+        let [members, leases] = self.shared.keys.partition_group(group);
+        let mut args: Vec<Value> = vec![member.into(), if leaving { "1" } else { "0" }.into()];
+        args.extend(partitions.iter().map(|p| Value::from(i64::from(*p))));
+        let _: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.release_partitions,
+            vec![members.into(), leases.into()],
+            args,
+        )
+        .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {

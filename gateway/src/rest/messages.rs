@@ -71,9 +71,11 @@ pub async fn read(
     Path(room): Path<String>,
     JsonBody(request): JsonBody<ReadRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .chat
-        .mark_read(me, &room_id(&room)?, request.message_id)
-        .await?;
+    // The same path as a WebSocket `read`.
+    let action = ClientAction::Read {
+        room_id: room_id(&room)?,
+        message_id: request.message_id,
+    };
+    state.relay.call_action(me, action).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chat_protocol::Room;
+use chat_protocol::frames::ClientAction;
 use chat_protocol::rest::{
     AddMemberRequest, CreateRoomRequest, MembersResponse, OpenDmRequest, RoomsResponse,
 };
@@ -42,7 +43,14 @@ pub async fn join(
     AuthUser(me): AuthUser,
     Path(room): Path<String>,
 ) -> Result<Json<Room>, ApiError> {
-    Ok(Json(state.chat.join(me, &room_id(&room)?).await?))
+    // The same path as a WebSocket `join`: the room's router applies it
+    // and publishes its events; then the room is read for the answer.
+    let room_id = room_id(&room)?;
+    state
+        .relay
+        .call_action(me, ClientAction::Join { room_id })
+        .await?;
+    Ok(Json(state.chat.room(me, &room_id).await?))
 }
 
 pub async fn leave(
@@ -50,7 +58,12 @@ pub async fn leave(
     AuthUser(me): AuthUser,
     Path(room): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.chat.leave(me, &room_id(&room)?).await?;
+    // The same path as a WebSocket `leave`.
+    let room_id = room_id(&room)?;
+    state
+        .relay
+        .call_action(me, ClientAction::Leave { room_id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

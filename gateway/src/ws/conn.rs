@@ -17,8 +17,11 @@ use tokio::sync::{mpsc, watch};
 
 /// How long an answer to the client may wait for room in the queue.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
-/// Event ids remembered per connection to pass each event on once.
-const RECENT_EVENTS: usize = 32;
+/// Event ids remembered per connection to pass each event on once. A
+/// `message` event's id is its message's id, so this also drops the
+/// republished copies of a persistence batch taken over after its worker
+/// died (up to a batch's worth for one connection's rooms).
+const RECENT_EVENTS: usize = 256;
 
 /// Why and how a connection is being closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,404 @@
+//! Per-room order in a cluster: several routers and persistence workers
+//! over a real Redis, each room's partition held by one of each at a time.
+//! Several users send quickly into one room while processes die or join;
+//! every member must see each sender's messages exactly once and in the
+//! order sent, and history must hold them in the same order.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chat_bus::partitions::{DEFAULT_PARTITIONS, partition_of};
+use chat_bus::testing::RedisServer;
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::harness::{Client, Server};
+use crate::ws::Ws;
+
+/// Messages each sender sends.
+const PER_SENDER: usize = 100;
+
+/// A room member: their REST client, user id and WebSocket.
+struct Member {
+    client: Client,
+    id: String,
+    ws: Ws,
+}
+
+/// Users spread over `gateways`, all members of one new room.
+async fn members_of_a_room(gateways: &[&Server], count: usize) -> (Vec<Member>, String) {
+    members_of_a_room_where(gateways, count, |_| true).await
+}
+
+/// Users spread over `gateways`, all members of a new room that `wanted`
+/// accepts (rooms are made until one is).
+async fn members_of_a_room_where(
+    gateways: &[&Server],
+    count: usize,
+    wanted: impl Fn(&str) -> bool,
+) -> (Vec<Member>, String) {
+    let mut users = Vec::new();
+    for i in 0..count {
+        let gateway = gateways[i % gateways.len()];
+        let (client, id) = gateway.user(&format!("sender{i}")).await;
+        users.push((gateway, client, id));
+    }
+    let others: Vec<&str> = users[1..].iter().map(|(_, _, id)| id.as_str()).collect();
+    let room = loop {
+        let room = users[0].1.create_room("ordered", "public", &others).await;
+        if wanted(&room) {
+            break room;
+        }
+    };
+    let mut members = Vec::new();
+    for (gateway, client, id) in users {
+        let ws = Ws::connect(gateway, client.token()).await;
+        members.push(Member { client, id, ws });
+    }
+    (members, room)
+}
+
+/// Every member sends [`PER_SENDER`] messages into `room`, `pause` apart,
+/// each from a task of its own, without waiting for acks; `during` runs
+/// once they are half-way.
+async fn send_concurrently(
+    members: Vec<Member>,
+    room: &str,
+    pause: Duration,
+    during: impl FnOnce(),
+) -> Vec<Member> {
+    let senders: Vec<_> = members
+        .into_iter()
+        .map(|mut member| {
+            let room = room.to_owned();
+            tokio::spawn(async move {
+                for n in 0..PER_SENDER {
+                    let key = format!("{}:{n}", member.id);
+                    member
+                        .ws
+                        .send(json!({"type": "send", "room_id": room, "content": key, "client_id": key}))
+                        .await;
+                    tokio::time::sleep(pause).await;
+                }
+                member
+            })
+        })
+        .collect();
+    tokio::time::sleep(pause * (PER_SENDER as u32) / 2).await;
+    during();
+    let mut members = Vec::new();
+    for sender in senders {
+        members.push(sender.await.expect("a sender task"));
+    }
+    members
+}
+
+/// The sender's number of a message sent by [`send_concurrently`].
+fn sequence(message: &Value) -> (String, usize) {
+    let content = message["content"].as_str().expect("content");
+    let (sender, n) = content.split_once(':').expect("sender:n");
+    (sender.to_owned(), n.parse().expect("a number"))
+}
+
+/// Checks that `messages` hold each of `senders`' messages exactly once,
+/// each sender's in the order sent, with increasing ids.
+fn assert_each_sender_in_order(messages: &[Value], senders: &[String], whose: &str) {
+    let ids: HashSet<&str> = messages
+        .iter()
+        .map(|m| m["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), messages.len(), "{whose}: a message twice");
+    let mut by_sender: HashMap<String, Vec<(usize, u64)>> = HashMap::new();
+    for message in messages {
+        let (sender, n) = sequence(message);
+        assert_eq!(message["sender_id"].as_str(), Some(sender.as_str()));
+        let id: u64 = message["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("numeric id");
+        by_sender.entry(sender).or_default().push((n, id));
+    }
+    for sender in senders {
+        let got = by_sender.remove(sender).unwrap_or_default();
+        let order: Vec<usize> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            order,
+            (0..PER_SENDER).collect::<Vec<_>>(),
+            "{whose}: {sender}'s messages, exactly once, in the order sent"
+        );
+        assert!(
+            got.windows(2).all(|w| w[0].1 < w[1].1),
+            "{whose}: {sender}'s ids increase in send order"
+        );
+    }
+    assert!(by_sender.is_empty(), "{whose}: messages of strangers");
+}
+
+/// Reads a member's connection until every one of their sends is acked and
+/// every message of the room has arrived; then a moment more, to catch
+/// copies. Answers the `message` frames' messages, in arrival order.
+async fn receive_everything(member: &mut Member, total: usize) -> Vec<Value> {
+    let mut acked = HashSet::new();
+    let mut messages = Vec::new();
+    let mut distinct = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while acked.len() < PER_SENDER || distinct.len() < total {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: {} acks and {} messages only",
+            member.id,
+            acked.len(),
+            distinct.len()
+        );
+        let frame = member.ws.next_frame().await;
+        match frame["type"].as_str() {
+            Some("ack") => {
+                acked.insert(frame["client_id"].as_str().expect("client_id").to_owned());
+            }
+            Some("message") => {
+                distinct.insert(frame["message"]["id"].as_str().expect("id").to_owned());
+                messages.push(frame["message"].clone());
+            }
+            Some("error") => panic!("{}: a send failed: {frame}", member.id),
+            _ => {}
+        }
+    }
+    let late = member
+        .ws
+        .frames_within(Duration::from_millis(1500), &["presence", "ack"])
+        .await;
+    messages.extend(
+        late.into_iter()
+            .filter(|f| f["type"] == "message")
+            .map(|f| f["message"].clone()),
+    );
+    messages
+}
+
+/// The room's whole history, oldest first.
+async fn history(client: &Client, room: &str) -> Vec<Value> {
+    let mut messages = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let path = match &before {
+            Some(id) => format!("/api/v1/rooms/{room}/messages?limit=100&before={id}"),
+            None => format!("/api/v1/rooms/{room}/messages?limit=100"),
+        };
+        let (_, page) = client.get(&path).await;
+        let page: Vec<Value> = page["messages"].as_array().expect("messages").clone();
+        before = page
+            .first()
+            .map(|m| m["id"].as_str().expect("id").to_owned());
+        let more = !page.is_empty();
+        messages.splice(0..0, page);
+        if !more {
+            return messages;
+        }
+    }
+}
+
+/// Sends, receives and checks; `during` runs half-way through the sends.
+async fn senders_keep_their_order(
+    members: Vec<Member>,
+    room: &str,
+    pause: Duration,
+    during: impl FnOnce(),
+) {
+    let senders: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let total = senders.len() * PER_SENDER;
+    let mut members = send_concurrently(members, room, pause, during).await;
+    for member in &mut members {
+        let received = receive_everything(member, total).await;
+        assert_each_sender_in_order(&received, &senders, &format!("live at {}", member.id));
+    }
+    let stored = history(&members[0].client, room).await;
+    assert_eq!(stored.len(), total, "history holds every message once");
+    assert_each_sender_in_order(&stored, &senders, "history");
+}
+
+/// The holder of a partition of a group's leases, as Redis has it.
+fn holder(redis: &RedisServer, group: &str, partition: u16) -> String {
+    let key = format!("chat:{{parts:{group}}}:leases");
+    let lease = redis.cli(&["hget", &key, &partition.to_string()]);
+    lease
+        .split_once(':')
+        .map(|(_, holder)| holder.to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_routers_and_two_writers_each_senders_order_is_kept() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _routers = [cluster.start("router"), cluster.start("router")];
+    let _writers = [cluster.start("persist"), cluster.start("persist")];
+    let gateways = [cluster.start("gateway"), cluster.start("gateway")];
+    let (members, room) = members_of_a_room(&[&gateways[0], &gateways[1]], 4).await;
+    senders_keep_their_order(members, &room, Duration::ZERO, || {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_rooms_router_and_writer_mid_run_loses_and_repeats_nothing() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let mut writers = vec![cluster.start("persist"), cluster.start("persist")];
+    let gateways = [cluster.start("gateway"), cluster.start("gateway")];
+    let (members, room) = members_of_a_room(&[&gateways[0], &gateways[1]], 3).await;
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    let kill_holder = |processes: &mut Vec<Server>, group: &str| {
+        let holder = holder(&redis, group, partition);
+        let index = processes
+            .iter()
+            .position(|p| p.log().contains(&holder))
+            .unwrap_or_else(|| panic!("no process holds partition {partition} of {group}"));
+        processes.remove(index).kill();
+        holder
+    };
+    let mut killed = Vec::new();
+    senders_keep_their_order(members, &room, Duration::from_millis(10), || {
+        killed.push(kill_holder(&mut routers, "routers"));
+        killed.push(kill_holder(&mut writers, "persisters"));
+    })
+    .await;
+    // The survivors hold the room's partition now.
+    assert_ne!(holder(&redis, "routers", partition), killed[0]);
+    assert_ne!(holder(&redis, "persisters", partition), killed[1]);
+    assert!(
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition))
+    );
+    assert!(
+        writers[0]
+            .log()
+            .contains(&holder(&redis, "persisters", partition))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_and_writer_joining_mid_run_take_partitions_without_gap_or_copy() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    // A room in the upper half of the partitions: the half a first member
+    // gives to a second one when it joins.
+    let (members, room) = members_of_a_room_where(&[&gateway], 3, |room| {
+        partition_of(room, DEFAULT_PARTITIONS) >= DEFAULT_PARTITIONS / 2
+    })
+    .await;
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    let mut joined = Vec::new();
+    senders_keep_their_order(members, &room, Duration::from_millis(20), || {
+        joined.push(cluster.start("router"));
+        joined.push(cluster.start("persist"));
+    })
+    .await;
+    assert!(
+        joined[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
+        "the joining router took the room's partition"
+    );
+    assert!(
+        joined[1]
+            .log()
+            .contains(&holder(&redis, "persisters", partition)),
+        "the joining writer took the room's partition"
+    );
+}
+
+/// Whether `user` is among the room's members, as `client` sees them.
+async fn is_member(client: &Client, room: &str, user: &str) -> bool {
+    let (_, body) = client.get(&format!("/api/v1/rooms/{room}/members")).await;
+    body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .any(|m| m["user"]["id"].as_str() == Some(user))
+}
+
+/// Waits until `user`'s membership of `room` is `wanted`.
+async fn until_member(client: &Client, room: &str, user: &str, wanted: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while is_member(client, room, user).await != wanted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{user} member of {room}: never {wanted}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_and_websocket_actions_behave_alike_past_a_killed_router() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, _) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let (carol, carol_id) = gateway.user("carol").await;
+    let room = alice.create_room("open", "public", &[]).await;
+    let last = alice.send(&room, "hello").await["id"].clone();
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    let dead = holder(&redis, "routers", partition);
+    let index = routers
+        .iter()
+        .position(|r| r.log().contains(&dead))
+        .expect("a router holds the room's partition");
+    routers.remove(index).kill();
+
+    // join: REST answers the room once the survivor took the partition;
+    // the WebSocket action has the same effect.
+    let (status, joined) = bob.post_empty(&format!("/api/v1/rooms/{room}/join")).await;
+    assert_eq!(status.as_u16(), 200, "{joined}");
+    assert_eq!(joined["id"].as_str(), Some(room.as_str()));
+    let mut ws = Ws::connect(&gateway, carol.token()).await;
+    ws.send(json!({"type": "join", "room_id": room})).await;
+    until_member(&alice, &room, &carol_id, true).await;
+    assert!(is_member(&alice, &room, &bob_id).await);
+
+    // read: both accepted.
+    let (status, _) = bob
+        .post(
+            &format!("/api/v1/rooms/{room}/read"),
+            json!({"message_id": last}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 204);
+    ws.send(json!({"type": "read", "room_id": room, "message_id": last}))
+        .await;
+    let errors = ws
+        .frames_within(
+            Duration::from_millis(500),
+            &["presence", "room_added", "member_joined"],
+        )
+        .await;
+    assert!(errors.iter().all(|f| f["type"] != "error"), "{errors:?}");
+
+    // leave: the same again.
+    let (status, _) = bob.post_empty(&format!("/api/v1/rooms/{room}/leave")).await;
+    assert_eq!(status.as_u16(), 204);
+    ws.send(json!({"type": "leave", "room_id": room})).await;
+    until_member(&alice, &room, &carol_id, false).await;
+    assert!(!is_member(&alice, &room, &bob_id).await);
+
+    // And both are refused alike: leaving a room one is not in.
+    let (status, refused) = bob.post_empty(&format!("/api/v1/rooms/{room}/leave")).await;
+    assert!(status.is_client_error(), "{refused}");
+    ws.send(json!({"type": "leave", "room_id": room, "ref": "again"}))
+        .await;
+    let error = ws.next_of("error").await;
+    assert_eq!(error["code"], refused["error"]["code"]);
+    assert!(
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
+        "the survivor holds the room's partition"
+    );
+}
