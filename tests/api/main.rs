@@ -6,7 +6,9 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod chat_client;
 mod cluster;
+mod data_dir;
 mod dms;
 mod messages;
 mod realtime;

@@ -1,10 +1,15 @@
-//! Names for ids: usernames for user ids and labels (`#general`,
+//! Names for ids: usernames for user ids and labels (`#general·3f2a`,
 //! `@bob`) for room ids, looked up over REST once and remembered.
+//!
+//! Room names are not unique (anyone may create a public `general`), so a
+//! group room's label carries a short tag derived from its id: two rooms of
+//! one name show different labels, and one room always the same label.
 
 use std::collections::HashMap;
 
-use chat_loadtest::api::Api;
 use chat_protocol::{Id, Room, RoomId, RoomKind, User};
+
+use crate::api::Api;
 
 pub struct Names {
     api: Api,
@@ -31,8 +36,18 @@ impl Names {
 
     pub fn learn_room(&mut self, room: &Room) {
         if room.kind == RoomKind::Group {
-            self.rooms.insert(room.id, format!("#{}", room.name));
+            self.rooms.insert(room.id, group_label(&room.name, room.id));
         }
+    }
+
+    /// The signed-in user's id.
+    pub fn me(&self) -> Id {
+        self.me
+    }
+
+    /// Signs the lookups in with a new token (after logging in again).
+    pub fn set_api(&mut self, api: Api) {
+        self.api = api;
     }
 
     /// The username of `id`, asking the server the first time.
@@ -49,7 +64,7 @@ impl Names {
         }
     }
 
-    /// `#name` for a group room, `@other` for a DM.
+    /// `#name·tag` for a group room, `@other` for a DM.
     pub async fn room(&mut self, id: RoomId) -> String {
         if let Some((lo, hi)) = id.dm_users() {
             let other = if lo == self.me { hi } else { lo };
@@ -60,11 +75,32 @@ impl Names {
         }
         match self.api.room(&id).await {
             Ok(room) => {
+                let label = group_label(&room.name, room.id);
                 self.learn_room(&room);
-                format!("#{}", room.name)
+                label
             }
             Err(_) => format!("room:{id}"),
         }
+    }
+}
+
+/// `#name·tag`, the tag being four hex digits mixed from the whole id (a
+/// Snowflake's low bits alone are mostly the same worker and sequence).
+fn group_label(name: &str, id: RoomId) -> String {
+    let bits = match id {
+        RoomId::Group(Id(bits)) => bits,
+        RoomId::Dm { lo, hi } => lo.0 ^ hi.0.rotate_left(32),
+    };
+    // Fibonacci hashing: the top 16 bits of the product depend on every bit.
+    let tag = bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48;
+    format!("#{name}·{tag:04x}")
+}
+
+/// "1 member", "2 members".
+pub fn members(count: u32) -> String {
+    match count {
+        1 => "1 member".to_owned(),
+        n => format!("{n} members"),
     }
 }
 
@@ -77,6 +113,23 @@ pub fn clock(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rooms_of_one_name_have_different_labels() {
+        let first = group_label("general", RoomId::Group(Id(1 << 22)));
+        let second = group_label("general", RoomId::Group(Id(2 << 22)));
+        assert!(first.starts_with("#general·"), "{first}");
+        assert_eq!(first.chars().count(), "#general·".chars().count() + 4);
+        assert_ne!(first, second);
+        assert_eq!(first, group_label("general", RoomId::Group(Id(1 << 22))));
+    }
+
+    #[test]
+    fn member_counts_are_grammatical() {
+        assert_eq!(members(1), "1 member");
+        assert_eq!(members(2), "2 members");
+        assert_eq!(members(0), "0 members");
+    }
 
     #[test]
     fn clock_is_utc_time_of_day() {
