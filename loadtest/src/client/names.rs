@@ -96,11 +96,11 @@ fn group_label(name: &str, id: RoomId) -> String {
     format!("#{name}·{tag:04x}")
 }
 
-/// "1 member", "2 members".
-pub fn members(count: u32) -> String {
+/// "1 member", "2 members": `count` and `thing`, plural unless one.
+pub fn counted(count: usize, thing: &str) -> String {
     match count {
-        1 => "1 member".to_owned(),
-        n => format!("{n} members"),
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
     }
 }
 
@@ -126,9 +126,9 @@ mod tests {
 
     #[test]
     fn member_counts_are_grammatical() {
-        assert_eq!(members(1), "1 member");
-        assert_eq!(members(2), "2 members");
-        assert_eq!(members(0), "0 members");
+        assert_eq!(counted(1, "member"), "1 member");
+        assert_eq!(counted(2, "member"), "2 members");
+        assert_eq!(counted(0, "room"), "0 rooms");
     }
 
     #[test]

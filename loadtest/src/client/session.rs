@@ -139,8 +139,8 @@ impl<S: Screen> Session<S> {
             }
         }
         if !self.outbox.is_empty() {
-            let count = self.outbox.len();
-            self.say(format!("! {count} typed line(s) were not acknowledged"));
+            let lines = names::counted(self.outbox.len(), "typed line");
+            self.say(format!("! {lines} not acknowledged by the server"));
         }
         self.say("bye");
         Ok(())
@@ -404,7 +404,9 @@ impl<S: Screen> Session<S> {
                         " "
                     };
                     let kind = match summary.room.kind {
-                        RoomKind::Group => names::members(summary.room.member_count),
+                        RoomKind::Group => {
+                            names::counted(summary.room.member_count as usize, "member")
+                        }
                         RoomKind::Dm => "direct".into(),
                     };
                     self.say(format!(
@@ -502,9 +504,9 @@ impl<S: Screen> Session<S> {
         let here = self.names.room(self.room).await;
         if self.connected_before {
             self.say(format!(
-                "* reconnected; resuming {} room(s), sending {} queued line(s)",
-                known.len(),
-                self.outbox.len()
+                "* reconnected; resuming {}, sending {} typed meanwhile",
+                names::counted(known.len(), "room"),
+                names::counted(self.outbox.len(), "line"),
             ));
             if !known.is_empty() {
                 frames.push(ClientFrame {
@@ -516,8 +518,8 @@ impl<S: Screen> Session<S> {
             }
         } else {
             self.say(format!(
-                "* connected as {username} ({} rooms, heartbeat {} s); talking in {here}. /help for commands",
-                rooms.len(),
+                "* connected as {username} ({}, heartbeat {} s); talking in {here}. /help for commands",
+                names::counted(rooms.len(), "room"),
                 heartbeat_ms / 1000
             ));
             self.history(10).await;
