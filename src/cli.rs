@@ -2,7 +2,7 @@
 //! `CHAT_*` variables and the TOML file all name the same settings.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -15,8 +15,15 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "chatd", version, about, long_about)]
 pub struct Cli {
-    /// TOML configuration file.
-    #[arg(long, short, global = true, env = "CHAT_CONFIG", value_name = "FILE")]
+    /// TOML configuration file [env: CHAT_CONFIG].
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "CHAT_CONFIG",
+        hide_env = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -36,15 +43,23 @@ pub enum Command {
     Gateway(ServeArgs),
     /// Run only the router role of a cluster: checks and routes client
     /// actions from the inbound stream. Needs CHAT_REDIS_URL.
+    #[command(mut_arg("listen", |arg| arg.help(OPS_LISTEN_HELP)))]
     Router(ServeArgs),
     /// Run only the persistence role of a cluster: writes messages from
     /// the persist stream to the store. Needs CHAT_REDIS_URL.
+    #[command(mut_arg("listen", |arg| arg.help(OPS_LISTEN_HELP)))]
     Persist(ServeArgs),
     /// Create or upgrade the database schema, then exit.
-    Migrate,
+    Migrate(DataDirArgs),
     /// Print the effective configuration (secrets redacted), then exit.
-    Config,
+    Config(ServeArgs),
 }
+
+/// `--listen` of the roles that serve only the operational endpoints.
+const OPS_LISTEN_HELP: &str = "Address to serve /healthz, /readyz and /metrics on \
+     [env: CHAT_LISTEN]. There is no default of its own: like every process it \
+     takes `listen` (0.0.0.0:8080, the gateway's usual port), so give each \
+     process on a host its own";
 
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
@@ -59,6 +74,14 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Args, Default)]
+pub struct DataDirArgs {
+    /// Directory of the embedded database [env: CHAT_DATA_DIR]
+    /// [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
 /// A part of the service that a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -68,14 +91,27 @@ pub enum Role {
 }
 
 impl Cli {
-    /// The flags of a command that runs roles.
-    pub fn serve_args(&self) -> Option<&ServeArgs> {
+    /// `--listen`, if given.
+    pub fn listen(&self) -> Option<SocketAddr> {
         match &self.command {
             Command::Serve(args)
             | Command::Gateway(args)
             | Command::Router(args)
-            | Command::Persist(args) => Some(args),
-            Command::Migrate | Command::Config => None,
+            | Command::Persist(args)
+            | Command::Config(args) => args.listen,
+            Command::Migrate(_) => None,
+        }
+    }
+
+    /// `--data-dir`, if given.
+    pub fn data_dir(&self) -> Option<&Path> {
+        match &self.command {
+            Command::Serve(args)
+            | Command::Gateway(args)
+            | Command::Router(args)
+            | Command::Persist(args)
+            | Command::Config(args) => args.data_dir.as_deref(),
+            Command::Migrate(args) => args.data_dir.as_deref(),
         }
     }
 
@@ -86,7 +122,7 @@ impl Cli {
             Command::Gateway(_) => &[Role::Gateway],
             Command::Router(_) => &[Role::Router],
             Command::Persist(_) => &[Role::Persistence],
-            Command::Migrate | Command::Config => &[],
+            Command::Migrate(_) | Command::Config(_) => &[],
         }
     }
 }

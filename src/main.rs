@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod data_dir;
 mod logging;
 mod secrets;
 mod serve;
@@ -32,8 +33,8 @@ fn main() -> std::process::ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            cli::Command::Migrate => serve::migrate(&config).await,
-            cli::Command::Config => config.print(),
+            cli::Command::Migrate(_) => serve::migrate(&config).await,
+            cli::Command::Config(_) => config.print(),
             _ => serve::run(config, cli.roles()).await,
         }
     });

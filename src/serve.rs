@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::Role;
 use crate::config::Config;
+use crate::data_dir::DataDirLock;
 use crate::secrets;
 use crate::store::StoreHandle;
 
@@ -46,6 +47,16 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    // Held until this function returns: alone, this process's ids are only
+    // unique if no other process uses the directory.
+    let _data_dir_lock = match config.redis_url {
+        None => Some(DataDirLock::acquire(&config.data_dir)?),
+        Some(_) => None,
+    };
+    // Checked before the store is opened (and perhaps migrated) for nothing.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let store = StoreHandle::open(&config).await?;
     let bus = open_bus(&config).await?;
     let name = process_name();
@@ -102,9 +113,6 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
             bus: bus.clone(),
         }),
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs hold back a frame that follows another by

@@ -21,7 +21,11 @@ pub mod ws;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
 use chat_router::Chat;
 use tower_http::trace::TraceLayer;
 
@@ -71,6 +75,34 @@ fn with_edge_layers(router: Router) -> Router {
     router
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
+        .layer(axum::middleware::map_response(end_json_with_newline))
         .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Ends every JSON answer with a newline, as text tools expect (a shell
+/// prompt after `curl` then starts on a line of its own). JSON answers are
+/// small and already whole in memory.
+async fn end_json_with_newline(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(json) => {
+            let mut text = Vec::with_capacity(json.len() + 1);
+            text.extend_from_slice(&json);
+            text.push(b'\n');
+            parts.headers.remove(CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text))
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read a JSON answer");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

@@ -3,18 +3,17 @@
 //!
 //! An implementation's integration tests run the whole suite with one macro
 //! call, giving it a *factory*: an async fn (or a closure returning a future)
-//! that makes a store for one case, or answers `None` to skip the suite (say,
-//! when no database server is configured):
+//! that makes a store for one case:
 //!
 //! ```ignore
 //! use std::sync::Arc;
 //! use chat_persistence::conformance::StoreUnderTest;
 //!
-//! async fn fresh_store() -> Option<StoreUnderTest> {
-//!     let dir = tempfile::tempdir().ok()?;
-//!     let store = MyStore::open(dir.path()).ok()?;
+//! async fn fresh_store() -> StoreUnderTest {
+//!     let dir = tempfile::tempdir().expect("a temporary directory");
+//!     let store = MyStore::open(dir.path()).expect("open the store");
 //!     // The directory must outlive the store: keep it alongside.
-//!     Some(StoreUnderTest::keeping_alive(Arc::new(store), dir))
+//!     StoreUnderTest::keeping_alive(Arc::new(store), dir)
 //! }
 //!
 //! mod conformance {
@@ -24,7 +23,17 @@
 //!
 //! That expands to one `#[tokio::test]` per case (so the calling crate needs
 //! `tokio` as a dev-dependency), each calling the `pub async fn` of the same
-//! name in this module; a case can also be called directly.
+//! name in this module; a case can also be called directly. Attributes given
+//! after the factory go on every case; a suite that needs a database server
+//! is marked ignored without one, so that the test runner reports it as
+//! ignored rather than passed:
+//!
+//! ```ignore
+//! chat_persistence::store_conformance_tests!(
+//!     super::server_store,
+//!     #[cfg_attr(not(have_server), ignore = "needs a live server")]
+//! );
+//! ```
 //!
 //! The cases never assume an empty store, because a server-backed store is
 //! tested against a shared, long-lived keyspace: every case makes its own
@@ -49,13 +58,15 @@ use crate::{Store, StoreError};
 
 /// Expands to one `#[tokio::test]` per conformance case, each running the
 /// case against a store made by `$factory` (see the [module
-/// docs](crate::conformance)). Invoke it inside a module of its own, as the
-/// generated tests are named after the cases.
+/// docs](crate::conformance)), with the attributes given after the factory.
+/// Invoke it inside a module of its own, as the generated tests are named
+/// after the cases.
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($factory:expr $(,)?) => {
+    ($factory:expr $(, #[$attribute:meta])* $(,)?) => {
         $crate::__store_conformance_cases! {
             $factory;
+            { $(#[$attribute])* }
             // Adding a case: write its `pub async fn` below and list it here.
             ping_answers,
             created_users_can_be_looked_up,
@@ -102,18 +113,23 @@ macro_rules! store_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __store_conformance_cases {
-    ($factory:expr; $($case:ident),+ $(,)?) => {
+    ($factory:expr; $attributes:tt $($case:ident),+ $(,)?) => {
         $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                $crate::conformance::run_case(
-                    ::core::stringify!($case),
-                    $factory,
-                    $crate::conformance::$case,
-                )
-                .await;
-            }
+            $crate::__store_conformance_case! { $attributes $factory; $case }
         )+
+    };
+}
+
+/// One case of [`store_conformance_tests!`], with its attributes.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_case {
+    ({ $(#[$attribute:meta])* } $factory:expr; $case:ident) => {
+        $(#[$attribute])*
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            $crate::conformance::run_case($factory, $crate::conformance::$case).await;
+        }
     };
 }
 
@@ -154,25 +170,18 @@ impl From<Arc<dyn Store>> for StoreUnderTest {
     }
 }
 
-/// Runs one case against a store from `factory`, or says why it is skipped.
-pub async fn run_case<Factory, Made, Fixture, Case, Running>(
-    case_name: &str,
-    factory: Factory,
-    case: Case,
-) where
+/// Runs one case against a store from `factory`; the fixture lives until
+/// the case is done.
+pub async fn run_case<Factory, Made, Fixture, Case, Running>(factory: Factory, case: Case)
+where
     Factory: FnOnce() -> Made,
-    Made: Future<Output = Option<Fixture>>,
+    Made: Future<Output = Fixture>,
     Fixture: Into<StoreUnderTest>,
     Case: FnOnce(Arc<dyn Store>) -> Running,
     Running: Future<Output = ()>,
 {
-    match factory().await {
-        None => eprintln!("skipping store conformance case {case_name}: no store is configured"),
-        Some(fixture) => {
-            let fixture = fixture.into();
-            case(fixture.store()).await;
-        }
-    }
+    let fixture = factory().await.into();
+    case(fixture.store()).await;
 }
 
 // ----- fresh data ------------------------------------------------------

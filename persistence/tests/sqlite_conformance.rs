@@ -14,11 +14,11 @@ use chat_protocol::id::now_ms;
 use chat_protocol::{Id, IdGenerator, Message, Role, RoomId, RoomKind, Visibility};
 
 /// A store on a fresh file; the directory lives as long as the store.
-async fn fresh_store() -> Option<StoreUnderTest> {
+async fn fresh_store() -> StoreUnderTest {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let store = SqliteStore::open(directory.path().join("chat.db"), SqliteOptions::default())
         .expect("open a fresh SQLite store");
-    Some(StoreUnderTest::keeping_alive(Arc::new(store), directory))
+    StoreUnderTest::keeping_alive(Arc::new(store), directory)
 }
 
 mod conformance {

@@ -6,8 +6,11 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod chat_client;
 mod cluster;
+mod data_dir;
 mod dms;
+mod json_answers;
 mod messages;
 mod partitions;
 mod realtime;

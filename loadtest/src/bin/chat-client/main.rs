@@ -5,19 +5,14 @@
 //! creates the room given with `--room` (a name among your rooms, else a new
 //! public room of that name; or a room id, which it joins), opens `/ws` and
 //! then prints what arrives while sending each line typed as a `send` frame.
-//!
-//! - [`commands`]: what a typed line means;
-//! - [`names`]: usernames and room labels for ids;
-//! - [`session`]: the connection loop and how frames are shown.
+//! It reconnects by itself when the server restarts; see
+//! [`chat_loadtest::client`], where all of it lives.
 
-mod commands;
-mod names;
-mod session;
-
-use anyhow::Context;
-use chat_loadtest::api::{Api, parse_server};
-use chat_protocol::{Codec, ErrorCode, RoomId, RoomKind};
+use chat_loadtest::api::parse_server;
+use chat_loadtest::client::{self, Options, Terminal};
+use chat_protocol::Codec;
 use clap::{Parser, ValueEnum};
+use tokio::sync::mpsc;
 
 /// Interactive chat client for chatd (REST + WebSocket).
 #[derive(Debug, Parser)]
@@ -30,7 +25,7 @@ struct Args {
     #[arg(long)]
     user: String,
     /// Your password; defaults to "<user>-password" (a demo, not a secret).
-    #[arg(long, env = "CHAT_PASSWORD")]
+    #[arg(long, env = "CHAT_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// Create the account first (logs in instead if the name is taken).
     #[arg(long)]
@@ -50,99 +45,47 @@ enum CodecArg {
     Msgpack,
 }
 
+/// Typed lines waiting for the session.
+const TYPED_LINES: usize = 64;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let server = parse_server(&args.server)?;
-    let api = Api::new(&server)?;
-    let password = args
-        .password
-        .clone()
-        .unwrap_or_else(|| format!("{}-password", args.user));
-
-    let auth = sign_in(&api, &args.user, &password, args.register).await?;
-    let api = api.with_token(auth.token.clone());
-    println!("signed in as {} (id {})", auth.user.username, auth.user.id);
-
-    let mut names = names::Names::new(api.clone(), &auth.user);
-    let room = resolve_room(&api, &mut names, &args.room).await?;
-    let codec = match args.codec {
-        CodecArg::Json => Codec::Json,
-        CodecArg::Msgpack => Codec::MsgPack,
+    let options = Options {
+        server: parse_server(&args.server)?,
+        password: args
+            .password
+            .clone()
+            .unwrap_or_else(|| format!("{}-password", args.user)),
+        user: args.user,
+        register: args.register,
+        room: args.room,
+        codec: match args.codec {
+            CodecArg::Json => Codec::Json,
+            CodecArg::Msgpack => Codec::MsgPack,
+        },
     };
-    session::run(&server, api, auth, names, room, codec).await
+    let session = client::open(options, Terminal::stdout()).await?;
+    let (typed, lines) = mpsc::channel(TYPED_LINES);
+    read_stdin(typed.clone());
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = typed.send("/quit".to_owned()).await;
+        }
+    });
+    session.run(lines).await
 }
 
-/// Logs in, or registers first with `register` (falling back to login if
-/// the name is taken).
-async fn sign_in(
-    api: &Api,
-    user: &str,
-    password: &str,
-    register: bool,
-) -> anyhow::Result<chat_protocol::rest::AuthResponse> {
-    if register {
-        match api.register(user, password).await {
-            Ok(auth) => {
-                println!("registered {user}");
-                return Ok(auth);
+/// Feeds stdin's lines to the session from a thread of its own (a blocking
+/// read that the process may exit in the middle of); end of input closes
+/// the channel, which quits.
+fn read_stdin(typed: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if typed.blocking_send(line).is_err() {
+                break;
             }
-            Err(error) if error.code() == Some(ErrorCode::Conflict) => {
-                println!("{user} already exists; logging in");
-            }
-            Err(error) => return Err(error).context("registering"),
         }
-    }
-    match api.login(user, password).await {
-        Ok(auth) => Ok(auth),
-        Err(error) if error.code() == Some(ErrorCode::Unauthorized) && !register => Err(error)
-            .context(format!(
-                "logging in as {user} (no such account? add --register to create it)"
-            )),
-        Err(error) => Err(error).context("logging in"),
-    }
-}
-
-/// The room `spec` names: a room id (joined when it is a group room), the
-/// caller's group room of that name, or a new public room of that name.
-pub async fn resolve_room(
-    api: &Api,
-    names: &mut names::Names,
-    spec: &str,
-) -> anyhow::Result<RoomId> {
-    let spec = spec.trim().trim_start_matches('#');
-    if let Ok(id) = spec.parse::<RoomId>() {
-        let room = if id.is_dm() {
-            api.room(&id).await
-        } else {
-            api.join(&id).await
-        }
-        .with_context(|| format!("room {id}"))?;
-        names.learn_room(&room);
-        return Ok(room.id);
-    }
-    let mine = api.rooms().await.context("listing your rooms")?.rooms;
-    let found = mine
-        .iter()
-        .filter(|s| s.room.kind == RoomKind::Group)
-        .find(|s| s.room.name == spec)
-        .or_else(|| {
-            mine.iter()
-                .filter(|s| s.room.kind == RoomKind::Group)
-                .find(|s| s.room.name.eq_ignore_ascii_case(spec))
-        });
-    if let Some(summary) = found {
-        names.learn_room(&summary.room);
-        return Ok(summary.room.id);
-    }
-    let room = api
-        .create_room(spec)
-        .await
-        .with_context(|| format!("creating room {spec:?}"))?;
-    names.learn_room(&room);
-    println!(
-        "created public room #{} with id {}; others join it with --room {}",
-        room.name, room.id, room.id
-    );
-    Ok(room.id)
+    });
 }
