@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_bus::testing::RedisServer;
+use serde_json::json;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,37 +37,29 @@ struct SlowLink {
 }
 
 impl SlowLink {
-    async fn to(redis: SocketAddr) -> SlowLink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
+    /// Starts the proxy on a thread of its own: the harness blocks the
+    /// test's runtime while a server starts, and this server needs the
+    /// proxy to start.
+    fn to(redis: SocketAddr) -> SlowLink {
         let (hold, held) = watch::channel(false);
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(upstream) = TcpStream::connect(redis).await else {
-                    continue;
-                };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut redis_read, mut redis_write) = upstream.into_split();
-                let mut held = held.clone();
-                tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 16 * 1024];
-                    loop {
-                        let Ok(n) = client_read.read(&mut buffer).await else {
-                            break;
-                        };
-                        if n == 0 || held.wait_for(|held| !*held).await.is_err() {
-                            break;
-                        }
-                        if redis_write.write_all(&buffer[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut redis_read, &mut client_write).await;
-                });
-            }
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                address_tx.send(listener.local_addr().unwrap()).unwrap();
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(upstream) = TcpStream::connect(redis).await else {
+                        continue;
+                    };
+                    tokio::spawn(pass(client, upstream, held.clone()));
+                }
+            });
         });
+        let address = address_rx.recv().unwrap();
         SlowLink { address, hold }
     }
 
@@ -79,6 +72,27 @@ impl SlowLink {
     }
 }
 
+/// Copies both ways; the client-to-Redis direction waits while held.
+async fn pass(client: TcpStream, upstream: TcpStream, mut held: watch::Receiver<bool>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut redis_read, mut redis_write) = upstream.into_split();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut redis_read, &mut client_write).await;
+    });
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(n) = client_read.read(&mut buffer).await else {
+            break;
+        };
+        if n == 0 || held.wait_for(|held| !*held).await.is_err() {
+            break;
+        }
+        if redis_write.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Bob's gateway reaches Redis through a link that stops passing commands
 /// while Carol connects there: her SUBSCRIBEs wait, yet Bob keeps getting
 /// the messages of his room, which the gateway already listens to. Once
@@ -88,7 +102,7 @@ async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
-    let link = SlowLink::to(redis_address).await;
+    let link = SlowLink::to(redis_address);
     let _router = start("router", &dir, &redis.url());
     let _persist = start("persist", &dir, &redis.url());
     let gw_direct = start("gateway", &dir, &redis.url());
@@ -125,7 +139,7 @@ async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["room"]["id"].as_str().unwrap())
+        .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(
         listed.len(),
@@ -138,4 +152,43 @@ async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
         carol_ws.next_of("message").await["message"]["content"],
         "for carol"
     );
+}
+
+/// A member kicked while their connection to another gateway is opening
+/// receives nothing more of the room, whichever of the two comes first:
+/// the gateway follows the user's membership from before it reads the
+/// user's rooms, so a removal in between is not undone by a stale list.
+#[tokio::test]
+async fn a_removal_racing_with_a_connection_opening_elsewhere_is_followed() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _router = start("router", &dir, &redis.url());
+    let _persist = start("persist", &dir, &redis.url());
+    let gw1 = start("gateway", &dir, &redis.url());
+    let gw2 = start("gateway", &dir, &redis.url());
+    let (alice, _) = gw1.user("alice").await;
+    let (bob, bob_id) = gw1.user("bob").await;
+    let room = alice.create_room("racy", "private", &[]).await;
+    let members = format!("/api/v1/rooms/{room}/members");
+    for round in 0..6 {
+        let (status, body) = alice.post(&members, json!({"user_id": bob_id})).await;
+        assert!(status.is_success(), "add bob: {body}");
+        let kick = format!("{members}/{bob_id}");
+        let (mut bob_ws, (status, _)) =
+            tokio::join!(Ws::connect(&gw2, bob.token()), alice.delete(&kick));
+        assert_eq!(status.as_u16(), 204, "round {round}");
+        let content = format!("after kick {round}");
+        alice.send(&room, &content).await;
+        let after = bob_ws
+            .frames_within(
+                Duration::from_millis(400),
+                &["presence", "room_added", "room_removed", "member_joined"],
+            )
+            .await;
+        assert!(
+            after.iter().all(|frame| frame["type"] != "message"),
+            "round {round}: a removed member hears nothing more: {after:?}"
+        );
+        bob_ws.close().await;
+    }
 }
