@@ -18,6 +18,7 @@ use chat_bus::Subscriptions;
 use tokio::sync::Mutex;
 
 use super::index::SHARDS;
+use crate::metrics;
 
 /// The channels this gateway listens to.
 pub struct Channels {
@@ -52,11 +53,13 @@ impl Channels {
             match self.subscriptions.add(channel).await {
                 Ok(()) => {
                     subscribed.insert(channel.to_owned());
+                    metrics::SUBSCRIBED_CHANNELS.inc();
                 }
                 Err(error) => tracing::warn!(%error, channel, "cannot subscribe"),
             }
         } else if !wanted && is {
             subscribed.remove(channel);
+            metrics::SUBSCRIBED_CHANNELS.dec();
             if let Err(error) = self.subscriptions.remove(channel).await {
                 tracing::warn!(%error, channel, "cannot unsubscribe");
             }

@@ -103,9 +103,9 @@ impl Index {
         let removed = entry.removed_while_opening.take().unwrap_or_default();
         let mut attached = Vec::with_capacity(rooms.len());
         for room in rooms.iter().filter(|room| !removed.contains(room)) {
-            if let Some(change) = self.add_room_locked(entry, *room) {
-                attached.push((*room, change));
-            }
+            // Already there if added while opening.
+            let change = self.add_room_locked(entry, *room).unwrap_or(Change::None);
+            attached.push((*room, change));
         }
         attached
     }
@@ -286,4 +286,83 @@ fn change_if(subscription: bool) -> Change {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_protocol::Codec;
+
+    fn conn(id: u64, user: u64) -> Arc<Conn> {
+        Arc::new(Conn::new(id, Id(user), Codec::Json, 4).0)
+    }
+
+    fn room(n: u64) -> RoomId {
+        RoomId::Group(Id(n))
+    }
+
+    #[test]
+    fn subscriptions_follow_the_first_and_last_local_connection() {
+        let index = Index::new();
+        assert_eq!(index.open(conn(1, 7)), Change::Subscription);
+        assert_eq!(index.open(conn(2, 7)), Change::None, "same user");
+        let attached = index.attach(1, &[room(1), room(2)]);
+        assert_eq!(
+            attached,
+            vec![
+                (room(1), Change::Subscription),
+                (room(2), Change::Subscription)
+            ]
+        );
+        assert_eq!(index.attach(2, &[room(1)]), vec![(room(1), Change::None)]);
+        let closed = index.close(1).unwrap();
+        assert_eq!(closed.user_change, Change::None);
+        let mut rooms = closed.rooms;
+        rooms.sort_by_key(|(room, _)| *room);
+        assert_eq!(
+            rooms,
+            vec![(room(1), Change::None), (room(2), Change::Subscription)]
+        );
+        assert!(index.has_room(&room(1)) && !index.has_room(&room(2)));
+        let closed = index.close(2).unwrap();
+        assert_eq!(closed.user_change, Change::Subscription);
+        assert!(!index.has_user(&Id(7)) && !index.has_room(&room(1)));
+        assert_eq!(index.len(), 0);
+    }
+
+    #[test]
+    fn a_removal_while_opening_is_not_undone_by_the_room_list() {
+        let index = Index::new();
+        index.open(conn(1, 7));
+        assert_eq!(
+            index.remove_room_for_user(Id(7), room(1)),
+            Change::None,
+            "nothing attached yet"
+        );
+        let attached = index.attach(1, &[room(1), room(2)]);
+        assert_eq!(attached, vec![(room(2), Change::Subscription)]);
+        assert!(!index.has_room(&room(1)));
+        assert_eq!(
+            index.remove_room_for_user(Id(7), room(2)),
+            Change::Subscription
+        );
+        assert_eq!(
+            index.add_room_for_user(Id(7), room(3)),
+            Change::Subscription
+        );
+        index.with_room(&room(3), |members| {
+            assert_eq!(members.map(|m| m.len()), Some(1));
+        });
+    }
+
+    #[test]
+    fn an_addition_while_opening_cancels_an_earlier_removal() {
+        let index = Index::new();
+        index.open(conn(1, 7));
+        index.remove_room_for_user(Id(7), room(1));
+        index.add_room_for_user(Id(7), room(1));
+        let attached = index.attach(1, &[room(1)]);
+        assert!(index.has_room(&room(1)));
+        assert_eq!(attached, vec![(room(1), Change::None)], "attached already");
+    }
 }
