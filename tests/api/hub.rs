@@ -80,10 +80,7 @@ async fn pass(client: TcpStream, upstream: TcpStream, mut held: watch::Receiver<
         let _ = tokio::io::copy(&mut redis_read, &mut client_write).await;
     });
     let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let Ok(n) = client_read.read(&mut buffer).await else {
-            break;
-        };
+    while let Ok(n) = client_read.read(&mut buffer).await {
         if n == 0 || held.wait_for(|held| !*held).await.is_err() {
             break;
         }
