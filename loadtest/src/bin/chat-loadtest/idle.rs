@@ -256,7 +256,7 @@ fn table(summary: &IdleSummary) -> String {
     );
     if let Some(memory) = &summary.server_memory {
         out += &format!(
-            "server RSS     registered {} MiB, connected {} MiB, after hold {} MiB\n\
+            "server RSS     registered {}, connected {}, after hold {}\n\
              per connection {:>10.1} KiB\n",
             procfs::mib(memory.registered.rss_kib),
             procfs::mib(memory.connected.rss_kib),
