@@ -83,6 +83,16 @@ pub static BUS_DROPPED: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Room and user channels this gateway is subscribed to (one per room or
+/// user with a local connection).
+pub static SUBSCRIBED_CHANNELS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_subscribed_channels",
+        "Room and user channels this gateway's hub is subscribed to"
+    )
+    .expect(REGISTERED)
+});
+
 /// HTTP requests answered, by status class.
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

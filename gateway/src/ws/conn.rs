@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -38,6 +39,8 @@ pub struct Conn {
     outbound: mpsc::Sender<Message>,
     close: watch::Sender<Option<CloseReason>>,
     recent_events: Mutex<VecDeque<u64>>,
+    /// Set once `ready` is queued: live events come after it.
+    live: AtomicBool,
 }
 
 /// The receiving ends the session's writer needs.
@@ -57,7 +60,8 @@ impl Conn {
             codec,
             outbound,
             close,
-            recent_events: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+            recent_events: Mutex::new(VecDeque::new()),
+            live: AtomicBool::new(false),
         };
         (
             conn,
@@ -125,6 +129,16 @@ impl Conn {
     /// Whether a close was asked for.
     pub fn closing(&self) -> bool {
         self.close.borrow().is_some()
+    }
+
+    /// Lets live events through; called once `ready` is queued.
+    pub fn go_live(&self) {
+        self.live.store(true, Ordering::Release);
+    }
+
+    /// Whether live events may be queued (after `ready`).
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
     }
 
     /// Whether this is the first time this connection sees `event` (the same

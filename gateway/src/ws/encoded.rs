@@ -11,14 +11,14 @@ use chat_protocol::Codec;
 use chat_protocol::frames::ServerFrame;
 
 /// A frame and its encodings.
-pub struct Encoded {
-    frame: ServerFrame,
+pub struct Encoded<'a> {
+    frame: &'a ServerFrame,
     json: OnceLock<Option<Message>>,
     msgpack: OnceLock<Option<Message>>,
 }
 
-impl Encoded {
-    pub fn new(frame: ServerFrame) -> Encoded {
+impl<'a> Encoded<'a> {
+    pub fn new(frame: &'a ServerFrame) -> Encoded<'a> {
         Encoded {
             frame,
             json: OnceLock::new(),
@@ -33,7 +33,7 @@ impl Encoded {
             Codec::Json => &self.json,
             Codec::MsgPack => &self.msgpack,
         };
-        slot.get_or_init(|| encode(&self.frame, codec)).clone()
+        slot.get_or_init(|| encode(self.frame, codec)).clone()
     }
 }
 

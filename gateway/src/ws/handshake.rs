@@ -24,6 +24,14 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// this and [`MAX_FRAME_BYTES`] are read whole so that they can be refused
 /// with the protocol's close code.
 const READ_LIMIT_BYTES: usize = 1024 * 1024;
+/// The socket read buffer, allocated for every connection for its whole
+/// life (the library's default is 128 KiB, most of an idle connection's
+/// memory). Chat frames are small; a larger frame grows the buffer for
+/// the time it is read.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames are gathered up to this size before a write (the session flushes
+/// each burst anyway); the buffer only grows when something is written.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -53,6 +61,8 @@ pub async fn upgrade(
     };
     let upgrade = upgrade
         .protocols([JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(READ_LIMIT_BYTES)
         .max_frame_size(READ_LIMIT_BYTES);
     let codec = upgrade

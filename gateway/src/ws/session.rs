@@ -52,10 +52,13 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, receivers));
     metrics::CONNECTIONS.inc();
+    // Indexed before the rooms are read, so that a removal racing with the
+    // opening is not undone by a stale room list.
+    state.hub.open(conn.clone()).await;
     match ready_frame(&state, &conn).await {
-        Some((frame, rooms)) => {
+        Some(frame) => {
             conn.push_answer(frame).await;
-            state.hub.register(conn.clone(), &rooms).await;
+            conn.go_live();
             let presence = state.relay.connection_key(id);
             forward(
                 &state,
@@ -75,10 +78,10 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
                 connection: presence,
             };
             forward(&state, &conn, disconnected).await;
-            state.hub.unregister(id).await;
         }
         None => conn.close_with(close_code::POLICY, "unknown user"),
     }
+    state.hub.unregister(id).await;
     metrics::CONNECTIONS.dec();
     let code = conn.close_code().unwrap_or(close_code::NORMAL);
     metrics::DISCONNECTS
@@ -90,8 +93,10 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     tracing::debug!(connection = id, "connection closed");
 }
 
-async fn ready_frame(state: &AppState, conn: &Conn) -> Option<(Message, Vec<RoomId>)> {
-    let (user, rooms) =
+/// The `ready` frame: the user and the rooms the connection receives,
+/// which are attached to it in the hub on the way.
+async fn ready_frame(state: &AppState, conn: &Conn) -> Option<Message> {
+    let (user, mut rooms) =
         match tokio::try_join!(state.chat.user(conn.user), state.chat.rooms_of(conn.user)) {
             Ok(found) => found,
             Err(error) => {
@@ -99,7 +104,11 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Option<(Message, Vec<Room
                 return None;
             }
         };
-    let room_ids = rooms.iter().map(|r| r.room.id).collect();
+    let room_ids: Vec<RoomId> = rooms.iter().map(|r| r.room.id).collect();
+    let attached = state.hub.attach(conn.id, &room_ids).await;
+    if attached.len() < room_ids.len() {
+        rooms.retain(|r| attached.contains(&r.room.id));
+    }
     let mut user = user;
     user.online = Some(true);
     let frame = ServerFrame::Ready {
@@ -108,7 +117,7 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Option<(Message, Vec<Room
         rooms,
         heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,
     };
-    Some((encode(&frame, conn.codec)?, room_ids))
+    encode(&frame, conn.codec)
 }
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: ConnReceivers) {
@@ -118,21 +127,14 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: Conn
             _ = receivers.close.changed() => break,
             next = receivers.outbound.recv() => {
                 let Some(first) = next else { break };
-                // Write everything already queued with one flush: bursts
-                // (a persistence batch fans out back to back) drain fast.
-                let mut burst = vec![first];
-                while burst.len() < WRITE_BURST {
-                    match receivers.outbound.try_recv() {
-                        Ok(message) => burst.push(message),
-                        Err(_) => break,
-                    }
-                }
                 // A write blocks on a client that does not read; stay
                 // responsive to a close meanwhile.
                 tokio::select! {
                     biased;
                     _ = receivers.close.changed() => break,
-                    written = write_all(&mut sink, burst) => if written.is_err() { return },
+                    written = write_burst(&mut sink, first, &mut receivers.outbound) => {
+                        if written.is_err() { return }
+                    }
                 }
             }
         }
@@ -149,12 +151,20 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: Conn
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
 
-async fn write_all(
+/// Writes `first` and everything already queued behind it (up to
+/// [`WRITE_BURST`]) with one flush: bursts (a persistence batch fans out
+/// back to back) go out in few system calls.
+async fn write_burst(
     sink: &mut SplitSink<WebSocket, Message>,
-    burst: Vec<Message>,
+    first: Message,
+    queue: &mut tokio::sync::mpsc::Receiver<Message>,
 ) -> Result<(), axum::Error> {
-    for message in burst {
-        sink.feed(message).await?;
+    sink.feed(first).await?;
+    for _ in 1..WRITE_BURST {
+        match queue.try_recv() {
+            Ok(message) => sink.feed(message).await?,
+            Err(_) => break,
+        }
     }
     sink.flush().await
 }

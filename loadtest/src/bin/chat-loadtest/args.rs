@@ -63,6 +63,12 @@ pub struct Args {
     /// other core of a 2-core machine to the server.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: u32,
+    /// Idle scenario instead: open this many connections (spread over
+    /// `--users` users and source addresses 127.0.0.2…), hold them for
+    /// `--duration` seconds and report connect rate and server RSS per
+    /// connection. Sends nothing.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub idle: Option<u32>,
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

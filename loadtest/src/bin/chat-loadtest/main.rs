@@ -12,10 +12,12 @@
 //! - [`setup`]: users, rooms, memberships and connections;
 //! - [`conn`]: one simulated user's connection;
 //! - [`stats`]: histograms and counters;
-//! - [`report`]: the summary table and its JSON form.
+//! - [`report`]: the summary table and its JSON form;
+//! - [`idle`]: the idle scenario (`--idle N`): connection cost and rate.
 
 mod args;
 mod conn;
+mod idle;
 mod report;
 mod setup;
 mod stats;
@@ -59,6 +61,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     api.health()
         .await
         .with_context(|| format!("is chatd running at {server}?"))?;
+    if let Some(connections) = args.idle {
+        return idle::run(&args, &api, &server, &run_id(), connections).await;
+    }
 
     let mut warnings = Vec::new();
     let per_user = args.per_user_rate();

@@ -1,0 +1,311 @@
+//! The local index of connections and the fan-out of events to them.
+//!
+//! The hub knows which local connections belong to which user and receive
+//! which room ([`index`]), and keeps the gateway's subscription to a room's
+//! (or user's) channel exactly while at least one local connection needs it
+//! ([`channels`]). Every payload the gateway hears goes through the hub:
+//! answers to this gateway's requests, and events for rooms and users.
+//!
+//! The delivery path takes no global lock and never waits: deliveries are
+//! spread over one dispatcher per core by channel (so one room's events
+//! keep their order), each looks its targets up in one shard of the index
+//! under a read lock and queues the frame, encoded once per codec, to each
+//! connection without waiting. Subscription changes (a broker round trip)
+//! happen in the connection's own task, or in a task of their own for
+//! membership changes, never in a dispatcher.
+
+mod channels;
+mod index;
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chat_bus::{Delivery, Subscriptions, names};
+use chat_protocol::frames::{ErrorFrame, ServerFrame};
+use chat_protocol::internal::{self, Event, Outcome, Reply};
+use chat_protocol::{Id, RoomId};
+use tokio::sync::mpsc;
+
+use self::channels::Channels;
+use self::index::{Change, Closed, Index, Members};
+use super::conn::Conn;
+use super::encoded::{Encoded, encode};
+use crate::metrics;
+use crate::relay::Relay;
+
+/// Most dispatchers, whatever the core count.
+const MAX_DISPATCHERS: usize = 16;
+/// Deliveries waiting for one dispatcher; when it is full the hand-off
+/// waits, and the bus subscription's own bounded buffer takes the strain.
+const DISPATCH_QUEUE: usize = 1024;
+
+/// Local connections and the channels they need.
+pub struct Hub {
+    next_connection: AtomicU64,
+    index: Arc<Index>,
+    channels: Arc<Channels>,
+    relay: Arc<Relay>,
+}
+
+impl Hub {
+    pub fn new(subscriptions: Arc<dyn Subscriptions>, relay: Arc<Relay>) -> Hub {
+        Hub {
+            next_connection: AtomicU64::new(1),
+            index: Arc::new(Index::new()),
+            channels: Arc::new(Channels::new(subscriptions)),
+            relay,
+        }
+    }
+
+    /// A fresh connection id, unique within this gateway.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Subscribes this gateway's reply channel.
+    pub async fn start(&self) -> chat_bus::Result<()> {
+        self.channels.pin(&self.relay.reply_channel()).await
+    }
+
+    /// Adds an opening connection. From now on it follows its user's
+    /// membership changes (a room it is removed from before [`Hub::attach`]
+    /// is not attached), but receives nothing until it goes live. Once this
+    /// returns, the user's channel is subscribed: read the user's rooms
+    /// after it, so that no removal falls between the read and the index.
+    pub async fn open(&self, conn: Arc<Conn>) {
+        let user = conn.user;
+        if self.index.open(conn) == Change::Subscription {
+            self.reconcile_user(user).await;
+        }
+    }
+
+    /// Gives an opened connection the rooms it was found to belong to.
+    /// Answers those it receives: `rooms` minus any it was removed from
+    /// since [`Hub::open`]. Once this returns, their channels are subscribed.
+    pub async fn attach(&self, id: u64, rooms: &[RoomId]) -> Vec<RoomId> {
+        let attached = self.index.attach(id, rooms);
+        for (room, change) in &attached {
+            if *change == Change::Subscription {
+                self.reconcile_room(*room).await;
+            }
+        }
+        attached.into_iter().map(|(room, _)| room).collect()
+    }
+
+    /// Removes a connection and the subscriptions nobody needs any more.
+    pub async fn unregister(&self, id: u64) {
+        let Some(Closed {
+            user,
+            user_change,
+            rooms,
+        }) = self.index.close(id)
+        else {
+            return;
+        };
+        for (room, change) in rooms {
+            if change == Change::Subscription {
+                self.reconcile_room(room).await;
+            }
+        }
+        if user_change == Change::Subscription {
+            self.reconcile_user(user).await;
+        }
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close_all(&self, code: u16, reason: &'static str) {
+        for conn in self.index.all() {
+            conn.close_with(code, reason);
+        }
+    }
+
+    /// Every local connection's user and id.
+    pub async fn connections_snapshot(&self) -> Vec<(Id, u64)> {
+        self.index.all().iter().map(|c| (c.user, c.id)).collect()
+    }
+
+    /// How many connections are open here.
+    pub async fn connections(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Passes everything this gateway hears to where it belongs, until the
+    /// subscription ends. Deliveries are spread over dispatchers by channel:
+    /// one channel's deliveries keep their order, different channels' are
+    /// dispatched in parallel.
+    pub async fn run(self: Arc<Self>, mut deliveries: mpsc::Receiver<Delivery>) {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let count = cores.clamp(1, MAX_DISPATCHERS);
+        let mut dispatchers = Vec::with_capacity(count);
+        let mut handles = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (sender, mut receiver) = mpsc::channel::<Delivery>(DISPATCH_QUEUE);
+            let hub = self.clone();
+            handles.push(tokio::spawn(async move {
+                while let Some(delivery) = receiver.recv().await {
+                    hub.dispatch(delivery);
+                }
+            }));
+            dispatchers.push(sender);
+        }
+        let hasher = RandomState::new();
+        while let Some(delivery) = deliveries.recv().await {
+            metrics::BUS_DROPPED.set(self.channels.dropped() as i64);
+            let dispatcher = if count == 1 {
+                0
+            } else {
+                (hasher.hash_one(&*delivery.channel) % count as u64) as usize
+            };
+            if dispatchers[dispatcher].send(delivery).await.is_err() {
+                break;
+            }
+        }
+        drop(dispatchers);
+        for handle in handles {
+            if let Err(error) = handle.await {
+                tracing::error!(%error, "hub dispatcher failed");
+            }
+        }
+    }
+
+    fn dispatch(&self, delivery: Delivery) {
+        let channel = &*delivery.channel;
+        if let Some(room) = channel.strip_prefix("room:") {
+            let (Ok(room), Some(event)) = (room.parse::<RoomId>(), decode::<Event>(&delivery))
+            else {
+                return;
+            };
+            self.index
+                .with_room(&room, |members| fan_out(members, &event));
+        } else if let Some(user) = channel.strip_prefix("user:") {
+            let (Ok(user), Some(event)) = (user.parse::<Id>(), decode::<Event>(&delivery)) else {
+                return;
+            };
+            self.follow_membership(user, &event.frame);
+            self.index
+                .with_user(&user, |members| fan_out(members, &event));
+        } else if let Some(reply) = decode::<Reply>(&delivery)
+            && let Some(reply) = self.relay.complete(reply)
+        {
+            self.answer_connection(reply);
+        }
+    }
+
+    /// `room_added` / `room_removed` change what the user's connections
+    /// receive, at once, on every device. The index changes here; the
+    /// subscription follows in a task of its own.
+    fn follow_membership(&self, user: Id, frame: &ServerFrame) {
+        let (room, change) = match frame {
+            ServerFrame::RoomAdded { room } => {
+                let id = room.room.id;
+                (id, self.index.add_room_for_user(user, id))
+            }
+            ServerFrame::RoomRemoved { room_id } => {
+                (*room_id, self.index.remove_room_for_user(user, *room_id))
+            }
+            _ => return,
+        };
+        if change == Change::Subscription {
+            let (index, channels) = (self.index.clone(), self.channels.clone());
+            tokio::spawn(async move {
+                let channel = names::room_channel(&room);
+                channels.reconcile(&channel, || index.has_room(&room)).await;
+            });
+        }
+    }
+
+    /// Turns a router's or persistence worker's answer into the frame the
+    /// connection that asked is waiting for.
+    fn answer_connection(&self, reply: Reply) {
+        let Some(conn_id) = reply.origin.connection else {
+            return;
+        };
+        let Some(conn) = self.index.conn(conn_id) else {
+            return;
+        };
+        let frame = match reply.outcome {
+            Outcome::Posted(message) => ServerFrame::Ack {
+                reference: reply.origin.reference,
+                client_id: message.client_id,
+                message_id: message.id,
+                created_at: message.created_at,
+            },
+            Outcome::Done => return,
+            Outcome::Failed {
+                code,
+                message,
+                client_id,
+                retry_after_ms,
+            } => ServerFrame::Error(ErrorFrame {
+                code,
+                message,
+                reference: reply.origin.reference,
+                client_id,
+                retry_after_ms,
+            }),
+        };
+        metrics::FRAMES_OUT.with_label_values(&[frame.kind()]).inc();
+        if let Some(message) = encode(&frame, conn.codec) {
+            conn.push_live(message);
+        }
+    }
+
+    async fn reconcile_room(&self, room: RoomId) {
+        let index = &self.index;
+        let channel = names::room_channel(&room);
+        self.channels
+            .reconcile(&channel, || index.has_room(&room))
+            .await;
+    }
+
+    async fn reconcile_user(&self, user: Id) {
+        let index = &self.index;
+        let channel = names::user_channel(&user);
+        self.channels
+            .reconcile(&channel, || index.has_user(&user))
+            .await;
+    }
+}
+
+/// Hands an event to each live target connection once, encoding it at most
+/// once per codec. Never waits: a connection whose queue is full is closed
+/// as too slow.
+fn fan_out(targets: Option<&Members>, event: &Event) {
+    let Some(targets) = targets else {
+        return;
+    };
+    let Event {
+        id,
+        except_user,
+        frame,
+    } = event;
+    if let ServerFrame::Message { message } = frame {
+        let age_ms = chat_protocol::id::now_ms().saturating_sub(message.created_at);
+        metrics::DELIVERY_SECONDS.observe(age_ms as f64 / 1000.0);
+    }
+    let sent = metrics::FRAMES_OUT.with_label_values(&[frame.kind()]);
+    let encoded = Encoded::new(frame);
+    let mut count = 0;
+    for conn in targets.values() {
+        if Some(conn.user) == *except_user || !conn.is_live() || !conn.first_sight(*id) {
+            continue;
+        }
+        if let Some(message) = encoded.message(conn.codec)
+            && conn.push_live(message)
+        {
+            count += 1;
+        }
+    }
+    sent.inc_by(count);
+}
+
+fn decode<T: serde::de::DeserializeOwned>(delivery: &Delivery) -> Option<T> {
+    match internal::decode(&delivery.payload) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            tracing::error!(%error, channel = %delivery.channel, "undecodable bus payload dropped");
+            None
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The gateway's hub under a slow broker, with real gateways on a real
+//! Redis: subscription changes wait for Redis, deliveries to rooms already
+//! subscribed do not.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_bus::testing::RedisServer;
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::harness::Server;
+use crate::ws::Ws;
+
+const CLUSTER_ENV: &[(&str, &str)] = &[
+    ("CHAT_REALTIME__REPLY_TIMEOUT_MS", "3000"),
+    ("CHAT_RATES__SEND_PER_SECOND", "100000"),
+    ("CHAT_RATES__SEND_BURST", "100000"),
+];
+
+fn start(role: &str, dir: &TempDir, redis_url: &str) -> Server {
+    let mut env = CLUSTER_ENV.to_vec();
+    env.push(("CHAT_REDIS_URL", redis_url));
+    Server::start_role(role, dir.path(), &env)
+}
+
+/// A TCP proxy in front of Redis whose client-to-Redis direction can be
+/// held: commands (SUBSCRIBE included) wait, while what Redis pushes to
+/// existing subscriptions still flows — a Redis that answers slowly, as
+/// seen from one gateway.
+struct SlowLink {
+    address: SocketAddr,
+    hold: watch::Sender<bool>,
+}
+
+impl SlowLink {
+    /// Starts the proxy on a thread of its own: the harness blocks the
+    /// test's runtime while a server starts, and this server needs the
+    /// proxy to start.
+    fn to(redis: SocketAddr) -> SlowLink {
+        let (hold, held) = watch::channel(false);
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                address_tx.send(listener.local_addr().unwrap()).unwrap();
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(upstream) = TcpStream::connect(redis).await else {
+                        continue;
+                    };
+                    tokio::spawn(pass(client, upstream, held.clone()));
+                }
+            });
+        });
+        let address = address_rx.recv().unwrap();
+        SlowLink { address, hold }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.address)
+    }
+
+    fn hold(&self, held: bool) {
+        self.hold.send_replace(held);
+    }
+}
+
+/// Copies both ways; the client-to-Redis direction waits while held.
+async fn pass(client: TcpStream, upstream: TcpStream, mut held: watch::Receiver<bool>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut redis_read, mut redis_write) = upstream.into_split();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut redis_read, &mut client_write).await;
+    });
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(n) = client_read.read(&mut buffer).await {
+        if n == 0 || held.wait_for(|held| !*held).await.is_err() {
+            break;
+        }
+        if redis_write.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Bob's gateway reaches Redis through a link that stops passing commands
+/// while Carol connects there: her SUBSCRIBEs wait, yet Bob keeps getting
+/// the messages of his room, which the gateway already listens to. Once
+/// Redis answers again, Carol is served too.
+#[tokio::test]
+async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let link = SlowLink::to(redis_address);
+    let _router = start("router", &dir, &redis.url());
+    let _persist = start("persist", &dir, &redis.url());
+    let gw_direct = start("gateway", &dir, &redis.url());
+    let gw_slow = start("gateway", &dir, &link.url());
+
+    let (alice, _) = gw_direct.user("alice").await;
+    let (bob, bob_id) = gw_direct.user("bob").await;
+    let (carol, carol_id) = gw_direct.user("carol").await;
+    let bobs_room = alice.create_room("bobs", "private", &[&bob_id]).await;
+    let mut carols_rooms = Vec::new();
+    for i in 0..3 {
+        let room = alice
+            .create_room(&format!("carols-{i}"), "private", &[&carol_id])
+            .await;
+        carols_rooms.push(room);
+    }
+    let mut bob_ws = Ws::connect(&gw_slow, bob.token()).await;
+    alice.send(&bobs_room, "before").await;
+    assert_eq!(
+        bob_ws.next_of("message").await["message"]["content"],
+        "before"
+    );
+
+    link.hold(true);
+    let (mut carol_ws, ()) = tokio::join!(Ws::connect(&gw_slow, carol.token()), async {
+        // Let Carol's connection reach the hub and its SUBSCRIBE the link.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        alice.send(&bobs_room, "while redis is slow").await;
+        let message = bob_ws.next_of("message").await;
+        assert_eq!(message["message"]["content"], "while redis is slow");
+        link.hold(false);
+    });
+    let listed: Vec<&str> = carol_ws.ready["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        carols_rooms.len(),
+        "ready: {}",
+        carol_ws.ready
+    );
+    alice.send(&carols_rooms[2], "for carol").await;
+    assert_eq!(
+        carol_ws.next_of("message").await["message"]["content"],
+        "for carol"
+    );
+}
+
+/// A member kicked (or leaving) while their connection to another gateway
+/// is opening receives nothing more of the room, whichever comes first:
+/// the gateway follows the user's membership from before it reads the
+/// user's rooms, so a removal in between is not undone by a stale list.
+#[tokio::test]
+async fn a_removal_racing_with_a_connection_opening_elsewhere_is_followed() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _router = start("router", &dir, &redis.url());
+    let _persist = start("persist", &dir, &redis.url());
+    let gw1 = start("gateway", &dir, &redis.url());
+    let gw2 = start("gateway", &dir, &redis.url());
+    let (alice, _) = gw1.user("alice").await;
+    let (bob, bob_id) = gw1.user("bob").await;
+    let room = alice.create_room("racy", "private", &[]).await;
+    let members = format!("/api/v1/rooms/{room}/members");
+    for round in 0..6 {
+        let (status, body) = alice.post(&members, json!({"user_id": bob_id})).await;
+        assert!(status.is_success(), "add bob: {body}");
+        // Kicked by the owner on even rounds, leaving on odd ones.
+        let removal = async {
+            if round % 2 == 0 {
+                alice.delete(&format!("{members}/{bob_id}")).await
+            } else {
+                bob.post_empty(&format!("/api/v1/rooms/{room}/leave")).await
+            }
+        };
+        let (mut bob_ws, (status, body)) = tokio::join!(Ws::connect(&gw2, bob.token()), removal);
+        assert!(status.is_success(), "round {round}: {body}");
+        let content = format!("after kick {round}");
+        alice.send(&room, &content).await;
+        let after = bob_ws
+            .frames_within(
+                Duration::from_millis(400),
+                &["presence", "room_added", "room_removed", "member_joined"],
+            )
+            .await;
+        assert!(
+            after.iter().all(|frame| frame["type"] != "message"),
+            "round {round}: a removed member hears nothing more: {after:?}"
+        );
+        bob_ws.close().await;
+    }
+}
