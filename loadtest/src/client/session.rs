@@ -153,10 +153,15 @@ impl<S: Screen> Session<S> {
         lines: &mut mpsc::Receiver<String>,
         backoff: &mut Backoff,
     ) -> Option<Socket> {
+        // Said once per outage, and again only when the reason changes.
+        let mut last_failure = String::new();
         loop {
-            let wait = tokio::time::sleep(backoff.next_delay());
+            let delay = backoff.next_delay();
+            let wait = tokio::time::sleep(delay);
             tokio::pin!(wait);
-            loop {
+            // Without a wait, lines typed meanwhile stay in the channel
+            // until the connection takes them.
+            while !delay.is_zero() {
                 self.show_prompt().await;
                 tokio::select! {
                     () = &mut wait => break,
@@ -175,13 +180,17 @@ impl<S: Screen> Session<S> {
             }
             let token = self.api.token().unwrap_or_default().to_owned();
             let attempt = ws::connect(&self.server, &token, self.codec);
-            match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            let failure = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
                 Ok(Ok(socket)) => {
                     backoff.succeeded();
                     return Some(socket);
                 }
-                Ok(Err(error)) => self.say(format!("! cannot connect: {error:#}; retrying")),
-                Err(_) => self.say("! cannot connect: no answer in 10 s; retrying"),
+                Ok(Err(error)) => format!("{error:#}"),
+                Err(_) => "no answer in 10 s".to_owned(),
+            };
+            if failure != last_failure {
+                self.say(format!("! cannot connect: {failure}; retrying"));
+                last_failure = failure;
             }
         }
     }
