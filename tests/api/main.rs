@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod cluster;
 mod dms;
+mod files;
 mod messages;
 mod realtime;
 mod realtime_failures;
