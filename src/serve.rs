@@ -16,10 +16,10 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use chat_bus::Bus;
 use chat_gateway::relay::Relay;
+use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::Dependencies;
 use chat_gateway::ws::WsConfig;
 use chat_gateway::ws::hub::Hub;
-use chat_gateway::rest::files::FileService;
 use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
@@ -304,11 +304,7 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
              every gateway sees every file"
         );
     }
-    let objects = chat_files::Objects::new(
-        storage
-            .open()
-            .context("cannot open the file storage")?,
-    );
+    let objects = chat_files::Objects::new(storage.open().context("cannot open the file storage")?);
     tracing::info!(storage = %storage.describe(), "file storage ready");
     let files = &config.files;
     Ok(Arc::new(FileService::new(

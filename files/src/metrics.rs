@@ -2,9 +2,7 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{
-    IntCounter, IntCounterVec, register_int_counter, register_int_counter_vec,
-};
+use prometheus::{IntCounter, IntCounterVec, register_int_counter, register_int_counter_vec};
 
 const REGISTERED: &str = "metric names are valid and registered once";
 
@@ -26,8 +24,7 @@ pub static UPLOADED_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
 
 /// Downloads started (whole or ranged).
 pub static DOWNLOADS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!("chat_file_downloads_total", "File downloads started")
-        .expect(REGISTERED)
+    register_int_counter!("chat_file_downloads_total", "File downloads started").expect(REGISTERED)
 });
 
 /// Files whose bytes and metadata the sweep removed.

@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(safe_name(Some("..")), "file");
         assert_eq!(safe_name(Some(".hidden")), "hidden");
         assert_eq!(safe_name(None), "file");
-        assert_eq!(safe_name(Some(&"x".repeat(1000))).chars().count(), MAX_NAME_CHARS);
+        assert_eq!(
+            safe_name(Some(&"x".repeat(1000))).chars().count(),
+            MAX_NAME_CHARS
+        );
     }
 
     #[test]

@@ -211,7 +211,9 @@ mod tests {
     #[tokio::test]
     async fn small_and_multipart_files_round_trip() {
         let objects = objects();
-        let big: Vec<u8> = (0..(PART_BYTES * 2 + 123)).map(|i| (i % 251) as u8).collect();
+        let big: Vec<u8> = (0..(PART_BYTES * 2 + 123))
+            .map(|i| (i % 251) as u8)
+            .collect();
         for (id, bytes) in [(Id(1), b"hello".to_vec()), (Id(2), big)] {
             let body = chunks(bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect());
             let stored = objects.put(id, body, u64::MAX).await.unwrap();

@@ -46,7 +46,9 @@ pub fn content_type(head: &[u8]) -> &'static str {
         return "audio/mpeg";
     }
     if looks_like_text(head) {
-        let start = String::from_utf8_lossy(head).trim_start().to_ascii_lowercase();
+        let start = String::from_utf8_lossy(head)
+            .trim_start()
+            .to_ascii_lowercase();
         if start.contains("<svg") {
             return "image/svg+xml";
         }
@@ -131,14 +133,26 @@ mod tests {
             content_type(b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\">"),
             "image/svg+xml"
         );
-        assert_eq!(content_type("héllo\n".as_bytes()), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type("héllo\n".as_bytes()),
+            "text/plain; charset=utf-8"
+        );
         // A character cut in two by the end of the head.
-        assert_eq!(content_type(&"é".as_bytes()[..1]), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type(&"é".as_bytes()[..1]),
+            "text/plain; charset=utf-8"
+        );
     }
 
     #[test]
     fn only_harmless_types_are_inline() {
-        for inline in ["image/png", "image/jpeg", "audio/ogg", "video/mp4", "application/pdf"] {
+        for inline in [
+            "image/png",
+            "image/jpeg",
+            "audio/ogg",
+            "video/mp4",
+            "application/pdf",
+        ] {
             assert!(is_inline(inline), "{inline}");
         }
         for attachment in [

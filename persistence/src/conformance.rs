@@ -1705,7 +1705,10 @@ pub async fn files_round_trip_and_add_up_per_uploader(store: Arc<dyn Store>) {
     let first = file_record(uploader.id, 1000);
     let second = file_record(uploader.id, 234);
     store.insert_file(first.clone()).await.expect("insert_file");
-    store.insert_file(second.clone()).await.expect("insert_file");
+    store
+        .insert_file(second.clone())
+        .await
+        .expect("insert_file");
     store
         .insert_file(first.clone())
         .await
@@ -1726,9 +1729,18 @@ pub async fn linked_files_name_their_rooms_until_unlinked(store: Arc<dyn Store>)
     assert!(store.file_rooms(file.id).await.unwrap().is_empty());
 
     let (in_a, in_b) = (next_id(), next_id());
-    store.link_files(&room_a.id, in_a, &[file.id]).await.unwrap();
-    store.link_files(&room_a.id, in_a, &[file.id]).await.unwrap();
-    store.link_files(&room_b.id, in_b, &[file.id]).await.unwrap();
+    store
+        .link_files(&room_a.id, in_a, &[file.id])
+        .await
+        .unwrap();
+    store
+        .link_files(&room_a.id, in_a, &[file.id])
+        .await
+        .unwrap();
+    store
+        .link_files(&room_b.id, in_b, &[file.id])
+        .await
+        .unwrap();
     let mut rooms = store.file_rooms(file.id).await.unwrap();
     rooms.sort_by_key(|room| room.to_string());
     let mut expected = vec![room_a.id, room_b.id];
@@ -1761,7 +1773,10 @@ pub async fn unreferenced_files_are_the_sweeps_candidates(store: Arc<dyn Store>)
         store.insert_file(file.clone()).await.unwrap();
     }
     let (message, doomed) = (next_id(), next_id());
-    store.link_files(&room.id, message, &[sent.id]).await.unwrap();
+    store
+        .link_files(&room.id, message, &[sent.id])
+        .await
+        .unwrap();
     store
         .link_files(&room.id, doomed, &[sent_then_deleted.id])
         .await
@@ -1776,7 +1791,10 @@ pub async fn unreferenced_files_are_the_sweeps_candidates(store: Arc<dyn Store>)
         let store = store.clone();
         async move {
             let files = store.unreferenced_files(before, 10_000).await.unwrap();
-            files.into_iter().map(|file| file.id).collect::<HashSet<Id>>()
+            files
+                .into_iter()
+                .map(|file| file.id)
+                .collect::<HashSet<Id>>()
         }
     };
     // Unreferenced since its upload; the deleted one only since deleted_at.
@@ -1789,7 +1807,11 @@ pub async fn unreferenced_files_are_the_sweeps_candidates(store: Arc<dyn Store>)
     assert!(late.contains(&sent_then_deleted.id));
     assert!(!late.contains(&sent.id));
     // Nothing is a candidate before it was uploaded.
-    assert!(!candidates(never_sent.created_at).await.contains(&never_sent.id));
+    assert!(
+        !candidates(never_sent.created_at)
+            .await
+            .contains(&never_sent.id)
+    );
 }
 
 pub async fn deleting_a_file_forgets_it(store: Arc<dyn Store>) {
@@ -1799,7 +1821,10 @@ pub async fn deleting_a_file_forgets_it(store: Arc<dyn Store>) {
     let doomed = file_record(uploader.id, 7);
     store.insert_file(kept.clone()).await.unwrap();
     store.insert_file(doomed.clone()).await.unwrap();
-    store.link_files(&room.id, next_id(), &[doomed.id]).await.unwrap();
+    store
+        .link_files(&room.id, next_id(), &[doomed.id])
+        .await
+        .unwrap();
     store.delete_file(doomed.id).await.unwrap();
     store
         .delete_file(doomed.id)
@@ -1808,7 +1833,10 @@ pub async fn deleting_a_file_forgets_it(store: Arc<dyn Store>) {
     assert_eq!(store.file(doomed.id).await.unwrap(), None);
     assert!(store.file_rooms(doomed.id).await.unwrap().is_empty());
     assert_eq!(store.uploaded_bytes(uploader.id).await.unwrap(), 5);
-    let candidates = store.unreferenced_files(u64::MAX >> 1, 10_000).await.unwrap();
+    let candidates = store
+        .unreferenced_files(u64::MAX >> 1, 10_000)
+        .await
+        .unwrap();
     assert!(candidates.iter().all(|file| file.id != doomed.id));
     assert!(candidates.iter().any(|file| file.id == kept.id));
 }

@@ -181,8 +181,7 @@ pub trait Store: Send + Sync + 'static {
     /// Undoes [`link_files`](Store::link_files) for a deleted message: the
     /// files are no longer carried by it, and those that no other message
     /// carries become unreferenced since `at`. Idempotent.
-    async fn unlink_files(&self, room: &RoomId, message: Id, files: &[Id], at: u64)
-    -> Result<()>;
+    async fn unlink_files(&self, room: &RoomId, message: Id, files: &[Id], at: u64) -> Result<()>;
 
     /// Up to `limit` files unreferenced since before `before` (ms), oldest
     /// first as far as the implementation can tell.

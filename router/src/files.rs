@@ -108,11 +108,7 @@ impl Chat {
     /// in which a message carries it. `not_found` otherwise, the same as
     /// for a file that does not exist.
     pub async fn readable_file(&self, user: Id, id: Id) -> Result<FileRecord> {
-        let file = self
-            .store
-            .file(id)
-            .await?
-            .ok_or(Error::NotFound("file"))?;
+        let file = self.store.file(id).await?.ok_or(Error::NotFound("file"))?;
         if file.uploader == user {
             return Ok(file);
         }

@@ -329,11 +329,14 @@ async fn round_trip_attachments_and_access(s3: bool) {
     assert!(body == bytes, "the bytes come back unchanged");
     assert_eq!(header(&headers, "content-length"), bytes.len().to_string());
     assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
-    assert!(header(&headers, "content-disposition").starts_with("attachment; filename=\"big.bin\""));
+    assert!(
+        header(&headers, "content-disposition").starts_with("attachment; filename=\"big.bin\"")
+    );
     let etag = header(&headers, "etag").to_owned();
     assert_eq!(etag.len(), 66, "a quoted SHA-256: {etag}");
 
-    let (status, headers, part) = download(server, &alice, &id, &[("range", "bytes=100-199")]).await;
+    let (status, headers, part) =
+        download(server, &alice, &id, &[("range", "bytes=100-199")]).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part, bytes[100..200]);
     assert_eq!(
@@ -341,10 +344,17 @@ async fn round_trip_attachments_and_access(s3: bool) {
         format!("bytes 100-199/{}", bytes.len())
     );
     let (status, _, tail) = download(server, &alice, &id, &[("range", "bytes=-10")]).await;
-    assert_eq!((status, tail.as_slice()), (StatusCode::PARTIAL_CONTENT, &bytes[bytes.len() - 10..]));
-    let (status, headers, _) = download(server, &alice, &id, &[("range", "bytes=999999999-")]).await;
+    assert_eq!(
+        (status, tail.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &bytes[bytes.len() - 10..])
+    );
+    let (status, headers, _) =
+        download(server, &alice, &id, &[("range", "bytes=999999999-")]).await;
     assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(header(&headers, "content-range"), format!("bytes */{}", bytes.len()));
+    assert_eq!(
+        header(&headers, "content-range"),
+        format!("bytes */{}", bytes.len())
+    );
     let (status, _, _) = download(server, &alice, &id, &[("if-none-match", &etag)]).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
 
@@ -357,10 +367,22 @@ async fn round_trip_attachments_and_access(s3: bool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Someone else's file, too many files, a repeated file: refused.
-    assert_error(&post_with_files(&bob, &room, &[&id]).await, 400, "bad_request");
+    assert_error(
+        &post_with_files(&bob, &room, &[&id]).await,
+        400,
+        "bad_request",
+    );
     let eleven = vec![id.as_str(); 11];
-    assert_error(&post_with_files(&alice, &room, &eleven).await, 400, "bad_request");
-    assert_error(&post_with_files(&alice, &room, &[&id, &id]).await, 400, "bad_request");
+    assert_error(
+        &post_with_files(&alice, &room, &eleven).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &post_with_files(&alice, &room, &[&id, &id]).await,
+        400,
+        "bad_request",
+    );
 
     // Attached: delivered live and in history with the File.
     let mut bob_ws = Ws::connect(server, bob.token()).await;
@@ -421,7 +443,12 @@ async fn markup_is_served_as_an_attachment(s3: bool) {
             "image/svg+xml",
             "attachment",
         ),
-        ("dot.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png", "inline"),
+        (
+            "dot.png",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+            "image/png",
+            "inline",
+        ),
     ];
     for (name, bytes, content_type, disposition) in cases {
         let file = uploaded(&alice, name, bytes).await;
@@ -459,7 +486,10 @@ async fn failed_uploads_leave_nothing(s3: bool) {
     // Over the limit after the first multipart part went out.
     let answer = upload(&alice, "huge.bin", &noise(9 * MIB)).await;
     assert_error(&answer, 413, "too_large");
-    eventually("the refused upload is cleaned up", || files.storage_is_empty()).await;
+    eventually("the refused upload is cleaned up", || {
+        files.storage_is_empty()
+    })
+    .await;
 
     // Cut off after 6 MiB of a declared 7.5 MiB.
     let body = multipart("cut.bin", &noise(7 * MIB + MIB / 2));
@@ -479,7 +509,10 @@ async fn failed_uploads_leave_nothing(s3: bool) {
         metric(server, "chat_file_uploads_total{outcome=\"cut_off\"}").await >= 1.0
     })
     .await;
-    eventually("the cut-off upload is cleaned up", || files.storage_is_empty()).await;
+    eventually("the cut-off upload is cleaned up", || {
+        files.storage_is_empty()
+    })
+    .await;
 
     // Neither failure used the quota: 1 MiB fits, then 8.5 MiB is over it.
     uploaded(&alice, "small.bin", &noise(MIB)).await;

@@ -143,10 +143,15 @@ pub async fn download(
     let file_id = id(&file_id)?;
     let file = state.chat.readable_file(me, file_id).await?;
     let etag = format!("\"{}\"", file.checksum);
-    let header_text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
-    if header_text(header::IF_NONE_MATCH)
-        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"))
-    {
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|value: &HeaderValue| value.to_str().ok())
+    };
+    if header_text(header::IF_NONE_MATCH).is_some_and(|tags| {
+        tags.split(',')
+            .any(|tag| tag.trim() == etag || tag.trim() == "*")
+    }) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     // A range is only for the version the client has (If-Range).

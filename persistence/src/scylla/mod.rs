@@ -493,13 +493,7 @@ impl Store for ScyllaStore {
         self.file_rooms_impl(file).await
     }
 
-    async fn unlink_files(
-        &self,
-        room: &RoomId,
-        message: Id,
-        files: &[Id],
-        at: u64,
-    ) -> Result<()> {
+    async fn unlink_files(&self, room: &RoomId, message: Id, files: &[Id], at: u64) -> Result<()> {
         self.unlink_files_impl(room, message, files, at).await
     }
 

@@ -5,8 +5,8 @@ use chat_protocol::{Id, RoomId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{FILE_COLUMNS, file_at, id_list_json, id_to_sql, room_id_at, time_to_sql};
-use crate::records::FileRecord;
 use crate::Result;
+use crate::records::FileRecord;
 
 pub(crate) fn insert(connection: &Connection, file: &FileRecord) -> Result<()> {
     connection
@@ -43,7 +43,12 @@ pub(crate) fn uploaded_bytes(connection: &Connection, uploader: Id) -> Result<u6
     Ok(total as u64)
 }
 
-pub(crate) fn link(connection: &Connection, room: &RoomId, message: Id, files: &[Id]) -> Result<()> {
+pub(crate) fn link(
+    connection: &Connection,
+    room: &RoomId,
+    message: Id,
+    files: &[Id],
+) -> Result<()> {
     let room = room.to_string();
     let mut insert = connection.prepare_cached(
         "INSERT OR IGNORE INTO file_links (file_id, room_id, message_id) VALUES (?1, ?2, ?3)",
@@ -81,7 +86,11 @@ pub(crate) fn unlink(
              WHERE room_id = ?1 AND message_id = ?2
                AND file_id IN (SELECT value FROM json_each(?3))",
         )?
-        .execute(params![room.to_string(), id_to_sql(message), id_list_json(files)])?;
+        .execute(params![
+            room.to_string(),
+            id_to_sql(message),
+            id_list_json(files)
+        ])?;
     connection
         .prepare_cached(
             "UPDATE files SET unreferenced_since = ?2
@@ -93,7 +102,11 @@ pub(crate) fn unlink(
     Ok(())
 }
 
-pub(crate) fn unreferenced(connection: &Connection, before: u64, limit: u32) -> Result<Vec<FileRecord>> {
+pub(crate) fn unreferenced(
+    connection: &Connection,
+    before: u64,
+    limit: u32,
+) -> Result<Vec<FileRecord>> {
     let files = connection
         .prepare_cached(&format!(
             "SELECT {FILE_COLUMNS} FROM files
