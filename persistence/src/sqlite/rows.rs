@@ -266,6 +266,23 @@ impl MessageRow {
     }
 }
 
+/// The columns [`file_at`] reads, of `files`.
+pub(crate) const FILE_COLUMNS: &str =
+    "id, uploader, name, size, content_type, checksum, created_at";
+
+/// A file from the columns [`FILE_COLUMNS`].
+pub(crate) fn file_at(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        id: id_at(row, 0)?,
+        uploader: id_at(row, 1)?,
+        name: row.get(2)?,
+        size: row.get::<_, i64>(3)? as u64,
+        content_type: row.get(4)?,
+        checksum: row.get(5)?,
+        created_at: time_at(row, 6)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,21 +301,4 @@ mod tests {
         assert_eq!(id_list_json(&[]), "[]");
         assert_eq!(id_list_json(&[Id(1), Id(22)]), "[1,22]");
     }
-}
-
-/// The columns [`file_at`] reads, of `files`.
-pub(crate) const FILE_COLUMNS: &str =
-    "id, uploader, name, size, content_type, checksum, created_at";
-
-/// A file from the columns [`FILE_COLUMNS`].
-pub(crate) fn file_at(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
-    Ok(FileRecord {
-        id: id_at(row, 0)?,
-        uploader: id_at(row, 1)?,
-        name: row.get(2)?,
-        size: row.get::<_, i64>(3)? as u64,
-        content_type: row.get(4)?,
-        checksum: row.get(5)?,
-        created_at: time_at(row, 6)?,
-    })
 }
