@@ -50,6 +50,50 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub sqlite: SqliteConfig,
     pub scylla: ScyllaConfig,
+    pub files: FilesConfig,
+}
+
+/// Uploaded files: where their bytes go and the limits on uploads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Directory of the files' bytes when no S3 bucket is set; relative
+    /// paths are inside `data_dir`.
+    pub dir: PathBuf,
+    /// Largest file, in bytes; larger uploads get 413 while streaming.
+    pub max_file_bytes: u64,
+    /// Most bytes of files one user may have stored.
+    pub quota_bytes_per_user: u64,
+    /// Sustained uploads per minute per user.
+    pub uploads_per_minute: u32,
+    /// Uploads a user may make in a burst.
+    pub upload_burst: u32,
+    /// Uploads streaming at once per gateway; more wait their turn.
+    pub concurrent_uploads: usize,
+    /// How often each gateway sweeps unused files.
+    pub sweep_interval_secs: u64,
+    /// How long a file no message carries (never sent, or its message
+    /// deleted) is kept before the sweep removes it.
+    pub sweep_grace_secs: u64,
+    /// An S3-compatible bucket (required in a cluster: gateways keep no
+    /// files on their disks). Empty fields fall back to `AWS_*` variables.
+    pub s3: chat_files::S3Settings,
+}
+
+impl Default for FilesConfig {
+    fn default() -> FilesConfig {
+        FilesConfig {
+            dir: PathBuf::from("files"),
+            max_file_bytes: 25 * 1024 * 1024,
+            quota_bytes_per_user: 1024 * 1024 * 1024,
+            uploads_per_minute: 30,
+            upload_burst: 10,
+            concurrent_uploads: 16,
+            sweep_interval_secs: 600,
+            sweep_grace_secs: 24 * 60 * 60,
+            s3: chat_files::S3Settings::default(),
+        }
+    }
 }
 
 /// WebSocket connections and the message pipeline.
@@ -150,6 +194,7 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             sqlite: SqliteConfig::default(),
             scylla: ScyllaConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -267,6 +312,7 @@ const KEYS: &[&str] = &[
     "realtime",
     "sqlite",
     "scylla",
+    "files",
 ];
 
 /// `CHAT_*` variables that are not settings of the server but are read
@@ -506,6 +552,23 @@ impl Config {
         self.scylla
             .options()
             .context("invalid scylla configuration")?;
+        let files = &self.files;
+        ensure!(
+            files.max_file_bytes >= 1,
+            "files.max_file_bytes must be at least 1"
+        );
+        ensure!(
+            files.uploads_per_minute >= 1 && files.upload_burst >= 1,
+            "files.uploads_per_minute and files.upload_burst must be at least 1"
+        );
+        ensure!(
+            files.concurrent_uploads >= 1,
+            "files.concurrent_uploads must be at least 1"
+        );
+        ensure!(
+            files.sweep_interval_secs >= 1,
+            "files.sweep_interval_secs must be at least 1"
+        );
         ensure!(
             self.redis_url
                 .as_deref()
@@ -520,11 +583,23 @@ impl Config {
         self.data_dir.join(&self.sqlite.path)
     }
 
-    /// Prints the configuration as TOML, with the secret redacted.
+    /// Where the bytes of uploaded files are kept.
+    pub fn file_storage(&self) -> chat_files::Storage {
+        if self.files.s3.bucket.is_empty() {
+            chat_files::Storage::Directory(self.data_dir.join(&self.files.dir))
+        } else {
+            chat_files::Storage::S3(self.files.s3.clone())
+        }
+    }
+
+    /// Prints the configuration as TOML, with the secrets redacted.
     pub fn print(&self) -> anyhow::Result<()> {
         let mut shown = self.clone();
         if shown.jwt_secret.is_some() {
             shown.jwt_secret = Some("<redacted>".into());
+        }
+        if !shown.files.s3.secret_access_key.is_empty() {
+            shown.files.s3.secret_access_key = "<redacted>".into();
         }
         print!(
             "{}",

@@ -16,12 +16,14 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use chat_bus::Bus;
 use chat_gateway::relay::Relay;
+use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::Dependencies;
 use chat_gateway::ws::WsConfig;
 use chat_gateway::ws::hub::Hub;
 use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
+use chat_router::files::UploadPolicy;
 use chat_router::{Chat, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -272,6 +274,7 @@ impl Gateway {
             hub.clone(),
             relay.clone(),
         ));
+        let files = open_files(config)?;
         let state = AppState {
             chat: chat.clone(),
             tokens: Arc::new(Tokens::hs256(&secret, config.token_ttl_secs)),
@@ -282,11 +285,13 @@ impl Gateway {
                 outbound_queue: realtime.outbound_queue,
                 allowed_origins: realtime.allowed_origins.clone(),
             }),
+            files: files.clone(),
         };
+        let sweeper = tokio::spawn(sweep_files(config, chat, files.objects.clone()));
         Ok(Gateway {
             state,
             hub,
-            tasks: vec![dispatcher, vouching],
+            tasks: vec![dispatcher, vouching, sweeper],
         })
     }
 
@@ -300,6 +305,45 @@ impl Gateway {
             task.abort();
         }
     }
+}
+
+/// The object store of uploaded files and the limits on uploads.
+fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
+    let storage = config.file_storage();
+    if config.redis_url.is_some() && matches!(storage, chat_files::Storage::Directory(_)) {
+        tracing::warn!(
+            "files are stored on this process's disk; in a cluster set files.s3.bucket so that \
+             every gateway sees every file"
+        );
+    }
+    let objects = chat_files::Objects::new(storage.open().context("cannot open the file storage")?);
+    tracing::info!(storage = %storage.describe(), "file storage ready");
+    let files = &config.files;
+    Ok(Arc::new(FileService::new(
+        objects,
+        UploadPolicy {
+            max_file_bytes: files.max_file_bytes,
+            quota_bytes: files.quota_bytes_per_user,
+            uploads_per_minute: files.uploads_per_minute,
+            upload_burst: files.upload_burst,
+        },
+        files.concurrent_uploads,
+    )))
+}
+
+/// Removes, now and then, the files no message has carried for the grace
+/// period. Runs until the gateway stops (each sweep is safe to cut short).
+fn sweep_files(
+    config: &Config,
+    chat: &Chat,
+    objects: chat_files::Objects,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    chat_files::sweep::run(
+        chat.store().clone(),
+        objects,
+        Duration::from_secs(config.files.sweep_interval_secs),
+        Duration::from_secs(config.files.sweep_grace_secs),
+    )
 }
 
 /// Keeps this gateway's connections live in the shared presence state, so

@@ -40,6 +40,7 @@ pub struct AppState {
     pub relay: Arc<relay::Relay>,
     pub hub: Arc<ws::hub::Hub>,
     pub ws: Arc<ws::WsConfig>,
+    pub files: Arc<rest::files::FileService>,
 }
 
 /// Limits of the HTTP edge.

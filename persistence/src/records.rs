@@ -105,3 +105,32 @@ pub struct Page {
     pub messages: Vec<chat_protocol::Message>,
     pub has_more: bool,
 }
+
+/// An uploaded file's metadata. The bytes live in the object store under a
+/// key derived from `id`; `created_at` is the time of `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: chat_protocol::Id,
+    pub uploader: chat_protocol::Id,
+    /// The file name as shown and offered for download (already made safe).
+    pub name: String,
+    pub size: u64,
+    /// Sniffed from the bytes, never taken from the client.
+    pub content_type: String,
+    /// SHA-256 of the bytes, lower-case hex; the download's ETag.
+    pub checksum: String,
+    pub created_at: u64,
+}
+
+impl FileRecord {
+    /// The file as clients see it.
+    pub fn to_file(&self) -> chat_protocol::File {
+        chat_protocol::File {
+            id: self.id,
+            name: self.name.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            created_at: self.created_at,
+        }
+    }
+}

@@ -153,4 +153,41 @@ pub trait Store: Send + Sync + 'static {
     /// tombstone, or `None` if there is no such message. Deleting twice is
     /// harmless.
     async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>>;
+
+    // ----- files -------------------------------------------------------
+    //
+    // A file is *referenced* while a stored, undeleted message carries it.
+    // Unreferenced files (never attached, or whose messages were deleted)
+    // are candidates for the sweep once they have been so for a while.
+
+    /// Stores a file's metadata, durably on return; the file starts
+    /// unreferenced since its `created_at`. Idempotent by id (ids are fresh
+    /// Snowflakes): storing the same record again changes nothing.
+    async fn insert_file(&self, file: FileRecord) -> Result<()>;
+
+    /// The file with this id.
+    async fn file(&self, id: Id) -> Result<Option<FileRecord>>;
+
+    /// The total size of the files `uploader` has stored (their quota use).
+    async fn uploaded_bytes(&self, uploader: Id) -> Result<u64>;
+
+    /// Records that message `message` of `room` carries `files`, which
+    /// makes them referenced. Idempotent.
+    async fn link_files(&self, room: &RoomId, message: Id, files: &[Id]) -> Result<()>;
+
+    /// The rooms in which a linked (not unlinked) message carries the file.
+    async fn file_rooms(&self, file: Id) -> Result<Vec<RoomId>>;
+
+    /// Undoes [`link_files`](Store::link_files) for a deleted message: the
+    /// files are no longer carried by it, and those that no other message
+    /// carries become unreferenced since `at`. Idempotent.
+    async fn unlink_files(&self, room: &RoomId, message: Id, files: &[Id], at: u64) -> Result<()>;
+
+    /// Up to `limit` files unreferenced since before `before` (ms), oldest
+    /// first as far as the implementation can tell.
+    async fn unreferenced_files(&self, before: u64, limit: u32) -> Result<Vec<FileRecord>>;
+
+    /// Forgets a file's metadata (after its bytes are gone). Deleting a
+    /// missing file is harmless.
+    async fn delete_file(&self, id: Id) -> Result<()>;
 }

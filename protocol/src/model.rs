@@ -102,13 +102,15 @@ pub struct RoomSummary {
     pub role: Role,
 }
 
-/// Metadata of an uploaded file.
+/// Metadata of an uploaded file. `created_at` is the time of its id (files
+/// get their id when the upload starts).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
     pub id: Id,
     pub name: String,
     pub size: u64,
     pub content_type: String,
+    pub created_at: u64,
 }
 
 /// A chat message. A deleted message keeps its id and position, with empty

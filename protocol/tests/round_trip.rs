@@ -33,6 +33,7 @@ fn message() -> Message {
             name: "a.png".into(),
             size: 10,
             content_type: "image/png".into(),
+            created_at: 1_704_067_200_000,
         }],
         reply_to: Some(Id(5)),
         client_id: Some("c-1".into()),

@@ -13,6 +13,8 @@
 //! - [`rooms`]: group rooms, DMs, members and roles.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
 //! - [`access`]: the membership checks every action goes through.
+//! - [`files`]: upload limits, who may read a file, what a message may
+//!   carry.
 //! - [`events`]: publishing what happened to room and user channels.
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
@@ -23,6 +25,7 @@ pub mod accounts;
 pub mod content;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod limits;
 pub mod mentions;
 pub mod messages;

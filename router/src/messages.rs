@@ -31,9 +31,7 @@ impl Chat {
         let client_id = content::client_id(send.client_id.as_deref())?;
         let content = content::message_content(&send.content)?;
         self.check_send_rate(sender).await?;
-        if !send.attachment_ids.is_empty() {
-            return Err(Error::bad_request("attachment_ids: unknown file"));
-        }
+        let attachments = self.attachments(sender, &send.attachment_ids).await?;
         let opened_dm = self.room_to_post_in(sender, &send.room_id).await?;
         if let Some(reply_to) = send.reply_to
             && self.store.message(&send.room_id, reply_to).await?.is_none()
@@ -52,13 +50,18 @@ impl Chat {
             sender_id: sender,
             content: content.clone(),
             mentions: mentions.clone(),
-            attachments: Vec::new(),
+            attachments: attachments.clone(),
             reply_to: send.reply_to,
             client_id: client_id.clone(),
             created_at: id.unix_ms(),
             edited_at: None,
             deleted: false,
         };
+        // Linked before the client_id is claimed: a failure here must not
+        // leave the claim behind. A repeat leaves a link to an id that is
+        // never stored, in the room the sender chose; harmless.
+        self.link_attachments(&send.room_id, id, &attachments)
+            .await?;
         if let Some(key) = &client_id
             && let Some((room_id, message_id)) =
                 self.first_use(sender, key, send.room_id, id).await?
@@ -267,6 +270,7 @@ impl Chat {
             .delete_message(room, id)
             .await?
             .ok_or(Error::NotFound("message"))?;
+        self.release_attachments(room, &original).await;
         let frame = ServerFrame::MessageDeleted {
             room_id: *room,
             message_id: id,

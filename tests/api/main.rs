@@ -10,6 +10,7 @@ mod chat_client;
 mod cluster;
 mod data_dir;
 mod dms;
+mod files;
 mod hub;
 mod json_answers;
 mod messages;

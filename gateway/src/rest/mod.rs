@@ -1,12 +1,14 @@
 //! The REST API (PROTOCOL.md, base path `/api/v1`), one module per resource.
 
 pub mod accounts;
+pub mod files;
 pub mod messages;
 pub mod ops;
 pub mod rooms;
 pub mod users;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 
 use crate::AppState;
@@ -34,4 +36,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/rooms/{room_id}/read", post(messages::read))
         .route("/dms", post(rooms::open_dm))
+        // The upload handler enforces the file size limit itself, while
+        // streaming; the general body limit would cut every file short.
+        .route(
+            "/files",
+            post(files::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/files/{file_id}", get(files::download))
 }

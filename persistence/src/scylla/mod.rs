@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`ScyllaStore`] (here): the session, the prepared statements, and the
 //!   [`Store`] trait wired to the three halves below;
-//! - `users`, `rooms`, `messages`: the store's operations, each a few
+//! - `users`, `rooms`, `messages`, `files`: the store's operations, each a few
 //!   statements, with the lightweight transactions where uniqueness needs
 //!   them (usernames, rooms and DMs, memberships);
 //! - `schema`: the keyspace and tables (`migrate`);
@@ -27,6 +27,7 @@
 mod buckets;
 mod config;
 mod errors;
+mod files;
 mod lwt;
 mod messages;
 mod paging;
@@ -546,6 +547,40 @@ impl Store for ScyllaStore {
 
     async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
         self.delete_message_impl(room, id).await
+    }
+
+    // ----- files -------------------------------------------------------
+
+    async fn insert_file(&self, file: FileRecord) -> Result<()> {
+        self.insert_file_impl(file).await
+    }
+
+    async fn file(&self, id: Id) -> Result<Option<FileRecord>> {
+        self.file_impl(id).await
+    }
+
+    async fn uploaded_bytes(&self, uploader: Id) -> Result<u64> {
+        self.uploaded_bytes_impl(uploader).await
+    }
+
+    async fn link_files(&self, room: &RoomId, message: Id, files: &[Id]) -> Result<()> {
+        self.link_files_impl(room, message, files).await
+    }
+
+    async fn file_rooms(&self, file: Id) -> Result<Vec<RoomId>> {
+        self.file_rooms_impl(file).await
+    }
+
+    async fn unlink_files(&self, room: &RoomId, message: Id, files: &[Id], at: u64) -> Result<()> {
+        self.unlink_files_impl(room, message, files, at).await
+    }
+
+    async fn unreferenced_files(&self, before: u64, limit: u32) -> Result<Vec<FileRecord>> {
+        self.unreferenced_files_impl(before, limit).await
+    }
+
+    async fn delete_file(&self, id: Id) -> Result<()> {
+        self.delete_file_impl(id).await
     }
 }
 

@@ -408,11 +408,16 @@ impl MessageRow {
                 self.attachments
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(id, name, size, content_type)| File {
-                        id: id_from_cql(id),
-                        name,
-                        size: size as u64,
-                        content_type,
+                    .map(|(id, name, size, content_type)| {
+                        // A file's creation time is its id's (not stored twice).
+                        let id = id_from_cql(id);
+                        File {
+                            id,
+                            name,
+                            size: size as u64,
+                            content_type,
+                            created_at: id.unix_ms(),
+                        }
                     })
                     .collect(),
             )

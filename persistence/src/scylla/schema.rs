@@ -19,7 +19,7 @@ use crate::Result;
 
 /// Bumped when a statement is appended to [`TABLES`]; recorded in
 /// `settings`. Version 2 re-keyed `username_prefixes` and added the bucket
-/// index and the member counters; version 1 never ran against a live
+/// index, the member counters and the file tables; version 1 never ran against a live
 /// cluster, so there is no upgrade path from it: `migrate` refuses a
 /// keyspace recorded with another version.
 pub(crate) const SCHEMA_VERSION: u32 = 2;
@@ -216,6 +216,41 @@ pub(crate) const TABLES: &[&str] = &[
         detail    text,
         PRIMARY KEY (hour, id)
     ) WITH CLUSTERING ORDER BY (id DESC)",
+    // Uploaded files (version 2; the `files` table above was never
+    // written and has no checksum), by id: a download is one row.
+    "CREATE TABLE IF NOT EXISTS uploaded_files (
+        id           bigint PRIMARY KEY,
+        uploader     bigint,
+        name         text,
+        size         bigint,
+        content_type text,
+        checksum     text,
+        created_at   bigint
+    )",
+    // Files by uploader with their sizes: the quota sum is one partition.
+    "CREATE TABLE IF NOT EXISTS files_by_uploader (
+        uploader bigint,
+        id       bigint,
+        size     bigint,
+        PRIMARY KEY (uploader, id)
+    )",
+    // Which messages carry a file: the access check of a download reads the
+    // rooms of one partition.
+    "CREATE TABLE IF NOT EXISTS file_links (
+        file_id    bigint,
+        room_id    text,
+        message_id bigint,
+        PRIMARY KEY (file_id, room_id, message_id)
+    )",
+    // Files no message carries, since when: the sweep's candidates, in one
+    // partition (they are few: uploads not yet sent, and files of deleted
+    // messages within the grace period).
+    "CREATE TABLE IF NOT EXISTS unreferenced_files (
+        shard int,
+        id    bigint,
+        since bigint,
+        PRIMARY KEY (shard, id)
+    )",
 ];
 
 /// Creates the keyspace (if missing) and every table, and records the

@@ -210,4 +210,21 @@ statements! {
     delete_message: Write = "UPDATE messages USING TIMESTAMP ? SET content = '', mentions = null, attachments = null, deleted = true WHERE room_id = ? AND bucket = ? AND id = ?";
     insert_client_id: Write = "INSERT INTO messages_by_client_id (sender_id, client_id, id, room_id) VALUES (?, ?, ?, ?) USING TTL ?";
     select_client_id: Read = "SELECT id, room_id FROM messages_by_client_id WHERE sender_id = ? AND client_id = ? AND id >= ? LIMIT 1";
+
+    // ----- files -----
+    insert_file: Write = "INSERT INTO uploaded_files (id, uploader, name, size, content_type, checksum, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+    select_file: Read = "SELECT id, uploader, name, size, content_type, checksum, created_at FROM uploaded_files WHERE id = ?";
+    delete_file: Write = "DELETE FROM uploaded_files WHERE id = ?";
+    insert_file_of_uploader: Write = "INSERT INTO files_by_uploader (uploader, id, size) VALUES (?, ?, ?)";
+    select_sizes_of_uploader: Read = "SELECT size FROM files_by_uploader WHERE uploader = ?";
+    delete_file_of_uploader: Write = "DELETE FROM files_by_uploader WHERE uploader = ? AND id = ?";
+    insert_file_link: Write = "INSERT INTO file_links (file_id, room_id, message_id) VALUES (?, ?, ?)";
+    select_file_rooms: Read = "SELECT room_id FROM file_links WHERE file_id = ?";
+    /// Whether any message still carries the file.
+    select_any_file_link: Read = "SELECT room_id FROM file_links WHERE file_id = ? LIMIT 1";
+    delete_file_link: Write = "DELETE FROM file_links WHERE file_id = ? AND room_id = ? AND message_id = ?";
+    delete_file_links: Write = "DELETE FROM file_links WHERE file_id = ?";
+    insert_unreferenced_file: Write = "INSERT INTO unreferenced_files (shard, id, since) VALUES (?, ?, ?)";
+    select_unreferenced_files: Read = "SELECT id, since FROM unreferenced_files WHERE shard = ?";
+    delete_unreferenced_file: Write = "DELETE FROM unreferenced_files WHERE shard = ? AND id = ?";
 }

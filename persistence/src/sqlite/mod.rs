@@ -8,7 +8,7 @@
 //!   that owns the write connection;
 //! - `connection`: pragmas (WAL, `synchronous=NORMAL`, busy timeout);
 //! - `schema`: the migrations;
-//! - `users`, `rooms`, `messages`: the SQL, as plain functions over a
+//! - `users`, `rooms`, `messages`, `files`: the SQL, as plain functions over a
 //!   connection;
 //! - `rows`: how rows map to the store's types;
 //! - `errors`: how SQLite errors map to [`StoreError`].
@@ -19,6 +19,7 @@
 
 mod connection;
 mod errors;
+mod files;
 mod messages;
 mod rooms;
 mod rows;
@@ -367,5 +368,53 @@ impl Store for SqliteStore {
     async fn delete_message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
         let room = *room;
         self.write(move |tx| messages::delete(tx, &room, id)).await
+    }
+
+    // ----- files -------------------------------------------------------
+
+    async fn insert_file(&self, file: FileRecord) -> Result<()> {
+        self.write(move |tx| files::insert(tx, &file)).await
+    }
+
+    async fn file(&self, id: Id) -> Result<Option<FileRecord>> {
+        self.read(move |connection| files::by_id(connection, id))
+            .await
+    }
+
+    async fn uploaded_bytes(&self, uploader: Id) -> Result<u64> {
+        self.read(move |connection| files::uploaded_bytes(connection, uploader))
+            .await
+    }
+
+    async fn link_files(&self, room: &RoomId, message: Id, file_ids: &[Id]) -> Result<()> {
+        let (room, file_ids) = (*room, file_ids.to_vec());
+        self.write(move |tx| files::link(tx, &room, message, &file_ids))
+            .await
+    }
+
+    async fn file_rooms(&self, file: Id) -> Result<Vec<RoomId>> {
+        self.read(move |connection| files::rooms(connection, file))
+            .await
+    }
+
+    async fn unlink_files(
+        &self,
+        room: &RoomId,
+        message: Id,
+        file_ids: &[Id],
+        at: u64,
+    ) -> Result<()> {
+        let (room, file_ids) = (*room, file_ids.to_vec());
+        self.write(move |tx| files::unlink(tx, &room, message, &file_ids, at))
+            .await
+    }
+
+    async fn unreferenced_files(&self, before: u64, limit: u32) -> Result<Vec<FileRecord>> {
+        self.read(move |connection| files::unreferenced(connection, before, limit))
+            .await
+    }
+
+    async fn delete_file(&self, id: Id) -> Result<()> {
+        self.write(move |tx| files::delete(tx, id)).await
     }
 }

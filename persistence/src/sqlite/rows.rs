@@ -20,7 +20,7 @@ use chat_protocol::{File, Id, Message, Role, Room, RoomId, RoomKind, Visibility}
 use rusqlite::Row;
 use rusqlite::types::Type;
 
-use crate::records::{Membership, UserRecord};
+use crate::records::{FileRecord, Membership, UserRecord};
 use crate::{Result, StoreError};
 
 /// An id as SQLite stores it.
@@ -117,7 +117,7 @@ fn optional_time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<u64>
         .map(|value| value.map(time_from_sql))
 }
 
-fn room_id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<RoomId> {
+pub(crate) fn room_id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<RoomId> {
     decoded(row, index, "room id", |text| text.parse().ok())
 }
 
@@ -264,6 +264,23 @@ impl MessageRow {
             &self.deleted,
         ]
     }
+}
+
+/// The columns [`file_at`] reads, of `files`.
+pub(crate) const FILE_COLUMNS: &str =
+    "id, uploader, name, size, content_type, checksum, created_at";
+
+/// A file from the columns [`FILE_COLUMNS`].
+pub(crate) fn file_at(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        id: id_at(row, 0)?,
+        uploader: id_at(row, 1)?,
+        name: row.get(2)?,
+        size: row.get::<_, i64>(3)? as u64,
+        content_type: row.get(4)?,
+        checksum: row.get(5)?,
+        created_at: time_at(row, 6)?,
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::{Result, StoreError};
 
 /// Every migration, in order; `MIGRATIONS[n]` takes the file from version
 /// `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA];
+const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES];
 
 /// Users, rooms, memberships with read positions, and messages.
 ///
@@ -85,6 +85,39 @@ CREATE TABLE messages (
 
 CREATE INDEX messages_by_client_id ON messages (sender_id, client_id, id)
     WHERE client_id IS NOT NULL;
+";
+
+/// Uploaded files and which messages carry them.
+///
+/// - `files.unreferenced_since` is set while no message carries the file
+///   (from the upload, or from the deletion of its last message) and NULL
+///   while one does; the sweep reads it through its partial index.
+/// - `files_by_uploader` serves the quota sum.
+/// - `file_links` has one row per (file, message carrying it); access checks
+///   read the rooms of a file's rows.
+const FILES: &str = "
+CREATE TABLE files (
+    id                 INTEGER PRIMARY KEY,
+    uploader           INTEGER NOT NULL,
+    name               TEXT    NOT NULL,
+    size               INTEGER NOT NULL,
+    content_type       TEXT    NOT NULL,
+    checksum           TEXT    NOT NULL,
+    created_at         INTEGER NOT NULL,
+    unreferenced_since INTEGER
+) STRICT;
+
+CREATE INDEX files_by_uploader ON files (uploader, size);
+
+CREATE INDEX files_unreferenced ON files (unreferenced_since)
+    WHERE unreferenced_since IS NOT NULL;
+
+CREATE TABLE file_links (
+    file_id    INTEGER NOT NULL,
+    room_id    TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    PRIMARY KEY (file_id, room_id, message_id)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The schema version this build writes and understands.

@@ -1,0 +1,33 @@
+//! Uploaded files: their bytes in object storage, streamed both ways.
+//!
+//! The bytes of a file live in an object store (the `object_store` crate):
+//! a directory inside the data directory when the server runs alone, an
+//! S3-compatible bucket in a cluster (gateways keep no file on their disk).
+//! Metadata and access rules are not here: they are the store's and the
+//! chat logic's (`chat_router::files`). Modules:
+//! - [`storage`]: where the bytes go, from the configuration; credentials
+//!   are never printed.
+//! - [`objects`]: [`Objects`], streaming uploads (size limit enforced while
+//!   streaming, nothing left behind by a failed one) and ranged downloads.
+//! - [`sniff`]: the content type, from the bytes, and whether a browser may
+//!   show it inline.
+//! - [`names`]: safe file names and `Content-Disposition`.
+//! - [`range`]: the `Range` header.
+//! - [`sweep`]: removing files that no message carries any more.
+//! - [`metrics`]: what this crate counts.
+
+pub mod error;
+pub mod metrics;
+pub mod names;
+pub mod objects;
+pub mod range;
+pub mod sniff;
+pub mod storage;
+pub mod sweep;
+
+pub use error::FilesError;
+pub use objects::{Objects, Stored};
+pub use storage::{S3Settings, Storage};
+
+/// Result of a files operation.
+pub type Result<T, E = FilesError> = std::result::Result<T, E>;

@@ -1,0 +1,628 @@
+//! Files and attachments end to end, against both kinds of object storage:
+//! a directory in the data directory, and S3 as served by a real
+//! S3-compatible server (moto's `moto_server`, started here on a free port
+//! like the Redis harness; `.ci/run` installs it). Without `moto_server`
+//! on the PATH the S3 cases say so and pass without running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
+
+use crate::harness::{Client, Server, assert_error};
+use crate::ws::Ws;
+
+// ----- storage backends ------------------------------------------------------
+
+/// A real S3-compatible server on a free port, killed when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    bucket: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts `moto_server` with a fresh bucket, or `None` (with a notice)
+    /// when it is not installed.
+    async fn start() -> Option<Moto> {
+        let installed = Command::new("moto_server")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !installed {
+            eprintln!("NOTICE: moto_server is not installed: the S3 file tests are SKIPPED");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: "chat-files-test".into(),
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let created = http
+                .put(format!("{}/{}", moto.endpoint, moto.bucket))
+                .send()
+                .await;
+            if created.is_ok_and(|response| response.status().is_success()) {
+                return Some(moto);
+            }
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CHAT_FILES__S3__BUCKET", self.bucket.clone()),
+            ("CHAT_FILES__S3__ENDPOINT", self.endpoint.clone()),
+            ("CHAT_FILES__S3__REGION", "us-east-1".into()),
+            ("CHAT_FILES__S3__ACCESS_KEY_ID", "test-key-id".into()),
+            ("CHAT_FILES__S3__SECRET_ACCESS_KEY", S3_SECRET.into()),
+            ("CHAT_FILES__S3__ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// Text of a bucket listing (`?list-type=2`) or of its unfinished
+    /// multipart uploads (`?uploads`).
+    async fn list(&self, query: &str) -> String {
+        reqwest::get(format!("{}/{}?{query}", self.endpoint, self.bucket))
+            .await
+            .expect("list the bucket")
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The secret the S3 tests configure; it must never reach the log.
+const S3_SECRET: &str = "s3-secret-never-logged-7d1e";
+
+/// Where a test server keeps the bytes of files.
+enum Backend {
+    Directory,
+    S3(Moto),
+}
+
+/// A server with files in `backend`, its data directory, and extra settings.
+struct FileServer {
+    server: Server,
+    data_dir: TempDir,
+    backend: Backend,
+}
+
+impl FileServer {
+    /// `None` when the backend is S3 and no S3 server can be had.
+    async fn start(s3: bool, env: &[(&str, &str)]) -> Option<FileServer> {
+        let backend = match s3 {
+            false => Backend::Directory,
+            true => Backend::S3(Moto::start().await?),
+        };
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings: Vec<(&str, String)> = env
+            .iter()
+            .map(|(key, value)| (*key, (*value).to_owned()))
+            .collect();
+        if let Backend::S3(moto) = &backend {
+            settings.extend(moto.env());
+        }
+        let settings: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(key, value)| (*key, value.as_str()))
+            .collect();
+        let server = Server::start_in(data_dir.path(), &settings);
+        Some(FileServer {
+            server,
+            data_dir,
+            backend,
+        })
+    }
+
+    /// Whether the storage holds no object and no unfinished upload.
+    async fn storage_is_empty(&self) -> bool {
+        match &self.backend {
+            Backend::Directory => files_under(&self.data_dir.path().join("files")).is_empty(),
+            Backend::S3(moto) => {
+                !moto.list("list-type=2").await.contains("<Key>")
+                    && !moto.list("uploads").await.contains("<UploadId>")
+            }
+        }
+    }
+
+    /// How many objects the storage holds.
+    async fn objects(&self) -> usize {
+        match &self.backend {
+            Backend::Directory => files_under(&self.data_dir.path().join("files")).len(),
+            Backend::S3(moto) => moto.list("list-type=2").await.matches("<Key>").count(),
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+// ----- HTTP helpers ----------------------------------------------------------
+
+const BOUNDARY: &str = "chat-test-boundary-5f1c";
+
+/// A multipart body with one part `file` named `name`.
+fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn upload(client: &Client, name: &str, bytes: &[u8]) -> (StatusCode, Value) {
+    client
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/files",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+            multipart(name, bytes),
+        )
+        .await
+}
+
+async fn uploaded(client: &Client, name: &str, bytes: &[u8]) -> Value {
+    let (status, file) = upload(client, name, bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "upload {name}: {file}");
+    file
+}
+
+/// GET of a file with extra headers: status, headers, body.
+async fn download(
+    server: &Server,
+    client: &Client,
+    id: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut request = reqwest::Client::new()
+        .get(format!("{}/api/v1/files/{id}", server.base))
+        .bearer_auth(client.token());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("download");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Bytes that no sniffer mistakes for a known format.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8 | 0x80
+        })
+        .collect()
+}
+
+async fn post_with_files(client: &Client, room: &str, ids: &[&str]) -> (StatusCode, Value) {
+    client
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            json!({"content": "see attached", "attachment_ids": ids}),
+        )
+        .await
+}
+
+/// Deletes a message as `client` (over the WebSocket, the one way to
+/// delete) and waits until the room has heard of it.
+async fn delete_message(server: &Server, client: &Client, room: &str, message: &Value) {
+    let mut ws = Ws::connect(server, client.token()).await;
+    ws.send(json!({"type": "delete", "room_id": room, "message_id": message["id"]}))
+        .await;
+    let deleted = ws.next_of("message_deleted").await;
+    assert_eq!(deleted["message_id"], message["id"]);
+}
+
+/// A metric's value from `/metrics` (0 when absent).
+async fn metric(server: &Server, line_start: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `condition` until it holds, for up to 20 s.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ----- the cases, for each backend -------------------------------------------
+
+/// Upload, download (whole, ranged, revalidated), attach, deliver, and who
+/// may read the file at each step.
+async fn round_trip_attachments_and_access(s3: bool) {
+    let Some(files) = FileServer::start(s3, &[]).await else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let (dave, dave_id) = server.user("dave").await;
+    let room = alice
+        .create_room("general", "private", &[&bob_id, &dave_id])
+        .await;
+
+    // Over one multipart part (5 MiB), so S3 stores it in parts.
+    let bytes = noise(6 * 1024 * 1024 + 12_345);
+    let file = uploaded(&alice, "../photos/big.bin", &bytes).await;
+    let id = file["id"].as_str().unwrap().to_owned();
+    assert_eq!(file["name"], "big.bin", "the path is dropped");
+    assert_eq!(file["size"], bytes.len() as u64);
+    assert_eq!(file["content_type"], "application/octet-stream");
+    assert!(file["created_at"].as_u64().unwrap() > 0);
+
+    let (status, headers, body) = download(server, &alice, &id, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == bytes, "the bytes come back unchanged");
+    assert_eq!(header(&headers, "content-length"), bytes.len().to_string());
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert!(
+        header(&headers, "content-disposition").starts_with("attachment; filename=\"big.bin\"")
+    );
+    let etag = header(&headers, "etag").to_owned();
+    assert_eq!(etag.len(), 66, "a quoted SHA-256: {etag}");
+
+    let (status, headers, part) =
+        download(server, &alice, &id, &[("range", "bytes=100-199")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part, bytes[100..200]);
+    assert_eq!(
+        header(&headers, "content-range"),
+        format!("bytes 100-199/{}", bytes.len())
+    );
+    let (status, _, tail) = download(server, &alice, &id, &[("range", "bytes=-10")]).await;
+    assert_eq!(
+        (status, tail.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &bytes[bytes.len() - 10..])
+    );
+    let (status, headers, _) =
+        download(server, &alice, &id, &[("range", "bytes=999999999-")]).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        header(&headers, "content-range"),
+        format!("bytes */{}", bytes.len())
+    );
+    let (status, _, _) = download(server, &alice, &id, &[("if-none-match", &etag)]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+
+    // Not yet shared: only the uploader may read it.
+    for outsider in [&bob, &carol] {
+        let (status, _, _) = download(server, outsider, &id, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _, _) = download(server, &alice, "12345", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Someone else's file, too many files, a repeated file: refused.
+    assert_error(
+        &post_with_files(&bob, &room, &[&id]).await,
+        400,
+        "bad_request",
+    );
+    let eleven = vec![id.as_str(); 11];
+    assert_error(
+        &post_with_files(&alice, &room, &eleven).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &post_with_files(&alice, &room, &[&id, &id]).await,
+        400,
+        "bad_request",
+    );
+
+    // Attached: delivered live and in history with the File.
+    let mut bob_ws = Ws::connect(server, bob.token()).await;
+    let (status, message) = post_with_files(&alice, &room, &[&id]).await;
+    assert_eq!(status, StatusCode::CREATED, "{message}");
+    assert_eq!(message["attachments"], json!([file]));
+    let live = bob_ws.next_of("message").await;
+    assert_eq!(live["message"]["attachments"], json!([file]));
+    let (_, history) = bob.get(&format!("/api/v1/rooms/{room}/messages")).await;
+    assert_eq!(history["messages"][0]["attachments"], json!([file]));
+
+    // Members of the room may read it now; others still may not.
+    let (status, _, body) = download(server, &bob, &id, &[]).await;
+    assert!(status == StatusCode::OK && body == bytes);
+    let (status, _, _) = download(server, &carol, &id, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A removed member loses it.
+    let (status, _) = alice
+        .delete(&format!("/api/v1/rooms/{room}/members/{bob_id}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = download(server, &bob, &id, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A deleted message drops the file from view for the room.
+    let (status, _, _) = download(server, &dave, &id, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    delete_message(server, &alice, &room, &message).await;
+    let (_, history) = dave.get(&format!("/api/v1/rooms/{room}/messages")).await;
+    assert_eq!(history["messages"][0]["attachments"], json!([]));
+    let (status, _, _) = download(server, &dave, &id, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    assert!(
+        !server.log().contains(S3_SECRET),
+        "the S3 secret reached the log"
+    );
+}
+
+/// What a browser could run is never served inline.
+async fn markup_is_served_as_an_attachment(s3: bool) {
+    let Some(files) = FileServer::start(s3, &[]).await else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let cases: [(&str, &[u8], &str, &str); 3] = [
+        (
+            "innocent.png",
+            b"<!DOCTYPE html><script>alert(document.cookie)</script>",
+            "text/html",
+            "attachment",
+        ),
+        (
+            "logo.svg",
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+            "image/svg+xml",
+            "attachment",
+        ),
+        (
+            "dot.png",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+            "image/png",
+            "inline",
+        ),
+    ];
+    for (name, bytes, content_type, disposition) in cases {
+        let file = uploaded(&alice, name, bytes).await;
+        assert_eq!(file["content_type"], content_type, "{name}");
+        let id = file["id"].as_str().unwrap();
+        let (status, headers, _) = download(server, &alice, id, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header(&headers, "content-type"), content_type);
+        assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+        assert!(
+            header(&headers, "content-disposition").starts_with(disposition),
+            "{name}: {headers:?}"
+        );
+    }
+}
+
+/// The size limit hit mid-stream, an upload cut off half-way: nothing is
+/// left behind, and neither counts against the quota.
+async fn failed_uploads_leave_nothing(s3: bool) {
+    const MIB: usize = 1024 * 1024;
+    let Some(files) = FileServer::start(
+        s3,
+        &[
+            ("CHAT_FILES__MAX_FILE_BYTES", "8388608"),
+            ("CHAT_FILES__QUOTA_BYTES_PER_USER", "9437184"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+
+    // Over the limit after the first multipart part went out.
+    let answer = upload(&alice, "huge.bin", &noise(9 * MIB)).await;
+    assert_error(&answer, 413, "too_large");
+    eventually("the refused upload is cleaned up", || {
+        files.storage_is_empty()
+    })
+    .await;
+
+    // Cut off after 6 MiB of a declared 7.5 MiB.
+    let body = multipart("cut.bin", &noise(7 * MIB + MIB / 2));
+    let address = server.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        alice.token(),
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body[..6 * MIB]).await.unwrap();
+    socket.flush().await.unwrap();
+    drop(socket);
+    eventually("the server saw the cut-off upload", || async {
+        metric(server, "chat_file_uploads_total{outcome=\"cut_off\"}").await >= 1.0
+    })
+    .await;
+    eventually("the cut-off upload is cleaned up", || {
+        files.storage_is_empty()
+    })
+    .await;
+
+    // Neither failure used the quota: 1 MiB fits, then 8.5 MiB is over it.
+    uploaded(&alice, "small.bin", &noise(MIB)).await;
+    assert_eq!(files.objects().await, 1);
+    let answer = upload(&alice, "over-quota.bin", &noise(8 * MIB + MIB / 2)).await;
+    assert_error(&answer, 413, "too_large");
+    eventually("only the stored file is left", || async {
+        files.objects().await == 1
+    })
+    .await;
+}
+
+/// The bytes of a deleted message's file are swept after the grace period
+/// (0 here); a file still carried by a message stays.
+async fn deleted_attachments_are_swept(s3: bool) {
+    let Some(files) = FileServer::start(
+        s3,
+        &[
+            ("CHAT_FILES__SWEEP_GRACE_SECS", "0"),
+            ("CHAT_FILES__SWEEP_INTERVAL_SECS", "1"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let room = alice.create_room("general", "public", &[]).await;
+    let kept = uploaded(&alice, "kept.txt", b"kept").await;
+    let doomed = uploaded(&alice, "doomed.txt", b"doomed").await;
+    let (kept_id, doomed_id) = (kept["id"].as_str().unwrap(), doomed["id"].as_str().unwrap());
+    let (status, _) = post_with_files(&alice, &room, &[kept_id]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // This one over the WebSocket, the other way to send.
+    let mut ws = Ws::connect(server, alice.token()).await;
+    ws.send(json!({"type": "send", "room_id": room, "content": "doomed", "attachment_ids": [doomed_id]}))
+        .await;
+    let message = ws.next_of("message").await["message"].clone();
+    assert_eq!(message["attachments"], json!([doomed]));
+    delete_message(server, &alice, &room, &message).await;
+    eventually("the deleted message's file is swept", || async {
+        download(server, &alice, doomed_id, &[]).await.0 == StatusCode::NOT_FOUND
+            && files.objects().await == 1
+    })
+    .await;
+    let (status, _, body) = download(server, &alice, kept_id, &[]).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"kept"[..]));
+}
+
+#[tokio::test]
+async fn directory_round_trip_attachments_and_access() {
+    round_trip_attachments_and_access(false).await;
+}
+
+#[tokio::test]
+async fn s3_round_trip_attachments_and_access() {
+    round_trip_attachments_and_access(true).await;
+}
+
+#[tokio::test]
+async fn directory_markup_is_served_as_an_attachment() {
+    markup_is_served_as_an_attachment(false).await;
+}
+
+#[tokio::test]
+async fn s3_markup_is_served_as_an_attachment() {
+    markup_is_served_as_an_attachment(true).await;
+}
+
+#[tokio::test]
+async fn directory_failed_uploads_leave_nothing() {
+    failed_uploads_leave_nothing(false).await;
+}
+
+#[tokio::test]
+async fn s3_failed_uploads_leave_nothing() {
+    failed_uploads_leave_nothing(true).await;
+}
+
+#[tokio::test]
+async fn directory_deleted_attachments_are_swept() {
+    deleted_attachments_are_swept(false).await;
+}
+
+#[tokio::test]
+async fn s3_deleted_attachments_are_swept() {
+    deleted_attachments_are_swept(true).await;
+}
+
+#[tokio::test]
+async fn uploads_are_rate_limited_and_need_a_file_part() {
+    let server = Server::start_with(&[
+        ("CHAT_FILES__UPLOADS_PER_MINUTE", "1"),
+        ("CHAT_FILES__UPLOAD_BURST", "2"),
+    ]);
+    let (alice, _) = server.user("alice").await;
+    let answer = alice
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/files",
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+    uploaded(&alice, "a.txt", b"a").await;
+    uploaded(&alice, "b.txt", b"b").await;
+    let answer = upload(&alice, "c.txt", b"c").await;
+    assert_error(&answer, 429, "rate_limited");
+    let (status, _) = server.client().get("/api/v1/files/1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
