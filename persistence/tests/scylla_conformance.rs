@@ -86,10 +86,81 @@ mod conformance {
 
 // ----- ScyllaDB-specific ----------------------------------------------------
 
-/// Connecting with another bucket window than the keyspace's is refused:
-/// it would re-address every message.
+/// An id minted `ago_ms` before now, with a random worker and sequence so
+/// that runs sharing the test keyspace do not collide.
+fn id_from(ago_ms: u64) -> chat_protocol::Id {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(ago_ms);
+    let random = hasher.finish();
+    chat_protocol::Id::from_parts(
+        chat_protocol::id::now_ms() - ago_ms,
+        (random % 1024) as u16,
+        (random >> 10) % 4096,
+    )
+}
+
+/// A group room created through `store`, holding one message from each of
+/// `ages_ms` ago (oldest first).
+async fn room_with_history(
+    store: &ScyllaStore,
+    ages_ms: &[u64],
+) -> (chat_protocol::RoomId, Vec<chat_protocol::Message>) {
+    use chat_persistence::Store;
+    use chat_persistence::records::NewRoom;
+    use chat_protocol::{Message, Role, RoomId, RoomKind, Visibility};
+
+    let owner = id_from(0);
+    let oldest = ages_ms.iter().copied().max().unwrap_or(0);
+    let room = store
+        .create_room(
+            NewRoom {
+                id: RoomId::Group(id_from(oldest + 1000)),
+                kind: RoomKind::Group,
+                name: "bucket windows".into(),
+                visibility: Visibility::Public,
+                owner_id: Some(owner),
+                created_at: chat_protocol::id::now_ms() - oldest - 1000,
+            },
+            &[(owner, Role::Owner)],
+        )
+        .await
+        .expect("create_room");
+    let messages: Vec<Message> = ages_ms
+        .iter()
+        .map(|ago| {
+            let id = id_from(*ago);
+            Message {
+                id,
+                room_id: room.id,
+                sender_id: owner,
+                content: format!("{ago} ms ago"),
+                mentions: Vec::new(),
+                attachments: Vec::new(),
+                reply_to: None,
+                client_id: None,
+                created_at: id.unix_ms(),
+                edited_at: None,
+                deleted: false,
+            }
+        })
+        .collect();
+    store
+        .insert_messages(&messages)
+        .await
+        .expect("insert_messages");
+    (room.id, messages)
+}
+
+/// Each room keeps the bucket window it was created with: a store opened
+/// with another default creates its new rooms with that window, and either
+/// store finds every message of a room created by the other (which it can
+/// only do by addressing them with the room's own window).
 #[tokio::test]
-async fn a_different_bucket_window_is_refused() {
+async fn each_room_keeps_its_bucket_window() {
+    use chat_persistence::Store;
+    use chat_persistence::records::PageRequest;
+
     let Some(nodes) = test_nodes() else {
         announce_skip();
         return;
@@ -103,15 +174,46 @@ async fn a_different_bucket_window_is_refused() {
             *migrated = true;
         }
     }
-    let other_window = ScyllaOptions {
+    let ten_days = ScyllaStore::connect(options(nodes.clone()))
+        .await
+        .expect("a store with the default window");
+    let hourly = ScyllaStore::connect(ScyllaOptions {
         bucket_window: std::time::Duration::from_secs(3600),
         ..options(nodes)
-    };
-    let refused = ScyllaStore::connect(other_window).await;
-    assert!(
-        matches!(refused, Err(chat_persistence::StoreError::Internal(_))),
-        "{refused:?}"
-    );
+    })
+    .await
+    .expect("a store with an hourly default window");
+
+    const HOUR_MS: u64 = 3_600_000;
+    const DAY_MS: u64 = 24 * HOUR_MS;
+    for (writer, reader, ages) in [
+        (&ten_days, &hourly, [40 * DAY_MS, 20 * DAY_MS, HOUR_MS]),
+        (&hourly, &ten_days, [5 * HOUR_MS, 3 * HOUR_MS, HOUR_MS]),
+    ] {
+        let (room, messages) = room_with_history(writer, &ages).await;
+        for message in &messages {
+            let found = reader.message(&room, message.id).await.expect("message");
+            assert_eq!(found.as_ref(), Some(message));
+        }
+        let page = reader
+            .messages(
+                &room,
+                PageRequest {
+                    before: None,
+                    after: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .expect("messages");
+        let ids: Vec<_> = page.messages.iter().map(|message| message.id).collect();
+        let expected: Vec<_> = messages.iter().map(|message| message.id).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(
+            reader.last_message(&room).await.expect("last_message"),
+            messages.last().cloned()
+        );
+    }
 }
 
 /// Options are checked before anything is sent.

@@ -138,7 +138,7 @@ impl ScyllaStore {
         match self
             .lwt(
                 &self.statements.insert_room,
-                room_values(room, member_count, token),
+                room_values(room, member_count, token, &self.default_buckets),
             )
             .await?
         {
