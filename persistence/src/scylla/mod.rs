@@ -40,6 +40,8 @@ mod users;
 mod schema_tests;
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,8 +56,12 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
+use scylla::errors::ExecutionError;
+use scylla::response::PagingState;
 use scylla::response::query_result::QueryResult;
+use scylla::serialize::batch::BatchValues;
 use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 
 pub use self::buckets::{Buckets, DEFAULT_WINDOW, MIN_WINDOW};
@@ -90,6 +96,9 @@ pub struct ScyllaStore {
     indexed_buckets: KnownSet<(RoomId, i32)>,
     /// `username_prefixes` rows this process has written.
     listed_prefixes: KnownSet<String>,
+    /// Requests sent to the cluster (statements, batches, pages), counted
+    /// where they leave the store for the session.
+    requests: AtomicU64,
 }
 
 /// A bounded set of facts this process knows to be stored already.
@@ -197,6 +206,7 @@ impl ScyllaStore {
             room_buckets: KnownMap::new(),
             indexed_buckets: KnownSet::new(),
             listed_prefixes: KnownSet::new(),
+            requests: AtomicU64::new(0),
         };
         tracing::info!(
             nodes = ?store.options.nodes,
@@ -261,7 +271,24 @@ impl ScyllaStore {
     /// its call returns. Kept so that callers can treat stores alike.
     pub async fn close(&self) {}
 
+    /// How many requests this store has sent to the cluster since it was
+    /// opened: every statement, batch and page of a paged read, including
+    /// failed ones (the driver's own retries and speculative executions are
+    /// not counted). For tests and diagnostics: the difference across a call
+    /// is that call's cost in round trips to the cluster.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     // ----- execution helpers ---------------------------------------------
+    //
+    // Every request to the cluster goes through one of these (or `batch`),
+    // which count it.
+
+    /// Counts one request about to be sent.
+    fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// Runs a statement.
     async fn execute(
@@ -269,7 +296,18 @@ impl ScyllaStore {
         statement: &PreparedStatement,
         values: impl SerializeRow,
     ) -> Result<QueryResult> {
+        self.count_request();
         Ok(self.session.execute_unpaged(statement, values).await?)
+    }
+
+    /// Runs a batch.
+    async fn batch(
+        &self,
+        batch: &Batch,
+        values: impl BatchValues,
+    ) -> std::result::Result<QueryResult, ExecutionError> {
+        self.count_request();
+        self.session.batch(batch, values).await
     }
 
     /// The rows of a statement whose result is bounded (a LIMIT, a key).
@@ -300,7 +338,7 @@ impl ScyllaStore {
     }
 
     /// Every row of a statement whose result may be large (a whole
-    /// partition), fetched page by page.
+    /// partition), fetched page by page (each page one counted request).
     async fn all_rows<T>(
         &self,
         statement: &PreparedStatement,
@@ -309,13 +347,28 @@ impl ScyllaStore {
     where
         T: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + 'static,
     {
-        let pager = self.session.execute_iter(statement.clone(), values).await?;
-        let rows = pager.rows_stream::<T>()?.try_collect().await?;
-        Ok(rows)
+        let mut all = Vec::new();
+        let mut paging_state = PagingState::start();
+        loop {
+            self.count_request();
+            let (result, paging) = self
+                .session
+                .execute_single_page(statement, &values, paging_state)
+                .await?;
+            let rows = result.into_rows_result()?;
+            for row in rows.rows::<T>()? {
+                all.push(row?);
+            }
+            match paging.into_paging_control_flow() {
+                ControlFlow::Break(()) => return Ok(all),
+                ControlFlow::Continue(next) => paging_state = next,
+            }
+        }
     }
 
     /// Runs a lightweight transaction.
     async fn lwt(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<Lwt> {
+        self.count_request();
         match self.session.execute_unpaged(statement, values).await {
             Ok(result) => {
                 let answer = LwtAnswer::from_result(result)?;
