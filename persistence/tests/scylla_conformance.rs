@@ -216,6 +216,110 @@ async fn each_room_keeps_its_bucket_window() {
     }
 }
 
+/// Requests a connect may send per room, from a process that has not met
+/// the room yet: the room row, its member counter and the membership row
+/// (`rooms_of`); the room's bucket window (once per process); the unread
+/// count's index read and up to two bucket slices (the read position's
+/// bucket and one more); the last message's index read and one slice.
+const CONNECT_REQUESTS_PER_ROOM: u64 = 3 + 1 + 3 + 2;
+
+/// A connect of a user in 100 rooms, counted where the store's requests
+/// leave for the cluster: the room list and every room's summary (unread
+/// count and last message, as the router's `rooms_of` asks for them) cost
+/// at most [`CONNECT_REQUESTS_PER_ROOM`] requests a room plus one page of
+/// the user's room list, whatever the rooms' history — here one recent
+/// message each, and in every tenth room a message from 400 days ago too.
+#[tokio::test]
+async fn a_connect_of_a_user_in_100_rooms_sends_a_bounded_number_of_requests() {
+    use chat_persistence::Store;
+    use chat_protocol::limits::UNREAD_COUNT_CAP;
+    use chat_protocol::{Message, Role};
+
+    const ROOMS: usize = 100;
+    const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+    let Some(nodes) = test_nodes() else {
+        announce_skip();
+        return;
+    };
+    {
+        let mut migrated = MIGRATED.lock().await;
+        if !*migrated {
+            ScyllaStore::migrate(options(nodes.clone()))
+                .await
+                .expect("migrate the test keyspace");
+            *migrated = true;
+        }
+    }
+    let writer = ScyllaStore::connect(options(nodes.clone()))
+        .await
+        .expect("connect");
+    let user = id_from(0);
+    let mut rooms = Vec::with_capacity(ROOMS);
+    for n in 0..ROOMS {
+        let ages: &[u64] = if n % 10 == 0 {
+            &[400 * DAY_MS, 1000]
+        } else {
+            &[1000]
+        };
+        let (room, messages) = room_with_history(&writer, ages).await;
+        assert!(
+            writer
+                .add_member(&room, user, Role::Member, chat_protocol::id::now_ms())
+                .await
+                .expect("add_member")
+        );
+        // Every other room read up to its newest message.
+        if n % 2 == 0 {
+            let newest: &Message = messages.last().expect("a message");
+            assert!(
+                writer
+                    .mark_read(&room, user, newest.id)
+                    .await
+                    .expect("mark_read")
+            );
+        }
+        rooms.push((room, messages));
+    }
+
+    // A process that has not met these rooms: nothing cached.
+    let store = ScyllaStore::connect(options(nodes)).await.expect("connect");
+    let before = store.requests_sent();
+    let listed = store.rooms_of(user).await.expect("rooms_of");
+    assert_eq!(listed.len(), ROOMS);
+    for entry in &listed {
+        let unread = store
+            .unread_count(
+                &entry.room.id,
+                user,
+                entry.membership.last_read,
+                UNREAD_COUNT_CAP,
+            )
+            .await
+            .expect("unread_count");
+        let last = store
+            .last_message(&entry.room.id)
+            .await
+            .expect("last_message");
+        let (_, messages) = rooms
+            .iter()
+            .find(|(room, _)| *room == entry.room.id)
+            .expect("a room of the user");
+        let expected_unread = if entry.membership.last_read.is_some() {
+            0
+        } else {
+            messages.len() as u32
+        };
+        assert_eq!(unread, expected_unread);
+        assert_eq!(last.as_ref(), messages.last());
+    }
+    let sent = store.requests_sent() - before;
+    let bound = 1 + CONNECT_REQUESTS_PER_ROOM * ROOMS as u64;
+    assert!(
+        sent <= bound,
+        "a connect of a user in {ROOMS} rooms sent {sent} requests, more than {bound}"
+    );
+}
+
 /// Options are checked before anything is sent.
 #[tokio::test]
 async fn invalid_options_are_refused_without_a_cluster() {

@@ -79,8 +79,7 @@ impl ScyllaStore {
         } else {
             batch.append_statement(self.statements.insert_prefix_directory.clone());
             let directory_row = (prefix_directory(partition), partition);
-            self
-                .batch(&batch, (user_rows.0, user_rows.1, directory_row))
+            self.batch(&batch, (user_rows.0, user_rows.1, directory_row))
                 .await
         };
         if let Err(error) = outcome {
