@@ -1,14 +1,18 @@
 //! Time buckets of the messages table: pure arithmetic, no I/O.
 //!
 //! A room's messages are partitioned by `(room_id, bucket)`, where the bucket
-//! is the message id's timestamp divided by a fixed window, counted from the
-//! Snowflake epoch (2024-01-01). Because the bucket is a function of the id,
-//! any message can be addressed from `(room_id, id)` alone, and a page of
-//! history is a slice of one partition (or a few neighbouring ones).
+//! is the message id's timestamp divided by the room's window, counted from
+//! the Snowflake epoch (2024-01-01). Because the bucket is a function of the
+//! id and the room, any message can be addressed from `(room_id, id)` alone,
+//! and a page of history is a slice of one partition (or a few neighbouring
+//! ones).
 //!
-//! The window is fixed for the life of a keyspace: changing it would move
-//! every message to another partition. `migrate` records it in the
-//! `settings` table and `connect` refuses a different one.
+//! Each room has its own window, chosen when the room is created (the
+//! configured default, [`crate::scylla::ScyllaOptions::bucket_window`]) and
+//! stored with it (`rooms.bucket_window_ms`): changing a room's window would
+//! move its messages to other partitions, so it never changes, but a new
+//! default applies to the rooms created after it. [`Buckets::of_room`]
+//! reads the stored value back.
 
 use std::time::Duration;
 
@@ -45,6 +49,20 @@ impl Buckets {
         let window_ms = u64::try_from(window.as_millis())
             .map_err(|_| "the bucket window is too long".to_owned())?;
         Ok(Buckets { window_ms })
+    }
+
+    /// The buckets of a room whose row stores `window_ms` (the column
+    /// `rooms.bucket_window_ms`). A room without a stored window (its row is
+    /// missing, or not yet visible) takes `default`; a stored value outside
+    /// the accepted range is refused rather than guessed, as it addresses
+    /// the room's messages.
+    pub(crate) fn of_room(window_ms: Option<i64>, default: Buckets) -> Result<Buckets, String> {
+        let Some(window_ms) = window_ms else {
+            return Ok(default);
+        };
+        let window_ms = u64::try_from(window_ms)
+            .map_err(|_| format!("a room stores a negative bucket window ({window_ms} ms)"))?;
+        Buckets::new(Duration::from_millis(window_ms))
     }
 
     /// The window in milliseconds.
@@ -168,6 +186,40 @@ mod tests {
         assert!(Buckets::new(MIN_WINDOW).is_ok());
         assert_eq!(Buckets::default(), ten_days());
         assert_eq!(ten_days().window_ms(), 10 * DAY_MS);
+    }
+
+    #[test]
+    fn a_rooms_stored_window_wins_over_the_default() {
+        let hour = Buckets::new(Duration::from_secs(3600)).unwrap();
+        assert_eq!(Buckets::of_room(Some(3_600_000), ten_days()), Ok(hour));
+        assert_eq!(Buckets::of_room(None, hour), Ok(hour));
+        assert!(Buckets::of_room(Some(-1), ten_days()).is_err());
+        assert!(Buckets::of_room(Some(59_999), ten_days()).is_err());
+    }
+
+    proptest::proptest! {
+        /// For any window a room may store and any id, the id lies inside
+        /// its bucket, buckets are ordered like ids, and the stored value
+        /// round-trips.
+        #[test]
+        fn every_window_places_ids_in_order(
+            window_ms in MIN_WINDOW.as_millis() as u64..=400 * DAY_MS,
+            // Times up to ~35 years after the epoch (ids wrap after 2^41 ms).
+            a in 0u64..(1 << 40),
+            b in 0u64..(1 << 40),
+        ) {
+            let buckets = Buckets::of_room(Some(window_ms as i64), Buckets::default()).unwrap();
+            proptest::prop_assert_eq!(buckets.window_ms(), window_ms);
+            let (a, b) = (Id::from_parts(EPOCH_MS + a, 1, 0), Id::from_parts(EPOCH_MS + b, 1, 0));
+            for id in [a, b] {
+                let bucket = buckets.of(id);
+                proptest::prop_assert!(bucket >= 0);
+                proptest::prop_assert!(buckets.first_id(bucket) <= id && id <= buckets.last_id(bucket));
+            }
+            if a <= b {
+                proptest::prop_assert!(buckets.of(a) <= buckets.of(b));
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Messages: idempotent batch inserts, lookups, history pages, edits,
 //! tombstones, the client-id lookup and unread counts.
 //!
-//! A message's row is addressed by `(room_id, bucket(id), id)`, so every
-//! single-message operation is one partition, one row. Reads of many
+//! A message's row is addressed by `(room_id, bucket(id), id)`, the bucket
+//! taken with the room's own window (`ScyllaStore::buckets_of`, read once per
+//! room and process), so every single-message operation is one partition,
+//! one row. Reads of many
 //! messages (pages, the last message, unread counts) find the buckets that
 //! hold messages in the room's `room_buckets` index first (see `paging`),
 //! and inserts list a bucket there before writing into it. Inserts are
@@ -17,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use chat_protocol::limits::IDEMPOTENCY_WINDOW_MS;
 use chat_protocol::{Id, Message, RoomId};
 
+use super::buckets::Buckets;
 use super::paging::{self, BucketQuery, Direction, IndexQuery, Span, UnreadRow};
 use super::rooms::MAX_IN;
 use super::rows::{
@@ -56,9 +59,19 @@ impl ScyllaStore {
             .filter(|message| seen.insert((message.room_id, message.id)))
             .cloned()
             .collect();
+        // Each room's window, read once per room and process.
+        let rooms: HashSet<RoomId> = messages.iter().map(|message| message.room_id).collect();
+        let windows: HashMap<RoomId, Buckets> = self
+            .concurrently(rooms, |room| async move {
+                Ok((room, self.buckets_of(&room).await?))
+            })
+            .await?
+            .into_iter()
+            .collect();
+        let buckets_of = |room: &RoomId| windows.get(room).copied().unwrap_or(self.default_buckets);
         let encoded: Vec<MessageValues> = messages
             .iter()
-            .map(|message| MessageValues::encode(message, &self.buckets))
+            .map(|message| MessageValues::encode(message, &buckets_of(&message.room_id)))
             .collect();
 
         // Which are stored already: one read per partition (and per 100 ids).
@@ -105,7 +118,7 @@ impl ScyllaStore {
         // reads that bucket, finds nothing and moves on).
         let unindexed: HashSet<(RoomId, i32)> = messages
             .iter()
-            .map(|message| (message.room_id, self.buckets.of(message.id)))
+            .map(|message| (message.room_id, buckets_of(&message.room_id).of(message.id)))
             .filter(|partition| !self.indexed_buckets.contains(partition))
             .collect();
         self.concurrently(unindexed, |(room, bucket)| async move {
@@ -151,10 +164,11 @@ impl ScyllaStore {
     }
 
     pub(super) async fn message_impl(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
+        let bucket = self.buckets_of(room).await?.of(id);
         let row: Option<MessageRow> = self
             .first_row(
                 &self.statements.select_message,
-                (room.to_string(), self.buckets.of(id), id_to_cql(id)),
+                (room.to_string(), bucket, id_to_cql(id)),
             )
             .await?;
         row.map(MessageRow::decode).transpose()
@@ -202,18 +216,19 @@ impl ScyllaStore {
         Ok(rows.into_iter().map(|(bucket,)| bucket).collect())
     }
 
-    /// The buckets a walk may visit now.
-    fn span(&self) -> Span {
-        Span::until(chat_protocol::id::now_ms(), &self.buckets)
+    /// The buckets a walk over a room of `buckets` may visit now.
+    fn span(buckets: &Buckets) -> Span {
+        Span::until(chat_protocol::id::now_ms(), buckets)
     }
 
     pub(super) async fn messages_impl(&self, room: &RoomId, request: PageRequest) -> Result<Page> {
+        let buckets = self.buckets_of(room).await?;
         let key = room.to_string();
         let key = key.as_str();
         let (rows, has_more) = paging::page(
             request,
-            self.span(),
-            &self.buckets,
+            Self::span(&buckets),
+            &buckets,
             paging::PAGE_SLICE,
             |query| self.listed_buckets(key, query),
             |query| self.message_slice(key, query),
@@ -227,11 +242,12 @@ impl ScyllaStore {
     }
 
     pub(super) async fn last_message_impl(&self, room: &RoomId) -> Result<Option<Message>> {
+        let buckets = self.buckets_of(room).await?;
         let key = room.to_string();
         let key = key.as_str();
         let row = paging::newest(
-            self.span(),
-            &self.buckets,
+            Self::span(&buckets),
+            &buckets,
             |query| self.listed_buckets(key, query),
             |query| self.message_slice(key, query),
         )
@@ -265,7 +281,7 @@ impl ScyllaStore {
                 mentions_to_cql(mentions),
                 time_to_cql(edited_at),
                 room.to_string(),
-                self.buckets.of(id),
+                self.buckets_of(room).await?.of(id),
                 id_to_cql(id),
             ),
         )
@@ -293,7 +309,7 @@ impl ScyllaStore {
             (
                 after_insert_timestamp(id),
                 room.to_string(),
-                self.buckets.of(id),
+                self.buckets_of(room).await?.of(id),
                 id_to_cql(id),
             ),
         )
@@ -321,14 +337,15 @@ impl ScyllaStore {
         after: Option<Id>,
         cap: u32,
     ) -> Result<u32> {
+        let buckets = self.buckets_of(room).await?;
         let key = room.to_string();
         let key = key.as_str();
         paging::count_unread(
             after,
             user,
             cap,
-            self.span(),
-            &self.buckets,
+            Self::span(&buckets),
+            &buckets,
             paging::UNREAD_CHUNK,
             |query| self.listed_buckets(key, query),
             |query| self.unread_slice(key, query),

@@ -40,7 +40,9 @@ mod users;
 #[cfg(test)]
 mod schema_tests;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,12 +53,16 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
+use scylla::errors::ExecutionError;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
+use scylla::response::PagingState;
 use scylla::response::query_result::QueryResult;
+use scylla::serialize::batch::BatchValues;
 use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 
 pub use self::buckets::{Buckets, DEFAULT_WINDOW, MIN_WINDOW};
@@ -81,43 +87,65 @@ pub struct ScyllaStore {
     session: Session,
     statements: Statements,
     options: ScyllaOptions,
-    buckets: Buckets,
+    /// The buckets of rooms created by this process (the configured window).
+    default_buckets: Buckets,
+    /// Each room's buckets, as stored with the room (never changed, so
+    /// never stale).
+    room_buckets: KnownMap<RoomId, Buckets>,
     /// `room_buckets` rows this process has written (they are never
     /// deleted), so that a busy bucket is indexed once, not per batch.
     indexed_buckets: KnownSet<(RoomId, i32)>,
     /// `username_prefixes` rows this process has written.
     listed_prefixes: KnownSet<String>,
+    /// Requests sent to the cluster (statements, batches, pages), counted
+    /// where they leave the store for the session.
+    requests: AtomicU64,
 }
 
 /// A bounded set of facts this process knows to be stored already.
-struct KnownSet<T> {
-    entries: Mutex<HashSet<T>>,
+type KnownSet<T> = KnownMap<T, ()>;
+
+/// A bounded map of facts this process knows to be stored already, each
+/// with a value that never changes once stored.
+struct KnownMap<K, V> {
+    entries: Mutex<HashMap<K, V>>,
 }
 
-impl<T: std::hash::Hash + Eq> KnownSet<T> {
-    fn new() -> KnownSet<T> {
-        KnownSet {
-            entries: Mutex::new(HashSet::new()),
+impl<K: std::hash::Hash + Eq, V: Copy> KnownMap<K, V> {
+    fn new() -> KnownMap<K, V> {
+        KnownMap {
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn contains(&self, entry: &T) -> bool {
-        self.lock().contains(entry)
+    fn get(&self, key: &K) -> Option<V> {
+        self.lock().get(key).copied()
     }
 
-    /// Records `entry` (after its write succeeded).
-    fn insert(&self, entry: T) {
+    /// Records `key` and its value (after its write or read succeeded).
+    fn put(&self, key: K, value: V) {
         let mut entries = self.lock();
         if entries.len() >= KNOWN_CACHE {
             entries.clear();
         }
-        entries.insert(entry);
+        entries.insert(key, value);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<T>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<T: std::hash::Hash + Eq> KnownSet<T> {
+    fn contains(&self, entry: &T) -> bool {
+        self.get(entry).is_some()
+    }
+
+    /// Records `entry` (after its write succeeded).
+    fn insert(&self, entry: T) {
+        self.put(entry, ());
     }
 }
 
@@ -132,8 +160,7 @@ impl std::fmt::Debug for ScyllaStore {
 
 impl ScyllaStore {
     /// Connects to the cluster and prepares every statement. The keyspace
-    /// and its tables must exist (see [`ScyllaStore::migrate`]), with the
-    /// same bucket window.
+    /// and its tables must exist (see [`ScyllaStore::migrate`]).
     pub async fn connect(options: ScyllaOptions) -> Result<ScyllaStore> {
         options.validate().map_err(StoreError::Internal)?;
         let session = open_session(&options).await?;
@@ -144,8 +171,8 @@ impl ScyllaStore {
     }
 
     /// Creates the keyspace and the tables where missing (it is safe to run
-    /// at every start, and from several processes), records the bucket
-    /// window on first use, and connects.
+    /// at every start, and from several processes), records the schema
+    /// version on first use, and connects.
     pub async fn migrate(options: ScyllaOptions) -> Result<ScyllaStore> {
         options.validate().map_err(StoreError::Internal)?;
         let session = open_session(&options).await?;
@@ -168,40 +195,47 @@ impl ScyllaStore {
         Ok(store)
     }
 
-    /// Prepares the statements on a session bound to the keyspace and
-    /// checks the bucket window.
+    /// Prepares the statements on a session bound to the keyspace.
     async fn ready(session: Session, options: ScyllaOptions) -> Result<ScyllaStore> {
-        let buckets = options.buckets().map_err(StoreError::Internal)?;
+        let default_buckets = options.buckets().map_err(StoreError::Internal)?;
         let statements = Statements::prepare(&session, &options).await?;
         let store = ScyllaStore {
             session,
             statements,
-            buckets,
+            default_buckets,
             options,
+            room_buckets: KnownMap::new(),
             indexed_buckets: KnownSet::new(),
             listed_prefixes: KnownSet::new(),
+            requests: AtomicU64::new(0),
         };
-        let window = store
-            .claim_setting(
-                schema::BUCKET_WINDOW_SETTING,
-                &buckets.window_ms().to_string(),
-            )
-            .await?;
-        if window != buckets.window_ms().to_string() {
-            return Err(StoreError::Internal(format!(
-                "keyspace {} uses a bucket window of {window} ms, not the configured {} ms; \
-                 the window cannot change once messages are stored",
-                store.options.keyspace,
-                buckets.window_ms()
-            )));
-        }
         tracing::info!(
             nodes = ?store.options.nodes,
             keyspace = %store.options.keyspace,
-            bucket_window_ms = buckets.window_ms(),
+            new_room_bucket_window_ms = default_buckets.window_ms(),
             "connected to ScyllaDB"
         );
         Ok(store)
+    }
+
+    /// The buckets of `room`: its stored window, read once per process
+    /// (it never changes). A room whose row is not found takes the default
+    /// and is not cached: callers check the room exists before they touch
+    /// its messages, so this is a room being created right now.
+    async fn buckets_of(&self, room: &RoomId) -> Result<Buckets> {
+        if let Some(buckets) = self.room_buckets.get(room) {
+            return Ok(buckets);
+        }
+        let stored: Option<(Option<i64>,)> = self
+            .first_row(&self.statements.select_room_window, (room.to_string(),))
+            .await?;
+        let Some((window_ms,)) = stored else {
+            return Ok(self.default_buckets);
+        };
+        let buckets = Buckets::of_room(window_ms, self.default_buckets)
+            .map_err(|error| StoreError::Internal(format!("room {room}: {error}")))?;
+        self.room_buckets.put(*room, buckets);
+        Ok(buckets)
     }
 
     /// The value of setting `name`, writing `value` if it has none yet.
@@ -238,7 +272,24 @@ impl ScyllaStore {
     /// its call returns. Kept so that callers can treat stores alike.
     pub async fn close(&self) {}
 
+    /// How many requests this store has sent to the cluster since it was
+    /// opened: every statement, batch and page of a paged read, including
+    /// failed ones (the driver's own retries and speculative executions are
+    /// not counted). For tests and diagnostics: the difference across a call
+    /// is that call's cost in round trips to the cluster.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     // ----- execution helpers ---------------------------------------------
+    //
+    // Every request to the cluster goes through one of these (or `batch`),
+    // which count it.
+
+    /// Counts one request about to be sent.
+    fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// Runs a statement.
     async fn execute(
@@ -246,7 +297,18 @@ impl ScyllaStore {
         statement: &PreparedStatement,
         values: impl SerializeRow,
     ) -> Result<QueryResult> {
+        self.count_request();
         Ok(self.session.execute_unpaged(statement, values).await?)
+    }
+
+    /// Runs a batch.
+    async fn batch(
+        &self,
+        batch: &Batch,
+        values: impl BatchValues,
+    ) -> std::result::Result<QueryResult, ExecutionError> {
+        self.count_request();
+        self.session.batch(batch, values).await
     }
 
     /// The rows of a statement whose result is bounded (a LIMIT, a key).
@@ -277,7 +339,7 @@ impl ScyllaStore {
     }
 
     /// Every row of a statement whose result may be large (a whole
-    /// partition), fetched page by page.
+    /// partition), fetched page by page (each page one counted request).
     async fn all_rows<T>(
         &self,
         statement: &PreparedStatement,
@@ -286,13 +348,28 @@ impl ScyllaStore {
     where
         T: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + 'static,
     {
-        let pager = self.session.execute_iter(statement.clone(), values).await?;
-        let rows = pager.rows_stream::<T>()?.try_collect().await?;
-        Ok(rows)
+        let mut all = Vec::new();
+        let mut paging_state = PagingState::start();
+        loop {
+            self.count_request();
+            let (result, paging) = self
+                .session
+                .execute_single_page(statement, &values, paging_state)
+                .await?;
+            let rows = result.into_rows_result()?;
+            for row in rows.rows::<T>()? {
+                all.push(row?);
+            }
+            match paging.into_paging_control_flow() {
+                ControlFlow::Break(()) => return Ok(all),
+                ControlFlow::Continue(next) => paging_state = next,
+            }
+        }
     }
 
     /// Runs a lightweight transaction.
     async fn lwt(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<Lwt> {
+        self.count_request();
         match self.session.execute_unpaged(statement, values).await {
             Ok(result) => {
                 let answer = LwtAnswer::from_result(result)?;

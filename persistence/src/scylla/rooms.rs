@@ -138,7 +138,7 @@ impl ScyllaStore {
         match self
             .lwt(
                 &self.statements.insert_room,
-                room_values(room, member_count, token),
+                room_values(room, member_count, token, &self.default_buckets),
             )
             .await?
         {
@@ -205,7 +205,7 @@ impl ScyllaStore {
             for _ in &rows {
                 batch.append_statement(self.statements.add_member.clone());
             }
-            let applied = match self.session.batch(&batch, &rows).await {
+            let applied = match self.batch(&batch, &rows).await {
                 Ok(result) => LwtAnswer::from_result(result)?.applied,
                 Err(error) if super::errors::is_uncertain(&error) => false,
                 Err(error) => return Err(error.into()),

@@ -233,13 +233,24 @@ impl RoomRow {
 }
 
 /// The values of the room INSERT: [`room_columns!`], then the creation
-/// token.
-pub(crate) type RoomValues = (String, String, String, String, Option<i64>, i64, i32, i64);
+/// token and the bucket window in milliseconds.
+pub(crate) type RoomValues = (
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    i32,
+    i64,
+    i64,
+);
 
 pub(crate) fn room_values(
     room: &crate::records::NewRoom,
     member_count: usize,
     creation_token: i64,
+    buckets: &Buckets,
 ) -> RoomValues {
     (
         room.id.to_string(),
@@ -250,6 +261,7 @@ pub(crate) fn room_values(
         time_to_cql(room.created_at),
         i32::try_from(member_count).unwrap_or(i32::MAX),
         creation_token,
+        i64::try_from(buckets.window_ms()).unwrap_or(i64::MAX),
     )
 }
 

@@ -19,13 +19,12 @@ use crate::Result;
 
 /// Bumped when a statement is appended to [`TABLES`]; recorded in
 /// `settings`. Version 2 re-keyed `username_prefixes` and added the bucket
-/// index, the member counters and the file tables; version 1 never ran against a live
-/// cluster, so there is no upgrade path from it: `migrate` refuses a
-/// keyspace recorded with another version.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
-
-/// The `settings` row holding the bucket window, in milliseconds.
-pub(crate) const BUCKET_WINDOW_SETTING: &str = "bucket_window_ms";
+/// index, the member counters and the file tables; version 3 moved the bucket window from
+/// the keyspace (a `settings` row) to each room (`rooms.bucket_window_ms`).
+/// Versions 1 and 2 never ran against a live cluster, so there is no
+/// upgrade path from them: `migrate` refuses a keyspace recorded with
+/// another version.
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// The `settings` row holding [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_SETTING: &str = "schema_version";
 
@@ -44,8 +43,7 @@ pub(crate) fn create_keyspace(options: &ScyllaOptions) -> String {
 
 /// The tables, created in the session's keyspace, in order.
 pub(crate) const TABLES: &[&str] = &[
-    // Store-wide facts that must never change under the data: the bucket
-    // window (changing it would re-address every message) and the schema
+    // Store-wide facts that must never change under the data: the schema
     // version.
     "CREATE TABLE IF NOT EXISTS settings (
         name  text PRIMARY KEY,
@@ -101,6 +99,10 @@ pub(crate) const TABLES: &[&str] = &[
     // is a lightweight transaction (none mixes with plain writes).
     // creation_token is a random number per creation attempt: a creator
     // whose transaction timed out reads it to learn whether it won.
+    // bucket_window_ms is the width of the room's message buckets, chosen
+    // at creation from the configured default and never changed (it
+    // addresses every message of the room), so each room keeps the width
+    // it was created with when the default changes.
     "CREATE TABLE IF NOT EXISTS rooms (
         room_id        text PRIMARY KEY,
         kind           text,
@@ -108,8 +110,9 @@ pub(crate) const TABLES: &[&str] = &[
         visibility     text,
         owner_id       bigint,
         created_at     bigint,
-        member_count   int,
-        creation_token bigint
+        member_count     int,
+        creation_token   bigint,
+        bucket_window_ms bigint
     )",
     // Members by room: membership checks, mention resolution and the
     // member list are one partition (clustered by user id, so a check is a

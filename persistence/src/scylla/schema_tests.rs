@@ -607,12 +607,14 @@ fn rooms_round_trip_through_the_driver() {
             2,
         ),
     ] {
-        // What the INSERT binds fits it (the room's columns, then the token).
+        // What the INSERT binds fits it (the room's columns, then the token
+        // and the bucket window).
         let mut insert_columns = columns.clone();
         insert_columns.push("creation_token");
+        insert_columns.push("bucket_window_ms");
         let bytes = serialize(
             &specs("rooms", &insert_columns),
-            &room_values(&new, count, 7),
+            &room_values(&new, count, 7, &Buckets::default()),
         );
         // A SELECT returns the room's columns, a prefix of the insert's.
         let row: RoomRow = deserialize(&select, &bytes);

@@ -154,8 +154,10 @@ statements! {
 
     // ----- rooms -----
     /// Creates a room (or a DM) once.
-    insert_room: Lwt = concat!("INSERT INTO rooms (", room_columns!(), ", creation_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS");
+    insert_room: Lwt = concat!("INSERT INTO rooms (", room_columns!(), ", creation_token, bucket_window_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS");
     select_room: Read = concat!("SELECT ", room_columns!(), " FROM rooms WHERE room_id = ?");
+    /// The room's bucket width (fixed at creation, so cached for good).
+    select_room_window: Read = "SELECT bucket_window_ms FROM rooms WHERE room_id = ?";
     select_room_serial: SerialRead = concat!("SELECT ", room_columns!(), " FROM rooms WHERE room_id = ?");
     /// Who won a room creation whose transaction timed out.
     select_room_token_serial: SerialRead = "SELECT creation_token FROM rooms WHERE room_id = ?";

@@ -75,12 +75,11 @@ impl ScyllaStore {
         batch.append_statement(self.statements.insert_user_prefix.clone());
         let user_rows = (user_values(&user), (partition, key.as_str(), id));
         let outcome = if listed {
-            self.session.batch(&batch, user_rows).await
+            self.batch(&batch, user_rows).await
         } else {
             batch.append_statement(self.statements.insert_prefix_directory.clone());
             let directory_row = (prefix_directory(partition), partition);
-            self.session
-                .batch(&batch, (user_rows.0, user_rows.1, directory_row))
+            self.batch(&batch, (user_rows.0, user_rows.1, directory_row))
                 .await
         };
         if let Err(error) = outcome {
