@@ -376,7 +376,14 @@ fn every_select_is_bounded_by_a_key_or_a_limit() {
     // either it names a row (every key column by equality), or it has a
     // LIMIT, or it is one of the partition reads that go through paging.
     let tables = tables();
-    let paged = ["select_members", "select_user_rooms", "select_prefixes"];
+    let paged = [
+        "select_members",
+        "select_user_rooms",
+        "select_prefixes",
+        "select_sizes_of_uploader",
+        "select_file_rooms",
+        "select_unreferenced_files",
+    ];
     for statement in DEFINITIONS {
         let cql = statement.cql;
         if !cql.starts_with("SELECT") || cql.contains("system.") {
