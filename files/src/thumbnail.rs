@@ -129,7 +129,13 @@ pub fn render(source: &[u8], format: ImageFormat) -> Result<Vec<u8>> {
     limits.max_alloc = Some(MAX_DECODER_ALLOC);
     reader.limits(limits);
     let image = reader.decode().map_err(refused)?;
-    let preview = DynamicImage::ImageRgba8(image.thumbnail(EDGE, EDGE).to_rgba8());
+    // `thumbnail` scales up as well as down: a small image stays as it is.
+    let fitted = if width <= EDGE && height <= EDGE {
+        image
+    } else {
+        image.thumbnail(EDGE, EDGE)
+    };
+    let preview = DynamicImage::ImageRgba8(fitted.to_rgba8());
     let mut png = Vec::new();
     preview
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
@@ -157,6 +163,13 @@ mod tests {
         let thumbnail = render(&png_of(1000, 500), ImageFormat::Png).unwrap();
         let decoded = image::load_from_memory_with_format(&thumbnail, ImageFormat::Png).unwrap();
         assert_eq!(decoded.dimensions(), (EDGE, EDGE / 2));
+    }
+
+    #[test]
+    fn a_small_image_is_never_enlarged() {
+        let thumbnail = render(&png_of(40, 30), ImageFormat::Png).unwrap();
+        let decoded = image::load_from_memory_with_format(&thumbnail, ImageFormat::Png).unwrap();
+        assert_eq!(decoded.dimensions(), (40, 30));
     }
 
     #[test]
