@@ -313,7 +313,7 @@ fn file_record(uploader: Id, size: u64) -> FileRecord {
         content_type: "application/octet-stream".into(),
         checksum: format!("{:064x}", random_u64()),
         created_at: id.unix_ms(),
-        thumbnail: size % 2 == 0,
+        thumbnail: size.is_multiple_of(2),
     }
 }
 
