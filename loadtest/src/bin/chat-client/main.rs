@@ -10,6 +10,7 @@
 //! - [`names`]: usernames and room labels for ids;
 //! - [`session`]: the connection loop and how frames are shown.
 
+mod attachments;
 mod commands;
 mod names;
 mod session;

@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::Url;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::attachments::attachment_line;
 use crate::commands::{self, Command};
 use crate::names::{Names, clock};
 
@@ -264,10 +265,15 @@ impl Session {
         } else {
             ""
         };
-        format!(
+        let mut line = format!(
             "[{}] {room} <{sender}> {body}{edited}",
             clock(message.created_at)
-        )
+        );
+        for file in &message.attachments {
+            line.push('\n');
+            line.push_str(&attachment_line(file));
+        }
+        line
     }
 
     /// Prints one frame from the server.
