@@ -15,6 +15,9 @@ pub enum FilesError {
     /// Object storage failed or is unreachable.
     #[error("object storage failed: {0}")]
     Storage(String),
+    /// An image gets no thumbnail: too many pixels, or not decodable.
+    #[error("no thumbnail: {0}")]
+    Image(String),
     /// The storage settings are unusable.
     #[error("invalid file storage settings: {0}")]
     Config(String),

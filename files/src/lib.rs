@@ -13,6 +13,8 @@
 //!   show it inline.
 //! - [`names`]: safe file names and `Content-Disposition`.
 //! - [`range`]: the `Range` header.
+//! - [`thumbnail`]: small previews of images, made in a bounded pool,
+//!   safe against decompression bombs.
 //! - [`sweep`]: removing files that no message carries any more.
 //! - [`metrics`]: what this crate counts.
 
@@ -24,10 +26,12 @@ pub mod range;
 pub mod sniff;
 pub mod storage;
 pub mod sweep;
+pub mod thumbnail;
 
 pub use error::FilesError;
 pub use objects::{Objects, Stored};
 pub use storage::{S3Settings, Storage};
+pub use thumbnail::Thumbnails;
 
 /// Result of a files operation.
 pub type Result<T, E = FilesError> = std::result::Result<T, E>;

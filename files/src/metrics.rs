@@ -27,6 +27,17 @@ pub static DOWNLOADS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!("chat_file_downloads_total", "File downloads started").expect(REGISTERED)
 });
 
+/// Thumbnails tried, by outcome: `made`, `refused` (over the pixel limit
+/// or undecodable), `failed` (storage).
+pub static THUMBNAILS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_file_thumbnails_total",
+        "Image thumbnails tried on upload, by outcome (made, refused, failed)",
+        &["outcome"]
+    )
+    .expect(REGISTERED)
+});
+
 /// Files whose bytes and metadata the sweep removed.
 pub static SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(

@@ -143,12 +143,34 @@ impl Objects {
         Ok(result.into_stream().map_err(FilesError::from))
     }
 
-    /// Removes the bytes of file `id`; removing missing bytes is harmless.
+    /// Stores the thumbnail (a small PNG) of file `id`.
+    pub async fn put_thumbnail(&self, id: Id, png: Bytes) -> Result<()> {
+        self.store
+            .put(&thumbnail_key(id), PutPayload::from(png))
+            .await?;
+        Ok(())
+    }
+
+    /// The thumbnail of file `id` and its length, as a stream.
+    pub async fn get_thumbnail(
+        &self,
+        id: Id,
+    ) -> Result<(u64, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
+        let result = self.store.get(&thumbnail_key(id)).await?;
+        let length = result.meta.size;
+        Ok((length, result.into_stream().map_err(FilesError::from)))
+    }
+
+    /// Removes the bytes of file `id` and its thumbnail; removing missing
+    /// ones is harmless.
     pub async fn delete(&self, id: Id) -> Result<()> {
-        match self.store.delete(&key(id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
+        for path in [key(id), thumbnail_key(id)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
+        Ok(())
     }
 
     /// Whether the bytes of file `id` are stored (for checks and tests).
@@ -164,6 +186,11 @@ impl Objects {
 /// Where the bytes of file `id` are kept.
 fn key(id: Id) -> Path {
     Path::from(format!("files/{id}"))
+}
+
+/// Where the thumbnail of file `id` is kept.
+fn thumbnail_key(id: Id) -> Path {
+    Path::from(format!("thumbnails/{id}"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -310,6 +310,7 @@ fn attachment(name: &str, size: u64, content_type: &str) -> File {
         size,
         content_type: content_type.to_owned(),
         created_at: id.unix_ms(),
+        thumbnail_url: None,
     }
 }
 
@@ -324,6 +325,7 @@ fn file_record(uploader: Id, size: u64) -> FileRecord {
         content_type: "application/octet-stream".into(),
         checksum: format!("{:064x}", random_u64()),
         created_at: id.unix_ms(),
+        thumbnail: size.is_multiple_of(2),
     }
 }
 

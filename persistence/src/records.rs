@@ -120,6 +120,8 @@ pub struct FileRecord {
     /// SHA-256 of the bytes, lower-case hex; the download's ETag.
     pub checksum: String,
     pub created_at: u64,
+    /// Whether a preview is stored next to the bytes.
+    pub thumbnail: bool,
 }
 
 impl FileRecord {
@@ -131,6 +133,9 @@ impl FileRecord {
             size: self.size,
             content_type: self.content_type.clone(),
             created_at: self.created_at,
+            thumbnail_url: self
+                .thumbnail
+                .then(|| format!("/api/v1/files/{}/thumbnail", self.id)),
         }
     }
 }

@@ -111,6 +111,10 @@ pub struct File {
     pub size: u64,
     pub content_type: String,
     pub created_at: u64,
+    /// Where a small PNG preview of an image is served (same access as
+    /// the file); absent when the file has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
 }
 
 /// A chat message. A deleted message keeps its id and position, with empty

@@ -34,6 +34,7 @@ fn message() -> Message {
             size: 10,
             content_type: "image/png".into(),
             created_at: 1_704_067_200_000,
+            thumbnail_url: Some("/api/v1/files/99/thumbnail".into()),
         }],
         reply_to: Some(Id(5)),
         client_id: Some("c-1".into()),

@@ -563,6 +563,128 @@ async fn deleted_attachments_are_swept(s3: bool) {
     assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"kept"[..]));
 }
 
+/// A `width`×`height` PNG of one colour.
+fn png_of(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_pixel(width, height, image::Rgb([20, 120, 220]));
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode a PNG");
+    bytes
+}
+
+/// A decompression bomb: a 20000×20000 PNG of zeros (400 megapixels, 1.6
+/// GB as RGBA) that compresses to a few hundred KB; written row by row, so
+/// the test never holds it decoded either.
+fn png_bomb() -> Vec<u8> {
+    const SIDE: u32 = 20_000;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(std::io::Cursor::new(&mut bytes), SIDE, SIDE);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    let mut writer = encoder.write_header().expect("PNG header");
+    let mut rows = writer.stream_writer().expect("PNG stream");
+    let row = vec![0u8; SIDE as usize / 8];
+    for _ in 0..SIDE {
+        std::io::Write::write_all(&mut rows, &row).expect("PNG row");
+    }
+    rows.finish().expect("PNG data");
+    writer.finish().expect("PNG end");
+    bytes
+}
+
+/// GET of `path` as `client`: status, headers, body.
+async fn fetch(server: &Server, client: &Client, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(client.token())
+        .send()
+        .await
+        .expect("GET");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+async fn images_get_thumbnails_and_bombs_do_not(s3: bool) {
+    let Some(files) = FileServer::start(s3, &[]).await else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+
+    let photo = uploaded(&alice, "photo.png", &png_of(1200, 600)).await;
+    let id = photo["id"].as_str().unwrap();
+    let url = photo["thumbnail_url"]
+        .as_str()
+        .expect("an image has a thumbnail");
+    assert_eq!(url, format!("/api/v1/files/{id}/thumbnail"));
+    let (status, headers, body) = fetch(server, &alice, url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    let thumbnail = image::load_from_memory_with_format(&body, image::ImageFormat::Png)
+        .expect("the thumbnail is a PNG");
+    assert_eq!((thumbnail.width(), thumbnail.height()), (256, 128));
+
+    // Same access as the file: a stranger gets 404 until the file is
+    // posted in a room they are in.
+    let (status, _, _) = fetch(server, &bob, url).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let room = alice.create_room("pictures", "private", &[&bob_id]).await;
+    let (status, message) = post_with_files(&alice, &room, &[id]).await;
+    assert_eq!(status, StatusCode::CREATED, "{message}");
+    assert_eq!(message["attachments"][0]["thumbnail_url"], url);
+    let (status, _, _) = fetch(server, &bob, url).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = fetch(server, &carol, url).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Not an image: no thumbnail.
+    let text = uploaded(&alice, "notes.txt", b"just text").await;
+    assert!(text.get("thumbnail_url").is_none(), "{text}");
+    let (status, _, _) = fetch(
+        server,
+        &alice,
+        &format!("/api/v1/files/{}/thumbnail", text["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The bomb is stored as a file (its bytes are small) but never decoded.
+    let bomb_bytes = png_bomb();
+    assert!(bomb_bytes.len() < 1024 * 1024, "{} bytes", bomb_bytes.len());
+    let bomb = uploaded(&alice, "bomb.png", &bomb_bytes).await;
+    assert!(bomb.get("thumbnail_url").is_none(), "{bomb}");
+    assert_eq!(bomb["content_type"], "image/png");
+    let (status, _, body) = download(server, &alice, bomb["id"].as_str().unwrap(), &[]).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, bomb_bytes.len()));
+    assert_eq!(
+        metric(server, "chat_file_thumbnails_total{outcome=\"refused\"}").await,
+        1.0
+    );
+    // And the server goes on making thumbnails.
+    let next = uploaded(&alice, "next.png", &png_of(40, 40)).await;
+    let (status, _, body) = fetch(server, &alice, next["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let small = image::load_from_memory_with_format(&body, image::ImageFormat::Png).unwrap();
+    assert_eq!((small.width(), small.height()), (40, 40), "never enlarged");
+}
+
+#[tokio::test]
+async fn directory_images_get_thumbnails_and_bombs_do_not() {
+    images_get_thumbnails_and_bombs_do_not(false).await;
+}
+
+#[tokio::test]
+async fn s3_images_get_thumbnails_and_bombs_do_not() {
+    images_get_thumbnails_and_bombs_do_not(true).await;
+}
+
 #[tokio::test]
 async fn directory_round_trip_attachments_and_access() {
     round_trip_attachments_and_access(false).await;

@@ -7,7 +7,9 @@
 //! are, and the bytes are removed again if it cannot be. Downloads: the
 //! sniffed type, `nosniff`, a sandboxing CSP, and `attachment` for anything
 //! a browser could run (see `chat_files::sniff`); `Range`, `ETag` and
-//! `If-None-Match` are honoured.
+//! `If-None-Match` are honoured. Images get a thumbnail on upload
+//! (`chat_files::thumbnail`), served by `GET /files/{file_id}/thumbnail`
+//! under the same access rules.
 
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_files::range::{Requested, requested};
-use chat_files::{FilesError, Objects, names, sniff};
+use chat_files::{FilesError, Objects, Thumbnails, names, sniff};
 use chat_persistence::FileRecord;
 use chat_protocol::File;
 use chat_router::files::{Allowance, UploadPolicy};
@@ -41,6 +43,9 @@ pub struct FileService {
     /// Uploads streaming at once in this process (each holds up to a few
     /// parts of memory); more wait.
     uploads: Semaphore,
+    /// Image previews, made by half the cores at most: uploads of images
+    /// must not starve the chat of CPU.
+    thumbnails: Thumbnails,
 }
 
 impl FileService {
@@ -49,6 +54,9 @@ impl FileService {
             objects,
             policy,
             uploads: Semaphore::new(concurrent_uploads.max(1)),
+            thumbnails: Thumbnails::new(
+                std::thread::available_parallelism().map_or(1, |cores| cores.get() / 2),
+            ),
         }
     }
 }
@@ -74,7 +82,7 @@ pub async fn upload(
     }
     let name = names::safe_name(field.file_name());
     let service = &state.files;
-    let _streaming = service
+    let streaming = service
         .uploads
         .acquire()
         .await
@@ -95,6 +103,12 @@ pub async fn upload(
         }
         Err(error) => return Err(ApiError::Unavailable(error.to_string())),
     };
+    // The upload's stream permit is not needed while decoding.
+    drop(streaming);
+    let thumbnail = service
+        .thumbnails
+        .make(&service.objects, id, stored.content_type, stored.size)
+        .await;
     let record = FileRecord {
         id,
         uploader: me,
@@ -103,6 +117,7 @@ pub async fn upload(
         content_type: stored.content_type.to_owned(),
         checksum: stored.checksum,
         created_at: id.unix_ms(),
+        thumbnail,
     };
     match state.chat.record_upload(record).await {
         Ok(file) => Ok((StatusCode::CREATED, Json(file))),
@@ -213,4 +228,39 @@ pub async fn download(
         );
     }
     Ok(response)
+}
+
+/// `GET /files/{file_id}/thumbnail`: the preview of an image, to whoever
+/// may read the file; 404 when there is none.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(file_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let file_id = id(&file_id)?;
+    let file = state.chat.readable_file(me, file_id).await?;
+    if !file.thumbnail {
+        return Err(ApiError::Chat(chat_router::Error::NotFound("thumbnail")));
+    }
+    let (length, bytes) = match state.files.objects.get_thumbnail(file_id).await {
+        Ok(found) => found,
+        Err(FilesError::NotFound) => {
+            return Err(ApiError::Chat(chat_router::Error::NotFound("thumbnail")));
+        }
+        Err(error) => return Err(ApiError::Unavailable(error.to_string())),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_owned(),
+            ),
+            (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+        ],
+        Body::from_stream(bytes),
+    )
+        .into_response())
 }

@@ -43,4 +43,5 @@ pub fn routes() -> Router<AppState> {
             post(files::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/files/{file_id}", get(files::download))
+        .route("/files/{file_id}/thumbnail", get(files::thumbnail))
 }

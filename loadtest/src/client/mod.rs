@@ -8,12 +8,14 @@
 //! lost.
 //!
 //! - [`commands`]: what a typed line means;
+//! - [`attachments`]: how attached files are shown;
 //! - [`names`]: usernames and room labels for ids;
 //! - [`seen`]: what was shown, where to resume, what to report read;
 //! - [`backoff`]: when to try reconnecting;
 //! - [`screen`]: the output, with a prompt naming the current room;
 //! - [`session`]: the connections and how frames are shown.
 
+pub mod attachments;
 pub mod backoff;
 pub mod commands;
 pub mod names;

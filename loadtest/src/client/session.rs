@@ -21,6 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::Url;
 use tokio::sync::mpsc;
 
+use super::attachments::attachment_line;
 use super::backoff::Backoff;
 use super::commands::{self, Command};
 use super::names::{self, Names, clock};
@@ -474,10 +475,15 @@ impl<S: Screen> Session<S> {
         } else {
             ""
         };
-        format!(
+        let mut line = format!(
             "[{}] {room} <{sender}> {body}{edited}",
             clock(message.created_at)
-        )
+        );
+        for file in &message.attachments {
+            line.push('\n');
+            line.push_str(&attachment_line(file));
+        }
+        line
     }
 
     /// The rooms of a `ready`: the first time, where to start; after a

@@ -26,6 +26,7 @@ struct FileRow {
     content_type: Option<String>,
     checksum: Option<String>,
     created_at: Option<i64>,
+    thumbnail: Option<bool>,
 }
 
 impl FileRow {
@@ -42,6 +43,7 @@ impl FileRow {
                 .unwrap_or_else(|| "application/octet-stream".into()),
             checksum: self.checksum.unwrap_or_default(),
             created_at: time_from_cql(self.created_at.unwrap_or_default()),
+            thumbnail: self.thumbnail.unwrap_or_default(),
         })
     }
 }
@@ -64,6 +66,7 @@ impl ScyllaStore {
                 file.content_type.as_str(),
                 file.checksum.as_str(),
                 time_to_cql(file.created_at),
+                file.thumbnail,
             ),
             (uploader, id, size),
             (UNREFERENCED_SHARD, id, time_to_cql(file.created_at)),

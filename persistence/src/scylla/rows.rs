@@ -429,6 +429,8 @@ impl MessageRow {
                             size: size as u64,
                             content_type,
                             created_at: id.unix_ms(),
+                            // Not kept in message rows (the tuple predates it).
+                            thumbnail_url: None,
                         }
                     })
                     .collect(),

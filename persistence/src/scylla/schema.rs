@@ -228,7 +228,8 @@ pub(crate) const TABLES: &[&str] = &[
         size         bigint,
         content_type text,
         checksum     text,
-        created_at   bigint
+        created_at   bigint,
+        thumbnail    boolean
     )",
     // Files by uploader with their sizes: the quota sum is one partition.
     "CREATE TABLE IF NOT EXISTS files_by_uploader (

@@ -528,6 +528,7 @@ fn sample_messages() -> Vec<Message> {
                 size: 1234,
                 content_type: "text/plain".into(),
                 created_at: Id(900).unix_ms(),
+                thumbnail_url: None,
             },
             File {
                 id: Id(901),
@@ -535,6 +536,7 @@ fn sample_messages() -> Vec<Message> {
                 size: 5_000_000_000,
                 content_type: "application/octet-stream".into(),
                 created_at: Id(901).unix_ms(),
+                thumbnail_url: None,
             },
         ],
         reply_to: Some(plain_id),

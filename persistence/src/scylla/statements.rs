@@ -214,8 +214,8 @@ statements! {
     select_client_id: Read = "SELECT id, room_id FROM messages_by_client_id WHERE sender_id = ? AND client_id = ? AND id >= ? LIMIT 1";
 
     // ----- files -----
-    insert_file: Write = "INSERT INTO uploaded_files (id, uploader, name, size, content_type, checksum, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
-    select_file: Read = "SELECT id, uploader, name, size, content_type, checksum, created_at FROM uploaded_files WHERE id = ?";
+    insert_file: Write = "INSERT INTO uploaded_files (id, uploader, name, size, content_type, checksum, created_at, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    select_file: Read = "SELECT id, uploader, name, size, content_type, checksum, created_at, thumbnail FROM uploaded_files WHERE id = ?";
     delete_file: Write = "DELETE FROM uploaded_files WHERE id = ?";
     insert_file_of_uploader: Write = "INSERT INTO files_by_uploader (uploader, id, size) VALUES (?, ?, ?)";
     select_sizes_of_uploader: Read = "SELECT size FROM files_by_uploader WHERE uploader = ?";

@@ -12,8 +12,8 @@ pub(crate) fn insert(connection: &Connection, file: &FileRecord) -> Result<()> {
     connection
         .prepare_cached(
             "INSERT INTO files (id, uploader, name, size, content_type, checksum, created_at,
-                                unreferenced_since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                                thumbnail, unreferenced_since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -24,6 +24,7 @@ pub(crate) fn insert(connection: &Connection, file: &FileRecord) -> Result<()> {
             file.content_type,
             file.checksum,
             time_to_sql(file.created_at),
+            file.thumbnail,
         ])?;
     Ok(())
 }

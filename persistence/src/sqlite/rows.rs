@@ -268,7 +268,7 @@ impl MessageRow {
 
 /// The columns [`file_at`] reads, of `files`.
 pub(crate) const FILE_COLUMNS: &str =
-    "id, uploader, name, size, content_type, checksum, created_at";
+    "id, uploader, name, size, content_type, checksum, created_at, thumbnail";
 
 /// A file from the columns [`FILE_COLUMNS`].
 pub(crate) fn file_at(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
@@ -280,6 +280,7 @@ pub(crate) fn file_at(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
         content_type: row.get(4)?,
         checksum: row.get(5)?,
         created_at: time_at(row, 6)?,
+        thumbnail: row.get(7)?,
     })
 }
 

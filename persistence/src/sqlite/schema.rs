@@ -104,6 +104,7 @@ CREATE TABLE files (
     content_type       TEXT    NOT NULL,
     checksum           TEXT    NOT NULL,
     created_at         INTEGER NOT NULL,
+    thumbnail          INTEGER NOT NULL DEFAULT 0,
     unreferenced_since INTEGER
 ) STRICT;
 
