@@ -8,7 +8,7 @@ use chat_protocol::rest::{
     AddMemberRequest, AuthResponse, CreateRoomRequest, HistoryResponse, LoginRequest, Member,
     MembersResponse, OpenDmRequest, RegisterRequest, RoomsResponse, UsersResponse,
 };
-use chat_protocol::{ErrorBody, ErrorCode, Id, Room, RoomId, User, Visibility};
+use chat_protocol::{ErrorBody, ErrorCode, File, Id, Room, RoomId, User, Visibility};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -131,6 +131,17 @@ impl Api {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_json());
         }
+        self.answer(request, method, path).await
+    }
+
+    /// Sends `request` and decodes its answer: `T` on success, the error
+    /// body's code and message otherwise.
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ApiError> {
         let transport = |source| ApiError::Transport {
             method: method.clone(),
             path: path.to_string(),
@@ -174,6 +185,26 @@ impl Api {
         body: &B,
     ) -> Result<T, ApiError> {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// `POST /files`: uploads `bytes` as a file named `name` (multipart
+    /// part `file`), answering its `File` for `attachment_ids`.
+    pub async fn upload_file(&self, name: &str, bytes: Vec<u8>) -> Result<File, ApiError> {
+        let path = "files";
+        let url = self.base.join(path).map_err(|e| ApiError::Decode {
+            method: Method::POST,
+            path: path.to_string(),
+            message: format!("bad path: {e}"),
+        })?;
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+        let mut request = self
+            .http
+            .post(url)
+            .multipart(reqwest::multipart::Form::new().part("file", part));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        self.answer(request, Method::POST, path).await
     }
 
     /// `GET /healthz` (outside `/api/v1`): whether the server answers.

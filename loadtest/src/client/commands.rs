@@ -10,6 +10,8 @@ pub enum Command {
     Join(String),
     Dm(String),
     Invite(String),
+    /// Upload the file at this path and post it to the current room.
+    Upload(String),
     History(u32),
     Who,
     Quit,
@@ -25,6 +27,7 @@ commands:
   /join <name|id>   join (or create) a public room and switch to it
   /dm <username>    open the direct-message room with a user and switch to it
   /invite <user>    add a user to the current room
+  /upload <path>    upload a file and post it to the current room
   /rooms            list your rooms with unread counts
   /history [n]      show the last n messages of the current room (default 20)
   /who              list the current room's members
@@ -45,6 +48,14 @@ pub fn parse(line: &str) -> Command {
     let (name, arg) = command
         .split_once(char::is_whitespace)
         .map_or((command, ""), |(n, a)| (n, a.trim()));
+    if name == "upload" {
+        // A path is taken as typed (no `@` stripping; spaces allowed).
+        return if arg.is_empty() {
+            Command::Unknown("/upload takes the path of a file".into())
+        } else {
+            Command::Upload(arg.to_string())
+        };
+    }
     let arg = arg.trim_start_matches('@').to_string();
     match (name, arg.is_empty()) {
         ("help" | "h" | "?", _) => Command::Help,
@@ -78,6 +89,11 @@ mod tests {
         assert_eq!(parse("   "), Command::Nothing);
         assert_eq!(parse("/dm @bob"), Command::Dm("bob".into()));
         assert_eq!(parse("/join general"), Command::Join("general".into()));
+        assert_eq!(
+            parse("/upload ./my photos/@cat.png"),
+            Command::Upload("./my photos/@cat.png".into())
+        );
+        assert!(matches!(parse("/upload"), Command::Unknown(_)));
         assert_eq!(parse("/history"), Command::History(20));
         assert_eq!(parse("/history 5"), Command::History(5));
         assert!(matches!(parse("/history 500"), Command::Unknown(_)));

@@ -14,8 +14,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chat_protocol::frames::{ClientAction, ClientFrame, SendMessage, ServerFrame, close_code};
-use chat_protocol::{Codec, Message, RoomId, RoomKind, RoomSummary};
+use chat_protocol::{Codec, File, Id, Message, RoomId, RoomKind, RoomSummary};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Url;
@@ -326,28 +327,63 @@ impl<S: Screen> Session<S> {
         self.screen.prompt(&label);
     }
 
+    /// Queues a `send` to the current room; it goes out now if connected,
+    /// else on reconnect, and stays queued until acked (its `client_id`
+    /// makes a repeat harmless).
+    fn queue_send(&mut self, content: String, attachment_ids: Vec<Id>) {
+        self.next_client_id += 1;
+        let client_id = format!("{}-{}", self.client_prefix, self.next_client_id);
+        self.outbox.push(Pending {
+            client_id: client_id.clone(),
+            frame: ClientFrame {
+                reference: None,
+                action: ClientAction::Send(SendMessage {
+                    room_id: self.room,
+                    content,
+                    client_id: Some(client_id),
+                    reply_to: None,
+                    attachment_ids,
+                }),
+            },
+            typed_at: Instant::now(),
+        });
+    }
+
+    /// Uploads the file at `path` (read whole: the server's own limit, 25 MiB
+    /// by default, is far below what a terminal client needs to stream).
+    async fn upload(&mut self, path: &str) -> anyhow::Result<File> {
+        const MAX_READ: u64 = 256 * 1024 * 1024;
+        let size = tokio::fs::metadata(path)
+            .await
+            .with_context(|| format!("cannot read {path}"))?
+            .len();
+        anyhow::ensure!(size <= MAX_READ, "{path} is larger than 256 MiB");
+        let bytes = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read {path}"))?;
+        let name = std::path::Path::new(path).file_name().map_or_else(
+            || path.to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        let file = self.api.upload_file(&name, bytes).await?;
+        self.say(format!("* uploaded {name}"));
+        Ok(file)
+    }
+
     async fn command(&mut self, command: Command) -> Step {
         match command {
             Command::Nothing => {}
             Command::Say(text) => {
-                self.next_client_id += 1;
-                let client_id = format!("{}-{}", self.client_prefix, self.next_client_id);
-                self.outbox.push(Pending {
-                    client_id: client_id.clone(),
-                    frame: ClientFrame {
-                        reference: None,
-                        action: ClientAction::Send(SendMessage {
-                            room_id: self.room,
-                            content: text,
-                            client_id: Some(client_id),
-                            reply_to: None,
-                            attachment_ids: Vec::new(),
-                        }),
-                    },
-                    typed_at: Instant::now(),
-                });
+                self.queue_send(text, Vec::new());
                 return Step::SendQueued;
             }
+            Command::Upload(path) => match self.upload(&path).await {
+                Ok(file) => {
+                    self.queue_send(file.name, vec![file.id]);
+                    return Step::SendQueued;
+                }
+                Err(error) => self.say(format!("! {error:#}")),
+            },
             Command::Help => self.say(commands::HELP),
             Command::Quit => return Step::Quit,
             Command::Unknown(why) => self.say(format!("! {why}")),
