@@ -238,8 +238,11 @@ pub struct ScyllaConfig {
     /// The store needs lightweight transactions, which some ScyllaDB
     /// versions do not support on tablets: set `false` there.
     pub tablets: Option<bool>,
-    /// Days per message bucket; fixed once the keyspace holds messages.
-    pub bucket_days: u32,
+    /// Hours per message partition of rooms created from now on (each room
+    /// keeps the window it was created with). Hours, not days, so that a
+    /// deployment with busy rooms can keep their partitions small (at
+    /// ~90 msg/s a 1-hour window holds ~100 MB).
+    pub bucket_hours: u32,
     /// Of reads and writes: `local_quorum`, `quorum`, `one`, ...
     pub consistency: String,
     /// Of lightweight transactions: `local_serial` or `serial`.
@@ -258,7 +261,7 @@ impl Default for ScyllaConfig {
             datacenters: BTreeMap::new(),
             local_datacenter: None,
             tablets: None,
-            bucket_days: 10,
+            bucket_hours: 240,
             consistency: "local_quorum".into(),
             serial_consistency: "local_serial".into(),
             create_schema: true,
@@ -283,7 +286,7 @@ impl ScyllaConfig {
                 &self.datacenters,
             )
             .map_err(anyhow::Error::msg)?,
-            bucket_window: Duration::from_secs(u64::from(self.bucket_days) * 24 * 60 * 60),
+            bucket_window: Duration::from_secs(u64::from(self.bucket_hours) * 60 * 60),
             read_consistency: consistency,
             write_consistency: consistency,
             serial_consistency: scylla::parse_serial_consistency(&self.serial_consistency)
@@ -676,7 +679,7 @@ mod tests {
         );
         for breaks in [
             |c: &mut Config| c.scylla.consistency = "most".into(),
-            |c: &mut Config| c.scylla.bucket_days = 0,
+            |c: &mut Config| c.scylla.bucket_hours = 0,
             |c: &mut Config| c.scylla.keyspace = "chat; DROP".into(),
             |c: &mut Config| c.scylla.replication_strategy = "LocalStrategy".into(),
         ] {

@@ -46,7 +46,12 @@ pub trait WorkQueue: Send + Sync + 'static {
         consumer: &str,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<Entry>>;
+    ) -> Result<Vec<Entry>> {
+        let read = self
+            .read_many(&[stream.to_owned()], group, consumer, max, wait)
+            .await?;
+        Ok(read.into_iter().map(|(_, entry)| entry).collect())
+    }
 
     /// [`read`](Self::read) over several streams at once, for a consumer
     /// holding several partitions: hands up to `max` new entries of each of

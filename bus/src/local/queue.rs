@@ -175,20 +175,6 @@ impl WorkQueue for LocalQueue {
         }
     }
 
-    async fn read(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Entry>> {
-        let read = self
-            .read_many(&[stream.to_owned()], group, consumer, max, wait)
-            .await?;
-        Ok(read.into_iter().map(|(_, entry)| entry).collect())
-    }
-
     async fn read_many(
         &self,
         streams: &[String],
