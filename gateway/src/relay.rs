@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat_bus::{Bus, names, partitions};
-use chat_protocol::Id;
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{Inbound, Origin, Outcome, Reply, Work};
+use chat_protocol::{Id, Message};
 use tokio::sync::oneshot;
 
 use crate::ApiError;
@@ -89,8 +89,10 @@ impl Relay {
             .map_err(|error| ApiError::Unavailable(error.to_string()))
     }
 
-    /// Forwards an action and waits for its answer (REST).
-    pub async fn call(&self, user: Id, work: Work) -> Result<Outcome, ApiError> {
+    /// Forwards an action and waits for its answer (REST): the message a
+    /// `send` posted, nothing for an action that is done, and a refusal as
+    /// the error the REST caller gets.
+    pub async fn call(&self, user: Id, work: Work) -> Result<Option<Message>, ApiError> {
         let origin = self.origin(None, None);
         let request = origin.request;
         let (sender, answer) = oneshot::channel();
@@ -112,15 +114,9 @@ impl Relay {
         }
         .await;
         self.waiting().remove(&request);
-        outcome
-    }
-
-    /// Forwards an action that answers nothing but done or refused (REST
-    /// `join`, `leave`, `read`), the same way a WebSocket action goes, and
-    /// turns a refusal into the error the REST caller gets.
-    pub async fn call_action(&self, user: Id, action: ClientAction) -> Result<(), ApiError> {
-        match self.call(user, Work::Client(action)).await? {
-            Outcome::Done => Ok(()),
+        match outcome? {
+            Outcome::Posted(message) => Ok(Some(message)),
+            Outcome::Done => Ok(None),
             Outcome::Failed {
                 code,
                 message,
@@ -131,7 +127,16 @@ impl Relay {
                 message,
                 retry_after_ms,
             }),
-            Outcome::Posted(_) => Err(ApiError::Internal(
+        }
+    }
+
+    /// Forwards an action that answers nothing but done or refused (REST
+    /// `join`, `leave`, `read`), the same way a WebSocket action goes, and
+    /// turns a refusal into the error the REST caller gets.
+    pub async fn call_action(&self, user: Id, action: ClientAction) -> Result<(), ApiError> {
+        match self.call(user, Work::Client(action)).await? {
+            None => Ok(()),
+            Some(_) => Err(ApiError::Internal(
                 "an action was answered with a message".into(),
             )),
         }

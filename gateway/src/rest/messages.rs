@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chat_protocol::Message;
 use chat_protocol::frames::{ClientAction, SendMessage};
-use chat_protocol::internal::{Outcome, Work};
+use chat_protocol::internal::Work;
 use chat_protocol::rest::{HistoryQuery, HistoryResponse, PostMessageRequest, ReadRequest};
 
 use crate::auth::AuthUser;
@@ -48,18 +48,8 @@ pub async fn post(
         .call(me, Work::Client(ClientAction::Send(send)))
         .await?
     {
-        Outcome::Posted(message) => Ok((StatusCode::CREATED, Json(message))),
-        Outcome::Failed {
-            code,
-            message,
-            retry_after_ms,
-            ..
-        } => Err(ApiError::Refused {
-            code,
-            message,
-            retry_after_ms,
-        }),
-        Outcome::Done => Err(ApiError::Internal(
+        Some(message) => Ok((StatusCode::CREATED, Json(message))),
+        None => Err(ApiError::Internal(
             "a post was answered without its message".into(),
         )),
     }
