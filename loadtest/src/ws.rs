@@ -26,10 +26,13 @@ pub fn ws_url(server: &Url) -> anyhow::Result<Url> {
     Ok(url)
 }
 
-/// Opens `/ws` as the holder of `token`, asking for `codec`'s subprotocol.
-/// Nagle is off: these tools measure latency.
-pub async fn connect(server: &Url, token: &str, codec: Codec) -> anyhow::Result<Socket> {
-    let url = ws_url(server)?;
+/// The handshake request for `/ws` at `url`: the bearer `token` and
+/// `codec`'s subprotocol.
+pub fn handshake_request(
+    url: &Url,
+    token: &str,
+    codec: Codec,
+) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
     let mut request = url.as_str().into_client_request()?;
     let headers = request.headers_mut();
     headers.insert(
@@ -40,6 +43,14 @@ pub async fn connect(server: &Url, token: &str, codec: Codec) -> anyhow::Result<
         SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(codec.subprotocol()),
     );
+    Ok(request)
+}
+
+/// Opens `/ws` as the holder of `token`, asking for `codec`'s subprotocol.
+/// Nagle is off: these tools measure latency.
+pub async fn connect(server: &Url, token: &str, codec: Codec) -> anyhow::Result<Socket> {
+    let url = ws_url(server)?;
+    let request = handshake_request(&url, token, codec)?;
     let config = WebSocketConfig::default();
     let (socket, response) =
         tokio_tungstenite::connect_async_with_config(request, Some(config), true)

@@ -25,9 +25,6 @@ use reqwest::Url;
 use serde::Serialize;
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
 
@@ -187,16 +184,7 @@ async fn open(
     tcp.bind(SocketAddr::new(source, 0))
         .with_context(|| format!("binding {source}"))?;
     let stream = tcp.connect(target).await?;
-    let mut request = url.as_str().into_client_request()?;
-    let headers = request.headers_mut();
-    headers.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}"))?,
-    );
-    headers.insert(
-        SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(codec.subprotocol()),
-    );
+    let request = chat_loadtest::ws::handshake_request(url, token, codec)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(CLIENT_BUFFER_BYTES)
         .write_buffer_size(0);
