@@ -184,8 +184,7 @@ mod test_panic {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let doomed =
-            std::env::var(VARIABLE).is_ok_and(|wanted| wanted == format!("{role}/{name}"));
+        let doomed = std::env::var(VARIABLE).is_ok_and(|wanted| wanted == format!("{role}/{name}"));
         async move {
             if !doomed {
                 return task.await;
@@ -239,7 +238,10 @@ mod tests {
         let reason = tokio::time::timeout(Duration::from_secs(5), supervisor.failed())
             .await
             .expect("failure reported");
-        assert!(reason.contains("router task consumer panicked: boom"), "{reason}");
+        assert!(
+            reason.contains("router task consumer panicked: boom"),
+            "{reason}"
+        );
         role.shutdown();
         role.join().await;
     }
