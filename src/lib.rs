@@ -10,9 +10,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! let mut config = chatd::config::Config::default();
-//! config.listen = "127.0.0.1:0".parse()?;
-//! config.data_dir = "/tmp/chat-demo".into();
+//! let config = chatd::config::Config {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     data_dir: "/tmp/chat-demo".into(),
+//!     ..chatd::config::Config::default()
+//! };
 //! let node = chatd::Node::start(config, chatd::cli::Role::ALL).await?;
 //! println!("serving on http://{}", node.address());
 //! node.stop().await

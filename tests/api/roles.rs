@@ -107,10 +107,12 @@ async fn a_process_starts_only_what_its_roles_need() {
 
 /// A node of every role on a free port, started through the library.
 async fn in_process_node(data_dir: &std::path::Path) -> chatd::Node {
-    let mut config = chatd::config::Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data_dir.to_owned();
-    config.jwt_secret = Some(JWT_SECRET.to_owned());
+    let config = chatd::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_owned(),
+        jwt_secret: Some(JWT_SECRET.to_owned()),
+        ..chatd::config::Config::default()
+    };
     chatd::Node::start(config, chatd::cli::Role::ALL)
         .await
         .expect("node started")
