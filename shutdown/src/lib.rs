@@ -53,7 +53,13 @@ impl Supervisor {
     /// The first reason is kept.
     pub fn fail(&self, reason: impl Into<String>) {
         let reason = reason.into();
-        tracing::error!(%reason, "a role failed; the process is not ready and will exit");
+        match self.reason.get() {
+            None => {
+                tracing::error!(%reason, "a role failed; the process is not ready and will exit")
+            }
+            // Often a consequence of the first (a task whose peer is gone).
+            Some(_) => tracing::warn!(%reason, "another role task failed"),
+        }
         let _ = self.reason.set(reason);
         self.failed.cancel();
     }
@@ -70,9 +76,9 @@ impl Supervisor {
     }
 }
 
-/// One role's tasks and their stop signal. Dropping the handle neither
-/// stops nor detaches anything more than not calling [`RoleHandle::shutdown`]
-/// would: the tasks run until the runtime ends.
+/// One role's tasks and their stop signal. Dropping the handle does not
+/// stop them (they run until the runtime ends): call
+/// [`RoleHandle::shutdown`], then [`RoleHandle::join`].
 #[derive(Debug)]
 pub struct RoleHandle {
     role: &'static str,
