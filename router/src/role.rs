@@ -14,7 +14,7 @@ use crate::Chat;
 pub fn start(supervisor: &Supervisor, chat: Chat, consumer: String, lease: Duration) -> RoleHandle {
     let role = supervisor.role("router");
     role.spawn_until_stopped("presence sweep", sweep_presence(chat.clone()));
-    let stopping = role.stopping_watch();
+    let stopping = role.stopping();
     role.spawn(
         "inbound consumer",
         crate::worker::run(chat, consumer, lease, stopping),

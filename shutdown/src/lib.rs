@@ -142,8 +142,8 @@ impl RoleHandle {
 
     /// A `watch` view of the stop signal (`true` once stopping), for code
     /// that takes one (the bus's consumer loop).
-    // TODO(onepath): drop once the persistence writer has moved and
-    // `chat_bus::consumer::consume` takes a `CancellationToken`.
+    // TODO: drop once the persistence writer takes a `CancellationToken`
+    // (`chat_bus::consumer::consume` already does).
     pub fn stopping_watch(&self) -> tokio::sync::watch::Receiver<bool> {
         let (sender, receiver) = tokio::sync::watch::channel(false);
         let stop = self.stop.clone();
