@@ -93,6 +93,12 @@ impl Node {
         let store = StoreHandle::open(&config).await?;
         let bus = open_bus(&config).await?;
         let name = process_name();
+        // Everything that can fail before the lease is taken, so that a
+        // failed start leaves nothing running.
+        let gateway_options = match roles.contains(&Role::Gateway) {
+            true => Some(gateway_options(&config, &name)?),
+            false => None,
+        };
         let supervisor = Supervisor::new();
         let (worker_id, lease) = worker_id(&config, &bus, &name, &supervisor).await?;
         tracing::info!(worker_id, process = %name, ?roles, "starting");
@@ -110,13 +116,18 @@ impl Node {
 
         let mut started = Vec::new();
         let mut listener = Some(listener);
-        if roles.contains(&Role::Gateway) {
-            let options = gateway_options(&config, &name)?;
+        if let Some(options) = gateway_options {
             let listener = listener.take().context("one listener")?;
-            let gateway = chat_gateway::role::start(&supervisor, &chat, listener, options)
-                .await
-                .context("cannot subscribe to the bus")?;
-            started.push(gateway);
+            match chat_gateway::role::start(&supervisor, &chat, listener, options).await {
+                Ok(gateway) => started.push(gateway),
+                Err(error) => {
+                    if let Some(lease) = lease {
+                        stop(lease).await;
+                    }
+                    store.close().await;
+                    return Err(anyhow::Error::new(error).context("cannot subscribe to the bus"));
+                }
+            }
         }
         if roles.contains(&Role::Router) {
             let consumer = format!("router-{name}");
