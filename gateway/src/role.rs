@@ -107,6 +107,9 @@ pub async fn start(
     );
     let stop = role.stopping();
     role.spawn("http", async move {
+        // Cancels when this task ends, even by a panic: the tasks above
+        // must not outlive it.
+        let _connections_gone = connections_gone.drop_guard();
         let closing = {
             let (hub, stop) = (hub.clone(), stop.clone());
             async move {
@@ -121,7 +124,6 @@ pub async fn start(
         hub.close_all(close_code::RESTARTING, "server restarting")
             .await;
         hub.drained().await;
-        connections_gone.cancel();
     });
     Ok(role)
 }
