@@ -90,6 +90,11 @@ pub enum Role {
     Persistence,
 }
 
+impl Role {
+    /// Every role: what `chatd serve` runs.
+    pub const ALL: &'static [Role] = &[Role::Gateway, Role::Router, Role::Persistence];
+}
+
 impl Cli {
     /// `--listen`, if given.
     pub fn listen(&self) -> Option<SocketAddr> {
@@ -118,7 +123,7 @@ impl Cli {
     /// The roles this command runs.
     pub fn roles(&self) -> &'static [Role] {
         match &self.command {
-            Command::Serve(_) => &[Role::Gateway, Role::Router, Role::Persistence],
+            Command::Serve(_) => Role::ALL,
             Command::Gateway(_) => &[Role::Gateway],
             Command::Router(_) => &[Role::Router],
             Command::Persist(_) => &[Role::Persistence],

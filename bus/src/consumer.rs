@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Entry, EntryId, SharedState, WorkQueue, partitions};
 
@@ -46,14 +47,45 @@ pub struct ConsumerOptions {
     pub lease: Duration,
 }
 
-/// Runs a consumer until `shutdown` turns true and its partitions are
+/// What tells a consumer to drain and stop: its role's
+/// [`CancellationToken`] (see `chat_shutdown::RoleHandle`), or a `watch`
+/// that turns `true` (or whose sender is dropped).
+// TODO: only the token once the persistence writer takes one.
+pub trait StopSignal: Send {
+    /// Whether stopping has been asked for.
+    fn is_stopping(&self) -> bool;
+    /// Resolves when it may have been (check [`StopSignal::is_stopping`]).
+    fn changed(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+impl StopSignal for CancellationToken {
+    fn is_stopping(&self) -> bool {
+        self.is_cancelled()
+    }
+
+    fn changed(&mut self) -> impl Future<Output = ()> + Send {
+        self.cancelled()
+    }
+}
+
+impl StopSignal for watch::Receiver<bool> {
+    fn is_stopping(&self) -> bool {
+        *self.borrow()
+    }
+
+    async fn changed(&mut self) {
+        let _ = watch::Receiver::changed(self).await;
+    }
+}
+
+/// Runs a consumer until `shutdown` asks it to stop and its partitions are
 /// drained. `handle` gets each batch of one partition, in stream order;
 /// its entries are acknowledged when it returns.
 pub async fn consume<F, Fut>(
     queue: Arc<dyn WorkQueue>,
     state: Arc<dyn SharedState>,
     options: ConsumerOptions,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: impl StopSignal,
     mut handle: F,
 ) where
     F: FnMut(u16, Vec<Entry>) -> Fut,
@@ -68,7 +100,7 @@ pub async fn consume<F, Fut>(
     };
     let mut next_claim = Instant::now();
     loop {
-        let draining = *shutdown.borrow();
+        let draining = shutdown.is_stopping();
         if !draining && Instant::now() >= next_claim {
             next_claim = Instant::now() + member.options.lease / 3;
             member.claim(&mut handle).await;

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod metrics;
 pub mod records;
+pub mod role;
 pub mod scylla;
 pub mod sqlite;
 pub mod store;

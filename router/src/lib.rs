@@ -19,6 +19,7 @@
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
 //! - [`worker`]: the router role, consuming the inbound stream.
+//! - [`role`]: starting and stopping the router role.
 
 pub mod access;
 pub mod accounts;
@@ -31,6 +32,7 @@ pub mod mentions;
 pub mod messages;
 pub mod metrics;
 pub mod password;
+pub mod role;
 pub mod rooms;
 pub mod users;
 pub mod worker;
@@ -57,7 +59,9 @@ pub struct Chat {
     rates: RateLimits,
     presence_ttl: std::time::Duration,
     partitions: u16,
-    passwords: Arc<password::PasswordHasher>,
+    /// Started on first use: only processes that register or log users in
+    /// (gateways) run the hashing threads.
+    passwords: Arc<std::sync::OnceLock<password::PasswordHasher>>,
 }
 
 /// Tunables of the chat logic.
@@ -82,7 +86,7 @@ impl Chat {
             rates: settings.rates,
             presence_ttl: settings.presence_ttl,
             partitions: settings.partitions.max(1),
-            passwords: Arc::new(password::PasswordHasher::new()),
+            passwords: Arc::default(),
         }
     }
 
@@ -99,6 +103,11 @@ impl Chat {
     /// The store underneath, for health checks and reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The password hasher, started on first use.
+    fn passwords(&self) -> &password::PasswordHasher {
+        self.passwords.get_or_init(password::PasswordHasher::new)
     }
 
     /// The bus underneath.

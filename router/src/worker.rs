@@ -19,14 +19,14 @@ use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Entry, names, partitions};
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{self, Inbound, Origin, Outcome, ToPersist, Work};
-use tokio::sync::watch;
+use chat_shutdown::CancellationToken;
 
 use crate::{Chat, Error, Result};
 
-/// Runs the router until `shutdown` turns true, then drains its partitions
-/// of the inbound stream. `consumer` names this router in the routers'
+/// Runs the router until `shutdown` is cancelled, then drains its
+/// partitions of the inbound stream. `consumer` names this router in the routers'
 /// group; `lease` is how long its partition leases live.
-pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: watch::Receiver<bool>) {
+pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: CancellationToken) {
     tracing::info!(%consumer, "router started");
     let options = ConsumerOptions {
         stream: names::INBOUND_STREAM,

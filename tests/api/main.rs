@@ -18,6 +18,7 @@ mod partitions;
 mod realtime;
 mod realtime_failures;
 mod restart;
+mod roles;
 mod rooms;
 mod users;
 mod ws;

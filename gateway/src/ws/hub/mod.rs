@@ -26,6 +26,8 @@ use chat_protocol::frames::{ErrorFrame, ServerFrame};
 use chat_protocol::internal::{self, Event, Outcome, Reply};
 use chat_protocol::{Id, RoomId};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TrackedFuture;
 
 use self::channels::Channels;
 use self::index::{Change, Closed, Index, Members};
@@ -46,6 +48,8 @@ pub struct Hub {
     index: Arc<Index>,
     channels: Arc<Channels>,
     relay: Arc<Relay>,
+    /// The connections' tasks, so that a shutdown knows when they are gone.
+    sessions: TaskTracker,
 }
 
 impl Hub {
@@ -55,7 +59,20 @@ impl Hub {
             index: Arc::new(Index::new()),
             channels: Arc::new(Channels::new(subscriptions)),
             relay,
+            sessions: TaskTracker::new(),
         }
+    }
+
+    /// Wraps a connection's task, so that [`Hub::drained`] waits for it.
+    pub fn track<F: std::future::Future>(&self, session: F) -> TrackedFuture<F> {
+        self.sessions.track_future(session)
+    }
+
+    /// Resolves once every tracked connection task has ended; call it after
+    /// [`Hub::close_all`], when no new connection can arrive.
+    pub async fn drained(&self) {
+        self.sessions.close();
+        self.sessions.wait().await;
     }
 
     /// A fresh connection id, unique within this gateway.
