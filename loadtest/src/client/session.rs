@@ -690,7 +690,7 @@ impl<S: Screen> Session<S> {
                     }
                 }
             }
-            ServerFrame::Notice { content } => self.say(format!("! notice: {content}")),
+            ServerFrame::Notice { content, .. } => self.say(format!("! notice: {content}")),
             ServerFrame::Error(error) => {
                 if let Some(id) = &error.client_id {
                     self.take_pending(id);
