@@ -9,6 +9,9 @@
 //!
 //! Modules, one concept each:
 //! - [`accounts`]: registration and login (argon2 password hashes).
+//! - [`sessions`]: sessions and their revocation, logout, password and
+//!   profile changes; [`admin`]: notices, bans, the audit log;
+//!   [`audit`]: the audit log's batching writer.
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
@@ -22,6 +25,8 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod content;
 pub mod error;
 pub mod events;
@@ -32,6 +37,7 @@ pub mod messages;
 pub mod metrics;
 pub mod password;
 pub mod rooms;
+pub mod sessions;
 pub mod users;
 pub mod worker;
 
@@ -43,6 +49,7 @@ use chat_protocol::IdGenerator;
 
 pub use error::Error;
 pub use limits::RateLimits;
+pub use sessions::{AccountSettings, Client};
 
 /// Result of a chat operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +65,8 @@ pub struct Chat {
     presence_ttl: std::time::Duration,
     partitions: u16,
     passwords: Arc<password::PasswordHasher>,
+    accounts: Arc<AccountSettings>,
+    audit: audit::AuditLog,
 }
 
 /// Tunables of the chat logic.
@@ -83,7 +92,17 @@ impl Chat {
             presence_ttl: settings.presence_ttl,
             partitions: settings.partitions.max(1),
             passwords: Arc::new(password::PasswordHasher::new()),
+            accounts: Arc::new(AccountSettings::default()),
+            audit: audit::AuditLog::disabled(),
         }
+    }
+
+    /// The account rules (admins, session lifetime), with the audit log
+    /// written by `audit` (see [`audit::AuditLog::spawn`]).
+    pub fn with_accounts(mut self, settings: AccountSettings, audit: audit::AuditLog) -> Chat {
+        self.accounts = Arc::new(settings);
+        self.audit = audit;
+        self
     }
 
     /// How long a connection counts as live without being vouched for.

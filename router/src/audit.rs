@@ -1,0 +1,145 @@
+//! The audit log's writer: events are queued without waiting and written
+//! by a task of their own in batches, off every request's path.
+//!
+//! Recording never blocks (a login must not wait for the audit table):
+//! the queue is bounded, and when it is full the event is dropped and
+//! counted (`chat_audit_dropped_total`). A batch that cannot be written is
+//! retried once, then dropped and counted (`chat_audit_failed_total`).
+//! The same task prunes events older than the retention (stores that expire
+//! rows by themselves, like ScyllaDB, make that a no-op). A crash loses at
+//! most the events still queued.
+
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chat_persistence::{AuditEvent, Store};
+use prometheus::{IntCounter, register_int_counter};
+use tokio::sync::mpsc;
+
+/// Events dropped because the queue was full.
+pub static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_audit_dropped_total",
+        "Audit events dropped because the audit queue was full"
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// Events lost because the store refused their batch twice.
+pub static FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_audit_failed_total",
+        "Audit events lost because the store could not write their batch"
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// Events written.
+pub static WRITTEN: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("chat_audit_written_total", "Audit events written")
+        .expect("metric names are valid and registered once")
+});
+
+/// Most events in one write.
+const BATCH: usize = 256;
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How the audit log is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditSettings {
+    /// Events waiting to be written; beyond it they are dropped.
+    pub queue: usize,
+    /// How long events are kept.
+    pub retention: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> AuditSettings {
+        AuditSettings {
+            queue: 10_000,
+            retention: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+/// The sending end of the audit writer. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct AuditLog {
+    sender: Option<mpsc::Sender<AuditEvent>>,
+}
+
+impl AuditLog {
+    /// No writer: every event is counted as dropped (a process that was not
+    /// given audit settings).
+    pub fn disabled() -> AuditLog {
+        AuditLog { sender: None }
+    }
+
+    /// Starts the writer on the current runtime. It ends, after writing what
+    /// is queued, when every clone of the answer is dropped.
+    pub fn spawn(store: Arc<dyn Store>, settings: AuditSettings) -> AuditLog {
+        let (sender, receiver) = mpsc::channel(settings.queue.max(1));
+        tokio::spawn(write(store, receiver, settings.retention));
+        AuditLog {
+            sender: Some(sender),
+        }
+    }
+
+    /// Queues an event without waiting.
+    pub fn record(&self, event: AuditEvent) {
+        let queued = self
+            .sender
+            .as_ref()
+            .is_some_and(|sender| sender.try_send(event).is_ok());
+        if !queued {
+            DROPPED.inc();
+        }
+    }
+}
+
+async fn write(
+    store: Arc<dyn Store>,
+    mut events: mpsc::Receiver<AuditEvent>,
+    retention: Duration,
+) {
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            received = events.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                write_batch(&*store, &batch, retention_ms).await;
+                batch.clear();
+            }
+            _ = prune.tick() => {
+                let before = chat_protocol::id::now_ms().saturating_sub(retention_ms);
+                match store.prune_audit(before).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "pruned old audit events"),
+                    Err(error) => tracing::warn!(%error, "cannot prune audit events"),
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(store: &dyn Store, batch: &[AuditEvent], retention_ms: u64) {
+    for attempt in 0..2 {
+        match store.insert_audit(batch, retention_ms).await {
+            Ok(()) => {
+                WRITTEN.inc_by(batch.len() as u64);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, events = batch.len(), "cannot write audit events");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    FAILED.inc_by(batch.len() as u64);
+}
