@@ -24,7 +24,10 @@ use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
 use chat_router::files::UploadPolicy;
-use chat_router::{Chat, Settings};
+use chat_router::audit::{AuditLog, AuditSettings};
+use chat_router::{AccountSettings, Chat, Settings};
+use chat_gateway::client_addr::TrustedProxies;
+use chat_gateway::revocations::Revocations;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -75,6 +78,7 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
             partitions: config.realtime.partitions,
         },
     );
+    let chat = with_accounts(chat, &config, store.store());
     let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
 
     let gateway = match roles.contains(&Role::Gateway) {
@@ -127,6 +131,9 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     tracing::info!(data_dir = %config.data_dir.display(), "listening on http://{address}");
     let (stop_http, mut http_stopped) = watch::channel(false);
     let http = tokio::spawn(async move {
+        // The peer address is what the audit log records for a client
+        // (unless a trusted proxy names another).
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = http_stopped.wait_for(|stop| *stop).await;
@@ -169,6 +176,51 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     tracing::info!("stopped");
     // A non-zero exit, so that supervisors (Kubernetes, systemd) restart it.
     anyhow::ensure!(!lease_lost, "stopped after losing the worker id lease");
+    Ok(())
+}
+
+/// The account rules from the configuration and the audit writer.
+fn with_accounts(chat: Chat, config: &Config, store: Arc<dyn chat_persistence::Store>) -> Chat {
+    let retention = Duration::from_secs(u64::from(config.audit.retention_days) * 24 * 3600);
+    let settings = AccountSettings {
+        admins: config.admins.iter().map(|name| name.to_ascii_lowercase()).collect(),
+        session_ttl: Duration::from_secs(config.token_ttl_secs),
+        audit_retention: retention,
+    };
+    let audit = AuditLog::spawn(
+        store,
+        AuditSettings {
+            queue: config.audit.queue,
+            retention,
+        },
+    );
+    chat.with_accounts(settings, audit)
+}
+
+/// `chatd admin grant|revoke <username>`: sets the stored admin flag.
+pub async fn admin(config: &Config, action: &crate::cli::AdminAction) -> anyhow::Result<()> {
+    use crate::cli::AdminAction;
+    let (username, admin) = match action {
+        AdminAction::Grant { username } => (username, true),
+        AdminAction::Revoke { username } => (username, false),
+    };
+    let store = StoreHandle::open(config).await?;
+    let outcome = async {
+        let users = store
+            .store()
+            .users_by_username(std::slice::from_ref(username))
+            .await?;
+        let user = users
+            .first()
+            .with_context(|| format!("no user is named {username:?}"))?;
+        store.store().set_admin(user.id, admin).await?;
+        anyhow::Ok(user.id)
+    }
+    .await;
+    store.close().await;
+    let id = outcome?;
+    let done = if admin { "is now an admin" } else { "is no longer a stored admin" };
+    println!("{username} ({id}) {done}");
     Ok(())
 }
 
@@ -261,7 +313,16 @@ impl Gateway {
             .subscribe(realtime.subscription_buffer)
             .await
             .context("cannot subscribe to the bus")?;
-        let hub = Arc::new(Hub::new(subscription.control, relay.clone()));
+        // Loaded before the first request: a restarted gateway refuses
+        // every outstanding revocation from the start.
+        let revocations = Arc::new(Revocations::new());
+        revocations
+            .reload(&**chat.store())
+            .await
+            .context("cannot load the revoked sessions")?;
+        let hub = Arc::new(
+            Hub::new(subscription.control, relay.clone()).with_revocations(revocations.clone()),
+        );
         hub.start()
             .await
             .context("cannot subscribe the reply channel")?;
@@ -274,10 +335,15 @@ impl Gateway {
             hub.clone(),
             relay.clone(),
         ));
+        let refresh = revocations.clone().spawn_refresh(
+            chat.store().clone(),
+            Duration::from_secs(config.revocation_refresh_secs),
+        );
+        let proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
         let files = open_files(config)?;
         let state = AppState {
             chat: chat.clone(),
-            tokens: Arc::new(Tokens::hs256(&secret, config.token_ttl_secs)),
+            tokens: Arc::new(Tokens::hs256(&secret, revocations)),
             relay,
             hub: hub.clone(),
             ws: Arc::new(WsConfig {
@@ -286,12 +352,13 @@ impl Gateway {
                 allowed_origins: realtime.allowed_origins.clone(),
             }),
             files: files.clone(),
+            proxies: Arc::new(proxies),
         };
         let sweeper = tokio::spawn(sweep_files(config, chat, files.objects.clone()));
         Ok(Gateway {
             state,
             hub,
-            tasks: vec![dispatcher, vouching, sweeper],
+            tasks: vec![dispatcher, vouching, sweeper, refresh],
         })
     }
 

@@ -41,15 +41,6 @@ impl Chat {
         }
     }
 
-    /// Grants (or withdraws) the stored admin flag of the user named
-    /// `username`: `chatd admin grant|revoke`. Answers the user's id.
-    pub async fn set_admin_by_name(&self, username: &str, admin: bool) -> Result<Id> {
-        let users = self.store.users_by_username(&[username.to_owned()]).await?;
-        let user = users.first().ok_or(Error::NotFound("user"))?;
-        self.store.set_admin(user.id, admin).await?;
-        Ok(user.id)
-    }
-
     /// An admin's notice to every connection, or to one room's members.
     pub async fn notice(&self, admin: Id, request: NoticeRequest, client: &Client) -> Result<()> {
         self.require_admin(admin).await?;

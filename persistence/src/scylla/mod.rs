@@ -66,6 +66,7 @@ use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 
+pub use self::accounts::REVOCATION_DAYS;
 pub use self::buckets::{Buckets, DEFAULT_WINDOW, MIN_WINDOW};
 pub use self::config::{
     Consistency, Replication, ScyllaOptions, SerialConsistency, parse_consistency,
