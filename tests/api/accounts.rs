@@ -217,8 +217,6 @@ async fn notices_reach_every_connection_or_only_the_rooms_members() {
     let mut a = Ws::connect(&server, alice.token()).await;
     let mut a2 = Ws::connect(&server, alice.token()).await;
     let mut b = Ws::connect(&server, bob.token()).await;
-    for ws in [&mut a, &mut a2, &mut b] {
-    }
     let (status, _) = root
         .post("/api/v1/admin/notice", json!({"content": "maintenance at 5"}))
         .await;
