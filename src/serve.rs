@@ -15,19 +15,19 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use chat_bus::Bus;
+use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::relay::Relay;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::Dependencies;
+use chat_gateway::revocations::Revocations;
 use chat_gateway::ws::WsConfig;
 use chat_gateway::ws::hub::Hub;
 use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_protocol::IdGenerator;
 use chat_protocol::frames::close_code;
-use chat_router::files::UploadPolicy;
 use chat_router::audit::{AuditLog, AuditSettings};
+use chat_router::files::UploadPolicy;
 use chat_router::{AccountSettings, Chat, Settings};
-use chat_gateway::client_addr::TrustedProxies;
-use chat_gateway::revocations::Revocations;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -183,7 +183,11 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
 fn with_accounts(chat: Chat, config: &Config, store: Arc<dyn chat_persistence::Store>) -> Chat {
     let retention = Duration::from_secs(u64::from(config.audit.retention_days) * 24 * 3600);
     let settings = AccountSettings {
-        admins: config.admins.iter().map(|name| name.to_ascii_lowercase()).collect(),
+        admins: config
+            .admins
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect(),
         session_ttl: Duration::from_secs(config.token_ttl_secs),
         audit_retention: retention,
     };
@@ -219,7 +223,11 @@ pub async fn admin(config: &Config, action: &crate::cli::AdminAction) -> anyhow:
     .await;
     store.close().await;
     let id = outcome?;
-    let done = if admin { "is now an admin" } else { "is no longer a stored admin" };
+    let done = if admin {
+        "is now an admin"
+    } else {
+        "is no longer a stored admin"
+    };
     println!("{username} ({id}) {done}");
     Ok(())
 }

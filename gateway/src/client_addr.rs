@@ -101,7 +101,10 @@ mod tests {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.168.1.1".into()]).unwrap();
         let headers = forwarded("203.0.113.9, 10.1.2.3");
         let untrusted: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(proxies.client_ip(Some(untrusted), &headers), Some(untrusted));
+        assert_eq!(
+            proxies.client_ip(Some(untrusted), &headers),
+            Some(untrusted)
+        );
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
         assert_eq!(
             proxies.client_ip(Some(proxy), &headers),

@@ -2247,7 +2247,10 @@ pub async fn audit_events_page_newest_first_and_filter(store: Arc<dyn Store>) {
     let actor = new_user(&*store, "auditor").await;
     let target = new_user(&*store, "audited").await;
     let mut events = Vec::new();
-    for (i, kind) in ["login", "logout", "login", "ban", "login"].iter().enumerate() {
+    for (i, kind) in ["login", "logout", "login", "ban", "login"]
+        .iter()
+        .enumerate()
+    {
         let id = next_id();
         events.push(AuditEvent {
             id,
@@ -2261,7 +2264,10 @@ pub async fn audit_events_page_newest_first_and_filter(store: Arc<dyn Store>) {
         });
     }
     let day = 24 * 60 * 60 * 1000;
-    store.insert_audit(&events, day).await.expect("insert_audit");
+    store
+        .insert_audit(&events, day)
+        .await
+        .expect("insert_audit");
     store
         .insert_audit(&events[..1], day)
         .await
@@ -2296,5 +2302,8 @@ pub async fn audit_events_page_newest_first_and_filter(store: Arc<dyn Store>) {
         .audit_events(filter(None, 10, None, target.id))
         .await
         .unwrap();
-    assert_eq!(of_target.iter().map(|e| e.id).collect::<Vec<_>>(), vec![events[3].id]);
+    assert_eq!(
+        of_target.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![events[3].id]
+    );
 }

@@ -208,8 +208,12 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every session of `user` that has not expired by `at`, except
     /// `except`. Answers the revocations (including sessions already
     /// revoked), durably on return.
-    async fn revoke_sessions(&self, user: Id, except: Option<Id>, at: u64)
-    -> Result<Vec<Revocation>>;
+    async fn revoke_sessions(
+        &self,
+        user: Id,
+        except: Option<Id>,
+        at: u64,
+    ) -> Result<Vec<Revocation>>;
 
     /// Every revoked session whose tokens have not expired by `now`: what a
     /// starting node must refuse.

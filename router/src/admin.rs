@@ -6,10 +6,10 @@
 //! is cheap where it matters.
 
 use chat_persistence::{AuditEvent, AuditFilter};
+use chat_protocol::Id;
 use chat_protocol::accounts::{AuditQuery, BanRequest, NoticeRequest, audit_kind};
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::AccountEvent;
-use chat_protocol::Id;
 
 use crate::sessions::{Audit, Client};
 use crate::{Chat, Error, Result, content};
@@ -96,7 +96,13 @@ impl Chat {
         self.announce_revoked(revoked).await;
         let reason = request
             .reason
-            .map(|reason| reason.trim().chars().take(MAX_REASON_CHARS).collect::<String>())
+            .map(|reason| {
+                reason
+                    .trim()
+                    .chars()
+                    .take(MAX_REASON_CHARS)
+                    .collect::<String>()
+            })
             .filter(|reason| !reason.is_empty());
         self.audit(
             audit_kind::BAN,

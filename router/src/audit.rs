@@ -99,11 +99,7 @@ impl AuditLog {
     }
 }
 
-async fn write(
-    store: Arc<dyn Store>,
-    mut events: mpsc::Receiver<AuditEvent>,
-    retention: Duration,
-) {
+async fn write(store: Arc<dyn Store>, mut events: mpsc::Receiver<AuditEvent>, retention: Duration) {
     let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let mut batch = Vec::with_capacity(BATCH);

@@ -100,7 +100,11 @@ impl Chat {
         request: LoginRequest,
         client: &Client,
     ) -> Result<(UserRecord, SessionRecord)> {
-        let username: String = request.username.chars().take(MAX_AUDITED_USERNAME).collect();
+        let username: String = request
+            .username
+            .chars()
+            .take(MAX_AUDITED_USERNAME)
+            .collect();
         let user = match self.login(request).await {
             Ok(user) => user,
             Err(Error::BadCredentials) => {
@@ -189,7 +193,11 @@ impl Chat {
         client: &Client,
     ) -> Result<()> {
         crate::accounts::check_password(&request.new_password)?;
-        let record = self.store.user(user).await?.ok_or(Error::NotFound("user"))?;
+        let record = self
+            .store
+            .user(user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
         let credentials = self.store.credentials(&record.username).await?;
         let phc = credentials.as_ref().map(|c| c.password_hash.as_str());
         if !self

@@ -81,9 +81,14 @@ async fn logout_ends_only_this_session_on_rest_and_websocket() {
     closed_as_revoked(&mut ws_first).await;
     revoked(&first).await;
     assert_eq!(
-        Ws::open(&server, Some(first.token()), chat_protocol::Codec::Json, crate::ws::TokenIn::Header)
-            .await
-            .err(),
+        Ws::open(
+            &server,
+            Some(first.token()),
+            chat_protocol::Codec::Json,
+            crate::ws::TokenIn::Header
+        )
+        .await
+        .err(),
         Some(401),
         "a revoked token cannot open a connection"
     );
@@ -142,7 +147,11 @@ async fn a_password_change_revokes_the_other_sessions() {
     closed_as_revoked(&mut ws_other).await;
     revoked(&other).await;
     let (status, _) = current.get("/api/v1/users/me").await;
-    assert_eq!(status, StatusCode::OK, "the session that changed it lives on");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the session that changed it lives on"
+    );
     still_open(&mut ws_current).await;
     let old = server
         .client()
@@ -218,7 +227,10 @@ async fn notices_reach_every_connection_or_only_the_rooms_members() {
     let mut a2 = Ws::connect(&server, alice.token()).await;
     let mut b = Ws::connect(&server, bob.token()).await;
     let (status, _) = root
-        .post("/api/v1/admin/notice", json!({"content": "maintenance at 5"}))
+        .post(
+            "/api/v1/admin/notice",
+            json!({"content": "maintenance at 5"}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     for ws in [&mut a, &mut a2, &mut b] {
@@ -238,7 +250,9 @@ async fn notices_reach_every_connection_or_only_the_rooms_members() {
         assert_eq!(notice["content"], "lobby closes");
         assert_eq!(notice["room_id"], room.as_str());
     }
-    let elsewhere = b.frames_within(Duration::from_millis(700), &["presence"]).await;
+    let elsewhere = b
+        .frames_within(Duration::from_millis(700), &["presence"])
+        .await;
     assert!(
         elsewhere.iter().all(|f| f["type"] != "notice"),
         "a non-member got the room's notice: {elsewhere:?}"
@@ -464,7 +478,11 @@ async fn revocation_reaches_another_gateway_of_a_cluster() {
     closed_as_revoked(&mut ws_there).await;
     revoked(&there).await;
     let (status, _) = here.at(&gw2).get("/api/v1/users/me").await;
-    assert_eq!(status, StatusCode::OK, "the changing session works everywhere");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the changing session works everywhere"
+    );
 
     // A gateway started after the revocation refuses the token from the
     // start (it loads the outstanding revocations from the store).

@@ -259,7 +259,9 @@ async fn logout_ends_the_clients_session_on_the_server_and_exits() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, audit) = root
-            .get(&format!("/api/v1/admin/audit?kind=logout&user_id={alice_id}"))
+            .get(&format!(
+                "/api/v1/admin/audit?kind=logout&user_id={alice_id}"
+            ))
             .await;
         if audit["events"].as_array().is_some_and(|e| e.len() == 1) {
             break;

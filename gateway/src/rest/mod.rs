@@ -20,10 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/auth/logout", post(accounts::logout))
-        .route(
-            "/users/me",
-            get(users::me).patch(accounts::update_profile),
-        )
+        .route("/users/me", get(users::me).patch(accounts::update_profile))
         .route("/users/me/password", post(accounts::change_password))
         .route("/users", get(users::search))
         .route("/users/{user_id}", get(users::by_id))

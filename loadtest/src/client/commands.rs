@@ -15,7 +15,9 @@ pub enum Command {
     History(u32),
     Who,
     /// End this session on the server (`all`: every session), then exit.
-    Logout { all: bool },
+    Logout {
+        all: bool,
+    },
     Quit,
     /// A slash command this client does not know, or a bad argument.
     Unknown(String),

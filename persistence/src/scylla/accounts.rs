@@ -18,10 +18,10 @@ use chat_protocol::{Id, RoomId};
 
 use super::ScyllaStore;
 use super::rows::{id_from_cql, id_to_cql};
+use crate::Result;
 use crate::records::{
     AccountFlags, AuditEvent, AuditFilter, Revocation, SessionRecord, UserRecord,
 };
-use crate::Result;
 
 /// Milliseconds in a day: the partition width of revocations and audit.
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -136,7 +136,9 @@ impl ScyllaStore {
         let Some((_, Some(expires_at), _)) = row else {
             return Ok(None);
         };
-        Ok(Some(self.revoke(user, session, expires_at as u64, at).await?))
+        Ok(Some(
+            self.revoke(user, session, expires_at as u64, at).await?,
+        ))
     }
 
     pub(super) async fn revoke_sessions_impl(
@@ -222,10 +224,12 @@ impl ScyllaStore {
         let row: Option<(Option<bool>, Option<bool>)> = self
             .first_row(&self.statements.select_account_flags, (id_to_cql(user),))
             .await?;
-        Ok(row.map_or_else(AccountFlags::default, |(admin, banned)| AccountFlags {
-            admin: admin.unwrap_or(false),
-            banned: banned.unwrap_or(false),
-        }))
+        Ok(
+            row.map_or_else(AccountFlags::default, |(admin, banned)| AccountFlags {
+                admin: admin.unwrap_or(false),
+                banned: banned.unwrap_or(false),
+            }),
+        )
     }
 
     pub(super) async fn set_admin_impl(&self, user: Id, admin: bool) -> Result<()> {
@@ -281,9 +285,9 @@ impl ScyllaStore {
         let mut events = Vec::new();
         let mut day = first_day;
         'days: while day >= last_day {
-            let mut cursor = filter.before.map_or(i64::MAX, |id| {
-                i64::try_from(id.0).unwrap_or(i64::MAX)
-            });
+            let mut cursor = filter
+                .before
+                .map_or(i64::MAX, |id| i64::try_from(id.0).unwrap_or(i64::MAX));
             loop {
                 let rows: Vec<AuditRow> = self
                     .rows(&self.statements.select_audit, (day, cursor, AUDIT_SLICE))
@@ -328,7 +332,11 @@ mod tests {
 
     #[test]
     fn ttls_are_positive_and_bounded() {
-        assert_eq!(ttl_until(1_000, 5_000), 1, "already expired rows live a second");
+        assert_eq!(
+            ttl_until(1_000, 5_000),
+            1,
+            "already expired rows live a second"
+        );
         assert_eq!(ttl_until(61_000, 1_000), 60);
         assert_eq!(ttl_of(u64::MAX), MAX_TTL_SECS as i32);
     }

@@ -49,7 +49,11 @@ pub(crate) fn revoke_session(
             "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?3)
              WHERE id = ?1 AND user_id = ?2",
         )?
-        .execute(params![id_to_sql(session), id_to_sql(user), time_to_sql(at)])?;
+        .execute(params![
+            id_to_sql(session),
+            id_to_sql(user),
+            time_to_sql(at)
+        ])?;
     let revocation = connection
         .prepare_cached(
             "SELECT id, user_id, expires_at FROM sessions WHERE id = ?1 AND user_id = ?2",
@@ -78,7 +82,10 @@ pub(crate) fn revoke_sessions(
              WHERE user_id = ?1 AND expires_at > ?3 AND revoked_at IS NOT NULL
                AND (?2 IS NULL OR id <> ?2)",
         )?
-        .query_map(params![id_to_sql(user), except, time_to_sql(at)], revocation_at)?
+        .query_map(
+            params![id_to_sql(user), except, time_to_sql(at)],
+            revocation_at,
+        )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(revocations)
 }
@@ -194,9 +201,9 @@ pub(crate) fn audit_events(
     connection: &Connection,
     filter: &AuditFilter,
 ) -> Result<(Vec<AuditEvent>, bool)> {
-    let before = filter.before.map_or(i64::MAX, |id| {
-        i64::try_from(id.0).unwrap_or(i64::MAX)
-    });
+    let before = filter
+        .before
+        .map_or(i64::MAX, |id| i64::try_from(id.0).unwrap_or(i64::MAX));
     let user = filter.user.map(id_to_sql);
     let mut events = connection
         .prepare_cached(

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_bus::{Delivery, Subscriptions, names};
-use chat_protocol::frames::{ErrorFrame, ServerFrame};
 use chat_protocol::frames::close_code;
+use chat_protocol::frames::{ErrorFrame, ServerFrame};
 use chat_protocol::internal::{self, ACCOUNTS_CHANNEL, AccountEvent, Event, Outcome, Reply};
 use chat_protocol::{Id, RoomId};
 use tokio::sync::mpsc;
