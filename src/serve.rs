@@ -171,6 +171,7 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     if let Some(lease) = lease {
         lease.abort();
     }
+    chat.audit_writer().shutdown().await;
     tracing::info!("draining: flushing the store");
     store.close().await;
     tracing::info!("stopped");

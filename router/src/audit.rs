@@ -6,16 +6,17 @@
 //! counted (`chat_audit_dropped_total`). A batch that cannot be written is
 //! retried once, then dropped and counted (`chat_audit_failed_total`).
 //! The same task prunes events older than the retention (stores that expire
-//! rows by themselves, like ScyllaDB, make that a no-op). A crash loses at
-//! most the events still queued.
+//! rows by themselves, like ScyllaDB, make that a no-op). A graceful
+//! shutdown writes what is queued ([`AuditLog::shutdown`]); a crash loses
+//! the events still queued.
 
-use std::sync::Arc;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use chat_persistence::{AuditEvent, Store};
 use prometheus::{IntCounter, register_int_counter};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 
 /// Events dropped because the queue was full.
 pub static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -68,22 +69,50 @@ impl Default for AuditSettings {
 #[derive(Clone, Default)]
 pub struct AuditLog {
     sender: Option<mpsc::Sender<AuditEvent>>,
+    writer: Arc<Writer>,
+}
+
+/// The writer task and how to stop it.
+#[derive(Default)]
+struct Writer {
+    stop: Notify,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl AuditLog {
     /// No writer: every event is counted as dropped (a process that was not
     /// given audit settings).
     pub fn disabled() -> AuditLog {
-        AuditLog { sender: None }
+        AuditLog::default()
     }
 
     /// Starts the writer on the current runtime. It ends, after writing what
     /// is queued, when every clone of the answer is dropped.
     pub fn spawn(store: Arc<dyn Store>, settings: AuditSettings) -> AuditLog {
         let (sender, receiver) = mpsc::channel(settings.queue.max(1));
-        tokio::spawn(write(store, receiver, settings.retention));
+        let writer = Arc::new(Writer::default());
+        let task = tokio::spawn(write(store, receiver, settings.retention, writer.clone()));
+        *writer.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         AuditLog {
             sender: Some(sender),
+            writer,
+        }
+    }
+
+    /// Refuses new events, writes the queued ones and waits for that
+    /// (graceful shutdown, before the store is closed).
+    pub async fn shutdown(&self) {
+        let task = self
+            .writer
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            self.writer.stop.notify_one();
+            if let Err(error) = task.await {
+                tracing::error!(%error, "the audit writer failed");
+            }
         }
     }
 
@@ -99,7 +128,12 @@ impl AuditLog {
     }
 }
 
-async fn write(store: Arc<dyn Store>, mut events: mpsc::Receiver<AuditEvent>, retention: Duration) {
+async fn write(
+    store: Arc<dyn Store>,
+    mut events: mpsc::Receiver<AuditEvent>,
+    retention: Duration,
+    writer: Arc<Writer>,
+) {
     let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let mut batch = Vec::with_capacity(BATCH);
@@ -111,6 +145,16 @@ async fn write(store: Arc<dyn Store>, mut events: mpsc::Receiver<AuditEvent>, re
                 }
                 write_batch(&*store, &batch, retention_ms).await;
                 batch.clear();
+            }
+            () = writer.stop.notified() => {
+                // Later `record`s fail (and are counted); what is queued
+                // is written.
+                events.close();
+                while events.recv_many(&mut batch, BATCH).await > 0 {
+                    write_batch(&*store, &batch, retention_ms).await;
+                    batch.clear();
+                }
+                return;
             }
             _ = prune.tick() => {
                 let before = chat_protocol::id::now_ms().saturating_sub(retention_ms);

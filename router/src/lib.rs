@@ -115,6 +115,11 @@ impl Chat {
         self.partitions
     }
 
+    /// The audit log's writer (to shut it down with the process).
+    pub fn audit_writer(&self) -> &audit::AuditLog {
+        &self.audit
+    }
+
     /// The store underneath, for health checks and reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
