@@ -183,3 +183,70 @@ async fn write_batch(store: &dyn Store, batch: &[AuditEvent], retention_ms: u64)
     }
     FAILED.inc_by(batch.len() as u64);
 }
+
+#[cfg(test)]
+mod tests {
+    use chat_persistence::AuditFilter;
+    use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
+    use chat_protocol::Id;
+
+    use super::*;
+
+    fn event(id: u64) -> AuditEvent {
+        AuditEvent {
+            id: Id(id),
+            at: chat_protocol::id::now_ms(),
+            kind: "login".into(),
+            actor_id: Some(Id(1)),
+            target_id: None,
+            room_id: None,
+            ip: None,
+            detail: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_events_are_written_by_shutdown_and_later_ones_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("chat.db"), SqliteOptions::default()).unwrap(),
+        );
+        let log = AuditLog::spawn(store.clone(), AuditSettings::default());
+        for id in 1..=300 {
+            log.record(event(id));
+        }
+        log.shutdown().await;
+        let dropped = DROPPED.get();
+        log.record(event(1000));
+        // `>`: other tests count drops on the same global counter.
+        assert!(
+            DROPPED.get() > dropped,
+            "after shutdown, events are dropped"
+        );
+        let filter = AuditFilter {
+            before: None,
+            limit: 100,
+            kind: None,
+            user: Some(Id(1)),
+            since: 0,
+        };
+        let mut seen = 0;
+        let mut page = filter.clone();
+        loop {
+            let (events, more) = store.audit_events(page.clone()).await.unwrap();
+            seen += events.len();
+            if !more {
+                break;
+            }
+            page.before = events.last().map(|e| e.id);
+        }
+        assert_eq!(seen, 300, "every queued event was written");
+    }
+
+    #[test]
+    fn a_disabled_log_counts_what_it_drops() {
+        let dropped = DROPPED.get();
+        AuditLog::disabled().record(event(1));
+        assert!(DROPPED.get() > dropped);
+    }
+}
