@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             cli::Command::Migrate(_) => serve::migrate(&config).await,
             cli::Command::Config(_) => config.print(),
+            cli::Command::Admin(args) => serve::admin(&config, &args.action).await,
             _ => serve::run(config, cli.roles()).await,
         }
     });

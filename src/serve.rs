@@ -20,13 +20,16 @@ use anyhow::Context;
 use chat_bus::Bus;
 use chat_gateway::HttpLimits;
 use chat_gateway::Tokens;
+use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::Dependencies;
+use chat_gateway::revocations::Revocations;
 use chat_gateway::role::{FileSweep, GatewayOptions};
 use chat_gateway::ws::WsConfig;
 use chat_protocol::IdGenerator;
+use chat_router::audit::{AuditLog, AuditSettings};
 use chat_router::files::UploadPolicy;
-use chat_router::{Chat, Settings};
+use chat_router::{AccountSettings, Chat, Settings};
 use chat_shutdown::{RoleHandle, Supervisor};
 use tokio::net::TcpListener;
 
@@ -64,6 +67,9 @@ pub struct Node {
     roles: Vec<RoleHandle>,
     /// Renews the leased worker id; stopped once nothing mints ids.
     lease: Option<RoleHandle>,
+    /// Writes the audit events queued by every role; flushed before the
+    /// store closes.
+    audit: AuditLog,
     store: StoreHandle,
     /// Held while the node runs: alone, this process's ids are only unique
     /// if no other process uses the directory.
@@ -99,6 +105,16 @@ impl Node {
             true => Some(gateway_options(&config, &name)?),
             false => None,
         };
+        if let Some(options) = &gateway_options {
+            // Loaded before the first request: a restarted gateway refuses
+            // every outstanding revocation from the start.
+            options
+                .tokens
+                .revocations()
+                .reload(&*store.store())
+                .await
+                .context("cannot load the revoked sessions")?;
+        }
         let supervisor = Supervisor::new();
         let (worker_id, lease) = worker_id(&config, &bus, &name, &supervisor).await?;
         tracing::info!(worker_id, process = %name, ?roles, "starting");
@@ -112,6 +128,7 @@ impl Node {
                 partitions: config.realtime.partitions,
             },
         );
+        let chat = with_accounts(chat, &config, store.store());
         let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
 
         let mut started = Vec::new();
@@ -124,6 +141,7 @@ impl Node {
                     if let Some(lease) = lease {
                         stop(lease).await;
                     }
+                    chat.audit_writer().shutdown().await;
                     store.close().await;
                     return Err(anyhow::Error::new(error).context("cannot subscribe to the bus"));
                 }
@@ -169,6 +187,7 @@ impl Node {
             supervisor,
             roles: started,
             lease,
+            audit: chat.audit_writer().clone(),
             store,
             _data_dir_lock: data_dir_lock,
         })
@@ -194,6 +213,7 @@ impl Node {
         if let Some(lease) = self.lease {
             stop(lease).await;
         }
+        self.audit.shutdown().await;
         tracing::info!("draining: flushing the store");
         self.store.close().await;
         tracing::info!("stopped");
@@ -221,7 +241,9 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
     let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     Ok(GatewayOptions {
         name: name.to_owned(),
-        tokens: Arc::new(Tokens::hs256(&secret, config.token_ttl_secs)),
+        tokens: Arc::new(Tokens::hs256(&secret, Arc::new(Revocations::new()))),
+        revocation_refresh: Duration::from_secs(config.revocation_refresh_secs),
+        proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
         ws: WsConfig {
             heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
             outbound_queue: realtime.outbound_queue,
@@ -238,6 +260,59 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
             grace: Duration::from_secs(config.files.sweep_grace_secs),
         },
     })
+}
+
+/// The account rules from the configuration and the audit writer.
+fn with_accounts(chat: Chat, config: &Config, store: Arc<dyn chat_persistence::Store>) -> Chat {
+    let retention = Duration::from_secs(u64::from(config.audit.retention_days) * 24 * 3600);
+    let settings = AccountSettings {
+        admins: config
+            .admins
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect(),
+        session_ttl: Duration::from_secs(config.token_ttl_secs),
+        audit_retention: retention,
+    };
+    let audit = AuditLog::spawn(
+        store,
+        AuditSettings {
+            queue: config.audit.queue,
+            retention,
+        },
+    );
+    chat.with_accounts(settings, audit)
+}
+
+/// `chatd admin grant|revoke <username>`: sets the stored admin flag.
+pub async fn admin(config: &Config, action: &crate::cli::AdminAction) -> anyhow::Result<()> {
+    use crate::cli::AdminAction;
+    let (username, admin) = match action {
+        AdminAction::Grant { username } => (username, true),
+        AdminAction::Revoke { username } => (username, false),
+    };
+    let store = StoreHandle::open(config).await?;
+    let outcome = async {
+        let users = store
+            .store()
+            .users_by_username(std::slice::from_ref(username))
+            .await?;
+        let user = users
+            .first()
+            .with_context(|| format!("no user is named {username:?}"))?;
+        store.store().set_admin(user.id, admin).await?;
+        anyhow::Ok(user.id)
+    }
+    .await;
+    store.close().await;
+    let id = outcome?;
+    let done = if admin {
+        "is now an admin"
+    } else {
+        "is no longer a stored admin"
+    };
+    println!("{username} ({id}) {done}");
+    Ok(())
 }
 
 /// Applies the schema and exits.

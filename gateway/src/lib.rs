@@ -3,6 +3,8 @@
 //! The gateway holds no chat rules of its own: it authenticates, decodes,
 //! calls [`chat_router::Chat`] and encodes. Modules:
 //! - [`auth`]: JWT issue and verification, the authenticated-user extractor.
+//! - [`revocations`]: the revoked sessions this node refuses, in memory.
+//! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
 //! - [`extract`]: body, path and query extractors that answer bad input with
 //!   the protocol's error body.
@@ -13,11 +15,13 @@
 //!   endpoints of processes without it).
 
 pub mod auth;
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod relay;
 pub mod rest;
+pub mod revocations;
 pub mod role;
 pub mod ws;
 
@@ -45,6 +49,8 @@ pub struct AppState {
     pub hub: Arc<ws::hub::Hub>,
     pub ws: Arc<ws::WsConfig>,
     pub files: Arc<rest::files::FileService>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: Arc<client_addr::TrustedProxies>,
 }
 
 /// Limits of the HTTP edge.

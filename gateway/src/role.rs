@@ -19,6 +19,7 @@ use chat_router::Chat;
 use chat_shutdown::{CancellationToken, RoleHandle, Supervisor};
 use tokio::net::TcpListener;
 
+use crate::client_addr::TrustedProxies;
 use crate::relay::Relay;
 use crate::rest::files::FileService;
 use crate::rest::ops::Dependencies;
@@ -31,6 +32,11 @@ pub struct GatewayOptions {
     /// This process's name: the gateway is `gw-<name>` on the bus.
     pub name: String,
     pub tokens: Arc<Tokens>,
+    /// How often the revoked sessions are reloaded from the store (the bound
+    /// on staleness if a revocation's bus message is lost).
+    pub revocation_refresh: Duration,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: TrustedProxies,
     pub ws: WsConfig,
     pub files: Arc<FileService>,
     pub limits: HttpLimits,
@@ -67,7 +73,10 @@ pub async fn start(
         chat.partitions(),
     ));
     let subscription = bus.pubsub.subscribe(options.subscription_buffer).await?;
-    let hub = Arc::new(Hub::new(subscription.control, relay.clone()));
+    let revocations = options.tokens.revocations().clone();
+    let hub = Arc::new(
+        Hub::new(subscription.control, relay.clone()).with_revocations(revocations.clone()),
+    );
     hub.start().await?;
     let state = AppState {
         chat: chat.clone(),
@@ -76,6 +85,7 @@ pub async fn start(
         hub: hub.clone(),
         ws: Arc::new(options.ws),
         files: options.files.clone(),
+        proxies: Arc::new(options.proxies),
     };
     let app = crate::app(state, options.limits, supervisor);
 
@@ -104,6 +114,10 @@ pub async fn start(
             options.file_sweep.every,
             options.file_sweep.grace,
         ),
+    );
+    role.spawn_until_stopped(
+        "revocation refresh",
+        revocations.refresh(chat.store().clone(), options.revocation_refresh),
     );
     let stop = role.stopping();
     role.spawn("http", async move {
@@ -165,6 +179,9 @@ async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
+    // The peer address is what the audit log records for a client (unless
+    // a trusted proxy names another).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

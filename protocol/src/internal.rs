@@ -152,6 +152,32 @@ pub struct Event {
     pub frame: ServerFrame,
 }
 
+// ----- accounts: revocations and notices --------------------------------
+
+/// The pub/sub channel every gateway listens to for account changes that
+/// concern all of them: revoked sessions and notices to everyone.
+pub const ACCOUNTS_CHANNEL: &str = "accounts";
+
+/// A session that no longer admits its tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub session: Id,
+    pub user: Id,
+    /// When the session's tokens expire anyway (ms): the revocation need not
+    /// be remembered after it.
+    pub expires_at: u64,
+}
+
+/// What travels on [`ACCOUNTS_CHANNEL`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    /// These sessions are revoked: refuse their tokens, close their
+    /// connections with 4001.
+    Revoked(Vec<Revocation>),
+    /// An admin's notice to every connection.
+    Notice { content: String },
+}
+
 /// Encodes an envelope for the bus.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Codec::MsgPack.encode(value)

@@ -52,7 +52,7 @@ impl Chat {
     }
 }
 
-fn check_password(password: &str) -> Result<()> {
+pub(crate) fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < PASSWORD_MIN {
         return Err(Error::bad_request(format!(
             "password must be at least {PASSWORD_MIN} characters"

@@ -9,6 +9,9 @@
 //!
 //! Modules, one concept each:
 //! - [`accounts`]: registration and login (argon2 password hashes).
+//! - [`sessions`]: sessions and their revocation, logout, password and
+//!   profile changes; [`admin`]: notices, bans, the audit log;
+//!   [`audit`]: the audit log's batching writer.
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
@@ -23,6 +26,8 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod content;
 pub mod error;
 pub mod events;
@@ -34,6 +39,7 @@ pub mod metrics;
 pub mod password;
 pub mod role;
 pub mod rooms;
+pub mod sessions;
 pub mod users;
 pub mod worker;
 
@@ -45,6 +51,7 @@ use chat_protocol::IdGenerator;
 
 pub use error::Error;
 pub use limits::RateLimits;
+pub use sessions::{AccountSettings, Client};
 
 /// Result of a chat operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -62,6 +69,8 @@ pub struct Chat {
     /// Started on first use: only processes that register or log users in
     /// (gateways) run the hashing threads.
     passwords: Arc<std::sync::OnceLock<password::PasswordHasher>>,
+    accounts: Arc<AccountSettings>,
+    audit: audit::AuditLog,
 }
 
 /// Tunables of the chat logic.
@@ -87,7 +96,17 @@ impl Chat {
             presence_ttl: settings.presence_ttl,
             partitions: settings.partitions.max(1),
             passwords: Arc::default(),
+            accounts: Arc::new(AccountSettings::default()),
+            audit: audit::AuditLog::disabled(),
         }
+    }
+
+    /// The account rules (admins, session lifetime), with the audit log
+    /// written by `audit` (see [`audit::AuditLog::spawn`]).
+    pub fn with_accounts(mut self, settings: AccountSettings, audit: audit::AuditLog) -> Chat {
+        self.accounts = Arc::new(settings);
+        self.audit = audit;
+        self
     }
 
     /// How long a connection counts as live without being vouched for.
@@ -98,6 +117,11 @@ impl Chat {
     /// How many partitions the work streams have.
     pub fn partitions(&self) -> u16 {
         self.partitions
+    }
+
+    /// The audit log's writer (to shut it down with the process).
+    pub fn audit_writer(&self) -> &audit::AuditLog {
+        &self.audit
     }
 
     /// The store underneath, for health checks and reads.

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use futures_util::{StreamExt, TryStreamExt};
 
 use chat_persistence::{NewRoom, StoreError, UserRoom};
+use chat_protocol::accounts::audit_kind;
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
 use chat_protocol::rest::{CreateRoomRequest, Member};
@@ -63,6 +64,7 @@ impl Chat {
         for &(member, role) in &members {
             self.announce_new_room(member, &room, role).await;
         }
+        self.audit_room(audit_kind::ROOM_CREATED, owner, None, room.id);
         Ok(room)
     }
 
@@ -162,6 +164,7 @@ impl Chat {
                 self.store.set_owner(id, user).await?;
             }
             self.announce_joined(user, id).await?;
+            self.audit_room(audit_kind::MEMBER_ADDED, user, Some(user), *id);
         }
         self.room(user, id).await
     }
@@ -179,6 +182,7 @@ impl Chat {
             self.hand_over(id).await?;
         }
         self.announce_left(user, id).await;
+        self.audit_room(audit_kind::MEMBER_REMOVED, user, Some(user), *id);
         Ok(())
     }
 
@@ -232,6 +236,7 @@ impl Chat {
             .await?;
         if added {
             self.announce_joined(target, id).await?;
+            self.audit_room(audit_kind::MEMBER_ADDED, actor, Some(target), *id);
         }
         Ok(added)
     }
@@ -263,6 +268,7 @@ impl Chat {
         }
         if self.store.remove_member(id, target).await? {
             self.announce_left(target, id).await;
+            self.audit_room(audit_kind::MEMBER_REMOVED, actor, Some(target), *id);
         }
         Ok(())
     }
@@ -296,6 +302,18 @@ impl Chat {
             }
         }
         Ok((room, created))
+    }
+
+    /// Audits a room change; the client's address is known only at the
+    /// gateway, so room events carry none.
+    pub(crate) fn audit_room(&self, kind: &str, actor: Id, target: Option<Id>, room: RoomId) {
+        let audit = crate::sessions::Audit {
+            actor: Some(actor),
+            target,
+            room: Some(room),
+            ..Default::default()
+        };
+        self.audit(kind, audit);
     }
 
     pub(crate) fn now_ms(&self) -> u64 {

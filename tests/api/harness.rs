@@ -349,7 +349,7 @@ pub fn signed_token(user: &str, secret: &str, exp_offset_secs: i64) -> String {
         .as_secs() as i64;
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": user, "iat": now, "exp": now + exp_offset_secs}),
+        &json!({"sub": user, "iat": now, "exp": now + exp_offset_secs, "sid": "1"}),
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()

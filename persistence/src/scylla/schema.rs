@@ -255,6 +255,46 @@ pub(crate) const TABLES: &[&str] = &[
         since bigint,
         PRIMARY KEY (shard, id)
     )",
+    // ----- accounts (see `accounts`). Added without a version bump: new
+    // tables only, which older keyspaces gain at the next `migrate`.
+    // A user's sessions, each row living until its tokens expire (TTL).
+    "CREATE TABLE IF NOT EXISTS sessions_by_user (
+        user_id    bigint,
+        id         bigint,
+        created_at bigint,
+        expires_at bigint,
+        revoked_at bigint,
+        PRIMARY KEY (user_id, id)
+    )",
+    // Revoked sessions by the day their tokens expire (TTL): a starting
+    // node reads today's and the next days' partitions.
+    "CREATE TABLE IF NOT EXISTS session_revocations (
+        day        int,
+        session_id bigint,
+        user_id    bigint,
+        expires_at bigint,
+        PRIMARY KEY (day, session_id)
+    )",
+    // Stored admin and ban flags, one row per user ever flagged.
+    "CREATE TABLE IF NOT EXISTS account_flags (
+        user_id bigint PRIMARY KEY,
+        admin   boolean,
+        banned  boolean
+    )",
+    // The audit log by day (days since the epoch), newest first; rows
+    // expire with the configured retention (TTL).
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        day       int,
+        id        bigint,
+        at        bigint,
+        kind      text,
+        actor_id  bigint,
+        target_id bigint,
+        room_id   text,
+        ip        text,
+        detail    text,
+        PRIMARY KEY (day, id)
+    ) WITH CLUSTERING ORDER BY (id DESC)",
 ];
 
 /// Creates the keyspace (if missing) and every table, and records the
