@@ -56,6 +56,13 @@ impl Inbound {
                 | ClientAction::Join { room_id }
                 | ClientAction::Leave { room_id },
             ) => room_id.to_string(),
+            Work::Member(
+                MemberAction::Add { room_id, .. } | MemberAction::Kick { room_id, .. },
+            ) => room_id.to_string(),
+            // The DM room's partition, so that its creation and its first
+            // messages are handled in one order.
+            Work::Member(MemberAction::OpenDm { user_id }) => RoomId::dm(self.user, *user_id)
+                .map_or_else(|_| self.user.to_string(), |room| room.to_string()),
             Work::Client(ClientAction::Resume { .. } | ClientAction::Ping)
             | Work::Connected { .. }
             | Work::Disconnected { .. } => self.user.to_string(),
@@ -73,6 +80,33 @@ pub enum Work {
     Connected { connection: String },
     /// A connection of the user closed (presence).
     Disconnected { connection: String },
+    /// A membership action that only the REST API offers. It has no
+    /// WebSocket frame (the wire contract is unchanged); it travels here so
+    /// that the router applies it like every other state-changing action,
+    /// with the same semantics and errors.
+    Member(MemberAction),
+}
+
+/// The membership actions of the REST API without a WebSocket frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberAction {
+    /// `POST /rooms/{room_id}/members`: the user adds `user_id`.
+    Add { room_id: RoomId, user_id: Id },
+    /// `DELETE /rooms/{room_id}/members/{user_id}`: the user kicks `user_id`.
+    Kick { room_id: RoomId, user_id: Id },
+    /// `POST /dms`: the DM room of the user and `user_id`, created if needed.
+    OpenDm { user_id: Id },
+}
+
+impl MemberAction {
+    /// A short name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MemberAction::Add { .. } => "add_member",
+            MemberAction::Kick { .. } => "kick",
+            MemberAction::OpenDm { .. } => "open_dm",
+        }
+    }
 }
 
 /// A message for the persistence workers (the persist stream).

@@ -2,9 +2,10 @@
 //!
 //! [`Chat`] is the one place where membership is checked, content is
 //! validated, mentions and DM targets are resolved, rate limits and
-//! idempotency are applied, and events are published. The REST handlers
-//! call it directly; WebSocket actions and message posts reach it through
-//! the inbound stream and the [`worker`]. Embedded and cluster mode differ
+//! idempotency are applied, and events are published (through [`events`]).
+//! Every state-changing action, WebSocket or REST, reaches it through the
+//! inbound stream and the [`worker`]; the REST handlers call it directly
+//! only to read (and to register, log in, create rooms and take uploads). Embedded and cluster mode differ
 //! only in the store and bus implementations underneath, never in this code.
 //!
 //! Modules, one concept each:

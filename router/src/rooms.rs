@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use futures_util::{StreamExt, TryStreamExt};
 
 use chat_persistence::{NewRoom, StoreError, UserRoom};
-use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
 use chat_protocol::rest::{CreateRoomRequest, Member};
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
@@ -64,42 +63,6 @@ impl Chat {
             self.announce_new_room(member, &room, role).await;
         }
         Ok(room)
-    }
-
-    /// Tells every device of `user` about a room that has no messages yet.
-    async fn announce_new_room(&self, user: Id, room: &Room, role: Role) {
-        let summary = RoomSummary {
-            room: room.clone(),
-            unread_count: 0,
-            last_message: None,
-            role,
-        };
-        self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
-            .await;
-    }
-
-    /// Tells the room and every device of `user` that `user` joined.
-    async fn announce_joined(&self, user: Id, room: &RoomId) -> Result<()> {
-        let summary = self.room_summary(user, room).await?;
-        self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
-            .await;
-        let frame = ServerFrame::MemberJoined {
-            room_id: *room,
-            user_id: user,
-        };
-        self.publish_to_room(room, frame, None).await;
-        Ok(())
-    }
-
-    /// Tells the room and every device of `user` that `user` is gone.
-    async fn announce_left(&self, user: Id, room: &RoomId) {
-        let frame = ServerFrame::MemberLeft {
-            room_id: *room,
-            user_id: user,
-        };
-        self.publish_to_room(room, frame, None).await;
-        self.publish_to_user(user, ServerFrame::RoomRemoved { room_id: *room })
-            .await;
     }
 
     /// A room as `viewer` may see it.
