@@ -94,13 +94,13 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
     });
     let persistence = roles.contains(&Role::Persistence).then(|| {
         let (store, bus) = (store.store(), bus.clone());
-        let options = chat_persistence::worker::WorkerOptions {
+        let options = chat_router::writer::WorkerOptions {
             consumer: format!("persist-{name}"),
             partitions: config.realtime.partitions,
             batch: config.realtime.persist_batch,
             lease: partition_lease,
         };
-        Worker::spawn(move |stop| chat_persistence::worker::run(store, bus, options, stop))
+        Worker::spawn(move |stop| chat_router::writer::run(store, bus, options, stop))
     });
 
     let app = match &gateway {

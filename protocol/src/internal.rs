@@ -5,9 +5,9 @@
 //! The path of a client action:
 //!
 //! ```text
-//! gateway ──Inbound──▶ router ──ToPersist──▶ persistence ──Event──▶ room/user channels
-//!    ▲                   │                        │
-//!    └──────Reply────────┴────────Reply───────────┘   (on the origin gateway's channel)
+//! gateway ──Inbound──▶ router ──ToPersist──▶ persistence writer ──Event──▶ room/user channels
+//!    ▲                   │                           │
+//!    └──────Reply────────┴────────Reply──────────────┘   (on the origin gateway's channel)
 //! ```
 
 use serde::{Deserialize, Serialize};

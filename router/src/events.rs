@@ -1,15 +1,50 @@
-//! Publishing what happened, in one place: the events of the actions the
-//! router applies (member, room, read, edit, delete, typing and presence
-//! events) leave through this module, on room channels (every
+//! Publishing what happened, in one place: every event the service sends
+//! (`message`, `mention`, member, room, read, edit, delete, typing and
+//! presence events) leaves through this module, on room channels (every
 //! member's connections) and user channels (every device of one user).
 //!
-//! Delivery is at most once; see [`chat_bus::Bus::publish_event`].
+//! Two stages publish, both in the router crate: the router (through
+//! [`Chat`], for the actions it applies) and the persistence writer stage
+//! ([`publish_message`], once a message is durable). The persistence crate
+//! only stores. Delivery is at most once; see
+//! [`chat_bus::Bus::publish_event`].
 
-use chat_bus::names;
+use chat_bus::{Bus, names};
 use chat_protocol::frames::ServerFrame;
-use chat_protocol::{Id, Role, Room, RoomId, RoomSummary};
+use chat_protocol::internal::Event;
+use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 
 use crate::{Chat, Result};
+
+/// Sends a durable message to its room (and, for a DM that it just opened,
+/// to both users directly), and a `mention` to each mentioned user.
+pub async fn publish_message(bus: &Bus, message: &Message, also_to_users: &[Id]) {
+    // The message id as the event id: if a writer dies after publishing
+    // and before acknowledging, the partition's next holder publishes the
+    // message again under the same event id, and gateways pass it on once.
+    let event = Event {
+        id: message.id.0,
+        except_user: None,
+        frame: ServerFrame::Message {
+            message: message.clone(),
+        },
+    };
+    bus.publish_event(&names::room_channel(&message.room_id), &event)
+        .await;
+    for user in also_to_users {
+        bus.publish_event(&names::user_channel(user), &event).await;
+    }
+    for user in &message.mentions {
+        let mention = ServerFrame::Mention {
+            room_id: message.room_id,
+            message_id: message.id,
+            sender_id: message.sender_id,
+            content: message.content.clone(),
+        };
+        bus.publish_frame(&names::user_channel(user), mention, None)
+            .await;
+    }
+}
 
 impl Chat {
     /// Publishes `frame` to every member of `room`, except the connections

@@ -20,6 +20,8 @@
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
 //! - [`worker`]: the router role, consuming the inbound stream.
+//! - [`writer`]: the persistence writer stage (the `persist` role),
+//!   consuming the persist stream: stores, then publishes and answers.
 
 pub mod access;
 pub mod accounts;
@@ -35,6 +37,7 @@ pub mod password;
 pub mod rooms;
 pub mod users;
 pub mod worker;
+pub mod writer;
 
 use std::sync::Arc;
 

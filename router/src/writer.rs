@@ -1,6 +1,13 @@
-//! The persistence role: consumes the partitions of the persist stream it
-//! holds, writes messages in batches through the [`Store`], and only then
-//! delivers them to the room and acknowledges them to their senders.
+//! The persistence writer stage (the `persist` role, `chatd persist`):
+//! consumes the partitions of the persist stream it holds, writes messages
+//! in batches through the [`Store`], and only then publishes them (through
+//! [`crate::events`], the one place events leave) and answers their
+//! senders. It lives in the router crate because it publishes: the
+//! persistence crate only stores. It needs a store and a bus, not [`Chat`]
+//! (no password hashing, no id minting), so it runs in its own process as
+//! well as beside a router.
+//!
+//! [`Chat`]: crate::Chat
 //!
 //! A room's messages are in one partition, held by one worker at a time
 //! and read in order, so they are written and published in the order the
@@ -16,14 +23,15 @@ use std::time::Duration;
 
 use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Bus, Entry, names};
-use chat_protocol::frames::ServerFrame;
-use chat_protocol::internal::{self, Event, Outcome, ToPersist};
+use chat_persistence::Store;
+use chat_protocol::internal::{self, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use tokio::sync::watch;
 
-use crate::{Store, metrics};
+use crate::events::publish_message;
+use crate::metrics;
 
-/// How the persistence worker takes its work.
+/// How the persistence writer takes its work.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
     /// This worker's name in the persisters' group.
@@ -36,7 +44,7 @@ pub struct WorkerOptions {
     pub lease: Duration,
 }
 
-/// Runs the persistence worker until `shutdown` turns true, then drains
+/// Runs the persistence writer until `shutdown` turns true, then drains
 /// its partitions of the persist stream, so that every accepted message is
 /// written before the process exits.
 pub async fn run(
@@ -45,7 +53,7 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: watch::Receiver<bool>,
 ) {
-    tracing::info!(consumer = %options.consumer, "persistence worker started");
+    tracing::info!(consumer = %options.consumer, "persistence writer started");
     let options = ConsumerOptions {
         stream: names::PERSIST_STREAM,
         group: names::PERSIST_GROUP,
@@ -91,7 +99,7 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 origin,
                 also_to_users,
             } => {
-                deliver(bus, &message, &also_to_users).await;
+                publish_message(bus, &message, &also_to_users).await;
                 bus.reply(origin, Outcome::Posted(message)).await;
             }
             ToPersist::Repeat {
@@ -135,36 +143,6 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
     }
 }
 
-/// Sends a durable message to its room (and, for a DM that it just opened,
-/// to both users directly), and a `mention` to each mentioned user.
-async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::Id]) {
-    // The message id as the event id: if this worker dies after publishing
-    // and before acknowledging, the partition's next holder publishes the
-    // message again under the same event id, and gateways pass it on once.
-    let event = Event {
-        id: message.id.0,
-        except_user: None,
-        frame: ServerFrame::Message {
-            message: message.clone(),
-        },
-    };
-    bus.publish_event(&names::room_channel(&message.room_id), &event)
-        .await;
-    for user in also_to_users {
-        bus.publish_event(&names::user_channel(user), &event).await;
-    }
-    for user in &message.mentions {
-        let mention = ServerFrame::Mention {
-            room_id: message.room_id,
-            message_id: message.id,
-            sender_id: message.sender_id,
-            content: message.content.clone(),
-        };
-        bus.publish_frame(&names::user_channel(user), mention, None)
-            .await;
-    }
-}
-
 /// Answers a repeated `client_id` with the original message. Normally it
 /// is durable by now (it was handed on before the repeat, in stream order);
 /// if it is missing, its router died before handing it on, and the retry is
@@ -181,7 +159,7 @@ async fn answer_repeat(
         Ok(None) => match retry {
             Some(message) => {
                 write_until_stored(store, std::slice::from_ref(&message)).await;
-                deliver(bus, &message, &[]).await;
+                publish_message(bus, &message, &[]).await;
                 Outcome::Posted(message)
             }
             None => unavailable("the original message is not stored yet; retry"),
