@@ -5,20 +5,22 @@
 //!
 //! Two stages publish, both in the router crate: the router (through
 //! [`Chat`], for the actions it applies) and the persistence writer stage
-//! ([`publish_message`], once a message is durable). The persistence crate
+//! ([`message_events`], once a message is durable, gathered in an
+//! [`Outbox`] so that a batch's events leave in one round trip). The persistence crate
 //! only stores. Delivery is at most once; see
 //! [`chat_bus::Bus::publish_event`].
 
-use chat_bus::{Bus, names};
+use chat_bus::{Outbox, names};
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::Event;
 use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 
 use crate::{Chat, Result};
 
-/// Sends a durable message to its room (and, for a DM that it just opened,
-/// to both users directly), and a `mention` to each mentioned user.
-pub async fn publish_message(bus: &Bus, message: &Message, also_to_users: &[Id]) {
+/// Queues a durable message for its room (and, for a DM that it just
+/// opened, for both users directly), and a `mention` for each mentioned
+/// user; they leave with the outbox ([`chat_bus::Bus::send`]).
+pub fn message_events(outbox: &mut Outbox, message: &Message, also_to_users: &[Id]) {
     // The message id as the event id: if a writer dies after publishing
     // and before acknowledging, the partition's next holder publishes the
     // message again under the same event id, and gateways pass it on once.
@@ -29,10 +31,9 @@ pub async fn publish_message(bus: &Bus, message: &Message, also_to_users: &[Id])
             message: message.clone(),
         },
     };
-    bus.publish_event(&names::room_channel(&message.room_id), &event)
-        .await;
+    outbox.event(names::room_channel(&message.room_id), &event);
     for user in also_to_users {
-        bus.publish_event(&names::user_channel(user), &event).await;
+        outbox.event(names::user_channel(user), &event);
     }
     for user in &message.mentions {
         let mention = ServerFrame::Mention {
@@ -41,8 +42,7 @@ pub async fn publish_message(bus: &Bus, message: &Message, also_to_users: &[Id])
             sender_id: message.sender_id,
             content: message.content.clone(),
         };
-        bus.publish_frame(&names::user_channel(user), mention, None)
-            .await;
+        outbox.frame(names::user_channel(user), mention, None);
     }
 }
 

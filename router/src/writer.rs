@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_bus::consumer::{ConsumerOptions, consume};
-use chat_bus::{Bus, Entry, names};
+use chat_bus::{Bus, Entry, Outbox, names};
 use chat_persistence::Store;
 use chat_protocol::internal::{self, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use tokio::sync::watch;
 
-use crate::events::publish_message;
+use crate::events::message_events;
 use crate::metrics;
 
 /// How the persistence writer takes its work.
@@ -70,7 +70,9 @@ pub async fn run(
     .await;
 }
 
-/// Writes, then delivers and answers, one batch.
+/// Writes, then delivers and answers, one batch: one store call, then
+/// every event and reply of the batch in one [`Outbox`] (one Redis round
+/// trip; each message's events before its reply).
 async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
     let work: Vec<ToPersist> = entries
         .iter()
@@ -92,6 +94,7 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
         })
         .collect();
     write_until_stored(store, &messages).await;
+    let mut outbox = Outbox::new();
     for item in work {
         match item {
             ToPersist::New {
@@ -99,8 +102,8 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 origin,
                 also_to_users,
             } => {
-                publish_message(bus, &message, &also_to_users).await;
-                bus.reply(origin, Outcome::Posted(message)).await;
+                message_events(&mut outbox, &message, &also_to_users);
+                outbox.reply(origin, Outcome::Posted(message));
             }
             ToPersist::Repeat {
                 room_id,
@@ -108,11 +111,13 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 message,
                 origin,
             } => {
-                let outcome = answer_repeat(store, bus, &room_id, message_id, message).await;
-                bus.reply(origin, outcome).await;
+                let outcome =
+                    answer_repeat(store, &mut outbox, &room_id, message_id, message).await;
+                outbox.reply(origin, outcome);
             }
         }
     }
+    bus.send(outbox).await;
 }
 
 /// Retries a batch write until it succeeds. Giving up would mean either
@@ -149,7 +154,7 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
 /// written under the original id instead, and delivered.
 async fn answer_repeat(
     store: &dyn Store,
-    bus: &Bus,
+    outbox: &mut Outbox,
     room: &chat_protocol::RoomId,
     id: chat_protocol::Id,
     retry: Option<Message>,
@@ -159,7 +164,7 @@ async fn answer_repeat(
         Ok(None) => match retry {
             Some(message) => {
                 write_until_stored(store, std::slice::from_ref(&message)).await;
-                publish_message(bus, &message, &[]).await;
+                message_events(outbox, &message, &[]);
                 Outcome::Posted(message)
             }
             None => unavailable("the original message is not stored yet; retry"),
