@@ -137,8 +137,9 @@ impl Relay {
         self.call_done(user, Work::Client(action)).await
     }
 
-    /// Forwards a membership action that only REST offers (add, kick, open
-    /// a DM) to the routers, like [`Relay::call_action`].
+    /// Forwards a room or membership action that only REST offers (create
+    /// a room, add, kick, open a DM) to the routers, like
+    /// [`Relay::call_action`].
     pub async fn call_member(&self, user: Id, action: MemberAction) -> Result<(), ApiError> {
         self.call_done(user, Work::Member(action)).await
     }

@@ -59,6 +59,9 @@ impl Inbound {
             Work::Member(
                 MemberAction::Add { room_id, .. } | MemberAction::Kick { room_id, .. },
             ) => room_id.to_string(),
+            Work::Member(MemberAction::CreateRoom { room_id, .. }) => {
+                RoomId::Group(*room_id).to_string()
+            }
             // The DM room's partition, so that its creation and its first
             // messages are handled in one order.
             Work::Member(MemberAction::OpenDm { user_id }) => RoomId::dm(self.user, *user_id)
@@ -87,7 +90,8 @@ pub enum Work {
     Member(MemberAction),
 }
 
-/// The membership actions of the REST API without a WebSocket frame.
+/// The room and membership actions of the REST API without a WebSocket
+/// frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberAction {
     /// `POST /rooms/{room_id}/members`: the user adds `user_id`.
@@ -96,6 +100,14 @@ pub enum MemberAction {
     Kick { room_id: RoomId, user_id: Id },
     /// `POST /dms`: the DM room of the user and `user_id`, created if needed.
     OpenDm { user_id: Id },
+    /// `POST /rooms`: the user creates a group room. Its id is minted by
+    /// the gateway, so that the action has the new room's partition and
+    /// the gateway can read the room for its answer; a repeat of the same
+    /// creation (a router that died before acknowledging it) is a no-op.
+    CreateRoom {
+        room_id: Id,
+        request: crate::rest::CreateRoomRequest,
+    },
 }
 
 impl MemberAction {
@@ -105,6 +117,7 @@ impl MemberAction {
             MemberAction::Add { .. } => "add_member",
             MemberAction::Kick { .. } => "kick",
             MemberAction::OpenDm { .. } => "open_dm",
+            MemberAction::CreateRoom { .. } => "create_room",
         }
     }
 }

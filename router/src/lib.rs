@@ -5,7 +5,8 @@
 //! idempotency are applied, and events are published (through [`events`]).
 //! Every state-changing action, WebSocket or REST, reaches it through the
 //! inbound stream and the [`worker`]; the REST handlers call it directly
-//! only to read (and to register, log in, create rooms and take uploads). Embedded and cluster mode differ
+//! only to read (and to register, log in and take uploads, which publish
+//! nothing). Embedded and cluster mode differ
 //! only in the store and bus implementations underneath, never in this code.
 //!
 //! Modules, one concept each:

@@ -22,8 +22,17 @@ use crate::{Chat, Error, Result, content};
 const SUMMARY_CONCURRENCY: usize = 16;
 
 impl Chat {
-    /// Creates a group room owned by `owner`, with `member_ids` as members.
-    pub async fn create_room(&self, owner: Id, request: CreateRoomRequest) -> Result<Room> {
+    /// A fresh id for a group room to create ([`Chat::create_room`]).
+    pub fn new_room_id(&self) -> Id {
+        self.ids.next_id()
+    }
+
+    /// Creates the group room `id` (from [`Chat::new_room_id`]) owned by
+    /// `owner`, with `member_ids` as members. Creating the same room again
+    /// (the same id and owner: the action was handled twice, by a router
+    /// that died before acknowledging it and by its successor) answers the
+    /// room and announces nothing.
+    pub async fn create_room(&self, owner: Id, id: Id, request: CreateRoomRequest) -> Result<Room> {
         let name = content::name("name", &request.name)?;
         let invited: BTreeSet<Id> = request
             .member_ids
@@ -46,7 +55,6 @@ impl Chat {
                 "member_ids: user {missing} does not exist"
             )));
         }
-        let id = self.ids.next_id();
         let room = NewRoom {
             id: RoomId::Group(id),
             kind: RoomKind::Group,
@@ -58,7 +66,15 @@ impl Chat {
         let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
             .chain(invited.into_iter().map(|id| (id, Role::Member)))
             .collect();
-        let room = self.store.create_room(room, &members).await?;
+        let room = match self.store.create_room(room, &members).await {
+            Err(StoreError::Conflict(detail)) => {
+                return match self.store.room(&RoomId::Group(id)).await? {
+                    Some(existing) if existing.owner_id == Some(owner) => Ok(existing),
+                    _ => Err(Error::Internal(detail)),
+                };
+            }
+            other => other?,
+        };
         for &(member, role) in &members {
             self.announce_new_room(member, &room, role).await;
         }

@@ -1,6 +1,7 @@
 //! The router role: consumes the partitions of the inbound stream it
 //! holds, applies each action (WebSocket actions, REST posts, and the REST
-//! calls that change state: join, leave, read, add, kick, open a DM)
+//! calls that change state: join, leave, read, add, kick, open a DM,
+//! create a room)
 //! through [`Chat`], hands accepted messages to
 //! the same partition of the persist stream and answers the origin gateway
 //! when there is something to answer.
@@ -159,10 +160,11 @@ async fn handle(
     }
 }
 
-/// Applies a membership action of the REST API (no WebSocket frame): the
-/// same `Chat` call the gateway used to make, now on the room's router so
-/// that REST and WebSocket actions share one path. The REST handler reads
-/// what it answers (the DM room) once this is done.
+/// Applies a room or membership action of the REST API (no WebSocket
+/// frame): the same `Chat` call the gateway used to make, now on the
+/// room's router so that REST and WebSocket actions share one path and one
+/// role publishes their events. The REST handler reads what it answers
+/// (the new room, the DM room) once this is done.
 async fn apply_member_action(
     chat: &Chat,
     user: chat_protocol::Id,
@@ -177,6 +179,9 @@ async fn apply_member_action(
         }
         MemberAction::OpenDm { user_id } => {
             chat.open_dm(user, user_id).await?;
+        }
+        MemberAction::CreateRoom { room_id, request } => {
+            chat.create_room(user, room_id, request).await?;
         }
     }
     Ok(())

@@ -584,3 +584,54 @@ async fn post_dms_takes_the_dm_rooms_router_past_a_killed_one() {
     assert_eq!(router_actions(survivor, "open_dm", "ok").await, 2.0);
     assert!(router_actions(survivor, "open_dm", "not_found").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_rooms_is_created_and_announced_by_a_router() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let router = cluster.start("router");
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, alice_id) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let mut alice_ws = Ws::connect(&gateway, alice.token()).await;
+    let mut bob_ws = Ws::connect(&gateway, bob.token()).await;
+
+    let (status, room) = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "plans", "visibility": "private", "member_ids": [bob_id]}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{room}");
+    assert_eq!(room["owner_id"].as_str(), Some(alice_id.as_str()));
+    let id = room["id"].as_str().expect("room id");
+    for (ws, role) in [(&mut alice_ws, "owner"), (&mut bob_ws, "member")] {
+        let added = ws.next_of("room_added").await;
+        assert_eq!(added["room"]["id"].as_str(), Some(id));
+        assert_eq!(added["room"]["role"], role);
+    }
+    assert!(is_member(&alice, id, &bob_id).await);
+
+    // A refusal comes from the router, with the code of the protocol.
+    let answer = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "   ", "visibility": "public"}),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+    let answer = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "ghosts", "member_ids": ["123456789"]}),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+
+    assert_eq!(router_actions(&router, "create_room", "ok").await, 1.0);
+    assert_eq!(
+        router_actions(&router, "create_room", "bad_request").await,
+        2.0
+    );
+}

@@ -19,7 +19,20 @@ pub async fn create(
     AuthUser(me): AuthUser,
     JsonBody(request): JsonBody<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let room = state.chat.create_room(me, request).await?;
+    // Through the new room's router, which creates it and announces it to
+    // its members; then the room is read for the answer.
+    let id = state.chat.new_room_id();
+    state
+        .relay
+        .call_member(
+            me,
+            MemberAction::CreateRoom {
+                room_id: id,
+                request,
+            },
+        )
+        .await?;
+    let room = state.chat.room(me, &RoomId::Group(id)).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
