@@ -4,7 +4,7 @@
 //!
 //! [`Node::start`] opens the store and the bus and starts the roles it is
 //! given, each through its crate's start function (`chat_gateway::role`,
-//! `chat_router::role`, `chat_persistence::role`); [`Node::stop`] drains
+//! `chat_router::role` for the router and the persistence writer); [`Node::stop`] drains
 //! and stops them. The binary (`src/main.rs`) only parses the command line
 //! and calls [`serve::run`], which adds the signals.
 //!

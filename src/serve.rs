@@ -157,13 +157,13 @@ impl Node {
             ));
         }
         if roles.contains(&Role::Persistence) {
-            let options = chat_persistence::worker::WorkerOptions {
+            let options = chat_router::writer::WorkerOptions {
                 consumer: format!("persist-{name}"),
                 partitions: config.realtime.partitions,
                 batch: config.realtime.persist_batch,
                 lease: partition_lease,
             };
-            started.push(chat_persistence::role::start(
+            started.push(chat_router::role::start_writer(
                 &supervisor,
                 store.store(),
                 bus.clone(),

@@ -19,7 +19,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -47,37 +46,6 @@ pub struct ConsumerOptions {
     pub lease: Duration,
 }
 
-/// What tells a consumer to drain and stop: its role's
-/// [`CancellationToken`] (see `chat_shutdown::RoleHandle`), or a `watch`
-/// that turns `true` (or whose sender is dropped).
-// TODO: only the token once the persistence writer takes one.
-pub trait StopSignal: Send {
-    /// Whether stopping has been asked for.
-    fn is_stopping(&self) -> bool;
-    /// Resolves when it may have been (check [`StopSignal::is_stopping`]).
-    fn changed(&mut self) -> impl Future<Output = ()> + Send;
-}
-
-impl StopSignal for CancellationToken {
-    fn is_stopping(&self) -> bool {
-        self.is_cancelled()
-    }
-
-    fn changed(&mut self) -> impl Future<Output = ()> + Send {
-        self.cancelled()
-    }
-}
-
-impl StopSignal for watch::Receiver<bool> {
-    fn is_stopping(&self) -> bool {
-        *self.borrow()
-    }
-
-    async fn changed(&mut self) {
-        let _ = watch::Receiver::changed(self).await;
-    }
-}
-
 /// Runs a consumer until `shutdown` asks it to stop and its partitions are
 /// drained. `handle` gets each batch of one partition, in stream order;
 /// its entries are acknowledged when it returns.
@@ -85,7 +53,7 @@ pub async fn consume<F, Fut>(
     queue: Arc<dyn WorkQueue>,
     state: Arc<dyn SharedState>,
     options: ConsumerOptions,
-    mut shutdown: impl StopSignal,
+    shutdown: CancellationToken,
     mut handle: F,
 ) where
     F: FnMut(u16, Vec<Entry>) -> Fut,
@@ -100,7 +68,7 @@ pub async fn consume<F, Fut>(
     };
     let mut next_claim = Instant::now();
     loop {
-        let draining = shutdown.is_stopping();
+        let draining = shutdown.is_cancelled();
         if !draining && Instant::now() >= next_claim {
             next_claim = Instant::now() + member.options.lease / 3;
             member.claim(&mut handle).await;
@@ -118,7 +86,7 @@ pub async fn consume<F, Fut>(
             }
             tokio::select! {
                 () = tokio::time::sleep_until(next_claim) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
             }
             continue;
         }
@@ -135,8 +103,7 @@ pub async fn consume<F, Fut>(
         let options = &member.options;
         let read = tokio::select! {
             read = member.queue.read_many(&streams, options.group, &options.consumer, options.batch, wait) => read,
-            // A dropped sender counts as a shutdown request too.
-            _ = shutdown.changed(), if !draining => continue,
+            () = shutdown.cancelled(), if !draining => continue,
         };
         let entries = match read {
             Ok(entries) => entries,

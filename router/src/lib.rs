@@ -2,9 +2,11 @@
 //!
 //! [`Chat`] is the one place where membership is checked, content is
 //! validated, mentions and DM targets are resolved, rate limits and
-//! idempotency are applied, and events are published. The REST handlers
-//! call it directly; WebSocket actions and message posts reach it through
-//! the inbound stream and the [`worker`]. Embedded and cluster mode differ
+//! idempotency are applied, and events are published (through [`events`]).
+//! Every state-changing action, WebSocket or REST, reaches it through the
+//! inbound stream and the [`worker`]; the REST handlers call it directly
+//! only to read (and to register, log in and take uploads, which publish
+//! nothing). Embedded and cluster mode differ
 //! only in the store and bus implementations underneath, never in this code.
 //!
 //! Modules, one concept each:
@@ -23,6 +25,8 @@
 //! - [`limits`]: rate limits and `client_id` idempotency.
 //! - [`worker`]: the router role, consuming the inbound stream.
 //! - [`role`]: starting and stopping the router role.
+//! - [`writer`]: the persistence writer stage (the `persist` role),
+//!   consuming the persist stream: stores, then publishes and answers.
 
 pub mod access;
 pub mod accounts;
@@ -42,6 +46,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod users;
 pub mod worker;
+pub mod writer;
 
 use std::sync::Arc;
 

@@ -1,13 +1,19 @@
-//! The router role as a unit: [`start`] runs the consumer of the inbound
-//! stream ([`worker`](crate::worker)) and the presence sweep; the
-//! [`RoleHandle`] it answers stops them, the consumer after draining the
-//! partitions it holds.
+//! The router crate's roles as units: [`start`] runs the router (the
+//! consumer of the inbound stream, [`worker`](crate::worker), and the
+//! presence sweep); [`start_writer`] runs the persistence writer
+//! ([`writer`](crate::writer), the `persist` role). The [`RoleHandle`] each
+//! answers stops it after draining the partitions it holds (the writer
+//! also flushes its batch).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chat_bus::Bus;
+use chat_persistence::Store;
 use chat_shutdown::{RoleHandle, Supervisor};
 
 use crate::Chat;
+use crate::writer::WorkerOptions;
 
 /// Starts a router named `consumer` in the routers' group, holding its
 /// partitions with leases of `lease`.
@@ -19,6 +25,19 @@ pub fn start(supervisor: &Supervisor, chat: Chat, consumer: String, lease: Durat
         "inbound consumer",
         crate::worker::run(chat, consumer, lease, stopping),
     );
+    role
+}
+
+/// Starts a persistence writer storing to `store`.
+pub fn start_writer(
+    supervisor: &Supervisor,
+    store: Arc<dyn Store>,
+    bus: Bus,
+    options: WorkerOptions,
+) -> RoleHandle {
+    let role = supervisor.role("persist");
+    let stopping = role.stopping();
+    role.spawn("writer", crate::writer::run(store, bus, options, stopping));
     role
 }
 
