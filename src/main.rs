@@ -11,6 +11,7 @@ mod logging;
 mod secrets;
 mod serve;
 mod store;
+mod telemetry;
 
 use clap::Parser;
 
@@ -23,7 +24,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    logging::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -31,12 +31,23 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // The trace exporter runs on the runtime, so it starts inside it.
+    let telemetry = match runtime.block_on(async { telemetry::init(cli.roles()) }) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("chatd: invalid trace export settings: {error:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format, telemetry.tracer());
     let outcome = runtime.block_on(async {
-        match cli.command {
+        let outcome = match cli.command {
             cli::Command::Migrate(_) => serve::migrate(&config).await,
             cli::Command::Config(_) => config.print(),
             _ => serve::run(config, cli.roles()).await,
-        }
+        };
+        telemetry.shutdown().await;
+        outcome
     });
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -29,6 +29,7 @@ pub mod redis;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use envelopes::new_event;
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};

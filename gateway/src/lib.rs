@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod observe;
 pub mod relay;
 pub mod rest;
 pub mod ws;
@@ -27,7 +28,6 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chat_router::Chat;
-use tower_http::trace::TraceLayer;
 
 pub use auth::Tokens;
 pub use error::ApiError;
@@ -77,8 +77,7 @@ fn with_edge_layers(router: Router) -> Router {
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
         .layer(axum::middleware::map_response(end_json_with_newline))
-        .layer(axum::middleware::from_fn(metrics::count_requests))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(observe::request))
 }
 
 /// Ends every JSON answer with a newline, as text tools expect (a shell

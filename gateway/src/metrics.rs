@@ -11,8 +11,9 @@ use std::sync::LazyLock;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, TextEncoder, register_histogram,
-    register_int_counter, register_int_counter_vec, register_int_gauge,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge,
 };
 
 const REGISTERED: &str = "metric names are valid and registered once";
@@ -93,7 +94,7 @@ pub static SUBSCRIBED_CHANNELS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
-/// HTTP requests answered, by status class.
+/// HTTP requests answered, by status.
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "chat_http_requests_total",
@@ -102,6 +103,43 @@ pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect(REGISTERED)
 });
+
+/// How long HTTP requests took, by route template (never the raw path,
+/// which holds ids), method and status.
+pub static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "chat_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template, method and status",
+        &["route", "method", "status"],
+        prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
+    )
+    .expect(REGISTERED)
+});
+
+/// WebSocket connections opened (after authentication).
+pub static CONNECTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_connections_opened_total",
+        "WebSocket connections opened after authentication"
+    )
+    .expect(REGISTERED)
+});
+
+/// From a message's creation to its `ack` reaching the sender's gateway.
+pub static ACK_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "chat_ack_latency_seconds",
+        "Time from a message's ingress to its ack reaching the sender's gateway",
+        prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
+    )
+    .expect(REGISTERED)
+});
+
+/// Observes the time since `created_at_ms` (a message id's clock).
+pub fn observe_since(histogram: &Histogram, created_at_ms: u64) {
+    let age_ms = chat_protocol::id::now_ms().saturating_sub(created_at_ms);
+    histogram.observe(age_ms as f64 / 1000.0);
+}
 
 /// `GET /metrics`: every registered metric in the Prometheus text format.
 pub async fn render() -> Response {
@@ -114,16 +152,4 @@ pub async fn render() -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-/// Counts every HTTP answer by status.
-pub async fn count_requests(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
-    HTTP_REQUESTS
-        .with_label_values(&[response.status().as_str()])
-        .inc();
-    response
 }

@@ -63,13 +63,15 @@ impl Relay {
         names::gateway_channel(&self.gateway)
     }
 
-    /// A fresh origin for an action of a connection (or of a REST call).
+    /// A fresh origin for an action of a connection (or of a REST call),
+    /// carrying the current span's trace context to the roles downstream.
     pub fn origin(&self, connection: Option<u64>, reference: Option<String>) -> Origin {
         Origin {
             gateway: self.gateway.clone(),
             request: self.next_request.fetch_add(1, Ordering::Relaxed),
             connection,
             reference,
+            trace: chat_bus::trace::current(),
         }
     }
 

@@ -20,6 +20,7 @@ use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::{self, Event, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::{Store, metrics};
 
@@ -83,16 +84,33 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
             ToPersist::Repeat { .. } => None,
         })
         .collect();
-    write_until_stored(store, &messages).await;
+    write_until_stored(store, &messages)
+        .instrument(tracing::info_span!("persist.write", batch = messages.len()))
+        .await;
     for item in work {
+        // The persistence hop of each message's trace: its fan-out and
+        // its answer (the `ack`), after the batch write above.
+        let span = tracing::info_span!(
+            "persist.deliver",
+            room_id = %item.room_id(),
+            message_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
         match item {
             ToPersist::New {
                 message,
                 origin,
                 also_to_users,
             } => {
-                deliver(bus, &message, &also_to_users).await;
-                bus.reply(origin, Outcome::Posted(message)).await;
+                chat_bus::trace::follow(&span, origin.trace.as_deref());
+                span.record("message_id", message.id.0);
+                async {
+                    deliver(bus, &message, &also_to_users).await;
+                    bus.reply(origin, Outcome::Posted(message)).await;
+                    tracing::debug!("message delivered and acknowledged");
+                }
+                .instrument(span)
+                .await;
             }
             ToPersist::Repeat {
                 room_id,
@@ -100,8 +118,14 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 message,
                 origin,
             } => {
-                let outcome = answer_repeat(store, bus, &room_id, message_id, message).await;
-                bus.reply(origin, outcome).await;
+                chat_bus::trace::follow(&span, origin.trace.as_deref());
+                span.record("message_id", message_id.0);
+                async {
+                    let outcome = answer_repeat(store, bus, &room_id, message_id, message).await;
+                    bus.reply(origin, outcome).await;
+                }
+                .instrument(span)
+                .await;
             }
         }
     }

@@ -29,6 +29,12 @@ pub struct Origin {
     /// The client's `ref`, echoed on the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// The W3C `traceparent` of the span that last handled the action
+    /// (gateway, then router), so that each role's span joins one trace.
+    /// Absent when the sender exports no traces, and in entries written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// An action a gateway forwards to the routers (the inbound stream).
@@ -174,6 +180,7 @@ mod tests {
             request: 7,
             connection: Some(3),
             reference: Some("r".into()),
+            trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         };
         let inbound = Inbound {
             origin: origin.clone(),
@@ -210,5 +217,23 @@ mod tests {
             },
         };
         assert_eq!(decode::<Event>(&encode(&event).unwrap()).unwrap(), event);
+    }
+
+    /// Entries written before `Origin::trace` existed still decode.
+    #[test]
+    fn an_origin_without_trace_context_decodes() {
+        #[derive(Serialize)]
+        struct OldOrigin {
+            gateway: String,
+            request: u64,
+        }
+        let old = encode(&OldOrigin {
+            gateway: "g1".into(),
+            request: 7,
+        })
+        .unwrap();
+        let origin: Origin = decode(&old).unwrap();
+        assert_eq!(origin.trace, None);
+        assert_eq!(origin.request, 7);
     }
 }

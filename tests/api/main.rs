@@ -19,5 +19,6 @@ mod realtime;
 mod realtime_failures;
 mod restart;
 mod rooms;
+mod telemetry;
 mod users;
 mod ws;

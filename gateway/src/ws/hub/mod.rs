@@ -185,10 +185,26 @@ impl Hub {
             self.follow_membership(user, &event.frame);
             self.index
                 .with_user(&user, |members| fan_out(members, &event));
-        } else if let Some(reply) = decode::<Reply>(&delivery)
-            && let Some(reply) = self.relay.complete(reply)
-        {
-            self.answer_connection(reply);
+        } else if let Some(reply) = decode::<Reply>(&delivery) {
+            // The last hop of the action's trace: its answer reaching the
+            // gateway that asked.
+            let span = tracing::info_span!(
+                "gateway.reply",
+                outcome = outcome_label(&reply.outcome),
+                message_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            );
+            chat_bus::trace::follow(&span, reply.origin.trace.as_deref());
+            let _entered = span.enter();
+            if let Outcome::Posted(message) = &reply.outcome {
+                span.record("message_id", message.id.0);
+                if reply.origin.connection.is_some() {
+                    metrics::observe_since(&metrics::ACK_SECONDS, message.created_at);
+                }
+            }
+            if let Some(reply) = self.relay.complete(reply) {
+                self.answer_connection(reply);
+            }
         }
     }
 
@@ -281,8 +297,7 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         frame,
     } = event;
     if let ServerFrame::Message { message } = frame {
-        let age_ms = chat_protocol::id::now_ms().saturating_sub(message.created_at);
-        metrics::DELIVERY_SECONDS.observe(age_ms as f64 / 1000.0);
+        metrics::observe_since(&metrics::DELIVERY_SECONDS, message.created_at);
     }
     let sent = metrics::FRAMES_OUT.with_label_values(&[frame.kind()]);
     let encoded = Encoded::new(frame);
@@ -298,6 +313,14 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         }
     }
     sent.inc_by(count);
+}
+
+/// How an action ended, as a span field and metric label.
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Posted(_) | Outcome::Done => "ok",
+        Outcome::Failed { code, .. } => code.as_str(),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(delivery: &Delivery) -> Option<T> {
