@@ -22,6 +22,7 @@ pub mod conformance;
 pub mod consumer;
 mod envelopes;
 pub mod local;
+pub mod metrics;
 pub mod partitions;
 pub mod pubsub;
 pub mod queue;
@@ -33,7 +34,7 @@ pub mod trace;
 
 pub use envelopes::new_event;
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
-pub use queue::{Entry, EntryId, WorkQueue};
+pub use queue::{Backlog, Entry, EntryId, WorkQueue};
 pub use state::{MAX_WORKER_ID, RateDecision, SharedState};
 
 /// Bytes on the bus.

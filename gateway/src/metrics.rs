@@ -11,9 +11,9 @@ use std::sync::LazyLock;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
-    register_int_gauge,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    TextEncoder, register_histogram, register_histogram_vec, register_int_counter,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
 
 const REGISTERED: &str = "metric names are valid and registered once";
@@ -141,8 +141,35 @@ pub fn observe_since(histogram: &Histogram, created_at_ms: u64) {
     histogram.observe(age_ms as f64 / 1000.0);
 }
 
+/// Requests and connections refused because a fixed cap was reached, by
+/// cap: `requests_in_flight` (REST calls waiting for an answer) or
+/// `bad_frames` (a connection closed after too many undecodable frames).
+pub static CAP_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_cap_refusals_total",
+        "Requests or connections refused because a fixed cap was reached, by cap",
+        &["cap"]
+    )
+    .expect(REGISTERED)
+});
+
+/// Always 1; its labels say which build runs (`commit` is `unknown` when
+/// the build had no git checkout).
+pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    let info = register_int_gauge_vec!(
+        "chat_build_info",
+        "Always 1: the version and git commit of the running build",
+        &["version", "commit"]
+    )
+    .expect(REGISTERED);
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("CHAT_BUILD_COMMIT")])
+        .set(1);
+    info
+});
+
 /// `GET /metrics`: every registered metric in the Prometheus text format.
 pub async fn render() -> Response {
+    LazyLock::force(&BUILD_INFO);
     let families = prometheus::gather();
     let mut body = Vec::new();
     match TextEncoder::new().encode(&families, &mut body) {

@@ -101,6 +101,9 @@ impl Relay {
         {
             let mut waiting = self.waiting();
             if waiting.len() >= MAX_WAITING {
+                crate::metrics::CAP_REFUSALS
+                    .with_label_values(&["requests_in_flight"])
+                    .inc();
                 return Err(ApiError::Unavailable("too many requests in flight".into()));
             }
             waiting.insert(request, sender);

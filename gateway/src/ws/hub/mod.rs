@@ -170,6 +170,9 @@ impl Hub {
     }
 
     fn dispatch(&self, delivery: Delivery) {
+        chat_bus::metrics::RECEIVED
+            .with_label_values(&["pubsub"])
+            .inc();
         let channel = &*delivery.channel;
         if let Some(room) = channel.strip_prefix("room:") {
             let (Ok(room), Some(event)) = (room.parse::<RoomId>(), decode::<Event>(&delivery))
