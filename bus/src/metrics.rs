@@ -88,3 +88,18 @@ pub static OLDEST_AGE: LazyLock<GaugeVec> = LazyLock::new(|| {
     )
     .expect(REGISTERED)
 });
+
+/// Registers these metrics with their known label values at zero.
+pub fn register() {
+    for kind in ["event", "reply", "stream"] {
+        PUBLISHED.with_label_values(&[kind]);
+        PUBLISH_ERRORS.with_label_values(&[kind]);
+    }
+    for kind in ["pubsub", "stream"] {
+        RECEIVED.with_label_values(&[kind]);
+    }
+    RECEIVE_ERRORS.with_label_values(&["stream"]);
+    for class in ["unavailable", "internal"] {
+        REDIS_ERRORS.with_label_values(&[class]);
+    }
+}

@@ -153,6 +153,26 @@ pub static CAP_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// 1 when the last `/readyz` found the process ready, else 0 (updated
+/// on each probe).
+pub static READY: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_ready",
+        "1 when the last /readyz probe found every dependency answering, else 0"
+    )
+    .expect(REGISTERED)
+});
+
+/// Per dependency (`store`, `bus`), 1 when it answered the last `/readyz`.
+pub static DEPENDENCY_UP: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "chat_dependency_up",
+        "1 when the dependency (store, bus) answered the last /readyz probe, else 0",
+        &["dependency"]
+    )
+    .expect(REGISTERED)
+});
+
 /// Always 1; its labels say which build runs (`commit` is `unknown` when
 /// the build had no git checkout).
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
@@ -167,9 +187,29 @@ pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     info
 });
 
+/// Registers every metric of the process (each crate's), with the label
+/// values known in advance at zero, so that a scrape shows every series
+/// from the start: a counter that appears only on its first increment
+/// defeats `rate()` and `increase()` in alert rules.
+pub fn register() {
+    LazyLock::force(&BUILD_INFO);
+    LazyLock::force(&CONNECTIONS);
+    LazyLock::force(&CONNECTS);
+    LazyLock::force(&SLOW_CONSUMERS);
+    LazyLock::force(&DELIVERY_SECONDS);
+    LazyLock::force(&ACK_SECONDS);
+    LazyLock::force(&BUS_DROPPED);
+    LazyLock::force(&SUBSCRIBED_CHANNELS);
+    for cap in ["requests_in_flight", "bad_frames"] {
+        CAP_REFUSALS.with_label_values(&[cap]);
+    }
+    chat_bus::metrics::register();
+    chat_router::metrics::register();
+    chat_persistence::metrics::register();
+}
+
 /// `GET /metrics`: every registered metric in the Prometheus text format.
 pub async fn render() -> Response {
-    LazyLock::force(&BUILD_INFO);
     let families = prometheus::gather();
     let mut body = Vec::new();
     match TextEncoder::new().encode(&families, &mut body) {

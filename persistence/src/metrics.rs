@@ -52,3 +52,12 @@ pub static MEMBER_COUNT_DRIFT: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric names are valid and registered once")
 });
+
+/// Registers these metrics (all without labels) at zero.
+pub fn register() {
+    LazyLock::force(&MESSAGES);
+    LazyLock::force(&BATCH_SIZE);
+    LazyLock::force(&BATCH_SECONDS);
+    LazyLock::force(&RETRIES);
+    LazyLock::force(&crate::metered::OPERATION_SECONDS);
+}

@@ -34,3 +34,12 @@ pub static ACTION_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric names are valid and registered once")
 });
+
+/// Registers these metrics with their known label values at zero.
+pub fn register() {
+    for action in ["send", "typing", "upload"] {
+        RATE_LIMITED.with_label_values(&[action]);
+    }
+    LazyLock::force(&ACTIONS);
+    LazyLock::force(&ACTION_SECONDS);
+}
