@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod chat_client;
 mod cluster;
+mod dashboards;
 mod data_dir;
 mod dms;
 mod files;
