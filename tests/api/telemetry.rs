@@ -3,7 +3,9 @@
 //! OTLP/HTTP to a real receiver started here (an axum server decoding the
 //! OTLP protobuf requests the exporter posts). One WebSocket `send` must be
 //! one trace whose spans come from all three processes; without
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` nothing is exported.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` nothing is exported. The gRPC transport
+//! is checked against PyPI's `otelsink` (package `oteltest`, which .ci/run
+//! installs).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -274,5 +276,117 @@ async fn nothing_is_exported_without_an_endpoint() {
     assert_eq!(*sink.requests.lock().unwrap(), 0);
     for log in logs {
         assert!(!log.contains("trace_id"), "{log}");
+    }
+}
+
+/// `otelsink` (PyPI's `oteltest`), an OTLP sink on the default gRPC port,
+/// printing each export request it receives as a line on stdout.
+struct GrpcSink {
+    child: std::process::Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl GrpcSink {
+    /// The gRPC sink listens on 4317, the default OTLP/gRPC port.
+    const ENDPOINT: &str = "127.0.0.1:4317";
+
+    async fn start() -> GrpcSink {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new("otelsink")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("otelsink is needed (pip3 install oteltest; .ci/run does): {error}")
+            });
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut output = output.lock().unwrap();
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+            });
+        }
+        let mut sink = GrpcSink { child, output };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = sink.child.try_wait() {
+                panic!("otelsink exited ({status}): {}", sink.output());
+            }
+            if sink.output().contains("ready to start")
+                && tokio::net::TcpStream::connect(Self::ENDPOINT).await.is_ok()
+            {
+                return sink;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "otelsink did not listen on {}: {}",
+            Self::ENDPOINT,
+            sink.output()
+        );
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for GrpcSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_grpc_and_flushed_on_shutdown() {
+    let sink = GrpcSink::start().await;
+    let endpoint = format!("http://{}", GrpcSink::ENDPOINT);
+    let server = Server::start_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_SERVICE_NAME", "chat-grpc-test"),
+    ]);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/register", server.base))
+        .header(
+            "traceparent",
+            format!("00-{CLIENT_TRACE}-00f067aa0ba902b7-01"),
+        )
+        .json(&json!({"username": "carol", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // Exports are batched every 5 s: only the shutdown's flush sends it now.
+    assert!(server.stop().success());
+    // otelsink prints each request as a dict; ids are base64 there.
+    let client_trace_base64 = "S/kvNXezTaajzpKdDg5HNg==";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let output = sink.output();
+        let exported = output
+            .lines()
+            .find(|line| line.contains(client_trace_base64));
+        if let Some(line) = exported {
+            assert!(line.contains("'name': 'http.request'"), "{line}");
+            assert!(line.contains("'chat-grpc-test'"), "{line}");
+            assert!(line.contains("/api/v1/auth/register"), "{line}");
+            assert!(!line.contains("password123"), "{line}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no span of the client's trace reached otelsink:\n{output}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
