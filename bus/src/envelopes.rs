@@ -79,11 +79,13 @@ fn count(kind: &str, ok: bool) {
     counter.with_label_values(&[kind]).inc();
 }
 
-/// An event with a fresh random id (ids only need to tell events apart).
+/// An event with a fresh random id (ids only need to tell events apart),
+/// in the trace of the current span.
 pub fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
     Event {
         id: rand::random(),
         except_user,
         frame,
+        trace: crate::trace::current(),
     }
 }

@@ -171,6 +171,7 @@ async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::I
         frame: ServerFrame::Message {
             message: message.clone(),
         },
+        trace: chat_bus::trace::current(),
     };
     bus.publish_event(&names::room_channel(&message.room_id), &event)
         .await;

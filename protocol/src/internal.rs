@@ -156,6 +156,11 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<Id>,
     pub frame: ServerFrame,
+    /// The W3C `traceparent` of the span that published the event, so that
+    /// the gateways' fan-out joins the trace of the action that caused it.
+    /// Absent when the publisher exports no traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// Encodes an envelope for the bus.
@@ -210,6 +215,7 @@ mod tests {
         let event = Event {
             id: 1,
             except_user: Some(Id(2)),
+            trace: None,
             frame: ServerFrame::Typing {
                 room_id: RoomId::Group(Id(9)),
                 user_id: Id(2),

@@ -212,6 +212,7 @@ async fn one_ws_send_is_one_trace_across_gateway_router_and_persistence() {
     assert!(has("router", "router.action"), "{trace:#?}");
     assert!(has("persistence", "persist.deliver"), "{trace:#?}");
     assert!(has("gateway", "gateway.reply"), "{trace:#?}");
+    assert!(has("gateway", "gateway.fan_out"), "{trace:#?}");
     let routed = trace
         .iter()
         .find(|s| s.name == "router.action")

@@ -298,7 +298,21 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         id,
         except_user,
         frame,
+        trace,
     } = event;
+    // The fan-out's hop of the trace that caused the event, if it has one
+    // (no span at all otherwise: this is the hot path).
+    let span = trace.as_deref().map(|trace| {
+        let span = tracing::info_span!(
+            "gateway.fan_out",
+            event = frame.kind(),
+            connections = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        chat_bus::trace::follow(&span, Some(trace));
+        span
+    });
+    let _entered = span.as_ref().map(tracing::Span::enter);
     if let ServerFrame::Message { message } = frame {
         metrics::observe_since(&metrics::DELIVERY_SECONDS, message.created_at);
     }
@@ -316,6 +330,9 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         }
     }
     sent.inc_by(count);
+    if let Some(span) = &span {
+        span.record("connections", count);
+    }
 }
 
 /// How an action ended, as a span field and metric label.
