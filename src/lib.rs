@@ -28,5 +28,6 @@ pub mod logging;
 mod secrets;
 pub mod serve;
 mod store;
+pub mod telemetry;
 
 pub use serve::Node;

@@ -5,7 +5,7 @@
 //! in a cluster; only the store and bus implementations differ. The wiring
 //! lives in the library (`src/lib.rs`); this is the command line around it.
 
-use chatd::{cli, config, logging, serve};
+use chatd::{cli, config, logging, serve, telemetry};
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -17,7 +17,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    logging::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -25,13 +24,24 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // The trace exporter runs on the runtime, so it starts inside it.
+    let telemetry = match runtime.block_on(async { telemetry::init(cli.roles()) }) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("chatd: invalid trace export settings: {error:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format, telemetry.tracer());
     let outcome = runtime.block_on(async {
-        match cli.command {
+        let outcome = match cli.command {
             cli::Command::Migrate(_) => serve::migrate(&config).await,
             cli::Command::Config(_) => config.print(),
             cli::Command::Admin(args) => serve::admin(&config, &args.action).await,
             _ => serve::run(config, cli.roles()).await,
-        }
+        };
+        telemetry.shutdown().await;
+        outcome
     });
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

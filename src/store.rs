@@ -70,9 +70,10 @@ impl StoreHandle {
         })
     }
 
-    /// The store, to share among the roles.
+    /// The store, to share among the roles, every operation timed
+    /// (`chat_store_operation_duration_seconds`).
     pub fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
+        Arc::new(chat_persistence::metered::Metered::new(self.store.clone()))
     }
 
     /// Flushes every queued write.

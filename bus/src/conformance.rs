@@ -87,6 +87,7 @@ macro_rules! bus_conformance_tests {
             bus: readers_wait_for_appends,
             bus_and_lengths: a_full_stream_pushes_back_until_entries_are_acknowledged,
             bus: read_many_takes_from_every_stream_in_order,
+            queue: the_backlog_counts_what_a_group_has_not_acknowledged,
             // SharedState
             state: token_bucket_allows_a_burst_then_the_rate,
             two_buses: token_buckets_are_shared_by_every_process,
@@ -438,6 +439,41 @@ pub async fn each_entry_goes_to_one_consumer_of_each_group(queue: &dyn WorkQueue
     assert_eq!(payloads(&other_group), ["a", "b", "c"]);
     assert!(one.iter().all(|e| e.deliveries == 1));
     assert!(one[0].id < one[1].id);
+}
+
+/// A group's backlog is what it has not acknowledged, handed out or not,
+/// aged by its oldest entry.
+pub async fn the_backlog_counts_what_a_group_has_not_acknowledged(queue: &dyn WorkQueue) {
+    let stream = unique("s");
+    assert_eq!(
+        queue.backlog(&stream, "g").await.unwrap(),
+        crate::Backlog::default()
+    );
+    for p in ["a", "b", "c"] {
+        queue.append(&stream, payload(p)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before_reading = queue.backlog(&stream, "g").await.unwrap();
+    assert_eq!(before_reading.entries, 3);
+    assert!(before_reading.oldest_age >= Some(Duration::from_millis(20)));
+    let read = queue
+        .read(&stream, "g", "c1", 2, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(queue.backlog(&stream, "g").await.unwrap().entries, 3);
+    queue.ack(&stream, "g", &ids(&read)).await.unwrap();
+    let after_ack = queue.backlog(&stream, "g").await.unwrap();
+    assert_eq!(after_ack.entries, 1);
+    assert!(after_ack.oldest_age.is_some());
+    let rest = queue
+        .read(&stream, "g", "c1", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    queue.ack(&stream, "g", &ids(&rest)).await.unwrap();
+    assert_eq!(
+        queue.backlog(&stream, "g").await.unwrap(),
+        crate::Backlog::default()
+    );
 }
 
 /// Consumers of one group reading concurrently share the stream without

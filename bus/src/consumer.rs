@@ -72,6 +72,7 @@ pub async fn consume<F, Fut>(
         if !draining && Instant::now() >= next_claim {
             next_claim = Instant::now() + member.options.lease / 3;
             member.claim(&mut handle).await;
+            member.sample_backlog().await;
         }
         if !member.leases_fresh() && !member.held.is_empty() {
             tracing::warn!(
@@ -106,8 +107,16 @@ pub async fn consume<F, Fut>(
             () = shutdown.cancelled(), if !draining => continue,
         };
         let entries = match read {
-            Ok(entries) => entries,
+            Ok(entries) => {
+                crate::metrics::RECEIVED
+                    .with_label_values(&["stream"])
+                    .inc_by(entries.len() as u64);
+                entries
+            }
             Err(error) => {
+                crate::metrics::RECEIVE_ERRORS
+                    .with_label_values(&["stream"])
+                    .inc();
                 tracing::warn!(%error, stream = options.stream, "cannot read");
                 if draining {
                     break;
@@ -152,6 +161,31 @@ struct Member {
 }
 
 impl Member {
+    /// Updates the backlog gauges of every partition of the stream (not
+    /// only the held ones: a partition nobody holds is the one whose
+    /// backlog matters most). Every member reports the same figures.
+    async fn sample_backlog(&self) {
+        let options = &self.options;
+        for partition in 0..options.partitions {
+            let stream = partitions::stream(options.stream, partition);
+            match self.queue.backlog(&stream, options.group).await {
+                Ok(backlog) => {
+                    let labels = [options.stream, options.group, &partition.to_string()];
+                    crate::metrics::BACKLOG
+                        .with_label_values(&labels)
+                        .set(i64::try_from(backlog.entries).unwrap_or(i64::MAX));
+                    crate::metrics::OLDEST_AGE
+                        .with_label_values(&labels)
+                        .set(backlog.oldest_age.unwrap_or_default().as_secs_f64());
+                }
+                Err(error) => {
+                    tracing::debug!(%error, stream, "cannot measure the backlog");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Renews the leases, takes up gained partitions (handling what their
     /// previous holder left first) and gives back those beyond the share.
     async fn claim<F, Fut>(&mut self, handle: &mut F)

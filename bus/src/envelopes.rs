@@ -17,11 +17,16 @@ impl Bus {
     pub async fn publish_event(&self, channel: &str, event: &Event) {
         match internal::encode(event) {
             Ok(bytes) => {
-                if let Err(error) = self.pubsub.publish(channel, bytes.into()).await {
+                let published = self.pubsub.publish(channel, bytes.into()).await;
+                count("event", published.is_ok());
+                if let Err(error) = published {
                     tracing::warn!(%error, channel, "event not published");
                 }
             }
-            Err(error) => tracing::error!(%error, "event not encodable"),
+            Err(error) => {
+                count("event", false);
+                tracing::error!(%error, "event not encodable");
+            }
         }
     }
 
@@ -36,11 +41,16 @@ impl Bus {
         let channel = names::gateway_channel(&origin.gateway);
         match internal::encode(&Reply { origin, outcome }) {
             Ok(bytes) => {
-                if let Err(error) = self.pubsub.publish(&channel, bytes.into()).await {
+                let published = self.pubsub.publish(&channel, bytes.into()).await;
+                count("reply", published.is_ok());
+                if let Err(error) = published {
                     tracing::warn!(%error, "reply not published");
                 }
             }
-            Err(error) => tracing::error!(%error, "reply not encodable"),
+            Err(error) => {
+                count("reply", false);
+                tracing::error!(%error, "reply not encodable");
+            }
         }
     }
 
@@ -60,8 +70,12 @@ impl Bus {
         stream: &str,
         envelope: &T,
     ) -> Result<EntryId, BusError> {
-        let bytes = internal::encode(envelope).map_err(|e| BusError::Internal(e.to_string()))?;
-        self.queue.append(stream, bytes.into()).await
+        let appended = match internal::encode(envelope) {
+            Ok(bytes) => self.queue.append(stream, bytes.into()).await,
+            Err(e) => Err(BusError::Internal(e.to_string())),
+        };
+        count("stream", appended.is_ok());
+        appended
     }
 }
 
@@ -112,11 +126,23 @@ impl Outbox {
     }
 }
 
-/// An event with a fresh random id (ids only need to tell events apart).
+/// Counts one message put on the bus, or failing to be.
+fn count(kind: &str, ok: bool) {
+    let counter = if ok {
+        &crate::metrics::PUBLISHED
+    } else {
+        &crate::metrics::PUBLISH_ERRORS
+    };
+    counter.with_label_values(&[kind]).inc();
+}
+
+/// An event with a fresh random id (ids only need to tell events apart),
+/// in the trace of the current span.
 pub fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
     Event {
         id: rand::random(),
         except_user,
         frame,
+        trace: crate::trace::current(),
     }
 }

@@ -22,6 +22,7 @@ pub mod conformance;
 pub mod consumer;
 mod envelopes;
 pub mod local;
+pub mod metrics;
 pub mod partitions;
 pub mod pubsub;
 pub mod queue;
@@ -29,10 +30,11 @@ pub mod redis;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use envelopes::{Outbox, new_event};
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
-pub use queue::{Entry, EntryId, WorkQueue};
+pub use queue::{Backlog, Entry, EntryId, WorkQueue};
 pub use state::{MAX_WORKER_ID, RateDecision, SharedState};
 
 /// Bytes on the bus.

@@ -20,6 +20,18 @@ pub struct Entry {
     pub deliveries: u32,
 }
 
+/// What a consumer group has yet to finish on a stream (for the lag
+/// metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Entries not acknowledged by the group: pending with a consumer or
+    /// not handed out yet.
+    pub entries: u64,
+    /// How long ago the oldest of them was appended; `None` when there is
+    /// none.
+    pub oldest_age: Option<Duration>,
+}
+
 /// Work that must not be lost: each entry of a stream is handed to one
 /// consumer of each group, stays pending until acknowledged, and is handed
 /// out again (by [`claim_stale`](WorkQueue::claim_stale)) if its consumer
@@ -82,4 +94,8 @@ pub trait WorkQueue: Send + Sync + 'static {
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<Entry>>;
+
+    /// What `group` has not acknowledged yet on `stream`. A group that has
+    /// not read yet has the whole stream before it.
+    async fn backlog(&self, stream: &str, group: &str) -> Result<Backlog>;
 }

@@ -19,6 +19,7 @@ pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod observe;
 pub mod relay;
 pub mod rest;
 pub mod revocations;
@@ -35,7 +36,6 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chat_router::Chat;
 use chat_shutdown::Supervisor;
-use tower_http::trace::TraceLayer;
 
 pub use auth::Tokens;
 pub use error::ApiError;
@@ -91,8 +91,7 @@ fn with_edge_layers(router: Router, supervisor: &Supervisor) -> Router {
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
         .layer(axum::middleware::map_response(end_json_with_newline))
-        .layer(axum::middleware::from_fn(metrics::count_requests))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(observe::request))
 }
 
 /// Answers `/readyz` with 503 once a role of this process has failed

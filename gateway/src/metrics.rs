@@ -11,8 +11,9 @@ use std::sync::LazyLock;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, TextEncoder, register_histogram,
-    register_int_counter, register_int_counter_vec, register_int_gauge,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    TextEncoder, register_histogram, register_histogram_vec, register_int_counter,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
 
 const REGISTERED: &str = "metric names are valid and registered once";
@@ -102,7 +103,7 @@ pub static SUBSCRIBED_CHANNELS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
-/// HTTP requests answered, by status class.
+/// HTTP requests answered, by status.
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "chat_http_requests_total",
@@ -111,6 +112,110 @@ pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect(REGISTERED)
 });
+
+/// How long HTTP requests took, by route template (never the raw path,
+/// which holds ids), method and status.
+pub static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "chat_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template, method and status",
+        &["route", "method", "status"],
+        prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
+    )
+    .expect(REGISTERED)
+});
+
+/// WebSocket connections opened (after authentication).
+pub static CONNECTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_connections_opened_total",
+        "WebSocket connections opened after authentication"
+    )
+    .expect(REGISTERED)
+});
+
+/// From a message's creation to its `ack` reaching the sender's gateway.
+pub static ACK_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "chat_ack_latency_seconds",
+        "Time from a message's ingress to its ack reaching the sender's gateway",
+        prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
+    )
+    .expect(REGISTERED)
+});
+
+/// Observes the time since `created_at_ms` (a message id's clock).
+pub fn observe_since(histogram: &Histogram, created_at_ms: u64) {
+    let age_ms = chat_protocol::id::now_ms().saturating_sub(created_at_ms);
+    histogram.observe(age_ms as f64 / 1000.0);
+}
+
+/// Requests and connections refused because a fixed cap was reached, by
+/// cap: `requests_in_flight` (REST calls waiting for an answer) or
+/// `bad_frames` (a connection closed after too many undecodable frames).
+pub static CAP_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_cap_refusals_total",
+        "Requests or connections refused because a fixed cap was reached, by cap",
+        &["cap"]
+    )
+    .expect(REGISTERED)
+});
+
+/// 1 when the last `/readyz` found the process ready, else 0 (updated
+/// on each probe).
+pub static READY: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_ready",
+        "1 when the last /readyz probe found every dependency answering, else 0"
+    )
+    .expect(REGISTERED)
+});
+
+/// Per dependency (`store`, `bus`), 1 when it answered the last `/readyz`.
+pub static DEPENDENCY_UP: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "chat_dependency_up",
+        "1 when the dependency (store, bus) answered the last /readyz probe, else 0",
+        &["dependency"]
+    )
+    .expect(REGISTERED)
+});
+
+/// Always 1; its labels say which build runs (`commit` is `unknown` when
+/// the build had no git checkout).
+pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    let info = register_int_gauge_vec!(
+        "chat_build_info",
+        "Always 1: the version and git commit of the running build",
+        &["version", "commit"]
+    )
+    .expect(REGISTERED);
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("CHAT_BUILD_COMMIT")])
+        .set(1);
+    info
+});
+
+/// Registers every metric of the process (each crate's), with the label
+/// values known in advance at zero, so that a scrape shows every series
+/// from the start: a counter that appears only on its first increment
+/// defeats `rate()` and `increase()` in alert rules.
+pub fn register() {
+    LazyLock::force(&BUILD_INFO);
+    LazyLock::force(&CONNECTIONS);
+    LazyLock::force(&CONNECTS);
+    LazyLock::force(&SLOW_CONSUMERS);
+    LazyLock::force(&DELIVERY_SECONDS);
+    LazyLock::force(&ACK_SECONDS);
+    LazyLock::force(&BUS_DROPPED);
+    LazyLock::force(&SUBSCRIBED_CHANNELS);
+    for cap in ["requests_in_flight", "bad_frames"] {
+        CAP_REFUSALS.with_label_values(&[cap]);
+    }
+    chat_bus::metrics::register();
+    chat_router::metrics::register();
+    chat_persistence::metrics::register();
+}
 
 /// `GET /metrics`: every registered metric in the Prometheus text format.
 pub async fn render() -> Response {
@@ -123,16 +228,4 @@ pub async fn render() -> Response {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-/// Counts every HTTP answer by status.
-pub async fn count_requests(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
-    HTTP_REQUESTS
-        .with_label_values(&[response.status().as_str()])
-        .inc();
-    response
 }

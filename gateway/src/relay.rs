@@ -63,13 +63,15 @@ impl Relay {
         names::gateway_channel(&self.gateway)
     }
 
-    /// A fresh origin for an action of a connection (or of a REST call).
+    /// A fresh origin for an action of a connection (or of a REST call),
+    /// carrying the current span's trace context to the roles downstream.
     pub fn origin(&self, connection: Option<u64>, reference: Option<String>) -> Origin {
         Origin {
             gateway: self.gateway.clone(),
             request: self.next_request.fetch_add(1, Ordering::Relaxed),
             connection,
             reference,
+            trace: chat_bus::trace::current(),
         }
     }
 
@@ -99,6 +101,9 @@ impl Relay {
         {
             let mut waiting = self.waiting();
             if waiting.len() >= MAX_WAITING {
+                crate::metrics::CAP_REFUSALS
+                    .with_label_values(&["requests_in_flight"])
+                    .inc();
                 return Err(ApiError::Unavailable("too many requests in flight".into()));
             }
             waiting.insert(request, sender);

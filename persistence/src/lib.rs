@@ -12,6 +12,7 @@
 //! definition of the trait's guarantees.
 
 pub mod error;
+pub mod metered;
 pub mod metrics;
 pub mod records;
 pub mod scylla;

@@ -15,3 +15,9 @@ pub static MEMBER_COUNT_DRIFT: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric names are valid and registered once")
 });
+
+/// Registers these metrics (all without labels) at zero.
+pub fn register() {
+    LazyLock::force(&MEMBER_COUNT_DRIFT);
+    LazyLock::force(&crate::metered::OPERATION_SECONDS);
+}

@@ -210,6 +210,21 @@ impl ClientAction {
             ClientAction::Ping => "ping",
         }
     }
+
+    /// The room the action concerns, if one (for trace fields).
+    pub fn room_id(&self) -> Option<RoomId> {
+        match self {
+            ClientAction::Send(SendMessage { room_id, .. })
+            | ClientAction::Edit { room_id, .. }
+            | ClientAction::Delete { room_id, .. }
+            | ClientAction::Typing { room_id, .. }
+            | ClientAction::Read { room_id, .. }
+            | ClientAction::History { room_id, .. }
+            | ClientAction::Join { room_id }
+            | ClientAction::Leave { room_id } => Some(*room_id),
+            ClientAction::Resume { .. } | ClientAction::Ping => None,
+        }
+    }
 }
 
 impl ServerFrame {

@@ -29,6 +29,12 @@ pub struct Origin {
     /// The client's `ref`, echoed on the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// The W3C `traceparent` of the span that last handled the action
+    /// (gateway, then router), so that each role's span joins one trace.
+    /// Absent when the sender exports no traces, and in entries written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// An action a gateway forwards to the routers (the inbound stream).
@@ -111,6 +117,17 @@ pub enum MemberAction {
 }
 
 impl MemberAction {
+    /// The room it acts on, if it names one (for traces and logs).
+    pub fn room_id(&self) -> Option<RoomId> {
+        match self {
+            MemberAction::Add { room_id, .. } | MemberAction::Kick { room_id, .. } => {
+                Some(*room_id)
+            }
+            MemberAction::CreateRoom { room_id, .. } => Some(RoomId::Group(*room_id)),
+            MemberAction::OpenDm { .. } => None,
+        }
+    }
+
     /// A short name, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -197,6 +214,11 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<Id>,
     pub frame: ServerFrame,
+    /// The W3C `traceparent` of the span that published the event, so that
+    /// the gateways' fan-out joins the trace of the action that caused it.
+    /// Absent when the publisher exports no traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 // ----- accounts: revocations and notices --------------------------------
@@ -247,6 +269,7 @@ mod tests {
             request: 7,
             connection: Some(3),
             reference: Some("r".into()),
+            trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         };
         let inbound = Inbound {
             origin: origin.clone(),
@@ -276,6 +299,7 @@ mod tests {
         let event = Event {
             id: 1,
             except_user: Some(Id(2)),
+            trace: None,
             frame: ServerFrame::Typing {
                 room_id: RoomId::Group(Id(9)),
                 user_id: Id(2),
@@ -283,5 +307,23 @@ mod tests {
             },
         };
         assert_eq!(decode::<Event>(&encode(&event).unwrap()).unwrap(), event);
+    }
+
+    /// Entries written before `Origin::trace` existed still decode.
+    #[test]
+    fn an_origin_without_trace_context_decodes() {
+        #[derive(Serialize)]
+        struct OldOrigin {
+            gateway: String,
+            request: u64,
+        }
+        let old = encode(&OldOrigin {
+            gateway: "g1".into(),
+            request: 7,
+        })
+        .unwrap();
+        let origin: Origin = decode(&old).unwrap();
+        assert_eq!(origin.trace, None);
+        assert_eq!(origin.request, 7);
     }
 }

@@ -30,6 +30,7 @@ pub fn message_events(outbox: &mut Outbox, message: &Message, also_to_users: &[I
         frame: ServerFrame::Message {
             message: message.clone(),
         },
+        trace: chat_bus::trace::current(),
     };
     outbox.event(names::room_channel(&message.room_id), &event);
     for user in also_to_users {

@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, IntCounter, IntCounterVec, register_histogram, register_int_counter,
-    register_int_counter_vec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, register_histogram, register_histogram_vec,
+    register_int_counter, register_int_counter_vec,
 };
 
 /// Client actions handled, by action and result (`ok` or an error code).
@@ -56,6 +56,17 @@ pub static BATCH_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// How long the router took over a client action, by action and result.
+pub static ACTION_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "chat_router_action_duration_seconds",
+        "Time the router took to handle a client action, by action and result",
+        &["action", "result"],
+        prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Batch writes that failed and were retried.
 pub static RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -64,3 +75,16 @@ pub static RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric names are valid and registered once")
 });
+
+/// Registers these metrics with their known label values at zero.
+pub fn register() {
+    for action in ["send", "typing", "upload"] {
+        RATE_LIMITED.with_label_values(&[action]);
+    }
+    LazyLock::force(&ACTIONS);
+    LazyLock::force(&ACTION_SECONDS);
+    LazyLock::force(&MESSAGES);
+    LazyLock::force(&BATCH_SIZE);
+    LazyLock::force(&BATCH_SECONDS);
+    LazyLock::force(&RETRIES);
+}

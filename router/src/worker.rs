@@ -23,6 +23,7 @@ use chat_bus::{Entry, names, partitions};
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{self, Inbound, MemberAction, Origin, Outcome, ToPersist, Work};
 use chat_shutdown::CancellationToken;
+use tracing::Instrument;
 
 use crate::{Chat, Error, Result};
 
@@ -63,31 +64,57 @@ async fn handle_entry(chat: &Chat, entry: &Entry) {
             return;
         }
     };
-    let Inbound { origin, user, work } = inbound;
+    let Inbound {
+        mut origin,
+        user,
+        work,
+    } = inbound;
     let client_id = match &work {
         Work::Client(ClientAction::Send(send)) => send.client_id.clone(),
         _ => None,
     };
-    let action = match &work {
-        Work::Client(action) => action.kind(),
-        Work::Connected { .. } => "connected",
-        Work::Disconnected { .. } => "disconnected",
-        Work::Member(action) => action.kind(),
+    let (action, room_id) = match &work {
+        Work::Client(action) => (action.kind(), action.room_id()),
+        Work::Connected { .. } => ("connected", None),
+        Work::Disconnected { .. } => ("disconnected", None),
+        Work::Member(action) => (action.kind(), action.room_id()),
     };
-    let result = handle(chat, user, work, &origin).await;
-    let label = match &result {
-        Ok(_) => "ok",
-        Err(error) => error.code().as_str(),
-    };
-    crate::metrics::ACTIONS
-        .with_label_values(&[action, label])
-        .inc();
-    let outcome = match result {
-        Ok(None) => return,
-        Ok(Some(outcome)) => outcome,
-        Err(error) => failed(&error, client_id),
-    };
-    reply(chat, origin, outcome).await;
+    // The router's hop of the action's trace; what it hands on (the
+    // message to persist, the answer) continues from this span.
+    let span = tracing::info_span!(
+        "router.action",
+        action,
+        room_id = room_id.map(tracing::field::display),
+        message_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    chat_bus::trace::follow(&span, origin.trace.as_deref());
+    origin.trace = chat_bus::trace::of(&span);
+    async {
+        let started = std::time::Instant::now();
+        let result = handle(chat, user, work, &origin).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.code().as_str(),
+        };
+        tracing::Span::current().record("outcome", label);
+        tracing::debug!("action handled");
+        crate::metrics::ACTIONS
+            .with_label_values(&[action, label])
+            .inc();
+        crate::metrics::ACTION_SECONDS
+            .with_label_values(&[action, label])
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match result {
+            Ok(None) => return,
+            Ok(Some(outcome)) => outcome,
+            Err(error) => failed(&error, client_id),
+        };
+        reply(chat, origin, outcome).await;
+    }
+    .instrument(span)
+    .await;
 }
 
 /// Applies one action; answers what to tell its origin, if anything yet.
@@ -115,6 +142,9 @@ async fn handle(
     match action {
         ClientAction::Send(send) => {
             let accepted = chat.accept_message(user, send, origin.clone()).await?;
+            if let ToPersist::New { message, .. } = &accepted {
+                tracing::Span::current().record("message_id", message.id.0);
+            }
             hand_to_persistence(chat, &accepted).await?;
             // The persistence worker answers once the message is durable.
             Ok(None)

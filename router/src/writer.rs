@@ -27,6 +27,7 @@ use chat_persistence::Store;
 use chat_protocol::internal::{self, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use chat_shutdown::CancellationToken;
+use tracing::Instrument;
 
 use crate::events::message_events;
 use crate::metrics;
@@ -93,15 +94,28 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
             ToPersist::Repeat { .. } => None,
         })
         .collect();
-    write_until_stored(store, &messages).await;
+    write_until_stored(store, &messages)
+        .instrument(tracing::info_span!("persist.write", batch = messages.len()))
+        .await;
     let mut outbox = Outbox::new();
     for item in work {
+        // The persistence hop of each message's trace: its fan-out and
+        // its answer (the `ack`), after the batch write above.
+        let span = tracing::info_span!(
+            "persist.deliver",
+            room_id = %item.room_id(),
+            message_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
         match item {
             ToPersist::New {
                 message,
                 origin,
                 also_to_users,
             } => {
+                chat_bus::trace::follow(&span, origin.trace.as_deref());
+                span.record("message_id", message.id.0);
+                let _entered = span.enter();
                 message_events(&mut outbox, &message, &also_to_users);
                 outbox.reply(origin, Outcome::Posted(message));
             }
@@ -111,8 +125,11 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 message,
                 origin,
             } => {
-                let outcome =
-                    answer_repeat(store, &mut outbox, &room_id, message_id, message).await;
+                chat_bus::trace::follow(&span, origin.trace.as_deref());
+                span.record("message_id", message_id.0);
+                let outcome = answer_repeat(store, &mut outbox, &room_id, message_id, message)
+                    .instrument(span)
+                    .await;
                 outbox.reply(origin, outcome);
             }
         }

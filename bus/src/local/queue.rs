@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::{BusError, Entry, EntryId, Payload, Result, WorkQueue};
+use crate::{Backlog, BusError, Entry, EntryId, Payload, Result, WorkQueue};
 
 /// Work streams within one process.
 #[derive(Clone)]
@@ -34,6 +34,8 @@ struct Inner {
 #[derive(Default)]
 struct Stream {
     entries: BTreeMap<u64, Payload>,
+    /// When each entry still held was appended (for [`Backlog`] ages).
+    appended: BTreeMap<u64, Instant>,
     next_id: u64,
     groups: HashMap<String, Group>,
 }
@@ -93,6 +95,7 @@ impl Stream {
             .unwrap_or(0);
         let before = self.entries.len();
         self.entries = self.entries.split_off(&done_below);
+        self.appended = self.appended.split_off(&done_below);
         before != self.entries.len()
     }
 
@@ -164,6 +167,7 @@ impl WorkQueue for LocalQueue {
                     s.next_id += 1;
                     let id = s.next_id;
                     s.entries.insert(id, payload);
+                    s.appended.insert(id, Instant::now());
                     drop(streams);
                     self.inner.appended.notify_waiters();
                     return Ok(entry_id(id));
@@ -265,5 +269,30 @@ impl WorkQueue for LocalQueue {
             });
         }
         Ok(claimed)
+    }
+
+    async fn backlog(&self, stream: &str, group: &str) -> Result<Backlog> {
+        let streams = self.streams();
+        let Some(s) = streams.get(stream) else {
+            return Ok(Backlog::default());
+        };
+        // Without the group yet, everything held waits for it.
+        let (pending, undelivered_from) = match s.groups.get(group) {
+            Some(g) => (g.pending.keys().copied().collect(), g.last_delivered + 1),
+            None => (Vec::new(), 0),
+        };
+        let undelivered = s.entries.range(undelivered_from..).count();
+        let oldest = pending.first().copied().or_else(|| {
+            s.entries
+                .range(undelivered_from..)
+                .next()
+                .map(|(id, _)| *id)
+        });
+        Ok(Backlog {
+            entries: (pending.len() + undelivered) as u64,
+            oldest_age: oldest
+                .and_then(|id| s.appended.get(&id))
+                .map(|at| at.elapsed()),
+        })
     }
 }

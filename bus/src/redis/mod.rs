@@ -403,6 +403,10 @@ pub(crate) fn error(e: fred::error::Error) -> BusError {
         ]
         .iter()
         .any(|words| e.details().contains(words));
+    let class = if transient { "unavailable" } else { "internal" };
+    crate::metrics::REDIS_ERRORS
+        .with_label_values(&[class])
+        .inc();
     if transient {
         BusError::Unavailable(format!("redis: {e}"))
     } else {

@@ -32,7 +32,7 @@ use fred::prelude::{ClientLike, FredResult, Options, StreamsInterface, Value};
 
 use super::scripts::{SCRIPTS, run};
 use super::{Shared, error, is_reply};
-use crate::{BusError, Entry, EntryId, Payload, Result, WorkQueue};
+use crate::{Backlog, BusError, Entry, EntryId, Payload, Result, WorkQueue};
 
 /// The longest single XREADGROUP BLOCK; longer waits are several blocks,
 /// so that a connection is never blocked for long.
@@ -407,5 +407,26 @@ impl WorkQueue for RedisQueue {
             });
         }
         Ok(claimed)
+    }
+
+    async fn backlog(&self, stream: &str, group: &str) -> Result<Backlog> {
+        let (entries, oldest): (u64, String) = run(
+            &self.shared.pool,
+            &SCRIPTS.backlog,
+            vec![self.key(stream).into()],
+            vec![group.into()],
+        )
+        .await?;
+        // An entry id is `<milliseconds>-<sequence>` of the Redis clock.
+        let appended_ms = oldest
+            .split_once('-')
+            .and_then(|(ms, _)| ms.parse::<u64>().ok());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok(Backlog {
+            entries,
+            oldest_age: appended_ms.map(|ms| Duration::from_millis(now_ms.saturating_sub(ms))),
+        })
     }
 }

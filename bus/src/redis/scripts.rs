@@ -33,6 +33,7 @@ pub(crate) struct Scripts {
     pub(crate) append: Script,
     pub(crate) ack: Script,
     pub(crate) claim: Script,
+    pub(crate) backlog: Script,
 }
 
 fn presence(body: &str) -> Script {
@@ -53,6 +54,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     append: Script::from_lua(include_str!("lua/append.lua")),
     ack: Script::from_lua(include_str!("lua/ack.lua")),
     claim: Script::from_lua(include_str!("lua/claim.lua")),
+    backlog: Script::from_lua(include_str!("lua/backlog.lua")),
 });
 
 /// Runs `script` on the pool, loading it first if the server lacks it.

@@ -23,6 +23,7 @@ pub struct Dependencies {
 /// The operational routes, with their own state so that processes without
 /// a gateway (router, persistence) serve them too.
 pub fn routes(dependencies: Dependencies) -> Router {
+    metrics::register();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -36,6 +37,12 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(dependencies): State<Dependencies>) -> Response {
     let (store, bus) = tokio::join!(dependencies.store.ping(), dependencies.bus.state.ping());
+    for (dependency, answer) in [("store", store.is_ok()), ("bus", bus.is_ok())] {
+        metrics::DEPENDENCY_UP
+            .with_label_values(&[dependency])
+            .set(i64::from(answer));
+    }
+    metrics::READY.set(i64::from(store.is_ok() && bus.is_ok()));
     let problem = match (&store, &bus) {
         (Err(error), _) => Some(format!("store unreachable: {error}")),
         (_, Err(error)) => Some(format!("bus unreachable: {error}")),

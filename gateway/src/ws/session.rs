@@ -22,6 +22,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::conn::{CloseReason, Conn, ConnReceivers};
 use super::encoded::encode;
@@ -52,6 +53,7 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, receivers));
     metrics::CONNECTIONS.inc();
+    metrics::CONNECTS.inc();
     // Indexed before the rooms are read, so that a removal racing with the
     // opening is not undone by a stale room list.
     state.hub.open(conn.clone()).await;
@@ -236,6 +238,7 @@ async fn read_loop(
                         metrics::FRAMES_IN.with_label_values(&["invalid"]).inc();
                         send_error(conn, ErrorCode::BadRequest, error.message, error.reference, error.client_id).await;
                         if bad_frames.too_many() {
+                            metrics::CAP_REFUSALS.with_label_values(&["bad_frames"]).inc();
                             conn.close_with(close_code::POLICY, "too many bad frames");
                             return;
                         }
@@ -284,14 +287,28 @@ async fn handle(state: &AppState, conn: &Arc<Conn>, frame: ClientFrame) {
                 ClientAction::Send(send) => send.client_id.clone(),
                 _ => None,
             };
-            let origin = state.relay.origin(Some(conn.id), reference.clone());
-            if let Err(error) = state
-                .relay
-                .forward(conn.user, Work::Client(action), origin)
-                .await
-            {
-                send_error(conn, error.code(), error.to_string(), reference, client_id).await;
+            // One span per forwarded action, the root of its trace: the
+            // router and persistence worker continue it from the origin.
+            let span = tracing::info_span!(
+                "ws.action",
+                action = action.kind(),
+                room_id = action.room_id().map(tracing::field::display),
+                connection = conn.id,
+                trace_id = tracing::field::Empty,
+            );
+            chat_bus::trace::follow(&span, None);
+            async {
+                let origin = state.relay.origin(Some(conn.id), reference.clone());
+                if let Err(error) = state
+                    .relay
+                    .forward(conn.user, Work::Client(action), origin)
+                    .await
+                {
+                    send_error(conn, error.code(), error.to_string(), reference, client_id).await;
+                }
             }
+            .instrument(span)
+            .await;
         }
     }
 }

@@ -202,6 +202,9 @@ impl Hub {
     }
 
     fn dispatch(&self, delivery: Delivery) {
+        chat_bus::metrics::RECEIVED
+            .with_label_values(&["pubsub"])
+            .inc();
         let channel = &*delivery.channel;
         if let Some(room) = channel.strip_prefix("room:") {
             let (Ok(room), Some(event)) = (room.parse::<RoomId>(), decode::<Event>(&delivery))
@@ -221,10 +224,26 @@ impl Hub {
             if let Some(event) = decode::<AccountEvent>(&delivery) {
                 self.on_account_event(event);
             }
-        } else if let Some(reply) = decode::<Reply>(&delivery)
-            && let Some(reply) = self.relay.complete(reply)
-        {
-            self.answer_connection(reply);
+        } else if let Some(reply) = decode::<Reply>(&delivery) {
+            // The last hop of the action's trace: its answer reaching the
+            // gateway that asked.
+            let span = tracing::info_span!(
+                "gateway.reply",
+                outcome = outcome_label(&reply.outcome),
+                message_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            );
+            chat_bus::trace::follow(&span, reply.origin.trace.as_deref());
+            let _entered = span.enter();
+            if let Outcome::Posted(message) = &reply.outcome {
+                span.record("message_id", message.id.0);
+                if reply.origin.connection.is_some() {
+                    metrics::observe_since(&metrics::ACK_SECONDS, message.created_at);
+                }
+            }
+            if let Some(reply) = self.relay.complete(reply) {
+                self.answer_connection(reply);
+            }
         }
     }
 
@@ -351,10 +370,23 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         id,
         except_user,
         frame,
+        trace,
     } = event;
+    // The fan-out's hop of the trace that caused the event, if it has one
+    // (no span at all otherwise: this is the hot path).
+    let span = trace.as_deref().map(|trace| {
+        let span = tracing::info_span!(
+            "gateway.fan_out",
+            event = frame.kind(),
+            connections = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        chat_bus::trace::follow(&span, Some(trace));
+        span
+    });
+    let _entered = span.as_ref().map(tracing::Span::enter);
     if let ServerFrame::Message { message } = frame {
-        let age_ms = chat_protocol::id::now_ms().saturating_sub(message.created_at);
-        metrics::DELIVERY_SECONDS.observe(age_ms as f64 / 1000.0);
+        metrics::observe_since(&metrics::DELIVERY_SECONDS, message.created_at);
     }
     let sent = metrics::FRAMES_OUT.with_label_values(&[frame.kind()]);
     let encoded = Encoded::new(frame);
@@ -370,6 +402,17 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         }
     }
     sent.inc_by(count);
+    if let Some(span) = &span {
+        span.record("connections", count);
+    }
+}
+
+/// How an action ended, as a span field and metric label.
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Posted(_) | Outcome::Done => "ok",
+        Outcome::Failed { code, .. } => code.as_str(),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(delivery: &Delivery) -> Option<T> {
