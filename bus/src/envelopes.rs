@@ -18,13 +18,13 @@ impl Bus {
         match internal::encode(event) {
             Ok(bytes) => {
                 let published = self.pubsub.publish(channel, bytes.into()).await;
-                count("event", published.is_ok());
+                count("event", published.is_ok(), 1);
                 if let Err(error) = published {
                     tracing::warn!(%error, channel, "event not published");
                 }
             }
             Err(error) => {
-                count("event", false);
+                count("event", false, 1);
                 tracing::error!(%error, "event not encodable");
             }
         }
@@ -42,13 +42,13 @@ impl Bus {
         match internal::encode(&Reply { origin, outcome }) {
             Ok(bytes) => {
                 let published = self.pubsub.publish(&channel, bytes.into()).await;
-                count("reply", published.is_ok());
+                count("reply", published.is_ok(), 1);
                 if let Err(error) = published {
                     tracing::warn!(%error, "reply not published");
                 }
             }
             Err(error) => {
-                count("reply", false);
+                count("reply", false, 1);
                 tracing::error!(%error, "reply not encodable");
             }
         }
@@ -58,9 +58,12 @@ impl Bus {
     /// with one [`crate::PubSub::publish_all`] (one Redis round trip).
     /// Failures are logged, like every publish.
     pub async fn send(&self, outbox: Outbox) {
-        let count = outbox.items.len();
-        if let Err(error) = self.pubsub.publish_all(outbox.items).await {
-            tracing::warn!(%error, count, "some events or replies of a batch not published");
+        let (events, total) = (outbox.events, outbox.items.len());
+        let published = self.pubsub.publish_all(outbox.items).await;
+        count("event", published.is_ok(), events);
+        count("reply", published.is_ok(), total as u64 - events);
+        if let Err(error) = published {
+            tracing::warn!(%error, total, "some events or replies of a batch not published");
         }
     }
 
@@ -74,7 +77,7 @@ impl Bus {
             Ok(bytes) => self.queue.append(stream, bytes.into()).await,
             Err(e) => Err(BusError::Internal(e.to_string())),
         };
-        count("stream", appended.is_ok());
+        count("stream", appended.is_ok(), 1);
         appended
     }
 }
@@ -85,6 +88,9 @@ impl Bus {
 #[derive(Default)]
 pub struct Outbox {
     items: Vec<(String, crate::Payload)>,
+    /// How many of `items` are events and replies (the rest), for the
+    /// publish counters.
+    events: u64,
 }
 
 impl Outbox {
@@ -96,8 +102,14 @@ impl Outbox {
     /// Queues an event on a channel.
     pub fn event(&mut self, channel: String, event: &Event) {
         match internal::encode(event) {
-            Ok(bytes) => self.items.push((channel, bytes.into())),
-            Err(error) => tracing::error!(%error, "event not encodable"),
+            Ok(bytes) => {
+                self.items.push((channel, bytes.into()));
+                self.events += 1;
+            }
+            Err(error) => {
+                count("event", false, 1);
+                tracing::error!(%error, "event not encodable");
+            }
         }
     }
 
@@ -111,7 +123,10 @@ impl Outbox {
         let channel = names::gateway_channel(&origin.gateway);
         match internal::encode(&Reply { origin, outcome }) {
             Ok(bytes) => self.items.push((channel, bytes.into())),
-            Err(error) => tracing::error!(%error, "reply not encodable"),
+            Err(error) => {
+                count("reply", false, 1);
+                tracing::error!(%error, "reply not encodable");
+            }
         }
     }
 
@@ -126,14 +141,14 @@ impl Outbox {
     }
 }
 
-/// Counts one message put on the bus, or failing to be.
-fn count(kind: &str, ok: bool) {
+/// Counts `n` messages put on the bus, or failing to be.
+fn count(kind: &str, ok: bool, n: u64) {
     let counter = if ok {
         &crate::metrics::PUBLISHED
     } else {
         &crate::metrics::PUBLISH_ERRORS
     };
-    counter.with_label_values(&[kind]).inc();
+    counter.with_label_values(&[kind]).inc_by(n);
 }
 
 /// An event with a fresh random id (ids only need to tell events apart),
