@@ -139,3 +139,11 @@ impl FileRecord {
         }
     }
 }
+
+/// A page of one user's notifications, newest first; `has_more` says
+/// whether older ones exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationPage {
+    pub notifications: Vec<chat_protocol::Notification>,
+    pub has_more: bool,
+}

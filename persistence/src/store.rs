@@ -5,7 +5,7 @@
 //! `Ok`, the effect survives a crash of the process.
 
 use async_trait::async_trait;
-use chat_protocol::{Id, Message, Role, Room, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 
 use crate::Result;
 use crate::records::*;
@@ -113,6 +113,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes messages, durably on return. Idempotent by `(room_id, id)`: a
     /// message already stored is left as it is, so a retried batch never
     /// duplicates. A batch may span rooms.
+    ///
+    /// The same write stores, for every user in a message's `mentions`, the
+    /// notification [`Notification::of_mention`] (id = the message id, so
+    /// retries cannot duplicate it either): when this returns `Ok`, the
+    /// mentions are as durable as the messages.
     async fn insert_messages(&self, messages: &[Message]) -> Result<()>;
 
     /// The message with this id in this room.
@@ -190,4 +195,29 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets a file's metadata (after its bytes are gone). Deleting a
     /// missing file is harmless.
     async fn delete_file(&self, id: Id) -> Result<()>;
+
+    // ----- notifications -----------------------------------------------
+    //
+    // Written by `insert_messages` (one per mentioned user and message). A
+    // user's notifications are read when their id is at most the user's
+    // read mark, which only moves forward.
+
+    /// A page of `user`'s notifications, newest first: up to `limit` (at
+    /// least 1) with ids below `before` (from the newest if `None`), each
+    /// with its `read` flag, and whether older ones exist.
+    async fn notifications(
+        &self,
+        user: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationPage>;
+
+    /// Moves `user`'s notification read mark forward to `up_to`: every
+    /// notification with an id up to it (included) is read. An older mark
+    /// leaves it unchanged, even under concurrent calls.
+    async fn mark_notifications_read(&self, user: Id, up_to: Id) -> Result<()>;
+
+    /// `user`'s unread notifications, newest first, at most `cap` of them
+    /// (for the rooms' `mention_count`).
+    async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>>;
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Id, Message, Role, RoomSummary, User};
+use crate::{Id, Message, Notification, Role, RoomSummary, User};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,4 +117,28 @@ pub struct ReadRequest {
 #[serde(deny_unknown_fields)]
 pub struct OpenDmRequest {
     pub user_id: Id,
+}
+
+/// Query of `GET /notifications` (v1.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsQuery {
+    #[serde(default)]
+    pub before: Option<Id>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Answer of `GET /notifications`: newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsResponse {
+    pub notifications: Vec<Notification>,
+    pub has_more: bool,
+}
+
+/// Body of `POST /notifications/read`: every notification up to this id
+/// (included) is read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadNotificationsRequest {
+    pub up_to: Id,
 }

@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`ScyllaStore`] (here): the session, the prepared statements, and the
 //!   [`Store`] trait wired to the three halves below;
-//! - `users`, `rooms`, `messages`, `files`: the store's operations, each a few
+//! - `users`, `rooms`, `messages`, `files`, `notifications`: the store's operations, each a few
 //!   statements, with the lightweight transactions where uniqueness needs
 //!   them (usernames, rooms and DMs, memberships);
 //! - `schema`: the keyspace and tables (`migrate`);
@@ -30,6 +30,7 @@ mod errors;
 mod files;
 mod lwt;
 mod messages;
+mod notifications;
 mod paging;
 mod rooms;
 mod rows;
@@ -47,7 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::{Id, Message, Role, Room, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -585,7 +586,9 @@ impl Store for ScyllaStore {
     // ----- messages ----------------------------------------------------
 
     async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
-        self.insert_messages_impl(messages).await
+        self.insert_messages_impl(messages).await?;
+        // Before returning: nothing is acknowledged without its mentions.
+        self.insert_notifications(messages).await
     }
 
     async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
@@ -658,6 +661,25 @@ impl Store for ScyllaStore {
 
     async fn delete_file(&self, id: Id) -> Result<()> {
         self.delete_file_impl(id).await
+    }
+
+    // ----- notifications -----------------------------------------------
+
+    async fn notifications(
+        &self,
+        user: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationPage> {
+        self.notifications_impl(user, before, limit).await
+    }
+
+    async fn mark_notifications_read(&self, user: Id, up_to: Id) -> Result<()> {
+        self.mark_notifications_read_impl(user, up_to).await
+    }
+
+    async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>> {
+        self.unread_notifications_impl(user, cap).await
     }
 }
 

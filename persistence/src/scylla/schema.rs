@@ -23,8 +23,8 @@ use crate::Result;
 /// the keyspace (a `settings` row) to each room (`rooms.bucket_window_ms`).
 /// Versions 1 and 2 never ran against a live cluster, so there is no
 /// upgrade path from them: `migrate` refuses a keyspace recorded with
-/// another version.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+/// another version. Version 4 added the notification tables.
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 /// The `settings` row holding [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_SETTING: &str = "schema_version";
 
@@ -254,6 +254,22 @@ pub(crate) const TABLES: &[&str] = &[
         id    bigint,
         since bigint,
         PRIMARY KEY (shard, id)
+    )",
+    // Stored mentions (version 4), by mentioned user, newest first: a page
+    // of `GET /notifications` is one slice of one partition.
+    "CREATE TABLE IF NOT EXISTS notifications (
+        user_id    bigint,
+        id         bigint,
+        room_id    text,
+        message_id bigint,
+        sender_id  bigint,
+        created_at bigint,
+        PRIMARY KEY (user_id, id)
+    ) WITH CLUSTERING ORDER BY (id DESC)",
+    // Each user's notification read mark: everything up to it is read.
+    "CREATE TABLE IF NOT EXISTS notification_reads (
+        user_id bigint PRIMARY KEY,
+        up_to   bigint
     )",
 ];
 

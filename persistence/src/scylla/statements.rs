@@ -229,4 +229,13 @@ statements! {
     insert_unreferenced_file: Write = "INSERT INTO unreferenced_files (shard, id, since) VALUES (?, ?, ?)";
     select_unreferenced_files: Read = "SELECT id, since FROM unreferenced_files WHERE shard = ?";
     delete_unreferenced_file: Write = "DELETE FROM unreferenced_files WHERE shard = ? AND id = ?";
+
+    // ----- notifications -----
+    insert_notification: Write = "INSERT INTO notifications (user_id, id, room_id, message_id, sender_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+    /// Newest first (the clustering order).
+    select_notifications_before: Read = "SELECT id, room_id, message_id, sender_id, created_at FROM notifications WHERE user_id = ? AND id < ? LIMIT ?";
+    select_notifications_after: Read = "SELECT id, room_id, message_id, sender_id, created_at FROM notifications WHERE user_id = ? AND id > ? LIMIT ?";
+    select_notification_mark: Read = "SELECT up_to FROM notification_reads WHERE user_id = ?";
+    /// Stamped with the mark's own time: the newest mark wins.
+    mark_notifications_read: Write = "UPDATE notification_reads USING TIMESTAMP ? SET up_to = ? WHERE user_id = ?";
 }

@@ -99,7 +99,7 @@ fn decoded<T>(
     })
 }
 
-fn id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Id> {
+pub(crate) fn id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Id> {
     row.get(index).map(id_from_sql)
 }
 
@@ -108,7 +108,7 @@ fn optional_id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Id>> {
         .map(|value| value.map(id_from_sql))
 }
 
-fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+pub(crate) fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     row.get(index).map(time_from_sql)
 }
 
