@@ -136,7 +136,8 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
 }
 
 /// Sends a durable message to its room (and, for a DM that it just opened,
-/// to both users directly), and a `mention` to each mentioned user.
+/// to both users directly), and a `mention` and a `notification` to each
+/// mentioned user.
 async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::Id]) {
     // The message id as the event id: if this worker dies after publishing
     // and before acknowledging, the partition's next holder publishes the
@@ -161,6 +162,12 @@ async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::I
             content: message.content.clone(),
         };
         bus.publish_frame(&names::user_channel(user), mention, None)
+            .await;
+        // The stored notification (written with the message), live.
+        let notification = ServerFrame::Notification {
+            notification: chat_protocol::Notification::of_mention(message),
+        };
+        bus.publish_frame(&names::user_channel(user), notification, None)
             .await;
     }
 }

@@ -15,6 +15,8 @@
 //! - [`access`]: the membership checks every action goes through.
 //! - [`files`]: upload limits, who may read a file, what a message may
 //!   carry.
+//! - [`notifications`]: stored mentions, their read mark and the rooms'
+//!   `mention_count`.
 //! - [`events`]: publishing what happened to room and user channels.
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
@@ -30,6 +32,7 @@ pub mod limits;
 pub mod mentions;
 pub mod messages;
 pub mod metrics;
+pub mod notifications;
 pub mod password;
 pub mod rooms;
 pub mod users;

@@ -73,6 +73,7 @@ impl Chat {
             unread_count: 0,
             last_message: None,
             role,
+            mention_count: 0,
         };
         self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
             .await;
@@ -114,8 +115,10 @@ impl Chat {
     /// user's reconnect cannot flood the store.
     pub async fn rooms_of(&self, user: Id) -> Result<Vec<RoomSummary>> {
         let rooms = self.store.rooms_of(user).await?;
+        let mentions = self.unread_mentions(user).await?;
+        let mentions = &mentions;
         futures_util::stream::iter(rooms)
-            .map(|room| self.summarize(user, room))
+            .map(|room| self.summarize(user, room, mentions))
             .buffered(SUMMARY_CONCURRENCY)
             .try_collect()
             .await
@@ -124,21 +127,33 @@ impl Chat {
     /// One room from `user`'s point of view.
     pub async fn room_summary(&self, user: Id, id: &RoomId) -> Result<RoomSummary> {
         let (room, membership) = self.member_of(user, id).await?;
-        self.summarize(user, UserRoom { room, membership }).await
+        let mentions = self.unread_mentions(user).await?;
+        self.summarize(user, UserRoom { room, membership }, &mentions)
+            .await
     }
 
-    async fn summarize(&self, user: Id, user_room: UserRoom) -> Result<RoomSummary> {
+    /// `mentions`: the user's unread mentions, from
+    /// [`unread_mentions`](Chat::unread_mentions).
+    async fn summarize(
+        &self,
+        user: Id,
+        user_room: UserRoom,
+        mentions: &[chat_protocol::Notification],
+    ) -> Result<RoomSummary> {
         let UserRoom { room, membership } = user_room;
         let unread_count = self
             .store
             .unread_count(&room.id, user, membership.last_read, UNREAD_COUNT_CAP)
             .await?;
         let last_message = self.store.last_message(&room.id).await?;
+        let mention_count =
+            crate::notifications::mention_count(mentions, &room.id, membership.last_read);
         Ok(RoomSummary {
             room,
             unread_count,
             last_message,
             role: membership.role,
+            mention_count,
         })
     }
 

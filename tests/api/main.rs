@@ -14,6 +14,7 @@ mod files;
 mod hub;
 mod json_answers;
 mod messages;
+mod notifications;
 mod partitions;
 mod realtime;
 mod realtime_failures;

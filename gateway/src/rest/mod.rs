@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod files;
 pub mod messages;
+pub mod notifications;
 pub mod ops;
 pub mod rooms;
 pub mod users;
@@ -36,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/rooms/{room_id}/read", post(messages::read))
         .route("/dms", post(rooms::open_dm))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read", post(notifications::read))
         // The upload handler enforces the file size limit itself, while
         // streaming; the general body limit would cut every file short.
         .route(

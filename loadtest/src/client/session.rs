@@ -624,6 +624,9 @@ impl<S: Screen> Session<S> {
                 let sender = self.names.user(sender_id).await;
                 self.say(format!("! {sender} mentioned you in {room}: {content}"));
             }
+            // The `mention` beside it already told the user; the stored
+            // copy is for `/notifications`.
+            ServerFrame::Notification { .. } => {}
             ServerFrame::MessageUpdated { message } => {
                 let line = self.message_line(&message).await;
                 self.say(line);
