@@ -147,3 +147,17 @@ pub struct NotificationPage {
     pub notifications: Vec<chat_protocol::Notification>,
     pub has_more: bool,
 }
+
+/// Where a page of the room directory ends: the last room's lower-cased
+/// name and id (the directory's order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryCursor {
+    pub name_lower: String,
+    pub room_id: RoomId,
+}
+
+/// A room name as the directory orders and matches it: ASCII letters
+/// lower-cased (the same folding in every store).
+pub fn directory_name(name: &str) -> String {
+    name.to_ascii_lowercase()
+}

@@ -220,4 +220,28 @@ pub trait Store: Send + Sync + 'static {
     /// `user`'s unread notifications, newest first, at most `cap` of them
     /// (for the rooms' `mention_count`).
     async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>>;
+
+    // ----- room directory and member pages -----------------------------
+
+    /// Up to `limit` members of `room` whose user id is above `after` (from
+    /// the first if `None`), ordered by user id, with their roles: one page
+    /// of the member list, stable under concurrent joins and leaves.
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>>;
+
+    /// The room directory: up to `limit` public group rooms whose name,
+    /// lower-cased (ASCII letters), starts with `prefix` (already
+    /// lower-cased), ordered by lower-cased name then room id, strictly
+    /// after `after` (from the first if `None`), with their member counts.
+    /// Private rooms and DMs are never listed.
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>>;
 }

@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`ScyllaStore`] (here): the session, the prepared statements, and the
 //!   [`Store`] trait wired to the three halves below;
-//! - `users`, `rooms`, `messages`, `files`, `notifications`: the store's operations, each a few
+//! - `users`, `rooms`, `messages`, `files`, `notifications`, `directory`: the store's operations, each a few
 //!   statements, with the lightweight transactions where uniqueness needs
 //!   them (usernames, rooms and DMs, memberships);
 //! - `schema`: the keyspace and tables (`migrate`);
@@ -26,6 +26,7 @@
 
 mod buckets;
 mod config;
+mod directory;
 mod errors;
 mod files;
 mod lwt;
@@ -518,7 +519,11 @@ impl Store for ScyllaStore {
     // ----- rooms and members -------------------------------------------
 
     async fn create_room(&self, room: NewRoom, members: &[(Id, Role)]) -> Result<Room> {
-        self.create_room_impl(room, members).await
+        let room = self.create_room_impl(room, members).await?;
+        // Listed once it exists; a failure here fails the call, and the
+        // room (already created) is then missing from the directory only.
+        self.list_in_directory(&room).await?;
+        Ok(room)
     }
 
     async fn open_dm(&self, room: NewRoom) -> Result<(Room, bool)> {
@@ -680,6 +685,26 @@ impl Store for ScyllaStore {
 
     async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>> {
         self.unread_notifications_impl(user, cap).await
+    }
+
+    // ----- room directory and member pages -----------------------------
+
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>> {
+        self.members_page_impl(room, after, limit).await
+    }
+
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>> {
+        self.public_rooms_impl(prefix, after, limit).await
     }
 }
 

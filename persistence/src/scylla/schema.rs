@@ -23,7 +23,8 @@ use crate::Result;
 /// the keyspace (a `settings` row) to each room (`rooms.bucket_window_ms`).
 /// Versions 1 and 2 never ran against a live cluster, so there is no
 /// upgrade path from them: `migrate` refuses a keyspace recorded with
-/// another version. Version 4 added the notification tables.
+/// another version. Version 4 added the notification tables and the room
+/// directory.
 pub(crate) const SCHEMA_VERSION: u32 = 4;
 /// The `settings` row holding [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_SETTING: &str = "schema_version";
@@ -270,6 +271,14 @@ pub(crate) const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS notification_reads (
         user_id bigint PRIMARY KEY,
         up_to   bigint
+    )",
+    // The room directory (version 4): public group rooms in one partition,
+    // by lower-cased name, for prefix pages.
+    "CREATE TABLE IF NOT EXISTS public_rooms (
+        shard      int,
+        name_lower text,
+        room_id    text,
+        PRIMARY KEY (shard, name_lower, room_id)
     )",
 ];
 

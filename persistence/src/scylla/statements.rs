@@ -238,4 +238,10 @@ statements! {
     select_notification_mark: Read = "SELECT up_to FROM notification_reads WHERE user_id = ?";
     /// Stamped with the mark's own time: the newest mark wins.
     mark_notifications_read: Write = "UPDATE notification_reads USING TIMESTAMP ? SET up_to = ? WHERE user_id = ?";
+
+    // ----- room directory and member pages -----
+    insert_public_room: Write = "INSERT INTO public_rooms (shard, name_lower, room_id) VALUES (?, ?, ?)";
+    /// A page after a cursor and below the prefix's end, by name then id.
+    select_public_rooms: Read = "SELECT room_id FROM public_rooms WHERE shard = ? AND (name_lower, room_id) > (?, ?) AND (name_lower) < (?) LIMIT ?";
+    select_members_after: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id > ? LIMIT ?");
 }

@@ -8,7 +8,7 @@
 //!   that owns the write connection;
 //! - `connection`: pragmas (WAL, `synchronous=NORMAL`, busy timeout);
 //! - `schema`: the migrations;
-//! - `users`, `rooms`, `messages`, `files`, `notifications`: the SQL, as plain functions over a
+//! - `users`, `rooms`, `messages`, `files`, `notifications`, `directory`: the SQL, as plain functions over a
 //!   connection;
 //! - `rows`: how rows map to the store's types;
 //! - `errors`: how SQLite errors map to [`StoreError`].
@@ -18,6 +18,7 @@
 //! to the busy timeout) for each other.
 
 mod connection;
+mod directory;
 mod errors;
 mod files;
 mod messages;
@@ -454,5 +455,31 @@ impl Store for SqliteStore {
     async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>> {
         self.read(move |connection| notifications::unread(connection, user, cap))
             .await
+    }
+
+    // ----- room directory and member pages -----------------------------
+
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>> {
+        let room = *room;
+        self.read(move |connection| directory::members_page(connection, &room, after, limit))
+            .await
+    }
+
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>> {
+        let prefix = prefix.to_owned();
+        self.read(move |connection| {
+            directory::public_rooms(connection, &prefix, after.as_ref(), limit)
+        })
+        .await
     }
 }

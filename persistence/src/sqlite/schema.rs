@@ -22,7 +22,7 @@ use crate::{Result, StoreError};
 
 /// Every migration, in order; `MIGRATIONS[n]` takes the file from version
 /// `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, NOTIFICATIONS];
+const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, NOTIFICATIONS, DIRECTORY];
 
 /// Users, rooms, memberships with read positions, and messages.
 ///
@@ -140,6 +140,14 @@ CREATE TABLE notification_reads (
     user_id INTEGER PRIMARY KEY,
     up_to   INTEGER NOT NULL
 ) STRICT;
+";
+
+/// The room directory (v1.1, see `directory`): public group rooms by
+/// lower-cased name, a partial index so that private rooms and DMs cost
+/// nothing.
+const DIRECTORY: &str = "
+CREATE INDEX public_rooms_by_name ON rooms (lower(name), id)
+    WHERE kind = 'group' AND visibility = 'public';
 ";
 
 /// The schema version this build writes and understands.
