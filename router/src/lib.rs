@@ -11,6 +11,7 @@
 //! - [`accounts`]: registration and login (argon2 password hashes).
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
+//! - [`directory`]: the public room directory and paged member lists.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
 //! - [`access`]: the membership checks every action goes through.
 //! - [`files`]: upload limits, who may read a file, what a message may
@@ -25,6 +26,7 @@
 pub mod access;
 pub mod accounts;
 pub mod content;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod files;

@@ -13,7 +13,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use chat_persistence::{NewRoom, StoreError, UserRoom};
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
-use chat_protocol::rest::{CreateRoomRequest, Member};
+use chat_protocol::rest::CreateRoomRequest;
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
 
 use crate::{Chat, Error, Result, content};
@@ -208,19 +208,6 @@ impl Chat {
             self.store.set_owner(id, successor.user.id).await?;
         }
         Ok(())
-    }
-
-    /// The members of a room, for its members.
-    pub async fn members(&self, viewer: Id, id: &RoomId) -> Result<Vec<Member>> {
-        self.member_of(viewer, id).await?;
-        let members = self.store.members(id).await?;
-        Ok(members
-            .into_iter()
-            .map(|m| Member {
-                user: m.user.to_user(),
-                role: m.role,
-            })
-            .collect())
     }
 
     /// `actor` adds `target` to a group room. Any member may add to a public

@@ -10,6 +10,7 @@ mod chat_client;
 mod cors;
 mod cluster;
 mod data_dir;
+mod directory;
 mod dms;
 mod files;
 mod hub;

@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(users::search))
         .route("/users/{user_id}", get(users::by_id))
         .route("/rooms", post(rooms::create).get(rooms::list))
+        // Before `/rooms/{room_id}`: the literal segment wins in axum.
+        .route("/rooms/public", get(rooms::public))
         .route("/rooms/{room_id}", get(rooms::get))
         .route("/rooms/{room_id}/join", post(rooms::join))
         .route("/rooms/{room_id}/leave", post(rooms::leave))
