@@ -266,6 +266,7 @@ impl Api {
             name: name.to_string(),
             visibility: Visibility::Public,
             member_ids: Vec::new(),
+            max_members: None,
         };
         self.post("rooms", &body).await
     }

@@ -120,6 +120,10 @@ macro_rules! store_conformance_tests {
             member_pages_walk_by_user_id,
             the_directory_lists_public_groups_by_prefix_case_insensitively,
             directory_pages_follow_the_cursor,
+            // room size
+            rooms_keep_their_member_limit,
+            add_member_within_stops_at_the_limit,
+            concurrent_joins_never_exceed_the_limit,
         }
     };
 }
@@ -270,6 +274,7 @@ fn new_group_room(owner: Option<Id>) -> NewRoom {
         visibility: Visibility::Public,
         owner_id: owner,
         created_at: now_ms(),
+        max_members: None,
     }
 }
 
@@ -281,6 +286,7 @@ fn new_dm_room(a: Id, b: Id) -> NewRoom {
         visibility: Visibility::Private,
         owner_id: None,
         created_at: now_ms(),
+        max_members: None,
     }
 }
 
@@ -644,6 +650,7 @@ pub async fn created_rooms_have_their_members(store: Arc<dyn Store>) {
         owner_id: Some(owner.id),
         member_count: 3,
         created_at: new.created_at,
+        max_members: None,
     };
     assert_eq!(room, expected);
     assert_eq!(store.room(&new.id).await.expect("room"), Some(expected));
@@ -975,6 +982,7 @@ pub async fn open_dm_creates_the_room_once(store: Arc<dyn Store>) {
         owner_id: None,
         member_count: 2,
         created_at: new.created_at,
+        max_members: None,
     };
     assert_eq!(room, expected);
     for user in [&a, &b] {
@@ -2448,4 +2456,88 @@ pub async fn directory_pages_follow_the_cursor(store: Arc<dyn Store>) {
         expected.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
         "each room once, in order"
     );
+}
+
+// ----- room size ---------------------------------------------------------
+
+pub async fn rooms_keep_their_member_limit(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let limited = store
+        .create_room(
+            NewRoom {
+                max_members: Some(5),
+                ..new_group_room(Some(owner.id))
+            },
+            &[(owner.id, Role::Owner)],
+        )
+        .await
+        .expect("create_room");
+    assert_eq!(limited.max_members, Some(5));
+    let stored = store.room(&limited.id).await.expect("room").expect("exists");
+    assert_eq!(stored.max_members, Some(5));
+    let default = new_group(&*store, owner.id, &[]).await;
+    let stored = store.room(&default.id).await.expect("room").expect("exists");
+    assert_eq!(stored.max_members, None, "no limit of its own");
+}
+
+pub async fn add_member_within_stops_at_the_limit(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let bob = new_user(&*store, "bob").await;
+    let carol = new_user(&*store, "carol").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let add = |user: Id| {
+        let store = store.clone();
+        async move {
+            store
+                .add_member_within(&room.id, user, Role::Member, now_ms(), 2)
+                .await
+                .expect("add_member_within")
+        }
+    };
+    assert_eq!(add(bob.id).await, MemberAdded::Added);
+    assert_eq!(add(bob.id).await, MemberAdded::AlreadyMember);
+    assert_eq!(add(carol.id).await, MemberAdded::Full);
+    assert!(
+        store
+            .membership(&room.id, carol.id)
+            .await
+            .expect("membership")
+            .is_none()
+    );
+    assert_eq!(
+        store.room(&room.id).await.expect("room").expect("exists").member_count,
+        2
+    );
+    store.remove_member(&room.id, bob.id).await.expect("remove");
+    assert_eq!(add(carol.id).await, MemberAdded::Added, "a place came free");
+}
+
+pub async fn concurrent_joins_never_exceed_the_limit(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let mut joiners = Vec::new();
+    for n in 0..6 {
+        joiners.push(new_user(&*store, &format!("joiner{n}")).await);
+    }
+    let attempts = joiners.iter().map(|user| {
+        let (store, id) = (store.clone(), user.id);
+        async move {
+            store
+                .add_member_within(&room.id, id, Role::Member, now_ms(), 3)
+                .await
+                .expect("add_member_within")
+        }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let added = outcomes
+        .iter()
+        .filter(|outcome| **outcome == MemberAdded::Added)
+        .count();
+    assert!(
+        (1..=2).contains(&added),
+        "at most the two free places are taken: {outcomes:?}"
+    );
+    let members = store.member_ids(&room.id).await.expect("member_ids");
+    assert_eq!(members.len(), 1 + added, "only those answered Added joined");
+    assert!(members.len() <= 3);
 }

@@ -58,6 +58,8 @@ pub struct NewRoom {
     pub visibility: Visibility,
     pub owner_id: Option<Id>,
     pub created_at: u64,
+    /// The room's own member limit; `None`: the server's default.
+    pub max_members: Option<u32>,
 }
 
 /// One user's membership of one room.
@@ -160,4 +162,15 @@ pub struct DirectoryCursor {
 /// lower-cased (the same folding in every store).
 pub fn directory_name(name: &str) -> String {
     name.to_ascii_lowercase()
+}
+
+/// What [`Store::add_member_within`](crate::Store::add_member_within) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberAdded {
+    /// The user is now a member.
+    Added,
+    /// The user already was one; nothing changed.
+    AlreadyMember,
+    /// The room has its most members; nothing changed.
+    Full,
 }

@@ -74,6 +74,20 @@ pub trait Store: Send + Sync + 'static {
     async fn add_member(&self, room: &RoomId, user: Id, role: Role, joined_at: u64)
     -> Result<bool>;
 
+    /// Adds a member unless they already are one or the room already has
+    /// `max_members` members (v1.1). Concurrent calls never leave the room
+    /// with more than `max_members` members (the ScyllaDB store may, under
+    /// such a race, refuse a join that would have fitted; never the
+    /// reverse).
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded>;
+
     /// Removes a member. Answers `false` if they were not one.
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool>;
 

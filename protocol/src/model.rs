@@ -88,6 +88,10 @@ pub struct Room {
     pub owner_id: Option<Id>,
     pub member_count: u32,
     pub created_at: u64,
+    /// The most members the room may have (v1.1); absent: the server's
+    /// default cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<u32>,
 }
 
 /// A room from one member's point of view: the room plus that member's

@@ -52,6 +52,10 @@ pub struct CreateRoomRequest {
     pub visibility: crate::Visibility,
     #[serde(default)]
     pub member_ids: Vec<Id>,
+    /// At most this many members (v1.1): 2 to the server's cap; absent,
+    /// the server's default.
+    #[serde(default)]
+    pub max_members: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

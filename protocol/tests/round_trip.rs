@@ -54,6 +54,7 @@ fn summary() -> RoomSummary {
             owner_id: Some(Id(3)),
             member_count: 2,
             created_at: 1,
+            max_members: None,
         },
         unread_count: 4,
         last_message: Some(message()),

@@ -148,6 +148,7 @@ mod tests {
             owner_id: None,
             member_count: 1,
             created_at: 0,
+            max_members: None,
         };
         let cursor = encode_directory_cursor(&room);
         assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':'));

@@ -55,6 +55,7 @@ impl Chat {
             visibility: request.visibility,
             owner_id: Some(owner),
             created_at: id.unix_ms(),
+            max_members: None,
         };
         let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
             .chain(invited.into_iter().map(|id| (id, Role::Member)))
@@ -287,6 +288,7 @@ impl Chat {
             visibility: Visibility::Private,
             owner_id: None,
             created_at: self.now_ms(),
+            max_members: None,
         };
         let (room, created) = match self.store.open_dm(room).await {
             Err(StoreError::Conflict(detail)) => return Err(Error::Internal(detail)),

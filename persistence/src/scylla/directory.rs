@@ -9,15 +9,24 @@
 //! some hundreds of thousands of public rooms; beyond, it would be split by
 //! the name's first character (docs/scylla.md).
 //!
+//! A room's own member limit is a row of `room_limits`, written before the
+//! room itself (so a room never exists without its limit; a limit without
+//! a room, after a failed creation, is never read). Adding a member within
+//! the limit is optimistic, as counters and lightweight transactions do
+//! not combine: refuse if the count is at the limit, add, read the count
+//! again, and take the add back if it went over. Two racing joins for the
+//! last place may thus both be refused, but the room never stays over its
+//! limit.
+//!
 //! A member page is one slice of the room's `room_members` partition
 //! (clustered by user id), then the users.
 
-use chat_protocol::{Id, Room, RoomId};
+use chat_protocol::{Id, Role, Room, RoomId};
 
 use super::ScyllaStore;
 use super::rows::{MemberRow, id_to_cql, room_id_from_cql};
 use crate::Result;
-use crate::records::{DirectoryCursor, MemberRecord, directory_name};
+use crate::records::{DirectoryCursor, MemberAdded, MemberRecord, directory_name};
 
 /// The one partition of `public_rooms`.
 const DIRECTORY_SHARD: i32 = 0;
@@ -124,5 +133,53 @@ impl ScyllaStore {
             .collect();
         records.sort_by_key(|(position, _)| *position);
         Ok(records.into_iter().map(|(_, record)| record).collect())
+    }
+
+    /// Records a new room's own member limit, before the room is created.
+    pub(super) async fn insert_room_limit(&self, room: &RoomId, max_members: u32) -> Result<()> {
+        let max = i32::try_from(max_members).unwrap_or(i32::MAX);
+        self.execute(&self.statements.insert_room_limit, (room.to_string(), max))
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn room_limit(&self, room: &RoomId) -> Result<Option<u32>> {
+        let row: Option<(Option<i32>,)> = self
+            .first_row(&self.statements.select_room_limit, (room.to_string(),))
+            .await?;
+        Ok(row
+            .and_then(|(max,)| max)
+            .and_then(|max| u32::try_from(max).ok()))
+    }
+
+    async fn member_count_now(&self, room: &RoomId) -> Result<u32> {
+        Ok(self
+            .room_with_count(room)
+            .await?
+            .map_or(0, |room| room.member_count))
+    }
+
+    pub(super) async fn add_member_within_impl(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded> {
+        if self.member_row(room, user, false).await?.is_some() {
+            return Ok(MemberAdded::AlreadyMember);
+        }
+        if self.member_count_now(room).await? >= max_members {
+            return Ok(MemberAdded::Full);
+        }
+        if !self.add_member_impl(room, user, role, joined_at).await? {
+            return Ok(MemberAdded::AlreadyMember);
+        }
+        if self.member_count_now(room).await? > max_members {
+            self.remove_member_impl(room, user).await?;
+            return Ok(MemberAdded::Full);
+        }
+        Ok(MemberAdded::Added)
     }
 }

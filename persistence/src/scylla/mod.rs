@@ -519,6 +519,9 @@ impl Store for ScyllaStore {
     // ----- rooms and members -------------------------------------------
 
     async fn create_room(&self, room: NewRoom, members: &[(Id, Role)]) -> Result<Room> {
+        if let Some(max_members) = room.max_members {
+            self.insert_room_limit(&room.id, max_members).await?;
+        }
         let room = self.create_room_impl(room, members).await?;
         // Listed once it exists; a failure here fails the call, and the
         // room (already created) is then missing from the directory only.
@@ -550,6 +553,18 @@ impl Store for ScyllaStore {
         joined_at: u64,
     ) -> Result<bool> {
         self.add_member_impl(room, user, role, joined_at).await
+    }
+
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded> {
+        self.add_member_within_impl(room, user, role, joined_at, max_members)
+            .await
     }
 
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool> {

@@ -23,8 +23,8 @@ use crate::Result;
 /// the keyspace (a `settings` row) to each room (`rooms.bucket_window_ms`).
 /// Versions 1 and 2 never ran against a live cluster, so there is no
 /// upgrade path from them: `migrate` refuses a keyspace recorded with
-/// another version. Version 4 added the notification tables and the room
-/// directory.
+/// another version. Version 4 added the notification tables, the room
+/// directory and the rooms' member limits.
 pub(crate) const SCHEMA_VERSION: u32 = 4;
 /// The `settings` row holding [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_SETTING: &str = "schema_version";
@@ -279,6 +279,11 @@ pub(crate) const TABLES: &[&str] = &[
         name_lower text,
         room_id    text,
         PRIMARY KEY (shard, name_lower, room_id)
+    )",
+    // Each room's own member limit (version 4), when it has one.
+    "CREATE TABLE IF NOT EXISTS room_limits (
+        room_id     text PRIMARY KEY,
+        max_members int
     )",
 ];
 

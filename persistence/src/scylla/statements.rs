@@ -244,4 +244,6 @@ statements! {
     /// A page after a cursor and below the prefix's end, by name then id.
     select_public_rooms: Read = "SELECT room_id FROM public_rooms WHERE shard = ? AND (name_lower, room_id) > (?, ?) AND (name_lower) < (?) LIMIT ?";
     select_members_after: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id > ? LIMIT ?");
+    insert_room_limit: Write = "INSERT INTO room_limits (room_id, max_members) VALUES (?, ?)";
+    select_room_limit: Read = "SELECT max_members FROM room_limits WHERE room_id = ?";
 }

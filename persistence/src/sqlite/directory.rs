@@ -5,15 +5,18 @@
 //! whatever the number of private rooms and DMs. SQLite's `lower` folds
 //! ASCII letters only, which is what [`directory_name`] does too. A member
 //! page is a range of the `members` primary key `(room_id, user_id)`.
+//! Adding a member within a room's limit counts and inserts in one writer
+//! job, which the writer (and `BEGIN IMMEDIATE` across processes)
+//! serialises: two joins cannot both take the last place.
 
-use chat_protocol::{Id, RoomId};
+use chat_protocol::{Id, Role, RoomId};
 use rusqlite::{Connection, params};
 
 use super::rows::{
     ROOM_COLUMNS, USER_COLUMN_COUNT, USER_COLUMNS, id_to_sql, role_at, room_at, user_at,
 };
 use crate::Result;
-use crate::records::{DirectoryCursor, MemberRecord, directory_name};
+use crate::records::{DirectoryCursor, MemberAdded, MemberRecord, directory_name};
 
 pub(crate) fn members_page(
     connection: &Connection,
@@ -70,4 +73,30 @@ pub(crate) fn public_rooms(
         )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rooms)
+}
+
+pub(crate) fn add_member_within(
+    connection: &Connection,
+    room: &RoomId,
+    user: Id,
+    role: Role,
+    joined_at: u64,
+    max_members: u32,
+) -> Result<MemberAdded> {
+    if super::rooms::membership(connection, room, user)?.is_some() {
+        return Ok(MemberAdded::AlreadyMember);
+    }
+    let count: i64 = connection
+        .prepare_cached("SELECT count(*) FROM members WHERE room_id = ?1")?
+        .query_row([room.to_string()], |row| row.get(0))?;
+    if count >= i64::from(max_members) {
+        return Ok(MemberAdded::Full);
+    }
+    Ok(
+        if super::rooms::add_member(connection, room, user, role, joined_at)? {
+            MemberAdded::Added
+        } else {
+            MemberAdded::AlreadyMember
+        },
+    )
 }

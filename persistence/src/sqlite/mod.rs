@@ -262,6 +262,21 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded> {
+        let room = *room;
+        self.write(move |tx| {
+            directory::add_member_within(tx, &room, user, role, joined_at, max_members)
+        })
+        .await
+    }
+
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool> {
         let room = *room;
         self.write(move |tx| rooms::remove_member(tx, &room, user))

@@ -144,10 +144,12 @@ CREATE TABLE notification_reads (
 
 /// The room directory (v1.1, see `directory`): public group rooms by
 /// lower-cased name, a partial index so that private rooms and DMs cost
-/// nothing.
+/// nothing; and each room's own member limit (NULL: the server's default).
 const DIRECTORY: &str = "
 CREATE INDEX public_rooms_by_name ON rooms (lower(name), id)
     WHERE kind = 'group' AND visibility = 'public';
+
+ALTER TABLE rooms ADD COLUMN max_members INTEGER;
 ";
 
 /// The schema version this build writes and understands.
