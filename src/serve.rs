@@ -73,6 +73,7 @@ pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
             rates: config.rates,
             presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
             partitions: config.realtime.partitions,
+            rooms: config.rooms,
         },
     );
     let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);

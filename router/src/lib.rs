@@ -12,6 +12,7 @@
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
 //! - [`directory`]: the public room directory and paged member lists.
+//! - [`room_size`]: `max_members`, the server's default and cap.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
 //! - [`access`]: the membership checks every action goes through.
 //! - [`files`]: upload limits, who may read a file, what a message may
@@ -36,6 +37,7 @@ pub mod messages;
 pub mod metrics;
 pub mod notifications;
 pub mod password;
+pub mod room_size;
 pub mod rooms;
 pub mod users;
 pub mod worker;
@@ -48,6 +50,7 @@ use chat_protocol::IdGenerator;
 
 pub use error::Error;
 pub use limits::RateLimits;
+pub use room_size::RoomLimits;
 
 /// Result of a chat operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -63,6 +66,7 @@ pub struct Chat {
     presence_ttl: std::time::Duration,
     partitions: u16,
     passwords: Arc<password::PasswordHasher>,
+    room_limits: RoomLimits,
 }
 
 /// Tunables of the chat logic.
@@ -75,6 +79,8 @@ pub struct Settings {
     /// How many partitions the work streams have (`realtime.partitions`,
     /// the same in every process; see `chat_bus::partitions`).
     pub partitions: u16,
+    /// Room size: the default and the cap of `max_members`.
+    pub rooms: RoomLimits,
 }
 
 impl Chat {
@@ -88,6 +94,7 @@ impl Chat {
             presence_ttl: settings.presence_ttl,
             partitions: settings.partitions.max(1),
             passwords: Arc::new(password::PasswordHasher::new()),
+            room_limits: settings.rooms,
         }
     }
 

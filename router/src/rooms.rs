@@ -4,7 +4,8 @@
 //! through its owner or admins; a DM room has exactly its two users, forever.
 //! Owners and admins may kick; only the owner may kick an admin; nobody
 //! kicks the owner. When the owner leaves, the longest-standing admin (else
-//! member) becomes owner.
+//! member) becomes owner. A group room holds at most its `max_members`
+//! (see [`crate::room_size`]).
 
 use std::collections::BTreeSet;
 
@@ -36,6 +37,13 @@ impl Chat {
                 "member_ids lists more than {MAX_INITIAL_MEMBERS} users"
             )));
         }
+        let max_members = self.checked_max_members(request.max_members)?;
+        let limit = max_members.unwrap_or(self.room_limits.default_max_members);
+        if invited.len() + 1 > limit as usize {
+            return Err(Error::bad_request(format!(
+                "member_ids and the owner are more than the room's {limit} members"
+            )));
+        }
         let invited: Vec<Id> = invited.into_iter().collect();
         let known = self.store.users(&invited).await?;
         if known.len() != invited.len() {
@@ -55,7 +63,7 @@ impl Chat {
             visibility: request.visibility,
             owner_id: Some(owner),
             created_at: id.unix_ms(),
-            max_members: None,
+            max_members,
         };
         let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
             .chain(invited.into_iter().map(|id| (id, Role::Member)))
@@ -170,8 +178,7 @@ impl Chat {
             return Err(Error::Forbidden("this room cannot be joined"));
         }
         let added = self
-            .store
-            .add_member(id, user, Role::Member, self.now_ms())
+            .add_within_limit(&room, id, user, Role::Member)
             .await?;
         if added {
             if room.member_count == 0 {
@@ -230,8 +237,7 @@ impl Chat {
             return Err(Error::NotFound("user"));
         }
         let added = self
-            .store
-            .add_member(id, target, Role::Member, self.now_ms())
+            .add_within_limit(&room, id, target, Role::Member)
             .await?;
         if added {
             self.announce_joined(target, id).await?;

@@ -21,6 +21,7 @@ mod partitions;
 mod realtime;
 mod realtime_failures;
 mod restart;
+mod room_size;
 mod rooms;
 mod typing;
 mod users;
