@@ -2157,7 +2157,10 @@ pub async fn mentions_are_stored_as_notifications_once(store: Arc<dyn Store>) {
     let only_bob = mentioning(room.id, sender.id, &[bob.id]);
     let nobody = text_message(room.id, sender.id, "no mention");
     let batch = vec![both.clone(), only_bob.clone(), nobody];
-    store.insert_messages(&batch).await.expect("insert_messages");
+    store
+        .insert_messages(&batch)
+        .await
+        .expect("insert_messages");
     store
         .insert_messages(&batch)
         .await
@@ -2302,10 +2305,7 @@ pub async fn unread_notifications_are_those_above_the_mark(store: Arc<dyn Store>
         .iter()
         .map(|n| n.id)
         .collect();
-    assert_eq!(
-        unread,
-        vec![messages[4].id, messages[3].id, messages[2].id]
-    );
+    assert_eq!(unread, vec![messages[4].id, messages[3].id, messages[2].id]);
 }
 
 // ----- room directory and member pages ----------------------------------
@@ -2373,21 +2373,37 @@ async fn named_room(store: &dyn Store, owner: Id, name: &str, visibility: Visibi
         .expect("create_room")
 }
 
-pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(
-    store: Arc<dyn Store>,
-) {
+pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(store: Arc<dyn Store>) {
     let owner = new_user(&*store, "owner").await;
     let other = new_user(&*store, "other").await;
     // A prefix no other case (or test run) uses.
     let tag = format!("dir{}", unique_suffix());
     let upper = tag.to_ascii_uppercase();
-    let b = named_room(&*store, owner.id, &format!("{upper} Beta"), Visibility::Public).await;
-    let a = named_room(&*store, owner.id, &format!("{tag} alpha"), Visibility::Public).await;
+    let b = named_room(
+        &*store,
+        owner.id,
+        &format!("{upper} Beta"),
+        Visibility::Public,
+    )
+    .await;
+    let a = named_room(
+        &*store,
+        owner.id,
+        &format!("{tag} alpha"),
+        Visibility::Public,
+    )
+    .await;
     store
         .add_member(&a.id, other.id, Role::Member, now_ms())
         .await
         .expect("add_member");
-    named_room(&*store, owner.id, &format!("{tag} secret"), Visibility::Private).await;
+    named_room(
+        &*store,
+        owner.id,
+        &format!("{tag} secret"),
+        Visibility::Private,
+    )
+    .await;
     named_room(&*store, owner.id, "elsewhere", Visibility::Public).await;
     store
         .open_dm(new_dm_room(owner.id, other.id))
@@ -2428,7 +2444,15 @@ pub async fn directory_pages_follow_the_cursor(store: Arc<dyn Store>) {
     let mut made = Vec::new();
     // Two rooms share a name: the id breaks the tie.
     for name in ["c", "a", "b", "b"] {
-        made.push(named_room(&*store, owner.id, &format!("{tag} {name}"), Visibility::Public).await);
+        made.push(
+            named_room(
+                &*store,
+                owner.id,
+                &format!("{tag} {name}"),
+                Visibility::Public,
+            )
+            .await,
+        );
     }
     let mut expected: Vec<(String, RoomId)> = made
         .iter()
@@ -2473,10 +2497,18 @@ pub async fn rooms_keep_their_member_limit(store: Arc<dyn Store>) {
         .await
         .expect("create_room");
     assert_eq!(limited.max_members, Some(5));
-    let stored = store.room(&limited.id).await.expect("room").expect("exists");
+    let stored = store
+        .room(&limited.id)
+        .await
+        .expect("room")
+        .expect("exists");
     assert_eq!(stored.max_members, Some(5));
     let default = new_group(&*store, owner.id, &[]).await;
-    let stored = store.room(&default.id).await.expect("room").expect("exists");
+    let stored = store
+        .room(&default.id)
+        .await
+        .expect("room")
+        .expect("exists");
     assert_eq!(stored.max_members, None, "no limit of its own");
 }
 
@@ -2505,7 +2537,12 @@ pub async fn add_member_within_stops_at_the_limit(store: Arc<dyn Store>) {
             .is_none()
     );
     assert_eq!(
-        store.room(&room.id).await.expect("room").expect("exists").member_count,
+        store
+            .room(&room.id)
+            .await
+            .expect("room")
+            .expect("exists")
+            .member_count,
         2
     );
     store.remove_member(&room.id, bob.id).await.expect("remove");

@@ -86,7 +86,9 @@ impl Chat {
             .await?;
         let more = rooms.len() > limit as usize;
         rooms.truncate(limit as usize);
-        let next_cursor = more.then(|| rooms.last().map(encode_directory_cursor)).flatten();
+        let next_cursor = more
+            .then(|| rooms.last().map(encode_directory_cursor))
+            .flatten();
         Ok(Paged {
             items: rooms,
             next_cursor,
@@ -151,7 +153,11 @@ mod tests {
             max_members: None,
         };
         let cursor = encode_directory_cursor(&room);
-        assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':'));
+        assert!(
+            cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b':')
+        );
         assert_eq!(
             decode_directory_cursor(&cursor).unwrap(),
             DirectoryCursor {

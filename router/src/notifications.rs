@@ -9,7 +9,9 @@
 //! that room.
 
 use chat_persistence::NotificationPage;
-use chat_protocol::limits::{MENTION_COUNT_CAP, NOTIFICATIONS_DEFAULT_LIMIT, NOTIFICATIONS_MAX_LIMIT};
+use chat_protocol::limits::{
+    MENTION_COUNT_CAP, NOTIFICATIONS_DEFAULT_LIMIT, NOTIFICATIONS_MAX_LIMIT,
+};
 use chat_protocol::{Id, Notification, RoomId};
 
 use crate::{Chat, Error, Result};

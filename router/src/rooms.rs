@@ -177,9 +177,7 @@ impl Chat {
         if room.kind == RoomKind::Dm || room.visibility == Visibility::Private {
             return Err(Error::Forbidden("this room cannot be joined"));
         }
-        let added = self
-            .add_within_limit(&room, id, user, Role::Member)
-            .await?;
+        let added = self.add_within_limit(&room, id, user, Role::Member).await?;
         if added {
             if room.member_count == 0 {
                 self.store.set_owner(id, user).await?;

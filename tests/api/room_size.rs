@@ -15,10 +15,7 @@ async fn joining_or_adding_past_max_members_is_a_conflict() {
     let (bob, _) = server.user("bob").await;
     let (carol, carol_id) = server.user("carol").await;
     let (status, room) = alice
-        .post(
-            "/api/v1/rooms",
-            json!({"name": "duo", "max_members": 2}),
-        )
+        .post("/api/v1/rooms", json!({"name": "duo", "max_members": 2}))
         .await;
     assert_eq!(status, 201, "{room}");
     assert_eq!(room["max_members"], 2);

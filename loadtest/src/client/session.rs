@@ -470,7 +470,7 @@ impl<S: Screen> Session<S> {
     /// The first page of the room directory (`/join <id>` joins one).
     async fn list_public_rooms(&mut self, prefix: &str) {
         match self.api.public_rooms(prefix, 20).await {
-            Ok(rooms) if rooms.is_empty() => self.say("* no public room matches".to_string()),
+            Ok(rooms) if rooms.is_empty() => self.say("* no public room matches"),
             Ok(rooms) => {
                 for room in rooms {
                     self.names.learn_room(&room);
@@ -489,7 +489,7 @@ impl<S: Screen> Session<S> {
             Err(error) => return self.say(format!("! {error}")),
         };
         if answer.notifications.is_empty() {
-            return self.say("* no notifications".to_string());
+            return self.say("* no notifications");
         }
         for notification in &answer.notifications {
             let room = self.names.room(notification.room_id).await;

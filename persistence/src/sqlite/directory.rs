@@ -32,15 +32,12 @@ pub(crate) fn members_page(
              ORDER BY m.user_id
              LIMIT ?3"
         ))?
-        .query_map(
-            params![room.to_string(), after, i64::from(limit)],
-            |row| {
-                Ok(MemberRecord {
-                    user: user_at(row, 0)?,
-                    role: role_at(row, USER_COLUMN_COUNT)?,
-                })
-            },
-        )?
+        .query_map(params![room.to_string(), after, i64::from(limit)], |row| {
+            Ok(MemberRecord {
+                user: user_at(row, 0)?,
+                role: role_at(row, USER_COLUMN_COUNT)?,
+            })
+        })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(members)
 }
