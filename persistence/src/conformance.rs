@@ -2503,6 +2503,15 @@ pub async fn rooms_keep_their_member_limit(store: Arc<dyn Store>) {
         .expect("room")
         .expect("exists");
     assert_eq!(stored.max_members, Some(5));
+    let listed = store.rooms_of(owner.id).await.expect("rooms_of");
+    assert_eq!(
+        listed
+            .iter()
+            .find(|entry| entry.room.id == limited.id)
+            .map(|entry| entry.room.max_members),
+        Some(Some(5)),
+        "room lists carry the limit too"
+    );
     let default = new_group(&*store, owner.id, &[]).await;
     let stored = store
         .room(&default.id)

@@ -600,10 +600,8 @@ impl ScyllaStore {
         }
         let found = self
             .concurrently(listed, |(room, last_read)| async move {
-                let (stored, member) = futures::try_join!(
-                    self.room_with_count(&room),
-                    self.member_row(&room, user, false)
-                )?;
+                let (stored, member) =
+                    futures::try_join!(self.room_impl(&room), self.member_row(&room, user, false))?;
                 Ok(stored
                     .zip(member)
                     .map(|(room, (_, role, joined_at))| UserRoom {
