@@ -53,6 +53,27 @@ pub enum Command {
     Migrate(DataDirArgs),
     /// Print the effective configuration (secrets redacted), then exit.
     Config(ServeArgs),
+    /// Manage admins in the store: `chatd admin grant alice` lets alice
+    /// send notices, ban and read the audit log; `revoke` takes it back.
+    /// Works while the service runs (it takes effect at alice's next admin
+    /// call). Admins named in the configuration (`admins`) need no grant.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub action: AdminAction,
+    #[command(flatten)]
+    pub store: DataDirArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Make a user an admin.
+    Grant { username: String },
+    /// Withdraw a user's stored admin flag.
+    Revoke { username: String },
 }
 
 /// `--listen` of the roles that serve only the operational endpoints.
@@ -90,6 +111,11 @@ pub enum Role {
     Persistence,
 }
 
+impl Role {
+    /// Every role: what `chatd serve` runs.
+    pub const ALL: &'static [Role] = &[Role::Gateway, Role::Router, Role::Persistence];
+}
+
 impl Cli {
     /// `--listen`, if given.
     pub fn listen(&self) -> Option<SocketAddr> {
@@ -99,7 +125,7 @@ impl Cli {
             | Command::Router(args)
             | Command::Persist(args)
             | Command::Config(args) => args.listen,
-            Command::Migrate(_) => None,
+            Command::Migrate(_) | Command::Admin(_) => None,
         }
     }
 
@@ -112,17 +138,18 @@ impl Cli {
             | Command::Persist(args)
             | Command::Config(args) => args.data_dir.as_deref(),
             Command::Migrate(args) => args.data_dir.as_deref(),
+            Command::Admin(args) => args.store.data_dir.as_deref(),
         }
     }
 
     /// The roles this command runs.
     pub fn roles(&self) -> &'static [Role] {
         match &self.command {
-            Command::Serve(_) => &[Role::Gateway, Role::Router, Role::Persistence],
+            Command::Serve(_) => Role::ALL,
             Command::Gateway(_) => &[Role::Gateway],
             Command::Router(_) => &[Role::Router],
             Command::Persist(_) => &[Role::Persistence],
-            Command::Migrate(_) | Command::Config(_) => &[],
+            Command::Migrate(_) | Command::Config(_) | Command::Admin(_) => &[],
         }
     }
 }

@@ -53,6 +53,38 @@ pub struct Config {
     pub sqlite: SqliteConfig,
     pub scylla: ScyllaConfig,
     pub files: FilesConfig,
+    /// Usernames of the admins (besides those granted with `chatd admin
+    /// grant`): they may send notices, ban and read the audit log.
+    pub admins: Vec<String>,
+    /// Proxies (addresses or networks, `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client in the audit log; from anyone
+    /// else the socket's peer address is recorded.
+    pub trusted_proxies: Vec<String>,
+    /// How often each gateway reloads the revoked sessions from the store,
+    /// in seconds: the longest a revocation whose bus announcement was lost
+    /// goes unnoticed.
+    pub revocation_refresh_secs: u64,
+    pub audit: AuditConfig,
+}
+
+/// The audit log of account and moderation events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How long events are kept, in days.
+    pub retention_days: u32,
+    /// Events waiting to be written per process; beyond it they are
+    /// dropped (and counted in `chat_audit_dropped_total`).
+    pub queue: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            retention_days: 90,
+            queue: 10_000,
+        }
+    }
 }
 
 /// Uploaded files: where their bytes go and the limits on uploads.
@@ -198,6 +230,10 @@ impl Default for Config {
             sqlite: SqliteConfig::default(),
             scylla: ScyllaConfig::default(),
             files: FilesConfig::default(),
+            admins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            revocation_refresh_secs: 30,
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -320,6 +356,10 @@ const KEYS: &[&str] = &[
     "sqlite",
     "scylla",
     "files",
+    "admins",
+    "trusted_proxies",
+    "revocation_refresh_secs",
+    "audit",
 ];
 
 /// `CHAT_*` variables that are not settings of the server but are read
@@ -491,6 +531,24 @@ impl Config {
             chat_protocol::id::MAX_WORKER_ID
         );
         ensure!(self.token_ttl_secs > 0, "token_ttl_secs must be positive");
+        // The ScyllaDB store finds outstanding revocations by expiry day, up
+        // to this many days ahead.
+        let max_days = chat_persistence::scylla::REVOCATION_DAYS;
+        ensure!(
+            self.token_ttl_secs <= max_days * 24 * 3600,
+            "token_ttl_secs must be at most {max_days} days"
+        );
+        ensure!(
+            self.revocation_refresh_secs >= 1,
+            "revocation_refresh_secs must be at least 1"
+        );
+        ensure!(
+            self.audit.retention_days >= 1,
+            "audit.retention_days must be at least 1"
+        );
+        ensure!(self.audit.queue >= 1, "audit.queue must be at least 1");
+        chat_gateway::client_addr::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(anyhow::Error::msg)?;
         ensure!(
             self.limits.max_body_bytes >= 1024,
             "limits.max_body_bytes must be at least 1024"

@@ -2,16 +2,10 @@
 //!
 //! `chatd serve` runs every role in one process on the embedded store, so a
 //! newcomer needs nothing but `cargo`. The same code runs as separate roles
-//! in a cluster; only the store and bus implementations differ.
+//! in a cluster; only the store and bus implementations differ. The wiring
+//! lives in the library (`src/lib.rs`); this is the command line around it.
 
-mod cli;
-mod config;
-mod data_dir;
-mod logging;
-mod secrets;
-mod serve;
-mod store;
-
+use chatd::{cli, config, logging, serve};
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +29,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             cli::Command::Migrate(_) => serve::migrate(&config).await,
             cli::Command::Config(_) => config.print(),
+            cli::Command::Admin(args) => serve::admin(&config, &args.action).await,
             _ => serve::run(config, cli.roles()).await,
         }
     });

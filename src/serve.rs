@@ -1,33 +1,37 @@
 //! `chatd serve | gateway | router | persist` and `chatd migrate`: wiring
 //! the roles together.
 //!
-//! Every command that runs roles does the same: open the store and the bus,
-//! take a Snowflake worker id, start the roles it was asked for, serve HTTP
-//! (the whole API for a gateway, only the operational endpoints otherwise),
-//! and on SIGTERM shut down in the order that loses nothing: close
-//! WebSockets with 1012 and finish the HTTP requests in flight, let the
-//! router drain the inbound stream, let the persistence worker drain the
-//! persist stream, flush the store.
+//! Every command that runs roles does the same ([`Node::start`]): open the
+//! store and the bus, take a Snowflake worker id, start the roles it was
+//! asked for, each through its crate's start function and answering a
+//! [`RoleHandle`], and serve HTTP (the whole API as part of the gateway
+//! role, only the operational endpoints otherwise). [`Node::stop`] stops
+//! them in the order that loses nothing: close WebSockets with 1012 and
+//! finish the HTTP requests in flight, let the router drain the inbound
+//! stream, let the persistence worker drain the persist stream, flush the
+//! store. [`run`] does both around SIGTERM, or around the failure of a
+//! role (a panicked task): then the process stops and exits non-zero.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use chat_bus::Bus;
-use chat_gateway::relay::Relay;
+use chat_gateway::HttpLimits;
+use chat_gateway::Tokens;
+use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::Dependencies;
+use chat_gateway::revocations::Revocations;
+use chat_gateway::role::{FileSweep, GatewayOptions};
 use chat_gateway::ws::WsConfig;
-use chat_gateway::ws::hub::Hub;
-use chat_gateway::{AppState, HttpLimits, Tokens};
 use chat_protocol::IdGenerator;
-use chat_protocol::frames::close_code;
+use chat_router::audit::{AuditLog, AuditSettings};
 use chat_router::files::UploadPolicy;
-use chat_router::{Chat, Settings};
+use chat_router::{AccountSettings, Chat, Settings};
+use chat_shutdown::{RoleHandle, Supervisor};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::cli::Role;
 use crate::config::Config;
@@ -35,141 +39,280 @@ use crate::data_dir::DataDirLock;
 use crate::secrets;
 use crate::store::StoreHandle;
 
-/// How long shutdown waits for each stage before going on.
+/// How long shutdown waits for each role to drain before going on.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a leased worker id lives without renewal.
 const WORKER_LEASE: Duration = Duration::from_secs(30);
 
-/// Runs `roles` in this process until SIGTERM or Ctrl-C.
+/// Runs `roles` in this process until SIGTERM or Ctrl-C, or until one of
+/// them fails (then with an error, so that the process exits non-zero).
 pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        config.redis_url.is_some() || roles.len() == 3,
-        "a single role ({roles:?}) only makes sense in a cluster: set CHAT_REDIS_URL, \
-         or run `chatd serve` for everything in one process"
-    );
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    // Held until this function returns: alone, this process's ids are only
-    // unique if no other process uses the directory.
-    let _data_dir_lock = match config.redis_url {
-        None => Some(DataDirLock::acquire(&config.data_dir)?),
-        Some(_) => None,
+    let node = Node::start(config, roles).await?;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        reason = node.supervisor().failed() => {
+            tracing::error!(%reason, "stopping: a role failed");
+        }
+    }
+    node.stop().await
+}
+
+/// The roles of one process, running. Started by [`Node::start`]; stopped
+/// by [`Node::stop`], which waits until they have drained.
+pub struct Node {
+    address: SocketAddr,
+    supervisor: Supervisor,
+    /// In the order they stop: the gateway first, the operational endpoints
+    /// last (they answer probes while the others drain).
+    roles: Vec<RoleHandle>,
+    /// Renews the leased worker id; stopped once nothing mints ids.
+    lease: Option<RoleHandle>,
+    /// Writes the audit events queued by every role; flushed before the
+    /// store closes.
+    audit: AuditLog,
+    store: StoreHandle,
+    /// Held while the node runs: alone, this process's ids are only unique
+    /// if no other process uses the directory.
+    _data_dir_lock: Option<DataDirLock>,
+}
+
+impl Node {
+    /// Opens the store and the bus and starts `roles`, serving HTTP on
+    /// `config.listen` (port 0 picks a free one: see [`Node::address`]).
+    pub async fn start(config: Config, roles: &[Role]) -> anyhow::Result<Node> {
+        anyhow::ensure!(
+            config.redis_url.is_some() || roles.len() == 3,
+            "a single role ({roles:?}) only makes sense in a cluster: set CHAT_REDIS_URL, \
+             or run `chatd serve` for everything in one process"
+        );
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let data_dir_lock = match config.redis_url {
+            None => Some(DataDirLock::acquire(&config.data_dir)?),
+            Some(_) => None,
+        };
+        // Checked before the store is opened (and perhaps migrated) for nothing.
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let store = StoreHandle::open(&config).await?;
+        let bus = open_bus(&config).await?;
+        let name = process_name();
+        // Everything that can fail before the lease is taken, so that a
+        // failed start leaves nothing running.
+        let gateway_options = match roles.contains(&Role::Gateway) {
+            true => Some(gateway_options(&config, &name)?),
+            false => None,
+        };
+        if let Some(options) = &gateway_options {
+            // Loaded before the first request: a restarted gateway refuses
+            // every outstanding revocation from the start.
+            options
+                .tokens
+                .revocations()
+                .reload(&*store.store())
+                .await
+                .context("cannot load the revoked sessions")?;
+        }
+        let supervisor = Supervisor::new();
+        let (worker_id, lease) = worker_id(&config, &bus, &name, &supervisor).await?;
+        tracing::info!(worker_id, process = %name, ?roles, "starting");
+        let chat = Chat::new(
+            store.store(),
+            bus.clone(),
+            Arc::new(IdGenerator::new(worker_id)),
+            Settings {
+                rates: config.rates,
+                presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
+                partitions: config.realtime.partitions,
+                rooms: config.rooms,
+            },
+        );
+        let chat = with_accounts(chat, &config, store.store());
+        let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
+
+        let mut started = Vec::new();
+        let mut listener = Some(listener);
+        if let Some(options) = gateway_options {
+            let listener = listener.take().context("one listener")?;
+            match chat_gateway::role::start(&supervisor, &chat, listener, options).await {
+                Ok(gateway) => started.push(gateway),
+                Err(error) => {
+                    if let Some(lease) = lease {
+                        stop(lease).await;
+                    }
+                    chat.audit_writer().shutdown().await;
+                    store.close().await;
+                    return Err(anyhow::Error::new(error).context("cannot subscribe to the bus"));
+                }
+            }
+        }
+        if roles.contains(&Role::Router) {
+            let consumer = format!("router-{name}");
+            started.push(chat_router::role::start(
+                &supervisor,
+                chat.clone(),
+                consumer,
+                partition_lease,
+            ));
+        }
+        if roles.contains(&Role::Persistence) {
+            let options = chat_router::writer::WorkerOptions {
+                consumer: format!("persist-{name}"),
+                partitions: config.realtime.partitions,
+                batch: config.realtime.persist_batch,
+                lease: partition_lease,
+            };
+            started.push(chat_router::role::start_writer(
+                &supervisor,
+                store.store(),
+                bus.clone(),
+                options,
+            ));
+        }
+        if let Some(listener) = listener {
+            let dependencies = Dependencies {
+                store: store.store(),
+                bus: bus.clone(),
+            };
+            started.push(chat_gateway::role::serve_ops(
+                &supervisor,
+                listener,
+                dependencies,
+            ));
+        }
+        tracing::info!(data_dir = %config.data_dir.display(), "listening on http://{address}");
+        Ok(Node {
+            address,
+            supervisor,
+            roles: started,
+            lease,
+            audit: chat.audit_writer().clone(),
+            store,
+            _data_dir_lock: data_dir_lock,
+        })
+    }
+
+    /// Where HTTP is served.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The process's view of its roles' health.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Stops the roles one after the other, each drained before the next
+    /// (or given up on after 30 s), then flushes the store. Fails if a role
+    /// had failed, so that supervisors (Kubernetes, systemd) restart it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for role in self.roles {
+            stop(role).await;
+        }
+        if let Some(lease) = self.lease {
+            stop(lease).await;
+        }
+        self.audit.shutdown().await;
+        tracing::info!("draining: flushing the store");
+        self.store.close().await;
+        tracing::info!("stopped");
+        match self.supervisor.failure() {
+            Some(failure) => Err(anyhow::anyhow!("stopped after a failure: {failure}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Stops one role and waits for it to drain, but not forever.
+async fn stop(role: RoleHandle) {
+    let name = role.role();
+    tracing::info!("draining: stopping the {name} role");
+    role.shutdown();
+    match tokio::time::timeout(DRAIN_TIMEOUT, role.join()).await {
+        Ok(()) => tracing::info!("{name} stopped"),
+        Err(_) => tracing::error!("{name} did not stop in time"),
+    }
+}
+
+/// The gateway's settings, its token secret and its file storage.
+fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions> {
+    let realtime = &config.realtime;
+    let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    Ok(GatewayOptions {
+        name: name.to_owned(),
+        tokens: Arc::new(Tokens::hs256(&secret, Arc::new(Revocations::new()))),
+        revocation_refresh: Duration::from_secs(config.revocation_refresh_secs),
+        proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
+        ws: WsConfig {
+            heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
+            outbound_queue: realtime.outbound_queue,
+            allowed_origins: realtime.allowed_origins.clone(),
+        },
+        files: open_files(config)?,
+        limits: HttpLimits {
+            max_body_bytes: config.limits.max_body_bytes,
+        },
+        reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
+        subscription_buffer: realtime.subscription_buffer,
+        file_sweep: FileSweep {
+            every: Duration::from_secs(config.files.sweep_interval_secs),
+            grace: Duration::from_secs(config.files.sweep_grace_secs),
+        },
+    })
+}
+
+/// The account rules from the configuration and the audit writer.
+fn with_accounts(chat: Chat, config: &Config, store: Arc<dyn chat_persistence::Store>) -> Chat {
+    let retention = Duration::from_secs(u64::from(config.audit.retention_days) * 24 * 3600);
+    let settings = AccountSettings {
+        admins: config
+            .admins
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect(),
+        session_ttl: Duration::from_secs(config.token_ttl_secs),
+        audit_retention: retention,
     };
-    // Checked before the store is opened (and perhaps migrated) for nothing.
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let store = StoreHandle::open(&config).await?;
-    let bus = open_bus(&config).await?;
-    let name = process_name();
-    let (fatal, mut fatal_seen) = watch::channel(false);
-    let (worker_id, lease) = worker_id(&config, &bus, &name, fatal).await?;
-    tracing::info!(worker_id, process = %name, ?roles, "starting");
-    let chat = Chat::new(
-        store.store(),
-        bus.clone(),
-        Arc::new(IdGenerator::new(worker_id)),
-        Settings {
-            rates: config.rates,
-            presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
-            partitions: config.realtime.partitions,
-            rooms: config.rooms,
+    let audit = AuditLog::spawn(
+        store,
+        AuditSettings {
+            queue: config.audit.queue,
+            retention,
         },
     );
-    let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
+    chat.with_accounts(settings, audit)
+}
 
-    let gateway = match roles.contains(&Role::Gateway) {
-        true => Some(Gateway::start(&config, &chat, &name).await?),
-        false => None,
+/// `chatd admin grant|revoke <username>`: sets the stored admin flag.
+pub async fn admin(config: &Config, action: &crate::cli::AdminAction) -> anyhow::Result<()> {
+    use crate::cli::AdminAction;
+    let (username, admin) = match action {
+        AdminAction::Grant { username } => (username, true),
+        AdminAction::Revoke { username } => (username, false),
     };
-    let router = roles.contains(&Role::Router).then(|| {
-        Worker::spawn(|stop| {
-            let sweeper = tokio::spawn(sweep_presence(chat.clone()));
-            let chat = chat.clone();
-            let consumer = format!("router-{name}");
-            async move {
-                chat_router::worker::run(chat, consumer, partition_lease, stop).await;
-                sweeper.abort();
-            }
-        })
-    });
-    let persistence = roles.contains(&Role::Persistence).then(|| {
-        let (store, bus) = (store.store(), bus.clone());
-        let options = chat_persistence::worker::WorkerOptions {
-            consumer: format!("persist-{name}"),
-            partitions: config.realtime.partitions,
-            batch: config.realtime.persist_batch,
-            lease: partition_lease,
-        };
-        Worker::spawn(move |stop| chat_persistence::worker::run(store, bus, options, stop))
-    });
-
-    let app = match &gateway {
-        Some(gateway) => chat_gateway::app(
-            gateway.state.clone(),
-            HttpLimits {
-                max_body_bytes: config.limits.max_body_bytes,
-            },
-        ),
-        None => chat_gateway::ops_app(Dependencies {
-            store: store.store(),
-            bus: bus.clone(),
-        }),
-    };
-    let address = listener.local_addr()?;
-    // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's
-    // algorithm and delayed ACKs hold back a frame that follows another by
-    // ~40 ms (measured with the load generator, docs/benchmarks.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    tracing::info!(data_dir = %config.data_dir.display(), "listening on http://{address}");
-    let (stop_http, mut http_stopped) = watch::channel(false);
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
-
-    let lease_lost = tokio::select! {
-        () = shutdown_signal() => false,
-        // Err means no lease is held (single process): nothing can be lost.
-        Ok(_) = fatal_seen.wait_for(|fatal| *fatal) => {
-            tracing::error!("lost the worker id lease; stopping before ids could repeat");
-            true
-        }
-    };
-
-    if let Some(gateway) = &gateway {
-        tracing::info!("draining: closing connections with 1012");
-        gateway
-            .hub
-            .close_all(close_code::RESTARTING, "server restarting")
-            .await;
+    let store = StoreHandle::open(config).await?;
+    let outcome = async {
+        let users = store
+            .store()
+            .users_by_username(std::slice::from_ref(username))
+            .await?;
+        let user = users
+            .first()
+            .with_context(|| format!("no user is named {username:?}"))?;
+        store.store().set_admin(user.id, admin).await?;
+        anyhow::Ok(user.id)
     }
-    let _ = stop_http.send(true);
-    wait("HTTP server", http).await;
-    if let Some(gateway) = gateway {
-        gateway.stop().await;
-    }
-    if let Some(router) = router {
-        router.stop("router").await;
-    }
-    if let Some(persistence) = persistence {
-        persistence.stop("persistence worker").await;
-    }
-    if let Some(lease) = lease {
-        lease.abort();
-    }
-    tracing::info!("draining: flushing the store");
+    .await;
     store.close().await;
-    tracing::info!("stopped");
-    // A non-zero exit, so that supervisors (Kubernetes, systemd) restart it.
-    anyhow::ensure!(!lease_lost, "stopped after losing the worker id lease");
+    let id = outcome?;
+    let done = if admin {
+        "is now an admin"
+    } else {
+        "is no longer a stored admin"
+    };
+    println!("{username} ({id}) {done}");
     Ok(())
 }
 
@@ -205,14 +348,15 @@ async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
 }
 
 /// This process's Snowflake worker id: configured when alone, leased from
-/// the cluster otherwise (and renewed; losing the lease sets `fatal`, since
-/// another process may then mint the same ids).
+/// the cluster otherwise, and renewed by a task of its own; losing the
+/// lease fails the process, since another process may then mint the same
+/// ids.
 async fn worker_id(
     config: &Config,
     bus: &Bus,
     owner: &str,
-    fatal: watch::Sender<bool>,
-) -> anyhow::Result<(u16, Option<JoinHandle<()>>)> {
+    supervisor: &Supervisor,
+) -> anyhow::Result<(u16, Option<RoleHandle>)> {
     if config.redis_url.is_none() {
         return Ok((config.worker_id, None));
     }
@@ -222,90 +366,23 @@ async fn worker_id(
         .await
         .context("cannot lease a worker id")?;
     let (state, owner) = (bus.state.clone(), owner.to_owned());
-    let renewal = tokio::spawn(async move {
+    let renewer = supervisor.role("worker id lease");
+    let on_loss = supervisor.clone();
+    renewer.spawn_until_stopped("renewal", async move {
         let mut every = tokio::time::interval(WORKER_LEASE / 3);
         loop {
             every.tick().await;
             match state.renew_worker_id(id, &owner, WORKER_LEASE).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = fatal.send(true);
+                    on_loss.fail("lost the worker id lease; stopping before ids could repeat");
                     return;
                 }
                 Err(error) => tracing::warn!(%error, "worker id lease not renewed; retrying"),
             }
         }
     });
-    Ok((id, Some(renewal)))
-}
-
-/// The gateway role: WebSocket connections, REST, the reply channel.
-struct Gateway {
-    state: AppState,
-    hub: Arc<Hub>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Gateway {
-    async fn start(config: &Config, chat: &Chat, name: &str) -> anyhow::Result<Gateway> {
-        let realtime = &config.realtime;
-        let bus = chat.bus();
-        let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let relay = Arc::new(Relay::new(
-            format!("gw-{name}"),
-            bus.clone(),
-            Duration::from_millis(realtime.reply_timeout_ms),
-            realtime.partitions,
-        ));
-        let subscription = bus
-            .pubsub
-            .subscribe(realtime.subscription_buffer)
-            .await
-            .context("cannot subscribe to the bus")?;
-        let hub = Arc::new(Hub::new(subscription.control, relay.clone()));
-        hub.start()
-            .await
-            .context("cannot subscribe the reply channel")?;
-        let dispatcher = tokio::spawn({
-            let hub = hub.clone();
-            async move { hub.run(subscription.deliveries).await }
-        });
-        let vouching = tokio::spawn(vouch_for_connections(
-            chat.clone(),
-            hub.clone(),
-            relay.clone(),
-        ));
-        let files = open_files(config)?;
-        let state = AppState {
-            chat: chat.clone(),
-            tokens: Arc::new(Tokens::hs256(&secret, config.token_ttl_secs)),
-            relay,
-            hub: hub.clone(),
-            ws: Arc::new(WsConfig {
-                heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
-                outbound_queue: realtime.outbound_queue,
-                allowed_origins: realtime.allowed_origins.clone(),
-            }),
-            files: files.clone(),
-        };
-        let sweeper = tokio::spawn(sweep_files(config, chat, files.objects.clone()));
-        Ok(Gateway {
-            state,
-            hub,
-            tasks: vec![dispatcher, vouching, sweeper],
-        })
-    }
-
-    /// Waits for the connections to be gone, then stops listening.
-    async fn stop(self) {
-        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-        while self.hub.connections().await > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        for task in self.tasks {
-            task.abort();
-        }
-    }
+    Ok((id, Some(renewer)))
 }
 
 /// The object store of uploaded files and the limits on uploads.
@@ -330,93 +407,6 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
         },
         files.concurrent_uploads,
     )))
-}
-
-/// Removes, now and then, the files no message has carried for the grace
-/// period. Runs until the gateway stops (each sweep is safe to cut short).
-fn sweep_files(
-    config: &Config,
-    chat: &Chat,
-    objects: chat_files::Objects,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    chat_files::sweep::run(
-        chat.store().clone(),
-        objects,
-        Duration::from_secs(config.files.sweep_interval_secs),
-        Duration::from_secs(config.files.sweep_grace_secs),
-    )
-}
-
-/// Keeps this gateway's connections live in the shared presence state, so
-/// that if this process dies they expire and their users go offline.
-///
-/// Refreshes run a bounded number at a time, so that the round trips of
-/// many connections fit well within the time to live.
-async fn vouch_for_connections(chat: Chat, hub: Arc<Hub>, relay: Arc<Relay>) {
-    use futures_util::StreamExt;
-    const AT_ONCE: usize = 64;
-    let mut every = tokio::time::interval(chat.presence_ttl() / 3);
-    loop {
-        every.tick().await;
-        let connections = hub.connections_snapshot().await;
-        futures_util::stream::iter(connections)
-            .for_each_concurrent(AT_ONCE, |(user, connection)| {
-                let (chat, key) = (&chat, relay.connection_key(connection));
-                async move {
-                    if let Err(error) = chat.connection_alive(user, &key).await {
-                        tracing::warn!(%error, "presence not refreshed");
-                    }
-                }
-            })
-            .await;
-    }
-}
-
-/// Announces offline the users of connections that expired (their gateway
-/// died). Every router sweeps; the shared state answers each user once.
-async fn sweep_presence(chat: Chat) {
-    let mut every = tokio::time::interval(chat.presence_ttl() / 4);
-    loop {
-        every.tick().await;
-        if let Err(error) = chat.expire_presence().await {
-            tracing::warn!(%error, "presence sweep failed");
-        }
-    }
-}
-
-/// A background role with a stop signal.
-struct Worker {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Worker {
-    fn spawn<F, Fut>(start: F) -> Worker
-    where
-        F: FnOnce(watch::Receiver<bool>) -> Fut,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (stop, stopped) = watch::channel(false);
-        Worker {
-            stop,
-            task: tokio::spawn(start(stopped)),
-        }
-    }
-
-    /// Asks the role to stop (it drains its stream) and waits for it.
-    async fn stop(self, what: &str) {
-        let _ = self.stop.send(true);
-        wait(what, self.task).await;
-    }
-}
-
-/// Waits for a task of the shutdown sequence, but not forever.
-async fn wait<T>(what: &str, task: JoinHandle<T>) {
-    match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
-        Ok(Ok(_)) => tracing::info!("{what} stopped"),
-        Ok(Err(error)) => tracing::error!(%error, "{what} failed"),
-        Err(_) => tracing::error!("{what} did not stop in time"),
-    }
 }
 
 /// A random name for this process's consumers, reply channel and lease.

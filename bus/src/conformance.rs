@@ -77,6 +77,7 @@ macro_rules! bus_conformance_tests {
             // here, after what it takes (see `__bus_conformance_call!`).
             // PubSub
             two_buses: pubsub_delivers_to_current_subscribers_only,
+            two_buses: publish_all_delivers_each_item_once_in_order_per_channel,
             pubsub: a_slow_subscriber_loses_deliveries_and_counts_them,
             // WorkQueue
             queue: each_entry_goes_to_one_consumer_of_each_group,
@@ -343,6 +344,47 @@ pub async fn pubsub_delivers_to_current_subscribers_only(bus: &Bus, publisher: &
     pubsub.publish(&first, payload("y")).await.unwrap();
     no_delivery(&mut a, "removed").await;
     assert_eq!(a.control.dropped(), 0);
+}
+
+/// [`PubSub::publish_all`] is as many [`PubSub::publish`] calls: each
+/// item reaches the subscriptions of its channel once, and the items of
+/// one channel arrive in list order, whatever other channels are
+/// interleaved with them. An empty batch is a no-op.
+pub async fn publish_all_delivers_each_item_once_in_order_per_channel(bus: &Bus, publisher: &Bus) {
+    let [rooms, users, unheard] = ["room", "user", "room"].map(unique);
+    let mut subscription = bus.pubsub.subscribe(256).await.unwrap();
+    subscription.control.add(&rooms).await.unwrap();
+    subscription.control.add(&users).await.unwrap();
+    let channel_of = |i: usize| match i % 5 {
+        0 => users.clone(),
+        4 => unheard.clone(),
+        _ => rooms.clone(),
+    };
+    let items: Vec<(String, Payload)> = (0..60)
+        .map(|i| (channel_of(i), payload(&i.to_string())))
+        .collect();
+    publisher.pubsub.publish_all(items).await.unwrap();
+    let mut heard: Vec<(String, Payload)> = Vec::new();
+    let expected = (0..60).filter(|i| i % 5 != 4).count();
+    for _ in 0..expected {
+        let delivery = next_delivery(&mut subscription).await;
+        heard.push((delivery.channel.to_string(), delivery.payload));
+    }
+    no_delivery(&mut subscription, "each item once, none of another channel").await;
+    for channel in [&rooms, &users] {
+        let wanted: Vec<Payload> = (0..60)
+            .filter(|&i| channel_of(i) == *channel)
+            .map(|i| payload(&i.to_string()))
+            .collect();
+        let got: Vec<Payload> = heard
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, p)| p.clone())
+            .collect();
+        assert_eq!(got, wanted, "in list order on {channel}");
+    }
+    publisher.pubsub.publish_all(Vec::new()).await.unwrap();
+    no_delivery(&mut subscription, "an empty batch publishes nothing").await;
 }
 
 /// A subscriber that falls behind loses the deliveries beyond its

@@ -19,8 +19,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Entry, EntryId, SharedState, WorkQueue, partitions};
 
@@ -46,14 +46,14 @@ pub struct ConsumerOptions {
     pub lease: Duration,
 }
 
-/// Runs a consumer until `shutdown` turns true and its partitions are
+/// Runs a consumer until `shutdown` asks it to stop and its partitions are
 /// drained. `handle` gets each batch of one partition, in stream order;
 /// its entries are acknowledged when it returns.
 pub async fn consume<F, Fut>(
     queue: Arc<dyn WorkQueue>,
     state: Arc<dyn SharedState>,
     options: ConsumerOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     mut handle: F,
 ) where
     F: FnMut(u16, Vec<Entry>) -> Fut,
@@ -68,7 +68,7 @@ pub async fn consume<F, Fut>(
     };
     let mut next_claim = Instant::now();
     loop {
-        let draining = *shutdown.borrow();
+        let draining = shutdown.is_cancelled();
         if !draining && Instant::now() >= next_claim {
             next_claim = Instant::now() + member.options.lease / 3;
             member.claim(&mut handle).await;
@@ -86,7 +86,7 @@ pub async fn consume<F, Fut>(
             }
             tokio::select! {
                 () = tokio::time::sleep_until(next_claim) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
             }
             continue;
         }
@@ -103,8 +103,7 @@ pub async fn consume<F, Fut>(
         let options = &member.options;
         let read = tokio::select! {
             read = member.queue.read_many(&streams, options.group, &options.consumer, options.batch, wait) => read,
-            // A dropped sender counts as a shutdown request too.
-            _ = shutdown.changed(), if !draining => continue,
+            () = shutdown.cancelled(), if !draining => continue,
         };
         let entries = match read {
             Ok(entries) => entries,

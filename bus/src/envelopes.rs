@@ -44,6 +44,16 @@ impl Bus {
         }
     }
 
+    /// Publishes everything `outbox` holds, in the order it was put there,
+    /// with one [`crate::PubSub::publish_all`] (one Redis round trip).
+    /// Failures are logged, like every publish.
+    pub async fn send(&self, outbox: Outbox) {
+        let count = outbox.items.len();
+        if let Err(error) = self.pubsub.publish_all(outbox.items).await {
+            tracing::warn!(%error, count, "some events or replies of a batch not published");
+        }
+    }
+
     /// Appends an envelope to a work stream.
     pub async fn append<T: Serialize + Sync>(
         &self,
@@ -52,6 +62,53 @@ impl Bus {
     ) -> Result<EntryId, BusError> {
         let bytes = internal::encode(envelope).map_err(|e| BusError::Internal(e.to_string()))?;
         self.queue.append(stream, bytes.into()).await
+    }
+}
+
+/// Events and replies gathered for one [`Bus::send`]: a stage that handles
+/// a batch publishes what the whole batch produced at once, instead of one
+/// round trip per event.
+#[derive(Default)]
+pub struct Outbox {
+    items: Vec<(String, crate::Payload)>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Queues an event on a channel.
+    pub fn event(&mut self, channel: String, event: &Event) {
+        match internal::encode(event) {
+            Ok(bytes) => self.items.push((channel, bytes.into())),
+            Err(error) => tracing::error!(%error, "event not encodable"),
+        }
+    }
+
+    /// Queues `frame` on a channel as a new event.
+    pub fn frame(&mut self, channel: String, frame: ServerFrame, except_user: Option<Id>) {
+        self.event(channel, &new_event(frame, except_user));
+    }
+
+    /// Queues an answer to an action's origin gateway.
+    pub fn reply(&mut self, origin: Origin, outcome: Outcome) {
+        let channel = names::gateway_channel(&origin.gateway);
+        match internal::encode(&Reply { origin, outcome }) {
+            Ok(bytes) => self.items.push((channel, bytes.into())),
+            Err(error) => tracing::error!(%error, "reply not encodable"),
+        }
+    }
+
+    /// How many payloads are queued.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 }
 

@@ -30,7 +30,7 @@ pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use envelopes::new_event;
+pub use envelopes::{Outbox, new_event};
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
 pub use queue::{Entry, EntryId, WorkQueue};
 pub use state::{MAX_WORKER_ID, RateDecision, SharedState};

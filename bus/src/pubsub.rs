@@ -18,6 +18,21 @@ pub trait PubSub: Send + Sync + 'static {
     /// behind loses payloads rather than slowing the publisher.
     async fn publish(&self, channel: &str, payload: Payload) -> Result<()>;
 
+    /// Publishes each `(channel, payload)` in the order given, with the
+    /// guarantees of [`PubSub::publish`] for each (so payloads on one
+    /// channel arrive in list order), as one unit of work where the backend
+    /// allows: on Redis one pipeline, one round trip for a whole batch.
+    /// Every item is attempted; the first failure is answered.
+    async fn publish_all(&self, items: Vec<(String, Payload)>) -> Result<()> {
+        let mut outcome = Ok(());
+        for (channel, payload) in items {
+            if let Err(error) = self.publish(&channel, payload).await {
+                outcome = outcome.and(Err(error));
+            }
+        }
+        outcome
+    }
+
     /// Opens a subscription: one stream of deliveries for any number of
     /// channels, typically one per process. `capacity` bounds the deliveries
     /// waiting to be received; beyond it, deliveries to this subscription are

@@ -1,18 +1,26 @@
-//! Access tokens: HS256 JWTs with an expiry, and the extractor that admits
+//! Access tokens: HS256 JWTs with an expiry, and the extractors that admit
 //! only requests carrying a valid one.
 //!
-//! Tokens are never logged. A token names its user in `sub` (decimal id).
+//! Tokens are never logged. A token names its user in `sub` (decimal id)
+//! and its session in `sid`; a token of a revoked session is refused
+//! (checked in memory, see [`crate::revocations`]). Tokens without a
+//! session (issued before sessions existed) are refused too.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use std::sync::Arc;
+
+use chat_persistence::SessionRecord;
 use chat_protocol::Id;
+#[cfg(test)]
 use chat_protocol::id::now_ms;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::revocations::Revocations;
 use crate::{ApiError, AppState};
 
 /// Seconds of clock skew tolerated when checking `exp`.
@@ -23,7 +31,7 @@ pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    ttl_secs: u64,
+    revocations: Arc<Revocations>,
 }
 
 /// The claims of an access token.
@@ -36,6 +44,9 @@ pub struct Claims {
     pub iat: u64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: u64,
+    /// The session, in decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Why a token was refused.
@@ -47,6 +58,8 @@ pub enum TokenError {
     Expired,
     #[error("invalid token")]
     Invalid,
+    #[error("session revoked")]
+    Revoked,
 }
 
 impl From<TokenError> for ApiError {
@@ -55,6 +68,7 @@ impl From<TokenError> for ApiError {
             TokenError::Missing => "missing bearer token",
             TokenError::Expired => "token expired",
             TokenError::Invalid => "invalid token",
+            TokenError::Revoked => "session revoked",
         })
     }
 }
@@ -63,13 +77,15 @@ impl From<TokenError> for ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     pub user: Id,
+    pub session: Id,
     /// When the token expires, in milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
 }
 
 impl Tokens {
-    /// HS256 tokens signed with `secret`, valid for `ttl_secs`.
-    pub fn hs256(secret: &[u8], ttl_secs: u64) -> Tokens {
+    /// HS256 tokens signed with `secret`, refusing the sessions in
+    /// `revocations`. A token lives as long as its session.
+    pub fn hs256(secret: &[u8], revocations: Arc<Revocations>) -> Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -77,17 +93,22 @@ impl Tokens {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            ttl_secs,
+            revocations,
         }
     }
 
-    /// A fresh token for `user`.
-    pub fn issue(&self, user: Id) -> Result<String, ApiError> {
-        let now = now_ms() / 1000;
+    /// The revoked sessions this node refuses.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    /// A token for `session`, expiring with it.
+    pub fn issue(&self, session: &SessionRecord) -> Result<String, ApiError> {
         let claims = Claims {
-            sub: user.to_string(),
-            iat: now,
-            exp: now + self.ttl_secs,
+            sub: session.user.to_string(),
+            iat: session.created_at / 1000,
+            exp: session.expires_at / 1000,
+            sid: Some(session.id.to_string()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))
@@ -101,8 +122,19 @@ impl Tokens {
                 _ => TokenError::Invalid,
             })?;
         let user = data.claims.sub.parse().map_err(|_| TokenError::Invalid)?;
+        let session: Id = data
+            .claims
+            .sid
+            .as_deref()
+            .ok_or(TokenError::Invalid)?
+            .parse()
+            .map_err(|_| TokenError::Invalid)?;
+        if self.revocations.is_revoked(session) {
+            return Err(TokenError::Revoked);
+        }
         Ok(Verified {
             user,
+            session,
             expires_at_ms: data.claims.exp.saturating_mul(1000),
         })
     }
@@ -134,31 +166,89 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The authenticated caller of a REST call and the session of their token.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSession {
+    pub user: Id,
+    pub session: Id,
+}
+
+impl FromRequestParts<AppState> for AuthSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let verified = state.tokens.verify_bearer(&parts.headers)?;
+        Ok(AuthSession {
+            user: verified.user,
+            session: verified.session,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_persistence::Revocation;
 
-    #[test]
-    fn issued_tokens_verify_and_name_their_user() {
-        let tokens = Tokens::hs256(b"0123456789abcdef0123456789abcdef", 60);
-        let token = tokens.issue(Id(42)).unwrap();
-        assert_eq!(tokens.verify(&token).unwrap().user, Id(42));
+    fn session(user: u64, id: u64, lifetime_ms: u64) -> SessionRecord {
+        let now = now_ms();
+        SessionRecord {
+            id: Id(id),
+            user: Id(user),
+            created_at: now,
+            expires_at: now + lifetime_ms,
+        }
+    }
+
+    fn tokens(secret: &[u8]) -> Tokens {
+        Tokens::hs256(secret, Arc::new(Revocations::new()))
     }
 
     #[test]
-    fn forged_and_expired_tokens_are_refused() {
-        let tokens = Tokens::hs256(b"secret-one-secret-one-secret-one", 60);
-        let other = Tokens::hs256(b"secret-two-secret-two-secret-two", 60);
-        let forged = other.issue(Id(1)).unwrap();
+    fn issued_tokens_verify_and_name_their_user_and_session() {
+        let tokens = tokens(b"0123456789abcdef0123456789abcdef");
+        let token = tokens.issue(&session(42, 7, 60_000)).unwrap();
+        let verified = tokens.verify(&token).unwrap();
+        assert_eq!((verified.user, verified.session), (Id(42), Id(7)));
+    }
+
+    #[test]
+    fn revoked_sessions_are_refused() {
+        let tokens = tokens(b"0123456789abcdef0123456789abcdef");
+        let token = tokens.issue(&session(42, 7, 60_000)).unwrap();
+        let other = tokens.issue(&session(42, 8, 60_000)).unwrap();
+        tokens.revocations().add(&[Revocation {
+            session: Id(7),
+            user: Id(42),
+            expires_at: now_ms() + 60_000,
+        }]);
+        assert_eq!(tokens.verify(&token), Err(TokenError::Revoked));
+        assert!(tokens.verify(&other).is_ok(), "other sessions stay valid");
+    }
+
+    #[test]
+    fn forged_expired_and_sessionless_tokens_are_refused() {
+        let tokens = tokens(b"secret-one-secret-one-secret-one");
+        let other = self::tokens(b"secret-two-secret-two-secret-two");
+        let forged = other.issue(&session(1, 1, 60_000)).unwrap();
         assert_eq!(tokens.verify(&forged), Err(TokenError::Invalid));
-        let expired = Tokens::hs256(b"secret-one-secret-one-secret-one", 0);
-        let claims = Claims {
+        let sign = |claims: &Claims| {
+            jsonwebtoken::encode(&Header::default(), claims, &tokens.encoding).unwrap()
+        };
+        let expired = sign(&Claims {
             sub: "1".into(),
             iat: 0,
             exp: now_ms() / 1000 - 3600,
-        };
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &expired.encoding).unwrap();
-        assert_eq!(tokens.verify(&token), Err(TokenError::Expired));
+            sid: Some("1".into()),
+        });
+        assert_eq!(tokens.verify(&expired), Err(TokenError::Expired));
+        let sessionless = sign(&Claims {
+            sub: "1".into(),
+            iat: 0,
+            exp: now_ms() / 1000 + 3600,
+            sid: None,
+        });
+        assert_eq!(tokens.verify(&sessionless), Err(TokenError::Invalid));
         assert_eq!(tokens.verify("not.a.jwt"), Err(TokenError::Invalid));
     }
 }

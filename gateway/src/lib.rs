@@ -4,20 +4,27 @@
 //! calls [`chat_router::Chat`] and encodes. Modules:
 //! - [`auth`]: JWT issue and verification, the authenticated-user extractor.
 //! - [`cors`]: which browser origins may call the REST API.
+//! - [`revocations`]: the revoked sessions this node refuses, in memory.
+//! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
 //! - [`extract`]: body, path and query extractors that answer bad input with
 //!   the protocol's error body.
 //! - [`rest`]: one module per resource.
 //! - [`ws`]: WebSocket connections, the local room index and fan-out.
 //! - [`relay`]: forwarding actions to the routers and their answers back.
+//! - [`role`]: starting and stopping the gateway role (and the operational
+//!   endpoints of processes without it).
 
 pub mod auth;
+pub mod client_addr;
 pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod relay;
 pub mod rest;
+pub mod revocations;
+pub mod role;
 pub mod ws;
 
 use std::sync::Arc;
@@ -29,6 +36,7 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chat_router::Chat;
+use chat_shutdown::Supervisor;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Tokens;
@@ -43,6 +51,8 @@ pub struct AppState {
     pub hub: Arc<ws::hub::Hub>,
     pub ws: Arc<ws::WsConfig>,
     pub files: Arc<rest::files::FileService>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: Arc<client_addr::TrustedProxies>,
 }
 
 /// Limits of the HTTP edge.
@@ -54,7 +64,7 @@ pub struct HttpLimits {
 
 /// The complete HTTP application: REST under `/api/v1` and the operational
 /// endpoints.
-pub fn app(state: AppState, limits: HttpLimits) -> Router {
+pub fn app(state: AppState, limits: HttpLimits, supervisor: &Supervisor) -> Router {
     let dependencies = rest::ops::Dependencies {
         store: state.chat.store().clone(),
         bus: state.chat.bus().clone(),
@@ -66,26 +76,50 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
         .nest("/api/v1", rest::routes())
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .with_state(state);
-    with_edge_layers(api.merge(rest::ops::routes(dependencies)))
+    with_edge_layers(api.merge(rest::ops::routes(dependencies)), supervisor)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(cors)
         .layer(axum::middleware::map_response(cors::strip_unless_allowed))
 }
 
 /// The operational endpoints alone, for processes without a gateway.
-pub fn ops_app(dependencies: rest::ops::Dependencies) -> Router {
-    with_edge_layers(rest::ops::routes(dependencies))
+pub fn ops_app(dependencies: rest::ops::Dependencies, supervisor: &Supervisor) -> Router {
+    with_edge_layers(rest::ops::routes(dependencies), supervisor)
 }
 
 /// The answers for unknown routes, request counting and tracing, the same
 /// for every process.
-fn with_edge_layers(router: Router) -> Router {
+fn with_edge_layers(router: Router, supervisor: &Supervisor) -> Router {
     router
+        .layer(axum::middleware::from_fn_with_state(
+            supervisor.clone(),
+            not_ready_once_failed,
+        ))
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
         .layer(axum::middleware::map_response(end_json_with_newline))
         .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Answers `/readyz` with 503 once a role of this process has failed
+/// (`chat_shutdown::Supervisor`): the process is on its way out, whatever
+/// its dependencies say.
+async fn not_ready_once_failed(
+    axum::extract::State(supervisor): axum::extract::State<Supervisor>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match supervisor.failure() {
+        Some(failure) if request.uri().path() == "/readyz" => {
+            let body = chat_protocol::ErrorBody::new(
+                chat_protocol::ErrorCode::Unavailable,
+                format!("not ready: {failure}"),
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Ends every JSON answer with a newline, as text tools expect (a shell

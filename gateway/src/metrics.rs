@@ -17,6 +17,15 @@ use prometheus::{
 
 const REGISTERED: &str = "metric names are valid and registered once";
 
+/// Revoked sessions this gateway refuses (outstanding, not yet expired).
+pub static REVOCATIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_revoked_sessions",
+        "Revoked sessions whose tokens this gateway refuses until they expire"
+    )
+    .expect(REGISTERED)
+});
+
 /// Open WebSocket connections.
 pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("chat_connections", "Open WebSocket connections").expect(REGISTERED)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chat_bus::{Bus, names, partitions};
 use chat_protocol::frames::ClientAction;
-use chat_protocol::internal::{Inbound, Origin, Outcome, Reply, Work};
+use chat_protocol::internal::{Inbound, MemberAction, Origin, Outcome, Reply, Work};
 use chat_protocol::{Id, Message};
 use tokio::sync::oneshot;
 
@@ -134,7 +134,19 @@ impl Relay {
     /// `join`, `leave`, `read`), the same way a WebSocket action goes, and
     /// turns a refusal into the error the REST caller gets.
     pub async fn call_action(&self, user: Id, action: ClientAction) -> Result<(), ApiError> {
-        match self.call(user, Work::Client(action)).await? {
+        self.call_done(user, Work::Client(action)).await
+    }
+
+    /// Forwards a room or membership action that only REST offers (create
+    /// a room, add, kick, open a DM) to the routers, like
+    /// [`Relay::call_action`].
+    pub async fn call_member(&self, user: Id, action: MemberAction) -> Result<(), ApiError> {
+        self.call_done(user, Work::Member(action)).await
+    }
+
+    /// Forwards work that is answered done or refused, and waits.
+    async fn call_done(&self, user: Id, work: Work) -> Result<(), ApiError> {
+        match self.call(user, work).await? {
             None => Ok(()),
             Some(_) => Err(ApiError::Internal(
                 "an action was answered with a message".into(),

@@ -271,6 +271,13 @@ impl Api {
         self.post("rooms", &body).await
     }
 
+    /// `POST /auth/logout`: ends this token's session (`all`: every
+    /// session of the user).
+    pub async fn logout(&self, all: bool) -> Result<(), ApiError> {
+        let body = chat_protocol::accounts::LogoutRequest { all };
+        self.post("auth/logout", &body).await
+    }
+
     /// `POST /rooms/{id}/join`.
     pub async fn join(&self, room: &RoomId) -> Result<Room, ApiError> {
         self.call(Method::POST, &format!("rooms/{room}/join"), None)

@@ -1,4 +1,7 @@
-//! Everything durable: the [`Store`] trait and its implementations.
+//! Everything durable: the [`Store`] trait and its implementations. This
+//! crate stores and never publishes (it does not depend on the bus): the
+//! persistence writer stage that consumes the persist stream, writes
+//! through a [`Store`] and publishes is `chat_router::writer`.
 //!
 //! - [`sqlite`]: the embedded default (WAL, group-committed writes, a small
 //!   read pool), so that `chatd serve` needs nothing but a data directory.
@@ -14,7 +17,6 @@ pub mod records;
 pub mod scylla;
 pub mod sqlite;
 pub mod store;
-pub mod worker;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

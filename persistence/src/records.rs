@@ -174,3 +174,43 @@ pub enum MemberAdded {
     /// The room has its most members; nothing changed.
     Full,
 }
+
+// ----- accounts: sessions, flags, audit ---------------------------------------
+
+pub use chat_protocol::accounts::AuditEvent;
+pub use chat_protocol::internal::Revocation;
+
+/// A login session: every token names one, and revoking it refuses them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: Id,
+    pub user: Id,
+    pub created_at: u64,
+    /// When its tokens expire (ms); nothing needs to be remembered after it.
+    pub expires_at: u64,
+}
+
+/// What an account may do beyond chatting, and whether it may log in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountFlags {
+    /// Granted with `chatd admin grant` (admins named in the configuration
+    /// are not stored).
+    pub admin: bool,
+    /// Banned users cannot log in.
+    pub banned: bool,
+}
+
+/// Which audit events to read, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events with a smaller id.
+    pub before: Option<Id>,
+    /// At most this many (the answer says whether there were more).
+    pub limit: u32,
+    pub kind: Option<String>,
+    /// Only events whose actor or target is this user.
+    pub user: Option<Id>,
+    /// No event older than this (ms) is looked at: the retention horizon,
+    /// which bounds how far a store walks back.
+    pub since: u64,
+}

@@ -258,4 +258,59 @@ pub trait Store: Send + Sync + 'static {
         after: Option<DirectoryCursor>,
         limit: u32,
     ) -> Result<Vec<Room>>;
+    // ----- accounts: sessions, profile, flags, audit -------------------
+    //
+    // Sessions back token revocation: a node keeps the outstanding
+    // revocations in memory (loaded with `revocations`, then kept current
+    // from the bus), so checking a token never reads the store.
+
+    /// Records a new session, durably on return.
+    async fn create_session(&self, session: SessionRecord) -> Result<()>;
+
+    /// Revokes `user`'s session `session` at `at`. Answers the revocation,
+    /// or `None` if the user has no such session. Revoking twice is
+    /// harmless (and answers the revocation again).
+    async fn revoke_session(&self, user: Id, session: Id, at: u64) -> Result<Option<Revocation>>;
+
+    /// Revokes every session of `user` that has not expired by `at`, except
+    /// `except`. Answers the revocations (including sessions already
+    /// revoked), durably on return.
+    async fn revoke_sessions(
+        &self,
+        user: Id,
+        except: Option<Id>,
+        at: u64,
+    ) -> Result<Vec<Revocation>>;
+
+    /// Every revoked session whose tokens have not expired by `now`: what a
+    /// starting node must refuse.
+    async fn revocations(&self, now: u64) -> Result<Vec<Revocation>>;
+
+    /// Changes a user's display name. Answers the updated user, or `None`
+    /// for an unknown user.
+    async fn set_display_name(&self, user: Id, display_name: &str) -> Result<Option<UserRecord>>;
+
+    /// Replaces a user's password hash. Answers `false` for an unknown user.
+    async fn set_password_hash(&self, user: Id, password_hash: &str) -> Result<bool>;
+
+    /// The user's flags (all off for users never flagged, and unknown ones).
+    async fn account_flags(&self, user: Id) -> Result<AccountFlags>;
+
+    /// Grants or withdraws the stored admin flag.
+    async fn set_admin(&self, user: Id, admin: bool) -> Result<()>;
+
+    /// Bans or unbans a user.
+    async fn set_banned(&self, user: Id, banned: bool) -> Result<()>;
+
+    /// Appends audit events, durably on return; idempotent by id. Stores
+    /// that expire rows by themselves keep them `retention_ms`.
+    async fn insert_audit(&self, events: &[AuditEvent], retention_ms: u64) -> Result<()>;
+
+    /// Audit events matching `filter`, newest (highest id) first, and
+    /// whether more match beyond `limit`.
+    async fn audit_events(&self, filter: AuditFilter) -> Result<(Vec<AuditEvent>, bool)>;
+
+    /// Forgets audit events older than `before` (ms). Answers how many went
+    /// (stores that expire rows by themselves answer 0).
+    async fn prune_audit(&self, before: u64) -> Result<u64>;
 }

@@ -164,6 +164,9 @@ pub enum ServerFrame {
     },
     Notice {
         content: String,
+        /// The room whose members got the notice; absent for everyone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<RoomId>,
     },
     Error(ErrorFrame),
     Pong {

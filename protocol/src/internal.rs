@@ -5,9 +5,9 @@
 //! The path of a client action:
 //!
 //! ```text
-//! gateway ──Inbound──▶ router ──ToPersist──▶ persistence ──Event──▶ room/user channels
-//!    ▲                   │                        │
-//!    └──────Reply────────┴────────Reply───────────┘   (on the origin gateway's channel)
+//! gateway ──Inbound──▶ router ──ToPersist──▶ persistence writer ──Event──▶ room/user channels
+//!    ▲                   │                           │
+//!    └──────Reply────────┴────────Reply──────────────┘   (on the origin gateway's channel)
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,16 @@ impl Inbound {
                 | ClientAction::Join { room_id }
                 | ClientAction::Leave { room_id },
             ) => room_id.to_string(),
+            Work::Member(
+                MemberAction::Add { room_id, .. } | MemberAction::Kick { room_id, .. },
+            ) => room_id.to_string(),
+            Work::Member(MemberAction::CreateRoom { room_id, .. }) => {
+                RoomId::Group(*room_id).to_string()
+            }
+            // The DM room's partition, so that its creation and its first
+            // messages are handled in one order.
+            Work::Member(MemberAction::OpenDm { user_id }) => RoomId::dm(self.user, *user_id)
+                .map_or_else(|_| self.user.to_string(), |room| room.to_string()),
             Work::Client(ClientAction::Resume { .. } | ClientAction::Ping)
             | Work::Connected { .. }
             | Work::Disconnected { .. } => self.user.to_string(),
@@ -73,6 +83,43 @@ pub enum Work {
     Connected { connection: String },
     /// A connection of the user closed (presence).
     Disconnected { connection: String },
+    /// A membership action that only the REST API offers. It has no
+    /// WebSocket frame (the wire contract is unchanged); it travels here so
+    /// that the router applies it like every other state-changing action,
+    /// with the same semantics and errors.
+    Member(MemberAction),
+}
+
+/// The room and membership actions of the REST API without a WebSocket
+/// frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberAction {
+    /// `POST /rooms/{room_id}/members`: the user adds `user_id`.
+    Add { room_id: RoomId, user_id: Id },
+    /// `DELETE /rooms/{room_id}/members/{user_id}`: the user kicks `user_id`.
+    Kick { room_id: RoomId, user_id: Id },
+    /// `POST /dms`: the DM room of the user and `user_id`, created if needed.
+    OpenDm { user_id: Id },
+    /// `POST /rooms`: the user creates a group room. Its id is minted by
+    /// the gateway, so that the action has the new room's partition and
+    /// the gateway can read the room for its answer; a repeat of the same
+    /// creation (a router that died before acknowledging it) is a no-op.
+    CreateRoom {
+        room_id: Id,
+        request: crate::rest::CreateRoomRequest,
+    },
+}
+
+impl MemberAction {
+    /// A short name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MemberAction::Add { .. } => "add_member",
+            MemberAction::Kick { .. } => "kick",
+            MemberAction::OpenDm { .. } => "open_dm",
+            MemberAction::CreateRoom { .. } => "create_room",
+        }
+    }
 }
 
 /// A message for the persistence workers (the persist stream).
@@ -150,6 +197,32 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<Id>,
     pub frame: ServerFrame,
+}
+
+// ----- accounts: revocations and notices --------------------------------
+
+/// The pub/sub channel every gateway listens to for account changes that
+/// concern all of them: revoked sessions and notices to everyone.
+pub const ACCOUNTS_CHANNEL: &str = "accounts";
+
+/// A session that no longer admits its tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub session: Id,
+    pub user: Id,
+    /// When the session's tokens expire anyway (ms): the revocation need not
+    /// be remembered after it.
+    pub expires_at: u64,
+}
+
+/// What travels on [`ACCOUNTS_CHANNEL`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    /// These sessions are revoked: refuse their tokens, close their
+    /// connections with 4001.
+    Revoked(Vec<Revocation>),
+    /// An admin's notice to every connection.
+    Notice { content: String },
 }
 
 /// Encodes an envelope for the bus.

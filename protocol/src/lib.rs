@@ -5,6 +5,7 @@
 //! error codes and the two codecs. Every other crate speaks these types, so a
 //! change to the contract is a change to this crate and nothing else.
 
+pub mod accounts;
 pub mod codec;
 pub mod error;
 pub mod frames;

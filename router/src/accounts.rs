@@ -21,7 +21,7 @@ impl Chat {
             Some(name) => content::name("display_name", name)?,
             None => request.username.clone(),
         };
-        let password_hash = self.passwords.hash(&request.password).await?;
+        let password_hash = self.passwords().hash(&request.password).await?;
         let id = self.ids.next_id();
         let user = NewUser {
             id,
@@ -44,7 +44,7 @@ impl Chat {
         }
         let credentials = self.store.credentials(&request.username).await?;
         let phc = credentials.as_ref().map(|c| c.password_hash.as_str());
-        if self.passwords.verify(&request.password, phc).await? {
+        if self.passwords().verify(&request.password, phc).await? {
             credentials.map(|c| c.user).ok_or(Error::BadCredentials)
         } else {
             Err(Error::BadCredentials)
@@ -52,7 +52,7 @@ impl Chat {
     }
 }
 
-fn check_password(password: &str) -> Result<()> {
+pub(crate) fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < PASSWORD_MIN {
         return Err(Error::bad_request(format!(
             "password must be at least {PASSWORD_MIN} characters"

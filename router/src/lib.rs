@@ -2,13 +2,18 @@
 //!
 //! [`Chat`] is the one place where membership is checked, content is
 //! validated, mentions and DM targets are resolved, rate limits and
-//! idempotency are applied, and events are published. The REST handlers
-//! call it directly; WebSocket actions and message posts reach it through
-//! the inbound stream and the [`worker`]. Embedded and cluster mode differ
+//! idempotency are applied, and events are published (through [`events`]).
+//! Every state-changing action, WebSocket or REST, reaches it through the
+//! inbound stream and the [`worker`]; the REST handlers call it directly
+//! only to read (and to register, log in and take uploads, which publish
+//! nothing). Embedded and cluster mode differ
 //! only in the store and bus implementations underneath, never in this code.
 //!
 //! Modules, one concept each:
 //! - [`accounts`]: registration and login (argon2 password hashes).
+//! - [`sessions`]: sessions and their revocation, logout, password and
+//!   profile changes; [`admin`]: notices, bans, the audit log;
+//!   [`audit`]: the audit log's batching writer.
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
 //! - [`directory`]: the public room directory and paged member lists.
@@ -23,9 +28,14 @@
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
 //! - [`worker`]: the router role, consuming the inbound stream.
+//! - [`role`]: starting and stopping the router role.
+//! - [`writer`]: the persistence writer stage (the `persist` role),
+//!   consuming the persist stream: stores, then publishes and answers.
 
 pub mod access;
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod content;
 pub mod directory;
 pub mod error;
@@ -37,10 +47,13 @@ pub mod messages;
 pub mod metrics;
 pub mod notifications;
 pub mod password;
+pub mod role;
 pub mod room_size;
 pub mod rooms;
+pub mod sessions;
 pub mod users;
 pub mod worker;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -51,6 +64,7 @@ use chat_protocol::IdGenerator;
 pub use error::Error;
 pub use limits::RateLimits;
 pub use room_size::RoomLimits;
+pub use sessions::{AccountSettings, Client};
 
 /// Result of a chat operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,7 +79,11 @@ pub struct Chat {
     rates: RateLimits,
     presence_ttl: std::time::Duration,
     partitions: u16,
-    passwords: Arc<password::PasswordHasher>,
+    /// Started on first use: only processes that register or log users in
+    /// (gateways) run the hashing threads.
+    passwords: Arc<std::sync::OnceLock<password::PasswordHasher>>,
+    accounts: Arc<AccountSettings>,
+    audit: audit::AuditLog,
     room_limits: RoomLimits,
 }
 
@@ -93,9 +111,19 @@ impl Chat {
             rates: settings.rates,
             presence_ttl: settings.presence_ttl,
             partitions: settings.partitions.max(1),
-            passwords: Arc::new(password::PasswordHasher::new()),
+            passwords: Arc::default(),
+            accounts: Arc::new(AccountSettings::default()),
+            audit: audit::AuditLog::disabled(),
             room_limits: settings.rooms,
         }
+    }
+
+    /// The account rules (admins, session lifetime), with the audit log
+    /// written by `audit` (see [`audit::AuditLog::spawn`]).
+    pub fn with_accounts(mut self, settings: AccountSettings, audit: audit::AuditLog) -> Chat {
+        self.accounts = Arc::new(settings);
+        self.audit = audit;
+        self
     }
 
     /// How long a connection counts as live without being vouched for.
@@ -108,9 +136,19 @@ impl Chat {
         self.partitions
     }
 
+    /// The audit log's writer (to shut it down with the process).
+    pub fn audit_writer(&self) -> &audit::AuditLog {
+        &self.audit
+    }
+
     /// The store underneath, for health checks and reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The password hasher, started on first use.
+    fn passwords(&self) -> &password::PasswordHasher {
+        self.passwords.get_or_init(password::PasswordHasher::new)
     }
 
     /// The bus underneath.

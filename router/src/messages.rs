@@ -271,6 +271,10 @@ impl Chat {
             .await?
             .ok_or(Error::NotFound("message"))?;
         self.release_attachments(room, &original).await;
+        if original.sender_id != user {
+            let kind = chat_protocol::accounts::audit_kind::MESSAGE_DELETED;
+            self.audit_room(kind, user, Some(original.sender_id), *room);
+        }
         let frame = ServerFrame::MessageDeleted {
             room_id: *room,
             message_id: id,

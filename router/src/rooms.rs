@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use futures_util::{StreamExt, TryStreamExt};
 
 use chat_persistence::{NewRoom, StoreError, UserRoom};
-use chat_protocol::frames::ServerFrame;
+use chat_protocol::accounts::audit_kind;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
 use chat_protocol::rest::CreateRoomRequest;
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
@@ -24,8 +24,17 @@ use crate::{Chat, Error, Result, content};
 const SUMMARY_CONCURRENCY: usize = 16;
 
 impl Chat {
-    /// Creates a group room owned by `owner`, with `member_ids` as members.
-    pub async fn create_room(&self, owner: Id, request: CreateRoomRequest) -> Result<Room> {
+    /// A fresh id for a group room to create ([`Chat::create_room`]).
+    pub fn new_room_id(&self) -> Id {
+        self.ids.next_id()
+    }
+
+    /// Creates the group room `id` (from [`Chat::new_room_id`]) owned by
+    /// `owner`, with `member_ids` as members. Creating the same room again
+    /// (the same id and owner: the action was handled twice, by a router
+    /// that died before acknowledging it and by its successor) answers the
+    /// room and announces nothing.
+    pub async fn create_room(&self, owner: Id, id: Id, request: CreateRoomRequest) -> Result<Room> {
         let name = content::name("name", &request.name)?;
         let invited: BTreeSet<Id> = request
             .member_ids
@@ -55,7 +64,6 @@ impl Chat {
                 "member_ids: user {missing} does not exist"
             )));
         }
-        let id = self.ids.next_id();
         let room = NewRoom {
             id: RoomId::Group(id),
             kind: RoomKind::Group,
@@ -68,48 +76,20 @@ impl Chat {
         let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
             .chain(invited.into_iter().map(|id| (id, Role::Member)))
             .collect();
-        let room = self.store.create_room(room, &members).await?;
+        let room = match self.store.create_room(room, &members).await {
+            Err(StoreError::Conflict(detail)) => {
+                return match self.store.room(&RoomId::Group(id)).await? {
+                    Some(existing) if existing.owner_id == Some(owner) => Ok(existing),
+                    _ => Err(Error::Internal(detail)),
+                };
+            }
+            other => other?,
+        };
         for &(member, role) in &members {
             self.announce_new_room(member, &room, role).await;
         }
+        self.audit_room(audit_kind::ROOM_CREATED, owner, None, room.id);
         Ok(room)
-    }
-
-    /// Tells every device of `user` about a room that has no messages yet.
-    async fn announce_new_room(&self, user: Id, room: &Room, role: Role) {
-        let summary = RoomSummary {
-            room: room.clone(),
-            unread_count: 0,
-            last_message: None,
-            role,
-            mention_count: 0,
-        };
-        self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
-            .await;
-    }
-
-    /// Tells the room and every device of `user` that `user` joined.
-    async fn announce_joined(&self, user: Id, room: &RoomId) -> Result<()> {
-        let summary = self.room_summary(user, room).await?;
-        self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
-            .await;
-        let frame = ServerFrame::MemberJoined {
-            room_id: *room,
-            user_id: user,
-        };
-        self.publish_to_room(room, frame, None).await;
-        Ok(())
-    }
-
-    /// Tells the room and every device of `user` that `user` is gone.
-    async fn announce_left(&self, user: Id, room: &RoomId) {
-        let frame = ServerFrame::MemberLeft {
-            room_id: *room,
-            user_id: user,
-        };
-        self.publish_to_room(room, frame, None).await;
-        self.publish_to_user(user, ServerFrame::RoomRemoved { room_id: *room })
-            .await;
     }
 
     /// A room as `viewer` may see it.
@@ -183,6 +163,7 @@ impl Chat {
                 self.store.set_owner(id, user).await?;
             }
             self.announce_joined(user, id).await?;
+            self.audit_room(audit_kind::MEMBER_ADDED, user, Some(user), *id);
         }
         self.room(user, id).await
     }
@@ -200,6 +181,7 @@ impl Chat {
             self.hand_over(id).await?;
         }
         self.announce_left(user, id).await;
+        self.audit_room(audit_kind::MEMBER_REMOVED, user, Some(user), *id);
         Ok(())
     }
 
@@ -239,6 +221,7 @@ impl Chat {
             .await?;
         if added {
             self.announce_joined(target, id).await?;
+            self.audit_room(audit_kind::MEMBER_ADDED, actor, Some(target), *id);
         }
         Ok(added)
     }
@@ -270,6 +253,7 @@ impl Chat {
         }
         if self.store.remove_member(id, target).await? {
             self.announce_left(target, id).await;
+            self.audit_room(audit_kind::MEMBER_REMOVED, actor, Some(target), *id);
         }
         Ok(())
     }
@@ -304,6 +288,18 @@ impl Chat {
             }
         }
         Ok((room, created))
+    }
+
+    /// Audits a room change; the client's address is known only at the
+    /// gateway, so room events carry none.
+    pub(crate) fn audit_room(&self, kind: &str, actor: Id, target: Option<Id>, room: RoomId) {
+        let audit = crate::sessions::Audit {
+            actor: Some(actor),
+            target,
+            room: Some(room),
+            ..Default::default()
+        };
+        self.audit(kind, audit);
     }
 
     pub(crate) fn now_ms(&self) -> u64 {

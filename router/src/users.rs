@@ -4,7 +4,6 @@
 //! shared state decides the transitions, so that exactly one router
 //! announces each one, to every room the user belongs to.
 
-use chat_protocol::frames::ServerFrame;
 use chat_protocol::limits::is_username_byte;
 use chat_protocol::{Id, User};
 
@@ -117,27 +116,5 @@ impl Chat {
             self.announce_presence(user, false, Some(now)).await?;
         }
         Ok(users.len())
-    }
-
-    /// Publishes one presence event to every room of `user`, for the other
-    /// members; connections that hear it in several rooms pass it on once
-    /// (same event id).
-    async fn announce_presence(
-        &self,
-        user: Id,
-        online: bool,
-        last_seen_at: Option<u64>,
-    ) -> Result<()> {
-        let frame = ServerFrame::Presence {
-            user_id: user,
-            online,
-            last_seen_at,
-        };
-        let event = chat_bus::new_event(frame, Some(user));
-        for room in self.store.rooms_of(user).await? {
-            let channel = chat_bus::names::room_channel(&room.room.id);
-            self.bus.publish_event(&channel, &event).await;
-        }
-        Ok(())
     }
 }

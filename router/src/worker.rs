@@ -1,5 +1,8 @@
 //! The router role: consumes the partitions of the inbound stream it
-//! holds, applies each action through [`Chat`], hands accepted messages to
+//! holds, applies each action (WebSocket actions, REST posts, and the REST
+//! calls that change state: join, leave, read, add, kick, open a DM,
+//! create a room)
+//! through [`Chat`], hands accepted messages to
 //! the same partition of the persist stream and answers the origin gateway
 //! when there is something to answer.
 //!
@@ -18,15 +21,15 @@ use std::time::Duration;
 use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Entry, names, partitions};
 use chat_protocol::frames::ClientAction;
-use chat_protocol::internal::{self, Inbound, Origin, Outcome, ToPersist, Work};
-use tokio::sync::watch;
+use chat_protocol::internal::{self, Inbound, MemberAction, Origin, Outcome, ToPersist, Work};
+use chat_shutdown::CancellationToken;
 
 use crate::{Chat, Error, Result};
 
-/// Runs the router until `shutdown` turns true, then drains its partitions
-/// of the inbound stream. `consumer` names this router in the routers'
+/// Runs the router until `shutdown` is cancelled, then drains its
+/// partitions of the inbound stream. `consumer` names this router in the routers'
 /// group; `lease` is how long its partition leases live.
-pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: watch::Receiver<bool>) {
+pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: CancellationToken) {
     tracing::info!(%consumer, "router started");
     let options = ConsumerOptions {
         stream: names::INBOUND_STREAM,
@@ -69,6 +72,7 @@ async fn handle_entry(chat: &Chat, entry: &Entry) {
         Work::Client(action) => action.kind(),
         Work::Connected { .. } => "connected",
         Work::Disconnected { .. } => "disconnected",
+        Work::Member(action) => action.kind(),
     };
     let result = handle(chat, user, work, &origin).await;
     let label = match &result {
@@ -101,6 +105,10 @@ async fn handle(
         Work::Disconnected { connection } => {
             chat.connection_closed(user, &connection).await?;
             return Ok(None);
+        }
+        Work::Member(action) => {
+            apply_member_action(chat, user, action).await?;
+            return Ok(Some(Outcome::Done));
         }
         Work::Client(action) => action,
     };
@@ -150,6 +158,33 @@ async fn handle(
             Err(Error::bad_request("this action is answered by the gateway"))
         }
     }
+}
+
+/// Applies a room or membership action of the REST API (no WebSocket
+/// frame): the same `Chat` call the gateway used to make, now on the
+/// room's router so that REST and WebSocket actions share one path and one
+/// role publishes their events. The REST handler reads what it answers
+/// (the new room, the DM room) once this is done.
+async fn apply_member_action(
+    chat: &Chat,
+    user: chat_protocol::Id,
+    action: MemberAction,
+) -> Result<()> {
+    match action {
+        MemberAction::Add { room_id, user_id } => {
+            chat.add_member(user, &room_id, user_id).await?;
+        }
+        MemberAction::Kick { room_id, user_id } => {
+            chat.kick(user, &room_id, user_id).await?;
+        }
+        MemberAction::OpenDm { user_id } => {
+            chat.open_dm(user, user_id).await?;
+        }
+        MemberAction::CreateRoom { room_id, request } => {
+            chat.create_room(user, room_id, request).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends an accepted message to its room's partition of the persist

@@ -218,6 +218,60 @@ async fn the_client_reconnects_resumes_and_sends_what_was_typed_offline_once() {
 }
 
 #[tokio::test]
+async fn logout_ends_the_clients_session_on_the_server_and_exits() {
+    let server = Server::start_with(&[("CHAT_ADMINS", "[\"root\"]")]);
+    let (root, _) = server.user("root").await;
+    let (alice, alice_id) = server.user("alice").await;
+    alice.create_room("general", "public", &[]).await;
+    let (shown, incoming) = mpsc::unbounded_channel();
+    let mut transcript = Transcript {
+        incoming,
+        lines: Vec::new(),
+    };
+    let options = Options {
+        server: parse_server(&server.base).unwrap(),
+        user: "alice".into(),
+        password: "password123".into(),
+        register: false,
+        room: "general".into(),
+        codec: Codec::Json,
+    };
+    let session = client::open(options, Captured(shown)).await.unwrap();
+    let (typed, lines) = mpsc::channel(16);
+    let running = tokio::spawn(session.run(lines));
+    transcript
+        .wait_for("the connected line", |line| {
+            line.starts_with("* connected as alice")
+        })
+        .await;
+    typed.send("/logout".into()).await.unwrap();
+    transcript
+        .wait_for("the logout", |line| line == "logged out")
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the client exits after /logout")
+        .unwrap()
+        .unwrap();
+    // The server ended the client's session (audited), not the others.
+    let (status, _) = alice.get("/api/v1/users/me").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, audit) = root
+            .get(&format!(
+                "/api/v1/admin/audit?kind=logout&user_id={alice_id}"
+            ))
+            .await;
+        if audit["events"].as_array().is_some_and(|e| e.len() == 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no logout: {audit}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn the_client_lists_notifications_and_the_room_directory() {
     let server = Server::start();
     let (alice, _) = server.user("alice").await;

@@ -40,7 +40,13 @@ impl Cluster {
     }
 
     pub fn start(&self, role: &str) -> Server {
+        self.start_with(role, &[])
+    }
+
+    /// `start`, with extra environment variables.
+    pub fn start_with(&self, role: &str, extra: &[(&str, &str)]) -> Server {
         let mut env: Vec<(&str, &str)> = TIMINGS.to_vec();
+        env.extend_from_slice(extra);
         env.push(("CHAT_REDIS_URL", &self.redis_url));
         if self.cluster_mode {
             env.push(("CHAT_REDIS_CLUSTER", "true"));

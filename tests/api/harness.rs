@@ -154,6 +154,24 @@ impl Server {
         }
     }
 
+    /// The process id, to look at the process from outside.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `within` for the process to exit on its own; answers
+    /// its exit status, or `None` if it still runs.
+    pub fn wait_for_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(mut self) {
         self.child.kill().expect("kill");
@@ -177,6 +195,16 @@ pub struct Client {
 }
 
 impl Client {
+    /// An anonymous client of the server at `base` (`http://host:port`),
+    /// e.g. a node started in-process.
+    pub fn new(base: String) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base,
+            token: None,
+        }
+    }
+
     /// The same client (and token) pointed at another server, e.g. a
     /// restarted one.
     pub fn at(&self, server: &Server) -> Client {
@@ -321,7 +349,7 @@ pub fn signed_token(user: &str, secret: &str, exp_offset_secs: i64) -> String {
         .as_secs() as i64;
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": user, "iat": now, "exp": now + exp_offset_secs}),
+        &json!({"sub": user, "iat": now, "exp": now + exp_offset_secs, "sid": "1"}),
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod accounts;
 mod auth;
 mod bad_input;
 mod chat_client;
@@ -21,6 +22,7 @@ mod partitions;
 mod realtime;
 mod realtime_failures;
 mod restart;
+mod roles;
 mod room_size;
 mod rooms;
 mod typing;

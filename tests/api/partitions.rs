@@ -12,7 +12,7 @@ use chat_bus::testing::RedisServer;
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::harness::{Client, Server};
+use crate::harness::{Client, Server, assert_error, dm_id};
 use crate::ws::Ws;
 
 /// Messages each sender sends.
@@ -400,5 +400,238 @@ async fn rest_and_websocket_actions_behave_alike_past_a_killed_router() {
             .log()
             .contains(&holder(&redis, "routers", partition)),
         "the survivor holds the room's partition"
+    );
+}
+
+/// Kills the router holding `room`'s partition; answers its consumer name.
+fn kill_the_rooms_router(redis: &RedisServer, routers: &mut Vec<Server>, room: &str) -> String {
+    let dead = holder(redis, "routers", partition_of(room, DEFAULT_PARTITIONS));
+    let index = routers
+        .iter()
+        .position(|r| r.log().contains(&dead))
+        .expect("a router holds the room's partition");
+    routers.remove(index).kill();
+    dead
+}
+
+/// How many `action`s ended with `result` on `router`, from its `/metrics`
+/// (0 when none did): proof that an action took the router's path.
+async fn router_actions(router: &Server, action: &str, result: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", router.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let series = format!("chat_router_actions_total{{action=\"{action}\",result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_add_and_kick_behave_like_websocket_actions_past_a_killed_router() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, _) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let (carol, carol_id) = gateway.user("carol").await;
+    let room = alice.create_room("open", "public", &[]).await;
+    let mut room_ws = Ws::connect(&gateway, alice.token()).await;
+    let mut bob_ws = Ws::connect(&gateway, bob.token()).await;
+    let mut carol_ws = Ws::connect(&gateway, carol.token()).await;
+    kill_the_rooms_router(&redis, &mut routers, &room);
+
+    // REST add (answered once the survivor took the partition) and a
+    // WebSocket join: the newcomer hears `room_added`, the room
+    // `member_joined`, in the order the actions were taken.
+    let (status, body) = alice
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            json!({"user_id": bob_id}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 204, "{body}");
+    carol_ws
+        .send(json!({"type": "join", "room_id": room}))
+        .await;
+    for (ws, who) in [(&mut bob_ws, &bob_id), (&mut carol_ws, &carol_id)] {
+        let added = ws.next_of("room_added").await;
+        assert_eq!(added["room"]["id"].as_str(), Some(room.as_str()), "{who}");
+        assert_eq!(added["room"]["role"], "member", "{who}");
+    }
+    for who in [&bob_id, &carol_id] {
+        let joined = room_ws.next_of("member_joined").await;
+        assert_eq!(joined["room_id"].as_str(), Some(room.as_str()));
+        assert_eq!(joined["user_id"].as_str(), Some(who.as_str()));
+    }
+    assert!(is_member(&alice, &room, &bob_id).await);
+    assert!(is_member(&alice, &room, &carol_id).await);
+
+    // REST kick and a WebSocket leave: the one removed hears
+    // `room_removed`, the room `member_left`.
+    let (status, body) = alice
+        .delete(&format!("/api/v1/rooms/{room}/members/{bob_id}"))
+        .await;
+    assert_eq!(status.as_u16(), 204, "{body}");
+    carol_ws
+        .send(json!({"type": "leave", "room_id": room}))
+        .await;
+    for (ws, who) in [(&mut bob_ws, &bob_id), (&mut carol_ws, &carol_id)] {
+        let removed = ws.next_of("room_removed").await;
+        assert_eq!(removed["room_id"].as_str(), Some(room.as_str()), "{who}");
+    }
+    for who in [&bob_id, &carol_id] {
+        let left = room_ws.next_of("member_left").await;
+        assert_eq!(left["user_id"].as_str(), Some(who.as_str()));
+    }
+    until_member(&alice, &room, &carol_id, false).await;
+    assert!(!is_member(&alice, &room, &bob_id).await);
+
+    // Refusals come from the one implementation with one code: a
+    // non-member kicking (REST) and leaving (WebSocket) are both refused
+    // by the membership check; kicking a non-member and adding an unknown
+    // user are `not_found`.
+    let refused = bob
+        .delete(&format!("/api/v1/rooms/{room}/members/{carol_id}"))
+        .await;
+    assert_error(&refused, 403, "forbidden");
+    bob_ws
+        .send(json!({"type": "leave", "room_id": room, "ref": "not-in"}))
+        .await;
+    let error = bob_ws.next_of("error").await;
+    assert_eq!(error["code"], refused.1["error"]["code"]);
+    let answer = alice
+        .delete(&format!("/api/v1/rooms/{room}/members/{bob_id}"))
+        .await;
+    assert_error(&answer, 404, "not_found");
+    let answer = alice
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            json!({"user_id": "123456789"}),
+        )
+        .await;
+    assert_error(&answer, 404, "not_found");
+
+    // All of it took the router's path: the survivor counted each.
+    let survivor = &routers[0];
+    assert_eq!(router_actions(survivor, "add_member", "ok").await, 1.0);
+    assert_eq!(router_actions(survivor, "kick", "ok").await, 1.0);
+    assert_eq!(
+        router_actions(survivor, "add_member", "not_found").await,
+        1.0
+    );
+    assert_eq!(router_actions(survivor, "kick", "not_found").await, 1.0);
+    assert_eq!(router_actions(survivor, "kick", "forbidden").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_dms_takes_the_dm_rooms_router_past_a_killed_one() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, alice_id) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let dm = dm_id(&alice_id, &bob_id);
+    let mut alice_ws = Ws::connect(&gateway, alice.token()).await;
+    let mut bob_ws = Ws::connect(&gateway, bob.token()).await;
+    kill_the_rooms_router(&redis, &mut routers, &dm);
+
+    // Opened by the survivor once it holds the DM room's partition; both
+    // users hear `room_added`, once.
+    let (status, room) = alice.post("/api/v1/dms", json!({"user_id": bob_id})).await;
+    assert_eq!(status.as_u16(), 200, "{room}");
+    assert_eq!(room["id"].as_str(), Some(dm.as_str()));
+    assert_eq!(room["kind"], "dm");
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        assert_eq!(ws.next_of("room_added").await["room"]["id"], dm.as_str());
+    }
+    // Opening it again (from the other side) answers the same room and
+    // announces nothing new.
+    let (status, again) = bob.post("/api/v1/dms", json!({"user_id": alice_id})).await;
+    assert_eq!(status.as_u16(), 200, "{again}");
+    assert_eq!(again["id"].as_str(), Some(dm.as_str()));
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let more = ws
+            .frames_within(Duration::from_millis(500), &["presence"])
+            .await;
+        assert!(more.iter().all(|f| f["type"] != "room_added"), "{more:?}");
+    }
+    // The DM works at once: a message reaches the other side.
+    let message = alice.send(&dm, "hi bob").await;
+    assert_eq!(
+        bob_ws.next_of("message").await["message"]["id"],
+        message["id"]
+    );
+
+    // Refusals come from the router with the codes of the protocol.
+    let answer = alice
+        .post("/api/v1/dms", json!({"user_id": alice_id}))
+        .await;
+    assert_error(&answer, 400, "bad_request");
+    let answer = alice
+        .post("/api/v1/dms", json!({"user_id": "123456789"}))
+        .await;
+    assert_error(&answer, 404, "not_found");
+
+    let survivor = &routers[0];
+    assert_eq!(router_actions(survivor, "open_dm", "ok").await, 2.0);
+    assert!(router_actions(survivor, "open_dm", "not_found").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_rooms_is_created_and_announced_by_a_router() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let router = cluster.start("router");
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, alice_id) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let mut alice_ws = Ws::connect(&gateway, alice.token()).await;
+    let mut bob_ws = Ws::connect(&gateway, bob.token()).await;
+
+    let (status, room) = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "plans", "visibility": "private", "member_ids": [bob_id]}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{room}");
+    assert_eq!(room["owner_id"].as_str(), Some(alice_id.as_str()));
+    let id = room["id"].as_str().expect("room id");
+    for (ws, role) in [(&mut alice_ws, "owner"), (&mut bob_ws, "member")] {
+        let added = ws.next_of("room_added").await;
+        assert_eq!(added["room"]["id"].as_str(), Some(id));
+        assert_eq!(added["room"]["role"], role);
+    }
+    assert!(is_member(&alice, id, &bob_id).await);
+
+    // A refusal comes from the router, with the code of the protocol.
+    let answer = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "   ", "visibility": "public"}),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+    let answer = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "ghosts", "member_ids": ["123456789"]}),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+
+    assert_eq!(router_actions(&router, "create_room", "ok").await, 1.0);
+    assert_eq!(
+        router_actions(&router, "create_room", "bad_request").await,
+        2.0
     );
 }

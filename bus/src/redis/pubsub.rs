@@ -62,6 +62,30 @@ impl PubSub for RedisPubSub {
         published.map(|_receivers| ()).map_err(error)
     }
 
+    async fn publish_all(&self, items: Vec<(String, Payload)>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        // One pipeline on one pooled connection: one round trip (per node
+        // on a cluster), and Redis runs the commands in the order queued,
+        // so each channel's payloads keep theirs.
+        let pipeline = self.shared.pool.next_connected().pipeline();
+        for (channel, payload) in items {
+            let name = self.shared.keys.channel(&channel);
+            let queued: FredResult<()> = if self.shared.clustered {
+                pipeline.spublish(name, payload).await
+            } else {
+                pipeline.publish(name, payload).await
+            };
+            queued.map_err(error)?;
+        }
+        let answers: Vec<FredResult<i64>> = pipeline.try_all().await;
+        answers
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), |failed| Err(error(failed)))
+    }
+
     async fn subscribe(&self, capacity: usize) -> Result<Subscription> {
         let settings = &self.shared.client_config;
         let mut performance = settings.performance.clone();

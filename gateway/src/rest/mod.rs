@@ -1,6 +1,7 @@
 //! The REST API (PROTOCOL.md, base path `/api/v1`), one module per resource.
 
 pub mod accounts;
+pub mod admin;
 pub mod files;
 pub mod messages;
 pub mod notifications;
@@ -19,7 +20,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
-        .route("/users/me", get(users::me))
+        .route("/auth/logout", post(accounts::logout))
+        .route("/users/me", get(users::me).patch(accounts::update_profile))
+        .route("/users/me/password", post(accounts::change_password))
         .route("/users", get(users::search))
         .route("/users/{user_id}", get(users::by_id))
         .route("/rooms", post(rooms::create).get(rooms::list))
@@ -49,4 +52,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/files/{file_id}", get(files::download))
         .route("/files/{file_id}/thumbnail", get(files::thumbnail))
+        .route("/admin/notice", post(admin::notice))
+        .route(
+            "/admin/users/{user_id}/ban",
+            post(admin::ban).delete(admin::unban),
+        )
+        .route("/admin/audit", get(admin::audit))
 }

@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chat_protocol::Room;
 use chat_protocol::frames::ClientAction;
+use chat_protocol::internal::MemberAction;
 use chat_protocol::rest::{
     AddMemberRequest, CreateRoomRequest, MembersQuery, MembersResponse, OpenDmRequest,
     PublicRoomsQuery, PublicRoomsResponse, RoomsResponse,
 };
+use chat_protocol::{Room, RoomId};
 
 use crate::auth::AuthUser;
 use crate::extract::{JsonBody, QueryParams, id, room_id};
@@ -19,7 +20,20 @@ pub async fn create(
     AuthUser(me): AuthUser,
     JsonBody(request): JsonBody<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let room = state.chat.create_room(me, request).await?;
+    // Through the new room's router, which creates it and announces it to
+    // its members; then the room is read for the answer.
+    let id = state.chat.new_room_id();
+    state
+        .relay
+        .call_member(
+            me,
+            MemberAction::CreateRoom {
+                room_id: id,
+                request,
+            },
+        )
+        .await?;
+    let room = state.chat.room(me, &RoomId::Group(id)).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -106,10 +120,12 @@ pub async fn add_member(
     Path(room): Path<String>,
     JsonBody(request): JsonBody<AddMemberRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .chat
-        .add_member(me, &room_id(&room)?, request.user_id)
-        .await?;
+    // Through the room's router, like join and leave.
+    let action = MemberAction::Add {
+        room_id: room_id(&room)?,
+        user_id: request.user_id,
+    };
+    state.relay.call_member(me, action).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,7 +134,11 @@ pub async fn kick(
     AuthUser(me): AuthUser,
     Path((room, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.chat.kick(me, &room_id(&room)?, id(&user)?).await?;
+    let action = MemberAction::Kick {
+        room_id: room_id(&room)?,
+        user_id: id(&user)?,
+    };
+    state.relay.call_member(me, action).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,6 +147,14 @@ pub async fn open_dm(
     AuthUser(me): AuthUser,
     JsonBody(request): JsonBody<OpenDmRequest>,
 ) -> Result<Json<Room>, ApiError> {
-    let (room, _created) = state.chat.open_dm(me, request.user_id).await?;
-    Ok(Json(room))
+    // The DM room's router opens it (and announces it when new); then the
+    // room is read for the answer, as after a join.
+    let other = request.user_id;
+    state
+        .relay
+        .call_member(me, MemberAction::OpenDm { user_id: other })
+        .await?;
+    let room_id = RoomId::dm(me, other)
+        .map_err(|_| ApiError::Internal("a DM with oneself was accepted".into()))?;
+    Ok(Json(state.chat.room(me, &room_id).await?))
 }

@@ -36,6 +36,9 @@ pub struct Conn {
     pub id: u64,
     pub user: Id,
     pub codec: Codec,
+    /// The session of the token it was opened with: revoking the session
+    /// closes the connection.
+    pub session: Option<Id>,
     outbound: mpsc::Sender<Message>,
     close: watch::Sender<Option<CloseReason>>,
     recent_events: Mutex<VecDeque<u64>>,
@@ -58,6 +61,7 @@ impl Conn {
             id,
             user,
             codec,
+            session: None,
             outbound,
             close,
             recent_events: Mutex::new(VecDeque::new()),
@@ -70,6 +74,12 @@ impl Conn {
                 close: close_rx,
             },
         )
+    }
+
+    /// The connection of a token of `session`.
+    pub fn with_session(mut self, session: Id) -> Conn {
+        self.session = Some(session);
+        self
     }
 
     /// Queues a live frame without waiting; a full queue closes the

@@ -72,7 +72,10 @@ pub async fn upgrade(
         .unwrap_or(Codec::Json);
     upgrade
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| super::session::run(socket, state, verified, codec))
+        .on_upgrade(move |socket| {
+            let hub = state.hub.clone();
+            hub.track(super::session::run(socket, state, verified, codec))
+        })
 }
 
 fn authenticate(

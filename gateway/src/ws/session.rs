@@ -48,13 +48,18 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     let id = state.hub.next_connection_id();
     let user = verified.user;
     let (conn, receivers) = Conn::new(id, user, codec, state.ws.outbound_queue);
-    let conn = Arc::new(conn);
+    let conn = Arc::new(conn.with_session(verified.session));
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, receivers));
     metrics::CONNECTIONS.inc();
     // Indexed before the rooms are read, so that a removal racing with the
     // opening is not undone by a stale room list.
     state.hub.open(conn.clone()).await;
+    // A revocation heard between the handshake's check and the indexing
+    // found no connection to close: look again now that it is indexed.
+    if state.tokens.revocations().is_revoked(verified.session) {
+        conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
+    }
     match ready_frame(&state, &conn).await {
         Some(frame) => {
             conn.push_answer(frame).await;
@@ -183,6 +188,9 @@ async fn read_loop(
     let expiry = tokio::time::sleep(until_expiry);
     tokio::pin!(expiry);
     let mut closing = conn.close_receiver();
+    if conn.closing() {
+        return;
+    }
     let mut bad_frames = BadFrames::default();
     loop {
         tokio::select! {

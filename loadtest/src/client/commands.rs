@@ -18,6 +18,10 @@ pub enum Command {
     Upload(String),
     History(u32),
     Who,
+    /// End this session on the server (`all`: every session), then exit.
+    Logout {
+        all: bool,
+    },
     Quit,
     /// A slash command this client does not know, or a bad argument.
     Unknown(String),
@@ -37,6 +41,7 @@ commands:
   /notifications    list your latest mentions and mark them read
   /history [n]      show the last n messages of the current room (default 20)
   /who              list the current room's members
+  /logout [all]     end this session (all: every session) on the server and exit
   /quit             close the connection and exit (also Ctrl-D)
   //text            send text that starts with a slash";
 
@@ -75,6 +80,8 @@ pub fn parse(line: &str) -> Command {
         ("rooms", _) => Command::Rooms,
         ("who", _) => Command::Who,
         ("quit" | "q" | "exit", _) => Command::Quit,
+        ("logout", true) => Command::Logout { all: false },
+        ("logout", false) if arg == "all" => Command::Logout { all: true },
         ("join", false) => Command::Join(arg),
         ("dm", false) => Command::Dm(arg),
         ("invite", false) => Command::Invite(arg),
@@ -119,5 +126,8 @@ mod tests {
             Command::PublicRooms("Rust fans".into())
         );
         assert_eq!(parse("/notifications"), Command::Notifications);
+        assert_eq!(parse("/logout"), Command::Logout { all: false });
+        assert_eq!(parse("/logout all"), Command::Logout { all: true });
+        assert!(matches!(parse("/logout everything"), Command::Unknown(_)));
     }
 }

@@ -386,6 +386,17 @@ impl<S: Screen> Session<S> {
             },
             Command::Help => self.say(commands::HELP),
             Command::Quit => return Step::Quit,
+            Command::Logout { all } => match self.api.logout(all).await {
+                Ok(()) => {
+                    self.say(if all {
+                        "logged out everywhere"
+                    } else {
+                        "logged out"
+                    });
+                    return Step::Quit;
+                }
+                Err(error) => self.say(format!("! cannot log out: {error}")),
+            },
             Command::Unknown(why) => self.say(format!("! {why}")),
             Command::Rooms => self.list_rooms().await,
             Command::PublicRooms(prefix) => self.list_public_rooms(&prefix).await,
@@ -735,7 +746,7 @@ impl<S: Screen> Session<S> {
                     }
                 }
             }
-            ServerFrame::Notice { content } => self.say(format!("! notice: {content}")),
+            ServerFrame::Notice { content, .. } => self.say(format!("! notice: {content}")),
             ServerFrame::Error(error) => {
                 if let Some(id) = &error.client_id {
                     self.take_pending(id);

@@ -24,6 +24,7 @@
 //! consistency levels and how to run the conformance suite against a real
 //! cluster.
 
+mod accounts;
 mod buckets;
 mod config;
 mod directory;
@@ -67,6 +68,7 @@ use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
 
+pub use self::accounts::REVOCATION_DAYS;
 pub use self::buckets::{Buckets, DEFAULT_WINDOW, MIN_WINDOW};
 pub use self::config::{
     Consistency, Replication, ScyllaOptions, SerialConsistency, parse_consistency,
@@ -720,6 +722,61 @@ impl Store for ScyllaStore {
         limit: u32,
     ) -> Result<Vec<Room>> {
         self.public_rooms_impl(prefix, after, limit).await
+    }
+
+    // ----- accounts: sessions, profile, flags, audit -------------------
+
+    async fn create_session(&self, session: SessionRecord) -> Result<()> {
+        self.create_session_impl(session).await
+    }
+
+    async fn revoke_session(&self, user: Id, session: Id, at: u64) -> Result<Option<Revocation>> {
+        self.revoke_session_impl(user, session, at).await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        user: Id,
+        except: Option<Id>,
+        at: u64,
+    ) -> Result<Vec<Revocation>> {
+        self.revoke_sessions_impl(user, except, at).await
+    }
+
+    async fn revocations(&self, now: u64) -> Result<Vec<Revocation>> {
+        self.revocations_impl(now).await
+    }
+
+    async fn set_display_name(&self, user: Id, display_name: &str) -> Result<Option<UserRecord>> {
+        self.set_display_name_impl(user, display_name).await
+    }
+
+    async fn set_password_hash(&self, user: Id, password_hash: &str) -> Result<bool> {
+        self.set_password_hash_impl(user, password_hash).await
+    }
+
+    async fn account_flags(&self, user: Id) -> Result<AccountFlags> {
+        self.account_flags_impl(user).await
+    }
+
+    async fn set_admin(&self, user: Id, admin: bool) -> Result<()> {
+        self.set_admin_impl(user, admin).await
+    }
+
+    async fn set_banned(&self, user: Id, banned: bool) -> Result<()> {
+        self.set_banned_impl(user, banned).await
+    }
+
+    async fn insert_audit(&self, events: &[AuditEvent], retention_ms: u64) -> Result<()> {
+        self.insert_audit_impl(events, retention_ms).await
+    }
+
+    async fn audit_events(&self, filter: AuditFilter) -> Result<(Vec<AuditEvent>, bool)> {
+        self.audit_events_impl(filter).await
+    }
+
+    async fn prune_audit(&self, _before: u64) -> Result<u64> {
+        Ok(accounts::prune_audit_noop())
     }
 }
 

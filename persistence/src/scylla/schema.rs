@@ -23,9 +23,8 @@ use crate::Result;
 /// the keyspace (a `settings` row) to each room (`rooms.bucket_window_ms`).
 /// Versions 1 and 2 never ran against a live cluster, so there is no
 /// upgrade path from them: `migrate` refuses a keyspace recorded with
-/// another version. Version 4 added the notification tables, the room
-/// directory and the rooms' member limits.
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+/// another version.
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// The `settings` row holding [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_SETTING: &str = "schema_version";
 
@@ -256,7 +255,9 @@ pub(crate) const TABLES: &[&str] = &[
         since bigint,
         PRIMARY KEY (shard, id)
     )",
-    // Stored mentions (version 4), by mentioned user, newest first: a page
+    // ----- v1.1 notifications, directory, room size. Added without a version
+    // bump, like the accounts tables: new tables only.
+    // Stored mentions, by mentioned user, newest first: a page
     // of `GET /notifications` is one slice of one partition.
     "CREATE TABLE IF NOT EXISTS notifications (
         user_id    bigint,
@@ -272,7 +273,7 @@ pub(crate) const TABLES: &[&str] = &[
         user_id bigint PRIMARY KEY,
         up_to   bigint
     )",
-    // The room directory (version 4): public group rooms in one partition,
+    // The room directory: public group rooms in one partition,
     // by lower-cased name, for prefix pages.
     "CREATE TABLE IF NOT EXISTS public_rooms (
         shard      int,
@@ -280,11 +281,51 @@ pub(crate) const TABLES: &[&str] = &[
         room_id    text,
         PRIMARY KEY (shard, name_lower, room_id)
     )",
-    // Each room's own member limit (version 4), when it has one.
+    // Each room's own member limit, when it has one.
     "CREATE TABLE IF NOT EXISTS room_limits (
         room_id     text PRIMARY KEY,
         max_members int
     )",
+    // ----- accounts (see `accounts`). Added without a version bump: new
+    // tables only, which older keyspaces gain at the next `migrate`.
+    // A user's sessions, each row living until its tokens expire (TTL).
+    "CREATE TABLE IF NOT EXISTS sessions_by_user (
+        user_id    bigint,
+        id         bigint,
+        created_at bigint,
+        expires_at bigint,
+        revoked_at bigint,
+        PRIMARY KEY (user_id, id)
+    )",
+    // Revoked sessions by the day their tokens expire (TTL): a starting
+    // node reads today's and the next days' partitions.
+    "CREATE TABLE IF NOT EXISTS session_revocations (
+        day        int,
+        session_id bigint,
+        user_id    bigint,
+        expires_at bigint,
+        PRIMARY KEY (day, session_id)
+    )",
+    // Stored admin and ban flags, one row per user ever flagged.
+    "CREATE TABLE IF NOT EXISTS account_flags (
+        user_id bigint PRIMARY KEY,
+        admin   boolean,
+        banned  boolean
+    )",
+    // The audit log by day (days since the epoch), newest first; rows
+    // expire with the configured retention (TTL).
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        day       int,
+        id        bigint,
+        at        bigint,
+        kind      text,
+        actor_id  bigint,
+        target_id bigint,
+        room_id   text,
+        ip        text,
+        detail    text,
+        PRIMARY KEY (day, id)
+    ) WITH CLUSTERING ORDER BY (id DESC)",
 ];
 
 /// Creates the keyspace (if missing) and every table, and records the

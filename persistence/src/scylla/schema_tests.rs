@@ -383,6 +383,8 @@ fn every_select_is_bounded_by_a_key_or_a_limit() {
         "select_sizes_of_uploader",
         "select_file_rooms",
         "select_unreferenced_files",
+        "select_user_sessions",
+        "select_revocations",
     ];
     for statement in DEFINITIONS {
         let cql = statement.cql;

@@ -246,4 +246,19 @@ statements! {
     select_members_after: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id > ? LIMIT ?");
     insert_room_limit: Write = "INSERT INTO room_limits (room_id, max_members) VALUES (?, ?)";
     select_room_limit: Read = "SELECT max_members FROM room_limits WHERE room_id = ?";
+    // ----- accounts -----
+    insert_session: Write = "INSERT INTO sessions_by_user (user_id, id, created_at, expires_at) VALUES (?, ?, ?, ?) USING TTL ?";
+    select_session: Read = "SELECT id, expires_at, revoked_at FROM sessions_by_user WHERE user_id = ? AND id = ?";
+    select_user_sessions: Read = "SELECT id, expires_at, revoked_at FROM sessions_by_user WHERE user_id = ?";
+    revoke_session_row: Write = "UPDATE sessions_by_user USING TTL ? SET revoked_at = ? WHERE user_id = ? AND id = ?";
+    insert_revocation: Write = "INSERT INTO session_revocations (day, session_id, user_id, expires_at) VALUES (?, ?, ?, ?) USING TTL ?";
+    select_revocations: Read = "SELECT session_id, user_id, expires_at FROM session_revocations WHERE day = ?";
+    set_display_name: Write = "UPDATE users SET display_name = ? WHERE id = ?";
+    set_password_hash: Write = "UPDATE users SET password_hash = ? WHERE id = ?";
+    select_account_flags: Read = "SELECT admin, banned FROM account_flags WHERE user_id = ?";
+    set_admin_flag: Write = "UPDATE account_flags SET admin = ? WHERE user_id = ?";
+    set_banned_flag: Write = "UPDATE account_flags SET banned = ? WHERE user_id = ?";
+    insert_audit: Write = "INSERT INTO audit_log (day, id, at, kind, actor_id, target_id, room_id, ip, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?";
+    /// One slice of a day, newest first (the clustering order).
+    select_audit: Read = "SELECT id, at, kind, actor_id, target_id, room_id, ip, detail FROM audit_log WHERE day = ? AND id < ? LIMIT ?";
 }

@@ -17,6 +17,7 @@
 //! transaction take SQLite's write lock with `BEGIN IMMEDIATE`, waiting (up
 //! to the busy timeout) for each other.
 
+mod accounts;
 mod connection;
 mod directory;
 mod errors;
@@ -496,5 +497,78 @@ impl Store for SqliteStore {
             directory::public_rooms(connection, &prefix, after.as_ref(), limit)
         })
         .await
+    }
+
+    // ----- accounts: sessions, profile, flags, audit -------------------
+
+    async fn create_session(&self, session: SessionRecord) -> Result<()> {
+        self.write(move |tx| accounts::create_session(tx, &session))
+            .await
+    }
+
+    async fn revoke_session(&self, user: Id, session: Id, at: u64) -> Result<Option<Revocation>> {
+        self.write(move |tx| accounts::revoke_session(tx, user, session, at))
+            .await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        user: Id,
+        except: Option<Id>,
+        at: u64,
+    ) -> Result<Vec<Revocation>> {
+        self.write(move |tx| accounts::revoke_sessions(tx, user, except, at))
+            .await
+    }
+
+    async fn revocations(&self, now: u64) -> Result<Vec<Revocation>> {
+        self.read(move |connection| accounts::revocations(connection, now))
+            .await
+    }
+
+    async fn set_display_name(&self, user: Id, display_name: &str) -> Result<Option<UserRecord>> {
+        let display_name = display_name.to_owned();
+        self.write(move |tx| accounts::set_display_name(tx, user, &display_name))
+            .await
+    }
+
+    async fn set_password_hash(&self, user: Id, password_hash: &str) -> Result<bool> {
+        let password_hash = password_hash.to_owned();
+        self.write(move |tx| accounts::set_password_hash(tx, user, &password_hash))
+            .await
+    }
+
+    async fn account_flags(&self, user: Id) -> Result<AccountFlags> {
+        self.read(move |connection| accounts::account_flags(connection, user))
+            .await
+    }
+
+    async fn set_admin(&self, user: Id, admin: bool) -> Result<()> {
+        self.write(move |tx| accounts::set_admin(tx, user, admin))
+            .await
+    }
+
+    async fn set_banned(&self, user: Id, banned: bool) -> Result<()> {
+        self.write(move |tx| accounts::set_banned(tx, user, banned))
+            .await
+    }
+
+    async fn insert_audit(&self, events: &[AuditEvent], _retention_ms: u64) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = events.to_vec();
+        self.write(move |tx| accounts::insert_audit(tx, &events))
+            .await
+    }
+
+    async fn audit_events(&self, filter: AuditFilter) -> Result<(Vec<AuditEvent>, bool)> {
+        self.read(move |connection| accounts::audit_events(connection, &filter))
+            .await
+    }
+
+    async fn prune_audit(&self, before: u64) -> Result<u64> {
+        self.write(move |tx| accounts::prune_audit(tx, before))
+            .await
     }
 }

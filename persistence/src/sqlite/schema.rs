@@ -22,7 +22,7 @@ use crate::{Result, StoreError};
 
 /// Every migration, in order; `MIGRATIONS[n]` takes the file from version
 /// `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, NOTIFICATIONS, DIRECTORY];
+const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, ACCOUNTS, NOTIFICATIONS, DIRECTORY];
 
 /// Users, rooms, memberships with read positions, and messages.
 ///
@@ -150,6 +150,49 @@ CREATE INDEX public_rooms_by_name ON rooms (lower(name), id)
     WHERE kind = 'group' AND visibility = 'public';
 
 ALTER TABLE rooms ADD COLUMN max_members INTEGER;
+";
+
+/// Sessions, account flags and the audit log.
+///
+/// - `sessions_revoked` (partial) lists revoked sessions by expiry: a
+///   starting node loads the outstanding revocations from it alone.
+/// - `account_flags` has a row only for users ever made admin or banned.
+/// - `audit_events` is keyed by Snowflake id (time order); the filters of
+///   `GET /admin/audit` and the retention prune each have an index.
+const ACCOUNTS: &str = "
+CREATE TABLE sessions (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+) STRICT;
+
+CREATE INDEX sessions_by_user ON sessions (user_id, expires_at);
+
+CREATE INDEX sessions_revoked ON sessions (expires_at) WHERE revoked_at IS NOT NULL;
+
+CREATE TABLE account_flags (
+    user_id INTEGER PRIMARY KEY,
+    admin   INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+    banned  INTEGER NOT NULL DEFAULT 0 CHECK (banned IN (0, 1))
+) STRICT;
+
+CREATE TABLE audit_events (
+    id        INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    kind      TEXT    NOT NULL,
+    actor_id  INTEGER,
+    target_id INTEGER,
+    room_id   TEXT,
+    ip        TEXT,
+    detail    TEXT
+) STRICT;
+
+CREATE INDEX audit_by_kind ON audit_events (kind, id);
+CREATE INDEX audit_by_actor ON audit_events (actor_id, id) WHERE actor_id IS NOT NULL;
+CREATE INDEX audit_by_target ON audit_events (target_id, id) WHERE target_id IS NOT NULL;
+CREATE INDEX audit_by_time ON audit_events (at);
 ";
 
 /// The schema version this build writes and understands.

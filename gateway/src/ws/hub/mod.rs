@@ -4,7 +4,10 @@
 //! which room ([`index`]), and keeps the gateway's subscription to a room's
 //! (or user's) channel exactly while at least one local connection needs it
 //! ([`channels`]). Every payload the gateway hears goes through the hub:
-//! answers to this gateway's requests, and events for rooms and users.
+//! answers to this gateway's requests, events for rooms and users, and
+//! account events for every gateway (revoked sessions, whose connections
+//! close with 4001 and whose tokens the [`Revocations`] refuse from then
+//! on; notices to everyone).
 //!
 //! The delivery path takes no global lock and never waits: deliveries are
 //! spread over one dispatcher per core by channel (so one room's events
@@ -22,10 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_bus::{Delivery, Subscriptions, names};
+use chat_protocol::frames::close_code;
 use chat_protocol::frames::{ErrorFrame, ServerFrame};
-use chat_protocol::internal::{self, Event, Outcome, Reply};
+use chat_protocol::internal::{self, ACCOUNTS_CHANNEL, AccountEvent, Event, Outcome, Reply};
 use chat_protocol::{Id, RoomId};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TrackedFuture;
 
 use self::channels::Channels;
 use self::index::{Change, Closed, Index, Members};
@@ -33,6 +39,7 @@ use super::conn::Conn;
 use super::encoded::{Encoded, encode};
 use crate::metrics;
 use crate::relay::Relay;
+use crate::revocations::Revocations;
 
 /// Most dispatchers, whatever the core count.
 const MAX_DISPATCHERS: usize = 16;
@@ -46,6 +53,9 @@ pub struct Hub {
     index: Arc<Index>,
     channels: Arc<Channels>,
     relay: Arc<Relay>,
+    /// The connections' tasks, so that a shutdown knows when they are gone.
+    sessions: TaskTracker,
+    revocations: Arc<Revocations>,
 }
 
 impl Hub {
@@ -55,7 +65,28 @@ impl Hub {
             index: Arc::new(Index::new()),
             channels: Arc::new(Channels::new(subscriptions)),
             relay,
+            sessions: TaskTracker::new(),
+            revocations: Arc::new(Revocations::new()),
         }
+    }
+
+    /// Wraps a connection's task, so that [`Hub::drained`] waits for it.
+    pub fn track<F: std::future::Future>(&self, session: F) -> TrackedFuture<F> {
+        self.sessions.track_future(session)
+    }
+
+    /// Resolves once every tracked connection task has ended; call it after
+    /// [`Hub::close_all`], when no new connection can arrive.
+    pub async fn drained(&self) {
+        self.sessions.close();
+        self.sessions.wait().await;
+    }
+
+    /// Records the revocations this hub hears in `revocations` (the ones
+    /// the gateway's tokens are checked against).
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Hub {
+        self.revocations = revocations;
+        self
     }
 
     /// A fresh connection id, unique within this gateway.
@@ -63,9 +94,10 @@ impl Hub {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Subscribes this gateway's reply channel.
+    /// Subscribes this gateway's reply channel and the accounts channel.
     pub async fn start(&self) -> chat_bus::Result<()> {
-        self.channels.pin(&self.relay.reply_channel()).await
+        self.channels.pin(&self.relay.reply_channel()).await?;
+        self.channels.pin(ACCOUNTS_CHANNEL).await
     }
 
     /// Adds an opening connection. From now on it follows its user's
@@ -185,10 +217,50 @@ impl Hub {
             self.follow_membership(user, &event.frame);
             self.index
                 .with_user(&user, |members| fan_out(members, &event));
+        } else if channel == ACCOUNTS_CHANNEL {
+            if let Some(event) = decode::<AccountEvent>(&delivery) {
+                self.on_account_event(event);
+            }
         } else if let Some(reply) = decode::<Reply>(&delivery)
             && let Some(reply) = self.relay.complete(reply)
         {
             self.answer_connection(reply);
+        }
+    }
+
+    /// Refuses revoked sessions from now on and closes their connections;
+    /// passes notices to every live connection.
+    fn on_account_event(&self, event: AccountEvent) {
+        match event {
+            AccountEvent::Revoked(revoked) => {
+                self.revocations.add(&revoked);
+                metrics::REVOCATIONS.set(self.revocations.len() as i64);
+                for revocation in &revoked {
+                    self.index.with_user(&revocation.user, |members| {
+                        for conn in members.into_iter().flat_map(|m| m.values()) {
+                            if conn.session == Some(revocation.session) {
+                                conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
+                            }
+                        }
+                    });
+                }
+            }
+            AccountEvent::Notice { content } => {
+                let frame = ServerFrame::Notice {
+                    content,
+                    room_id: None,
+                };
+                let sent = metrics::FRAMES_OUT.with_label_values(&[frame.kind()]);
+                let encoded = Encoded::new(&frame);
+                for conn in self.index.all() {
+                    if conn.is_live()
+                        && let Some(message) = encoded.message(conn.codec)
+                        && conn.push_live(message)
+                    {
+                        sent.inc();
+                    }
+                }
+            }
         }
     }
 

@@ -1,6 +1,13 @@
-//! The persistence role: consumes the partitions of the persist stream it
-//! holds, writes messages in batches through the [`Store`], and only then
-//! delivers them to the room and acknowledges them to their senders.
+//! The persistence writer stage (the `persist` role, `chatd persist`):
+//! consumes the partitions of the persist stream it holds, writes messages
+//! in batches through the [`Store`], and only then publishes them (through
+//! [`crate::events`], the one place events leave) and answers their
+//! senders. It lives in the router crate because it publishes: the
+//! persistence crate only stores. It needs a store and a bus, not [`Chat`]
+//! (no password hashing, no id minting), so it runs in its own process as
+//! well as beside a router.
+//!
+//! [`Chat`]: crate::Chat
 //!
 //! A room's messages are in one partition, held by one worker at a time
 //! and read in order, so they are written and published in the order the
@@ -15,15 +22,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_bus::consumer::{ConsumerOptions, consume};
-use chat_bus::{Bus, Entry, names};
-use chat_protocol::frames::ServerFrame;
-use chat_protocol::internal::{self, Event, Outcome, ToPersist};
+use chat_bus::{Bus, Entry, Outbox, names};
+use chat_persistence::Store;
+use chat_protocol::internal::{self, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
-use tokio::sync::watch;
+use chat_shutdown::CancellationToken;
 
-use crate::{Store, metrics};
+use crate::events::message_events;
+use crate::metrics;
 
-/// How the persistence worker takes its work.
+/// How the persistence writer takes its work.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
     /// This worker's name in the persisters' group.
@@ -36,16 +44,16 @@ pub struct WorkerOptions {
     pub lease: Duration,
 }
 
-/// Runs the persistence worker until `shutdown` turns true, then drains
+/// Runs the persistence writer until `shutdown` is cancelled, then drains
 /// its partitions of the persist stream, so that every accepted message is
 /// written before the process exits.
 pub async fn run(
     store: Arc<dyn Store>,
     bus: Bus,
     options: WorkerOptions,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
-    tracing::info!(consumer = %options.consumer, "persistence worker started");
+    tracing::info!(consumer = %options.consumer, "persistence writer started");
     let options = ConsumerOptions {
         stream: names::PERSIST_STREAM,
         group: names::PERSIST_GROUP,
@@ -62,7 +70,9 @@ pub async fn run(
     .await;
 }
 
-/// Writes, then delivers and answers, one batch.
+/// Writes, then delivers and answers, one batch: one store call, then
+/// every event and reply of the batch in one [`Outbox`] (one Redis round
+/// trip; each message's events before its reply).
 async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
     let work: Vec<ToPersist> = entries
         .iter()
@@ -84,6 +94,7 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
         })
         .collect();
     write_until_stored(store, &messages).await;
+    let mut outbox = Outbox::new();
     for item in work {
         match item {
             ToPersist::New {
@@ -91,8 +102,8 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 origin,
                 also_to_users,
             } => {
-                deliver(bus, &message, &also_to_users).await;
-                bus.reply(origin, Outcome::Posted(message)).await;
+                message_events(&mut outbox, &message, &also_to_users);
+                outbox.reply(origin, Outcome::Posted(message));
             }
             ToPersist::Repeat {
                 room_id,
@@ -100,11 +111,13 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 message,
                 origin,
             } => {
-                let outcome = answer_repeat(store, bus, &room_id, message_id, message).await;
-                bus.reply(origin, outcome).await;
+                let outcome =
+                    answer_repeat(store, &mut outbox, &room_id, message_id, message).await;
+                outbox.reply(origin, outcome);
             }
         }
     }
+    bus.send(outbox).await;
 }
 
 /// Retries a batch write until it succeeds. Giving up would mean either
@@ -135,50 +148,13 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
     }
 }
 
-/// Sends a durable message to its room (and, for a DM that it just opened,
-/// to both users directly), and a `mention` and a `notification` to each
-/// mentioned user.
-async fn deliver(bus: &Bus, message: &Message, also_to_users: &[chat_protocol::Id]) {
-    // The message id as the event id: if this worker dies after publishing
-    // and before acknowledging, the partition's next holder publishes the
-    // message again under the same event id, and gateways pass it on once.
-    let event = Event {
-        id: message.id.0,
-        except_user: None,
-        frame: ServerFrame::Message {
-            message: message.clone(),
-        },
-    };
-    bus.publish_event(&names::room_channel(&message.room_id), &event)
-        .await;
-    for user in also_to_users {
-        bus.publish_event(&names::user_channel(user), &event).await;
-    }
-    for user in &message.mentions {
-        let mention = ServerFrame::Mention {
-            room_id: message.room_id,
-            message_id: message.id,
-            sender_id: message.sender_id,
-            content: message.content.clone(),
-        };
-        bus.publish_frame(&names::user_channel(user), mention, None)
-            .await;
-        // The stored notification (written with the message), live.
-        let notification = ServerFrame::Notification {
-            notification: chat_protocol::Notification::of_mention(message),
-        };
-        bus.publish_frame(&names::user_channel(user), notification, None)
-            .await;
-    }
-}
-
 /// Answers a repeated `client_id` with the original message. Normally it
 /// is durable by now (it was handed on before the repeat, in stream order);
 /// if it is missing, its router died before handing it on, and the retry is
 /// written under the original id instead, and delivered.
 async fn answer_repeat(
     store: &dyn Store,
-    bus: &Bus,
+    outbox: &mut Outbox,
     room: &chat_protocol::RoomId,
     id: chat_protocol::Id,
     retry: Option<Message>,
@@ -188,7 +164,7 @@ async fn answer_repeat(
         Ok(None) => match retry {
             Some(message) => {
                 write_until_stored(store, std::slice::from_ref(&message)).await;
-                deliver(bus, &message, &[]).await;
+                message_events(outbox, &message, &[]);
                 Outcome::Posted(message)
             }
             None => unavailable("the original message is not stored yet; retry"),

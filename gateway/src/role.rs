@@ -1,0 +1,217 @@
+//! The gateway role as a unit: [`start`] serves HTTP and WebSocket on a
+//! listener and runs the gateway's background tasks; the [`RoleHandle`] it
+//! answers stops them all.
+//!
+//! Stopping drains in the order that loses nothing: WebSockets are closed
+//! with 1012 (restarting) and the listener stops accepting; HTTP requests
+//! in flight finish; once every connection's task has ended (each tells the
+//! routers it is gone), the bus subscription, the presence refresh and the
+//! file sweep stop. Processes without the gateway role serve only the
+//! operational endpoints, through [`serve_ops`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use chat_protocol::frames::close_code;
+use chat_router::Chat;
+use chat_shutdown::{CancellationToken, RoleHandle, Supervisor};
+use tokio::net::TcpListener;
+
+use crate::client_addr::TrustedProxies;
+use crate::relay::Relay;
+use crate::rest::files::FileService;
+use crate::rest::ops::Dependencies;
+use crate::ws::WsConfig;
+use crate::ws::hub::Hub;
+use crate::{AppState, HttpLimits, Tokens};
+
+/// What the gateway needs besides the chat logic.
+pub struct GatewayOptions {
+    /// This process's name: the gateway is `gw-<name>` on the bus.
+    pub name: String,
+    pub tokens: Arc<Tokens>,
+    /// How often the revoked sessions are reloaded from the store (the bound
+    /// on staleness if a revocation's bus message is lost).
+    pub revocation_refresh: Duration,
+    /// Whose `X-Forwarded-For` names the client.
+    pub proxies: TrustedProxies,
+    pub ws: WsConfig,
+    pub files: Arc<FileService>,
+    pub limits: HttpLimits,
+    /// How long a request forwarded to the routers waits for its answer.
+    pub reply_timeout: Duration,
+    /// Deliveries the bus subscription buffers.
+    pub subscription_buffer: usize,
+    /// How often unused files are swept, and how long a file may stay
+    /// unused before it is.
+    pub file_sweep: FileSweep,
+}
+
+/// The file sweep's timings (see `chat_files::sweep`).
+#[derive(Clone, Copy, Debug)]
+pub struct FileSweep {
+    pub every: Duration,
+    pub grace: Duration,
+}
+
+/// Starts the gateway role on `listener`: subscribes the bus and the reply
+/// channel, then serves. Fails only if the bus cannot be subscribed.
+pub async fn start(
+    supervisor: &Supervisor,
+    chat: &Chat,
+    listener: TcpListener,
+    options: GatewayOptions,
+) -> chat_bus::Result<RoleHandle> {
+    let role = supervisor.role("gateway");
+    let bus = chat.bus();
+    let relay = Arc::new(Relay::new(
+        format!("gw-{}", options.name),
+        bus.clone(),
+        options.reply_timeout,
+        chat.partitions(),
+    ));
+    let subscription = bus.pubsub.subscribe(options.subscription_buffer).await?;
+    let revocations = options.tokens.revocations().clone();
+    let hub = Arc::new(
+        Hub::new(subscription.control, relay.clone()).with_revocations(revocations.clone()),
+    );
+    hub.start().await?;
+    let state = AppState {
+        chat: chat.clone(),
+        tokens: options.tokens,
+        relay: relay.clone(),
+        hub: hub.clone(),
+        ws: Arc::new(options.ws),
+        files: options.files.clone(),
+        proxies: Arc::new(options.proxies),
+    };
+    let app = crate::app(state, options.limits, supervisor);
+
+    // These run until the connections are gone, not just until the role's
+    // signal: a closing connection still hears its answers and vouches.
+    let connections_gone = CancellationToken::new();
+    role.spawn(
+        "bus subscription",
+        until(connections_gone.clone(), {
+            let hub = hub.clone();
+            async move { hub.run(subscription.deliveries).await }
+        }),
+    );
+    role.spawn(
+        "presence refresh",
+        until(
+            connections_gone.clone(),
+            vouch_for_connections(chat.clone(), hub.clone(), relay),
+        ),
+    );
+    role.spawn_until_stopped(
+        "file sweep",
+        chat_files::sweep::run(
+            chat.store().clone(),
+            options.files.objects.clone(),
+            options.file_sweep.every,
+            options.file_sweep.grace,
+        ),
+    );
+    role.spawn_until_stopped(
+        "revocation refresh",
+        revocations.refresh(chat.store().clone(), options.revocation_refresh),
+    );
+    let stop = role.stopping();
+    role.spawn("http", async move {
+        // Cancels when this task ends, even by a panic: the tasks above
+        // must not outlive it.
+        let _connections_gone = connections_gone.drop_guard();
+        let closing = {
+            let (hub, stop) = (hub.clone(), stop.clone());
+            async move {
+                stop.cancelled().await;
+                tracing::info!("draining: closing connections with 1012");
+                hub.close_all(close_code::RESTARTING, "server restarting")
+                    .await;
+            }
+        };
+        serve(listener, app, closing).await;
+        // Connections upgraded while the listener was closing.
+        hub.close_all(close_code::RESTARTING, "server restarting")
+            .await;
+        hub.drained().await;
+    });
+    Ok(role)
+}
+
+/// Runs `task` until `stop` fires.
+async fn until(stop: CancellationToken, task: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = task => {}
+    }
+}
+
+/// Serves only `/healthz`, `/readyz` and `/metrics` on `listener`, for a
+/// process without the gateway role; stops (last) with its handle.
+pub fn serve_ops(
+    supervisor: &Supervisor,
+    listener: TcpListener,
+    dependencies: Dependencies,
+) -> RoleHandle {
+    let role = supervisor.role("ops http");
+    let app = crate::ops_app(dependencies, supervisor);
+    let stop = role.stopping();
+    role.spawn("http", serve(listener, app, stop.cancelled_owned()));
+    role
+}
+
+/// Serves `app` until `shutdown` resolves and the requests in flight have
+/// been answered.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs hold back a frame that follows another by
+    // ~40 ms (measured with the load generator, docs/benchmarks.md).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    // The peer address is what the audit log records for a client (unless
+    // a trusted proxy names another).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        // axum's accept loop retries on its own; this is the listener gone.
+        tracing::error!(%error, "HTTP server failed");
+    }
+}
+
+/// Keeps this gateway's connections live in the shared presence state, so
+/// that if this process dies they expire and their users go offline.
+///
+/// Refreshes run a bounded number at a time, so that the round trips of
+/// many connections fit well within the time to live.
+async fn vouch_for_connections(chat: Chat, hub: Arc<Hub>, relay: Arc<Relay>) {
+    use futures_util::StreamExt;
+    const AT_ONCE: usize = 64;
+    let mut every = tokio::time::interval(chat.presence_ttl() / 3);
+    loop {
+        every.tick().await;
+        let connections = hub.connections_snapshot().await;
+        futures_util::stream::iter(connections)
+            .for_each_concurrent(AT_ONCE, |(user, connection)| {
+                let (chat, key) = (&chat, relay.connection_key(connection));
+                async move {
+                    if let Err(error) = chat.connection_alive(user, &key).await {
+                        tracing::warn!(%error, "presence not refreshed");
+                    }
+                }
+            })
+            .await;
+    }
+}
