@@ -97,11 +97,11 @@ async fn a_process_starts_only_what_its_roles_need() {
     assert!(!hashing(&persist), "{:?}", thread_names(&persist));
     assert!(!hashing(&router), "{:?}", thread_names(&router));
     let started = |server: &Server, what: &str| server.log().contains(what);
-    assert!(started(&persist, "persistence worker started"));
+    assert!(started(&persist, "persistence writer started"));
     assert!(!started(&persist, "router started"));
     assert!(started(&router, "router started"));
-    assert!(!started(&router, "persistence worker started"));
-    assert!(!started(&gateway, "persistence worker started"));
+    assert!(!started(&router, "persistence writer started"));
+    assert!(!started(&gateway, "persistence writer started"));
     assert!(!started(&gateway, "router started"));
 }
 
