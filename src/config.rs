@@ -47,6 +47,8 @@ pub struct Config {
     pub limits: Limits,
     /// How fast a user may send and type.
     pub rates: chat_router::RateLimits,
+    /// How many members a room may have (v1.1 `max_members`).
+    pub rooms: chat_router::RoomLimits,
     pub realtime: RealtimeConfig,
     pub sqlite: SqliteConfig,
     pub scylla: ScyllaConfig,
@@ -223,6 +225,7 @@ impl Default for Config {
             log_format: LogFormat::Auto,
             limits: Limits::default(),
             rates: chat_router::RateLimits::default(),
+            rooms: chat_router::RoomLimits::default(),
             realtime: RealtimeConfig::default(),
             sqlite: SqliteConfig::default(),
             scylla: ScyllaConfig::default(),
@@ -348,6 +351,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "limits",
     "rates",
+    "rooms",
     "realtime",
     "sqlite",
     "scylla",
@@ -570,6 +574,18 @@ impl Config {
         ensure!(
             rates.typing_interval_ms >= 1,
             "rates.typing_interval_ms must be at least 1"
+        );
+        let rooms = &self.rooms;
+        ensure!(
+            rooms.max_members_cap >= chat_router::room_size::MIN_MAX_MEMBERS,
+            "rooms.max_members_cap must be at least {}",
+            chat_router::room_size::MIN_MAX_MEMBERS
+        );
+        ensure!(
+            (chat_router::room_size::MIN_MAX_MEMBERS..=rooms.max_members_cap)
+                .contains(&rooms.default_max_members),
+            "rooms.default_max_members must be {} to rooms.max_members_cap",
+            chat_router::room_size::MIN_MAX_MEMBERS
         );
         let realtime = &self.realtime;
         ensure!(

@@ -126,6 +126,7 @@ impl Node {
                 rates: config.rates,
                 presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
                 partitions: config.realtime.partitions,
+                rooms: config.rooms,
             },
         );
         let chat = with_accounts(chat, &config, store.store());

@@ -3,6 +3,7 @@
 //! The gateway holds no chat rules of its own: it authenticates, decodes,
 //! calls [`chat_router::Chat`] and encodes. Modules:
 //! - [`auth`]: JWT issue and verification, the authenticated-user extractor.
+//! - [`cors`]: which browser origins may call the REST API.
 //! - [`revocations`]: the revoked sessions this node refuses, in memory.
 //! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod client_addr;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -67,12 +69,17 @@ pub fn app(state: AppState, limits: HttpLimits, supervisor: &Supervisor) -> Rout
         store: state.chat.store().clone(),
         bus: state.chat.bus().clone(),
     };
+    // Outside the edge layers, so that a preflight is answered before the
+    // router would refuse its OPTIONS method.
+    let cors = cors::layer(state.ws.allowed_origins.clone());
     let api = Router::new()
         .nest("/api/v1", rest::routes())
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .with_state(state);
     with_edge_layers(api.merge(rest::ops::routes(dependencies)), supervisor)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(cors)
+        .layer(axum::middleware::map_response(cors::strip_unless_allowed))
 }
 
 /// The operational endpoints alone, for processes without a gateway.

@@ -6,7 +6,8 @@
 
 use chat_protocol::rest::{
     AddMemberRequest, AuthResponse, CreateRoomRequest, HistoryResponse, LoginRequest, Member,
-    MembersResponse, OpenDmRequest, RegisterRequest, RoomsResponse, UsersResponse,
+    MembersResponse, NotificationsResponse, OpenDmRequest, PublicRoomsResponse,
+    ReadNotificationsRequest, RegisterRequest, RoomsResponse, UsersResponse,
 };
 use chat_protocol::{ErrorBody, ErrorCode, File, Id, Room, RoomId, User, Visibility};
 use reqwest::{Method, StatusCode, Url};
@@ -265,6 +266,7 @@ impl Api {
             name: name.to_string(),
             visibility: Visibility::Public,
             member_ids: Vec::new(),
+            max_members: None,
         };
         self.post("rooms", &body).await
     }
@@ -288,7 +290,26 @@ impl Api {
         self.post(&format!("rooms/{room}/members"), &body).await
     }
 
-    /// `GET /rooms/{id}/members`, in joining order.
+    /// `GET /rooms/public?prefix=…&limit=…`: the first page of the room
+    /// directory.
+    pub async fn public_rooms(&self, prefix: &str, limit: u32) -> Result<Vec<Room>, ApiError> {
+        let path = format!("rooms/public?prefix={}&limit={limit}", query_escape(prefix));
+        let answer: PublicRoomsResponse = self.get(&path).await?;
+        Ok(answer.rooms)
+    }
+
+    /// `GET /notifications?limit=…`: the newest stored mentions.
+    pub async fn notifications(&self, limit: u32) -> Result<NotificationsResponse, ApiError> {
+        self.get(&format!("notifications?limit={limit}")).await
+    }
+
+    /// `POST /notifications/read`: everything up to `up_to` is read.
+    pub async fn read_notifications(&self, up_to: Id) -> Result<(), ApiError> {
+        let body = ReadNotificationsRequest { up_to };
+        self.post("notifications/read", &body).await
+    }
+
+    /// `GET /rooms/{id}/members`, the first page (by user id).
     pub async fn members(&self, room: &RoomId) -> Result<Vec<Member>, ApiError> {
         let answer: MembersResponse = self.get(&format!("rooms/{room}/members")).await?;
         Ok(answer.members)
@@ -321,4 +342,18 @@ mod erased {
             serde_json::to_vec(self).expect("request bodies always serialize")
         }
     }
+}
+
+/// `text` percent-encoded for a query string value: every byte but ASCII
+/// letters, digits and `-_.~`.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -51,7 +51,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chat_protocol::id::{MAX_WORKER_ID, now_ms};
-use chat_protocol::{File, Id, IdGenerator, Message, Role, Room, RoomId, RoomKind, Visibility};
+use chat_protocol::{
+    File, Id, IdGenerator, Message, Notification, Role, Room, RoomId, RoomKind, Visibility,
+};
 
 use crate::records::*;
 use crate::{Store, StoreError};
@@ -109,6 +111,19 @@ macro_rules! store_conformance_tests {
             linked_files_name_their_rooms_until_unlinked,
             unreferenced_files_are_the_sweeps_candidates,
             deleting_a_file_forgets_it,
+            // notifications
+            mentions_are_stored_as_notifications_once,
+            notifications_page_newest_first,
+            notification_read_mark_only_moves_forward,
+            unread_notifications_are_those_above_the_mark,
+            // room directory and member pages
+            member_pages_walk_by_user_id,
+            the_directory_lists_public_groups_by_prefix_case_insensitively,
+            directory_pages_follow_the_cursor,
+            // room size
+            rooms_keep_their_member_limit,
+            add_member_within_stops_at_the_limit,
+            concurrent_joins_never_exceed_the_limit,
             // accounts
             sessions_are_revoked_one_or_all_but_one,
             revocations_list_only_unexpired_revoked_sessions,
@@ -265,6 +280,7 @@ fn new_group_room(owner: Option<Id>) -> NewRoom {
         visibility: Visibility::Public,
         owner_id: owner,
         created_at: now_ms(),
+        max_members: None,
     }
 }
 
@@ -276,6 +292,7 @@ fn new_dm_room(a: Id, b: Id) -> NewRoom {
         visibility: Visibility::Private,
         owner_id: None,
         created_at: now_ms(),
+        max_members: None,
     }
 }
 
@@ -639,6 +656,7 @@ pub async fn created_rooms_have_their_members(store: Arc<dyn Store>) {
         owner_id: Some(owner.id),
         member_count: 3,
         created_at: new.created_at,
+        max_members: None,
     };
     assert_eq!(room, expected);
     assert_eq!(store.room(&new.id).await.expect("room"), Some(expected));
@@ -970,6 +988,7 @@ pub async fn open_dm_creates_the_room_once(store: Arc<dyn Store>) {
         owner_id: None,
         member_count: 2,
         created_at: new.created_at,
+        max_members: None,
     };
     assert_eq!(room, expected);
     for user in [&a, &b] {
@@ -2099,6 +2118,480 @@ pub async fn deleting_a_file_forgets_it(store: Arc<dyn Store>) {
         .unwrap();
     assert!(candidates.iter().all(|file| file.id != doomed.id));
     assert!(candidates.iter().any(|file| file.id == kept.id));
+}
+
+// ----- notifications ---------------------------------------------------
+
+/// A message from `sender` in `room` mentioning `mentioned`.
+fn mentioning(room: RoomId, sender: Id, mentioned: &[Id]) -> Message {
+    Message {
+        mentions: mentioned.to_vec(),
+        ..text_message(room, sender, "hello @someone")
+    }
+}
+
+/// Every notification of `user`, newest first, walked page by page.
+async fn all_notifications(store: &dyn Store, user: Id, page_size: u32) -> Vec<Notification> {
+    let mut found = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .notifications(user, before, page_size)
+            .await
+            .expect("notifications");
+        assert!(page.notifications.len() <= page_size as usize);
+        before = page.notifications.last().map(|n| n.id);
+        found.extend(page.notifications);
+        if !page.has_more {
+            return found;
+        }
+        assert!(before.is_some(), "has_more on an empty page");
+    }
+}
+
+pub async fn mentions_are_stored_as_notifications_once(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let bob = new_user(&*store, "bob").await;
+    let carol = new_user(&*store, "carol").await;
+    let room = new_group(
+        &*store,
+        sender.id,
+        &[(bob.id, Role::Member), (carol.id, Role::Member)],
+    )
+    .await;
+    let both = mentioning(room.id, sender.id, &[bob.id, carol.id]);
+    let only_bob = mentioning(room.id, sender.id, &[bob.id]);
+    let nobody = text_message(room.id, sender.id, "no mention");
+    let batch = vec![both.clone(), only_bob.clone(), nobody];
+    store
+        .insert_messages(&batch)
+        .await
+        .expect("insert_messages");
+    store
+        .insert_messages(&batch)
+        .await
+        .expect("a retried batch");
+
+    let of_bob = all_notifications(&*store, bob.id, 10).await;
+    assert_eq!(
+        of_bob,
+        vec![
+            Notification::of_mention(&only_bob),
+            Notification::of_mention(&both)
+        ],
+        "one per mentioning message, newest first, unread, never twice"
+    );
+    let of_carol = all_notifications(&*store, carol.id, 10).await;
+    assert_eq!(of_carol, vec![Notification::of_mention(&both)]);
+    assert!(
+        all_notifications(&*store, sender.id, 10).await.is_empty(),
+        "the sender was not mentioned"
+    );
+}
+
+pub async fn notifications_page_newest_first(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let bob = new_user(&*store, "bob").await;
+    let room = new_group(&*store, sender.id, &[(bob.id, Role::Member)]).await;
+    let messages: Vec<Message> = (0..7)
+        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
+        .collect();
+    store
+        .insert_messages(&messages)
+        .await
+        .expect("insert_messages");
+    let newest_first: Vec<Id> = messages.iter().rev().map(|m| m.id).collect();
+
+    let first = store
+        .notifications(bob.id, None, 3)
+        .await
+        .expect("first page");
+    assert_eq!(
+        first.notifications.iter().map(|n| n.id).collect::<Vec<_>>(),
+        newest_first[..3]
+    );
+    assert!(first.has_more);
+    let walked: Vec<Id> = all_notifications(&*store, bob.id, 3)
+        .await
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(walked, newest_first, "pages neither repeat nor skip");
+    let last = store
+        .notifications(bob.id, Some(newest_first[5]), 3)
+        .await
+        .expect("last page");
+    assert_eq!(
+        last.notifications.iter().map(|n| n.id).collect::<Vec<_>>(),
+        newest_first[6..]
+    );
+    assert!(!last.has_more);
+}
+
+pub async fn notification_read_mark_only_moves_forward(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let bob = new_user(&*store, "bob").await;
+    let room = new_group(&*store, sender.id, &[(bob.id, Role::Member)]).await;
+    let messages: Vec<Message> = (0..4)
+        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
+        .collect();
+    store
+        .insert_messages(&messages)
+        .await
+        .expect("insert_messages");
+
+    store
+        .mark_notifications_read(bob.id, messages[2].id)
+        .await
+        .expect("mark read");
+    store
+        .mark_notifications_read(bob.id, messages[0].id)
+        .await
+        .expect("an older mark");
+    let read: Vec<(Id, bool)> = all_notifications(&*store, bob.id, 10)
+        .await
+        .iter()
+        .map(|n| (n.id, n.read))
+        .collect();
+    assert_eq!(
+        read,
+        vec![
+            (messages[3].id, false),
+            (messages[2].id, true),
+            (messages[1].id, true),
+            (messages[0].id, true),
+        ],
+        "read up to the newest mark, included"
+    );
+}
+
+pub async fn unread_notifications_are_those_above_the_mark(store: Arc<dyn Store>) {
+    let sender = new_user(&*store, "sender").await;
+    let bob = new_user(&*store, "bob").await;
+    let room = new_group(&*store, sender.id, &[(bob.id, Role::Member)]).await;
+    assert!(
+        store
+            .unread_notifications(bob.id, 10)
+            .await
+            .expect("none yet")
+            .is_empty()
+    );
+    let messages: Vec<Message> = (0..5)
+        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
+        .collect();
+    store
+        .insert_messages(&messages)
+        .await
+        .expect("insert_messages");
+    let unread = store
+        .unread_notifications(bob.id, 10)
+        .await
+        .expect("unread");
+    assert_eq!(unread.len(), 5);
+    assert!(unread.iter().all(|n| !n.read));
+    assert_eq!(
+        store
+            .unread_notifications(bob.id, 2)
+            .await
+            .expect("capped")
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        vec![messages[4].id, messages[3].id],
+        "the newest, at most cap"
+    );
+    store
+        .mark_notifications_read(bob.id, messages[1].id)
+        .await
+        .expect("mark read");
+    let unread: Vec<Id> = store
+        .unread_notifications(bob.id, 10)
+        .await
+        .expect("unread")
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(unread, vec![messages[4].id, messages[3].id, messages[2].id]);
+}
+
+// ----- room directory and member pages ----------------------------------
+
+pub async fn member_pages_walk_by_user_id(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let mut others = Vec::new();
+    for n in 0..4 {
+        others.push(new_user(&*store, &format!("member{n}")).await);
+    }
+    let roles: Vec<(Id, Role)> = others.iter().map(|u| (u.id, Role::Member)).collect();
+    let room = new_group(&*store, owner.id, &roles).await;
+    let mut expected: Vec<(Id, Role)> = std::iter::once((owner.id, Role::Owner))
+        .chain(roles.iter().copied())
+        .collect();
+    expected.sort_by_key(|(id, _)| *id);
+
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .members_page(&room.id, after, 2)
+            .await
+            .expect("members_page");
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|m| m.user.id);
+        walked.extend(page.into_iter().map(|m| (m.user.id, m.role)));
+    }
+    assert_eq!(walked, expected, "every member once, by user id");
+    let first = store
+        .members_page(&room.id, None, 1)
+        .await
+        .expect("first member");
+    assert_eq!(first[0].user, {
+        let id = expected[0].0;
+        store.user(id).await.expect("user").expect("exists")
+    });
+    store
+        .remove_member(&room.id, expected[1].0)
+        .await
+        .expect("remove");
+    let rest = store
+        .members_page(&room.id, Some(expected[0].0), 10)
+        .await
+        .expect("after a leave");
+    assert_eq!(
+        rest.iter().map(|m| m.user.id).collect::<Vec<_>>(),
+        expected[2..].iter().map(|(id, _)| *id).collect::<Vec<_>>()
+    );
+}
+
+/// Creates a group room named `name` with `visibility`, owned by `owner`.
+async fn named_room(store: &dyn Store, owner: Id, name: &str, visibility: Visibility) -> Room {
+    let room = NewRoom {
+        name: name.to_owned(),
+        visibility,
+        ..new_group_room(Some(owner))
+    };
+    store
+        .create_room(room, &[(owner, Role::Owner)])
+        .await
+        .expect("create_room")
+}
+
+pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let other = new_user(&*store, "other").await;
+    // A prefix no other case (or test run) uses.
+    let tag = format!("dir{}", unique_suffix());
+    let upper = tag.to_ascii_uppercase();
+    let b = named_room(
+        &*store,
+        owner.id,
+        &format!("{upper} Beta"),
+        Visibility::Public,
+    )
+    .await;
+    let a = named_room(
+        &*store,
+        owner.id,
+        &format!("{tag} alpha"),
+        Visibility::Public,
+    )
+    .await;
+    store
+        .add_member(&a.id, other.id, Role::Member, now_ms())
+        .await
+        .expect("add_member");
+    named_room(
+        &*store,
+        owner.id,
+        &format!("{tag} secret"),
+        Visibility::Private,
+    )
+    .await;
+    named_room(&*store, owner.id, "elsewhere", Visibility::Public).await;
+    store
+        .open_dm(new_dm_room(owner.id, other.id))
+        .await
+        .expect("open_dm");
+
+    let found = store
+        .public_rooms(&tag, None, 10)
+        .await
+        .expect("public_rooms");
+    assert_eq!(
+        found.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a.id, b.id],
+        "public groups only, by lower-cased name: {found:?}"
+    );
+    assert_eq!(found[0].member_count, 2, "with member counts");
+    assert_eq!(found[1].member_count, 1);
+    let upper_prefix = store
+        .public_rooms(&format!("{tag} b"), None, 10)
+        .await
+        .expect("public_rooms");
+    assert_eq!(
+        upper_prefix.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    assert!(
+        store
+            .public_rooms(&format!("{tag}zzz"), None, 10)
+            .await
+            .expect("no match")
+            .is_empty()
+    );
+}
+
+pub async fn directory_pages_follow_the_cursor(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let tag = format!("page{}", unique_suffix());
+    let mut made = Vec::new();
+    // Two rooms share a name: the id breaks the tie.
+    for name in ["c", "a", "b", "b"] {
+        made.push(
+            named_room(
+                &*store,
+                owner.id,
+                &format!("{tag} {name}"),
+                Visibility::Public,
+            )
+            .await,
+        );
+    }
+    let mut expected: Vec<(String, RoomId)> = made
+        .iter()
+        .map(|r| (directory_name(&r.name), r.id))
+        .collect();
+    expected.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.to_string().cmp(&y.1.to_string())));
+
+    let mut walked = Vec::new();
+    let mut after: Option<DirectoryCursor> = None;
+    loop {
+        let page = store
+            .public_rooms(&tag, after.clone(), 3)
+            .await
+            .expect("public_rooms");
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(DirectoryCursor {
+            name_lower: directory_name(&last.name),
+            room_id: last.id,
+        });
+        walked.extend(page.iter().map(|r| r.id));
+    }
+    assert_eq!(
+        walked,
+        expected.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+        "each room once, in order"
+    );
+}
+
+// ----- room size ---------------------------------------------------------
+
+pub async fn rooms_keep_their_member_limit(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let limited = store
+        .create_room(
+            NewRoom {
+                max_members: Some(5),
+                ..new_group_room(Some(owner.id))
+            },
+            &[(owner.id, Role::Owner)],
+        )
+        .await
+        .expect("create_room");
+    assert_eq!(limited.max_members, Some(5));
+    let stored = store
+        .room(&limited.id)
+        .await
+        .expect("room")
+        .expect("exists");
+    assert_eq!(stored.max_members, Some(5));
+    let listed = store.rooms_of(owner.id).await.expect("rooms_of");
+    assert_eq!(
+        listed
+            .iter()
+            .find(|entry| entry.room.id == limited.id)
+            .map(|entry| entry.room.max_members),
+        Some(Some(5)),
+        "room lists carry the limit too"
+    );
+    let default = new_group(&*store, owner.id, &[]).await;
+    let stored = store
+        .room(&default.id)
+        .await
+        .expect("room")
+        .expect("exists");
+    assert_eq!(stored.max_members, None, "no limit of its own");
+}
+
+pub async fn add_member_within_stops_at_the_limit(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let bob = new_user(&*store, "bob").await;
+    let carol = new_user(&*store, "carol").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let add = |user: Id| {
+        let store = store.clone();
+        async move {
+            store
+                .add_member_within(&room.id, user, Role::Member, now_ms(), 2)
+                .await
+                .expect("add_member_within")
+        }
+    };
+    assert_eq!(add(bob.id).await, MemberAdded::Added);
+    assert_eq!(add(bob.id).await, MemberAdded::AlreadyMember);
+    assert_eq!(add(carol.id).await, MemberAdded::Full);
+    assert!(
+        store
+            .membership(&room.id, carol.id)
+            .await
+            .expect("membership")
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .room(&room.id)
+            .await
+            .expect("room")
+            .expect("exists")
+            .member_count,
+        2
+    );
+    store.remove_member(&room.id, bob.id).await.expect("remove");
+    assert_eq!(add(carol.id).await, MemberAdded::Added, "a place came free");
+}
+
+pub async fn concurrent_joins_never_exceed_the_limit(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let mut joiners = Vec::new();
+    for n in 0..6 {
+        joiners.push(new_user(&*store, &format!("joiner{n}")).await);
+    }
+    let attempts = joiners.iter().map(|user| {
+        let (store, id) = (store.clone(), user.id);
+        async move {
+            store
+                .add_member_within(&room.id, id, Role::Member, now_ms(), 3)
+                .await
+                .expect("add_member_within")
+        }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let added = outcomes
+        .iter()
+        .filter(|outcome| **outcome == MemberAdded::Added)
+        .count();
+    assert!(
+        (1..=2).contains(&added),
+        "at most the two free places are taken: {outcomes:?}"
+    );
+    let members = store.member_ids(&room.id).await.expect("member_ids");
+    assert_eq!(members.len(), 1 + added, "only those answered Added joined");
+    assert!(members.len() <= 3);
 }
 
 // ----- accounts: sessions, profile, flags, audit ------------------------------

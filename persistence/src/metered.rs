@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use chat_protocol::{Id, Message, Role, Room, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 use prometheus::{HistogramVec, register_histogram_vec};
 
 use crate::records::*;
@@ -316,5 +316,72 @@ impl Store for Metered {
 
     async fn prune_audit(&self, before: u64) -> Result<u64> {
         timed("prune_audit", self.inner.prune_audit(before)).await
+    }
+
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded> {
+        timed(
+            "add_member_within",
+            self.inner
+                .add_member_within(room, user, role, joined_at, max_members),
+        )
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        user: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationPage> {
+        timed(
+            "notifications",
+            self.inner.notifications(user, before, limit),
+        )
+        .await
+    }
+
+    async fn mark_notifications_read(&self, user: Id, up_to: Id) -> Result<()> {
+        timed(
+            "mark_notifications_read",
+            self.inner.mark_notifications_read(user, up_to),
+        )
+        .await
+    }
+
+    async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>> {
+        timed(
+            "unread_notifications",
+            self.inner.unread_notifications(user, cap),
+        )
+        .await
+    }
+
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>> {
+        timed("members_page", self.inner.members_page(room, after, limit)).await
+    }
+
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>> {
+        timed(
+            "public_rooms",
+            self.inner.public_rooms(prefix, after, limit),
+        )
+        .await
     }
 }

@@ -58,6 +58,8 @@ pub struct NewRoom {
     pub visibility: Visibility,
     pub owner_id: Option<Id>,
     pub created_at: u64,
+    /// The room's own member limit; `None`: the server's default.
+    pub max_members: Option<u32>,
 }
 
 /// One user's membership of one room.
@@ -138,6 +140,39 @@ impl FileRecord {
                 .then(|| format!("/api/v1/files/{}/thumbnail", self.id)),
         }
     }
+}
+
+/// A page of one user's notifications, newest first; `has_more` says
+/// whether older ones exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationPage {
+    pub notifications: Vec<chat_protocol::Notification>,
+    pub has_more: bool,
+}
+
+/// Where a page of the room directory ends: the last room's lower-cased
+/// name and id (the directory's order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryCursor {
+    pub name_lower: String,
+    pub room_id: RoomId,
+}
+
+/// A room name as the directory orders and matches it: ASCII letters
+/// lower-cased (the same folding in every store).
+pub fn directory_name(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// What [`Store::add_member_within`](crate::Store::add_member_within) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberAdded {
+    /// The user is now a member.
+    Added,
+    /// The user already was one; nothing changed.
+    AlreadyMember,
+    /// The room has its most members; nothing changed.
+    Full,
 }
 
 // ----- accounts: sessions, flags, audit ---------------------------------------

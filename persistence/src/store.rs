@@ -5,7 +5,7 @@
 //! `Ok`, the effect survives a crash of the process.
 
 use async_trait::async_trait;
-use chat_protocol::{Id, Message, Role, Room, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 
 use crate::Result;
 use crate::records::*;
@@ -74,6 +74,20 @@ pub trait Store: Send + Sync + 'static {
     async fn add_member(&self, room: &RoomId, user: Id, role: Role, joined_at: u64)
     -> Result<bool>;
 
+    /// Adds a member unless they already are one or the room already has
+    /// `max_members` members (v1.1). Concurrent calls never leave the room
+    /// with more than `max_members` members (the ScyllaDB store may, under
+    /// such a race, refuse a join that would have fitted; never the
+    /// reverse).
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded>;
+
     /// Removes a member. Answers `false` if they were not one.
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool>;
 
@@ -113,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes messages, durably on return. Idempotent by `(room_id, id)`: a
     /// message already stored is left as it is, so a retried batch never
     /// duplicates. A batch may span rooms.
+    ///
+    /// The same write stores, for every user in a message's `mentions`, the
+    /// notification [`Notification::of_mention`] (id = the message id, so
+    /// retries cannot duplicate it either): when this returns `Ok`, the
+    /// mentions are as durable as the messages.
     async fn insert_messages(&self, messages: &[Message]) -> Result<()>;
 
     /// The message with this id in this room.
@@ -191,6 +210,54 @@ pub trait Store: Send + Sync + 'static {
     /// missing file is harmless.
     async fn delete_file(&self, id: Id) -> Result<()>;
 
+    // ----- notifications -----------------------------------------------
+    //
+    // Written by `insert_messages` (one per mentioned user and message). A
+    // user's notifications are read when their id is at most the user's
+    // read mark, which only moves forward.
+
+    /// A page of `user`'s notifications, newest first: up to `limit` (at
+    /// least 1) with ids below `before` (from the newest if `None`), each
+    /// with its `read` flag, and whether older ones exist.
+    async fn notifications(
+        &self,
+        user: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationPage>;
+
+    /// Moves `user`'s notification read mark forward to `up_to`: every
+    /// notification with an id up to it (included) is read. An older mark
+    /// leaves it unchanged, even under concurrent calls.
+    async fn mark_notifications_read(&self, user: Id, up_to: Id) -> Result<()>;
+
+    /// `user`'s unread notifications, newest first, at most `cap` of them
+    /// (for the rooms' `mention_count`).
+    async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>>;
+
+    // ----- room directory and member pages -----------------------------
+
+    /// Up to `limit` members of `room` whose user id is above `after` (from
+    /// the first if `None`), ordered by user id, with their roles: one page
+    /// of the member list, stable under concurrent joins and leaves.
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>>;
+
+    /// The room directory: up to `limit` public group rooms whose name,
+    /// lower-cased (ASCII letters), starts with `prefix` (already
+    /// lower-cased), ordered by lower-cased name then room id, strictly
+    /// after `after` (from the first if `None`), with their member counts.
+    /// Private rooms and DMs are never listed.
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>>;
     // ----- accounts: sessions, profile, flags, audit -------------------
     //
     // Sessions back token revocation: a node keeps the outstanding

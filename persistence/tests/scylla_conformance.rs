@@ -115,6 +115,7 @@ async fn room_with_history(
                 visibility: Visibility::Public,
                 owner_id: Some(owner),
                 created_at: chat_protocol::id::now_ms() - oldest - 1000,
+                max_members: None,
             },
             &[(owner, Role::Owner)],
         )

@@ -78,6 +78,7 @@ async fn data_survives_close_and_reopen() {
                 visibility: Visibility::Public,
                 owner_id: Some(alice.id),
                 created_at: now_ms(),
+                max_members: None,
             },
             &[(alice.id, Role::Owner), (bob.id, Role::Member)],
         )

@@ -109,6 +109,10 @@ pub enum ServerFrame {
         sender_id: Id,
         content: String,
     },
+    /// A stored notification (v1.1), beside `mention`.
+    Notification {
+        notification: crate::Notification,
+    },
     MessageUpdated {
         message: Message,
     },
@@ -235,6 +239,7 @@ impl ServerFrame {
             ServerFrame::Message { .. } => "message",
             ServerFrame::Ack { .. } => "ack",
             ServerFrame::Mention { .. } => "mention",
+            ServerFrame::Notification { .. } => "notification",
             ServerFrame::MessageUpdated { .. } => "message_updated",
             ServerFrame::MessageDeleted { .. } => "message_deleted",
             ServerFrame::Typing { .. } => "typing",

@@ -19,5 +19,8 @@ pub mod room_id;
 pub use codec::{Codec, CodecError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use id::{Id, IdGenerator};
-pub use model::{File, Message, Role, Room, RoomKind, RoomSummary, User, Visibility};
+pub use model::{
+    File, Message, Notification, NotificationKind, Role, Room, RoomKind, RoomSummary, User,
+    Visibility,
+};
 pub use room_id::RoomId;

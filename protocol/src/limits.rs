@@ -23,6 +23,17 @@ pub const HISTORY_MAX_LIMIT: u32 = 100;
 pub const IDEMPOTENCY_WINDOW_MS: u64 = 10 * 60 * 1000;
 /// Unread counts stop counting here; a client shows this as "N+".
 pub const UNREAD_COUNT_CAP: u32 = 1000;
+/// `GET /notifications` page size: default and maximum.
+pub const NOTIFICATIONS_DEFAULT_LIMIT: u32 = 50;
+pub const NOTIFICATIONS_MAX_LIMIT: u32 = 100;
+/// `GET /rooms/{id}/members` page size: default and maximum.
+pub const MEMBERS_DEFAULT_LIMIT: u32 = 200;
+pub const MEMBERS_MAX_LIMIT: u32 = 1000;
+/// `GET /rooms/public` page size: default and maximum.
+pub const DIRECTORY_DEFAULT_LIMIT: u32 = 50;
+pub const DIRECTORY_MAX_LIMIT: u32 = 100;
+/// Mention counts stop counting here, like unread counts.
+pub const MENTION_COUNT_CAP: u32 = 1000;
 /// Most members listed with `member_ids` when creating a room.
 pub const MAX_INITIAL_MEMBERS: usize = 1000;
 

@@ -88,6 +88,10 @@ pub struct Room {
     pub owner_id: Option<Id>,
     pub member_count: u32,
     pub created_at: u64,
+    /// The most members the room may have (v1.1); absent: the server's
+    /// default cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<u32>,
 }
 
 /// A room from one member's point of view: the room plus that member's
@@ -100,6 +104,47 @@ pub struct RoomSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<Message>,
     pub role: Role,
+    /// Unread mentions of this member in the room (v1.1): stored mentions
+    /// newer than both their notification read mark and their read position.
+    #[serde(default)]
+    pub mention_count: u32,
+}
+
+/// What a notification is about. Only mentions today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Mention,
+}
+
+/// A stored notification of one user (v1.1): one per message that mentions
+/// them, written with the message whether they were online or not. Its id
+/// is the message's id (a user is mentioned at most once per message), so
+/// notifications sort like messages and a retried write cannot duplicate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: Id,
+    pub kind: NotificationKind,
+    pub room_id: RoomId,
+    pub message_id: Id,
+    pub sender_id: Id,
+    pub created_at: u64,
+    pub read: bool,
+}
+
+impl Notification {
+    /// The (unread) notification `message` makes for a user it mentions.
+    pub fn of_mention(message: &Message) -> Notification {
+        Notification {
+            id: message.id,
+            kind: NotificationKind::Mention,
+            room_id: message.room_id,
+            message_id: message.id,
+            sender_id: message.sender_id,
+            created_at: message.created_at,
+            read: false,
+        }
+    }
 }
 
 /// Metadata of an uploaded file. `created_at` is the time of its id (files

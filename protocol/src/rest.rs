@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Id, Message, Role, RoomSummary, User};
+use crate::{Id, Message, Notification, Role, Room, RoomSummary, User};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +52,10 @@ pub struct CreateRoomRequest {
     pub visibility: crate::Visibility,
     #[serde(default)]
     pub member_ids: Vec<Id>,
+    /// At most this many members (v1.1): 2 to the server's cap; absent,
+    /// the server's default.
+    #[serde(default)]
+    pub max_members: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,11 +67,45 @@ pub struct RoomsResponse {
 pub struct Member {
     pub user: User,
     pub role: Role,
+    /// Whether the member has a live connection (v1.1).
+    #[serde(default)]
+    pub online: bool,
+}
+
+/// Query of `GET /rooms/{room_id}/members` (v1.1 paging).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersQuery {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembersResponse {
     pub members: Vec<Member>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /rooms/public` (the room directory, v1.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicRoomsQuery {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicRoomsResponse {
+    pub rooms: Vec<Room>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,4 +155,28 @@ pub struct ReadRequest {
 #[serde(deny_unknown_fields)]
 pub struct OpenDmRequest {
     pub user_id: Id,
+}
+
+/// Query of `GET /notifications` (v1.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsQuery {
+    #[serde(default)]
+    pub before: Option<Id>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Answer of `GET /notifications`: newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationsResponse {
+    pub notifications: Vec<Notification>,
+    pub has_more: bool,
+}
+
+/// Body of `POST /notifications/read`: every notification up to this id
+/// (included) is read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadNotificationsRequest {
+    pub up_to: Id,
 }

@@ -54,10 +54,12 @@ fn summary() -> RoomSummary {
             owner_id: Some(Id(3)),
             member_count: 2,
             created_at: 1,
+            max_members: None,
         },
         unread_count: 4,
         last_message: Some(message()),
         role: Role::Owner,
+        mention_count: 1,
     }
 }
 
@@ -83,6 +85,9 @@ fn server_frames() -> Vec<ServerFrame> {
             client_id: Some("c-1".into()),
             message_id: Id(77),
             created_at: 5,
+        },
+        ServerFrame::Notification {
+            notification: chat_protocol::Notification::of_mention(&message()),
         },
         ServerFrame::Mention {
             room_id: RoomId::Group(Id(12)),

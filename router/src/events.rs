@@ -18,8 +18,9 @@ use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 use crate::{Chat, Result};
 
 /// Queues a durable message for its room (and, for a DM that it just
-/// opened, for both users directly), and a `mention` for each mentioned
-/// user; they leave with the outbox ([`chat_bus::Bus::send`]).
+/// opened, for both users directly), and a `mention` and a `notification`
+/// (the stored one, written with the message) for each mentioned user; they
+/// leave with the outbox ([`chat_bus::Bus::send`]).
 pub fn message_events(outbox: &mut Outbox, message: &Message, also_to_users: &[Id]) {
     // The message id as the event id: if a writer dies after publishing
     // and before acknowledging, the partition's next holder publishes the
@@ -44,6 +45,10 @@ pub fn message_events(outbox: &mut Outbox, message: &Message, also_to_users: &[I
             content: message.content.clone(),
         };
         outbox.frame(names::user_channel(user), mention, None);
+        let notification = ServerFrame::Notification {
+            notification: chat_protocol::Notification::of_mention(message),
+        };
+        outbox.frame(names::user_channel(user), notification, None);
     }
 }
 
@@ -75,6 +80,7 @@ impl Chat {
             unread_count: 0,
             last_message: None,
             role,
+            mention_count: 0,
         };
         self.publish_to_user(user, ServerFrame::RoomAdded { room: summary })
             .await;

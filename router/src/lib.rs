@@ -16,10 +16,14 @@
 //!   [`audit`]: the audit log's batching writer.
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
+//! - [`directory`]: the public room directory and paged member lists.
+//! - [`room_size`]: `max_members`, the server's default and cap.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
 //! - [`access`]: the membership checks every action goes through.
 //! - [`files`]: upload limits, who may read a file, what a message may
 //!   carry.
+//! - [`notifications`]: stored mentions, their read mark and the rooms'
+//!   `mention_count`.
 //! - [`events`]: publishing what happened to room and user channels.
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
@@ -33,6 +37,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod content;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -40,8 +45,10 @@ pub mod limits;
 pub mod mentions;
 pub mod messages;
 pub mod metrics;
+pub mod notifications;
 pub mod password;
 pub mod role;
+pub mod room_size;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
@@ -56,6 +63,7 @@ use chat_protocol::IdGenerator;
 
 pub use error::Error;
 pub use limits::RateLimits;
+pub use room_size::RoomLimits;
 pub use sessions::{AccountSettings, Client};
 
 /// Result of a chat operation.
@@ -76,6 +84,7 @@ pub struct Chat {
     passwords: Arc<std::sync::OnceLock<password::PasswordHasher>>,
     accounts: Arc<AccountSettings>,
     audit: audit::AuditLog,
+    room_limits: RoomLimits,
 }
 
 /// Tunables of the chat logic.
@@ -88,6 +97,8 @@ pub struct Settings {
     /// How many partitions the work streams have (`realtime.partitions`,
     /// the same in every process; see `chat_bus::partitions`).
     pub partitions: u16,
+    /// Room size: the default and the cap of `max_members`.
+    pub rooms: RoomLimits,
 }
 
 impl Chat {
@@ -103,6 +114,7 @@ impl Chat {
             passwords: Arc::default(),
             accounts: Arc::new(AccountSettings::default()),
             audit: audit::AuditLog::disabled(),
+            room_limits: settings.rooms,
         }
     }
 

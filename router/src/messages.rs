@@ -284,10 +284,12 @@ impl Chat {
     }
 
     /// Tells the room's other members that `user` is (or stopped) typing.
-    /// Faster than one per interval per room is dropped silently.
+    /// A `typing: true` faster than one per interval per room is dropped
+    /// silently; `typing: false` is never dropped (nor counted), or the
+    /// others would be left seeing "typing…" after the user stopped.
     pub async fn typing(&self, user: Id, room: &RoomId, typing: bool) -> Result<()> {
         self.member_of(user, room).await?;
-        if !self.typing_allowed(user, room).await? {
+        if typing && !self.typing_allowed(user, room).await? {
             return Ok(());
         }
         let frame = ServerFrame::Typing {

@@ -27,6 +27,15 @@ pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// Joins and adds refused because the room was full (v1.1 room size).
+pub static ROOM_FULL: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_room_full_total",
+        "Joins and member adds refused because the room had max_members members"
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Messages written (first writes and idempotent re-writes alike).
 pub static MESSAGES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(

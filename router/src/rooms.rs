@@ -4,7 +4,8 @@
 //! through its owner or admins; a DM room has exactly its two users, forever.
 //! Owners and admins may kick; only the owner may kick an admin; nobody
 //! kicks the owner. When the owner leaves, the longest-standing admin (else
-//! member) becomes owner.
+//! member) becomes owner. A group room holds at most its `max_members`
+//! (see [`crate::room_size`]).
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use chat_persistence::{NewRoom, StoreError, UserRoom};
 use chat_protocol::accounts::audit_kind;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
-use chat_protocol::rest::{CreateRoomRequest, Member};
+use chat_protocol::rest::CreateRoomRequest;
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, RoomSummary, Visibility};
 
 use crate::{Chat, Error, Result, content};
@@ -45,6 +46,13 @@ impl Chat {
                 "member_ids lists more than {MAX_INITIAL_MEMBERS} users"
             )));
         }
+        let max_members = self.checked_max_members(request.max_members)?;
+        let limit = max_members.unwrap_or(self.room_limits.default_max_members);
+        if invited.len() + 1 > limit as usize {
+            return Err(Error::bad_request(format!(
+                "member_ids and the owner are more than the room's {limit} members"
+            )));
+        }
         let invited: Vec<Id> = invited.into_iter().collect();
         let known = self.store.users(&invited).await?;
         if known.len() != invited.len() {
@@ -63,6 +71,7 @@ impl Chat {
             visibility: request.visibility,
             owner_id: Some(owner),
             created_at: id.unix_ms(),
+            max_members,
         };
         let members: Vec<(Id, Role)> = std::iter::once((owner, Role::Owner))
             .chain(invited.into_iter().map(|id| (id, Role::Member)))
@@ -95,8 +104,10 @@ impl Chat {
     /// user's reconnect cannot flood the store.
     pub async fn rooms_of(&self, user: Id) -> Result<Vec<RoomSummary>> {
         let rooms = self.store.rooms_of(user).await?;
+        let mentions = self.unread_mentions(user).await?;
+        let mentions = &mentions;
         futures_util::stream::iter(rooms)
-            .map(|room| self.summarize(user, room))
+            .map(|room| self.summarize(user, room, mentions))
             .buffered(SUMMARY_CONCURRENCY)
             .try_collect()
             .await
@@ -105,21 +116,33 @@ impl Chat {
     /// One room from `user`'s point of view.
     pub async fn room_summary(&self, user: Id, id: &RoomId) -> Result<RoomSummary> {
         let (room, membership) = self.member_of(user, id).await?;
-        self.summarize(user, UserRoom { room, membership }).await
+        let mentions = self.unread_mentions(user).await?;
+        self.summarize(user, UserRoom { room, membership }, &mentions)
+            .await
     }
 
-    async fn summarize(&self, user: Id, user_room: UserRoom) -> Result<RoomSummary> {
+    /// `mentions`: the user's unread mentions, from
+    /// [`unread_mentions`](Chat::unread_mentions).
+    async fn summarize(
+        &self,
+        user: Id,
+        user_room: UserRoom,
+        mentions: &[chat_protocol::Notification],
+    ) -> Result<RoomSummary> {
         let UserRoom { room, membership } = user_room;
         let unread_count = self
             .store
             .unread_count(&room.id, user, membership.last_read, UNREAD_COUNT_CAP)
             .await?;
         let last_message = self.store.last_message(&room.id).await?;
+        let mention_count =
+            crate::notifications::mention_count(mentions, &room.id, membership.last_read);
         Ok(RoomSummary {
             room,
             unread_count,
             last_message,
             role: membership.role,
+            mention_count,
         })
     }
 
@@ -134,10 +157,7 @@ impl Chat {
         if room.kind == RoomKind::Dm || room.visibility == Visibility::Private {
             return Err(Error::Forbidden("this room cannot be joined"));
         }
-        let added = self
-            .store
-            .add_member(id, user, Role::Member, self.now_ms())
-            .await?;
+        let added = self.add_within_limit(&room, id, user, Role::Member).await?;
         if added {
             if room.member_count == 0 {
                 self.store.set_owner(id, user).await?;
@@ -178,19 +198,6 @@ impl Chat {
         Ok(())
     }
 
-    /// The members of a room, for its members.
-    pub async fn members(&self, viewer: Id, id: &RoomId) -> Result<Vec<Member>> {
-        self.member_of(viewer, id).await?;
-        let members = self.store.members(id).await?;
-        Ok(members
-            .into_iter()
-            .map(|m| Member {
-                user: m.user.to_user(),
-                role: m.role,
-            })
-            .collect())
-    }
-
     /// `actor` adds `target` to a group room. Any member may add to a public
     /// room; only the owner and admins to a private one. Adding a member is
     /// a no-op. Answers whether the target was newly added.
@@ -210,8 +217,7 @@ impl Chat {
             return Err(Error::NotFound("user"));
         }
         let added = self
-            .store
-            .add_member(id, target, Role::Member, self.now_ms())
+            .add_within_limit(&room, id, target, Role::Member)
             .await?;
         if added {
             self.announce_joined(target, id).await?;
@@ -270,6 +276,7 @@ impl Chat {
             visibility: Visibility::Private,
             owner_id: None,
             created_at: self.now_ms(),
+            max_members: None,
         };
         let (room, created) = match self.store.open_dm(room).await {
             Err(StoreError::Conflict(detail)) => return Err(Error::Internal(detail)),

@@ -270,3 +270,61 @@ async fn logout_ends_the_clients_session_on_the_server_and_exits() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_client_lists_notifications_and_the_room_directory() {
+    let server = Server::start();
+    let (alice, _) = server.user("alice").await;
+    let (_, bob_id) = server.user("bob").await;
+    let room = alice.create_room("general", "public", &[&bob_id]).await;
+    alice.create_room("Rustaceans", "public", &[]).await;
+    alice.create_room("rust secrets", "private", &[]).await;
+    // Bob is offline when alice mentions him.
+    alice.send(&room, "@bob are you there?").await;
+
+    let (shown, incoming) = mpsc::unbounded_channel();
+    let mut transcript = Transcript {
+        incoming,
+        lines: Vec::new(),
+    };
+    let options = Options {
+        server: parse_server(&server.base).unwrap(),
+        user: "bob".into(),
+        password: "password123".into(),
+        register: false,
+        room: "general".into(),
+        codec: Codec::Json,
+    };
+    let session = client::open(options, Captured(shown)).await.unwrap();
+    let (typed, lines) = mpsc::channel(16);
+    let running = tokio::spawn(session.run(lines));
+    transcript
+        .wait_for("the connected line", |line| {
+            line.starts_with("* connected as bob")
+        })
+        .await;
+    typed.send("/notifications".into()).await.unwrap();
+    transcript
+        .wait_for("the stored mention", |line| {
+            line.starts_with("• alice mentioned you in")
+        })
+        .await;
+    typed.send("/rooms public RUST".into()).await.unwrap();
+    transcript
+        .wait_for("the public room", |line| line.contains("Rustaceans"))
+        .await;
+    // Listed read the second time.
+    typed.send("/notifications".into()).await.unwrap();
+    transcript
+        .wait_for("the mention, now read", |line| {
+            line.starts_with("  alice mentioned you in")
+        })
+        .await;
+    assert!(
+        !transcript.text().contains("rust secrets"),
+        "private rooms are not listed:\n{}",
+        transcript.text()
+    );
+    drop(typed);
+    running.await.unwrap().unwrap();
+}

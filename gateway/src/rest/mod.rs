@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod files;
 pub mod messages;
+pub mod notifications;
 pub mod ops;
 pub mod rooms;
 pub mod users;
@@ -25,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(users::search))
         .route("/users/{user_id}", get(users::by_id))
         .route("/rooms", post(rooms::create).get(rooms::list))
+        // Before `/rooms/{room_id}`: the literal segment wins in axum.
+        .route("/rooms/public", get(rooms::public))
         .route("/rooms/{room_id}", get(rooms::get))
         .route("/rooms/{room_id}/join", post(rooms::join))
         .route("/rooms/{room_id}/leave", post(rooms::leave))
@@ -39,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/rooms/{room_id}/read", post(messages::read))
         .route("/dms", post(rooms::open_dm))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read", post(notifications::read))
         // The upload handler enforces the file size limit itself, while
         // streaming; the general body limit would cut every file short.
         .route(

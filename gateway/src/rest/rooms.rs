@@ -1,4 +1,4 @@
-//! Rooms, members and DMs.
+//! Rooms, members, the room directory and DMs.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -6,12 +6,13 @@ use axum::http::StatusCode;
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::MemberAction;
 use chat_protocol::rest::{
-    AddMemberRequest, CreateRoomRequest, MembersResponse, OpenDmRequest, RoomsResponse,
+    AddMemberRequest, CreateRoomRequest, MembersQuery, MembersResponse, OpenDmRequest,
+    PublicRoomsQuery, PublicRoomsResponse, RoomsResponse,
 };
 use chat_protocol::{Room, RoomId};
 
 use crate::auth::AuthUser;
-use crate::extract::{JsonBody, id, room_id};
+use crate::extract::{JsonBody, QueryParams, id, room_id};
 use crate::{ApiError, AppState};
 
 pub async fn create(
@@ -85,9 +86,32 @@ pub async fn members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(room): Path<String>,
+    QueryParams(query): QueryParams<MembersQuery>,
 ) -> Result<Json<MembersResponse>, ApiError> {
-    let members = state.chat.members(me, &room_id(&room)?).await?;
-    Ok(Json(MembersResponse { members }))
+    let page = state
+        .chat
+        .members(me, &room_id(&room)?, query.limit, query.cursor.as_deref())
+        .await?;
+    Ok(Json(MembersResponse {
+        members: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The room directory (v1.1): public group rooms by name prefix.
+pub async fn public(
+    State(state): State<AppState>,
+    AuthUser(_): AuthUser,
+    QueryParams(query): QueryParams<PublicRoomsQuery>,
+) -> Result<Json<PublicRoomsResponse>, ApiError> {
+    let page = state
+        .chat
+        .public_rooms(&query.prefix, query.limit, query.cursor.as_deref())
+        .await?;
+    Ok(Json(PublicRoomsResponse {
+        rooms: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 pub async fn add_member(

@@ -7,6 +7,10 @@ pub enum Command {
     Say(String),
     Help,
     Rooms,
+    /// The room directory: public rooms whose name starts with this.
+    PublicRooms(String),
+    /// The stored mentions, newest first (then marked read).
+    Notifications,
     Join(String),
     Dm(String),
     Invite(String),
@@ -32,7 +36,9 @@ commands:
   /dm <username>    open the direct-message room with a user and switch to it
   /invite <user>    add a user to the current room
   /upload <path>    upload a file and post it to the current room
-  /rooms            list your rooms with unread counts
+  /rooms            list your rooms with unread counts and mentions
+  /rooms public [prefix]  list public rooms (the directory) by name prefix
+  /notifications    list your latest mentions and mark them read
   /history [n]      show the last n messages of the current room (default 20)
   /who              list the current room's members
   /logout [all]     end this session (all: every session) on the server and exit
@@ -61,8 +67,15 @@ pub fn parse(line: &str) -> Command {
             Command::Upload(arg.to_string())
         };
     }
+    if name == "rooms"
+        && let Some(rest) = arg.strip_prefix("public")
+        && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+    {
+        return Command::PublicRooms(rest.trim().to_string());
+    }
     let arg = arg.trim_start_matches('@').to_string();
     match (name, arg.is_empty()) {
+        ("notifications" | "n", _) => Command::Notifications,
         ("help" | "h" | "?", _) => Command::Help,
         ("rooms", _) => Command::Rooms,
         ("who", _) => Command::Who,
@@ -106,6 +119,13 @@ mod tests {
         assert!(matches!(parse("/history 500"), Command::Unknown(_)));
         assert!(matches!(parse("/dm"), Command::Unknown(_)));
         assert_eq!(parse("/quit"), Command::Quit);
+        assert_eq!(parse("/rooms"), Command::Rooms);
+        assert_eq!(parse("/rooms public"), Command::PublicRooms(String::new()));
+        assert_eq!(
+            parse("/rooms public Rust fans"),
+            Command::PublicRooms("Rust fans".into())
+        );
+        assert_eq!(parse("/notifications"), Command::Notifications);
         assert_eq!(parse("/logout"), Command::Logout { all: false });
         assert_eq!(parse("/logout all"), Command::Logout { all: true });
         assert!(matches!(parse("/logout everything"), Command::Unknown(_)));

@@ -399,6 +399,8 @@ impl<S: Screen> Session<S> {
             },
             Command::Unknown(why) => self.say(format!("! {why}")),
             Command::Rooms => self.list_rooms().await,
+            Command::PublicRooms(prefix) => self.list_public_rooms(&prefix).await,
+            Command::Notifications => self.list_notifications().await,
             Command::Who => self.who().await,
             Command::History(n) => self.history(n).await,
             Command::Join(spec) => {
@@ -467,12 +469,52 @@ impl<S: Screen> Session<S> {
                         RoomKind::Dm => "direct".into(),
                     };
                     self.say(format!(
-                        "{marker} {label:<24} {kind:<12} unread {:<5} id {}",
-                        summary.unread_count, summary.room.id
+                        "{marker} {label:<24} {kind:<12} unread {:<5} @{:<4} id {}",
+                        summary.unread_count, summary.mention_count, summary.room.id
                     ));
                 }
             }
             Err(error) => self.say(format!("! {error}")),
+        }
+    }
+
+    /// The first page of the room directory (`/join <id>` joins one).
+    async fn list_public_rooms(&mut self, prefix: &str) {
+        match self.api.public_rooms(prefix, 20).await {
+            Ok(rooms) if rooms.is_empty() => self.say("* no public room matches"),
+            Ok(rooms) => {
+                for room in rooms {
+                    self.names.learn_room(&room);
+                    let members = names::counted(room.member_count as usize, "member");
+                    self.say(format!("  {:<24} {members:<12} id {}", room.name, room.id));
+                }
+            }
+            Err(error) => self.say(format!("! {error}")),
+        }
+    }
+
+    /// The latest stored mentions, newest first; then marks them read.
+    async fn list_notifications(&mut self) {
+        let answer = match self.api.notifications(20).await {
+            Ok(answer) => answer,
+            Err(error) => return self.say(format!("! {error}")),
+        };
+        if answer.notifications.is_empty() {
+            return self.say("* no notifications");
+        }
+        for notification in &answer.notifications {
+            let room = self.names.room(notification.room_id).await;
+            let sender = self.names.user(notification.sender_id).await;
+            let new = if notification.read { " " } else { "•" };
+            self.say(format!(
+                "{new} {sender} mentioned you in {room} (message {})",
+                notification.message_id
+            ));
+        }
+        if let Some(newest) = answer.notifications.first()
+            && let Err(error) = self.api.read_notifications(newest.id).await
+        {
+            self.say(format!("! {error}"));
         }
     }
 
@@ -635,6 +677,9 @@ impl<S: Screen> Session<S> {
                 let sender = self.names.user(sender_id).await;
                 self.say(format!("! {sender} mentioned you in {room}: {content}"));
             }
+            // The `mention` beside it already told the user; the stored
+            // copy is for `/notifications`.
+            ServerFrame::Notification { .. } => {}
             ServerFrame::MessageUpdated { message } => {
                 let line = self.message_line(&message).await;
                 self.say(line);

@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`ScyllaStore`] (here): the session, the prepared statements, and the
 //!   [`Store`] trait wired to the three halves below;
-//! - `users`, `rooms`, `messages`, `files`: the store's operations, each a few
+//! - `users`, `rooms`, `messages`, `files`, `notifications`, `directory`: the store's operations, each a few
 //!   statements, with the lightweight transactions where uniqueness needs
 //!   them (usernames, rooms and DMs, memberships);
 //! - `schema`: the keyspace and tables (`migrate`);
@@ -27,10 +27,12 @@
 mod accounts;
 mod buckets;
 mod config;
+mod directory;
 mod errors;
 mod files;
 mod lwt;
 mod messages;
+mod notifications;
 mod paging;
 mod rooms;
 mod rows;
@@ -48,7 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::{Id, Message, Role, Room, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -519,7 +521,14 @@ impl Store for ScyllaStore {
     // ----- rooms and members -------------------------------------------
 
     async fn create_room(&self, room: NewRoom, members: &[(Id, Role)]) -> Result<Room> {
-        self.create_room_impl(room, members).await
+        if let Some(max_members) = room.max_members {
+            self.insert_room_limit(&room.id, max_members).await?;
+        }
+        let room = self.create_room_impl(room, members).await?;
+        // Listed once it exists; a failure here fails the call, and the
+        // room (already created) is then missing from the directory only.
+        self.list_in_directory(&room).await?;
+        Ok(room)
     }
 
     async fn open_dm(&self, room: NewRoom) -> Result<(Room, bool)> {
@@ -546,6 +555,18 @@ impl Store for ScyllaStore {
         joined_at: u64,
     ) -> Result<bool> {
         self.add_member_impl(room, user, role, joined_at).await
+    }
+
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded> {
+        self.add_member_within_impl(room, user, role, joined_at, max_members)
+            .await
     }
 
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool> {
@@ -587,7 +608,9 @@ impl Store for ScyllaStore {
     // ----- messages ----------------------------------------------------
 
     async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
-        self.insert_messages_impl(messages).await
+        self.insert_messages_impl(messages).await?;
+        // Before returning: nothing is acknowledged without its mentions.
+        self.insert_notifications(messages).await
     }
 
     async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
@@ -660,6 +683,45 @@ impl Store for ScyllaStore {
 
     async fn delete_file(&self, id: Id) -> Result<()> {
         self.delete_file_impl(id).await
+    }
+
+    // ----- notifications -----------------------------------------------
+
+    async fn notifications(
+        &self,
+        user: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationPage> {
+        self.notifications_impl(user, before, limit).await
+    }
+
+    async fn mark_notifications_read(&self, user: Id, up_to: Id) -> Result<()> {
+        self.mark_notifications_read_impl(user, up_to).await
+    }
+
+    async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>> {
+        self.unread_notifications_impl(user, cap).await
+    }
+
+    // ----- room directory and member pages -----------------------------
+
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>> {
+        self.members_page_impl(room, after, limit).await
+    }
+
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>> {
+        self.public_rooms_impl(prefix, after, limit).await
     }
 
     // ----- accounts: sessions, profile, flags, audit -------------------

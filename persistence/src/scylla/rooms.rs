@@ -80,6 +80,7 @@ fn room_of(room: &NewRoom, member_count: usize) -> Room {
         owner_id: room.owner_id,
         member_count: u32::try_from(member_count).unwrap_or(u32::MAX),
         created_at: room.created_at,
+        max_members: room.max_members,
     }
 }
 
@@ -116,7 +117,7 @@ impl ScyllaStore {
     }
 
     /// The room with its current member count: two reads, in parallel.
-    async fn room_with_count(&self, room: &RoomId) -> Result<Option<Room>> {
+    pub(super) async fn room_with_count(&self, room: &RoomId) -> Result<Option<Room>> {
         let (stored, changes) =
             futures::try_join!(self.room_row(room, false), self.member_changes(room))?;
         Ok(stored.map(|room| Room {
@@ -125,8 +126,15 @@ impl ScyllaStore {
         }))
     }
 
+    /// The room with its member count and its own member limit (v1.1, in
+    /// `room_limits`): three reads, in parallel.
     pub(super) async fn room_impl(&self, room: &RoomId) -> Result<Option<Room>> {
-        self.room_with_count(room).await
+        let (stored, max_members) =
+            futures::try_join!(self.room_with_count(room), self.room_limit(room))?;
+        Ok(stored.map(|room| Room {
+            max_members,
+            ..room
+        }))
     }
 
     /// Creates the room row unless one exists; answers whether this call
@@ -324,7 +332,7 @@ impl ScyllaStore {
         Ok((stored, false))
     }
 
-    async fn member_row(
+    pub(super) async fn member_row(
         &self,
         room: &RoomId,
         user: Id,
@@ -592,10 +600,8 @@ impl ScyllaStore {
         }
         let found = self
             .concurrently(listed, |(room, last_read)| async move {
-                let (stored, member) = futures::try_join!(
-                    self.room_with_count(&room),
-                    self.member_row(&room, user, false)
-                )?;
+                let (stored, member) =
+                    futures::try_join!(self.room_impl(&room), self.member_row(&room, user, false))?;
                 Ok(stored
                     .zip(member)
                     .map(|(room, (_, role, joined_at))| UserRoom {
@@ -674,6 +680,7 @@ mod tests {
             visibility: Visibility::Public,
             owner_id: Some(Id(1)),
             created_at: 1_000,
+            max_members: None,
         };
         let room = room_of(&new, 3);
         assert_eq!(room.member_count, 3);

@@ -228,6 +228,7 @@ impl RoomRow {
             owner_id: self.owner_id.map(id_from_cql),
             created_at: time_from_cql(created_at),
             member_count: u32::try_from(self.member_count.unwrap_or(0)).unwrap_or(0),
+            max_members: None,
         }))
     }
 }

@@ -255,6 +255,37 @@ pub(crate) const TABLES: &[&str] = &[
         since bigint,
         PRIMARY KEY (shard, id)
     )",
+    // ----- v1.1 notifications, directory, room size. Added without a version
+    // bump, like the accounts tables: new tables only.
+    // Stored mentions, by mentioned user, newest first: a page
+    // of `GET /notifications` is one slice of one partition.
+    "CREATE TABLE IF NOT EXISTS notifications (
+        user_id    bigint,
+        id         bigint,
+        room_id    text,
+        message_id bigint,
+        sender_id  bigint,
+        created_at bigint,
+        PRIMARY KEY (user_id, id)
+    ) WITH CLUSTERING ORDER BY (id DESC)",
+    // Each user's notification read mark: everything up to it is read.
+    "CREATE TABLE IF NOT EXISTS notification_reads (
+        user_id bigint PRIMARY KEY,
+        up_to   bigint
+    )",
+    // The room directory: public group rooms in one partition,
+    // by lower-cased name, for prefix pages.
+    "CREATE TABLE IF NOT EXISTS public_rooms (
+        shard      int,
+        name_lower text,
+        room_id    text,
+        PRIMARY KEY (shard, name_lower, room_id)
+    )",
+    // Each room's own member limit, when it has one.
+    "CREATE TABLE IF NOT EXISTS room_limits (
+        room_id     text PRIMARY KEY,
+        max_members int
+    )",
     // ----- accounts (see `accounts`). Added without a version bump: new
     // tables only, which older keyspaces gain at the next `migrate`.
     // A user's sessions, each row living until its tokens expire (TTL).

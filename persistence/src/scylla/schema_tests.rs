@@ -603,6 +603,7 @@ fn rooms_round_trip_through_the_driver() {
                 visibility: Visibility::Private,
                 owner_id: Some(Id(7)),
                 created_at: EPOCH_MS + 99,
+                max_members: None,
             },
             3,
         ),
@@ -614,6 +615,7 @@ fn rooms_round_trip_through_the_driver() {
                 visibility: Visibility::Private,
                 owner_id: None,
                 created_at: EPOCH_MS + 100,
+                max_members: None,
             },
             2,
         ),
@@ -639,6 +641,7 @@ fn rooms_round_trip_through_the_driver() {
                 owner_id: new.owner_id,
                 member_count: count as u32,
                 created_at: new.created_at,
+                max_members: None,
             })
         );
     }

@@ -230,6 +230,22 @@ statements! {
     select_unreferenced_files: Read = "SELECT id, since FROM unreferenced_files WHERE shard = ?";
     delete_unreferenced_file: Write = "DELETE FROM unreferenced_files WHERE shard = ? AND id = ?";
 
+    // ----- notifications -----
+    insert_notification: Write = "INSERT INTO notifications (user_id, id, room_id, message_id, sender_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+    /// Newest first (the clustering order).
+    select_notifications_before: Read = "SELECT id, room_id, message_id, sender_id, created_at FROM notifications WHERE user_id = ? AND id < ? LIMIT ?";
+    select_notifications_after: Read = "SELECT id, room_id, message_id, sender_id, created_at FROM notifications WHERE user_id = ? AND id > ? LIMIT ?";
+    select_notification_mark: Read = "SELECT up_to FROM notification_reads WHERE user_id = ?";
+    /// Stamped with the mark's own time: the newest mark wins.
+    mark_notifications_read: Write = "UPDATE notification_reads USING TIMESTAMP ? SET up_to = ? WHERE user_id = ?";
+
+    // ----- room directory and member pages -----
+    insert_public_room: Write = "INSERT INTO public_rooms (shard, name_lower, room_id) VALUES (?, ?, ?)";
+    /// A page after a cursor and below the prefix's end, by name then id.
+    select_public_rooms: Read = "SELECT room_id FROM public_rooms WHERE shard = ? AND (name_lower, room_id) > (?, ?) AND (name_lower) < (?) LIMIT ?";
+    select_members_after: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id > ? LIMIT ?");
+    insert_room_limit: Write = "INSERT INTO room_limits (room_id, max_members) VALUES (?, ?)";
+    select_room_limit: Read = "SELECT max_members FROM room_limits WHERE room_id = ?";
     // ----- accounts -----
     insert_session: Write = "INSERT INTO sessions_by_user (user_id, id, created_at, expires_at) VALUES (?, ?, ?, ?) USING TTL ?";
     select_session: Read = "SELECT id, expires_at, revoked_at FROM sessions_by_user WHERE user_id = ? AND id = ?";

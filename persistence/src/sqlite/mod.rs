@@ -8,7 +8,7 @@
 //!   that owns the write connection;
 //! - `connection`: pragmas (WAL, `synchronous=NORMAL`, busy timeout);
 //! - `schema`: the migrations;
-//! - `users`, `rooms`, `messages`, `files`: the SQL, as plain functions over a
+//! - `users`, `rooms`, `messages`, `files`, `notifications`, `directory`: the SQL, as plain functions over a
 //!   connection;
 //! - `rows`: how rows map to the store's types;
 //! - `errors`: how SQLite errors map to [`StoreError`].
@@ -19,9 +19,11 @@
 
 mod accounts;
 mod connection;
+mod directory;
 mod errors;
 mod files;
 mod messages;
+mod notifications;
 mod rooms;
 mod rows;
 mod schema;
@@ -32,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::{Id, Message, Role, Room, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Transaction};
 
@@ -261,6 +263,21 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn add_member_within(
+        &self,
+        room: &RoomId,
+        user: Id,
+        role: Role,
+        joined_at: u64,
+        max_members: u32,
+    ) -> Result<MemberAdded> {
+        let room = *room;
+        self.write(move |tx| {
+            directory::add_member_within(tx, &room, user, role, joined_at, max_members)
+        })
+        .await
+    }
+
     async fn remove_member(&self, room: &RoomId, user: Id) -> Result<bool> {
         let room = *room;
         self.write(move |tx| rooms::remove_member(tx, &room, user))
@@ -321,7 +338,22 @@ impl Store for SqliteStore {
             .iter()
             .map(MessageRow::encode)
             .collect::<Result<Vec<_>>>()?;
-        self.write(move |tx| messages::insert_all(tx, &rows)).await
+        // One job, one transaction: the mentions are durable with the messages.
+        let mentions: Vec<(Id, Notification)> = messages
+            .iter()
+            .flat_map(|message| {
+                let notification = Notification::of_mention(message);
+                message
+                    .mentions
+                    .iter()
+                    .map(move |user| (*user, notification.clone()))
+            })
+            .collect();
+        self.write(move |tx| {
+            messages::insert_all(tx, &rows)?;
+            notifications::insert_all(tx, &mentions)
+        })
+        .await
     }
 
     async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
@@ -417,6 +449,54 @@ impl Store for SqliteStore {
 
     async fn delete_file(&self, id: Id) -> Result<()> {
         self.write(move |tx| files::delete(tx, id)).await
+    }
+
+    // ----- notifications -----------------------------------------------
+
+    async fn notifications(
+        &self,
+        user: Id,
+        before: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationPage> {
+        self.read(move |connection| notifications::page(connection, user, before, limit))
+            .await
+    }
+
+    async fn mark_notifications_read(&self, user: Id, up_to: Id) -> Result<()> {
+        self.write(move |tx| notifications::mark_read(tx, user, up_to))
+            .await
+    }
+
+    async fn unread_notifications(&self, user: Id, cap: u32) -> Result<Vec<Notification>> {
+        self.read(move |connection| notifications::unread(connection, user, cap))
+            .await
+    }
+
+    // ----- room directory and member pages -----------------------------
+
+    async fn members_page(
+        &self,
+        room: &RoomId,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>> {
+        let room = *room;
+        self.read(move |connection| directory::members_page(connection, &room, after, limit))
+            .await
+    }
+
+    async fn public_rooms(
+        &self,
+        prefix: &str,
+        after: Option<DirectoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Room>> {
+        let prefix = prefix.to_owned();
+        self.read(move |connection| {
+            directory::public_rooms(connection, &prefix, after.as_ref(), limit)
+        })
+        .await
     }
 
     // ----- accounts: sessions, profile, flags, audit -------------------

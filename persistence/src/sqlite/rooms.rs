@@ -26,11 +26,11 @@ use crate::{Result, StoreError};
 /// fails with `Conflict` otherwise (creating a group room is not).
 fn insert_room(connection: &Connection, room: &NewRoom, if_absent: bool) -> Result<bool> {
     let sql = if if_absent {
-        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING"
+        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at, max_members)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING"
     } else {
-        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at, max_members)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
     };
     let inserted = connection.prepare_cached(sql)?.execute(params![
         room.id.to_string(),
@@ -39,6 +39,7 @@ fn insert_room(connection: &Connection, room: &NewRoom, if_absent: bool) -> Resu
         visibility_to_sql(room.visibility),
         room.owner_id.map(id_to_sql),
         time_to_sql(room.created_at),
+        room.max_members,
     ]);
     match inserted {
         Ok(rows) => Ok(rows == 1),

@@ -99,7 +99,7 @@ fn decoded<T>(
     })
 }
 
-fn id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Id> {
+pub(crate) fn id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Id> {
     row.get(index).map(id_from_sql)
 }
 
@@ -108,7 +108,7 @@ fn optional_id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Id>> {
         .map(|value| value.map(id_from_sql))
 }
 
-fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+pub(crate) fn time_at(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     row.get(index).map(time_from_sql)
 }
 
@@ -144,9 +144,9 @@ pub(crate) fn user_at(row: &Row<'_>, first: usize) -> rusqlite::Result<UserRecor
 
 /// The columns of a room with its member count, from `rooms AS r`.
 pub(crate) const ROOM_COLUMNS: &str = "r.id, r.kind, r.name, r.visibility, r.owner_id, r.created_at, \
-     (SELECT count(*) FROM members AS counted WHERE counted.room_id = r.id)";
+     (SELECT count(*) FROM members AS counted WHERE counted.room_id = r.id), r.max_members";
 /// How many columns [`ROOM_COLUMNS`] has.
-pub(crate) const ROOM_COLUMN_COUNT: usize = 7;
+pub(crate) const ROOM_COLUMN_COUNT: usize = 8;
 
 /// A room from [`ROOM_COLUMNS`] starting at column `first`.
 pub(crate) fn room_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Room> {
@@ -166,6 +166,7 @@ pub(crate) fn room_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Room> {
         owner_id: optional_id_at(row, first + 4)?,
         created_at: time_at(row, first + 5)?,
         member_count: row.get(first + 6)?,
+        max_members: row.get(first + 7)?,
     })
 }
 

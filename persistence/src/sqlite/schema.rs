@@ -22,7 +22,7 @@ use crate::{Result, StoreError};
 
 /// Every migration, in order; `MIGRATIONS[n]` takes the file from version
 /// `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, ACCOUNTS];
+const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, ACCOUNTS, NOTIFICATIONS, DIRECTORY];
 
 /// Users, rooms, memberships with read positions, and messages.
 ///
@@ -119,6 +119,37 @@ CREATE TABLE file_links (
     message_id INTEGER NOT NULL,
     PRIMARY KEY (file_id, room_id, message_id)
 ) STRICT, WITHOUT ROWID;
+";
+
+/// Stored mentions (v1.1, see `notifications`): one row per (mentioned
+/// user, message), clustered by user so a page is one range, and one read
+/// mark per user. No foreign keys, like `messages`: they are written in the
+/// messages' batches.
+const NOTIFICATIONS: &str = "
+CREATE TABLE notifications (
+    user_id    INTEGER NOT NULL,
+    id         INTEGER NOT NULL,
+    room_id    TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    sender_id  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE notification_reads (
+    user_id INTEGER PRIMARY KEY,
+    up_to   INTEGER NOT NULL
+) STRICT;
+";
+
+/// The room directory (v1.1, see `directory`): public group rooms by
+/// lower-cased name, a partial index so that private rooms and DMs cost
+/// nothing; and each room's own member limit (NULL: the server's default).
+const DIRECTORY: &str = "
+CREATE INDEX public_rooms_by_name ON rooms (lower(name), id)
+    WHERE kind = 'group' AND visibility = 'public';
+
+ALTER TABLE rooms ADD COLUMN max_members INTEGER;
 ";
 
 /// Sessions, account flags and the audit log.
