@@ -39,8 +39,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     mv "$VENV.tmp" "$VENV"
 fi
 
-header "cargo build -p chatd (to check the shipped configuration)"
-cargo build --quiet -p chatd
+header "cargo build chatd (to check the shipped configuration; the same features as the tests, so .ci/run builds it once)"
+cargo build --quiet --workspace --all-features --bin chatd
 
 header "helm chart and kustomize checks"
 "$VENV/bin/python" .ci/helm_check.py --chatd "$CARGO_TARGET_DIR/debug/chatd"
