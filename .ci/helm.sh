@@ -30,13 +30,16 @@ apt_install() {
 
 command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
-if [ ! -x "$VENV/bin/python" ]; then
+# A venv cannot be moved (its scripts name their path): made in place,
+# marked complete last, remade when a previous attempt did not finish.
+if [ ! -e "$VENV/.complete" ]; then
     header "creating $VENV ($REQUIREMENTS)"
     $sudo mkdir -p "$CACHE"
     $sudo chown "$(id -u)" "$CACHE"
-    python3 -m venv "$VENV.tmp"
-    "$VENV.tmp/bin/pip" install --quiet $REQUIREMENTS
-    mv "$VENV.tmp" "$VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet $REQUIREMENTS
+    touch "$VENV/.complete"
 fi
 
 header "cargo build chatd (to check the shipped configuration; the same features as the tests, so .ci/run builds it once)"
