@@ -28,7 +28,7 @@ use chat_protocol::internal::{self, Outcome, ToPersist};
 use chat_protocol::{ErrorCode, Message};
 use chat_shutdown::CancellationToken;
 
-use crate::events::message_events;
+use crate::events::{membership_versions, message_events};
 use crate::metrics;
 
 /// How the persistence writer takes its work.
@@ -94,6 +94,8 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
         })
         .collect();
     write_until_stored(store, &messages).await;
+    let rooms: Vec<_> = messages.iter().map(|m| m.room_id).collect();
+    let versions = membership_versions(store, &rooms).await;
     let mut outbox = Outbox::new();
     for item in work {
         match item {
@@ -102,7 +104,8 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 origin,
                 also_to_users,
             } => {
-                message_events(&mut outbox, &message, &also_to_users);
+                let version = versions.get(&message.room_id).copied();
+                message_events(&mut outbox, &message, &also_to_users, version);
                 outbox.reply(origin, Outcome::Posted(message));
             }
             ToPersist::Repeat {
@@ -164,7 +167,9 @@ async fn answer_repeat(
         Ok(None) => match retry {
             Some(message) => {
                 write_until_stored(store, std::slice::from_ref(&message)).await;
-                message_events(outbox, &message, &[]);
+                let versions = membership_versions(store, &[message.room_id]).await;
+                let version = versions.get(&message.room_id).copied();
+                message_events(outbox, &message, &[], version);
                 Outcome::Posted(message)
             }
             None => unavailable("the original message is not stored yet; retry"),
