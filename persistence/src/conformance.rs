@@ -845,7 +845,10 @@ pub async fn membership_versions_grow_with_every_change(store: Arc<dyn Store>) {
             .expect("add_member")
     );
     let joined = version(store.clone()).await;
-    assert!(joined > created, "a join moves the version: {created} -> {joined}");
+    assert!(
+        joined > created,
+        "a join moves the version: {created} -> {joined}"
+    );
     assert!(
         !store
             .add_member(&room.id, joiner.id, Role::Member, room.created_at + 2)
@@ -860,7 +863,10 @@ pub async fn membership_versions_grow_with_every_change(store: Arc<dyn Store>) {
             .expect("remove_member")
     );
     let removed = version(store.clone()).await;
-    assert!(removed > joined, "a removal moves the version: {joined} -> {removed}");
+    assert!(
+        removed > joined,
+        "a removal moves the version: {joined} -> {removed}"
+    );
     let other = new_group(&*store, owner.id, &[]).await;
     let before = store
         .membership_version(&other.id)

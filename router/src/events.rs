@@ -29,10 +29,7 @@ use crate::{Chat, Result};
 /// The membership version of each room, for the events of a batch (one
 /// read per room). A room whose version cannot be read is left out: its
 /// events leave unchecked, as before versions (logged).
-pub async fn membership_versions(
-    store: &dyn Store,
-    rooms: &[RoomId],
-) -> HashMap<RoomId, u64> {
+pub async fn membership_versions(store: &dyn Store, rooms: &[RoomId]) -> HashMap<RoomId, u64> {
     let mut versions = HashMap::new();
     for room in rooms {
         if versions.contains_key(room) {

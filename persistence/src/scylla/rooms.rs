@@ -519,7 +519,10 @@ impl ScyllaStore {
 
     pub(super) async fn membership_version_impl(&self, room: &RoomId) -> Result<u64> {
         let row: Option<(Option<Counter>,)> = self
-            .first_row(&self.statements.select_membership_version, (room.to_string(),))
+            .first_row(
+                &self.statements.select_membership_version,
+                (room.to_string(),),
+            )
             .await?;
         Ok(row
             .and_then(|(version,)| version)

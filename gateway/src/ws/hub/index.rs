@@ -355,7 +355,10 @@ mod tests {
                 (room(2), Change::Subscription)
             ]
         );
-        assert_eq!(index.attach(2, &[room(1)], 2), vec![(room(1), Change::None)]);
+        assert_eq!(
+            index.attach(2, &[room(1)], 2),
+            vec![(room(1), Change::None)]
+        );
         let closed = index.close(1).unwrap();
         assert_eq!(closed.user_change, Change::None);
         let mut rooms = closed.rooms;

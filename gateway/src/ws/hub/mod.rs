@@ -303,7 +303,12 @@ impl Hub {
     /// its membership version, once the room's members (read at most once
     /// per room and version here) confirm them; the others are removed from
     /// the room. If the store cannot answer, they do not get this event.
-    async fn confirm_and_deliver(&self, room: RoomId, event: &Event, unconfirmed: Vec<Arc<Member>>) {
+    async fn confirm_and_deliver(
+        &self,
+        room: RoomId,
+        event: &Event,
+        unconfirmed: Vec<Arc<Member>>,
+    ) {
         let Some(version) = event.membership_version else {
             return;
         };
