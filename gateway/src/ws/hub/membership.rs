@@ -44,8 +44,11 @@ pub struct Checked {
     store: Arc<dyn Store>,
     clock: AtomicU64,
     hasher: RandomState,
-    rooms: Box<[Mutex<HashMap<RoomId, Arc<Snapshot>>>]>,
+    rooms: Box<[Mutex<Snapshots>]>,
 }
+
+/// One shard of the remembered snapshots.
+type Snapshots = HashMap<RoomId, Arc<Snapshot>>;
 
 impl Checked {
     pub fn new(store: Arc<dyn Store>) -> Checked {
