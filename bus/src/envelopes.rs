@@ -157,6 +157,7 @@ pub fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
     Event {
         id: rand::random(),
         except_user,
+        membership_version: None,
         frame,
         trace: crate::trace::current(),
     }

@@ -27,6 +27,36 @@ pub static REVOCATIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Reads of a room's members to confirm connections whose membership
+/// view was older than a room event's version.
+pub static MEMBERSHIP_READS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_gateway_membership_reads_total",
+        "Store reads of a room's members to confirm connections before an event"
+    )
+    .expect(REGISTERED)
+});
+
+/// Confirmations that failed (the event was withheld from the unconfirmed
+/// connections).
+pub static MEMBERSHIP_READ_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_gateway_membership_read_failures_total",
+        "Room member reads that failed; the event was withheld from unconfirmed connections"
+    )
+    .expect(REGISTERED)
+});
+
+/// Connections found no longer members of a room whose events they were
+/// receiving (their `room_removed` was lost or raced with their opening).
+pub static MEMBERSHIP_CORRECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_gateway_membership_corrections_total",
+        "Users removed from a room's local index by a membership re-check"
+    )
+    .expect(REGISTERED)
+});
+
 /// Open WebSocket connections.
 pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("chat_connections", "Open WebSocket connections").expect(REGISTERED)

@@ -75,7 +75,8 @@ pub async fn start(
     let subscription = bus.pubsub.subscribe(options.subscription_buffer).await?;
     let revocations = options.tokens.revocations().clone();
     let hub = Arc::new(
-        Hub::new(subscription.control, relay.clone()).with_revocations(revocations.clone()),
+        Hub::new(subscription.control, relay.clone(), chat.store().clone())
+            .with_revocations(revocations.clone()),
     );
     hub.start().await?;
     let state = AppState {

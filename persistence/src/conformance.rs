@@ -83,6 +83,7 @@ macro_rules! store_conformance_tests {
             room_creation_is_all_or_nothing,
             memberships_answer_only_members,
             adding_and_removing_members_report_changes,
+            membership_versions_grow_with_every_change,
             members_are_listed_in_join_order,
             rooms_of_lists_every_membership,
             set_owner_promotes_a_member,
@@ -835,6 +836,77 @@ pub async fn adding_and_removing_members_report_changes(store: Arc<dyn Store>) {
             .remove_member(&room.id, stranger.id)
             .await
             .expect("remove_member")
+    );
+}
+
+/// Gateways re-check who belongs to a room when its version moves on: every
+/// applied join and removal must move it, refused ones need not, and it
+/// never goes back.
+pub async fn membership_versions_grow_with_every_change(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let joiner = new_user(&*store, "joiner").await;
+    let room = new_group(&*store, owner.id, &[]).await;
+    let version = |store: Arc<dyn Store>| {
+        let room = room.id;
+        async move {
+            store
+                .membership_version(&room)
+                .await
+                .expect("membership_version")
+        }
+    };
+    let created = version(store.clone()).await;
+    assert!(
+        store
+            .add_member(&room.id, joiner.id, Role::Member, room.created_at + 1)
+            .await
+            .expect("add_member")
+    );
+    let joined = version(store.clone()).await;
+    assert!(
+        joined > created,
+        "a join moves the version: {created} -> {joined}"
+    );
+    assert!(
+        !store
+            .add_member(&room.id, joiner.id, Role::Member, room.created_at + 2)
+            .await
+            .expect("add_member")
+    );
+    assert!(version(store.clone()).await >= joined, "never goes back");
+    assert!(
+        store
+            .remove_member(&room.id, joiner.id)
+            .await
+            .expect("remove_member")
+    );
+    let removed = version(store.clone()).await;
+    assert!(
+        removed > joined,
+        "a removal moves the version: {joined} -> {removed}"
+    );
+    let other = new_group(&*store, owner.id, &[]).await;
+    let before = store
+        .membership_version(&other.id)
+        .await
+        .expect("membership_version");
+    assert!(
+        store
+            .add_member(&other.id, joiner.id, Role::Member, other.created_at + 1)
+            .await
+            .expect("add_member")
+    );
+    assert!(
+        store
+            .membership_version(&other.id)
+            .await
+            .expect("membership_version")
+            > before
+    );
+    assert_eq!(
+        version(store.clone()).await,
+        removed,
+        "another room's changes leave this one's version alone"
     );
 }
 

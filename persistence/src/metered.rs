@@ -384,4 +384,8 @@ impl Store for Metered {
         )
         .await
     }
+
+    async fn membership_version(&self, room: &RoomId) -> Result<u64> {
+        timed("membership_version", self.inner.membership_version(room)).await
+    }
 }

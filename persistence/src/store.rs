@@ -104,6 +104,15 @@ pub trait Store: Send + Sync + 'static {
     /// Every room `user` belongs to, DMs included, with their membership.
     async fn rooms_of(&self, user: Id) -> Result<Vec<UserRoom>>;
 
+    /// The room's membership version: it grows with every
+    /// [`add_member`](Store::add_member) and
+    /// [`remove_member`](Store::remove_member) that changes something, before
+    /// that call returns, and never decreases (other calls may move it
+    /// too); 0 for a room whose members never changed this way (or no room).
+    /// Room events carry it, so that a gateway can tell when its view of
+    /// who belongs to the room may be stale (docs/architecture.md).
+    async fn membership_version(&self, room: &RoomId) -> Result<u64>;
+
     // ----- read positions ----------------------------------------------
 
     /// Moves `user`'s read position in `room` forward to `message_id`. A

@@ -213,6 +213,12 @@ pub struct Event {
     /// room's other members only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except_user: Option<Id>,
+    /// On a room's events: the room's membership version when the event was
+    /// published (`Store::membership_version`, read after the change it
+    /// may announce). A gateway whose view of a connection's membership is
+    /// older re-checks it before passing the event on. `None`: no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_version: Option<u64>,
     pub frame: ServerFrame,
     /// The W3C `traceparent` of the span that published the event, so that
     /// the gateways' fan-out joins the trace of the action that caused it.
@@ -300,6 +306,7 @@ mod tests {
             id: 1,
             except_user: Some(Id(2)),
             trace: None,
+            membership_version: Some(3),
             frame: ServerFrame::Typing {
                 room_id: RoomId::Group(Id(9)),
                 user_id: Id(2),

@@ -9,25 +9,67 @@
 //! [`Outbox`] so that a batch's events leave in one round trip). The persistence crate
 //! only stores. Delivery is at most once; see
 //! [`chat_bus::Bus::publish_event`].
+//!
+//! Room events carry the room's membership version, read from the store
+//! when they are published ([`Event::membership_version`]): a gateway that
+//! missed a `room_removed` (at-most-once pub/sub) learns from the next room
+//! event that its view is stale, and re-checks before passing it on. So a
+//! removal does not rest on one event arriving.
+
+use std::collections::HashMap;
 
 use chat_bus::{Outbox, names};
+use chat_persistence::Store;
 use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::Event;
 use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 
 use crate::{Chat, Result};
 
+/// The membership version of each room, for the events of a batch (one
+/// read per room). A room whose version cannot be read is left out: its
+/// events leave unchecked, as before versions (logged).
+pub async fn membership_versions(store: &dyn Store, rooms: &[RoomId]) -> HashMap<RoomId, u64> {
+    let mut versions = HashMap::new();
+    for room in rooms {
+        if versions.contains_key(room) {
+            continue;
+        }
+        if let Some(version) = membership_version(store, room).await {
+            versions.insert(*room, version);
+        }
+    }
+    versions
+}
+
+async fn membership_version(store: &dyn Store, room: &RoomId) -> Option<u64> {
+    match store.membership_version(room).await {
+        Ok(version) => Some(version),
+        Err(error) => {
+            tracing::warn!(%error, %room, "membership version unavailable; event sent unchecked");
+            None
+        }
+    }
+}
+
 /// Queues a durable message for its room (and, for a DM that it just
 /// opened, for both users directly), and a `mention` and a `notification`
 /// (the stored one, written with the message) for each mentioned user; they
 /// leave with the outbox ([`chat_bus::Bus::send`]).
-pub fn message_events(outbox: &mut Outbox, message: &Message, also_to_users: &[Id]) {
+/// `membership_version`: the room's, from [`membership_versions`].
+pub fn message_events(
+    outbox: &mut Outbox,
+    message: &Message,
+    also_to_users: &[Id],
+    membership_version: Option<u64>,
+) {
     // The message id as the event id: if a writer dies after publishing
     // and before acknowledging, the partition's next holder publishes the
     // message again under the same event id, and gateways pass it on once.
     let event = Event {
         id: message.id.0,
         except_user: None,
+        membership_version,
         frame: ServerFrame::Message {
             message: message.clone(),
         },
@@ -54,15 +96,17 @@ pub fn message_events(outbox: &mut Outbox, message: &Message, also_to_users: &[I
 
 impl Chat {
     /// Publishes `frame` to every member of `room`, except the connections
-    /// of `except_user`.
+    /// of `except_user`, with the room's membership version.
     pub async fn publish_to_room(
         &self,
         room: &RoomId,
         frame: ServerFrame,
         except_user: Option<Id>,
     ) {
+        let mut event = chat_bus::new_event(frame, except_user);
+        event.membership_version = membership_version(&*self.store, room).await;
         self.bus
-            .publish_frame(&names::room_channel(room), frame, except_user)
+            .publish_event(&names::room_channel(room), &event)
             .await;
     }
 
@@ -124,10 +168,13 @@ impl Chat {
             online,
             last_seen_at,
         };
-        let event = chat_bus::new_event(frame, Some(user));
+        let mut event = chat_bus::new_event(frame, Some(user));
         for room in self.store.rooms_of(user).await? {
-            let channel = names::room_channel(&room.room.id);
-            self.bus.publish_event(&channel, &event).await;
+            let room = room.room.id;
+            event.membership_version = membership_version(&*self.store, &room).await;
+            self.bus
+                .publish_event(&names::room_channel(&room), &event)
+                .await;
         }
         Ok(())
     }

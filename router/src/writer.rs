@@ -29,7 +29,7 @@ use chat_protocol::{ErrorCode, Message};
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
-use crate::events::message_events;
+use crate::events::{membership_versions, message_events};
 use crate::metrics;
 
 /// How the persistence writer takes its work.
@@ -97,6 +97,8 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
     write_until_stored(store, &messages)
         .instrument(tracing::info_span!("persist.write", batch = messages.len()))
         .await;
+    let rooms: Vec<_> = messages.iter().map(|m| m.room_id).collect();
+    let versions = membership_versions(store, &rooms).await;
     let mut outbox = Outbox::new();
     for item in work {
         // The persistence hop of each message's trace: its fan-out and
@@ -116,7 +118,8 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 chat_bus::trace::follow(&span, origin.trace.as_deref());
                 span.record("message_id", message.id.0);
                 let _entered = span.enter();
-                message_events(&mut outbox, &message, &also_to_users);
+                let version = versions.get(&message.room_id).copied();
+                message_events(&mut outbox, &message, &also_to_users, version);
                 outbox.reply(origin, Outcome::Posted(message));
             }
             ToPersist::Repeat {
@@ -181,7 +184,9 @@ async fn answer_repeat(
         Ok(None) => match retry {
             Some(message) => {
                 write_until_stored(store, std::slice::from_ref(&message)).await;
-                message_events(outbox, &message, &[]);
+                let versions = membership_versions(store, &[message.room_id]).await;
+                let version = versions.get(&message.room_id).copied();
+                message_events(outbox, &message, &[], version);
                 Outcome::Posted(message)
             }
             None => unavailable("the original message is not stored yet; retry"),

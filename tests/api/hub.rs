@@ -22,10 +22,19 @@ const CLUSTER_ENV: &[(&str, &str)] = &[
 ];
 
 fn start(role: &str, dir: &TempDir, redis_url: &str) -> Server {
+    start_with(role, dir, redis_url, &[])
+}
+
+fn start_with(role: &str, dir: &TempDir, redis_url: &str, extra: &[(&str, &str)]) -> Server {
     let mut env = CLUSTER_ENV.to_vec();
     env.push(("CHAT_REDIS_URL", redis_url));
+    env.extend_from_slice(extra);
     Server::start_role(role, dir.path(), &env)
 }
+
+/// A gateway (test build) that drops every `room_removed` it hears, as a
+/// full subscription buffer or a lost pub/sub message would.
+const DROP_ROOM_REMOVED: &[(&str, &str)] = &[("CHAT_TEST_DROP_ROOM_REMOVED", "1")];
 
 /// A TCP proxy in front of Redis whose client-to-Redis direction can be
 /// held: commands (SUBSCRIBE included) wait, while what Redis pushes to
@@ -151,18 +160,83 @@ async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
     );
 }
 
+/// Bob, connected to a second gateway that never hears `room_removed`, is
+/// kicked (then, added again, leaves): the next message of the room carries
+/// a newer membership version, his gateway re-checks him, withholds the
+/// message and tells him the room is gone.
+#[tokio::test]
+async fn a_removal_whose_event_is_lost_still_stops_deliveries() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _router = start("router", &dir, &redis.url());
+    let _persist = start("persist", &dir, &redis.url());
+    let gw1 = start("gateway", &dir, &redis.url());
+    let gw2 = start_with("gateway", &dir, &redis.url(), DROP_ROOM_REMOVED);
+    let (alice, _) = gw1.user("alice").await;
+    let (bob, bob_id) = gw1.user("bob").await;
+    let room = alice.create_room("lossy", "private", &[]).await;
+    let members = format!("/api/v1/rooms/{room}/members");
+    for round in 0..2 {
+        let (status, body) = alice.post(&members, json!({"user_id": bob_id})).await;
+        assert!(status.is_success(), "add bob: {body}");
+        let mut bob_ws = Ws::connect(&gw2, bob.token()).await;
+        let before = format!("before {round}");
+        alice.send(&room, &before).await;
+        assert_eq!(
+            bob_ws.next_of("message").await["message"]["content"],
+            before.as_str(),
+            "round {round}: a member hears the room"
+        );
+        let (status, body) = if round == 0 {
+            alice.delete(&format!("{members}/{bob_id}")).await
+        } else {
+            bob.post_empty(&format!("/api/v1/rooms/{room}/leave")).await
+        };
+        assert!(status.is_success(), "round {round}: {body}");
+        alice.send(&room, &format!("after {round}")).await;
+        let after = bob_ws
+            .frames_within(
+                Duration::from_millis(600),
+                &["presence", "room_added", "member_joined", "member_left"],
+            )
+            .await;
+        assert!(
+            after.iter().all(|frame| frame["type"] != "message"),
+            "round {round}: a removed member hears nothing more: {after:?}"
+        );
+        assert!(
+            after
+                .iter()
+                .any(|frame| frame["type"] == "room_removed" && frame["room_id"] == room.as_str()),
+            "round {round}: the gateway's re-check tells him: {after:?}"
+        );
+        bob_ws.close().await;
+    }
+}
+
+/// The race below, on a gateway that also loses every `room_removed`: only
+/// the membership version can stop the deliveries.
+#[tokio::test]
+async fn a_removal_racing_with_an_opening_and_losing_its_event_is_followed() {
+    racing_removals(DROP_ROOM_REMOVED).await;
+}
+
 /// A member kicked (or leaving) while their connection to another gateway
 /// is opening receives nothing more of the room, whichever comes first:
 /// the gateway follows the user's membership from before it reads the
 /// user's rooms, so a removal in between is not undone by a stale list.
 #[tokio::test]
 async fn a_removal_racing_with_a_connection_opening_elsewhere_is_followed() {
+    racing_removals(&[]).await;
+}
+
+async fn racing_removals(gateway_env: &[(&str, &str)]) {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let _router = start("router", &dir, &redis.url());
     let _persist = start("persist", &dir, &redis.url());
     let gw1 = start("gateway", &dir, &redis.url());
-    let gw2 = start("gateway", &dir, &redis.url());
+    let gw2 = start_with("gateway", &dir, &redis.url(), gateway_env);
     let (alice, _) = gw1.user("alice").await;
     let (bob, bob_id) = gw1.user("bob").await;
     let room = alice.create_room("racy", "private", &[]).await;

@@ -589,6 +589,10 @@ impl Store for ScyllaStore {
         self.rooms_of_impl(user).await
     }
 
+    async fn membership_version(&self, room: &RoomId) -> Result<u64> {
+        self.membership_version_impl(room).await
+    }
+
     // ----- read positions ----------------------------------------------
 
     async fn mark_read(&self, room: &RoomId, user: Id, message_id: Id) -> Result<bool> {

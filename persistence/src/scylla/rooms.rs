@@ -448,6 +448,7 @@ impl ScyllaStore {
         }
         if added {
             self.change_member_count(room, 1).await;
+            self.bump_membership_version(room).await?;
         }
         Ok(added)
     }
@@ -476,6 +477,7 @@ impl ScyllaStore {
         };
         if removed {
             self.change_member_count(room, -1).await;
+            self.bump_membership_version(room).await?;
         }
         Ok(removed)
     }
@@ -497,6 +499,42 @@ impl ScyllaStore {
             crate::metrics::MEMBER_COUNT_DRIFT.inc();
             tracing::warn!(%error, %room, delta, "member count update failed; the count may be off by one");
         }
+    }
+
+    /// Moves the room's membership version on after a change that applied.
+    /// Counting twice is harmless (only growth matters), so a failed update
+    /// is retried; if every attempt fails the call fails, and the caller
+    /// does not acknowledge a change gateways may not notice.
+    async fn bump_membership_version(&self, room: &RoomId) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .execute(
+                    &self.statements.bump_membership_version,
+                    (room.to_string(),),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error) if attempt >= 2 => return Err(error),
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(%error, %room, attempt, "membership version update failed; retrying");
+                }
+            }
+        }
+    }
+
+    pub(super) async fn membership_version_impl(&self, room: &RoomId) -> Result<u64> {
+        let row: Option<(Option<Counter>,)> = self
+            .first_row(
+                &self.statements.select_membership_version,
+                (room.to_string(),),
+            )
+            .await?;
+        Ok(row
+            .and_then(|(version,)| version)
+            .map_or(0, |Counter(version)| u64::try_from(version).unwrap_or(0)))
     }
 
     /// The role change is a lightweight transaction on the member's row,

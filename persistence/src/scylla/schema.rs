@@ -181,6 +181,13 @@ pub(crate) const TABLES: &[&str] = &[
         room_id text PRIMARY KEY,
         members counter
     )",
+    // A room's membership version (Store::membership_version). A counter:
+    // unlike the member count, counting a change twice (a retried update)
+    // is harmless, since only growth matters.
+    "CREATE TABLE IF NOT EXISTS membership_versions (
+        room_id text PRIMARY KEY,
+        version counter
+    )",
     // (sender, client id) -> message, for the idempotency of sends. Rows
     // expire with the idempotency window (600 s is IDEMPOTENCY_WINDOW_MS;
     // a test checks; inserts also set their own TTL from the id's time); time-window compaction drops

@@ -167,6 +167,8 @@ statements! {
     /// Joins (+1) and leaves (-1) since the room's creation.
     change_member_count: Counter = "UPDATE room_member_counts SET members = members + ? WHERE room_id = ?";
     select_member_count: Read = "SELECT members FROM room_member_counts WHERE room_id = ?";
+    bump_membership_version: Counter = "UPDATE membership_versions SET version = version + 1 WHERE room_id = ?";
+    select_membership_version: Read = "SELECT version FROM membership_versions WHERE room_id = ?";
 
     // ----- members by room -----
     /// Also the statement of the conditional batches that write a new

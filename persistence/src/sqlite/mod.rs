@@ -307,6 +307,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn membership_version(&self, room: &RoomId) -> Result<u64> {
+        let room = *room;
+        self.read(move |connection| rooms::membership_version(connection, &room))
+            .await
+    }
+
     // ----- read positions ----------------------------------------------
 
     async fn mark_read(&self, room: &RoomId, user: Id, message_id: Id) -> Result<bool> {

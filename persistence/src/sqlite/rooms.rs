@@ -70,7 +70,29 @@ pub(crate) fn add_member(
             role_to_sql(role),
             time_to_sql(joined_at),
         ])?;
+    if added == 1 {
+        bump_membership_version(connection, room)?;
+    }
     Ok(added == 1)
+}
+
+/// Moves the room's membership version on, in the caller's transaction.
+fn bump_membership_version(connection: &Connection, room: &RoomId) -> Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO membership_versions (room_id, version) VALUES (?1, 1)
+             ON CONFLICT (room_id) DO UPDATE SET version = version + 1",
+        )?
+        .execute([room.to_string()])?;
+    Ok(())
+}
+
+pub(crate) fn membership_version(connection: &Connection, room: &RoomId) -> Result<u64> {
+    let version: Option<i64> = connection
+        .prepare_cached("SELECT version FROM membership_versions WHERE room_id = ?1")?
+        .query_row([room.to_string()], |row| row.get(0))
+        .optional()?;
+    Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
 }
 
 /// Creates the room and its members; members join at the room's creation
@@ -161,6 +183,9 @@ pub(crate) fn remove_member(connection: &Connection, room: &RoomId, user: Id) ->
     let removed = connection
         .prepare_cached("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")?
         .execute(params![room.to_string(), id_to_sql(user)])?;
+    if removed == 1 {
+        bump_membership_version(connection, room)?;
+    }
     Ok(removed == 1)
 }
 

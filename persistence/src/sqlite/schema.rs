@@ -22,7 +22,14 @@ use crate::{Result, StoreError};
 
 /// Every migration, in order; `MIGRATIONS[n]` takes the file from version
 /// `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[INITIAL_SCHEMA, FILES, ACCOUNTS, NOTIFICATIONS, DIRECTORY];
+const MIGRATIONS: &[&str] = &[
+    INITIAL_SCHEMA,
+    FILES,
+    ACCOUNTS,
+    NOTIFICATIONS,
+    DIRECTORY,
+    MEMBERSHIP_VERSIONS,
+];
 
 /// Users, rooms, memberships with read positions, and messages.
 ///
@@ -193,6 +200,16 @@ CREATE INDEX audit_by_kind ON audit_events (kind, id);
 CREATE INDEX audit_by_actor ON audit_events (actor_id, id) WHERE actor_id IS NOT NULL;
 CREATE INDEX audit_by_target ON audit_events (target_id, id) WHERE target_id IS NOT NULL;
 CREATE INDEX audit_by_time ON audit_events (at);
+";
+
+/// A row per room whose members ever changed: its membership version,
+/// bumped in the same transaction as the change (rooms without a row are at
+/// version 0).
+const MEMBERSHIP_VERSIONS: &str = "
+CREATE TABLE membership_versions (
+    room_id TEXT    PRIMARY KEY,
+    version INTEGER NOT NULL
+) STRICT;
 ";
 
 /// The schema version this build writes and understands.

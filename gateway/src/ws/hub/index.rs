@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chat_protocol::{Id, RoomId};
@@ -26,12 +27,39 @@ pub const SHARDS: usize = 64;
 pub struct Index {
     hasher: RandomState,
     conns: Box<[Mutex<HashMap<u64, Entry>>]>,
-    rooms: Box<[RwLock<HashMap<RoomId, Members>>]>,
+    rooms: Box<[RwLock<HashMap<RoomId, RoomMembers>>]>,
     users: Box<[RwLock<HashMap<Id, Members>>]>,
 }
 
-/// The connections of one room or one user on this gateway.
+/// The connections of one user on this gateway.
 pub type Members = HashMap<u64, Arc<Conn>>;
+
+/// The connections of one room on this gateway.
+pub type RoomMembers = HashMap<u64, Arc<Member>>;
+
+/// One connection in one room, with what the hub knows of its membership
+/// (see [`super::membership`]).
+pub struct Member {
+    pub conn: Arc<Conn>,
+    /// The room's membership version this connection was confirmed at (0:
+    /// never confirmed; it came from a room list or a `room_added`).
+    pub confirmed: AtomicU64,
+    /// The clock tick at which it joined the room's index: only a member
+    /// read begun later vouches for it.
+    pub since: u64,
+}
+
+impl Member {
+    /// Whether an event at `version` may go to it without a check.
+    pub fn confirmed_for(&self, version: Option<u64>) -> bool {
+        version.is_none_or(|v| self.confirmed.load(Ordering::Relaxed) >= v)
+    }
+
+    /// Records a confirmation at `version`.
+    pub fn confirm(&self, version: u64) {
+        self.confirmed.fetch_max(version, Ordering::Relaxed);
+    }
+}
 
 /// What the index knows about one connection.
 struct Entry {
@@ -95,7 +123,8 @@ impl Index {
     /// Gives an opened connection the rooms it was found to belong to, minus
     /// those it was removed from in the meantime. Answers the rooms it
     /// receives now, each with whether its subscription must follow.
-    pub fn attach(&self, id: u64, rooms: &[RoomId]) -> Vec<(RoomId, Change)> {
+    /// `since`: a fresh tick of the membership clock.
+    pub fn attach(&self, id: u64, rooms: &[RoomId], since: u64) -> Vec<(RoomId, Change)> {
         let mut conns = self.conn_shard(id);
         let Some(entry) = conns.get_mut(&id) else {
             return Vec::new();
@@ -104,7 +133,9 @@ impl Index {
         let mut attached = Vec::with_capacity(rooms.len());
         for room in rooms.iter().filter(|room| !removed.contains(room)) {
             // Already there if added while opening.
-            let change = self.add_room_locked(entry, *room).unwrap_or(Change::None);
+            let change = self
+                .add_room_locked(entry, *room, since)
+                .unwrap_or(Change::None);
             attached.push((*room, change));
         }
         attached
@@ -132,8 +163,9 @@ impl Index {
         })
     }
 
-    /// Every connection of `user` receives `room` from now on.
-    pub fn add_room_for_user(&self, user: Id, room: RoomId) -> Change {
+    /// Every connection of `user` receives `room` from now on (`since`: a
+    /// fresh tick of the membership clock).
+    pub fn add_room_for_user(&self, user: Id, room: RoomId, since: u64) -> Change {
         let mut change = Change::None;
         for id in self.conn_ids_of_user(user) {
             let mut conns = self.conn_shard(id);
@@ -141,7 +173,7 @@ impl Index {
                 if let Some(removed) = &mut entry.removed_while_opening {
                     removed.remove(&room);
                 }
-                if self.add_room_locked(entry, room) == Some(Change::Subscription) {
+                if self.add_room_locked(entry, room, since) == Some(Change::Subscription) {
                     change = Change::Subscription;
                 }
             }
@@ -173,7 +205,11 @@ impl Index {
 
     /// Calls `deliver` with the local connections of `room`, under the
     /// shard's read lock (`deliver` must not block).
-    pub fn with_room<R>(&self, room: &RoomId, deliver: impl FnOnce(Option<&Members>) -> R) -> R {
+    pub fn with_room<R>(
+        &self,
+        room: &RoomId,
+        deliver: impl FnOnce(Option<&RoomMembers>) -> R,
+    ) -> R {
         deliver(self.room_shard(room).get(room))
     }
 
@@ -213,19 +249,24 @@ impl Index {
         self.conns.iter().map(|shard| lock(shard).len()).sum()
     }
 
-    fn add_room_locked(&self, entry: &mut Entry, room: RoomId) -> Option<Change> {
+    fn add_room_locked(&self, entry: &mut Entry, room: RoomId, since: u64) -> Option<Change> {
         if !entry.rooms.insert(room) {
             return None;
         }
         let mut rooms = self.room_shard_mut(&room);
         let members = rooms.entry(room).or_default();
-        members.insert(entry.conn.id, entry.conn.clone());
+        let member = Member {
+            conn: entry.conn.clone(),
+            confirmed: AtomicU64::new(0),
+            since,
+        };
+        members.insert(entry.conn.id, Arc::new(member));
         Some(change_if(members.len() == 1))
     }
 
-    fn remove_member<K: Hash + Eq>(
+    fn remove_member<K: Hash + Eq, V>(
         &self,
-        shard: &mut HashMap<K, Members>,
+        shard: &mut HashMap<K, HashMap<u64, V>>,
         key: &K,
         id: u64,
     ) -> Change {
@@ -255,12 +296,12 @@ impl Index {
         lock(&self.conns[self.shard_of(&id)])
     }
 
-    fn room_shard(&self, room: &RoomId) -> RwLockReadGuard<'_, HashMap<RoomId, Members>> {
+    fn room_shard(&self, room: &RoomId) -> RwLockReadGuard<'_, HashMap<RoomId, RoomMembers>> {
         let shard = &self.rooms[self.shard_of(room)];
         shard.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn room_shard_mut(&self, room: &RoomId) -> RwLockWriteGuard<'_, HashMap<RoomId, Members>> {
+    fn room_shard_mut(&self, room: &RoomId) -> RwLockWriteGuard<'_, HashMap<RoomId, RoomMembers>> {
         let shard = &self.rooms[self.shard_of(room)];
         shard.write().unwrap_or_else(|p| p.into_inner())
     }
@@ -306,7 +347,7 @@ mod tests {
         let index = Index::new();
         assert_eq!(index.open(conn(1, 7)), Change::Subscription);
         assert_eq!(index.open(conn(2, 7)), Change::None, "same user");
-        let attached = index.attach(1, &[room(1), room(2)]);
+        let attached = index.attach(1, &[room(1), room(2)], 1);
         assert_eq!(
             attached,
             vec![
@@ -314,7 +355,10 @@ mod tests {
                 (room(2), Change::Subscription)
             ]
         );
-        assert_eq!(index.attach(2, &[room(1)]), vec![(room(1), Change::None)]);
+        assert_eq!(
+            index.attach(2, &[room(1)], 2),
+            vec![(room(1), Change::None)]
+        );
         let closed = index.close(1).unwrap();
         assert_eq!(closed.user_change, Change::None);
         let mut rooms = closed.rooms;
@@ -339,7 +383,7 @@ mod tests {
             Change::None,
             "nothing attached yet"
         );
-        let attached = index.attach(1, &[room(1), room(2)]);
+        let attached = index.attach(1, &[room(1), room(2)], 1);
         assert_eq!(attached, vec![(room(2), Change::Subscription)]);
         assert!(!index.has_room(&room(1)));
         assert_eq!(
@@ -347,7 +391,7 @@ mod tests {
             Change::Subscription
         );
         assert_eq!(
-            index.add_room_for_user(Id(7), room(3)),
+            index.add_room_for_user(Id(7), room(3), 2),
             Change::Subscription
         );
         index.with_room(&room(3), |members| {
@@ -360,8 +404,8 @@ mod tests {
         let index = Index::new();
         index.open(conn(1, 7));
         index.remove_room_for_user(Id(7), room(1));
-        index.add_room_for_user(Id(7), room(1));
-        let attached = index.attach(1, &[room(1)]);
+        index.add_room_for_user(Id(7), room(1), 1);
+        let attached = index.attach(1, &[room(1)], 2);
         assert!(index.has_room(&room(1)));
         assert_eq!(attached, vec![(room(1), Change::None)], "attached already");
     }

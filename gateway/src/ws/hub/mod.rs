@@ -16,15 +16,25 @@
 //! connection without waiting. Subscription changes (a broker round trip)
 //! happen in the connection's own task, or in a task of their own for
 //! membership changes, never in a dispatcher.
+//!
+//! Membership is exact ([`membership`]): a room event whose membership
+//! version is newer than a connection's confirmed one waits (in its
+//! dispatcher, so the room's order holds) for one read of the room's
+//! members, and goes only to the connections still members; the others
+//! lose the room and get `room_removed`. When versions match, nothing is
+//! read.
 
 mod channels;
 mod index;
+mod membership;
 
+use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_bus::{Delivery, Subscriptions, names};
+use chat_persistence::Store;
 use chat_protocol::frames::close_code;
 use chat_protocol::frames::{ErrorFrame, ServerFrame};
 use chat_protocol::internal::{self, ACCOUNTS_CHANNEL, AccountEvent, Event, Outcome, Reply};
@@ -34,7 +44,8 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TrackedFuture;
 
 use self::channels::Channels;
-use self::index::{Change, Closed, Index, Members};
+use self::index::{Change, Closed, Index, Member, Members, RoomMembers};
+use self::membership::Checked;
 use super::conn::Conn;
 use super::encoded::{Encoded, encode};
 use crate::metrics;
@@ -56,10 +67,21 @@ pub struct Hub {
     /// The connections' tasks, so that a shutdown knows when they are gone.
     sessions: TaskTracker,
     revocations: Arc<Revocations>,
+    /// Room members read to confirm connections (see [`membership`]).
+    checked: Checked,
+    /// Test builds only (`CHAT_TEST_DROP_ROOM_REMOVED` set): drop every
+    /// `room_removed` heard, as a full subscription buffer might, so tests
+    /// can show that removals do not depend on it.
+    drop_room_removed: bool,
 }
 
 impl Hub {
-    pub fn new(subscriptions: Arc<dyn Subscriptions>, relay: Arc<Relay>) -> Hub {
+    /// `store`: where room members are re-checked.
+    pub fn new(
+        subscriptions: Arc<dyn Subscriptions>,
+        relay: Arc<Relay>,
+        store: Arc<dyn Store>,
+    ) -> Hub {
         Hub {
             next_connection: AtomicU64::new(1),
             index: Arc::new(Index::new()),
@@ -67,6 +89,9 @@ impl Hub {
             relay,
             sessions: TaskTracker::new(),
             revocations: Arc::new(Revocations::new()),
+            checked: Checked::new(store),
+            drop_room_removed: cfg!(debug_assertions)
+                && std::env::var_os("CHAT_TEST_DROP_ROOM_REMOVED").is_some(),
         }
     }
 
@@ -116,7 +141,7 @@ impl Hub {
     /// Answers those it receives: `rooms` minus any it was removed from
     /// since [`Hub::open`]. Once this returns, their channels are subscribed.
     pub async fn attach(&self, id: u64, rooms: &[RoomId]) -> Vec<RoomId> {
-        let attached = self.index.attach(id, rooms);
+        let attached = self.index.attach(id, rooms, self.checked.tick());
         for (room, change) in &attached {
             if *change == Change::Subscription {
                 self.reconcile_room(*room).await;
@@ -176,7 +201,7 @@ impl Hub {
             let hub = self.clone();
             handles.push(tokio::spawn(async move {
                 while let Some(delivery) = receiver.recv().await {
-                    hub.dispatch(delivery);
+                    hub.dispatch(delivery).await;
                 }
             }));
             dispatchers.push(sender);
@@ -201,7 +226,9 @@ impl Hub {
         }
     }
 
-    fn dispatch(&self, delivery: Delivery) {
+    /// Waits only for a membership check (a room event newer than some
+    /// connection's confirmed membership); everything else is queued at once.
+    async fn dispatch(&self, delivery: Delivery) {
         chat_bus::metrics::RECEIVED
             .with_label_values(&["pubsub"])
             .inc();
@@ -211,15 +238,23 @@ impl Hub {
             else {
                 return;
             };
-            self.index
-                .with_room(&room, |members| fan_out(members, &event));
+            let unconfirmed = self
+                .index
+                .with_room(&room, |members| fan_out_room(members, &event));
+            if !unconfirmed.is_empty() {
+                self.confirm_and_deliver(room, &event, unconfirmed).await;
+            }
         } else if let Some(user) = channel.strip_prefix("user:") {
             let (Ok(user), Some(event)) = (user.parse::<Id>(), decode::<Event>(&delivery)) else {
                 return;
             };
+            if self.drop_room_removed && matches!(event.frame, ServerFrame::RoomRemoved { .. }) {
+                return;
+            }
             self.follow_membership(user, &event.frame);
-            self.index
-                .with_user(&user, |members| fan_out(members, &event));
+            self.index.with_user(&user, |members| {
+                fan_out(members.into_iter().flat_map(|m| m.values()), &event, true)
+            });
         } else if channel == ACCOUNTS_CHANNEL {
             if let Some(event) = decode::<AccountEvent>(&delivery) {
                 self.on_account_event(event);
@@ -256,7 +291,7 @@ impl Hub {
                 metrics::REVOCATIONS.set(self.revocations.len() as i64);
                 for revocation in &revoked {
                     self.index.with_user(&revocation.user, |members| {
-                        for conn in members.into_iter().flat_map(|m| m.values()) {
+                        for conn in members.into_iter().flat_map(Members::values) {
                             if conn.session == Some(revocation.session) {
                                 conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
                             }
@@ -283,6 +318,45 @@ impl Hub {
         }
     }
 
+    /// Passes a room event to the connections that were not confirmed at
+    /// its membership version, once the room's members (read at most once
+    /// per room and version here) confirm them; the others are removed from
+    /// the room. If the store cannot answer, they do not get this event.
+    async fn confirm_and_deliver(
+        &self,
+        room: RoomId,
+        event: &Event,
+        unconfirmed: Vec<Arc<Member>>,
+    ) {
+        let Some(version) = event.membership_version else {
+            return;
+        };
+        let after = unconfirmed.iter().map(|m| m.since).max().unwrap_or(0);
+        let Some(snapshot) = self.checked.members(&room, version, after).await else {
+            return;
+        };
+        let mut confirmed = Vec::with_capacity(unconfirmed.len());
+        let mut gone = HashSet::new();
+        for member in unconfirmed {
+            if snapshot.members.contains(&member.conn.user) {
+                member.confirm(version);
+                confirmed.push(member.conn.clone());
+            } else {
+                gone.insert(member.conn.user);
+            }
+        }
+        for user in gone {
+            metrics::MEMBERSHIP_CORRECTIONS.inc();
+            tracing::info!(%user, %room, "not a member any more; room removed from its connections");
+            let removed = chat_bus::new_event(ServerFrame::RoomRemoved { room_id: room }, None);
+            self.follow_membership(user, &removed.frame);
+            self.index.with_user(&user, |members| {
+                fan_out(members.into_iter().flat_map(|m| m.values()), &removed, true)
+            });
+        }
+        fan_out(confirmed.iter(), event, false);
+    }
+
     /// `room_added` / `room_removed` change what the user's connections
     /// receive, at once, on every device. The index changes here; the
     /// subscription follows in a task of its own.
@@ -290,7 +364,8 @@ impl Hub {
         let (room, change) = match frame {
             ServerFrame::RoomAdded { room } => {
                 let id = room.room.id;
-                (id, self.index.add_room_for_user(user, id))
+                let since = self.checked.tick();
+                (id, self.index.add_room_for_user(user, id, since))
             }
             ServerFrame::RoomRemoved { room_id } => {
                 (*room_id, self.index.remove_room_for_user(user, *room_id))
@@ -359,18 +434,36 @@ impl Hub {
     }
 }
 
+/// Hands a room event to the room's connections confirmed at its
+/// membership version; answers the others, to be confirmed first.
+fn fan_out_room(members: Option<&RoomMembers>, event: &Event) -> Vec<Arc<Member>> {
+    let Some(members) = members else {
+        return Vec::new();
+    };
+    let mut unconfirmed = Vec::new();
+    let confirmed = members.values().filter_map(|member| {
+        if member.confirmed_for(event.membership_version) {
+            Some(&member.conn)
+        } else {
+            unconfirmed.push(member.clone());
+            None
+        }
+    });
+    fan_out(confirmed, event, true);
+    unconfirmed
+}
+
 /// Hands an event to each live target connection once, encoding it at most
 /// once per codec. Never waits: a connection whose queue is full is closed
-/// as too slow.
-fn fan_out(targets: Option<&Members>, event: &Event) {
-    let Some(targets) = targets else {
-        return;
-    };
+/// as too slow. `observe`: count the event in the delivery-time histogram
+/// (once per event, not per call).
+fn fan_out<'a>(targets: impl Iterator<Item = &'a Arc<Conn>>, event: &Event, observe: bool) {
     let Event {
         id,
         except_user,
         frame,
         trace,
+        ..
     } = event;
     // The fan-out's hop of the trace that caused the event, if it has one
     // (no span at all otherwise: this is the hot path).
@@ -385,13 +478,13 @@ fn fan_out(targets: Option<&Members>, event: &Event) {
         span
     });
     let _entered = span.as_ref().map(tracing::Span::enter);
-    if let ServerFrame::Message { message } = frame {
+    if observe && let ServerFrame::Message { message } = frame {
         metrics::observe_since(&metrics::DELIVERY_SECONDS, message.created_at);
     }
     let sent = metrics::FRAMES_OUT.with_label_values(&[frame.kind()]);
     let encoded = Encoded::new(frame);
     let mut count = 0;
-    for conn in targets.values() {
+    for conn in targets {
         if Some(conn.user) == *except_user || !conn.is_live() || !conn.first_sight(*id) {
             continue;
         }
