@@ -15,6 +15,7 @@ mod files;
 mod hub;
 mod json_answers;
 mod messages;
+mod outages;
 mod partitions;
 mod realtime;
 mod realtime_failures;
