@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, IntCounter, IntCounterVec, register_histogram, register_int_counter,
-    register_int_counter_vec,
+    Histogram, IntCounter, IntCounterVec, IntGauge, register_histogram, register_int_counter,
+    register_int_counter_vec, register_int_gauge,
 };
 
 /// Client actions handled, by action and result (`ok` or an error code).
@@ -61,6 +61,24 @@ pub static RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "chat_persist_retries_total",
         "Persistence batch writes retried after an error"
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// Messages the store refused for good (refused to their senders).
+pub static REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_persist_refused_total",
+        "Messages the store refused for a reason retrying cannot cure"
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// 1 while this process's persistence writer cannot write.
+pub static WRITER_BLOCKED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_persist_writer_blocked",
+        "1 while the persistence writer's last store write failed"
     )
     .expect("metric names are valid and registered once")
 });

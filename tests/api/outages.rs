@@ -97,3 +97,79 @@ async fn a_token_for_a_user_the_store_does_not_know_is_401_everywhere() {
     let (_, history) = alice.get(&format!("/api/v1/rooms/{room}/messages")).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 0);
 }
+
+/// Runs `sql` on the server's SQLite file beside it (triggers persist, so
+/// the server's own connections obey them).
+fn on_database(dir: &std::path::Path, sql: &str) {
+    let db = rusqlite::Connection::open(dir.join("chat.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(sql).unwrap();
+}
+
+async fn ready(server: &Server) -> u16 {
+    server.client().get("/readyz").await.0.as_u16()
+}
+
+#[tokio::test]
+async fn a_message_the_store_refuses_is_refused_alone_and_readiness_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), &[]);
+    let (alice, _) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let room = alice.create_room("lobby", "public", &[]).await;
+    let other = bob.create_room("elsewhere", "public", &[]).await;
+    let posting = |client: &crate::harness::Client, room: &str, content: &str| {
+        let (client, path, body) = (
+            client.clone(),
+            format!("/api/v1/rooms/{room}/messages"),
+            json!({ "content": content }),
+        );
+        async move { client.post(&path, body).await }
+    };
+    // A constraint the store will never accept for one message.
+    on_database(
+        dir.path(),
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages \
+         WHEN NEW.content LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poison'); END;",
+    );
+    let (first, poison, last, elsewhere) = tokio::join!(
+        posting(&alice, &room, "fine 1"),
+        posting(&alice, &room, "poison"),
+        posting(&alice, &room, "fine 2"),
+        posting(&bob, &other, "fine elsewhere"),
+    );
+    assert_error(&poison, 500, "internal");
+    for answer in [&first, &last, &elsewhere] {
+        assert_eq!(answer.0, StatusCode::CREATED, "{answer:?}");
+    }
+    let (_, history) = alice.get(&format!("/api/v1/rooms/{room}/messages")).await;
+    let contents: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents.len(), 2, "{contents:?}");
+    assert!(contents.contains(&"fine 1") && contents.contains(&"fine 2"));
+    assert_eq!(ready(&server).await, 200, "the writer still writes");
+
+    // A store that refuses every message: senders are told, and the
+    // writer reports that it cannot write until it can again.
+    on_database(
+        dir.path(),
+        "CREATE TRIGGER refuse_all BEFORE INSERT ON messages \
+         BEGIN SELECT RAISE(ABORT, 'full'); END;",
+    );
+    assert_error(&posting(&bob, &other, "lost").await, 500, "internal");
+    assert_eq!(ready(&server).await, 503, "a writer that cannot write");
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("chat_persist_writer_blocked 1"), "{text}");
+    on_database(dir.path(), "DROP TRIGGER refuse_all;");
+    assert_eq!(posting(&bob, &other, "back").await.0, StatusCode::CREATED);
+    assert_eq!(ready(&server).await, 200, "ready again once it writes");
+}
