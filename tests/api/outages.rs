@@ -150,7 +150,13 @@ async fn a_message_the_store_refuses_is_refused_alone_and_readiness_shows_it() {
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(contents.len(), 2, "{contents:?}");
+    assert!(!contents.contains(&"poison"));
     assert!(contents.contains(&"fine 1") && contents.contains(&"fine 2"));
+    // A message written after the refusal shows the writer writing.
+    assert_eq!(
+        posting(&alice, &room, "fine 3").await.0,
+        StatusCode::CREATED
+    );
     assert_eq!(ready(&server).await, 200, "the writer still writes");
 
     // A store that refuses every message: senders are told, and the
@@ -172,4 +178,33 @@ async fn a_message_the_store_refuses_is_refused_alone_and_readiness_shows_it() {
     on_database(dir.path(), "DROP TRIGGER refuse_all;");
     assert_eq!(posting(&bob, &other, "back").await.0, StatusCode::CREATED);
     assert_eq!(ready(&server).await, 200, "ready again once it writes");
+}
+
+#[tokio::test]
+async fn invisible_characters_in_names_and_controls_in_content_are_refused() {
+    let server = Server::start();
+    let (alice, _) = server.user("alice").await;
+    let answer = alice
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "\u{202E}moor", "visibility": "public"}),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+    let answer = alice
+        .request(
+            reqwest::Method::PATCH,
+            "/api/v1/users/me",
+            Some(json!({"display_name": "ad\u{200B}min"})),
+        )
+        .await;
+    assert_error(&answer, 400, "bad_request");
+    let room = alice.create_room("lobby", "public", &[]).await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let answer = alice.post(&path, json!({"content": "a\u{1B}[2Jb"})).await;
+    assert_error(&answer, 400, "bad_request");
+    let fine = alice
+        .post(&path, json!({"content": "two\nlines\tand a tab"}))
+        .await;
+    assert_eq!(fine.0, StatusCode::CREATED);
 }
