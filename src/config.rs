@@ -210,6 +210,10 @@ pub struct SqliteConfig {
     pub max_batch: usize,
     /// Most writes waiting for the writer; callers wait beyond it.
     pub queue_capacity: usize,
+    /// `full` (default: acked messages survive a power loss) or `normal`
+    /// (no fsync per commit: a power loss or OS crash can lose acked
+    /// messages).
+    pub synchronous: chat_persistence::sqlite::Synchronous,
 }
 
 impl Default for Config {
@@ -253,6 +257,7 @@ impl Default for SqliteConfig {
             read_pool_size: 4,
             max_batch: 256,
             queue_capacity: 4096,
+            synchronous: chat_persistence::sqlite::Synchronous::Full,
         }
     }
 }

@@ -116,12 +116,12 @@ impl Node {
                 .context("cannot load the revoked sessions")?;
         }
         let supervisor = Supervisor::new();
-        let (worker_id, lease) = worker_id(&config, &bus, &name, &supervisor).await?;
-        tracing::info!(worker_id, process = %name, ?roles, "starting");
+        let (ids, lease) = worker_id(&config, &bus, &name, &supervisor).await?;
+        tracing::info!(worker_id = ids.worker(), process = %name, ?roles, "starting");
         let chat = Chat::new(
             store.store(),
             bus.clone(),
-            Arc::new(IdGenerator::new(worker_id)),
+            ids,
             Settings {
                 rates: config.rates,
                 presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
@@ -350,23 +350,26 @@ async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
 /// This process's Snowflake worker id: configured when alone, leased from
 /// the cluster otherwise, and renewed by a task of its own; losing the
 /// lease fails the process, since another process may then mint the same
-/// ids.
+/// ids: minting stops at once (sends are refused `unavailable`), before the
+/// drain, not when the process exits.
 async fn worker_id(
     config: &Config,
     bus: &Bus,
     owner: &str,
     supervisor: &Supervisor,
-) -> anyhow::Result<(u16, Option<RoleHandle>)> {
+) -> anyhow::Result<(Arc<IdGenerator>, Option<RoleHandle>)> {
     if config.redis_url.is_none() {
-        return Ok((config.worker_id, None));
+        return Ok((Arc::new(IdGenerator::new(config.worker_id)), None));
     }
     let id = bus
         .state
         .lease_worker_id(owner, WORKER_LEASE)
         .await
         .context("cannot lease a worker id")?;
+    let ids = Arc::new(IdGenerator::new(id));
     let (state, owner) = (bus.state.clone(), owner.to_owned());
     let renewer = supervisor.role("worker id lease");
+    let minting = ids.clone();
     let on_loss = supervisor.clone();
     renewer.spawn_until_stopped("renewal", async move {
         let mut every = tokio::time::interval(WORKER_LEASE / 3);
@@ -375,6 +378,7 @@ async fn worker_id(
             match state.renew_worker_id(id, &owner, WORKER_LEASE).await {
                 Ok(true) => {}
                 Ok(false) => {
+                    minting.revoke();
                     on_loss.fail("lost the worker id lease; stopping before ids could repeat");
                     return;
                 }
@@ -382,7 +386,7 @@ async fn worker_id(
             }
         }
     });
-    Ok((id, Some(renewer)))
+    Ok((ids, Some(renewer)))
 }
 
 /// The object store of uploaded files and the limits on uploads.

@@ -54,8 +54,14 @@ impl StoreHandle {
             read_pool_size: config.sqlite.read_pool_size,
             max_batch: config.sqlite.max_batch,
             queue_capacity: config.sqlite.queue_capacity,
+            synchronous: config.sqlite.synchronous,
             ..SqliteOptions::default()
         };
+        if config.sqlite.synchronous == chat_persistence::sqlite::Synchronous::Normal {
+            tracing::warn!(
+                "sqlite.synchronous = normal: a power loss or OS crash can lose acknowledged messages"
+            );
+        }
         let path = config.sqlite_path();
         let opened = tokio::task::spawn_blocking(move || {
             SqliteStore::open(&path, options)

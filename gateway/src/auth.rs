@@ -4,7 +4,8 @@
 //! Tokens are never logged. A token names its user in `sub` (decimal id)
 //! and its session in `sid`; a token of a revoked session is refused
 //! (checked in memory, see [`crate::revocations`]). Tokens without a
-//! session (issued before sessions existed) are refused too.
+//! session (issued before sessions existed) are refused too, and so are
+//! tokens of a user the store does not know ([`crate::known_users`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -162,7 +163,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(AuthUser(state.tokens.verify_bearer(&parts.headers)?.user))
+        let user = state.tokens.verify_bearer(&parts.headers)?.user;
+        state.known_users.check(&**state.chat.store(), user).await?;
+        Ok(AuthUser(user))
     }
 }
 
@@ -178,6 +181,10 @@ impl FromRequestParts<AppState> for AuthSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let verified = state.tokens.verify_bearer(&parts.headers)?;
+        state
+            .known_users
+            .check(&**state.chat.store(), verified.user)
+            .await?;
         Ok(AuthSession {
             user: verified.user,
             session: verified.session,

@@ -1,9 +1,14 @@
 //! The gateway's one error type, mapped once to HTTP answers with the
 //! protocol's error body.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chat_protocol::{ErrorBody, ErrorCode};
+
+/// What a 503 `unavailable` tells the client to wait before retrying
+/// (`Retry-After`, and `retry_after_ms` in the body).
+pub const UNAVAILABLE_RETRY_AFTER_MS: u64 = 2_000;
 
 /// Why a request failed at the edge or in the chat logic.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +87,20 @@ impl IntoResponse for ApiError {
             ApiError::Refused { retry_after_ms, .. } => retry_after_ms,
             _ => None,
         };
+        // An outage is answered as one: the client is told when to retry.
+        if code == ErrorCode::Unavailable && body.error.retry_after_ms.is_none() {
+            body.error.retry_after_ms = Some(UNAVAILABLE_RETRY_AFTER_MS);
+        }
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(body)).into_response()
+        let retry_after = body
+            .error
+            .retry_after_ms
+            .map(|ms| HeaderValue::from(ms.div_ceil(1000).max(1)));
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(RETRY_AFTER, seconds);
+        }
+        response
     }
 }

@@ -5,6 +5,7 @@
 //! - [`auth`]: JWT issue and verification, the authenticated-user extractor.
 //! - [`cors`]: which browser origins may call the REST API.
 //! - [`revocations`]: the revoked sessions this node refuses, in memory.
+//! - [`known_users`]: whether a token's user exists (401, not 500).
 //! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
 //! - [`extract`]: body, path and query extractors that answer bad input with
@@ -20,6 +21,7 @@ pub mod client_addr;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod known_users;
 pub mod metrics;
 pub mod observe;
 pub mod relay;
@@ -47,6 +49,8 @@ pub use error::ApiError;
 pub struct AppState {
     pub chat: Chat,
     pub tokens: Arc<Tokens>,
+    /// The token users found in the store (see [`known_users`]).
+    pub known_users: Arc<known_users::KnownUsers>,
     pub relay: Arc<relay::Relay>,
     pub hub: Arc<ws::hub::Hub>,
     pub ws: Arc<ws::WsConfig>,

@@ -82,6 +82,7 @@ pub async fn start(
     let state = AppState {
         chat: chat.clone(),
         tokens: options.tokens,
+        known_users: Arc::new(crate::known_users::KnownUsers::new()),
         relay: relay.clone(),
         hub: hub.clone(),
         ws: Arc::new(options.ws),

@@ -193,7 +193,11 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const POLICY: u16 = 1008;
     pub const TOO_LARGE: u16 = 1009;
+    /// A failure of the server itself.
+    pub const INTERNAL: u16 = 1011;
     pub const RESTARTING: u16 = 1012;
+    /// The server cannot serve for a while (store or bus unreachable).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const TOKEN_EXPIRED: u16 = 4001;
     pub const TOO_SLOW: u16 = 4003;
 }

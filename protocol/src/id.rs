@@ -124,6 +124,9 @@ impl<'de> Deserialize<'de> for Id {
 pub struct IdGenerator {
     worker: u16,
     state: Mutex<GeneratorState>,
+    /// Set once the worker id may belong to another process (its lease was
+    /// lost): from then on nothing is minted, so no id can repeat.
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +141,7 @@ impl IdGenerator {
         IdGenerator {
             worker: worker & MAX_WORKER_ID,
             state: Mutex::new(GeneratorState::default()),
+            revoked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -146,9 +150,31 @@ impl IdGenerator {
         self.worker
     }
 
-    /// The next id.
+    /// The next id. Panics-free even after [`IdGenerator::revoke`]: for
+    /// callers that hold their worker id for good (tests, a single node);
+    /// leased worker ids mint through [`IdGenerator::try_next_id`].
     pub fn next_id(&self) -> Id {
         self.next_id_at(now_ms())
+    }
+
+    /// The next id, or `None` once the worker id was revoked.
+    pub fn try_next_id(&self) -> Option<Id> {
+        if self.is_revoked() {
+            return None;
+        }
+        Some(self.next_id_at(now_ms()))
+    }
+
+    /// Stops minting for good: the worker id's lease was lost, another
+    /// process may mint the same ids from now on.
+    pub fn revoke(&self) {
+        self.revoked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`IdGenerator::revoke`] was called.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn next_id_at(&self, now: u64) -> Id {
@@ -179,6 +205,17 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_generator_mints_nothing() {
+        let ids = IdGenerator::new(3);
+        let before = ids.try_next_id().expect("minting before the revocation");
+        ids.revoke();
+        assert!(ids.is_revoked());
+        assert_eq!(ids.try_next_id(), None, "no id after the lease is lost");
+        assert_eq!(ids.try_next_id(), None);
+        assert_eq!(before.worker(), 3);
+    }
 
     #[test]
     fn parts_round_trip() {

@@ -22,7 +22,7 @@ impl Chat {
             None => request.username.clone(),
         };
         let password_hash = self.passwords().hash(&request.password).await?;
-        let id = self.ids.next_id();
+        let id = self.mint_id()?;
         let user = NewUser {
             id,
             username: request.username,

@@ -1,4 +1,12 @@
 //! Rules on client-supplied text: message content, names and client ids.
+//!
+//! Names (display names, room names) are shown as another user typed
+//! them, so characters that change how the text around them looks without
+//! being seen themselves are refused: bidi controls (an override can make
+//! "evil" read as "live"), zero-width and other invisible format
+//! characters (two names that look alike but differ), and control
+//! characters. Content may span lines and keep tabs; other control
+//! characters are refused.
 
 use chat_protocol::limits::{CLIENT_ID_MAX, MAX_CONTENT_CHARS, NAME_MAX_CHARS};
 
@@ -9,6 +17,14 @@ pub fn message_content(raw: &str) -> Result<String> {
     let content = raw.trim();
     if content.is_empty() {
         return Err(Error::bad_request("content is empty"));
+    }
+    if content
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::bad_request(
+            "content contains control characters other than newline and tab",
+        ));
     }
     let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
@@ -35,7 +51,38 @@ pub fn name(field: &str, raw: &str) -> Result<String> {
             "{field} contains control characters"
         )));
     }
+    if name.chars().any(is_invisible) {
+        return Err(Error::bad_request(format!(
+            "{field} contains invisible or bidi control characters"
+        )));
+    }
     Ok(name.to_owned())
+}
+
+/// Bidi controls, zero-width and other invisible format characters
+/// (Unicode's format characters, Cf, and the fillers that render as
+/// nothing).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'                    // soft hyphen
+            | '\u{034F}'              // combining grapheme joiner
+            | '\u{061C}'              // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}' // Mongolian selectors and separator
+            | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, isolates
+            | '\u{3164}'              // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}' // variation selectors
+            | '\u{FEFF}'              // zero-width no-break space (BOM)
+            | '\u{FFA0}'              // halfwidth Hangul filler
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+            | '\u{1D173}'..='\u{1D17A}' // musical format characters
+            | '\u{E0000}'..='\u{E007F}' // tags
+            | '\u{E0100}'..='\u{E01EF}' // variation selectors supplement
+    )
 }
 
 /// A client-chosen idempotency key: 1 to 64 characters.
@@ -77,6 +124,34 @@ mod tests {
         assert!(name("name", "").is_err());
         assert!(name("name", &"n".repeat(65)).is_err());
         assert!(name("name", "a\u{0}b").is_err());
+        assert!(name("name", "Zoë 👋").is_ok(), "letters and emoji are fine");
+        for invisible in [
+            "\u{202E}evil",          // right-to-left override
+            "ad\u{2066}min\u{2069}", // isolate
+            "ad\u{200B}min",         // zero-width space
+            "ad\u{200D}min",         // zero-width joiner
+            "\u{FEFF}admin",         // BOM
+            "ad\u{00AD}min",         // soft hyphen
+            "\u{3164}",              // Hangul filler alone
+            "a\u{E0041}",            // tag
+            "a\u{7F}b",              // DEL
+            "a\u{85}b",              // next line (C1)
+        ] {
+            let error = name("name", invisible).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::BadRequest, "{invisible:?}");
+        }
+    }
+
+    #[test]
+    fn content_keeps_newlines_and_tabs_and_refuses_other_controls() {
+        assert_eq!(message_content("a\n\tb").unwrap(), "a\n\tb");
+        for control in ["a\u{0}b", "a\rb", "a\u{1B}[31mb", "a\u{7F}b", "a\u{9B}b"] {
+            assert_eq!(
+                message_content(control).unwrap_err().code(),
+                ErrorCode::BadRequest,
+                "{control:?}"
+            );
+        }
     }
 
     #[test]

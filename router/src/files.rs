@@ -93,8 +93,8 @@ impl Chat {
     }
 
     /// A fresh id for a file about to be uploaded.
-    pub fn new_file_id(&self) -> Id {
-        self.ids.next_id()
+    pub fn new_file_id(&self) -> Result<Id> {
+        self.mint_id()
     }
 
     /// Records the metadata of a file whose bytes are stored.

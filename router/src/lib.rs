@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 use chat_bus::Bus;
 use chat_persistence::Store;
-use chat_protocol::IdGenerator;
+use chat_protocol::{Id, IdGenerator};
 
 pub use error::Error;
 pub use limits::RateLimits;
@@ -154,5 +154,14 @@ impl Chat {
     /// The bus underneath.
     pub fn bus(&self) -> &Bus {
         &self.bus
+    }
+
+    /// A fresh id; `unavailable` once the worker id's lease was lost (see
+    /// [`IdGenerator::revoke`]): the process is about to stop and its ids
+    /// may already be another's.
+    pub(crate) fn mint_id(&self) -> Result<Id> {
+        self.ids.try_next_id().ok_or_else(|| {
+            Error::Unavailable("the worker id lease was lost; minting stopped".into())
+        })
     }
 }

@@ -43,7 +43,7 @@ impl Chat {
         let mentions = self
             .resolve_mentions(&send.room_id, sender, &content)
             .await?;
-        let id = self.ids.next_id();
+        let id = self.mint_id()?;
         let message = |id: Id| Message {
             id,
             room_id: send.room_id,

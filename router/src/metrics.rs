@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, HistogramVec, IntCounter, IntCounterVec, register_histogram, register_histogram_vec,
-    register_int_counter, register_int_counter_vec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, register_histogram,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
 };
 
 /// Client actions handled, by action and result (`ok` or an error code).
@@ -85,6 +85,24 @@ pub static RETRIES: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// Messages the store refused for good (refused to their senders).
+pub static REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_persist_refused_total",
+        "Messages the store refused for a reason retrying cannot cure"
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// 1 while this process's persistence writer cannot write.
+pub static WRITER_BLOCKED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_persist_writer_blocked",
+        "1 while the persistence writer's last store write failed"
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Registers these metrics with their known label values at zero.
 pub fn register() {
     for action in ["send", "typing", "upload"] {
@@ -96,4 +114,6 @@ pub fn register() {
     LazyLock::force(&BATCH_SIZE);
     LazyLock::force(&BATCH_SECONDS);
     LazyLock::force(&RETRIES);
+    LazyLock::force(&REFUSED);
+    LazyLock::force(&WRITER_BLOCKED);
 }

@@ -25,8 +25,8 @@ const SUMMARY_CONCURRENCY: usize = 16;
 
 impl Chat {
     /// A fresh id for a group room to create ([`Chat::create_room`]).
-    pub fn new_room_id(&self) -> Id {
-        self.ids.next_id()
+    pub fn new_room_id(&self) -> Result<Id> {
+        self.mint_id()
     }
 
     /// Creates the group room `id` (from [`Chat::new_room_id`]) owned by

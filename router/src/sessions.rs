@@ -61,7 +61,12 @@ pub struct Audit<'a> {
 impl Chat {
     /// Records an audit event without waiting (see [`crate::audit`]).
     pub fn audit(&self, kind: &str, audit: Audit<'_>) {
-        let id = self.ids.next_id();
+        // No id, no event: the process lost its worker id and is stopping;
+        // an event under a repeated id would be dropped by the store anyway.
+        let Ok(id) = self.mint_id() else {
+            tracing::error!(kind, "audit event not recorded: minting stopped");
+            return;
+        };
         self.audit.record(AuditEvent {
             id,
             at: id.unix_ms(),
@@ -145,7 +150,7 @@ impl Chat {
     }
 
     async fn open_session(&self, user: Id) -> Result<SessionRecord> {
-        let id = self.ids.next_id();
+        let id = self.mint_id()?;
         let created_at = id.unix_ms();
         let ttl_ms = u64::try_from(self.accounts.session_ttl.as_millis()).unwrap_or(u64::MAX);
         let session = SessionRecord {

@@ -15,22 +15,45 @@
 //! a worker that dies mid-batch leaves its entries pending and the
 //! partition's next holder writes them again before anything newer;
 //! inserts are idempotent by message id, so nothing is stored twice. A
-//! batch whose write fails is retried with back-off and never acknowledged
-//! unwritten.
+//! batch whose write fails because the store is unavailable is retried with
+//! back-off and never acknowledged unwritten. A batch the store refuses for
+//! another reason (a constraint, a full disk: retrying cannot cure it) is
+//! split in halves until the refused messages are alone; those are refused
+//! to their senders with `internal` and never delivered, the rest of the
+//! batch is written, and the partition moves on instead of stalling every
+//! room behind it. While writes fail, [`writer_blocked`] is true (shown by
+//! `/readyz` and the `chat_persist_writer_blocked` gauge) until a write
+//! succeeds again.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Bus, Entry, Outbox, names};
-use chat_persistence::Store;
+use chat_persistence::{Store, StoreError};
 use chat_protocol::internal::{self, Outcome, ToPersist};
-use chat_protocol::{ErrorCode, Message};
+use chat_protocol::{ErrorCode, Id, Message};
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
 use crate::events::{membership_versions, message_events};
 use crate::metrics;
+
+/// Whether this process's persistence writer last failed to write.
+static BLOCKED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process's persistence writer cannot write right now: its
+/// last store write failed (and no write has succeeded since).
+pub fn writer_blocked() -> bool {
+    BLOCKED.load(Ordering::Relaxed)
+}
+
+fn set_blocked(blocked: bool) {
+    BLOCKED.store(blocked, Ordering::Relaxed);
+    metrics::WRITER_BLOCKED.set(i64::from(blocked));
+}
 
 /// How the persistence writer takes its work.
 #[derive(Clone, Debug)]
@@ -94,7 +117,7 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
             ToPersist::Repeat { .. } => None,
         })
         .collect();
-    write_until_stored(store, &messages)
+    let refused = write_until_stored(store, &messages)
         .instrument(tracing::info_span!("persist.write", batch = messages.len()))
         .await;
     let rooms: Vec<_> = messages.iter().map(|m| m.room_id).collect();
@@ -110,6 +133,11 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
             trace_id = tracing::field::Empty,
         );
         match item {
+            ToPersist::New {
+                message, origin, ..
+            } if refused.contains(&message.id) => {
+                outbox.reply(origin, refused_outcome(&message));
+            }
             ToPersist::New {
                 message,
                 origin,
@@ -140,31 +168,78 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
     bus.send(outbox).await;
 }
 
-/// Retries a batch write until it succeeds. Giving up would mean either
-/// acknowledging unwritten messages or dropping them; waiting is the only
-/// answer that loses nothing, and back-pressure reaches the senders through
-/// the bounded streams.
-async fn write_until_stored(store: &dyn Store, messages: &[Message]) {
+/// Writes a batch, answering the ids of the messages the store refused
+/// for good. An unavailable store is waited for: giving up would mean
+/// either acknowledging unwritten messages or dropping them, and
+/// back-pressure reaches the senders through the bounded streams. Any other
+/// refusal is not cured by retrying, so the batch is split until each
+/// refused message is alone, and only those are given up.
+async fn write_until_stored(store: &dyn Store, messages: &[Message]) -> HashSet<Id> {
+    let mut refused = HashSet::new();
     if messages.is_empty() {
-        return;
+        return refused;
     }
     let started = std::time::Instant::now();
     metrics::BATCH_SIZE.observe(messages.len() as f64);
+    // Halves still to write, last first (order within a room is kept:
+    // the earlier half is always written before the later one).
+    let mut pending: Vec<&[Message]> = vec![messages];
+    while let Some(part) = pending.pop() {
+        match write_waiting_out_outages(store, part).await {
+            Ok(()) => {}
+            Err(error) if part.len() > 1 => {
+                tracing::warn!(%error, batch = part.len(), "batch refused; splitting it");
+                let (first, second) = part.split_at(part.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(error) => {
+                metrics::REFUSED.inc();
+                tracing::error!(%error, message = %part[0].id, room = %part[0].room_id, "the store refused a message; its sender is told");
+                refused.insert(part[0].id);
+            }
+        }
+    }
+    metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+    metrics::MESSAGES.inc_by((messages.len() - refused.len()) as u64);
+    refused
+}
+
+/// One store write, retried with back-off while the store is unavailable;
+/// any other error is answered.
+async fn write_waiting_out_outages(
+    store: &dyn Store,
+    messages: &[Message],
+) -> Result<(), StoreError> {
     let mut delay = Duration::from_millis(50);
     loop {
         match store.insert_messages(messages).await {
             Ok(()) => {
-                metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
-                metrics::MESSAGES.inc_by(messages.len() as u64);
-                return;
+                set_blocked(false);
+                return Ok(());
             }
-            Err(error) => {
+            Err(StoreError::Unavailable(error)) => {
+                set_blocked(true);
                 metrics::RETRIES.inc();
                 tracing::warn!(%error, batch = messages.len(), retry_in = ?delay, "batch write failed");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+            Err(error) => {
+                set_blocked(true);
+                return Err(error);
+            }
         }
+    }
+}
+
+/// The answer to the sender of a message the store refused for good.
+fn refused_outcome(message: &Message) -> Outcome {
+    Outcome::Failed {
+        code: ErrorCode::Internal,
+        message: "the message could not be stored".into(),
+        client_id: message.client_id.clone(),
+        retry_after_ms: None,
     }
 }
 
@@ -183,7 +258,10 @@ async fn answer_repeat(
         Ok(Some(original)) => Outcome::Posted(original),
         Ok(None) => match retry {
             Some(message) => {
-                write_until_stored(store, std::slice::from_ref(&message)).await;
+                let refused = write_until_stored(store, std::slice::from_ref(&message)).await;
+                if refused.contains(&message.id) {
+                    return refused_outcome(&message);
+                }
                 let versions = membership_versions(store, &[message.room_id]).await;
                 let version = versions.get(&message.room_id).copied();
                 message_events(outbox, &message, &[], version);

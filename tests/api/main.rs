@@ -19,6 +19,7 @@ mod hub;
 mod json_answers;
 mod messages;
 mod notifications;
+mod outages;
 mod partitions;
 mod realtime;
 mod realtime_failures;

@@ -30,9 +30,12 @@ pub struct Ws {
 }
 
 /// How to present the token.
+#[derive(PartialEq, Eq)]
 pub enum TokenIn {
     Header,
     Query,
+    /// In the header, without waiting for `ready` (to see a refusal).
+    NoReady,
 }
 
 impl Ws {
@@ -55,7 +58,7 @@ impl Ws {
             url.push_str(&format!("?access_token={token}"));
         }
         let mut request = url.into_client_request().unwrap();
-        if let (Some(token), TokenIn::Header) = (token, &token_in) {
+        if let (Some(token), TokenIn::Header | TokenIn::NoReady) = (token, &token_in) {
             request
                 .headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -83,6 +86,9 @@ impl Ws {
             pending: VecDeque::new(),
             ready: Value::Null,
         };
+        if token_in == TokenIn::NoReady {
+            return Ok(ws);
+        }
         let ready = ws.next_frame().await;
         assert_eq!(ready["type"], "ready", "the first frame is ready: {ready}");
         ws.ready = ready;
@@ -175,6 +181,21 @@ impl Ws {
                 Ok(Err(code)) => return code,
                 Err(_) => panic!("the connection was not closed"),
             }
+        }
+    }
+
+    /// Connects with the token in the header and answers the close code of
+    /// a connection the server closes before `ready` (None: no close frame).
+    /// Panics if `ready` arrives or the handshake is refused.
+    pub async fn closed_before_ready(server: &Server, token: &str) -> Option<u16> {
+        let mut ws = Ws::open(server, Some(token), Codec::Json, TokenIn::NoReady)
+            .await
+            .unwrap_or_else(|status| panic!("connect: HTTP {status}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        match tokio::time::timeout_at(deadline, ws.next_or_close()).await {
+            Ok(Ok(frame)) => panic!("the server answered {frame} instead of closing"),
+            Ok(Err(code)) => code,
+            Err(_) => panic!("the connection was not closed"),
         }
     }
 

@@ -87,7 +87,7 @@ pub async fn upload(
         .acquire()
         .await
         .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
-    let id = state.chat.new_file_id();
+    let id = state.chat.new_file_id()?;
     let stored = match service
         .objects
         .put(id, &mut field, allowance.max_bytes)

@@ -1,5 +1,6 @@
 //! Operational endpoints, without authentication: `/healthz` (the process
-//! is alive), `/readyz` (its dependencies answer) and `/metrics`, served by
+//! is alive), `/readyz` (its dependencies answer and its persistence
+//! writer, if any, can write) and `/metrics`, served by
 //! every role, plus the answers for unknown routes and methods.
 
 use axum::Json;
@@ -46,6 +47,9 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Response {
     let problem = match (&store, &bus) {
         (Err(error), _) => Some(format!("store unreachable: {error}")),
         (_, Err(error)) => Some(format!("bus unreachable: {error}")),
+        _ if chat_router::writer::writer_blocked() => {
+            Some("persistence writer cannot write".to_owned())
+        }
         _ => None,
     };
     match problem {

@@ -22,7 +22,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
     // Through the new room's router, which creates it and announces it to
     // its members; then the room is read for the answer.
-    let id = state.chat.new_room_id();
+    let id = state.chat.new_room_id()?;
     state
         .relay
         .call_member(

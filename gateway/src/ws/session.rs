@@ -3,8 +3,9 @@
 //! A writer task drains the connection's bounded queue into the socket; the
 //! reader (this task) decodes client frames and answers or forwards them.
 //! The connection ends when the client closes, when something asks it to
-//! close (too slow 4003, token expired 4001, too many bad frames 1008,
-//! frame too large 1009, server restarting 1012), or when the client has
+//! close (too slow 4003, token expired or unknown user 4001, too many bad
+//! frames 1008, frame too large 1009, server restarting 1012, store or bus
+//! unreachable at connect 1013), or when the client has
 //! been silent for two heartbeat intervals.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -63,7 +64,7 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
         conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
     }
     match ready_frame(&state, &conn).await {
-        Some(frame) => {
+        Ok(frame) => {
             conn.push_answer(frame).await;
             conn.go_live();
             let presence = state.relay.connection_key(id);
@@ -86,7 +87,7 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
             };
             forward(&state, &conn, disconnected).await;
         }
-        None => conn.close_with(close_code::POLICY, "unknown user"),
+        Err((code, reason)) => conn.close_with(code, reason),
     }
     state.hub.unregister(id).await;
     metrics::CONNECTIONS.dec();
@@ -101,14 +102,25 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
 }
 
 /// The `ready` frame: the user and the rooms the connection receives,
-/// which are attached to it in the hub on the way.
-async fn ready_frame(state: &AppState, conn: &Conn) -> Option<Message> {
+/// which are attached to it in the hub on the way. Without it, the close
+/// code and reason: a user the store does not know is an invalid token
+/// (4001); a store or bus that cannot answer is an outage (1013, try again
+/// later), never "unknown user".
+async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'static str)> {
     let (user, mut rooms) =
         match tokio::try_join!(state.chat.user(conn.user), state.chat.rooms_of(conn.user)) {
             Ok(found) => found,
             Err(error) => {
-                tracing::info!(%error, user = %conn.user, "connection refused");
-                return None;
+                let detail = error.internal_detail().unwrap_or_default();
+                tracing::info!(%error, detail, user = %conn.user, "connection refused");
+                return Err(match error {
+                    chat_router::Error::NotFound(_) => (close_code::TOKEN_EXPIRED, "unknown user"),
+                    chat_router::Error::Unavailable(_) => (
+                        close_code::TRY_AGAIN_LATER,
+                        "service temporarily unavailable",
+                    ),
+                    _ => (close_code::INTERNAL, "internal error"),
+                });
             }
         };
     let room_ids: Vec<RoomId> = rooms.iter().map(|r| r.room.id).collect();
@@ -124,7 +136,7 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Option<Message> {
         rooms,
         heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,
     };
-    encode(&frame, conn.codec)
+    encode(&frame, conn.codec).ok_or((close_code::INTERNAL, "internal error"))
 }
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: ConnReceivers) {

@@ -3,13 +3,14 @@
 //! Every connection gets `busy_timeout`, because other processes may share
 //! the file and SQLite fails at once on a held lock unless told to wait.
 //!
-//! The write connection also switches the file to WAL with
-//! `synchronous=NORMAL`: readers never block the writer nor the other way
-//! round, and a commit costs one WAL append without an fsync. In WAL mode
-//! NORMAL loses nothing when the *process* crashes (the WAL is in the OS page
-//! cache and is replayed on the next open); only a power loss or an OS crash
-//! can lose the last commits. Surviving those would need `synchronous=FULL`
-//! (an fsync per group commit).
+//! The write connection also switches the file to WAL (readers never block
+//! the writer nor the other way round) with `synchronous=FULL` by default:
+//! an fsync per commit, and commits are grouped by the writer thread, so an
+//! acknowledged message survives a power loss or an OS crash. `NORMAL`
+//! (only by configuration, `sqlite.synchronous`) skips that fsync: nothing
+//! is lost when the *process* crashes (the WAL is in the OS page cache and
+//! is replayed on the next open), but a power loss or an OS crash can lose
+//! the last acknowledged commits.
 //!
 //! Read connections are `query_only`, so a read path can never write behind
 //! the writer thread's back.
@@ -23,8 +24,12 @@ use rusqlite::Connection;
 use super::errors::is_busy;
 use crate::{Result, StoreError};
 
-/// Opens the one write connection: WAL, `synchronous=NORMAL`, foreign keys.
-pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+/// Opens the one write connection: WAL, `synchronous` as given, foreign keys.
+pub(crate) fn open_writer(
+    path: &Path,
+    busy_timeout: Duration,
+    synchronous: super::Synchronous,
+) -> Result<Connection> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(busy_timeout)?;
     // Switching to WAL needs a moment of exclusive access, which another
@@ -38,7 +43,7 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
             path.display()
         )));
     }
-    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "synchronous", synchronous.pragma())?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     Ok(connection)
 }
@@ -84,6 +89,21 @@ pub(crate) fn retry_while_busy<T>(
 mod tests {
     use super::*;
     use rusqlite::ffi;
+
+    #[test]
+    fn the_writer_is_synchronous_full_unless_configured_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        let setting = |synchronous, file: &str| -> i64 {
+            let connection =
+                open_writer(&dir.path().join(file), Duration::from_secs(1), synchronous).unwrap();
+            connection
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .unwrap()
+        };
+        // SQLite answers 2 for FULL, 1 for NORMAL.
+        assert_eq!(setting(super::super::Synchronous::default(), "a.db"), 2);
+        assert_eq!(setting(super::super::Synchronous::Normal, "b.db"), 1);
+    }
 
     #[test]
     fn retries_busy_until_success() {

@@ -6,7 +6,7 @@
 //!   reads on a small r2d2 pool of connections, run on tokio's blocking
 //!   threads, and writes through the group-commit `writer`, the one thread
 //!   that owns the write connection;
-//! - `connection`: pragmas (WAL, `synchronous=NORMAL`, busy timeout);
+//! - `connection`: pragmas (WAL, `synchronous=FULL` unless configured, busy timeout);
 //! - `schema`: the migrations;
 //! - `users`, `rooms`, `messages`, `files`, `notifications`, `directory`: the SQL, as plain functions over a
 //!   connection;
@@ -55,6 +55,33 @@ pub struct SqliteOptions {
     /// How long a connection waits for a lock held by another connection or
     /// process before giving up with `Unavailable`.
     pub busy_timeout: Duration,
+    /// When a commit is on disk (see [`Synchronous`]).
+    pub synchronous: Synchronous,
+}
+
+/// SQLite's `synchronous` setting for the write connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// An fsync per commit (per group commit): an acknowledged message
+    /// survives a power loss or an OS crash. The default, because an ack
+    /// promises durability.
+    #[default]
+    Full,
+    /// No fsync per commit: survives a crash of the process, but a power
+    /// loss or an OS crash can lose the last acknowledged messages. Only by
+    /// explicit configuration.
+    Normal,
+}
+
+impl Synchronous {
+    /// The pragma's value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 impl Default for SqliteOptions {
@@ -64,6 +91,7 @@ impl Default for SqliteOptions {
             max_batch: 256,
             queue_capacity: 4096,
             busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::default(),
         }
     }
 }
@@ -104,7 +132,7 @@ impl SqliteStore {
             })?;
         }
         let busy_timeout = options.busy_timeout;
-        let write_connection = connection::open_writer(&path, busy_timeout)?;
+        let write_connection = connection::open_writer(&path, busy_timeout, options.synchronous)?;
         schema::migrate(&write_connection, busy_timeout)?;
 
         let readers = r2d2::Pool::builder()
