@@ -571,6 +571,19 @@ impl Config {
             rates.typing_interval_ms >= 1,
             "rates.typing_interval_ms must be at least 1"
         );
+        ensure!(
+            rates.actions_per_second > 0.0 && rates.actions_per_second.is_finite(),
+            "rates.actions_per_second must be a positive number"
+        );
+        ensure!(
+            rates.action_burst >= 1,
+            "rates.action_burst must be at least 1"
+        );
+        ensure!(
+            rates.login_per_address_per_minute >= 1 && rates.login_per_username_per_minute >= 1,
+            "rates.login_per_address_per_minute and rates.login_per_username_per_minute \
+             must be at least 1"
+        );
         let realtime = &self.realtime;
         ensure!(
             realtime.heartbeat_interval_ms >= 100,
@@ -700,7 +713,7 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 9] = [
+        let broken: [fn(&mut Config); 13] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
@@ -709,6 +722,10 @@ mod tests {
             |c| c.realtime.reply_timeout_ms = 0,
             |c| c.rates.send_per_second = 0.0,
             |c| c.rates.send_burst = 0,
+            |c| c.rates.actions_per_second = f64::NAN,
+            |c| c.rates.action_burst = 0,
+            |c| c.rates.login_per_address_per_minute = 0,
+            |c| c.rates.login_per_username_per_minute = 0,
             |c| c.worker_id = 1024,
         ];
         for (i, breaks) in broken.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! The gateway's one error type, mapped once to HTTP answers with the
 //! protocol's error body.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chat_protocol::{ErrorBody, ErrorCode};
 
@@ -84,6 +85,18 @@ impl IntoResponse for ApiError {
         };
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(body)).into_response()
+        // Whole seconds, rounded up: a client that waits that long finds
+        // its budget refilled.
+        let retry_after = body
+            .error
+            .retry_after_ms
+            .map(|ms| (RETRY_AFTER, ms.div_ceil(1000).max(1).to_string()));
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some((name, seconds)) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds)
+        {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }

@@ -68,7 +68,13 @@ pub fn app(state: AppState, limits: HttpLimits, supervisor: &Supervisor) -> Rout
         bus: state.chat.bus().clone(),
     };
     let api = Router::new()
-        .nest("/api/v1", rest::routes())
+        .nest(
+            "/api/v1",
+            rest::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                rest::throttle::charge_budget,
+            )),
+        )
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .with_state(state);
     with_edge_layers(api.merge(rest::ops::routes(dependencies)), supervisor)

@@ -6,6 +6,7 @@ pub mod files;
 pub mod messages;
 pub mod ops;
 pub mod rooms;
+pub mod throttle;
 pub mod users;
 
 use axum::Router;
