@@ -14,6 +14,7 @@ mod dms;
 mod files;
 mod hub;
 mod json_answers;
+mod limits;
 mod messages;
 mod partitions;
 mod realtime;
