@@ -194,6 +194,12 @@ pub enum LogFormat {
 pub struct Limits {
     /// Largest REST request body, in bytes.
     pub max_body_bytes: usize,
+    /// Most WebSocket connections of one user per gateway; more upgrades
+    /// are refused with 429.
+    pub max_connections_per_user: usize,
+    /// Most WebSocket connections per gateway; more upgrades are refused
+    /// with 429.
+    pub max_connections: usize,
 }
 
 /// Tuning of the embedded SQLite store.
@@ -239,6 +245,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_body_bytes: 64 * 1024,
+            max_connections_per_user: 10,
+            max_connections: 100_000,
         }
     }
 }
@@ -560,6 +568,10 @@ impl Config {
         ensure!(
             self.sqlite.queue_capacity >= 1,
             "sqlite.queue_capacity must be at least 1"
+        );
+        ensure!(
+            self.limits.max_connections_per_user >= 1 && self.limits.max_connections >= 1,
+            "limits.max_connections_per_user and limits.max_connections must be at least 1"
         );
         let rates = &self.rates;
         ensure!(

@@ -248,6 +248,8 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
             heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
             outbound_queue: realtime.outbound_queue,
             allowed_origins: realtime.allowed_origins.clone(),
+            max_connections_per_user: config.limits.max_connections_per_user,
+            max_connections: config.limits.max_connections,
         },
         files: open_files(config)?,
         limits: HttpLimits {

@@ -48,6 +48,8 @@ pub struct AppState {
     pub relay: Arc<relay::Relay>,
     pub hub: Arc<ws::hub::Hub>,
     pub ws: Arc<ws::WsConfig>,
+    /// The connection caps and the connections holding them.
+    pub slots: Arc<ws::slots::ConnectionSlots>,
     pub files: Arc<rest::files::FileService>,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: Arc<client_addr::TrustedProxies>,

@@ -31,6 +31,17 @@ pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("chat_connections", "Open WebSocket connections").expect(REGISTERED)
 });
 
+/// WebSocket upgrades refused by a connection cap, by cap (`per_user`,
+/// `total`).
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_connections_refused_total",
+        "WebSocket upgrades refused by a connection cap, by cap",
+        &["cap"]
+    )
+    .expect(REGISTERED)
+});
+
 /// Frames received from clients, by type (`invalid` for undecodable ones).
 pub static FRAMES_IN: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

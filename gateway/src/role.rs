@@ -83,6 +83,10 @@ pub async fn start(
         tokens: options.tokens,
         relay: relay.clone(),
         hub: hub.clone(),
+        slots: Arc::new(crate::ws::slots::ConnectionSlots::new(
+            options.ws.max_connections_per_user,
+            options.ws.max_connections,
+        )),
         ws: Arc::new(options.ws),
         files: options.files.clone(),
         proxies: Arc::new(options.proxies),

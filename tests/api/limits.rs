@@ -197,3 +197,47 @@ async fn login_guessing_is_cut_off_per_address_and_per_username() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_eleventh_connection_of_a_user_is_refused() {
+    let server = Server::start();
+    let (mallory, _) = server.user("mallory").await;
+    let (bob, _) = server.user("bob").await;
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(Ws::connect(&server, mallory.token()).await);
+    }
+    let refused = Ws::open(
+        &server,
+        Some(mallory.token()),
+        chat_protocol::Codec::Json,
+        crate::ws::TokenIn::Header,
+    )
+    .await;
+    assert_eq!(refused.err(), Some(429));
+    // Another user is not affected.
+    let _bob = Ws::connect(&server, bob.token()).await;
+    // A closed connection gives its place back.
+    open.pop().expect("ten connections").close().await;
+    let mut again = None;
+    for _ in 0..50 {
+        match Ws::open(
+            &server,
+            Some(mallory.token()),
+            chat_protocol::Codec::Json,
+            crate::ws::TokenIn::Header,
+        )
+        .await
+        {
+            Ok(ws) => {
+                again = Some(ws);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status, 429);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(again.is_some(), "the place was never given back");
+}
