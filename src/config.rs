@@ -200,6 +200,12 @@ pub struct Limits {
     /// Most WebSocket connections per gateway; more upgrades are refused
     /// with 429.
     pub max_connections: usize,
+    /// How long a new connection may take to send its request headers,
+    /// in milliseconds; slower ones are closed.
+    pub header_timeout_ms: u64,
+    /// Most connections per gateway still sending their first request's
+    /// headers; more are closed at once.
+    pub max_pending_requests: usize,
 }
 
 /// Tuning of the embedded SQLite store.
@@ -247,6 +253,8 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_connections_per_user: 10,
             max_connections: 100_000,
+            header_timeout_ms: 10_000,
+            max_pending_requests: 1024,
         }
     }
 }
@@ -572,6 +580,10 @@ impl Config {
         ensure!(
             self.limits.max_connections_per_user >= 1 && self.limits.max_connections >= 1,
             "limits.max_connections_per_user and limits.max_connections must be at least 1"
+        );
+        ensure!(
+            self.limits.header_timeout_ms >= 100 && self.limits.max_pending_requests >= 1,
+            "limits.header_timeout_ms must be at least 100 and limits.max_pending_requests at least 1"
         );
         let rates = &self.rates;
         ensure!(

@@ -254,6 +254,10 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
         files: open_files(config)?,
         limits: HttpLimits {
             max_body_bytes: config.limits.max_body_bytes,
+            handshakes: chat_gateway::handshakes::HandshakeLimits {
+                header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
+                max_pending: config.limits.max_pending_requests,
+            },
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
         subscription_buffer: realtime.subscription_buffer,

@@ -6,6 +6,8 @@
 //! - [`revocations`]: the revoked sessions this node refuses, in memory.
 //! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
+//! - [`handshakes`]: the request-header timeout and the cap on unfinished
+//!   requests.
 //! - [`extract`]: body, path and query extractors that answer bad input with
 //!   the protocol's error body.
 //! - [`rest`]: one module per resource.
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod client_addr;
 pub mod error;
 pub mod extract;
+pub mod handshakes;
 pub mod metrics;
 pub mod relay;
 pub mod rest;
@@ -60,6 +63,8 @@ pub struct AppState {
 pub struct HttpLimits {
     /// Largest request body; larger ones get 413 `too_large`.
     pub max_body_bytes: usize,
+    /// The request-header timeout and the cap on unfinished requests.
+    pub handshakes: handshakes::HandshakeLimits,
 }
 
 /// The complete HTTP application: REST under `/api/v1` and the operational

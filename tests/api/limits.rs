@@ -241,3 +241,46 @@ async fn the_eleventh_connection_of_a_user_is_refused() {
     }
     assert!(again.is_some(), "the place was never given back");
 }
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_chat() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start_with(&[("CHAT_LIMITS__HEADER_TIMEOUT_MS", "1000")]);
+    let (bob, _) = server.user("bob").await;
+    let (carol, carol_id) = server.user("carol").await;
+    let room = bob.create_room("quiet", "public", &[&carol_id]).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        stalled.push(tcp);
+    }
+    // Others connect and chat while those connections hang.
+    let mut b = Ws::connect(&server, bob.token()).await;
+    let mut c = Ws::connect(&server, carol.token()).await;
+    b.send(json!({"type": "send", "ref": "b1", "room_id": room, "content": "hello"}))
+        .await;
+    assert_eq!(b.next_of("ack").await["ref"], "b1");
+    assert_eq!(c.next_of("message").await["message"]["content"], "hello");
+
+    // Every half-sent request is closed by the server (end of stream or a
+    // reset), none answered.
+    for mut tcp in stalled {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("the server closed the connection");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    b.send(json!({"type": "send", "ref": "b2", "room_id": room, "content": "still here"}))
+        .await;
+    assert_eq!(b.next_of("ack").await["ref"], "b2");
+    assert_eq!(
+        c.next_of("message").await["message"]["content"],
+        "still here"
+    );
+}
