@@ -196,6 +196,18 @@ pub enum LogFormat {
 pub struct Limits {
     /// Largest REST request body, in bytes.
     pub max_body_bytes: usize,
+    /// Most WebSocket connections of one user per gateway; more upgrades
+    /// are refused with 429.
+    pub max_connections_per_user: usize,
+    /// Most WebSocket connections per gateway; more upgrades are refused
+    /// with 429.
+    pub max_connections: usize,
+    /// How long a new connection may take to send its request headers,
+    /// in milliseconds; slower ones are closed.
+    pub header_timeout_ms: u64,
+    /// Most connections per gateway still sending their first request's
+    /// headers; more are closed at once.
+    pub max_pending_requests: usize,
 }
 
 /// Tuning of the embedded SQLite store.
@@ -246,6 +258,10 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_body_bytes: 64 * 1024,
+            max_connections_per_user: 10,
+            max_connections: 100_000,
+            header_timeout_ms: 10_000,
+            max_pending_requests: 1024,
         }
     }
 }
@@ -570,6 +586,14 @@ impl Config {
             self.sqlite.queue_capacity >= 1,
             "sqlite.queue_capacity must be at least 1"
         );
+        ensure!(
+            self.limits.max_connections_per_user >= 1 && self.limits.max_connections >= 1,
+            "limits.max_connections_per_user and limits.max_connections must be at least 1"
+        );
+        ensure!(
+            self.limits.header_timeout_ms >= 100 && self.limits.max_pending_requests >= 1,
+            "limits.header_timeout_ms must be at least 100 and limits.max_pending_requests at least 1"
+        );
         let rates = &self.rates;
         ensure!(
             rates.send_per_second > 0.0 && rates.send_per_second.is_finite(),
@@ -591,6 +615,19 @@ impl Config {
                 .contains(&rooms.default_max_members),
             "rooms.default_max_members must be {} to rooms.max_members_cap",
             chat_router::room_size::MIN_MAX_MEMBERS
+        );
+        ensure!(
+            rates.actions_per_second > 0.0 && rates.actions_per_second.is_finite(),
+            "rates.actions_per_second must be a positive number"
+        );
+        ensure!(
+            rates.action_burst >= 1,
+            "rates.action_burst must be at least 1"
+        );
+        ensure!(
+            rates.login_per_address_per_minute >= 1 && rates.login_per_username_per_minute >= 1,
+            "rates.login_per_address_per_minute and rates.login_per_username_per_minute \
+             must be at least 1"
         );
         let realtime = &self.realtime;
         ensure!(
@@ -721,7 +758,7 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 9] = [
+        let broken: [fn(&mut Config); 13] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
@@ -730,6 +767,10 @@ mod tests {
             |c| c.realtime.reply_timeout_ms = 0,
             |c| c.rates.send_per_second = 0.0,
             |c| c.rates.send_burst = 0,
+            |c| c.rates.actions_per_second = f64::NAN,
+            |c| c.rates.action_burst = 0,
+            |c| c.rates.login_per_address_per_minute = 0,
+            |c| c.rates.login_per_username_per_minute = 0,
             |c| c.worker_id = 1024,
         ];
         for (i, breaks) in broken.iter().enumerate() {

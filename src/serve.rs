@@ -249,10 +249,16 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
             heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),
             outbound_queue: realtime.outbound_queue,
             allowed_origins: realtime.allowed_origins.clone(),
+            max_connections_per_user: config.limits.max_connections_per_user,
+            max_connections: config.limits.max_connections,
         },
         files: open_files(config)?,
         limits: HttpLimits {
             max_body_bytes: config.limits.max_body_bytes,
+            handshakes: chat_gateway::handshakes::HandshakeLimits {
+                header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
+                max_pending: config.limits.max_pending_requests,
+            },
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
         subscription_buffer: realtime.subscription_buffer,

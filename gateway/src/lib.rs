@@ -8,6 +8,8 @@
 //! - [`known_users`]: whether a token's user exists (401, not 500).
 //! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
+//! - [`handshakes`]: the request-header timeout and the cap on unfinished
+//!   requests.
 //! - [`extract`]: body, path and query extractors that answer bad input with
 //!   the protocol's error body.
 //! - [`rest`]: one module per resource.
@@ -21,6 +23,7 @@ pub mod client_addr;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod handshakes;
 pub mod known_users;
 pub mod metrics;
 pub mod observe;
@@ -54,6 +57,8 @@ pub struct AppState {
     pub relay: Arc<relay::Relay>,
     pub hub: Arc<ws::hub::Hub>,
     pub ws: Arc<ws::WsConfig>,
+    /// The connection caps and the connections holding them.
+    pub slots: Arc<ws::slots::ConnectionSlots>,
     pub files: Arc<rest::files::FileService>,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: Arc<client_addr::TrustedProxies>,
@@ -64,6 +69,8 @@ pub struct AppState {
 pub struct HttpLimits {
     /// Largest request body; larger ones get 413 `too_large`.
     pub max_body_bytes: usize,
+    /// The request-header timeout and the cap on unfinished requests.
+    pub handshakes: handshakes::HandshakeLimits,
 }
 
 /// The complete HTTP application: REST under `/api/v1` and the operational
@@ -77,7 +84,13 @@ pub fn app(state: AppState, limits: HttpLimits, supervisor: &Supervisor) -> Rout
     // router would refuse its OPTIONS method.
     let cors = cors::layer(state.ws.allowed_origins.clone());
     let api = Router::new()
-        .nest("/api/v1", rest::routes())
+        .nest(
+            "/api/v1",
+            rest::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                rest::throttle::charge_budget,
+            )),
+        )
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .with_state(state);
     with_edge_layers(api.merge(rest::ops::routes(dependencies)), supervisor)

@@ -62,6 +62,28 @@ pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("chat_connections", "Open WebSocket connections").expect(REGISTERED)
 });
 
+/// WebSocket upgrades refused by a connection cap, by cap (`per_user`,
+/// `total`).
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_connections_refused_total",
+        "WebSocket upgrades refused by a connection cap, by cap",
+        &["cap"]
+    )
+    .expect(REGISTERED)
+});
+
+/// Connections closed before their first request's headers were read, by
+/// reason (`timeout`: not in time; `cap`: too many unfinished already).
+pub static HANDSHAKES_CLOSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_handshakes_closed_total",
+        "Connections closed before their request headers were read, by reason",
+        &["reason"]
+    )
+    .expect(REGISTERED)
+});
+
 /// Frames received from clients, by type (`invalid` for undecodable ones).
 pub static FRAMES_IN: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

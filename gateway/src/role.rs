@@ -20,6 +20,7 @@ use chat_shutdown::{CancellationToken, RoleHandle, Supervisor};
 use tokio::net::TcpListener;
 
 use crate::client_addr::TrustedProxies;
+use crate::handshakes::{GuardedListener, HandshakeLimits};
 use crate::relay::Relay;
 use crate::rest::files::FileService;
 use crate::rest::ops::Dependencies;
@@ -85,10 +86,15 @@ pub async fn start(
         known_users: Arc::new(crate::known_users::KnownUsers::new()),
         relay: relay.clone(),
         hub: hub.clone(),
+        slots: Arc::new(crate::ws::slots::ConnectionSlots::new(
+            options.ws.max_connections_per_user,
+            options.ws.max_connections,
+        )),
         ws: Arc::new(options.ws),
         files: options.files.clone(),
         proxies: Arc::new(options.proxies),
     };
+    let handshakes = options.limits.handshakes;
     let app = crate::app(state, options.limits, supervisor);
 
     // These run until the connections are gone, not just until the role's
@@ -135,7 +141,7 @@ pub async fn start(
                     .await;
             }
         };
-        serve(listener, app, closing).await;
+        serve(listener, handshakes, app, closing).await;
         // Connections upgraded while the listener was closing.
         hub.close_all(close_code::RESTARTING, "server restarting")
             .await;
@@ -162,7 +168,15 @@ pub fn serve_ops(
     let role = supervisor.role("ops http");
     let app = crate::ops_app(dependencies, supervisor);
     let stop = role.stopping();
-    role.spawn("http", serve(listener, app, stop.cancelled_owned()));
+    role.spawn(
+        "http",
+        serve(
+            listener,
+            HandshakeLimits::default(),
+            app,
+            stop.cancelled_owned(),
+        ),
+    );
     role
 }
 
@@ -170,14 +184,15 @@ pub fn serve_ops(
 /// been answered.
 async fn serve(
     listener: TcpListener,
+    handshakes: HandshakeLimits,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs hold back a frame that follows another by
     // ~40 ms (measured with the load generator, docs/benchmarks.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
+    let listener = GuardedListener::new(listener, handshakes).tap_io(|stream| {
+        if let Err(error) = stream.tcp().set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });

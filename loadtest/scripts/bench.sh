@@ -23,7 +23,7 @@ mkdir -p "$out"
 
 data=$(mktemp -d)
 CHAT_LISTEN=$listen CHAT_DATA_DIR=$data \
-CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 \
+CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 \
     "$chatd" serve >"$out/$name.server.log" 2>&1 &
 server=$!
 stop() {

@@ -27,6 +27,7 @@
 //! - [`events`]: publishing what happened to room and user channels.
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
+//! - [`budget`]: the per-user action budget and the login limits.
 //! - [`worker`]: the router role, consuming the inbound stream.
 //! - [`role`]: starting and stopping the router role.
 //! - [`writer`]: the persistence writer stage (the `persist` role),
@@ -36,6 +37,7 @@ pub mod access;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod budget;
 pub mod content;
 pub mod directory;
 pub mod error;

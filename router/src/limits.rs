@@ -21,6 +21,17 @@ pub struct RateLimits {
     /// Least time between two `typing` frames of a user in a room, in
     /// milliseconds; more are dropped silently.
     pub typing_interval_ms: u64,
+    /// Sustained actions per second per user, of every kind (WebSocket
+    /// frames and authenticated REST calls): the action budget.
+    pub actions_per_second: f64,
+    /// Actions a user may make in a burst.
+    pub action_burst: u32,
+    /// Login and register attempts per minute from one client address
+    /// (also the burst).
+    pub login_per_address_per_minute: u32,
+    /// Login and register attempts per minute for one username (also the
+    /// burst).
+    pub login_per_username_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -29,6 +40,10 @@ impl Default for RateLimits {
             send_per_second: 10.0,
             send_burst: 20,
             typing_interval_ms: 2000,
+            actions_per_second: 30.0,
+            action_burst: 200,
+            login_per_address_per_minute: 100,
+            login_per_username_per_minute: 10,
         }
     }
 }

@@ -36,6 +36,28 @@ pub static ROOM_FULL: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// Actions refused because their user's action budget was spent, by
+/// action.
+pub static BUDGET_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_budget_refused_total",
+        "Actions refused because the user's action budget was spent, by action",
+        &["action"]
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// Login and register attempts refused by a login limit, by what was
+/// limited (`address` or `username`).
+pub static LOGIN_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_login_limited_total",
+        "Login and register attempts refused by a login limit, by address or username",
+        &["by"]
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Messages written (first writes and idempotent re-writes alike).
 pub static MESSAGES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(

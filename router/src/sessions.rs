@@ -85,6 +85,7 @@ impl Chat {
         request: RegisterRequest,
         client: &Client,
     ) -> Result<(UserRecord, SessionRecord)> {
+        self.check_login_rate(client, &request.username).await?;
         let user = self.register(request).await?;
         let session = self.open_session(user.id).await?;
         self.audit(
@@ -110,6 +111,7 @@ impl Chat {
             .chars()
             .take(MAX_AUDITED_USERNAME)
             .collect();
+        self.check_login_rate(client, &request.username).await?;
         let user = match self.login(request).await {
             Ok(user) => user,
             Err(Error::BadCredentials) => {

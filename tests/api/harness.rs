@@ -19,10 +19,12 @@ use tempfile::TempDir;
 /// expire tokens on purpose.
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 
-/// Settings that lift the send rate limit.
+/// Settings that lift the send rate limit and the action budget.
 pub const UNTHROTTLED: &[(&str, &str)] = &[
     ("CHAT_RATES__SEND_PER_SECOND", "100000"),
     ("CHAT_RATES__SEND_BURST", "100000"),
+    ("CHAT_RATES__ACTIONS_PER_SECOND", "100000"),
+    ("CHAT_RATES__ACTION_BURST", "100000"),
 ];
 
 /// A running `chatd serve`.

@@ -19,6 +19,8 @@ const CLUSTER_ENV: &[(&str, &str)] = &[
     ("CHAT_REALTIME__REPLY_TIMEOUT_MS", "3000"),
     ("CHAT_RATES__SEND_PER_SECOND", "100000"),
     ("CHAT_RATES__SEND_BURST", "100000"),
+    ("CHAT_RATES__ACTIONS_PER_SECOND", "100000"),
+    ("CHAT_RATES__ACTION_BURST", "100000"),
 ];
 
 fn start(role: &str, dir: &TempDir, redis_url: &str) -> Server {

@@ -17,6 +17,7 @@ mod dms;
 mod files;
 mod hub;
 mod json_answers;
+mod limits;
 mod messages;
 mod notifications;
 mod outages;

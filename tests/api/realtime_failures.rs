@@ -208,6 +208,8 @@ async fn a_slow_reader_is_cut_off_with_4003_and_the_room_keeps_flowing() {
     let server = Server::start_with(&[
         UNTHROTTLED[0],
         UNTHROTTLED[1],
+        UNTHROTTLED[2],
+        UNTHROTTLED[3],
         ("CHAT_REALTIME__OUTBOUND_QUEUE", "64"),
         ("CHAT_REALTIME__PERSIST_BATCH", "32"),
     ]);

@@ -7,6 +7,7 @@ pub mod messages;
 pub mod notifications;
 pub mod ops;
 pub mod rooms;
+pub mod throttle;
 pub mod users;
 
 use axum::Router;

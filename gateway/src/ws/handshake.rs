@@ -11,10 +11,11 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
-use chat_protocol::Codec;
 use chat_protocol::codec::{JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
+use chat_protocol::{Codec, ErrorCode};
 use serde::Deserialize;
 
+use super::slots::Refusal;
 use crate::auth::TokenError;
 use crate::{ApiError, AppState};
 
@@ -32,6 +33,9 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Frames are gathered up to this size before a write (the session flushes
 /// each burst anyway); the buffer only grows when something is written.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+/// When a client refused by a connection cap should try again.
+const RETRY_CONNECT_MS: u64 = 5_000;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -52,6 +56,24 @@ pub async fn upgrade(
     if !origin_allowed(&headers, &state.ws.allowed_origins) {
         return ApiError::Forbidden("origin not allowed").into_response();
     }
+    let slot = match state.slots.take(verified.user) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            crate::metrics::CONNECTIONS_REFUSED
+                .with_label_values(&[refusal.label()])
+                .inc();
+            let message = match refusal {
+                Refusal::PerUser => "too many connections for this user",
+                Refusal::Total => "too many connections on this server",
+            };
+            return ApiError::Refused {
+                code: ErrorCode::RateLimited,
+                message: message.into(),
+                retry_after_ms: Some(RETRY_CONNECT_MS),
+            }
+            .into_response();
+        }
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -74,7 +96,11 @@ pub async fn upgrade(
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| {
             let hub = state.hub.clone();
-            hub.track(super::session::run(socket, state, verified, codec))
+            hub.track(async move {
+                super::session::run(socket, state, verified, codec).await;
+                // The slot is held for the connection's whole life.
+                drop(slot);
+            })
         })
 }
 

@@ -7,6 +7,7 @@
 //!   outbound queue and a way to close it.
 //! - [`hub`]: the local index room → connections, the subscriptions it
 //!   needs, and fan-out of events to connections.
+//! - [`slots`]: the connection caps per user and per gateway.
 //! - [`encoded`]: a frame encoded at most once per codec, shared by every
 //!   connection that receives it.
 
@@ -15,6 +16,7 @@ pub mod encoded;
 pub mod handshake;
 pub mod hub;
 pub mod session;
+pub mod slots;
 
 use std::time::Duration;
 
@@ -29,4 +31,9 @@ pub struct WsConfig {
     /// Origins allowed to open connections from a browser, besides the
     /// server's own. `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Most connections of one user on this gateway; more are refused
+    /// with 429.
+    pub max_connections_per_user: usize,
+    /// Most connections on this gateway; more are refused with 429.
+    pub max_connections: usize,
 }

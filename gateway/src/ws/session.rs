@@ -261,9 +261,13 @@ async fn read_loop(
     }
 }
 
-/// Answers or forwards one client frame.
+/// Answers or forwards one client frame, once it is charged to the
+/// user's action budget.
 async fn handle(state: &AppState, conn: &Arc<Conn>, frame: ClientFrame) {
     let ClientFrame { reference, action } = frame;
+    if !charge_budget(state, conn, &action, &reference).await {
+        return;
+    }
     match action {
         ClientAction::Ping => {
             answer(conn, ServerFrame::Pong { reference }).await;
@@ -323,6 +327,45 @@ async fn handle(state: &AppState, conn: &Arc<Conn>, frame: ClientFrame) {
             .await;
         }
     }
+}
+
+/// Charges `action` to the user's budget; answers whether it may go on.
+/// Over budget it is refused with `rate_limited`, except `typing: true`,
+/// which is dropped silently as its own limit is (and `typing: false` is
+/// never charged: a client must always be able to stop typing).
+async fn charge_budget(
+    state: &AppState,
+    conn: &Conn,
+    action: &ClientAction,
+    reference: &Option<String>,
+) -> bool {
+    let typing = match action {
+        ClientAction::Typing { typing: false, .. } => return true,
+        ClientAction::Typing { typing: true, .. } => true,
+        _ => false,
+    };
+    let Err(error) = state.chat.charge_budget(conn.user, action.kind()).await else {
+        return true;
+    };
+    if !typing {
+        let client_id = match action {
+            ClientAction::Send(send) => send.client_id.clone(),
+            _ => None,
+        };
+        let retry_after_ms = match &error {
+            chat_router::Error::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
+        };
+        let frame = ServerFrame::Error(ErrorFrame {
+            code: error.code(),
+            message: error.to_string(),
+            reference: reference.clone(),
+            client_id,
+            retry_after_ms,
+        });
+        answer(conn, frame).await;
+    }
+    false
 }
 
 /// Replays what the client missed in each room, then reports per room.

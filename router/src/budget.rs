@@ -1,0 +1,95 @@
+//! The per-user action budget and the login limits.
+//!
+//! Every WebSocket action and every authenticated REST call charges one
+//! token of its user's budget through [`Chat::charge_budget`], whoever
+//! calls (the WebSocket session or the REST layer), so that no action is
+//! free to flood: an abusive user is refused with `rate_limited` before
+//! their work reaches the inbound stream, the routers or the store. Login
+//! and register are limited per client address and per username
+//! ([`Chat::check_login_rate`]) against online password guessing and
+//! hashing floods. The buckets live in the bus's shared state, so the
+//! limits hold across every gateway of a cluster.
+
+use chat_bus::RateDecision;
+use chat_protocol::Id;
+
+use crate::limits::bus_error;
+use crate::sessions::Client;
+use crate::{Chat, Error, Result};
+
+/// Longest part of a username kept in a login-limit key: enough to tell
+/// real usernames apart, bounded whatever a client sends.
+const MAX_KEYED_USERNAME: usize = 64;
+
+impl Chat {
+    /// Takes one token of `user`'s action budget for `action` (its protocol
+    /// name, for the metric); `rate_limited` when the budget is spent.
+    pub async fn charge_budget(&self, user: Id, action: &'static str) -> Result<()> {
+        let key = format!("budget:{user}");
+        let decision = self
+            .bus
+            .state
+            .take_token(&key, self.rates.actions_per_second, self.rates.action_burst)
+            .await
+            .map_err(bus_error)?;
+        refuse_if_limited(decision, || {
+            crate::metrics::BUDGET_REFUSED
+                .with_label_values(&[action])
+                .inc();
+        })
+    }
+
+    /// `rate_limited` when `client`'s address or `username` has tried to
+    /// log in or register too often. Every attempt counts, good or bad:
+    /// each costs a password hash.
+    pub(crate) async fn check_login_rate(&self, client: &Client, username: &str) -> Result<()> {
+        let per_minute = |n: u32| f64::from(n) / 60.0;
+        if let Some(ip) = &client.ip {
+            let key = format!("login:addr:{ip}");
+            let limit = self.rates.login_per_address_per_minute;
+            let decision = self
+                .bus
+                .state
+                .take_token(&key, per_minute(limit), limit)
+                .await
+                .map_err(bus_error)?;
+            refuse_if_limited(decision, || {
+                crate::metrics::LOGIN_LIMITED
+                    .with_label_values(&["address"])
+                    .inc();
+            })?;
+        }
+        let name: String = username
+            .chars()
+            .take(MAX_KEYED_USERNAME)
+            .flat_map(char::to_lowercase)
+            .collect();
+        let key = format!("login:user:{name}");
+        let limit = self.rates.login_per_username_per_minute;
+        let decision = self
+            .bus
+            .state
+            .take_token(&key, per_minute(limit), limit)
+            .await
+            .map_err(bus_error)?;
+        refuse_if_limited(decision, || {
+            crate::metrics::LOGIN_LIMITED
+                .with_label_values(&["username"])
+                .inc();
+        })
+    }
+}
+
+/// `rate_limited` with the bucket's wait when `decision` says so (after
+/// counting it with `count`).
+fn refuse_if_limited(decision: RateDecision, count: impl FnOnce()) -> Result<()> {
+    match decision {
+        RateDecision::Allowed => Ok(()),
+        RateDecision::Limited { retry_after } => {
+            count();
+            Err(Error::RateLimited {
+                retry_after_ms: retry_after.as_millis().max(1) as u64,
+            })
+        }
+    }
+}

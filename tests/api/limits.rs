@@ -1,0 +1,286 @@
+//! Limits against hostile clients (PROTOCOL.md v1.1 Rules): the per-user
+//! action budget, login limits, connection caps and the request-header
+//! timeout, each shown to stop the abuser while other users go on.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, assert_error};
+use crate::ws::Ws;
+
+/// A small budget, so that a test floods it quickly.
+const SMALL_BUDGET: &[(&str, &str)] = &[
+    ("CHAT_RATES__ACTIONS_PER_SECOND", "0.5"),
+    ("CHAT_RATES__ACTION_BURST", "20"),
+];
+
+/// A REST GET with `token`; answers the status, `Retry-After` and body.
+async fn get_with_headers(
+    server: &Server,
+    token: &str,
+    path: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        status,
+        retry_after,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_flooding_user_is_limited_while_another_user_chats() {
+    let server = Server::start_with(SMALL_BUDGET);
+    let (mallory, _) = server.user("mallory").await;
+    let (bob, _) = server.user("bob").await;
+    let (carol, carol_id) = server.user("carol").await;
+    let noisy = mallory.create_room("noisy", "public", &[]).await;
+    let quiet = bob.create_room("quiet", "public", &[&carol_id]).await;
+    let mut m = Ws::connect(&server, mallory.token()).await;
+    let mut b = Ws::connect(&server, bob.token()).await;
+    let mut c = Ws::connect(&server, carol.token()).await;
+
+    // Actions that had no limit of their own: history, read, join, ping.
+    for i in 0..60 {
+        let frame = match i % 4 {
+            0 => json!({"type": "history", "ref": format!("f{i}"), "room_id": noisy}),
+            1 => json!({"type": "join", "ref": format!("f{i}"), "room_id": noisy}),
+            2 => json!({"type": "ping", "ref": format!("f{i}")}),
+            _ => json!({"type": "leave", "ref": format!("f{i}"), "room_id": quiet}),
+        };
+        m.send(frame).await;
+    }
+    let limited = m.next_of("error").await;
+    let limited = if limited["code"] == "rate_limited" {
+        limited
+    } else {
+        // Leaving a room she is not in is refused on its own; look on.
+        loop {
+            let next = m.next_of("error").await;
+            if next["code"] == "rate_limited" {
+                break next;
+            }
+        }
+    };
+    assert!(limited["retry_after_ms"].as_u64().unwrap() > 0, "{limited}");
+    assert!(limited["ref"].as_str().unwrap().starts_with('f'));
+
+    // The budget is one for REST and WebSocket alike.
+    let (status, retry_after, body) =
+        get_with_headers(&server, mallory.token(), "/api/v1/rooms").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+
+    // Meanwhile bob's sends in another room are acked and delivered.
+    for i in 0..3 {
+        let content = format!("still here {i}");
+        b.send(
+            json!({"type": "send", "ref": format!("b{i}"), "room_id": quiet, "content": content}),
+        )
+        .await;
+        assert_eq!(b.next_of("ack").await["ref"], format!("b{i}"));
+        let delivered = c.next_of("message").await;
+        assert_eq!(delivered["message"]["content"], content);
+    }
+    let (status, _) = bob.get("/api/v1/rooms").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn typing_over_budget_is_dropped_not_refused() {
+    let server = Server::start_with(SMALL_BUDGET);
+    let (mallory, _) = server.user("mallory").await;
+    let room = mallory.create_room("noisy", "public", &[]).await;
+    let mut m = Ws::connect(&server, mallory.token()).await;
+    for i in 0..40 {
+        m.send(json!({"type": "typing", "ref": format!("t{i}"), "room_id": room, "typing": true}))
+            .await;
+    }
+    let frames = m
+        .frames_within(Duration::from_millis(500), &["presence", "typing", "ack"])
+        .await;
+    assert!(
+        frames.iter().all(|f| f["type"] != "error"),
+        "typing is dropped silently: {frames:?}"
+    );
+}
+
+/// Logs `username` in from `address` (through a trusted proxy).
+async fn login_from(server: &Server, address: &str, username: &str, password: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .header("x-forwarded-for", address)
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+#[tokio::test]
+async fn login_guessing_is_cut_off_per_address_and_per_username() {
+    let server = Server::start_with(&[
+        ("CHAT_TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+        ("CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE", "20"),
+        ("CHAT_RATES__LOGIN_PER_USERNAME_PER_MINUTE", "5"),
+    ]);
+    server.user("alice").await;
+    server.user("bob").await;
+    server.user("carol").await;
+
+    // Guessing alice's password: cut off after the username's budget (5,
+    // one of which her registration took).
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let address = format!("198.51.100.{i}");
+        statuses.push(login_from(&server, &address, "alice", "wrong-guess").await);
+    }
+    assert!(
+        statuses[..4].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[4..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Even the right password waits now: the guesser cannot tell.
+    assert_eq!(
+        login_from(&server, "198.51.100.99", "alice", "password123").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // One address guessing many usernames: cut off after its budget.
+    let mut limited = false;
+    for i in 0..25 {
+        let status = login_from(&server, "203.0.113.66", &format!("guess{i}"), "x").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(limited, "the address was never limited");
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/register", server.base))
+        .header("x-forwarded-for", "203.0.113.66")
+        .json(&json!({"username": "newcomer", "password": "password123"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_error(&(StatusCode::TOO_MANY_REQUESTS, body), 429, "rate_limited");
+
+    // Another user from another address still logs in.
+    assert_eq!(
+        login_from(&server, "192.0.2.10", "bob", "password123").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login_from(&server, "192.0.2.11", "carol", "password123").await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_eleventh_connection_of_a_user_is_refused() {
+    let server = Server::start();
+    let (mallory, _) = server.user("mallory").await;
+    let (bob, _) = server.user("bob").await;
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(Ws::connect(&server, mallory.token()).await);
+    }
+    let refused = Ws::open(
+        &server,
+        Some(mallory.token()),
+        chat_protocol::Codec::Json,
+        crate::ws::TokenIn::Header,
+    )
+    .await;
+    assert_eq!(refused.err(), Some(429));
+    // Another user is not affected.
+    let _bob = Ws::connect(&server, bob.token()).await;
+    // A closed connection gives its place back.
+    open.pop().expect("ten connections").close().await;
+    let mut again = None;
+    for _ in 0..50 {
+        match Ws::open(
+            &server,
+            Some(mallory.token()),
+            chat_protocol::Codec::Json,
+            crate::ws::TokenIn::Header,
+        )
+        .await
+        {
+            Ok(ws) => {
+                again = Some(ws);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status, 429);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(again.is_some(), "the place was never given back");
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_chat() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start_with(&[("CHAT_LIMITS__HEADER_TIMEOUT_MS", "1000")]);
+    let (bob, _) = server.user("bob").await;
+    let (carol, carol_id) = server.user("carol").await;
+    let room = bob.create_room("quiet", "public", &[&carol_id]).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        stalled.push(tcp);
+    }
+    // Others connect and chat while those connections hang.
+    let mut b = Ws::connect(&server, bob.token()).await;
+    let mut c = Ws::connect(&server, carol.token()).await;
+    b.send(json!({"type": "send", "ref": "b1", "room_id": room, "content": "hello"}))
+        .await;
+    assert_eq!(b.next_of("ack").await["ref"], "b1");
+    assert_eq!(c.next_of("message").await["message"]["content"], "hello");
+
+    // Every half-sent request is closed by the server (end of stream or a
+    // reset), none answered.
+    for mut tcp in stalled {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("the server closed the connection");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    b.send(json!({"type": "send", "ref": "b2", "room_id": room, "content": "still here"}))
+        .await;
+    assert_eq!(b.next_of("ack").await["ref"], "b2");
+    assert_eq!(
+        c.next_of("message").await["message"]["content"],
+        "still here"
+    );
+}
