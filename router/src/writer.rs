@@ -149,6 +149,7 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
                 let version = versions.get(&message.room_id).copied();
                 message_events(&mut outbox, &message, &also_to_users, version);
                 outbox.reply(origin, Outcome::Posted(message));
+                tracing::debug!("message stored; its events and ack queued");
             }
             ToPersist::Repeat {
                 room_id,

@@ -493,3 +493,43 @@ async fn revocation_reaches_another_gateway_of_a_cluster() {
     revoked(&here.at(&gw1)).await;
     revoked(&here.at(&gw2)).await;
 }
+
+#[tokio::test]
+async fn a_logout_and_a_ban_reach_another_gateway_of_a_cluster() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start_with("router", ROOT_IS_ADMIN);
+    let _persist = cluster.start_with("persist", ROOT_IS_ADMIN);
+    let gw1 = cluster.start_with("gateway", ROOT_IS_ADMIN);
+    let gw2 = cluster.start_with("gateway", ROOT_IS_ADMIN);
+    let (root, _) = gw1.user("root").await;
+    let (bob, bob_id) = gw1.user("bob").await;
+
+    // A logout answered by one gateway closes the session's connection on
+    // the other.
+    let mut ws_there = Ws::connect(&gw2, bob.token()).await;
+    let (status, _) = bob.post_empty("/api/v1/auth/logout").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    closed_as_revoked(&mut ws_there).await;
+    revoked(&bob.at(&gw2)).await;
+
+    // A ban answered by one gateway closes the user's connections on the
+    // other, and logins there are refused.
+    let again = login(&gw2, "bob").await;
+    let mut ws_there = Ws::connect(&gw2, again.token()).await;
+    still_open(&mut ws_there).await;
+    let (status, _) = root
+        .post(&format!("/api/v1/admin/users/{bob_id}/ban"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    closed_as_revoked(&mut ws_there).await;
+    revoked(&again).await;
+    let refused = gw2
+        .client()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "bob", "password": "password123"}),
+        )
+        .await;
+    assert_error(&refused, 403, "forbidden");
+}
