@@ -43,39 +43,32 @@ impl Chat {
     /// log in or register too often. Every attempt counts, good or bad:
     /// each costs a password hash.
     pub(crate) async fn check_login_rate(&self, client: &Client, username: &str) -> Result<()> {
-        let per_minute = |n: u32| f64::from(n) / 60.0;
         if let Some(ip) = &client.ip {
-            let key = format!("login:addr:{ip}");
             let limit = self.rates.login_per_address_per_minute;
-            let decision = self
-                .bus
-                .state
-                .take_token(&key, per_minute(limit), limit)
-                .await
-                .map_err(bus_error)?;
-            refuse_if_limited(decision, || {
-                crate::metrics::LOGIN_LIMITED
-                    .with_label_values(&["address"])
-                    .inc();
-            })?;
+            self.take_login_token(&format!("login:addr:{ip}"), limit, "address")
+                .await?;
         }
         let name: String = username
             .chars()
             .take(MAX_KEYED_USERNAME)
             .flat_map(char::to_lowercase)
             .collect();
-        let key = format!("login:user:{name}");
         let limit = self.rates.login_per_username_per_minute;
+        self.take_login_token(&format!("login:user:{name}"), limit, "username")
+            .await
+    }
+
+    /// Takes a token from the login bucket `key` (`per_minute` a minute, as
+    /// many in a burst); `rate_limited`, counted under `by`, when empty.
+    async fn take_login_token(&self, key: &str, per_minute: u32, by: &str) -> Result<()> {
         let decision = self
             .bus
             .state
-            .take_token(&key, per_minute(limit), limit)
+            .take_token(key, f64::from(per_minute) / 60.0, per_minute)
             .await
             .map_err(bus_error)?;
         refuse_if_limited(decision, || {
-            crate::metrics::LOGIN_LIMITED
-                .with_label_values(&["username"])
-                .inc();
+            crate::metrics::LOGIN_LIMITED.with_label_values(&[by]).inc();
         })
     }
 }
