@@ -100,8 +100,11 @@ enum Shape {
     Rooms,
 }
 
-/// Each frame type with its fields, required or not.
-const SCHEMAS: &[(&str, &[(&str, Shape, bool)])] = &[
+/// A field of a frame: its name, its shape and whether it is required.
+type Field = (&'static str, Shape, bool);
+
+/// Each frame type with its fields.
+const SCHEMAS: &[(&str, &[Field])] = &[
     (
         "send",
         &[
