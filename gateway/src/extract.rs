@@ -30,10 +30,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     ApiError::bad_request(format!("cannot read the body: {rejection}"))
                 }
             })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))
+        json_body(&bytes).map(JsonBody)
     }
+}
+
+/// Decodes a JSON request body, which is always an object.
+///
+/// When the top level is not an object, serde's message names the Rust type
+/// it wanted ("expected struct CreateRoomRequest"), which means nothing to a
+/// client; it is told the protocol's expectation instead. Errors inside the
+/// object keep serde's message, which names the field.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let invalid =
+        |error: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {error}"));
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // Either well-formed JSON of another shape, or a syntax error.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::bad_request("invalid JSON body: expected a JSON object"),
+                Err(error) => invalid(error),
+            },
+        );
+    }
+    serde_json::from_slice(bytes).map_err(invalid)
 }
 
 /// A query string.

@@ -53,8 +53,7 @@ pub async fn logout(
     let request: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?
+        crate::extract::json_body(&body)?
     };
     state
         .chat

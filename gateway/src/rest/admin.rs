@@ -34,8 +34,7 @@ pub async fn ban(
     let request: BanRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BanRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?
+        crate::extract::json_body(&body)?
     };
     state.chat.ban(me, target, request, &client).await?;
     Ok(StatusCode::NO_CONTENT)
