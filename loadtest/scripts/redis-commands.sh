@@ -43,7 +43,7 @@ for _ in $(seq 50); do redis-cli -p "$base" ping >/dev/null 2>&1 && break; sleep
 
 role() { # role port
     CHAT_LISTEN=127.0.0.1:$2 CHAT_DATA_DIR=$data CHAT_REDIS_URL=redis://127.0.0.1:$base \
-    CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 RUST_LOG=warn \
+    CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE=1000000 RUST_LOG=warn \
         "$chatd" "$1" >"$out/$name.$1.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
