@@ -629,6 +629,16 @@ impl Config {
             "rates.login_per_address_per_minute and rates.login_per_username_per_minute \
              must be at least 1"
         );
+        ensure!(
+            rates.rooms_created_per_hour >= 1 && rates.members_added_per_minute >= 1,
+            "rates.rooms_created_per_hour and rates.members_added_per_minute must be at least 1"
+        );
+        ensure!(
+            (1..=chat_protocol::limits::MAX_INITIAL_MEMBERS as u32)
+                .contains(&rooms.members_per_call),
+            "rooms.members_per_call must be 1 to {}",
+            chat_protocol::limits::MAX_INITIAL_MEMBERS
+        );
         let realtime = &self.realtime;
         ensure!(
             realtime.heartbeat_interval_ms >= 100,
@@ -758,7 +768,7 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 13] = [
+        let broken: [fn(&mut Config); 16] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
@@ -771,6 +781,9 @@ mod tests {
             |c| c.rates.action_burst = 0,
             |c| c.rates.login_per_address_per_minute = 0,
             |c| c.rates.login_per_username_per_minute = 0,
+            |c| c.rates.rooms_created_per_hour = 0,
+            |c| c.rates.members_added_per_minute = 0,
+            |c| c.rooms.members_per_call = 1001,
             |c| c.worker_id = 1024,
         ];
         for (i, breaks) in broken.iter().enumerate() {

@@ -38,6 +38,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod budget;
+pub mod caps;
 pub mod content;
 pub mod directory;
 pub mod error;

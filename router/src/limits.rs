@@ -32,6 +32,11 @@ pub struct RateLimits {
     /// Login and register attempts per minute for one username (also the
     /// burst).
     pub login_per_username_per_minute: u32,
+    /// Group rooms a user may create per hour (also the burst).
+    pub rooms_created_per_hour: u32,
+    /// Members a user may add to rooms per minute, by `POST /rooms`
+    /// `member_ids` and by adds (also the burst).
+    pub members_added_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -44,6 +49,8 @@ impl Default for RateLimits {
             action_burst: 200,
             login_per_address_per_minute: 100,
             login_per_username_per_minute: 10,
+            rooms_created_per_hour: 50,
+            members_added_per_minute: 200,
         }
     }
 }

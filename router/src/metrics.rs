@@ -17,6 +17,17 @@ pub static ACTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// Room creations and member adds refused by a cap
+/// ([`crate::caps`]), by cap.
+pub static CAPS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_caps_refused_total",
+        "Room creations and member adds refused by a cap, by cap",
+        &["cap"]
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Actions refused by a rate limit, by action.
 pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

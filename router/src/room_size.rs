@@ -22,6 +22,9 @@ pub struct RoomLimits {
     pub default_max_members: u32,
     /// The highest `max_members` a room may ask for.
     pub max_members_cap: u32,
+    /// The most members one `POST /rooms` may list in `member_ids`
+    /// ([`crate::caps`]).
+    pub members_per_call: u32,
 }
 
 impl Default for RoomLimits {
@@ -29,6 +32,7 @@ impl Default for RoomLimits {
         RoomLimits {
             default_max_members: 10_000,
             max_members_cap: 10_000,
+            members_per_call: 100,
         }
     }
 }

@@ -46,6 +46,7 @@ impl Chat {
                 "member_ids lists more than {MAX_INITIAL_MEMBERS} users"
             )));
         }
+        self.check_members_per_call(invited.len())?;
         let max_members = self.checked_max_members(request.max_members)?;
         let limit = max_members.unwrap_or(self.room_limits.default_max_members);
         if invited.len() + 1 > limit as usize {
@@ -53,6 +54,8 @@ impl Chat {
                 "member_ids and the owner are more than the room's {limit} members"
             )));
         }
+        self.charge_room_created(owner).await?;
+        self.charge_members_added(owner, invited.len()).await?;
         let invited: Vec<Id> = invited.into_iter().collect();
         let known = self.store.users(&invited).await?;
         if known.len() != invited.len() {
@@ -216,6 +219,7 @@ impl Chat {
         if self.store.user(target).await?.is_none() {
             return Err(Error::NotFound("user"));
         }
+        self.charge_members_added(actor, 1).await?;
         let added = self
             .add_within_limit(&room, id, target, Role::Member)
             .await?;

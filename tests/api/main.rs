@@ -7,6 +7,7 @@ mod harness;
 mod accounts;
 mod auth;
 mod bad_input;
+mod caps;
 mod chat_client;
 mod cluster;
 mod cors;
