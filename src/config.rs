@@ -717,6 +717,7 @@ impl Config {
         if shown.jwt_secret.is_some() {
             shown.jwt_secret = Some("<redacted>".into());
         }
+        shown.redis_url = shown.redis_url.as_deref().map(crate::secrets::redact_url);
         if !shown.files.s3.secret_access_key.is_empty() {
             shown.files.s3.secret_access_key = "<redacted>".into();
         }

@@ -85,6 +85,7 @@ impl Node {
             "a single role ({roles:?}) only makes sense in a cluster: set CHAT_REDIS_URL, \
              or run `chatd serve` for everything in one process"
         );
+        secrets::require_for_cluster(config.redis_url.as_deref(), config.jwt_secret.as_deref())?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let data_dir_lock = match config.redis_url {
