@@ -115,3 +115,50 @@ async fn no_secret_appears_in_logs_or_printed_config() {
     assert!(!printed.contains(REDIS_PASSWORD), "{printed}");
     assert!(!printed.contains(crate::harness::JWT_SECRET), "{printed}");
 }
+
+/// The claims of `token` (signed with the test secret), re-signed with
+/// `iat` set to `now + iat_offset_secs` or left out.
+fn resigned(token: &str, iat_offset_secs: Option<i64>) -> String {
+    let key = crate::harness::JWT_SECRET.as_bytes();
+    let mut claims = jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(key),
+        &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+    )
+    .expect("our own token")
+    .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    match iat_offset_secs {
+        Some(offset) => claims["iat"] = (now + offset).into(),
+        None => {
+            claims.as_object_mut().unwrap().remove("iat");
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tokens_must_say_when_they_were_issued_and_not_in_the_future() {
+    let server = Server::start();
+    let (client, _) = server.user("iatcheck").await;
+    let token = client.token().to_owned();
+    let with = |token: String| server.client().with_token(&token);
+    let (status, _) = with(resigned(&token, Some(-60)))
+        .get("/api/v1/users/me")
+        .await;
+    assert_eq!(status, 200, "a token issued a minute ago is fine");
+    let answer = with(resigned(&token, Some(3600)))
+        .get("/api/v1/users/me")
+        .await;
+    crate::harness::assert_error(&answer, 401, "unauthorized");
+    let answer = with(resigned(&token, None)).get("/api/v1/users/me").await;
+    crate::harness::assert_error(&answer, 401, "unauthorized");
+}
