@@ -34,6 +34,9 @@ pub struct Tokens {
     decoding: DecodingKey,
     validation: Validation,
     revocations: Arc<Revocations>,
+    /// `iss` and `aud` of the tokens issued here, when configured.
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 /// The claims of an access token.
@@ -49,6 +52,12 @@ pub struct Claims {
     /// The session, in decimal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The issuer, when one is configured (checked by the decoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The audience, when one is configured (checked by the decoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// Why a token was refused.
@@ -96,7 +105,31 @@ impl Tokens {
             decoding: DecodingKey::from_secret(secret),
             validation,
             revocations,
+            issuer: None,
+            audience: None,
         }
+    }
+
+    /// Issues tokens naming `issuer` and `audience` (each when set) and
+    /// accepts only tokens that name the same ones.
+    pub fn with_issuer_and_audience(
+        mut self,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Tokens {
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+        }
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+        }
+        let mut required = vec!["exp", "sub"];
+        required.extend(issuer.map(|_| "iss"));
+        required.extend(audience.map(|_| "aud"));
+        self.validation.set_required_spec_claims(&required);
+        self.issuer = issuer.map(str::to_owned);
+        self.audience = audience.map(str::to_owned);
+        self
     }
 
     /// The revoked sessions this node refuses.
@@ -111,6 +144,8 @@ impl Tokens {
             iat: Some(session.created_at / 1000),
             exp: session.expires_at / 1000,
             sid: Some(session.id.to_string()),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))
@@ -252,6 +287,8 @@ mod tests {
             iat: Some(0),
             exp: now_ms() / 1000 - 3600,
             sid: Some("1".into()),
+            iss: None,
+            aud: None,
         });
         assert_eq!(tokens.verify(&expired), Err(TokenError::Expired));
         let sessionless = sign(&Claims {
@@ -259,6 +296,8 @@ mod tests {
             iat: Some(0),
             exp: now_ms() / 1000 + 3600,
             sid: None,
+            iss: None,
+            aud: None,
         });
         assert_eq!(tokens.verify(&sessionless), Err(TokenError::Invalid));
         let now = now_ms() / 1000;
@@ -268,6 +307,8 @@ mod tests {
                 iat,
                 exp: now + 3600,
                 sid: Some("1".into()),
+                iss: None,
+                aud: None,
             })
         };
         assert_eq!(tokens.verify(&issued_at(None)), Err(TokenError::Invalid));
@@ -282,5 +323,25 @@ mod tests {
         );
         assert!(tokens.verify(&issued_at(Some(now - 60))).is_ok());
         assert_eq!(tokens.verify("not.a.jwt"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_are_issued_and_required() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let checked = tokens(secret).with_issuer_and_audience(Some("chat"), Some("web"));
+        let token = checked.issue(&session(42, 7, 60_000)).unwrap();
+        assert!(checked.verify(&token).is_ok());
+        let plain = tokens(secret).issue(&session(42, 7, 60_000)).unwrap();
+        assert_eq!(checked.verify(&plain), Err(TokenError::Invalid));
+        let elsewhere = tokens(secret)
+            .with_issuer_and_audience(Some("other"), Some("web"))
+            .issue(&session(42, 7, 60_000))
+            .unwrap();
+        assert_eq!(checked.verify(&elsewhere), Err(TokenError::Invalid));
+        let other_audience = tokens(secret)
+            .with_issuer_and_audience(Some("chat"), Some("mobile"))
+            .issue(&session(42, 7, 60_000))
+            .unwrap();
+        assert_eq!(checked.verify(&other_audience), Err(TokenError::Invalid));
     }
 }

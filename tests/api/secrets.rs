@@ -162,3 +162,36 @@ async fn tokens_must_say_when_they_were_issued_and_not_in_the_future() {
     let answer = with(resigned(&token, None)).get("/api/v1/users/me").await;
     crate::harness::assert_error(&answer, 401, "unauthorized");
 }
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_are_required_of_tokens() {
+    let server = Server::start_with(&[("CHAT_JWT_ISSUER", "chat"), ("CHAT_JWT_AUDIENCE", "web")]);
+    let (client, _) = server.user("isscheck").await;
+    let (status, _) = client.get("/api/v1/users/me").await;
+    assert_eq!(status, 200, "its own tokens name both");
+    for claim in ["iss", "aud"] {
+        let key = crate::harness::JWT_SECRET.as_bytes();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.validate_aud = false;
+        let mut claims = jsonwebtoken::decode::<serde_json::Value>(
+            client.token(),
+            &jsonwebtoken::DecodingKey::from_secret(key),
+            &validation,
+        )
+        .expect("our own token")
+        .claims;
+        claims[claim] = "someone-else".into();
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap();
+        let answer = server
+            .client()
+            .with_token(&token)
+            .get("/api/v1/users/me")
+            .await;
+        crate::harness::assert_error(&answer, 401, "unauthorized");
+    }
+}
