@@ -31,6 +31,12 @@ pub struct Config {
     /// HS256 secret for access tokens. When empty, one is generated and
     /// kept in `<data_dir>/jwt_secret`.
     pub jwt_secret: Option<String>,
+    /// When set, tokens are issued with this `iss` and only tokens naming
+    /// it are accepted.
+    pub jwt_issuer: Option<String>,
+    /// When set, tokens are issued with this `aud` and only tokens naming
+    /// it are accepted.
+    pub jwt_audience: Option<String>,
     /// How long an access token is valid, in seconds.
     pub token_ttl_secs: u64,
     /// Snowflake worker id of this process (0–1023), unique among live
@@ -234,6 +240,8 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             data_dir: PathBuf::from("./data"),
             jwt_secret: None,
+            jwt_issuer: None,
+            jwt_audience: None,
             token_ttl_secs: 24 * 60 * 60,
             worker_id: 0,
             redis_url: None,
@@ -365,6 +373,8 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "jwt_secret",
+    "jwt_issuer",
+    "jwt_audience",
     "token_ttl_secs",
     "worker_id",
     "redis_url",
@@ -699,6 +709,12 @@ impl Config {
             "files.sweep_interval_secs must be at least 1"
         );
         ensure!(
+            [&self.jwt_issuer, &self.jwt_audience]
+                .iter()
+                .all(|value| value.as_deref().is_none_or(|v| !v.trim().is_empty())),
+            "jwt_issuer and jwt_audience may not be empty; leave them out to check neither"
+        );
+        ensure!(
             self.redis_url
                 .as_deref()
                 .is_none_or(|url| !url.trim().is_empty()),
@@ -727,6 +743,7 @@ impl Config {
         if shown.jwt_secret.is_some() {
             shown.jwt_secret = Some("<redacted>".into());
         }
+        shown.redis_url = shown.redis_url.as_deref().map(crate::secrets::redact_url);
         if !shown.files.s3.secret_access_key.is_empty() {
             shown.files.s3.secret_access_key = "<redacted>".into();
         }

@@ -85,6 +85,7 @@ impl Node {
             "a single role ({roles:?}) only makes sense in a cluster: set CHAT_REDIS_URL, \
              or run `chatd serve` for everything in one process"
         );
+        secrets::require_for_cluster(config.redis_url.as_deref(), config.jwt_secret.as_deref())?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let data_dir_lock = match config.redis_url {
@@ -242,7 +243,12 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
     let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     Ok(GatewayOptions {
         name: name.to_owned(),
-        tokens: Arc::new(Tokens::hs256(&secret, Arc::new(Revocations::new()))),
+        tokens: Arc::new(
+            Tokens::hs256(&secret, Arc::new(Revocations::new())).with_issuer_and_audience(
+                config.jwt_issuer.as_deref(),
+                config.jwt_audience.as_deref(),
+            ),
+        ),
         revocation_refresh: Duration::from_secs(config.revocation_refresh_secs),
         proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
         ws: WsConfig {

@@ -2,7 +2,9 @@
 //! only requests carrying a valid one.
 //!
 //! Tokens are never logged. A token names its user in `sub` (decimal id)
-//! and its session in `sid`; a token of a revoked session is refused
+//! and its session in `sid`, and must say when it was issued (`iat`): one
+//! issued in the future (beyond the clock-skew leeway) is refused, since no
+//! gateway of ours mints such a token; a token of a revoked session is refused
 //! (checked in memory, see [`crate::revocations`]). Tokens without a
 //! session (issued before sessions existed) are refused too, and so are
 //! tokens of a user the store does not know ([`crate::known_users`]).
@@ -15,7 +17,6 @@ use std::sync::Arc;
 
 use chat_persistence::SessionRecord;
 use chat_protocol::Id;
-#[cfg(test)]
 use chat_protocol::id::now_ms;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::revocations::Revocations;
 use crate::{ApiError, AppState};
 
-/// Seconds of clock skew tolerated when checking `exp`.
+/// Seconds of clock skew tolerated when checking `exp` and `iat`.
 const LEEWAY_SECS: u64 = 5;
 
 /// Issues and verifies access tokens.
@@ -33,6 +34,9 @@ pub struct Tokens {
     decoding: DecodingKey,
     validation: Validation,
     revocations: Arc<Revocations>,
+    /// `iss` and `aud` of the tokens issued here, when configured.
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 /// The claims of an access token.
@@ -40,14 +44,20 @@ pub struct Tokens {
 pub struct Claims {
     /// The user id, in decimal.
     pub sub: String,
-    /// Issued at, seconds since the Unix epoch (optional when verifying).
-    #[serde(default)]
-    pub iat: u64,
+    /// Issued at, seconds since the Unix epoch; required when verifying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     /// Expires at, seconds since the Unix epoch.
     pub exp: u64,
     /// The session, in decimal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The issuer, when one is configured (checked by the decoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The audience, when one is configured (checked by the decoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// Why a token was refused.
@@ -95,7 +105,31 @@ impl Tokens {
             decoding: DecodingKey::from_secret(secret),
             validation,
             revocations,
+            issuer: None,
+            audience: None,
         }
+    }
+
+    /// Issues tokens naming `issuer` and `audience` (each when set) and
+    /// accepts only tokens that name the same ones.
+    pub fn with_issuer_and_audience(
+        mut self,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Tokens {
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+        }
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+        }
+        let mut required = vec!["exp", "sub"];
+        required.extend(issuer.map(|_| "iss"));
+        required.extend(audience.map(|_| "aud"));
+        self.validation.set_required_spec_claims(&required);
+        self.issuer = issuer.map(str::to_owned);
+        self.audience = audience.map(str::to_owned);
+        self
     }
 
     /// The revoked sessions this node refuses.
@@ -107,9 +141,11 @@ impl Tokens {
     pub fn issue(&self, session: &SessionRecord) -> Result<String, ApiError> {
         let claims = Claims {
             sub: session.user.to_string(),
-            iat: session.created_at / 1000,
+            iat: Some(session.created_at / 1000),
             exp: session.expires_at / 1000,
             sid: Some(session.id.to_string()),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))
@@ -122,6 +158,10 @@ impl Tokens {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
             })?;
+        let issued_at = data.claims.iat.ok_or(TokenError::Invalid)?;
+        if issued_at > (now_ms() / 1000).saturating_add(LEEWAY_SECS) {
+            return Err(TokenError::Invalid);
+        }
         let user = data.claims.sub.parse().map_err(|_| TokenError::Invalid)?;
         let session: Id = data
             .claims
@@ -244,18 +284,64 @@ mod tests {
         };
         let expired = sign(&Claims {
             sub: "1".into(),
-            iat: 0,
+            iat: Some(0),
             exp: now_ms() / 1000 - 3600,
             sid: Some("1".into()),
+            iss: None,
+            aud: None,
         });
         assert_eq!(tokens.verify(&expired), Err(TokenError::Expired));
         let sessionless = sign(&Claims {
             sub: "1".into(),
-            iat: 0,
+            iat: Some(0),
             exp: now_ms() / 1000 + 3600,
             sid: None,
+            iss: None,
+            aud: None,
         });
         assert_eq!(tokens.verify(&sessionless), Err(TokenError::Invalid));
+        let now = now_ms() / 1000;
+        let issued_at = |iat: Option<u64>| {
+            sign(&Claims {
+                sub: "1".into(),
+                iat,
+                exp: now + 3600,
+                sid: Some("1".into()),
+                iss: None,
+                aud: None,
+            })
+        };
+        assert_eq!(tokens.verify(&issued_at(None)), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.verify(&issued_at(Some(now + 600))),
+            Err(TokenError::Invalid),
+            "issued in the future"
+        );
+        assert!(
+            tokens.verify(&issued_at(Some(now + 2))).is_ok(),
+            "within the leeway"
+        );
+        assert!(tokens.verify(&issued_at(Some(now - 60))).is_ok());
         assert_eq!(tokens.verify("not.a.jwt"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_are_issued_and_required() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let checked = tokens(secret).with_issuer_and_audience(Some("chat"), Some("web"));
+        let token = checked.issue(&session(42, 7, 60_000)).unwrap();
+        assert!(checked.verify(&token).is_ok());
+        let plain = tokens(secret).issue(&session(42, 7, 60_000)).unwrap();
+        assert_eq!(checked.verify(&plain), Err(TokenError::Invalid));
+        let elsewhere = tokens(secret)
+            .with_issuer_and_audience(Some("other"), Some("web"))
+            .issue(&session(42, 7, 60_000))
+            .unwrap();
+        assert_eq!(checked.verify(&elsewhere), Err(TokenError::Invalid));
+        let other_audience = tokens(secret)
+            .with_issuer_and_audience(Some("chat"), Some("mobile"))
+            .issue(&session(42, 7, 60_000))
+            .unwrap();
+        assert_eq!(checked.verify(&other_audience), Err(TokenError::Invalid));
     }
 }

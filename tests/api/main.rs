@@ -29,6 +29,7 @@ mod restart;
 mod roles;
 mod room_size;
 mod rooms;
+mod secrets;
 mod telemetry;
 mod typing;
 mod users;
