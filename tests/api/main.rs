@@ -32,3 +32,4 @@ mod telemetry;
 mod typing;
 mod users;
 mod ws;
+mod ws_protocol;
