@@ -168,7 +168,8 @@ const PING: &[u8] = br#"{"type":"ping"}"#;
 async fn protocol_violations_close_with_1002() {
     let server = Server::start();
     let (client, _) = server.user("hostile").await;
-    let cases: [(&str, Vec<u8>); 4] = [
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("invalid UTF-8 text", frame(0x81, &[0xff, 0xfe, 0xfd], true)),
         ("unmasked text frame", frame(0x81, PING, false)),
         ("RSV1 set", frame(0x80 | 0x40 | 0x1, PING, true)),
         ("RSV3 set", frame(0x80 | 0x10 | 0x1, PING, true)),
