@@ -191,6 +191,9 @@ pub struct ErrorFrame {
 /// WebSocket close codes of the protocol.
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
+    /// A WebSocket protocol violation (unmasked client frame, reserved bits
+    /// set, unknown opcode, ...).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const POLICY: u16 = 1008;
     pub const TOO_LARGE: u16 = 1009;
     /// A failure of the server itself.

@@ -34,3 +34,4 @@ mod telemetry;
 mod typing;
 mod users;
 mod ws;
+mod ws_protocol;

@@ -146,12 +146,23 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: Conn
             _ = receivers.close.changed() => break,
             next = receivers.outbound.recv() => {
                 let Some(first) = next else { break };
+                let burst = write_burst(&mut sink, first, &mut receivers.outbound);
+                tokio::pin!(burst);
                 // A write blocks on a client that does not read; stay
                 // responsive to a close meanwhile.
                 tokio::select! {
                     biased;
-                    _ = receivers.close.changed() => break,
-                    written = write_burst(&mut sink, first, &mut receivers.outbound) => {
+                    _ = receivers.close.changed() => {
+                        // Frames taken from the queue are finished first
+                        // unless the client is closed for not reading.
+                        if !abandons_queue(&receivers.close)
+                            && !matches!(tokio::time::timeout(CLOSE_FLUSH, &mut burst).await, Ok(Ok(())))
+                        {
+                            return;
+                        }
+                        break;
+                    }
+                    written = &mut burst => {
                         if written.is_err() { return }
                     }
                 }
@@ -166,8 +177,34 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: Conn
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(close)).await;
+    // What was queued before the close (the `error` frames that led to a
+    // 1008, say) goes out before the close frame; only what was queued by
+    // then, so that live events arriving meanwhile cannot hold it back.
+    let queued = if abandons_queue(&receivers.close) {
+        0
+    } else {
+        receivers.outbound.len()
+    };
+    let outbound = &mut receivers.outbound;
+    let flush_and_close = async {
+        for _ in 0..queued {
+            match outbound.try_recv() {
+                Ok(message) => sink.feed(message).await?,
+                Err(_) => break,
+            }
+        }
+        sink.send(close).await
+    };
+    let _ = tokio::time::timeout(CLOSE_FLUSH, flush_and_close).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// Whether the close asked for drops the frames still queued: a client
+/// closed as too slow (4003) is not reading them anyway.
+fn abandons_queue(close: &tokio::sync::watch::Receiver<Option<CloseReason>>) -> bool {
+    close
+        .borrow()
+        .is_some_and(|reason| reason.code == close_code::TOO_SLOW)
 }
 
 /// Writes `first` and everything already queued behind it (up to
@@ -225,7 +262,9 @@ async fn read_loop(
                     None => return,
                     Some(Err(error)) => {
                         tracing::debug!(%error, "connection read failed");
-                        conn.close_with(close_code::TOO_LARGE, "frame too large");
+                        if let Some((code, reason)) = read_failure_close(error) {
+                            conn.close_with(code, reason);
+                        }
                         return;
                     }
                     Some(Ok(message)) => message,
@@ -258,6 +297,22 @@ async fn read_loop(
                 }
             }
         }
+    }
+}
+
+/// The close code and reason for a failed read: a frame or message over
+/// the size limit is 1009, a violation of the WebSocket protocol itself
+/// (unmasked frame, reserved bits, unknown opcode, invalid UTF-8 text) is
+/// 1002. A connection that is already gone (I/O error, closed) gets no
+/// reason of its own: the normal close follows, if anything can be sent.
+fn read_failure_close(error: axum::Error) -> Option<(u16, &'static str)> {
+    let error = error.into_inner().downcast::<tungstenite::Error>().ok()?;
+    match *error {
+        tungstenite::Error::Capacity(_) => Some((close_code::TOO_LARGE, "frame too large")),
+        tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
+            Some((close_code::PROTOCOL_ERROR, "protocol error"))
+        }
+        _ => None,
     }
 }
 
