@@ -19,15 +19,20 @@ const REVOCATION_DEADLINE: Duration = Duration::from_secs(2);
 /// A server whose admin is "root".
 const ROOT_IS_ADMIN: &[(&str, &str)] = &[("CHAT_ADMINS", "[\"root\"]")];
 
-/// A new session of `username` (password "password123").
-async fn login(server: &Server, username: &str) -> Client {
-    let (status, body) = server
+/// A login attempt of `username` with `password`, answered as is.
+async fn try_login(server: &Server, username: &str, password: &str) -> (StatusCode, Value) {
+    server
         .client()
         .post(
             "/api/v1/auth/login",
-            json!({"username": username, "password": "password123"}),
+            json!({"username": username, "password": password}),
         )
-        .await;
+        .await
+}
+
+/// A new session of `username` (password "password123").
+async fn login(server: &Server, username: &str) -> Client {
+    let (status, body) = try_login(server, username, "password123").await;
     assert_eq!(status, StatusCode::OK, "login {username}: {body}");
     server.client().with_token(body["token"].as_str().unwrap())
 }
@@ -153,21 +158,9 @@ async fn a_password_change_revokes_the_other_sessions() {
         "the session that changed it lives on"
     );
     still_open(&mut ws_current).await;
-    let old = server
-        .client()
-        .post(
-            "/api/v1/auth/login",
-            json!({"username": "alice", "password": "password123"}),
-        )
-        .await;
+    let old = try_login(&server, "alice", "password123").await;
     assert_error(&old, 401, "unauthorized");
-    let (status, _) = server
-        .client()
-        .post(
-            "/api/v1/auth/login",
-            json!({"username": "alice", "password": "new-password-456"}),
-        )
-        .await;
+    let (status, _) = try_login(&server, "alice", "new-password-456").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -285,21 +278,9 @@ async fn a_banned_user_is_closed_out_and_refused_until_unbanned() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     closed_as_revoked(&mut ws).await;
     revoked(&bob).await;
-    let refused = server
-        .client()
-        .post(
-            "/api/v1/auth/login",
-            json!({"username": "bob", "password": "password123"}),
-        )
-        .await;
+    let refused = try_login(&server, "bob", "password123").await;
     assert_error(&refused, 403, "forbidden");
-    let wrong = server
-        .client()
-        .post(
-            "/api/v1/auth/login",
-            json!({"username": "bob", "password": "not-his-password"}),
-        )
-        .await;
+    let wrong = try_login(&server, "bob", "not-his-password").await;
     assert_error(&wrong, 401, "unauthorized");
     let (status, _) = root
         .delete(&format!("/api/v1/admin/users/{bob_id}/ban"))
@@ -315,13 +296,7 @@ async fn audit_events_record_who_what_and_from_where() {
     let server = Server::start_with(ROOT_IS_ADMIN);
     let (root, root_id) = server.user("root").await;
     let (bob, bob_id) = server.user("bob").await;
-    let failed = server
-        .client()
-        .post(
-            "/api/v1/auth/login",
-            json!({"username": "bob", "password": "secret-guess-1"}),
-        )
-        .await;
+    let failed = try_login(&server, "bob", "secret-guess-1").await;
     assert_error(&failed, 401, "unauthorized");
     login(&server, "bob").await;
     let room = bob.create_room("den", "public", &[]).await;
@@ -524,12 +499,6 @@ async fn a_logout_and_a_ban_reach_another_gateway_of_a_cluster() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     closed_as_revoked(&mut ws_there).await;
     revoked(&again).await;
-    let refused = gw2
-        .client()
-        .post(
-            "/api/v1/auth/login",
-            json!({"username": "bob", "password": "password123"}),
-        )
-        .await;
+    let refused = try_login(&gw2, "bob", "password123").await;
     assert_error(&refused, 403, "forbidden");
 }

@@ -65,6 +65,40 @@ impl Transcript {
     }
 }
 
+/// `chat-client` for `user` (password "password123") in the room
+/// "general", running in-process once it shows it is connected: what it
+/// shows, where to type, and its task.
+async fn start_client(
+    server: &Server,
+    user: &str,
+) -> (
+    Transcript,
+    mpsc::Sender<String>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (shown, incoming) = mpsc::unbounded_channel();
+    let mut transcript = Transcript {
+        incoming,
+        lines: Vec::new(),
+    };
+    let options = Options {
+        server: parse_server(&server.base).unwrap(),
+        user: user.into(),
+        password: "password123".into(),
+        register: false,
+        room: "general".into(),
+        codec: Codec::Json,
+    };
+    let session = client::open(options, Captured(shown)).await.unwrap();
+    let (typed, lines) = mpsc::channel(16);
+    let running = tokio::spawn(session.run(lines));
+    let connected = format!("* connected as {user}");
+    transcript
+        .wait_for("the connected line", |line| line.starts_with(&connected))
+        .await;
+    (transcript, typed, running)
+}
+
 fn is_message(sender: &str, content: &str) -> impl Fn(&str) -> bool {
     let shown = format!("<{sender}> {content}");
     move |line: &str| line.ends_with(&shown)
@@ -79,27 +113,7 @@ async fn the_client_reconnects_resumes_and_sends_what_was_typed_offline_once() {
     let (bob, bob_id) = server.user("bob").await;
     let room = alice.create_room("general", "public", &[&bob_id]).await;
 
-    let (shown, incoming) = mpsc::unbounded_channel();
-    let mut transcript = Transcript {
-        incoming,
-        lines: Vec::new(),
-    };
-    let options = Options {
-        server: parse_server(&server.base).unwrap(),
-        user: "alice".into(),
-        password: "password123".into(),
-        register: false,
-        room: "general".into(),
-        codec: Codec::Json,
-    };
-    let session = client::open(options, Captured(shown)).await.unwrap();
-    let (typed, lines) = mpsc::channel(16);
-    let running = tokio::spawn(session.run(lines));
-    transcript
-        .wait_for("the connected line", |line| {
-            line.starts_with("* connected as alice")
-        })
-        .await;
+    let (mut transcript, typed, running) = start_client(&server, "alice").await;
     typed.send("hello before the restart".into()).await.unwrap();
     transcript
         .wait_for(
@@ -223,27 +237,7 @@ async fn logout_ends_the_clients_session_on_the_server_and_exits() {
     let (root, _) = server.user("root").await;
     let (alice, alice_id) = server.user("alice").await;
     alice.create_room("general", "public", &[]).await;
-    let (shown, incoming) = mpsc::unbounded_channel();
-    let mut transcript = Transcript {
-        incoming,
-        lines: Vec::new(),
-    };
-    let options = Options {
-        server: parse_server(&server.base).unwrap(),
-        user: "alice".into(),
-        password: "password123".into(),
-        register: false,
-        room: "general".into(),
-        codec: Codec::Json,
-    };
-    let session = client::open(options, Captured(shown)).await.unwrap();
-    let (typed, lines) = mpsc::channel(16);
-    let running = tokio::spawn(session.run(lines));
-    transcript
-        .wait_for("the connected line", |line| {
-            line.starts_with("* connected as alice")
-        })
-        .await;
+    let (mut transcript, typed, running) = start_client(&server, "alice").await;
     typed.send("/logout".into()).await.unwrap();
     transcript
         .wait_for("the logout", |line| line == "logged out")
@@ -282,27 +276,7 @@ async fn the_client_lists_notifications_and_the_room_directory() {
     // Bob is offline when alice mentions him.
     alice.send(&room, "@bob are you there?").await;
 
-    let (shown, incoming) = mpsc::unbounded_channel();
-    let mut transcript = Transcript {
-        incoming,
-        lines: Vec::new(),
-    };
-    let options = Options {
-        server: parse_server(&server.base).unwrap(),
-        user: "bob".into(),
-        password: "password123".into(),
-        register: false,
-        room: "general".into(),
-        codec: Codec::Json,
-    };
-    let session = client::open(options, Captured(shown)).await.unwrap();
-    let (typed, lines) = mpsc::channel(16);
-    let running = tokio::spawn(session.run(lines));
-    transcript
-        .wait_for("the connected line", |line| {
-            line.starts_with("* connected as bob")
-        })
-        .await;
+    let (mut transcript, typed, running) = start_client(&server, "bob").await;
     typed.send("/notifications".into()).await.unwrap();
     transcript
         .wait_for("the stored mention", |line| {
