@@ -15,48 +15,15 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chat-ci-target}"
-export CHAT_CI_CACHE=${CHAT_CI_CACHE:-/var/cache/chat-ci}
-PREFIX=${CHAT_CI_PREFIX:-chat-ci}
+source .ci/lib.sh
 GW1_PORT=${CHAT_CI_GW1_PORT:-18181}
 GW2_PORT=${CHAT_CI_GW2_PORT:-18182}
-REQUIREMENTS="websockets==15.0.1"
-VENV="$CHAT_CI_CACHE/containers-venv-$(echo "$REQUIREMENTS" | sha256sum | cut -c1-12)"
 # podman on runc here: limits above the host's are refused (docs/deploy.md).
 LIMITS=(--ulimit nofile=20000:20000 --ulimit nproc=4096:4096)
 
-header() { printf '\n==> %s\n' "$*"; }
-sudo=
-[ "$(id -u)" -eq 0 ] || sudo=sudo
-need() {
-    local missing=()
-    for package in "$@"; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    header "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-need podman runc debootstrap uidmap containernetworking-plugins python3-venv binutils curl
-$sudo mkdir -p "$CHAT_CI_CACHE"
-if [ ! -e "$VENV/.complete" ]; then
-    header "creating $VENV ($REQUIREMENTS)"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet $REQUIREMENTS
-    touch "$VENV/.complete"
-fi
-
-header "base image (debootstrap, cached)"
-BASE=$(deploy/base-image.sh)
-
-header "chatd image (Dockerfile target prebuilt)"
-cargo build --quiet --workspace --all-features --bin chatd
-mkdir -p deploy/.build
-objcopy --strip-debug "$CARGO_TARGET_DIR/debug/chatd" deploy/.build/chatd
-podman build -q --format docker -f deploy/Dockerfile --target prebuilt \
-    --build-arg "RUNTIME_IMAGE=$BASE" -t "localhost/$PREFIX-chatd" . >/dev/null
-podman build -q --format docker -f deploy/images/redis.Dockerfile \
-    --build-arg "BASE_IMAGE=$BASE" -t "localhost/$PREFIX-redis" deploy/images >/dev/null
+need podman runc curl
+VENV=$(smoke_venv)
+bash .ci/images.sh
 
 cleanup() {
     status=$?
