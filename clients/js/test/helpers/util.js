@@ -71,3 +71,30 @@ export function collectMessages(client) {
     ids: (roomId) => all.filter((m) => m.room_id === roomId).map((m) => m.id),
   };
 }
+
+/**
+ * A WebSocket class (npm `ws`) whose dials can be refused on demand, to keep
+ * a client offline while the test changes the world: `cut()` drops the
+ * current connection abruptly (as a lost network does) and refuses new
+ * ones until `restore()`.
+ */
+export function gatedWebSocket() {
+  const gate = { open: true, sockets: [], last: null };
+  class GatedWebSocket extends WebSocket {
+    constructor(url, protocols, options) {
+      // Port 9 on loopback: nothing listens, the dial is refused at once.
+      super(gate.open ? url : url.replace(/^(wss?:\/\/)[^/]+/, "$1127.0.0.1:9"), protocols, options);
+      gate.sockets.push(this);
+      gate.last = this;
+    }
+  }
+  gate.WebSocket = GatedWebSocket;
+  gate.cut = () => {
+    gate.open = false;
+    if (gate.last) gate.last.terminate();
+  };
+  gate.restore = () => {
+    gate.open = true;
+  };
+  return gate;
+}
