@@ -335,7 +335,7 @@ export class RealtimeClient extends Emitter {
       case "message":
         return this._onMessage(frame.message, true);
       case "ack":
-        if (frame.client_id) this._outbox.settle(frame.client_id, frame);
+        if (frame.client_id && this._outbox.settle(frame.client_id, frame)) this._sendBackoff.reset();
         this._answer(frame);
         this._pump();
         return this.emit("ack", frame);

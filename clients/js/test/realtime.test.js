@@ -175,8 +175,9 @@ for (const codec of ["json", "msgpack"]) {
         assert.equal(early.status, "queued");
         await ra.connect();
         await early.done;
+        const lost = waitFor(ra, "state", (s) => s.state === "reconnecting");
         gate.cut();
-        await waitFor(ra, "state", (s) => s.state === "reconnecting");
+        await lost;
         const queued = [1, 2, 3].map((i) => ra.send(room.id, `offline ${i}`));
         assert.deepEqual(queued.map((p) => p.status), ["queued", "queued", "queued"]);
         await sleep(300);
@@ -206,8 +207,9 @@ for (const codec of ["json", "msgpack"]) {
         await rb.connect();
         await alice.api.postMessage(room.id, "live 0");
         await eventually(() => bobMsgs.contents(room.id).length === 1, 5000, "live 0");
+        const lost = waitFor(rb, "disconnected");
         gate.cut();
-        const disconnected = await waitFor(rb, "disconnected");
+        const disconnected = await lost;
         assert.equal(disconnected.willReconnect, true);
         // 520 messages while bob is away: more than one resume replays (500)
         const missed = [];

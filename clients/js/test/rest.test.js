@@ -5,7 +5,43 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { ChatServer, UNTHROTTLED } from "./helpers/server.js";
 import { newUser, uniqueName } from "./helpers/util.js";
+import { deflateSync } from "node:zlib";
 import { RestClient, ChatError } from "../src/index.js";
+
+/** A valid RGB PNG of w×h grey pixels, built here from the PNG specification. */
+function tinyPng(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const raw = Buffer.alloc((w * 3 + 1) * h, 0x80);
+  for (let y = 0; y < h; y++) raw[y * (w * 3 + 1)] = 0; // filter: none
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
 
 let server;
 before(async () => {
@@ -185,12 +221,8 @@ test("files: upload with progress, fetch, thumbnail, attach", async () => {
   assert.ok(progress.length >= 1);
   assert.equal(progress.at(-1).loaded, 10);
 
-  // a 1×1 PNG gets a thumbnail
-  const png = Buffer.from(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
-      "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082",
-    "hex",
-  );
+  // a PNG gets a thumbnail
+  const png = tinyPng(4, 3);
   const image = await alice.api.uploadFile(new Blob([png]), { name: "dot.png" });
   assert.equal(image.content_type, "image/png");
   assert.ok(image.thumbnail_url);

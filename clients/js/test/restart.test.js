@@ -46,10 +46,11 @@ for (const codec of ["json", "msgpack"]) {
       const burst = Array.from({ length: 20 }, (_, i) => ra.send(room.id, `burst ${i}`));
       expected.push(...burst.map((p) => p.content));
       await sleep(5);
+      const lost = waitFor(ra, "state", (s) => s.state === "reconnecting");
       await server.kill();
       // Bob stays away until the REST client has posted.
       bobGate.cut();
-      await waitFor(ra, "state", (s) => s.state === "reconnecting");
+      await lost;
 
       // Queued while the server is down.
       const queued = [0, 1, 2].map((i) => ra.send(room.id, `queued ${i}`));
