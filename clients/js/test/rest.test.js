@@ -263,7 +263,11 @@ test("uploads report progress through XMLHttpRequest when there is one", async (
     async send(body) {
       this.upload.onprogress?.({ loaded: 0, total: 4, lengthComputable: true });
       try {
-        this.res = await fetch(this.url, { method: this.method, headers: this.headers, body });
+        // Serialise the form first, as a browser does before it sends.
+        const encoded = new Response(body);
+        const bytes = new Uint8Array(await encoded.arrayBuffer());
+        const headers = { ...this.headers, "Content-Type": encoded.headers.get("content-type") };
+        this.res = await fetch(this.url, { method: this.method, headers, body: bytes });
         this.upload.onprogress?.({ loaded: 4, total: 4, lengthComputable: true });
         this.status = this.res.status;
         this.responseText = await this.res.text();
