@@ -189,3 +189,16 @@ test("both codecs surface ids as decimal strings, u64 beyond 2^53 included", () 
   assert.equal(codecFor().protocol, "chat.v1.json");
   assert.throws(() => codecFor("xml"), TypeError);
 });
+
+test("the UTF-8 fallback (for engines without TextEncoder/TextDecoder) agrees with them", async () => {
+  const { _utf8 } = await import("../src/msgpack.js");
+  for (const s of ["", "ascii", "héllo", "世界", "👋 emoji", "\u0000\u007f\u0080\u07ff\u0800\uffff", "\u{10ffff}"]) {
+    assert.deepEqual(_utf8.encode(s), new TextEncoder().encode(s), s);
+    assert.equal(_utf8.decode(new TextEncoder().encode(s)), s);
+  }
+  assert.deepEqual(_utf8.encode("\ud800"), new TextEncoder().encode("\ud800")); // lone surrogate → U+FFFD
+  for (const bad of ["ff", "c0af", "e08080", "eda080", "f4908080", "c3", "80"]) {
+    assert.throws(() => _utf8.decode(fromHex(bad)), TypeError, bad);
+    assert.throws(() => new TextDecoder("utf-8", { fatal: true }).decode(fromHex(bad)), TypeError, bad);
+  }
+});
