@@ -469,6 +469,8 @@ export interface RealtimeOptions {
   pingIntervalMs?: number;
   /** No frame at all for this long after a ping → the connection is dropped and redialled. Default 10000. */
   pongTimeoutMs?: number;
+  /** A dial that has not brought `ready` within this many ms is abandoned and retried. Default 15000. */
+  connectTimeoutMs?: number;
   /** Resume rooms after a reconnect (default true). */
   resume?: boolean;
   /** Max sends in flight (sent, not yet acked) at once; the rest wait in the queue. Default 20. */

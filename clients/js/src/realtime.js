@@ -54,6 +54,7 @@ export class RealtimeClient extends Emitter {
     this._requestTimeoutMs = options.requestTimeoutMs ?? 15000;
     this._pingIntervalMs = options.pingIntervalMs ?? null;
     this._pongTimeoutMs = options.pongTimeoutMs ?? 10000;
+    this._connectTimeoutMs = options.connectTimeoutMs ?? 15000;
     this._resumeEnabled = options.resume !== false;
     this._maxInFlight = options.maxInFlight ?? 20;
 
@@ -63,7 +64,7 @@ export class RealtimeClient extends Emitter {
     this._readyWaiters = [];
     this._requests = new Map(); // ref → {frame, resolve, reject, timer, sent, match?, keepOnError?}
     this._seq = 0;
-    this._timers = { reconnect: null, ping: null, pong: null, pump: null };
+    this._timers = { reconnect: null, ping: null, pong: null, pump: null, connect: null };
     this._lastFrameAt = 0;
     this._handshakeFailures = 0;
     this._tokenRefreshes = 0;
@@ -168,6 +169,14 @@ export class RealtimeClient extends Emitter {
     }
     this._ws = ws;
     this._opened = false;
+    this._gotReady = false;
+    // A dial to a server that accepts TCP but never answers (stopped,
+    // overloaded) would otherwise hang for as long as the platform likes.
+    clearTimeout(this._timers.connect);
+    this._timers.connect = setTimeout(() => {
+      this._timers.connect = null;
+      if (ws === this._ws && !this._gotReady) this._drop(1006, "no ready within the connect timeout", undefined);
+    }, this._connectTimeoutMs);
     ws.onopen = () => {
       if (ws === this._ws) this._opened = true;
     };
@@ -189,7 +198,8 @@ export class RealtimeClient extends Emitter {
     }
     clearInterval(this._timers.ping);
     clearTimeout(this._timers.pong);
-    this._timers.ping = this._timers.pong = null;
+    clearTimeout(this._timers.connect);
+    this._timers.ping = this._timers.pong = this._timers.connect = null;
   }
 
   /** Drops the current connection without waiting for its close handshake (dead link, reconnectNow). */
@@ -361,6 +371,8 @@ export class RealtimeClient extends Emitter {
     const reconnected = this._everReady;
     this._everReady = true;
     this._gotReady = true;
+    clearTimeout(this._timers.connect);
+    this._timers.connect = null;
     this._handshakeFailures = 0;
     this._tokenRefreshes = 0;
     this._last1012 = false;

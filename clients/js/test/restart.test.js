@@ -133,3 +133,29 @@ test("SIGTERM: 1012 and an immediate reconnect, then resume", async () => {
     rb.close();
   }
 });
+
+test("a server that stops answering (SIGSTOP) is detected by ping and left; the client comes back after SIGCONT", async () => {
+  const alice = await newUser(server, "pa");
+  const bob = await newUser(server, "pb");
+  const room = await alice.api.createRoom({ name: uniqueName("Stop"), member_ids: [bob.user.id] });
+  const rb = realtime(bob.api, { pingIntervalMs: 1000, pongTimeoutMs: 1000, connectTimeoutMs: 1500 });
+  const bobMsgs = collectMessages(rb);
+  try {
+    await rb.connect();
+    const reasons = [];
+    rb.on("disconnected", (d) => reasons.push(d.reason));
+    const lost = waitFor(rb, "disconnected", () => true, 10000);
+    server.proc.kill("SIGSTOP"); // the TCP connection stays up; nothing answers
+    assert.match((await lost).reason, /ping/);
+    assert.equal(rb.state, "reconnecting");
+    await sleep(3000); // dials hang on the stopped server and are abandoned
+    assert.ok(reasons.some((r) => /connect timeout/.test(r)), reasons.join("; "));
+    server.proc.kill("SIGCONT");
+    await waitFor(rb, "ready", (r) => r.reconnected, 15000);
+    await alice.api.postMessage(room.id, "back");
+    await eventually(() => bobMsgs.contents(room.id).includes("back"), 5000, "message after SIGCONT");
+  } finally {
+    if (server.proc) server.proc.kill("SIGCONT");
+    rb.close();
+  }
+});
