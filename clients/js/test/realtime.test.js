@@ -74,10 +74,11 @@ for (const codec of ["json", "msgpack"]) {
         assert.equal((await bobSeesRead).message_id, ack.message_id);
 
         // edit and delete: resolved by their broadcast
+        const bobSeesEdit = waitFor(rb, "message_updated", (f) => f.message.id === ack.message_id);
         const updated = await ra.edit(room.id, ack.message_id, "edited");
         assert.equal(updated.message.content, "edited");
         assert.ok(updated.message.edited_at);
-        await waitFor(rb, "message_updated", (f) => f.message.id === ack.message_id);
+        assert.equal((await bobSeesEdit).message.content, "edited");
         await assert.rejects(rb.edit(room.id, ack.message_id, "not mine"), (e) => e instanceof ChatError && e.code === "forbidden" && typeof e.ref === "string");
         const deleted = await ra.delete(room.id, ack.message_id);
         assert.equal(deleted.message_id, ack.message_id);

@@ -124,9 +124,10 @@ test("SIGTERM: 1012 and an immediate reconnect, then resume", async () => {
     const d = await disconnected;
     assert.equal(d.code, 1012);
     assert.equal(d.delayMs, 0, "1012 redials at once");
+    const back = waitFor(rb, "ready", (r) => r.reconnected, 15000);
     await server.start();
     await alice.api.postMessage(room.id, "after");
-    await waitFor(rb, "ready", (r) => r.reconnected, 15000);
+    await back;
     await eventually(() => bobMsgs.contents(room.id).length === 2, 5000, "after");
     assert.deepEqual(bobMsgs.contents(room.id), ["before", "after"]);
   } finally {
@@ -150,8 +151,9 @@ test("a server that stops answering (SIGSTOP) is detected by ping and left; the 
     assert.equal(rb.state, "reconnecting");
     await sleep(3000); // dials hang on the stopped server and are abandoned
     assert.ok(reasons.some((r) => /connect timeout/.test(r)), reasons.join("; "));
+    const back = waitFor(rb, "ready", (r) => r.reconnected, 15000);
     server.proc.kill("SIGCONT");
-    await waitFor(rb, "ready", (r) => r.reconnected, 15000);
+    await back;
     await alice.api.postMessage(room.id, "back");
     await eventually(() => bobMsgs.contents(room.id).includes("back"), 5000, "message after SIGCONT");
   } finally {
