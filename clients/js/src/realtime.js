@@ -20,6 +20,7 @@ import { codecFor } from "./codec.js";
 import { SeenTracker } from "./tracker.js";
 import { Outbox } from "./outbox.js";
 import { RestClient } from "./rest.js";
+import { Requests } from "./requests.js";
 
 const RESUME_MAX_ROOMS = 1000; // the server refuses more in one `resume`
 const HISTORY_PAGE = 100;
@@ -62,8 +63,8 @@ export class RealtimeClient extends Emitter {
     this._ws = null;
     this._everReady = false;
     this._readyWaiters = [];
-    this._requests = new Map(); // ref → {frame, resolve, reject, timer, sent, match?, keepOnError?}
-    this._seq = 0;
+    this._requests = new Requests(this._requestTimeoutMs);
+    this._seq = 0; // heartbeat ping refs
     this._timers = { reconnect: null, ping: null, pong: null, pump: null, connect: null };
     this._lastFrameAt = 0;
     this._handshakeFailures = 0;
@@ -222,7 +223,7 @@ export class RealtimeClient extends Emitter {
     this._gotReady = false;
     if (code === 4001) return this._onTokenRejected(code, reason);
     if (isFinalClose(code)) {
-      this._failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
+      this._requests.failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
       this._outbox.requeueInFlight();
       return this._final(code, reason, new ChatError(code === 1008 ? "forbidden" : "bad_request", `the server closed the connection for good: ${code} ${reason}`));
     }
@@ -248,7 +249,7 @@ export class RealtimeClient extends Emitter {
    * put unacked sends back in the queue, schedule the next attempt.
    */
   _lost(code, reason, delayMs, probeToken = false) {
-    this._failInFlight(new ChatError("disconnected", `connection lost: ${code} ${reason}`.trim()));
+    this._requests.failInFlight(new ChatError("disconnected", `connection lost: ${code} ${reason}`.trim()));
     this._outbox.requeueInFlight();
     if (!this._reconnect) {
       return this._final(code, reason, new ChatError("disconnected", `connection lost: ${code} ${reason}`.trim()));
@@ -290,7 +291,7 @@ export class RealtimeClient extends Emitter {
 
   /** 4001 (expired, revoked) or a token refused at the handshake: ask the app for a new one. */
   async _onTokenRejected(code, reason) {
-    this._failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
+    this._requests.failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
     this._outbox.requeueInFlight();
     this.emit("token_expired", { code, reason });
     if (!this._getToken) {
@@ -320,7 +321,7 @@ export class RealtimeClient extends Emitter {
     clearTimeout(this._timers.pump);
     this._timers.reconnect = this._timers.pump = null;
     const why = error ?? new ChatError("closed", "the client was closed");
-    this._failInFlight(new ChatError("closed", why.message), true);
+    this._requests.failInFlight(new ChatError("closed", why.message), true);
     this._outbox.failAll(new ChatError("closed", `not sent: ${why.message}`));
     for (const w of this._readyWaiters.splice(0)) w.reject(why);
     this._setState("closed");
@@ -346,7 +347,7 @@ export class RealtimeClient extends Emitter {
         return this._onMessage(frame.message, true);
       case "ack":
         if (frame.client_id && this._outbox.settle(frame.client_id, frame)) this._sendBackoff.reset();
-        this._answer(frame);
+        this._requests.answer(frame);
         this._pump();
         return this.emit("ack", frame);
       case "error":
@@ -362,8 +363,7 @@ export class RealtimeClient extends Emitter {
       default:
         break;
     }
-    this._answer(frame);
-    this._matchEvent(frame);
+    this._requests.answer(frame);
     this.emit(frame.type, frame);
   }
 
@@ -402,7 +402,7 @@ export class RealtimeClient extends Emitter {
 
     this._startPing();
     if (Object.keys(points).length) this._resume(points);
-    for (const entry of this._requests.values()) if (!entry.sent) this._write(entry);
+    for (const entry of this._requests.unsent()) this._write(entry);
     this._pump();
   }
 
@@ -412,18 +412,22 @@ export class RealtimeClient extends Emitter {
 
   _onMessage(message, live) {
     if (!message) return;
+    if (this._tracker.accept(message)) {
+      if (!this._rooms.has(message.room_id) && live) this._rooms.add(message.room_id);
+      this.emit("message", { type: "message", message });
+    }
+    // Our own message is stored: as good as its ack (it is sent only after
+    // the commit). Settled after the `message` event, so that an app showing
+    // pending messages has the real one before the optimistic one goes.
     if (message.client_id && this.user && message.sender_id === this.user.id) {
-      // Our own message is stored: as good as its ack (it is sent only after the commit).
-      if (this._outbox.settle(message.client_id, {
+      const settled = this._outbox.settle(message.client_id, {
         type: "ack",
         client_id: message.client_id,
         message_id: message.id,
         created_at: message.created_at,
-      })) this._pump();
+      });
+      if (settled) this._pump();
     }
-    if (!this._tracker.accept(message)) return;
-    if (!this._rooms.has(message.room_id) && live) this._rooms.add(message.room_id);
-    this.emit("message", { type: "message", message });
   }
 
   _onError(frame) {
@@ -439,38 +443,9 @@ export class RealtimeClient extends Emitter {
         this._pump();
       }
     } else if (frame.ref) {
-      const entry = this._requests.get(frame.ref);
-      if (entry && !entry.keepOnError) this._settle(frame.ref, null, err);
+      this._requests.fail(frame.ref, err);
     }
     this.emit("error", frame);
-  }
-
-  /** A reply carrying the ref of a request resolves it. */
-  _answer(frame) {
-    if (!frame.ref) return;
-    const entry = this._requests.get(frame.ref);
-    if (entry && !entry.match) this._settle(frame.ref, frame, null);
-  }
-
-  /** Requests answered by an event (edit → message_updated, ...) resolve on the first match. */
-  _matchEvent(frame) {
-    for (const [ref, entry] of this._requests) {
-      if (entry.match && entry.sent && entry.match(frame)) this._settle(ref, frame, null);
-    }
-  }
-
-  _settle(ref, frame, error) {
-    const entry = this._requests.get(ref);
-    if (!entry) return;
-    this._requests.delete(ref);
-    clearTimeout(entry.timer);
-    if (error) entry.reject(error);
-    else entry.resolve(frame);
-  }
-
-  /** Requests already written to a connection that is gone fail; unsent ones wait for the next. */
-  _failInFlight(error, all = false) {
-    for (const [ref, entry] of this._requests) if (entry.sent || all) this._settle(ref, null, error);
   }
 
   // ------------------------------------------------------------ frames out
@@ -491,24 +466,18 @@ export class RealtimeClient extends Emitter {
   }
 
   /** Sends a frame with a fresh ref; queued until the connection is open. */
-  request(frame, extra = {}) {
+  request(frame, options) {
     if (this._state === "closed") return Promise.reject(new ChatError("closed", "the client is closed"));
-    const ref = `r${++this._seq}`;
-    return new Promise((resolve, reject) => {
-      const entry = { frame: { ...frame, ref }, resolve, reject, sent: false, ...extra };
-      entry.timer = setTimeout(
-        () => this._settle(ref, null, new ChatError("timeout", `no answer to ${frame.type} within ${this._requestTimeoutMs} ms`, { ref })),
-        this._requestTimeoutMs,
-      );
-      this._requests.set(ref, entry);
-      if (this._state === "open" && this._ws) {
-        try {
-          this._write(entry);
-        } catch (err) {
-          this._settle(ref, null, err instanceof ChatError ? err : new ChatError("network", String(err), { cause: err }));
-        }
+    const { entry, promise } = this._requests.add(frame, options);
+    if (this._state === "open" && this._ws) {
+      try {
+        this._write(entry);
+      } catch (err) {
+        const error = err instanceof ChatError ? err : new ChatError("network", String(err), { cause: err });
+        this._requests.settle(entry.frame.ref, null, error);
       }
-    });
+    }
+    return promise;
   }
 
   _pauseSends(ms) {
