@@ -345,6 +345,8 @@ export class RestClient {
   // operational
   /** GET /healthz */
   health(options?: RequestOptions): Promise<{ status: string }>;
+  /** GET /readyz (rejects with `unavailable` when a dependency does not answer) */
+  readiness(options?: RequestOptions): Promise<{ status: string; store?: string }>;
 
   /** Low-level: any call under /api/v1 (path starting with "/"); JSON body in, JSON out. */
   request<T = unknown>(method: string, path: string, init?: { body?: unknown; query?: Record<string, string | number | boolean | undefined>; auth?: boolean } & RequestOptions): Promise<T>;

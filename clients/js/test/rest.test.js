@@ -309,4 +309,5 @@ test("admin calls: notice, ban, unban, audit", async () => {
   assert.equal(audit.events[0].kind, "ban");
   assert.equal(audit.events[0].target_id, bob.user.id);
   assert.deepEqual(await admin.health(), { status: "ok" });
+  assert.equal((await admin.readiness()).status, "ready");
 });

@@ -63,6 +63,7 @@ async function app(): Promise<void> {
   const audit = await api.getAudit({ kind: "login", limit: 5 });
   const kind: string = audit.events[0].kind;
   await api.health();
+  await api.readiness();
   const raw = await api.request<{ users: unknown[] }>("GET", "/users", { query: { prefix: "a" } });
   await api.logout({ all: true });
 
