@@ -600,7 +600,11 @@ export class RealtimeClient {
 
   /** Optimistic send: queued while offline, retried on reconnect, reconciled by `ack`. */
   send(roomId: RoomId, content: string, options?: SendOptions): PendingMessage;
-  /** Optimistic messages not yet sent (queued, sending or failed), oldest first. */
+  /**
+   * Optimistic messages whose real message the app does not have yet, oldest
+   * first: queued, sending, failed, or sent (acked, its `message` event not
+   * yet here: listed until it comes, at most a few seconds).
+   */
   pendingMessages(roomId?: RoomId): PendingMessage[];
   /** Send a failed message again (same client_id). */
   retry(clientId: string): PendingMessage | undefined;

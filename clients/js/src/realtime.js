@@ -24,6 +24,7 @@ import { Requests } from "./requests.js";
 
 const RESUME_MAX_ROOMS = 1000; // the server refuses more in one `resume`
 const HISTORY_PAGE = 100;
+const SENT_GRACE_MS = 5000; // how long an acked send stays listed while its message is awaited
 
 /** Close codes after which the client does not dial again. */
 function isFinalClose(code) {
@@ -323,6 +324,7 @@ export class RealtimeClient extends Emitter {
     const why = error ?? new ChatError("closed", "the client was closed");
     this._requests.failInFlight(new ChatError("closed", why.message), true);
     this._outbox.failAll(new ChatError("closed", `not sent: ${why.message}`));
+    this._outbox.releaseAll();
     for (const w of this._readyWaiters.splice(0)) w.reject(why);
     this._setState("closed");
     this.emit("closed", error ? { code, reason, error } : { code, reason });
@@ -346,7 +348,13 @@ export class RealtimeClient extends Emitter {
       case "message":
         return this._onMessage(frame.message, true);
       case "ack":
-        if (frame.client_id && this._outbox.settle(frame.client_id, frame)) this._sendBackoff.reset();
+        if (frame.client_id && this._outbox.settle(frame.client_id, frame, true)) {
+          this._sendBackoff.reset();
+          // Its `message` normally follows at once; if it was lost, stop waiting for it.
+          const clientId = frame.client_id;
+          const timer = setTimeout(() => this._outbox.release(clientId), SENT_GRACE_MS);
+          if (typeof timer === "object" && timer && typeof timer.unref === "function") timer.unref();
+        }
         this._requests.answer(frame);
         this._pump();
         return this.emit("ack", frame);

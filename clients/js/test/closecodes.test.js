@@ -162,6 +162,12 @@ test("after a reconnect: resume from the last id seen per room, then the queued 
     await sleep(50);
     assert.deepEqual(seen, ["18446744073709551001"]);
     assert.equal(rt.lastSeen()["1"], "18446744073709551001");
+    // acked, its message not here yet: still listed, as sent
+    assert.deepEqual(rt.pendingMessages().map((m) => [m.client_id, m.status]), [[p.client_id, "sent"]]);
+    const own = { id: 18446744073709551002n, room_id: "1", sender_id: 18446744073709551615n, client_id: p.client_id, content: "queued while away", mentions: [], attachments: [], created_at: 4 };
+    encode(second, { type: "message", message: own });
+    await waitFor(rt, "message", (f) => f.message.client_id === p.client_id);
+    assert.deepEqual(rt.pendingMessages(), []);
     rt.close();
   }
 });

@@ -49,8 +49,9 @@ for (const codec of ["json", "msgpack"]) {
         const ack = await pending.done;
         assert.equal(pending.status, "sent");
         assert.equal(pending.message_id, ack.message_id);
-        assert.equal(ra.pendingMessages().length, 0);
         assert.deepEqual(statuses.at(-1), "sent");
+        // listed until alice has the real message too, then gone
+        await eventually(() => ra.pendingMessages().length === 0, 5000, "pending list empty");
         const got = { message: await eventually(() => bobMsgs.all.find((m) => m.id === ack.message_id), 5000, "bob's copy") };
         assert.equal(got.message.client_id, pending.client_id);
         assert.deepEqual(got.message.mentions, [bob.user.id]);

@@ -73,10 +73,15 @@ test("outbox: statuses, settle, requeue, fail, retry, discard", async () => {
   assert.equal(o.inFlight(), 2);
   o.requeueInFlight();
   assert.deepEqual(o.queued().map((p) => p.content), ["a", "b"]);
-  assert.equal(o.settle(a.client_id, { message_id: "9", created_at: 1 }), true);
+  // the ack comes first: listed as sent until the message itself
+  assert.equal(o.settle(a.client_id, { message_id: "9", created_at: 1 }, true), true);
   assert.equal((await a.done).message_id, "9");
   assert.equal(a.message_id, "9");
+  assert.deepEqual(o.list().map((p) => p.status), ["sent", "queued"]);
+  o.fail(a.client_id, new ChatError("closed", "x")); // a sent message cannot fail any more
+  assert.equal(a.status, "sent");
   assert.equal(o.settle(a.client_id, { message_id: "9", created_at: 1 }), false, "settled once");
+  assert.deepEqual(o.list().map((p) => p.status), ["queued"], "its message came: released");
   const err = new ChatError("forbidden", "no");
   o.fail(b.client_id, err);
   await assert.rejects(b.done, err);
@@ -86,7 +91,18 @@ test("outbox: statuses, settle, requeue, fail, retry, discard", async () => {
   assert.equal(o.discard(b.client_id), true);
   await assert.rejects(b2.done, (e) => e.code === "aborted");
   assert.equal(o.list().length, 0);
-  assert.deepEqual(changes, ["a:queued", "b:queued", "a:sending", "b:sending", "a:queued", "b:queued", "a:sent", "b:failed", "b:queued"]);
+  assert.deepEqual(changes, ["a:queued", "b:queued", "a:sending", "b:sending", "a:queued", "b:queued", "a:sent", "a:sent", "b:failed", "b:queued"]);
+  // the message before any ack: resolved and gone at once
+  const c = o.add("r", "c");
+  assert.equal(o.settle(c.client_id, { message_id: "10", created_at: 2 }), true);
+  assert.equal(o.list().length, 0);
+  // releaseAll forgets sent records only
+  const d = o.add("r", "d");
+  o.settle(d.client_id, { message_id: "11", created_at: 3 }, true);
+  o.add("r", "e");
+  o.releaseAll();
+  assert.deepEqual(o.list().map((p) => p.content), ["e"]);
+  o.discard(o.list()[0].client_id);
   assert.throws(() => {
     const c = o.add("r", "c", { client_id: "same" });
     o.add("r", "d", { client_id: c.client_id });
