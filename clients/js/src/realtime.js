@@ -493,6 +493,9 @@ export class RealtimeClient extends Emitter {
     clearTimeout(this._timers.pump);
     this._timers.pump = setTimeout(() => {
       this._timers.pump = null;
+      // Timers may fire a little before Date.now() reaches the mark: the
+      // pause is over when its timer says so.
+      this._sendPausedUntil = 0;
       this._pump();
     }, ms);
   }
