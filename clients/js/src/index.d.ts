@@ -593,7 +593,7 @@ export class RealtimeClient {
   connect(): Promise<ReadyFrame & { reconnected: boolean }>;
   /** Stop for good (state "closed"); queued sends fail with `closed`. */
   close(code?: number, reason?: string): void;
-  /** Replace the token (used at the next dial). */
+  /** Replace the token (used at the next dial; given to the `rest` client too). With `rest`, a token the app set there is used as well. */
   setToken(token: string | null): void;
   /** Drop the current connection and dial again now (resumes as after any loss). */
   reconnectNow(): void;

@@ -128,6 +128,7 @@ export class RealtimeClient extends Emitter {
 
   setToken(token) {
     this._token = token ?? null;
+    if (this.rest && token) this.rest.setToken(token);
   }
 
   reconnectNow() {
@@ -153,6 +154,8 @@ export class RealtimeClient extends Emitter {
       this._final(1000, "no WebSocket", new ChatError("network", "no WebSocket implementation: pass options.WebSocket"));
       return;
     }
+    // With a REST client, its token is the latest (the app may have logged in again with it).
+    if (this.rest && this.rest.token) this._token = this.rest.token;
     if (!this._token) {
       this._onTokenRejected(4001, "no token");
       return;
@@ -268,16 +271,13 @@ export class RealtimeClient extends Emitter {
 
   /** After failed handshakes: is it the token? A 401 from REST says so. */
   async _probeToken() {
-    const rest = this.rest ?? new RestClient({ baseUrl: this._restBase() });
-    const saved = rest.token;
+    // A client of its own: the probe must not fire the app's onUnauthorized.
+    const probe = new RestClient({ baseUrl: this._restBase(), token: this._token, fetch: this.rest ? this.rest._fetch : undefined });
     let unauthorized = false;
     try {
-      rest.setToken(this._token);
-      await rest.me();
+      await probe.me();
     } catch (err) {
       unauthorized = err instanceof ChatError && err.code === "unauthorized";
-    } finally {
-      if (rest !== this.rest) rest.setToken(saved);
     }
     if (this._state === "closed") return;
     if (unauthorized) this._onTokenRejected(4001, "token refused at the handshake");
