@@ -405,12 +405,20 @@ export class RealtimeClient extends Emitter {
     const ready = { ...frame, reconnected };
     this._lastReady = ready;
     this._setState("open");
+    this._resolveReady(ready); // before the event: a listener that closes the client does not undo connect()
     this.emit("ready", ready);
-    this._resolveReady(ready);
 
+    // A listener of `ready` may have closed the client, or the link may already be gone.
+    if (this._state !== "open" || !this._ws) return;
     this._startPing();
     if (Object.keys(points).length) this._resume(points);
-    for (const entry of this._requests.unsent()) this._write(entry);
+    for (const entry of this._requests.unsent()) {
+      try {
+        this._write(entry);
+      } catch {
+        break; // The connection went away; they wait for the next one.
+      }
+    }
     this._pump();
   }
 
@@ -440,8 +448,8 @@ export class RealtimeClient extends Emitter {
 
   _onError(frame) {
     const err = ChatError.fromFrame(frame);
-    const pendingSend = frame.client_id ? this._outbox.get(frame.client_id) : undefined;
-    if (pendingSend) {
+    const record = frame.client_id ? this._outbox.get(frame.client_id) : undefined;
+    if (record && record.pending.status !== "sent") {
       if (frame.code === "rate_limited" || frame.code === "unavailable") {
         this._outbox.setStatus(frame.client_id, "queued");
         const wait = frame.code === "rate_limited" ? (err.retryAfterMs ?? 1000) : this._sendBackoff.next() + 500;
@@ -459,8 +467,8 @@ export class RealtimeClient extends Emitter {
   // ------------------------------------------------------------ frames out
 
   _write(entry) {
-    entry.sent = true;
     this._writeFrame(entry.frame);
+    entry.sent = true;
   }
 
   _writeFrame(frame) {
