@@ -15,8 +15,9 @@ pub struct Args {
     /// Base URL of the server (http only). Nothing else is contacted.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Users to register; each gets one WebSocket connection (1–5000).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    /// Users to register; each gets one WebSocket connection (1–20000: one
+    /// file descriptor each, and `ulimit -n` is 20,000 on the benchmark machine).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=20000))]
     pub users: u32,
     /// Public rooms to create (1–users).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=5000))]
