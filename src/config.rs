@@ -26,6 +26,10 @@ use crate::cli::Cli;
 pub struct Config {
     /// Where HTTP and WebSocket are served.
     pub listen: SocketAddr,
+    /// When set, `/healthz`, `/readyz` (with details) and `/metrics` are
+    /// served here, and `listen` keeps only `/healthz` and a `/readyz` that
+    /// says ready or not ready (no `/metrics`).
+    pub ops_listen: Option<SocketAddr>,
     /// Holds the embedded database and the generated JWT secret.
     pub data_dir: PathBuf,
     /// HS256 secret for access tokens. When empty, one is generated and
@@ -214,6 +218,16 @@ pub struct Limits {
     /// Most connections per gateway still sending their first request's
     /// headers; more are closed at once.
     pub max_pending_requests: usize,
+    /// Password hashing jobs (register, login, password change) that may
+    /// wait for a hashing thread, per process; more are refused with 503
+    /// and `Retry-After`.
+    pub hash_queue: usize,
+    /// Most rooms listed in a `ready` frame; a user with more gets
+    /// `rooms_truncated: true` and pages the rest with `GET /rooms`.
+    pub ready_rooms: usize,
+    /// Most messages one `resume` replays over all its rooms; rooms cut
+    /// short answer `complete: false`.
+    pub resume_messages: u32,
 }
 
 /// Tuning of the embedded SQLite store.
@@ -238,6 +252,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            ops_listen: None,
             data_dir: PathBuf::from("./data"),
             jwt_secret: None,
             jwt_issuer: None,
@@ -270,6 +285,9 @@ impl Default for Limits {
             max_connections: 100_000,
             header_timeout_ms: 10_000,
             max_pending_requests: 1024,
+            hash_queue: chat_router::password::DEFAULT_QUEUE,
+            ready_rooms: 1000,
+            resume_messages: 5000,
         }
     }
 }
@@ -294,9 +312,29 @@ pub struct ScyllaConfig {
     /// `CHAT_SCYLLA_NODES` takes them comma-separated.
     pub nodes: Vec<String>,
     pub keyspace: String,
-    /// `SimpleStrategy` or `NetworkTopologyStrategy`, for creating the keyspace.
+    /// `NetworkTopologyStrategy` (default) or `SimpleStrategy`, for
+    /// creating the keyspace.
     pub replication_strategy: String,
+    /// Copies of every row (per data centre with `NetworkTopologyStrategy`
+    /// and no `datacenters`); 3 by default.
     pub replication_factor: u32,
+    /// Accept a replication factor of 1 (tests, single-node trials);
+    /// refused otherwise, since one copy loses acked messages with a node.
+    pub allow_replication_factor_one: bool,
+    /// Username for ScyllaDB's PasswordAuthenticator (with `password`).
+    pub username: Option<String>,
+    /// Password of `username`; never printed or logged.
+    pub password: Option<String>,
+    /// Connect to every node over TLS (rustls). Node certificates must
+    /// name the nodes' IP addresses.
+    pub tls: bool,
+    /// PEM bundle of the authorities that signed the nodes' certificates;
+    /// unset: the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM certificate chain and key of this client, for clusters that
+    /// require client certificates (both or neither).
+    pub tls_client_cert_file: Option<PathBuf>,
+    pub tls_client_key_file: Option<PathBuf>,
     /// Copies per data centre with `NetworkTopologyStrategy` (when empty,
     /// `replication_factor` in every data centre).
     pub datacenters: BTreeMap<String, u32>,
@@ -324,8 +362,15 @@ impl Default for ScyllaConfig {
         ScyllaConfig {
             nodes: Vec::new(),
             keyspace: "chat".into(),
-            replication_strategy: "SimpleStrategy".into(),
-            replication_factor: 1,
+            replication_strategy: "NetworkTopologyStrategy".into(),
+            replication_factor: scylla::DEFAULT_REPLICATION_FACTOR,
+            allow_replication_factor_one: false,
+            username: None,
+            password: None,
+            tls: false,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
             datacenters: BTreeMap::new(),
             local_datacenter: None,
             tablets: None,
@@ -359,6 +404,13 @@ impl ScyllaConfig {
             write_consistency: consistency,
             serial_consistency: scylla::parse_serial_consistency(&self.serial_consistency)
                 .map_err(anyhow::Error::msg)?,
+            allow_replication_factor_one: self.allow_replication_factor_one,
+            credentials: self.credentials()?,
+            tls: self.tls.then(|| scylla::TlsOptions {
+                ca_file: self.tls_ca_file.clone(),
+                client_cert_file: self.tls_client_cert_file.clone(),
+                client_key_file: self.tls_client_key_file.clone(),
+            }),
             local_datacenter: self.local_datacenter.clone(),
             tablets: self.tablets,
             ..ScyllaOptions::default()
@@ -366,11 +418,23 @@ impl ScyllaConfig {
         options.validate().map_err(anyhow::Error::msg)?;
         Ok(Some(options))
     }
+
+    /// The username and password, both or neither.
+    fn credentials(&self) -> anyhow::Result<Option<scylla::ScyllaCredentials>> {
+        match (&self.username, &self.password) {
+            (Some(username), Some(password)) => {
+                Ok(Some(scylla::ScyllaCredentials::new(username, password)))
+            }
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("scylla.username and scylla.password go together"),
+        }
+    }
 }
 
 /// The top-level keys, which are the only `CHAT_*` variables read.
 const KEYS: &[&str] = &[
     "listen",
+    "ops_listen",
     "data_dir",
     "jwt_secret",
     "jwt_issuer",
@@ -405,7 +469,7 @@ const OTHER_VARIABLES: &[&str] = &[
 ];
 
 /// Settings whose values are never repeated in an error message.
-const SECRET_KEYS: &[&str] = &["jwt_secret", "redis_url"];
+const SECRET_KEYS: &[&str] = &["jwt_secret", "redis_url", "scylla.password"];
 
 /// A configuration error as the user would look for it: the variable and
 /// its value (`CHAT_LISTEN="notanaddress"`), or the key and the file,
@@ -604,6 +668,17 @@ impl Config {
             self.limits.header_timeout_ms >= 100 && self.limits.max_pending_requests >= 1,
             "limits.header_timeout_ms must be at least 100 and limits.max_pending_requests at least 1"
         );
+        ensure!(
+            self.limits.hash_queue >= 1
+                && self.limits.ready_rooms >= 1
+                && self.limits.resume_messages >= 1,
+            "limits.hash_queue, limits.ready_rooms and limits.resume_messages must be at least 1"
+        );
+        ensure!(
+            self.ops_listen
+                .is_none_or(|ops| ops != self.listen || ops.port() == 0),
+            "ops_listen must differ from listen"
+        );
         let rates = &self.rates;
         ensure!(
             rates.send_per_second > 0.0 && rates.send_per_second.is_finite(),
@@ -648,6 +723,12 @@ impl Config {
                 .contains(&rooms.members_per_call),
             "rooms.members_per_call must be 1 to {}",
             chat_protocol::limits::MAX_INITIAL_MEMBERS
+        );
+        // One call's members are charged at once, all or none: a call
+        // bigger than the bucket could never pass.
+        ensure!(
+            rooms.members_per_call <= rates.members_added_per_minute,
+            "rooms.members_per_call must not exceed rates.members_added_per_minute"
         );
         let realtime = &self.realtime;
         ensure!(
@@ -747,6 +828,9 @@ impl Config {
         if !shown.files.s3.secret_access_key.is_empty() {
             shown.files.s3.secret_access_key = "<redacted>".into();
         }
+        if shown.scylla.password.is_some() {
+            shown.scylla.password = Some("<redacted>".into());
+        }
         print!(
             "{}",
             toml::to_string(&shown).context("cannot print the configuration")?
@@ -785,7 +869,7 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 16] = [
+        let broken: [fn(&mut Config); 21] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
@@ -801,6 +885,14 @@ mod tests {
             |c| c.rates.rooms_created_per_hour = 0,
             |c| c.rates.members_added_per_minute = 0,
             |c| c.rooms.members_per_call = 1001,
+            |c| c.rates.members_added_per_minute = c.rooms.members_per_call - 1,
+            |c| c.limits.hash_queue = 0,
+            |c| c.limits.ready_rooms = 0,
+            |c| c.limits.resume_messages = 0,
+            |c| {
+                c.listen = "127.0.0.1:8080".parse().unwrap();
+                c.ops_listen = Some(c.listen);
+            },
             |c| c.worker_id = 1024,
         ];
         for (i, breaks) in broken.iter().enumerate() {
@@ -832,10 +924,54 @@ mod tests {
             |c: &mut Config| c.scylla.bucket_hours = 0,
             |c: &mut Config| c.scylla.keyspace = "chat; DROP".into(),
             |c: &mut Config| c.scylla.replication_strategy = "LocalStrategy".into(),
+            |c: &mut Config| c.scylla.replication_factor = 1,
+            |c: &mut Config| c.scylla.username = Some("chat".into()),
+            |c: &mut Config| c.scylla.password = Some("secret".into()),
+            |c: &mut Config| {
+                c.scylla.tls = true;
+                c.scylla.tls_client_cert_file = Some("client.pem".into());
+            },
         ] {
             let mut broken = config.clone();
             breaks(&mut broken);
             assert!(broken.validate().is_err());
         }
+    }
+
+    #[test]
+    fn scylla_defaults_replicate_three_times_and_take_credentials_and_tls() {
+        let mut config = Config::default();
+        config.scylla.nodes = vec!["10.0.0.1:9042".into()];
+        let options = config.scylla.options().unwrap().expect("the Scylla store");
+        assert_eq!(
+            options.replication,
+            scylla::Replication::from_settings("NetworkTopologyStrategy", 3, &BTreeMap::new())
+                .unwrap()
+        );
+        assert!(options.credentials.is_none() && options.tls.is_none());
+
+        config.scylla.replication_factor = 1;
+        config.scylla.allow_replication_factor_one = true;
+        config.scylla.username = Some("chat".into());
+        config.scylla.password = Some("hunter2-secret".into());
+        config.scylla.tls = true;
+        config.scylla.tls_ca_file = Some("/etc/chat/scylla-ca.pem".into());
+        let options = config.scylla.options().unwrap().expect("the Scylla store");
+        let credentials = options.credentials.as_ref().expect("credentials");
+        assert_eq!(
+            (credentials.username.as_str(), credentials.password()),
+            ("chat", "hunter2-secret")
+        );
+        assert_eq!(
+            options.tls.as_ref().expect("tls").ca_file,
+            Some(PathBuf::from("/etc/chat/scylla-ca.pem"))
+        );
+        // The password is redacted wherever the configuration is shown.
+        assert!(!format!("{options:?}").contains("hunter2"));
+        assert!(
+            SECRET_KEYS
+                .iter()
+                .any(|key| "scylla.password".starts_with(key))
+        );
     }
 }

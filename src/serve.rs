@@ -22,7 +22,7 @@ use chat_gateway::HttpLimits;
 use chat_gateway::Tokens;
 use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::rest::files::FileService;
-use chat_gateway::rest::ops::Dependencies;
+use chat_gateway::rest::ops::{Dependencies, OpsDetail};
 use chat_gateway::revocations::Revocations;
 use chat_gateway::role::{FileSweep, GatewayOptions};
 use chat_gateway::ws::WsConfig;
@@ -97,13 +97,29 @@ impl Node {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
+        let ops_listener = match config.ops_listen {
+            Some(ops) => Some(
+                TcpListener::bind(ops)
+                    .await
+                    .with_context(|| format!("cannot listen on {ops} (ops_listen)"))?,
+            ),
+            None => None,
+        };
+        let ops_address = ops_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let store = StoreHandle::open(&config).await?;
         let bus = open_bus(&config).await?;
         let name = process_name();
         // Everything that can fail before the lease is taken, so that a
         // failed start leaves nothing running.
+        let public_ops = match ops_listener {
+            Some(_) => OpsDetail::ReadyOnly,
+            None => OpsDetail::Full,
+        };
         let gateway_options = match roles.contains(&Role::Gateway) {
-            true => Some(gateway_options(&config, &name)?),
+            true => Some(gateway_options(&config, &name, public_ops)?),
             false => None,
         };
         if let Some(options) = &gateway_options {
@@ -128,6 +144,7 @@ impl Node {
                 presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
                 partitions: config.realtime.partitions,
                 rooms: config.rooms,
+                hash_queue: config.limits.hash_queue,
             },
         );
         let chat = with_accounts(chat, &config, store.store());
@@ -172,16 +189,30 @@ impl Node {
                 options,
             ));
         }
+        // Served last and stopped last: probes are answered while the
+        // other roles drain.
+        let dependencies = Dependencies {
+            store: store.store(),
+            bus: bus.clone(),
+        };
         if let Some(listener) = listener {
-            let dependencies = Dependencies {
-                store: store.store(),
-                bus: bus.clone(),
-            };
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 listener,
-                dependencies,
+                dependencies.clone(),
+                public_ops,
             ));
+        }
+        if let Some(ops_listener) = ops_listener {
+            started.push(chat_gateway::role::serve_ops(
+                &supervisor,
+                ops_listener,
+                dependencies,
+                OpsDetail::Full,
+            ));
+        }
+        if let Some(ops) = ops_address {
+            tracing::info!("operational endpoints on http://{ops}");
         }
         tracing::info!(data_dir = %config.data_dir.display(), "listening on http://{address}");
         Ok(Node {
@@ -238,7 +269,11 @@ async fn stop(role: RoleHandle) {
 }
 
 /// The gateway's settings, its token secret and its file storage.
-fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions> {
+fn gateway_options(
+    config: &Config,
+    name: &str,
+    public_ops: OpsDetail,
+) -> anyhow::Result<GatewayOptions> {
     let realtime = &config.realtime;
     let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     Ok(GatewayOptions {
@@ -257,6 +292,8 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
             allowed_origins: realtime.allowed_origins.clone(),
             max_connections_per_user: config.limits.max_connections_per_user,
             max_connections: config.limits.max_connections,
+            ready_rooms: config.limits.ready_rooms,
+            resume_messages: config.limits.resume_messages,
         },
         files: open_files(config)?,
         limits: HttpLimits {
@@ -267,6 +304,7 @@ fn gateway_options(config: &Config, name: &str) -> anyhow::Result<GatewayOptions
             },
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
+        public_ops,
         subscription_buffer: realtime.subscription_buffer,
         file_sweep: FileSweep {
             every: Duration::from_secs(config.files.sweep_interval_secs),

@@ -91,6 +91,7 @@ macro_rules! bus_conformance_tests {
             // SharedState
             state: token_bucket_allows_a_burst_then_the_rate,
             two_buses: token_buckets_are_shared_by_every_process,
+            state: several_tokens_are_taken_at_once_or_not_at_all,
             state: put_if_absent_keeps_the_first_live_value,
             state: put_if_absent_values_live_for_their_ttl,
             two_buses: put_if_absent_stores_once_among_concurrent_callers,
@@ -696,6 +697,46 @@ pub async fn token_bucket_allows_a_burst_then_the_rate(state: &dyn SharedState) 
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(
         state.take_token(&key, 10.0, 20).await.unwrap(),
+        RateDecision::Allowed
+    );
+}
+
+/// [`SharedState::take_tokens`] takes several tokens in one call, all or
+/// none: a refusal takes nothing and tells when that many will be there; a
+/// count over the burst is never allowed.
+pub async fn several_tokens_are_taken_at_once_or_not_at_all(state: &dyn SharedState) {
+    let [key, huge] = ["n", "huge"].map(unique);
+    for _ in 0..2 {
+        assert_eq!(
+            state.take_tokens(&key, 4, 1.0, 10).await.unwrap(),
+            RateDecision::Allowed
+        );
+    }
+    // Two left (and a few thousandths refilled): four are refused.
+    let RateDecision::Limited { retry_after } = state.take_tokens(&key, 4, 1.0, 10).await.unwrap()
+    else {
+        panic!("4 of 2 tokens were allowed");
+    };
+    assert!(
+        retry_after > Duration::from_millis(1_800) && retry_after <= Duration::from_secs(2),
+        "{retry_after:?}"
+    );
+    // The refusal took nothing: the two are still there, then none.
+    assert_eq!(
+        state.take_tokens(&key, 2, 1.0, 10).await.unwrap(),
+        RateDecision::Allowed
+    );
+    assert!(matches!(
+        state.take_token(&key, 1.0, 10).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    // More than the bucket holds: refused even when full, and nothing taken.
+    assert!(matches!(
+        state.take_tokens(&huge, 11, 1.0, 10).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    assert_eq!(
+        state.take_tokens(&huge, 10, 1.0, 10).await.unwrap(),
         RateDecision::Allowed
     );
 }

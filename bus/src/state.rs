@@ -22,7 +22,23 @@ pub enum RateDecision {
 pub trait SharedState: Send + Sync + 'static {
     /// Takes one token from the bucket `key` (refilled at `per_second`, holding
     /// at most `burst`). Atomic across every process sharing this state.
-    async fn take_token(&self, key: &str, per_second: f64, burst: u32) -> Result<RateDecision>;
+    async fn take_token(&self, key: &str, per_second: f64, burst: u32) -> Result<RateDecision> {
+        self.take_tokens(key, 1, per_second, burst).await
+    }
+
+    /// Takes `count` tokens from the bucket `key` at once, in one round
+    /// trip: all of them, or none when fewer are there (then `Limited` with
+    /// the time until `count` are). A `count` over `burst` is never
+    /// allowed. A `count` of 0 is taken as 1. Atomic across every process
+    /// sharing this state, like [`take_token`](Self::take_token), which is
+    /// this with a count of one.
+    async fn take_tokens(
+        &self,
+        key: &str,
+        count: u32,
+        per_second: f64,
+        burst: u32,
+    ) -> Result<RateDecision>;
 
     /// Stores `value` under `key` for `ttl` unless the key holds a live
     /// value; answers that value in that case. Atomic: of concurrent calls

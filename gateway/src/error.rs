@@ -81,9 +81,7 @@ impl IntoResponse for ApiError {
         }
         let mut body = ErrorBody::new(code, self.to_string());
         body.error.retry_after_ms = match self {
-            ApiError::Chat(chat_router::Error::RateLimited { retry_after_ms }) => {
-                Some(retry_after_ms)
-            }
+            ApiError::Chat(error) => error.retry_after_ms(),
             ApiError::Refused { retry_after_ms, .. } => retry_after_ms,
             _ => None,
         };

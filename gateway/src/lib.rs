@@ -75,7 +75,12 @@ pub struct HttpLimits {
 
 /// The complete HTTP application: REST under `/api/v1` and the operational
 /// endpoints.
-pub fn app(state: AppState, limits: HttpLimits, supervisor: &Supervisor) -> Router {
+pub fn app(
+    state: AppState,
+    limits: HttpLimits,
+    ops: rest::ops::OpsDetail,
+    supervisor: &Supervisor,
+) -> Router {
     let dependencies = rest::ops::Dependencies {
         store: state.chat.store().clone(),
         bus: state.chat.bus().clone(),
@@ -93,25 +98,40 @@ pub fn app(state: AppState, limits: HttpLimits, supervisor: &Supervisor) -> Rout
         )
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .with_state(state);
-    with_edge_layers(api.merge(rest::ops::routes(dependencies)), supervisor)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(cors)
-        .layer(axum::middleware::map_response(cors::strip_unless_allowed))
+    with_edge_layers(
+        api.merge(rest::ops::routes(dependencies, ops)),
+        ops,
+        supervisor,
+    )
+    .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+    .layer(cors)
+    .layer(axum::middleware::map_response(cors::strip_unless_allowed))
 }
 
 /// The operational endpoints alone, for processes without a gateway.
-pub fn ops_app(dependencies: rest::ops::Dependencies, supervisor: &Supervisor) -> Router {
-    with_edge_layers(rest::ops::routes(dependencies), supervisor)
+pub fn ops_app(
+    dependencies: rest::ops::Dependencies,
+    ops: rest::ops::OpsDetail,
+    supervisor: &Supervisor,
+) -> Router {
+    with_edge_layers(rest::ops::routes(dependencies, ops), ops, supervisor)
 }
 
 /// The answers for unknown routes, request counting and tracing, the same
 /// for every process.
-fn with_edge_layers(router: Router, supervisor: &Supervisor) -> Router {
+fn with_edge_layers(router: Router, ops: rest::ops::OpsDetail, supervisor: &Supervisor) -> Router {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        supervisor.clone(),
+        not_ready_once_failed,
+    ));
+    // Outside the failure check above, so that its reason is withheld too.
+    let router = match ops {
+        rest::ops::OpsDetail::Full => router,
+        rest::ops::OpsDetail::ReadyOnly => {
+            router.layer(axum::middleware::from_fn(rest::ops::ready_only))
+        }
+    };
     router
-        .layer(axum::middleware::from_fn_with_state(
-            supervisor.clone(),
-            not_ready_once_failed,
-        ))
         .fallback(rest::ops::not_found)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
         .layer(axum::middleware::map_response(end_json_with_newline))

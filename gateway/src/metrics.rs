@@ -114,6 +114,26 @@ pub static DISCONNECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// `ready` frames that listed fewer rooms than the user has
+/// (`limits.ready_rooms`).
+pub static READY_TRUNCATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_ready_truncated_total",
+        "ready frames that listed only limits.ready_rooms of the user's rooms"
+    )
+    .expect(REGISTERED)
+});
+
+/// `resume` calls cut short by their message budget
+/// (`limits.resume_messages`).
+pub static RESUME_TRUNCATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_resume_truncated_total",
+        "resume calls that spent limits.resume_messages and left rooms incomplete"
+    )
+    .expect(REGISTERED)
+});
+
 /// Connections cut off because their outbound queue overflowed (4003).
 pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -257,6 +277,8 @@ pub fn register() {
     LazyLock::force(&CONNECTIONS);
     LazyLock::force(&CONNECTS);
     LazyLock::force(&SLOW_CONSUMERS);
+    LazyLock::force(&READY_TRUNCATED);
+    LazyLock::force(&RESUME_TRUNCATED);
     LazyLock::force(&DELIVERY_SECONDS);
     LazyLock::force(&ACK_SECONDS);
     LazyLock::force(&BUS_DROPPED);

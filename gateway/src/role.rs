@@ -23,7 +23,7 @@ use crate::client_addr::TrustedProxies;
 use crate::handshakes::{GuardedListener, HandshakeLimits};
 use crate::relay::Relay;
 use crate::rest::files::FileService;
-use crate::rest::ops::Dependencies;
+use crate::rest::ops::{Dependencies, OpsDetail};
 use crate::ws::WsConfig;
 use crate::ws::hub::Hub;
 use crate::{AppState, HttpLimits, Tokens};
@@ -43,6 +43,10 @@ pub struct GatewayOptions {
     pub limits: HttpLimits,
     /// How long a request forwarded to the routers waits for its answer.
     pub reply_timeout: Duration,
+    /// What the operational endpoints on the public listener tell
+    /// (everything, or only ready / not ready when `ops_listen` serves the
+    /// rest elsewhere).
+    pub public_ops: OpsDetail,
     /// Deliveries the bus subscription buffers.
     pub subscription_buffer: usize,
     /// How often unused files are swept, and how long a file may stay
@@ -95,7 +99,7 @@ pub async fn start(
         proxies: Arc::new(options.proxies),
     };
     let handshakes = options.limits.handshakes;
-    let app = crate::app(state, options.limits, supervisor);
+    let app = crate::app(state, options.limits, options.public_ops, supervisor);
 
     // These run until the connections are gone, not just until the role's
     // signal: a closing connection still hears its answers and vouches.
@@ -158,15 +162,18 @@ async fn until(stop: CancellationToken, task: impl std::future::Future<Output = 
     }
 }
 
-/// Serves only `/healthz`, `/readyz` and `/metrics` on `listener`, for a
-/// process without the gateway role; stops (last) with its handle.
+/// Serves only the operational endpoints on `listener` (`/healthz`,
+/// `/readyz` and, with [`OpsDetail::Full`], `/metrics`): for a process
+/// without the gateway role, and on `ops_listen`; stops (last) with its
+/// handle.
 pub fn serve_ops(
     supervisor: &Supervisor,
     listener: TcpListener,
     dependencies: Dependencies,
+    detail: OpsDetail,
 ) -> RoleHandle {
     let role = supervisor.role("ops http");
-    let app = crate::ops_app(dependencies, supervisor);
+    let app = crate::ops_app(dependencies, detail, supervisor);
     let stop = role.stopping();
     role.spawn(
         "http",

@@ -30,6 +30,7 @@ fn options(nodes: Vec<String>) -> ScyllaOptions {
         nodes,
         keyspace: "chat_test".into(),
         replication: Replication::Simple { factor: 1 },
+        allow_replication_factor_one: true,
         ..ScyllaOptions::default()
     }
 }

@@ -91,6 +91,11 @@ pub enum ServerFrame {
         user: User,
         rooms: Vec<RoomSummary>,
         heartbeat_interval_ms: u64,
+        /// The user has more rooms than `ready` lists (the server's
+        /// `limits.ready_rooms`): the rest are read with `GET /rooms`
+        /// (`cursor` = the last listed room's id). Absent when false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rooms_truncated: bool,
     },
     Message {
         message: Message,

@@ -29,6 +29,8 @@ pub const NOTIFICATIONS_MAX_LIMIT: u32 = 100;
 /// `GET /rooms/{id}/members` page size: default and maximum.
 pub const MEMBERS_DEFAULT_LIMIT: u32 = 200;
 pub const MEMBERS_MAX_LIMIT: u32 = 1000;
+/// Most rooms in one page of `GET /rooms?limit=` (paging is optional there).
+pub const ROOMS_MAX_LIMIT: u32 = 1000;
 /// `GET /rooms/public` page size: default and maximum.
 pub const DIRECTORY_DEFAULT_LIMIT: u32 = 50;
 pub const DIRECTORY_MAX_LIMIT: u32 = 100;

@@ -78,6 +78,14 @@ fn server_frames() -> Vec<ServerFrame> {
             user: user(),
             rooms: vec![summary()],
             heartbeat_interval_ms: 30_000,
+            rooms_truncated: false,
+        },
+        ServerFrame::Ready {
+            session_id: "s2".into(),
+            user: user(),
+            rooms: vec![summary()],
+            heartbeat_interval_ms: 30_000,
+            rooms_truncated: true,
         },
         ServerFrame::Message { message: message() },
         ServerFrame::Ack {

@@ -51,22 +51,22 @@ impl Chat {
     }
 
     /// Takes `count` tokens of `user`'s member-adding bucket
-    /// (`rates.members_added_per_minute`, also the burst), one per member.
-    /// The bus takes one token a call; a refusal part way keeps the tokens
-    /// already taken, so an abuser pays for every attempt.
+    /// (`rates.members_added_per_minute`, also the burst), one per member,
+    /// in one bus call: all of them or none (a refused call adds nobody and
+    /// costs nothing; its `retry_after_ms` says when that many are there).
     pub(crate) async fn charge_members_added(&self, user: Id, count: usize) -> Result<()> {
-        let per_minute = self.rates.members_added_per_minute;
-        let key = format!("caps:members:{user}");
-        for _ in 0..count {
-            self.take_cap_token(
-                &key,
-                f64::from(per_minute) / 60.0,
-                per_minute,
-                MEMBERS_PER_MINUTE,
-            )
-            .await?;
+        if count == 0 {
+            return Ok(());
         }
-        Ok(())
+        let per_minute = self.rates.members_added_per_minute;
+        self.take_cap_tokens(
+            &format!("caps:members:{user}"),
+            u32::try_from(count).unwrap_or(u32::MAX),
+            f64::from(per_minute) / 60.0,
+            per_minute,
+            MEMBERS_PER_MINUTE,
+        )
+        .await
     }
 
     /// Takes a token from the bucket `key`; `rate_limited`, counted under
@@ -78,10 +78,23 @@ impl Chat {
         burst: u32,
         cap: &'static str,
     ) -> Result<()> {
+        self.take_cap_tokens(key, 1, per_second, burst, cap).await
+    }
+
+    /// Takes `count` tokens from the bucket `key`, all or none;
+    /// `rate_limited`, counted under `cap`, when fewer are there.
+    async fn take_cap_tokens(
+        &self,
+        key: &str,
+        count: u32,
+        per_second: f64,
+        burst: u32,
+        cap: &'static str,
+    ) -> Result<()> {
         let decision = self
             .bus
             .state
-            .take_token(key, per_second, burst)
+            .take_tokens(key, count, per_second, burst)
             .await
             .map_err(bus_error)?;
         match decision {

@@ -28,6 +28,15 @@ pub enum Error {
     /// A rate limit refused the request; try again after the given time.
     #[error("rate limited, retry in {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
+    /// A bounded queue of this process is full (`what` names it); the
+    /// client retries after the given time. Answered like an outage (503
+    /// `unavailable` with `Retry-After`) but not logged as one: it is the
+    /// bound doing its job.
+    #[error("server busy ({what}), retry in {retry_after_ms} ms")]
+    Busy {
+        what: &'static str,
+        retry_after_ms: u64,
+    },
     /// A dependency is unreachable; retrying later may help.
     #[error("service temporarily unavailable")]
     Unavailable(String),
@@ -47,8 +56,18 @@ impl Error {
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Busy { .. } | Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// When the client should retry, if this error says.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_ms } | Error::Busy { retry_after_ms, .. } => {
+                Some(*retry_after_ms)
+            }
+            _ => None,
         }
     }
 

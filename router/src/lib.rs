@@ -17,6 +17,7 @@
 //! - [`users`]: user lookup, search and presence.
 //! - [`rooms`]: group rooms, DMs, members and roles.
 //! - [`directory`]: the public room directory and paged member lists.
+//! - [`room_list`]: a user's room list in pages (`GET /rooms`, `ready`).
 //! - [`room_size`]: `max_members`, the server's default and cap.
 //! - [`messages`]: accepting, editing, deleting and reading messages.
 //! - [`access`]: the membership checks every action goes through.
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod password;
 pub mod role;
+pub mod room_list;
 pub mod room_size;
 pub mod rooms;
 pub mod sessions;
@@ -88,6 +90,7 @@ pub struct Chat {
     accounts: Arc<AccountSettings>,
     audit: audit::AuditLog,
     room_limits: RoomLimits,
+    hash_queue: usize,
 }
 
 /// Tunables of the chat logic.
@@ -102,6 +105,9 @@ pub struct Settings {
     pub partitions: u16,
     /// Room size: the default and the cap of `max_members`.
     pub rooms: RoomLimits,
+    /// Password hashing jobs that may wait for a hashing thread; more are
+    /// refused `unavailable` ([`password`]).
+    pub hash_queue: usize,
 }
 
 impl Chat {
@@ -118,6 +124,7 @@ impl Chat {
             accounts: Arc::new(AccountSettings::default()),
             audit: audit::AuditLog::disabled(),
             room_limits: settings.rooms,
+            hash_queue: settings.hash_queue,
         }
     }
 
@@ -151,7 +158,8 @@ impl Chat {
 
     /// The password hasher, started on first use.
     fn passwords(&self) -> &password::PasswordHasher {
-        self.passwords.get_or_init(password::PasswordHasher::new)
+        self.passwords
+            .get_or_init(|| password::PasswordHasher::new(self.hash_queue))
     }
 
     /// The bus underneath.

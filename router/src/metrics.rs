@@ -28,6 +28,25 @@ pub static CAPS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// Password hashing jobs (register, login, password change) waiting for a
+/// hashing thread ([`crate::password`]).
+pub static HASH_QUEUE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_password_hash_queue",
+        "Password hashing jobs waiting for a hashing thread"
+    )
+    .expect("metric names are valid and registered once")
+});
+
+/// Password hashing jobs refused because the hashing queue was full.
+pub static HASH_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_password_hash_refused_total",
+        "Password hashing jobs (register, login, password change) refused because the hashing queue was full"
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Actions refused by a rate limit, by action.
 pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -149,4 +168,6 @@ pub fn register() {
     LazyLock::force(&RETRIES);
     LazyLock::force(&REFUSED);
     LazyLock::force(&WRITER_BLOCKED);
+    LazyLock::force(&HASH_QUEUE);
+    LazyLock::force(&HASH_REFUSED);
 }

@@ -3,6 +3,10 @@
 //! Hashing is deliberately expensive (~19 MiB and tens of milliseconds per
 //! hash), so it runs on a few dedicated threads, never on the async
 //! workers: a burst of logins queues instead of exhausting memory or CPU.
+//! The queue is bounded (`limits.hash_queue`): a job that finds it full is
+//! refused at once with [`Error::Busy`] (503 with `Retry-After`) instead of
+//! waiting without bound, so a login flood costs the flooder refusals, not
+//! everyone else minutes of waiting.
 //! Dedicated threads also bound what the allocator keeps: glibc caches
 //! freed blocks per thread, and hashing on tokio's large blocking pool left
 //! hundreds of MiB resident after a burst of registrations (measured with
@@ -10,16 +14,23 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 
-use crate::{Error, Result};
+use crate::{Error, Result, metrics};
 
-/// Hashing jobs waiting per hashing thread; callers wait beyond it.
-const QUEUE_PER_THREAD: usize = 64;
+/// The default of `limits.hash_queue`: hashing jobs that may wait for a
+/// hashing thread (besides those running); more are refused.
+pub const DEFAULT_QUEUE: usize = 128;
+
+/// What a refused hashing job tells its client to wait: about the time the
+/// hashing threads need to work through a full queue of the default depth.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -33,15 +44,16 @@ pub struct PasswordHasher {
 
 impl Default for PasswordHasher {
     fn default() -> Self {
-        PasswordHasher::new()
+        PasswordHasher::new(DEFAULT_QUEUE)
     }
 }
 
 impl PasswordHasher {
-    /// Starts one hashing thread per core, at most four.
-    pub fn new() -> PasswordHasher {
+    /// Starts one hashing thread per core, at most four, with at most
+    /// `queue` jobs waiting for them (at least one).
+    pub fn new(queue: usize) -> PasswordHasher {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let (jobs, queue) = mpsc::channel::<Job>(threads * QUEUE_PER_THREAD);
+        let (jobs, queue) = mpsc::channel::<Job>(queue.max(1));
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads {
             let queue = queue.clone();
@@ -89,16 +101,28 @@ impl PasswordHasher {
             .map(String::as_str)
     }
 
-    /// Runs `work` on a hashing thread.
+    /// Runs `work` on a hashing thread, or refuses it with [`Error::Busy`]
+    /// when the queue is full.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = answer.send(work());
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| Error::Unavailable("no password hashing thread is running".into()))?;
+        match self.jobs.try_send(job) {
+            Ok(()) => metrics::HASH_QUEUE.inc(),
+            Err(TrySendError::Full(_)) => {
+                metrics::HASH_REFUSED.inc();
+                return Err(Error::Busy {
+                    what: "password hashing",
+                    retry_after_ms: BUSY_RETRY_AFTER.as_millis() as u64,
+                });
+            }
+            Err(TrySendError::Closed(_)) => {
+                return Err(Error::Unavailable(
+                    "no password hashing thread is running".into(),
+                ));
+            }
+        }
         answered
             .await
             .map_err(|_| Error::Internal("a password hashing job failed".into()))
@@ -114,6 +138,7 @@ fn hash_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
             queue.blocking_recv()
         };
         let Some(job) = job else { return };
+        metrics::HASH_QUEUE.dec();
         if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
             tracing::error!("a password hashing job panicked");
         }
@@ -187,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_salts_differ() {
-        let hasher = PasswordHasher::new();
+        let hasher = PasswordHasher::default();
         let a = hasher.hash("correct horse").await.unwrap();
         let b = hasher.hash("correct horse").await.unwrap();
         assert!(a.starts_with("$argon2id$"));
@@ -195,6 +220,34 @@ mod tests {
         assert!(hasher.verify("correct horse", Some(&a)).await.unwrap());
         assert!(!hasher.verify("wrong horse", Some(&a)).await.unwrap());
         assert!(!hasher.verify("correct horse", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_instead_of_waiting() {
+        // One waiting job at most: a burst of 40 (submitted together, far
+        // faster than one hash) finds the queue full for all but a few.
+        let hasher = PasswordHasher::new(1);
+        let burst = (0..40).map(|i| {
+            let hasher = &hasher;
+            async move { hasher.hash(&format!("password {i}")).await }
+        });
+        let answers = futures_util::future::join_all(burst).await;
+        let refused = answers
+            .iter()
+            .filter(|answer| matches!(answer, Err(Error::Busy { .. })))
+            .count();
+        let hashed = answers.iter().filter(|answer| answer.is_ok()).count();
+        assert_eq!(refused + hashed, 40, "{answers:?}");
+        assert!(refused >= 30, "{refused} of 40 refused");
+        assert!(hashed >= 1);
+        let busy = answers
+            .iter()
+            .find_map(|answer| answer.as_ref().err())
+            .unwrap();
+        assert_eq!(busy.code(), chat_protocol::ErrorCode::Unavailable);
+        assert_eq!(busy.retry_after_ms(), Some(2_000));
+        // Once the burst is through, hashing works again.
+        assert!(hasher.hash("after the flood").await.is_ok());
     }
 
     #[test]

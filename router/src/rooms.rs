@@ -9,8 +9,6 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::{StreamExt, TryStreamExt};
-
 use chat_persistence::{NewRoom, StoreError, UserRoom};
 use chat_protocol::accounts::audit_kind;
 use chat_protocol::limits::{MAX_INITIAL_MEMBERS, UNREAD_COUNT_CAP};
@@ -21,7 +19,7 @@ use crate::{Chat, Error, Result, content};
 
 /// Room summaries computed at once for one `rooms_of` call (each is an
 /// unread count and a last-message read, a few store queries).
-const SUMMARY_CONCURRENCY: usize = 16;
+pub(crate) const SUMMARY_CONCURRENCY: usize = 16;
 
 impl Chat {
     /// A fresh id for a group room to create ([`Chat::create_room`]).
@@ -106,14 +104,7 @@ impl Chat {
     /// rooms ÷ 16 round trips of latency instead of one per room, while one
     /// user's reconnect cannot flood the store.
     pub async fn rooms_of(&self, user: Id) -> Result<Vec<RoomSummary>> {
-        let rooms = self.store.rooms_of(user).await?;
-        let mentions = self.unread_mentions(user).await?;
-        let mentions = &mentions;
-        futures_util::stream::iter(rooms)
-            .map(|room| self.summarize(user, room, mentions))
-            .buffered(SUMMARY_CONCURRENCY)
-            .try_collect()
-            .await
+        Ok(self.rooms_page_after(user, None, None).await?.rooms)
     }
 
     /// One room from `user`'s point of view.
@@ -126,7 +117,7 @@ impl Chat {
 
     /// `mentions`: the user's unread mentions, from
     /// [`unread_mentions`](Chat::unread_mentions).
-    async fn summarize(
+    pub(crate) async fn summarize(
         &self,
         user: Id,
         user_room: UserRoom,

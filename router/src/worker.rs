@@ -240,10 +240,7 @@ pub fn failed(error: &Error, client_id: Option<String>) -> Outcome {
         code: error.code(),
         message: error.to_string(),
         client_id,
-        retry_after_ms: match error {
-            Error::RateLimited { retry_after_ms } => Some(*retry_after_ms),
-            _ => None,
-        },
+        retry_after_ms: error.retry_after_ms(),
     }
 }
 

@@ -141,3 +141,34 @@ async fn members_added_are_capped_per_user_per_minute() {
     assert_eq!(status.as_u16(), 204, "{body}");
     assert_eq!(refused(&server, "members_per_minute").await, 2.0);
 }
+
+#[tokio::test]
+async fn a_refused_call_takes_no_member_tokens() {
+    // The members of one call are charged in one bus call, all or none: a
+    // creation refused for want of tokens leaves them for a smaller add.
+    let server = Server::start_with(SMALL_CAPS);
+    let (alice, _) = server.user("alice").await;
+    let mut ids = Vec::new();
+    for name in ["user1", "user2", "user3", "user4", "user5"] {
+        ids.push(server.user(name).await.1);
+    }
+    let room = alice
+        .create_room("team", "public", &[&ids[0], &ids[1]])
+        .await;
+    let path = format!("/api/v1/rooms/{room}/members");
+    let (status, body) = alice.post(&path, json!({"user_id": ids[2]})).await;
+    assert_eq!(status.as_u16(), 204, "{body}");
+    // One token left: two members are refused, and take nothing.
+    assert_rate_limited(
+        &alice
+            .post(
+                "/api/v1/rooms",
+                json!({"name": "more", "visibility": "public", "member_ids": [ids[3], ids[4]]}),
+            )
+            .await,
+    );
+    let (status, body) = alice.post(&path, json!({"user_id": ids[3]})).await;
+    assert_eq!(status.as_u16(), 204, "the refusal took a token: {body}");
+    assert_rate_limited(&alice.post(&path, json!({"user_id": ids[4]})).await);
+    assert_eq!(refused(&server, "members_per_minute").await, 2.0);
+}

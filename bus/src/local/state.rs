@@ -140,8 +140,15 @@ impl LocalState {
 
 #[async_trait]
 impl SharedState for LocalState {
-    async fn take_token(&self, key: &str, per_second: f64, burst: u32) -> Result<RateDecision> {
+    async fn take_tokens(
+        &self,
+        key: &str,
+        count: u32,
+        per_second: f64,
+        burst: u32,
+    ) -> Result<RateDecision> {
         let now = Instant::now();
+        let count = f64::from(count.max(1));
         let burst = f64::from(burst.max(1));
         let per_second = per_second.max(f64::MIN_POSITIVE);
         let mut buckets = lock(&self.buckets);
@@ -154,13 +161,13 @@ impl SharedState for LocalState {
         let refill = now.duration_since(bucket.updated).as_secs_f64() * per_second;
         bucket.tokens = (bucket.tokens + refill).min(burst);
         bucket.updated = now;
-        let decision = if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let decision = if count <= burst && bucket.tokens >= count {
+            bucket.tokens -= count;
             RateDecision::Allowed
         } else {
-            let wait = (1.0 - bucket.tokens) / per_second;
+            let wait = (count.min(burst) - bucket.tokens).max(0.0) / per_second;
             RateDecision::Limited {
-                retry_after: Duration::from_secs_f64(wait),
+                retry_after: Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX),
             }
         };
         bucket.full_at = now + Duration::from_secs_f64((burst - bucket.tokens) / per_second);

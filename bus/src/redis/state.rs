@@ -73,7 +73,13 @@ fn millis(ttl: Duration) -> i64 {
 
 #[async_trait]
 impl SharedState for RedisState {
-    async fn take_token(&self, key: &str, per_second: f64, burst: u32) -> Result<RateDecision> {
+    async fn take_tokens(
+        &self,
+        key: &str,
+        count: u32,
+        per_second: f64,
+        burst: u32,
+    ) -> Result<RateDecision> {
         let burst = burst.max(1);
         let per_second = per_second.max(f64::MIN_POSITIVE);
         let (allowed, retry): (i64, String) = run(
@@ -81,7 +87,11 @@ impl SharedState for RedisState {
             &SCRIPTS.take_token,
             vec![self.shared.keys.rate(key).into()],
             // Exponent notation: short for any rate, and Lua reads it.
-            vec![format!("{per_second:e}").into(), i64::from(burst).into()],
+            vec![
+                format!("{per_second:e}").into(),
+                i64::from(burst).into(),
+                i64::from(count.max(1)).into(),
+            ],
         )
         .await?;
         if allowed == 1 {

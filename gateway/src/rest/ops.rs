@@ -2,11 +2,16 @@
 //! is alive), `/readyz` (its dependencies answer and its persistence
 //! writer, if any, can write) and `/metrics`, served by
 //! every role, plus the answers for unknown routes and methods.
+//!
+//! With `ops_listen` set, the details (which dependency failed and why,
+//! and `/metrics`) are served only there; the public listener's `/readyz`
+//! says ready or not ready, nothing more ([`OpsDetail::ReadyOnly`]).
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chat_protocol::{ErrorBody, ErrorCode};
@@ -21,15 +26,44 @@ pub struct Dependencies {
     pub bus: chat_bus::Bus,
 }
 
+/// What a listener's operational endpoints tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpsDetail {
+    /// `/healthz`, `/readyz` naming what is wrong, `/metrics`: on the only
+    /// listener, or on `ops_listen`.
+    Full,
+    /// `/healthz` and a `/readyz` that only says ready or not ready: the
+    /// public listener when `ops_listen` serves the rest.
+    ReadyOnly,
+}
+
 /// The operational routes, with their own state so that processes without
 /// a gateway (router, persistence) serve them too.
-pub fn routes(dependencies: Dependencies) -> Router {
+pub fn routes(dependencies: Dependencies, detail: OpsDetail) -> Router {
     metrics::register();
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
-        .with_state(dependencies)
+        .route("/readyz", get(readyz));
+    let routes = match detail {
+        OpsDetail::Full => routes.route("/metrics", get(metrics::render)),
+        OpsDetail::ReadyOnly => routes,
+    };
+    routes.with_state(dependencies)
+}
+
+/// For [`OpsDetail::ReadyOnly`]: `/readyz` answers without its details
+/// (they stay in the log and on `ops_listen`).
+pub async fn ready_only(request: Request, next: Next) -> Response {
+    if request.uri().path() != "/readyz" {
+        return next.run(request).await;
+    }
+    let answer = next.run(request).await;
+    if answer.status().is_success() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        let body = ErrorBody::new(ErrorCode::Unavailable, "not ready");
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -7,7 +7,7 @@ use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::MemberAction;
 use chat_protocol::rest::{
     AddMemberRequest, CreateRoomRequest, MembersQuery, MembersResponse, OpenDmRequest,
-    PublicRoomsQuery, PublicRoomsResponse, RoomsResponse,
+    PublicRoomsQuery, PublicRoomsResponse, RoomsQuery, RoomsResponse,
 };
 use chat_protocol::{Room, RoomId};
 
@@ -37,12 +37,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
+/// The caller's rooms: every one, or a page with `limit` (and `cursor`).
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    QueryParams(query): QueryParams<RoomsQuery>,
 ) -> Result<Json<RoomsResponse>, ApiError> {
-    let rooms = state.chat.rooms_of(me).await?;
-    Ok(Json(RoomsResponse { rooms }))
+    let page = state
+        .chat
+        .rooms_page(me, query.limit, query.cursor.as_deref())
+        .await?;
+    Ok(Json(RoomsResponse {
+        rooms: page.rooms,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 pub async fn get(

@@ -36,4 +36,9 @@ pub struct WsConfig {
     pub max_connections_per_user: usize,
     /// Most connections on this gateway; more are refused with 429.
     pub max_connections: usize,
+    /// Most rooms listed in `ready`; beyond it `rooms_truncated` is set
+    /// and the client pages the rest with `GET /rooms`.
+    pub ready_rooms: usize,
+    /// Most messages one `resume` replays, over all its rooms.
+    pub resume_messages: u32,
 }

@@ -38,7 +38,8 @@ const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
 const CLOSE_FLUSH: Duration = Duration::from_secs(10);
 /// Most queued frames written with one flush.
 const WRITE_BURST: usize = 64;
-/// Most messages replayed per room by `resume`.
+/// Most messages replayed per room by `resume` (besides the total budget
+/// of one call, `limits.resume_messages`).
 const RESUME_MAX_PER_ROOM: u32 = 500;
 /// Most rooms in one `resume`.
 const RESUME_MAX_ROOMS: usize = 1000;
@@ -107,26 +108,34 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
 /// (4001); a store or bus that cannot answer is an outage (1013, try again
 /// later), never "unknown user".
 async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'static str)> {
-    let (user, mut rooms) =
-        match tokio::try_join!(state.chat.user(conn.user), state.chat.rooms_of(conn.user)) {
-            Ok(found) => found,
-            Err(error) => {
-                let detail = error.internal_detail().unwrap_or_default();
-                tracing::info!(%error, detail, user = %conn.user, "connection refused");
-                return Err(match error {
-                    chat_router::Error::NotFound(_) => (close_code::TOKEN_EXPIRED, "unknown user"),
-                    chat_router::Error::Unavailable(_) => (
-                        close_code::TRY_AGAIN_LATER,
-                        "service temporarily unavailable",
-                    ),
-                    _ => (close_code::INTERNAL, "internal error"),
-                });
-            }
-        };
-    let room_ids: Vec<RoomId> = rooms.iter().map(|r| r.room.id).collect();
-    let attached = state.hub.attach(conn.id, &room_ids).await;
-    if attached.len() < room_ids.len() {
+    let ready_rooms = Some(state.ws.ready_rooms);
+    let (user, page) = match tokio::try_join!(
+        state.chat.user(conn.user),
+        state.chat.rooms_page_after(conn.user, ready_rooms, None)
+    ) {
+        Ok(found) => found,
+        Err(error) => {
+            let detail = error.internal_detail().unwrap_or_default();
+            tracing::info!(%error, detail, user = %conn.user, "connection refused");
+            return Err(match error {
+                chat_router::Error::NotFound(_) => (close_code::TOKEN_EXPIRED, "unknown user"),
+                chat_router::Error::Unavailable(_) => (
+                    close_code::TRY_AGAIN_LATER,
+                    "service temporarily unavailable",
+                ),
+                _ => (close_code::INTERNAL, "internal error"),
+            });
+        }
+    };
+    // Attached to every room, listed or not: live events flow for all.
+    let attached = state.hub.attach(conn.id, &page.member_of).await;
+    let mut rooms = page.rooms;
+    if attached.len() < page.member_of.len() {
         rooms.retain(|r| attached.contains(&r.room.id));
+    }
+    let rooms_truncated = page.next_cursor.is_some();
+    if rooms_truncated {
+        metrics::READY_TRUNCATED.inc();
     }
     let mut user = user;
     user.online = Some(true);
@@ -135,6 +144,7 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'s
         user,
         rooms,
         heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,
+        rooms_truncated,
     };
     encode(&frame, conn.codec).ok_or((close_code::INTERNAL, "internal error"))
 }
@@ -407,10 +417,7 @@ async fn charge_budget(
             ClientAction::Send(send) => send.client_id.clone(),
             _ => None,
         };
-        let retry_after_ms = match &error {
-            chat_router::Error::RateLimited { retry_after_ms } => Some(*retry_after_ms),
-            _ => None,
-        };
+        let retry_after_ms = error.retry_after_ms();
         let frame = ServerFrame::Error(ErrorFrame {
             code: error.code(),
             message: error.to_string(),
@@ -424,6 +431,9 @@ async fn charge_budget(
 }
 
 /// Replays what the client missed in each room, then reports per room.
+/// One call replays at most `limits.resume_messages` messages in all:
+/// rooms cut short, and rooms not reached once that budget is spent, are
+/// reported `complete: false` (the client pages on with `history`).
 async fn resume(
     state: &AppState,
     conn: &Arc<Conn>,
@@ -435,11 +445,12 @@ async fn resume(
         send_error(conn, ErrorCode::BadRequest, message, reference, None).await;
         return;
     }
+    let mut budget = state.ws.resume_messages;
     let mut report = BTreeMap::new();
     'rooms: for (room, last_seen) in rooms {
-        let (mut after, mut replayed, mut complete) = (last_seen, 0u32, true);
-        while replayed < RESUME_MAX_PER_ROOM {
-            let limit = RESUME_PAGE.min(RESUME_MAX_PER_ROOM - replayed);
+        let (mut after, mut replayed, mut complete) = (last_seen, 0u32, false);
+        while replayed < RESUME_MAX_PER_ROOM && budget > 0 {
+            let limit = RESUME_PAGE.min(RESUME_MAX_PER_ROOM - replayed).min(budget);
             let page = match state
                 .chat
                 .history(conn.user, &room, None, Some(after), Some(limit))
@@ -461,6 +472,7 @@ async fn resume(
             for message in page.messages {
                 after = message.id;
                 replayed += 1;
+                budget = budget.saturating_sub(1);
                 if !answer(conn, ServerFrame::Message { message }).await {
                     return;
                 }
@@ -471,6 +483,9 @@ async fn resume(
             }
         }
         report.insert(room, ResumedRoom { replayed, complete });
+    }
+    if budget == 0 && report.values().any(|room| !room.complete) {
+        metrics::RESUME_TRUNCATED.inc();
     }
     answer(
         conn,

@@ -8,6 +8,42 @@ use std::time::Duration;
 pub use scylla::frame::types::{Consistency, SerialConsistency};
 
 use super::buckets::{Buckets, DEFAULT_WINDOW};
+use super::tls::TlsOptions;
+
+/// The replication factor of a new keyspace unless configured: three
+/// copies (per data centre), so that `local_quorum` (2 of 3) survives the
+/// loss of a node.
+pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
+
+/// A username and password for ScyllaDB's PasswordAuthenticator. The
+/// password is never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScyllaCredentials {
+    pub username: String,
+    password: String,
+}
+
+impl ScyllaCredentials {
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> ScyllaCredentials {
+        ScyllaCredentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for ScyllaCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
 
 /// How the keyspace is replicated when `migrate` creates it (an existing
 /// keyspace is left as it is: changing replication is an operator's job).
@@ -49,6 +85,16 @@ impl Replication {
         };
         replication.validate()?;
         Ok(replication)
+    }
+
+    /// The smallest number of copies any data centre gets.
+    fn smallest_factor(&self) -> u32 {
+        match self {
+            Replication::Simple { factor } => *factor,
+            Replication::NetworkTopology { datacenters } => {
+                datacenters.values().copied().min().unwrap_or(0)
+            }
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -108,6 +154,14 @@ pub struct ScyllaOptions {
     pub keyspace: String,
     /// Used when `migrate` creates the keyspace.
     pub replication: Replication,
+    /// Whether a replication factor of 1 (one copy: losing a node loses
+    /// acked messages) is accepted. Refused unless set, for tests and
+    /// single-node trials.
+    pub allow_replication_factor_one: bool,
+    /// Username and password, when the cluster authenticates.
+    pub credentials: Option<ScyllaCredentials>,
+    /// TLS to every node, when set.
+    pub tls: Option<TlsOptions>,
     /// `Some(enabled)` adds `AND tablets = {'enabled': ...}` to `CREATE
     /// KEYSPACE`. ScyllaDB versions that default to tablets did not support
     /// lightweight transactions on them at first; this store needs LWT, so
@@ -138,7 +192,12 @@ impl Default for ScyllaOptions {
         ScyllaOptions {
             nodes: Vec::new(),
             keyspace: "chat".into(),
-            replication: Replication::Simple { factor: 1 },
+            replication: Replication::NetworkTopology {
+                datacenters: BTreeMap::from([(String::new(), DEFAULT_REPLICATION_FACTOR)]),
+            },
+            allow_replication_factor_one: false,
+            credentials: None,
+            tls: None,
             tablets: None,
             bucket_window: DEFAULT_WINDOW,
             read_consistency: Consistency::LocalQuorum,
@@ -160,6 +219,21 @@ impl ScyllaOptions {
         }
         validate_keyspace(&self.keyspace)?;
         self.replication.validate()?;
+        if self.replication.smallest_factor() == 1 && !self.allow_replication_factor_one {
+            return Err(
+                "a replication factor of 1 keeps one copy of every message (losing a \
+                 node loses acked messages); use 3, or set allow_replication_factor_one"
+                    .into(),
+            );
+        }
+        if let Some(credentials) = &self.credentials
+            && credentials.username.is_empty()
+        {
+            return Err("a ScyllaDB username must not be empty".into());
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+        }
         Buckets::new(self.bucket_window)?;
         if matches!(
             self.read_consistency,
@@ -260,6 +334,61 @@ mod tests {
         assert_eq!(defaults.write_consistency, Consistency::LocalQuorum);
         assert_eq!(defaults.serial_consistency, SerialConsistency::LocalSerial);
         assert_eq!(defaults.bucket_window, DEFAULT_WINDOW);
+        assert_eq!(
+            defaults.replication.cql(),
+            "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
+        );
+        assert!(defaults.credentials.is_none() && defaults.tls.is_none());
+    }
+
+    #[test]
+    fn a_replication_factor_of_one_is_refused_unless_allowed() {
+        let one_dc = BTreeMap::from([("dc1".to_owned(), 3), ("dc2".to_owned(), 1)]);
+        for replication in [
+            Replication::Simple { factor: 1 },
+            Replication::from_settings("NetworkTopologyStrategy", 1, &BTreeMap::new()).unwrap(),
+            Replication::from_settings("NetworkTopologyStrategy", 3, &one_dc).unwrap(),
+        ] {
+            let refused = ScyllaOptions {
+                replication: replication.clone(),
+                ..with_nodes()
+            };
+            let error = refused.validate().unwrap_err();
+            assert!(error.contains("allow_replication_factor_one"), "{error}");
+            let allowed = ScyllaOptions {
+                replication,
+                allow_replication_factor_one: true,
+                ..with_nodes()
+            };
+            allowed.validate().unwrap();
+        }
+        let three = ScyllaOptions {
+            replication: Replication::Simple { factor: 3 },
+            ..with_nodes()
+        };
+        three.validate().unwrap();
+    }
+
+    #[test]
+    fn credentials_never_show_their_password() {
+        let credentials = ScyllaCredentials::new("chat", "s3cret-pass");
+        assert_eq!(credentials.password(), "s3cret-pass");
+        let shown = format!(
+            "{:?}",
+            ScyllaOptions {
+                credentials: Some(credentials),
+                ..with_nodes()
+            }
+        );
+        assert!(
+            shown.contains("chat") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let nameless = ScyllaOptions {
+            credentials: Some(ScyllaCredentials::new("", "x")),
+            ..with_nodes()
+        };
+        assert!(nameless.validate().is_err());
     }
 
     #[test]

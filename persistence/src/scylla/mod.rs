@@ -38,6 +38,7 @@ mod rooms;
 mod rows;
 mod schema;
 mod statements;
+mod tls;
 mod users;
 
 #[cfg(test)]
@@ -71,11 +72,12 @@ use scylla::statement::prepared::PreparedStatement;
 pub use self::accounts::REVOCATION_DAYS;
 pub use self::buckets::{Buckets, DEFAULT_WINDOW, MIN_WINDOW};
 pub use self::config::{
-    Consistency, Replication, ScyllaOptions, SerialConsistency, parse_consistency,
-    parse_serial_consistency,
+    Consistency, DEFAULT_REPLICATION_FACTOR, Replication, ScyllaCredentials, ScyllaOptions,
+    SerialConsistency, parse_consistency, parse_serial_consistency,
 };
 use self::lwt::{Lwt, LwtAnswer};
 use self::statements::Statements;
+pub use self::tls::TlsOptions;
 use crate::records::*;
 use crate::{Result, Store, StoreError};
 
@@ -451,14 +453,22 @@ fn execution_profile(options: &ScyllaOptions) -> ExecutionProfile {
 /// client-side monotonic write timestamps, so that one process's
 /// successive writes to a cell apply in order whatever coordinator
 /// receives them.
+/// With `credentials`, it authenticates (PasswordAuthenticator); with
+/// `tls`, every connection is TLS (see [`tls`]).
 async fn open_session(options: &ScyllaOptions) -> Result<Session> {
-    let session = SessionBuilder::new()
+    let mut builder = SessionBuilder::new()
         .known_nodes(&options.nodes)
         .connection_timeout(options.connect_timeout)
         .default_execution_profile_handle(execution_profile(options).into_handle())
-        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
-        .build()
-        .await?;
+        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()));
+    if let Some(credentials) = &options.credentials {
+        builder = builder.user(&credentials.username, credentials.password());
+    }
+    if let Some(tls) = &options.tls {
+        let config = tls.client_config().map_err(StoreError::Internal)?;
+        builder = builder.tls_context(Some(config));
+    }
+    let session = builder.build().await?;
     Ok(session)
 }
 

@@ -388,6 +388,12 @@ mod tests {
             ..options
         };
         assert!(create_keyspace(&options).ends_with(" AND tablets = {'enabled': false}"));
+        // The default: three copies in every data centre.
+        assert_eq!(
+            create_keyspace(&ScyllaOptions::default()),
+            "CREATE KEYSPACE IF NOT EXISTS chat WITH replication = \
+             {'class': 'NetworkTopologyStrategy', 'replication_factor': 3} AND durable_writes = true"
+        );
     }
 
     #[test]
