@@ -173,6 +173,11 @@ pub struct RealtimeConfig {
     /// A connection counts as live this long after its gateway last
     /// vouched for it; a crashed gateway's users go offline within it.
     pub presence_ttl_ms: u64,
+    /// Presence events go to rooms of at most this many members; larger
+    /// rooms get none (their members read `online` from the member list).
+    /// Without it, a room of n members costs n² deliveries each time all of
+    /// them connect.
+    pub presence_max_room_members: u32,
 }
 
 impl Default for RealtimeConfig {
@@ -188,6 +193,7 @@ impl Default for RealtimeConfig {
             partitions: chat_bus::partitions::DEFAULT_PARTITIONS,
             partition_lease_ms: 10_000,
             presence_ttl_ms: 30_000,
+            presence_max_room_members: 1000,
         }
     }
 }

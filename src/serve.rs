@@ -142,6 +142,7 @@ impl Node {
             Settings {
                 rates: config.rates,
                 presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
+                presence_max_room_members: config.realtime.presence_max_room_members,
                 partitions: config.realtime.partitions,
                 rooms: config.rooms,
                 hash_queue: config.limits.hash_queue,

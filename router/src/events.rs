@@ -156,7 +156,11 @@ impl Chat {
 
     /// Publishes one presence event to every room of `user`, for the other
     /// members; connections that hear it in several rooms pass it on once
-    /// (same event id).
+    /// (same event id). Rooms larger than `presence_max_room_members` are
+    /// skipped: in a room of n members, everyone connecting would cost n²
+    /// deliveries (a 10,000-member room: 10⁸ frames that crowded out its
+    /// messages, docs/benchmarks.md); their members read `online` from the
+    /// member list instead.
     pub(crate) async fn announce_presence(
         &self,
         user: Id,
@@ -170,6 +174,9 @@ impl Chat {
         };
         let mut event = chat_bus::new_event(frame, Some(user));
         for room in self.store.rooms_of(user).await? {
+            if room.room.member_count > self.presence_max_room_members {
+                continue;
+            }
             let room = room.room.id;
             event.membership_version = membership_version(&*self.store, &room).await;
             self.bus

@@ -83,6 +83,7 @@ pub struct Chat {
     ids: Arc<IdGenerator>,
     rates: RateLimits,
     presence_ttl: std::time::Duration,
+    presence_max_room_members: u32,
     partitions: u16,
     /// Started on first use: only processes that register or log users in
     /// (gateways) run the hashing threads.
@@ -100,6 +101,9 @@ pub struct Settings {
     /// How long a connection counts as live without its gateway vouching
     /// for it again.
     pub presence_ttl: std::time::Duration,
+    /// Rooms of more members than this get no presence events (see
+    /// `Chat::announce_presence`).
+    pub presence_max_room_members: u32,
     /// How many partitions the work streams have (`realtime.partitions`,
     /// the same in every process; see `chat_bus::partitions`).
     pub partitions: u16,
@@ -119,6 +123,7 @@ impl Chat {
             ids,
             rates: settings.rates,
             presence_ttl: settings.presence_ttl,
+            presence_max_room_members: settings.presence_max_room_members,
             partitions: settings.partitions.max(1),
             passwords: Arc::default(),
             accounts: Arc::new(AccountSettings::default()),

@@ -153,6 +153,45 @@ async fn mentions_reach_every_device_of_mentioned_members_only() {
 }
 
 #[tokio::test]
+async fn rooms_above_the_presence_bound_get_no_presence() {
+    let server = Server::start_with(&[("CHAT_REALTIME__PRESENCE_MAX_ROOM_MEMBERS", "2")]);
+    let (watcher, _) = server.user("watcher").await;
+    let (_bystander, bystander_id) = server.user("bystander").await;
+    let (user, user_id) = server.user("walker").await;
+    let big = watcher
+        .create_room("big", "public", &[&user_id, &bystander_id])
+        .await;
+    let mut w = Ws::connect(&server, watcher.token()).await;
+    let walker_ws = Ws::connect(&server, user.token()).await;
+    let quiet = w.frames_within(Duration::from_millis(600), &[]).await;
+    assert!(
+        quiet.iter().all(|f| f["type"] != "presence"),
+        "a room of 3 is above the bound of 2: {quiet:?}"
+    );
+    let (_, members) = watcher.get(&format!("/api/v1/rooms/{big}/members")).await;
+    let walker = members["members"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["user"]["id"] == user_id.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        walker["online"], true,
+        "the member list still says: {members}"
+    );
+    // A DM is a room of two: within the bound.
+    let (status, _) = watcher
+        .post("/api/v1/dms", json!({ "user_id": user_id }))
+        .await;
+    assert_eq!(status.as_u16(), 200);
+    walker_ws.close().await;
+    let offline = w.next_of("presence").await;
+    assert_eq!(
+        (offline["user_id"].as_str(), offline["online"].as_bool()),
+        (Some(user_id.as_str()), Some(false))
+    );
+}
+
+#[tokio::test]
 async fn presence_follows_the_first_and_last_connection() {
     let server = Server::start();
     let (watcher, _) = server.user("watcher").await;
