@@ -286,7 +286,8 @@ export class RestClient {
   /** POST /rooms */
   createRoom(input: CreateRoomInput, options?: RequestOptions): Promise<Room>;
   /** GET /rooms */
-  listRooms(options?: RequestOptions): Promise<{ rooms: RoomSummary[] }>;
+  /** Every room; with `limit` (1–1000) one page ordered by room id, `next_cursor` naming the next page's cursor. */
+  listRooms(query?: { limit?: number; cursor?: string } & RequestOptions): Promise<{ rooms: RoomSummary[]; next_cursor?: string }>;
   /** GET /rooms/public?prefix=&limit=&cursor= (the room directory) */
   publicRooms(query?: { prefix?: string; limit?: number; cursor?: string } & RequestOptions): Promise<PublicRoomsPage>;
   /** GET /rooms/{room_id} */
@@ -364,6 +365,8 @@ export interface ReadyFrame {
   user: User;
   rooms: RoomSummary[];
   heartbeat_interval_ms: number;
+  /** True when the user has more rooms than the server lists in `ready`: read the rest with `listRooms({limit, cursor})`. */
+  rooms_truncated?: boolean;
 }
 export interface MessageFrame { type: "message"; message: Message }
 export interface AckFrame { type: "ack"; ref?: string; client_id?: string; message_id: Id; created_at: number }

@@ -390,14 +390,18 @@ export class RealtimeClient extends Emitter {
     this.heartbeatIntervalMs = frame.heartbeat_interval_ms;
 
     const inReady = new Set(frame.rooms.map((r) => r.id));
+    // A truncated `ready` lists only the first rooms: one missing from it
+    // may still be the user's, so its resume point is kept (the server
+    // answers for rooms the user has left).
+    const truncated = frame.rooms_truncated === true;
     let points = {};
     if (reconnected && this._resumeEnabled) {
       for (const [roomId, from] of Object.entries(this._tracker.resumePoints())) {
-        if (inReady.has(roomId)) points[roomId] = from;
+        if (inReady.has(roomId) || truncated) points[roomId] = from;
         else this._tracker.forget(roomId); // left or removed while offline
       }
     }
-    this._rooms = inReady;
+    this._rooms = truncated ? new Set([...this._rooms, ...inReady]) : inReady;
     for (const room of frame.rooms) {
       if (!this._tracker.known(room.id)) this._tracker.track(room.id, room.last_message && room.last_message.id);
     }

@@ -196,8 +196,9 @@ export class RestClient {
     return this.request("POST", "/rooms", { body: input, ...options });
   }
 
-  listRooms(options) {
-    return this.request("GET", "/rooms", options);
+  listRooms(opts) {
+    const [query, options] = split(opts);
+    return this.request("GET", "/rooms", { query, ...options });
   }
 
   publicRooms(opts) {

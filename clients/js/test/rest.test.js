@@ -150,6 +150,21 @@ test("users, rooms, directory, members, join/leave, add/kick", async () => {
   assert.equal(summary.unread_count, 0);
   assert.equal(summary.mention_count, 0);
 
+  // Paged by room id, one room a page: the pages hold every room of alice's, once.
+  const everyRoom = (await alice.api.listRooms()).rooms.map((r) => r.id).sort();
+  assert.equal(everyRoom.length, 2);
+  const paged = [];
+  let cursor;
+  for (let pages = 0; pages < 5; pages++) {
+    const page = await alice.api.listRooms({ limit: 1, cursor });
+    assert.ok(page.rooms.length <= 1);
+    paged.push(...page.rooms.map((r) => r.id));
+    cursor = page.next_cursor;
+    if (!cursor) break;
+  }
+  assert.equal(cursor, undefined, "the last page names no next one");
+  assert.deepEqual(paged.sort(), everyRoom);
+
   await alice.api.addMember(room.id, carol.user.id);
   const page1 = await alice.api.listMembers(room.id, { limit: 2 });
   assert.equal(page1.members.length, 2);
