@@ -10,7 +10,7 @@
 //! hashing floods. The buckets live in the bus's shared state, so the
 //! limits hold across every gateway of a cluster.
 
-use chat_bus::{Bucket, RateDecision};
+use chat_bus::{Bucket, RateDecision, SharedState};
 use chat_protocol::Id;
 
 use crate::limits::bus_error;
@@ -37,6 +37,24 @@ impl Chat {
         refuse_if_limited(decision, || {
             crate::metrics::BUDGET_REFUSED
                 .with_label_values(&[action])
+                .inc();
+        })
+    }
+
+    /// Takes one token of `user`'s action budget in this process only, for
+    /// a WebSocket `send`: its router charges the budget cluster-wide (with
+    /// the send rate, a batch at a time), and this check with the same
+    /// numbers stops a flood at the gateway, before the inbound stream.
+    pub async fn charge_budget_here(&self, user: Id) -> Result<()> {
+        let bucket = self.budget_bucket(user);
+        let decision = self
+            .gate
+            .take_token(&bucket.key, bucket.per_second, bucket.burst)
+            .await
+            .map_err(bus_error)?;
+        refuse_if_limited(decision, || {
+            crate::metrics::BUDGET_REFUSED
+                .with_label_values(&["send"])
                 .inc();
         })
     }

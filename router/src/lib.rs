@@ -88,6 +88,9 @@ pub struct Chat {
     accounts: Arc<AccountSettings>,
     audit: audit::AuditLog,
     room_limits: RoomLimits,
+    /// This process's own token buckets (never shared): the gateway's
+    /// first check of a WebSocket `send` ([`Chat::charge_budget_here`]).
+    gate: Arc<chat_bus::local::LocalState>,
 }
 
 /// Tunables of the chat logic.
@@ -118,6 +121,7 @@ impl Chat {
             accounts: Arc::new(AccountSettings::default()),
             audit: audit::AuditLog::disabled(),
             room_limits: settings.rooms,
+            gate: Arc::new(chat_bus::local::LocalState::new()),
         }
     }
 
