@@ -53,6 +53,7 @@ port=$base
 role() { # role index
     port=$((port + 1))
     CHAT_LISTEN=127.0.0.1:$port CHAT_DATA_DIR=$data CHAT_REDIS_URL=redis://127.0.0.1:$base \
+    CHAT_JWT_SECRET=${CHAT_JWT_SECRET:-redis-commands-sh-benchmark-secret-0123456789} \
     CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE=1000000 RUST_LOG=warn \
         "$chatd" "$1" >"$out/$name.$1-$2.log" 2>&1 &
     pids+=($!)
@@ -71,9 +72,12 @@ for i in $(seq "$gateways"); do
     servers+=("http://127.0.0.1:$port")
 done
 cluster=()
-for pid in "${pids[@]}"; do cluster+=(--cluster-pid "$pid"); done
+# CLUSTER_STATS=0: no --cluster-pid (a load generator built before it).
+if [ "${CLUSTER_STATS:-1}" != 0 ]; then
+    for pid in "${pids[@]}"; do cluster+=(--cluster-pid "$pid"); done
+fi
 
-"$loadtest" --server "$(IFS=,; echo "${servers[*]}")" "${cluster[@]}" \
+"$loadtest" --server "$(IFS=,; echo "${servers[*]}")" ${cluster[@]+"${cluster[@]}"} \
     --server-send-rate 1000 --json "$out/$name.json" --no-progress "$@" \
     >"$out/$name.txt" 2>"$out/$name.loadtest.log" &
 lt=$!
