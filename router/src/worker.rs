@@ -132,10 +132,10 @@ impl Persist {
 const BATCH: usize = 64;
 
 /// Least time between two reads of a router or persistence writer while
-/// entries keep coming: a few milliseconds of patience make batches of
-/// several entries per partition, so fewer Redis commands per message
-/// (docs/benchmarks.md), for that much latency per stage.
-pub(crate) const READ_INTERVAL: Duration = Duration::from_millis(0);
+/// entries keep coming. Zero: read again as soon as a batch is handled. A
+/// few milliseconds would make bigger batches, so fewer Redis commands per
+/// message, for that much latency per stage; not measured yet, so off.
+pub(crate) const READ_INTERVAL: Duration = Duration::ZERO;
 
 async fn handle_entry(
     chat: &Chat,
