@@ -60,8 +60,8 @@ use tokio::time::timeout;
 use crate::local::LocalQueue;
 use crate::redis::RedisQueue;
 use crate::{
-    Bus, BusError, Delivery, Entry, EntryId, MAX_WORKER_ID, Payload, PubSub, RateDecision, Result,
-    SharedState, Subscription, WorkQueue,
+    Admission, Admitted, Bucket, Bus, BusError, Claim, Delivery, Entry, EntryId, MAX_WORKER_ID,
+    Payload, PubSub, RateDecision, Result, SharedState, Subscription, WorkQueue,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case, each running the
@@ -92,6 +92,7 @@ macro_rules! bus_conformance_tests {
             state: token_bucket_allows_a_burst_then_the_rate,
             two_buses: token_buckets_are_shared_by_every_process,
             state: several_tokens_are_taken_at_once_or_not_at_all,
+            state: a_batch_admission_acts_like_single_calls_in_turn,
             state: put_if_absent_keeps_the_first_live_value,
             state: put_if_absent_values_live_for_their_ttl,
             two_buses: put_if_absent_stores_once_among_concurrent_callers,
@@ -516,6 +517,7 @@ pub async fn concurrent_consumers_split_the_stream_without_overlap(
     let unique: HashSet<&String> = all.iter().collect();
     assert_eq!(all.len(), 200);
     assert_eq!(unique.len(), 200);
+    bus.queue.trim(&stream, "g").await.unwrap();
     assert_eq!(lengths.stream_len(&stream).await.unwrap(), 0, "all trimmed");
 }
 
@@ -580,6 +582,7 @@ pub async fn unacknowledged_entries_stay_pending_until_claimed(
             .unwrap()
             .is_empty()
     );
+    q.trim(s, "g").await.unwrap();
     assert_eq!(
         lengths.stream_len(s).await.unwrap(),
         0,
@@ -670,6 +673,81 @@ pub async fn a_full_stream_pushes_back_until_entries_are_acknowledged(
 }
 
 // ----- SharedState -------------------------------------------------------------
+
+/// [`SharedState::admit`]: a batch acts as its actions' single calls one
+/// after the other: tokens from each bucket in turn (a refusal keeps the
+/// earlier buckets' tokens taken and claims nothing), a claim answered by
+/// an earlier claim of the batch, and the buckets left as the single calls
+/// would leave them.
+pub async fn a_batch_admission_acts_like_single_calls_in_turn(state: &dyn SharedState) {
+    let [budget, send, other, first, second] =
+        ["budget", "send", "other", "cid-1", "cid-2"].map(unique);
+    let bucket = |key: &String, burst| Bucket {
+        key: key.clone(),
+        per_second: 1.0,
+        burst,
+    };
+    let claim = |key: &String, value: &str| Claim {
+        key: key.clone(),
+        value: payload(value),
+        ttl: Duration::from_secs(60),
+    };
+    let send_of = |key: &String, value: &str| Admission {
+        buckets: vec![bucket(&budget, 10), bucket(&send, 2)],
+        claim: Some(claim(key, value)),
+    };
+    let batch = [
+        send_of(&first, "a"),
+        send_of(&first, "b"),
+        send_of(&second, "c"),
+        Admission {
+            buckets: vec![bucket(&other, 1)],
+            claim: None,
+        },
+    ];
+    let answers = state.admit(&batch).await.unwrap();
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0], Admitted::Admitted { existing: None });
+    assert_eq!(
+        answers[1],
+        Admitted::Admitted {
+            existing: Some(payload("a"))
+        },
+        "the second claim of a key answers the first"
+    );
+    let Admitted::Limited {
+        bucket: 1,
+        retry_after,
+    } = answers[2]
+    else {
+        panic!(
+            "the third send is refused by its send bucket: {:?}",
+            answers[2]
+        );
+    };
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1));
+    assert_eq!(answers[3], Admitted::Admitted { existing: None });
+    // The budget gave three tokens (the refused send's too): seven left.
+    for _ in 0..7 {
+        assert_eq!(
+            state.take_token(&budget, 1.0, 10).await.unwrap(),
+            RateDecision::Allowed
+        );
+    }
+    assert!(matches!(
+        state.take_token(&budget, 1.0, 10).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    // The refused send claimed nothing.
+    assert_eq!(
+        state
+            .put_if_absent(&second, payload("later"), Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(state.admit(&[]).await.unwrap().is_empty());
+}
 
 /// [`SharedState::take_token`]: a bucket gives `burst` tokens at once, then
 /// refuses with the time until the next token, which comes at the rate.

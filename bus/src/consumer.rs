@@ -4,6 +4,14 @@
 //! new entries of the partitions it holds, hand them to the role one
 //! partition's batch at a time, and acknowledge them once handled.
 //!
+//! Acknowledgements are gathered and sent together (one XACK per partition)
+//! at most [`ACK_EVERY`] after the first of them, and always before the
+//! consumer claims, gives partitions back or stops; acknowledged entries
+//! are trimmed from the streams every claim period. So a batch costs one
+//! read, not a read, an acknowledgement and a trim per partition; the price
+//! is that a crash leaves up to [`ACK_EVERY`] of handled entries pending,
+//! handled again by the next holder (the roles' effects are idempotent).
+//!
 //! Acknowledging only after the handler returns is what makes a consumer's
 //! crash harmless: whatever it held stays pending, its leases run out, and
 //! the member that takes each partition handles those entries again before
@@ -14,7 +22,7 @@
 //! lease). On shutdown the loop drains: it keeps reading, without waiting,
 //! until its partitions have nothing more, then gives them back at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +36,8 @@ use crate::{Entry, EntryId, SharedState, WorkQueue, partitions};
 const READ_WAIT: Duration = Duration::from_millis(500);
 /// Pause after a failed read, so an unreachable backend is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Longest time a handled entry waits for its acknowledgement to be sent.
+pub const ACK_EVERY: Duration = Duration::from_millis(100);
 
 /// Which stream a consumer reads, and how.
 #[derive(Clone, Debug)]
@@ -44,6 +54,11 @@ pub struct ConsumerOptions {
     /// How long a partition lease lives unless renewed (renewed every
     /// third of it): how long a dead consumer's partitions wait.
     pub lease: Duration,
+    /// Least time from one read to the next while entries keep coming
+    /// (zero: read again at once). A little patience gathers bigger
+    /// batches, so fewer round trips per entry, at the cost of up to this
+    /// much latency.
+    pub min_read_interval: Duration,
 }
 
 /// Runs a consumer until `shutdown` asks it to stop and its partitions are
@@ -65,13 +80,21 @@ pub async fn consume<F, Fut>(
         options,
         held: Vec::new(),
         renewed: None,
+        acks: BTreeMap::new(),
+        acks_due: None,
+        untrimmed: BTreeSet::new(),
     };
     let mut next_claim = Instant::now();
+    let mut last_read: Option<Instant> = None;
     loop {
         let draining = shutdown.is_cancelled();
+        if member.acks_due.is_some_and(|due| Instant::now() >= due) {
+            member.flush_acks().await;
+        }
         if !draining && Instant::now() >= next_claim {
             next_claim = Instant::now() + member.options.lease / 3;
             member.claim(&mut handle).await;
+            member.trim().await;
             member.sample_backlog().await;
         }
         if !member.leases_fresh() && !member.held.is_empty() {
@@ -79,6 +102,8 @@ pub async fn consume<F, Fut>(
                 stream = member.options.stream,
                 "partition leases not renewed in time; pausing until they are"
             );
+            // What was handled may be acknowledged whoever holds it now.
+            member.flush_acks().await;
             member.held.clear();
         }
         if member.held.is_empty() {
@@ -91,17 +116,27 @@ pub async fn consume<F, Fut>(
             }
             continue;
         }
-        let wait = if draining {
+        if !draining && let Some(at) = last_read {
+            let next_read = at + member.options.min_read_interval;
+            if next_read > Instant::now() {
+                tokio::time::sleep_until(next_read).await;
+            }
+        }
+        let mut wait = if draining {
             Duration::ZERO
         } else {
             READ_WAIT.min(next_claim.saturating_duration_since(Instant::now()))
         };
+        if let Some(due) = member.acks_due {
+            wait = wait.min(due.saturating_duration_since(Instant::now()));
+        }
         let streams: Vec<String> = member
             .held
             .iter()
             .map(|p| partitions::stream(member.options.stream, *p))
             .collect();
         let options = &member.options;
+        last_read = Some(Instant::now());
         let read = tokio::select! {
             read = member.queue.read_many(&streams, options.group, &options.consumer, options.batch, wait) => read,
             () = shutdown.cancelled(), if !draining => continue,
@@ -137,15 +172,16 @@ pub async fn consume<F, Fut>(
                 by_partition.entry(*partition).or_default().push(entry);
             }
         }
+        let got = by_partition.values().map(Vec::len).max().unwrap_or(0);
         for (partition, entries) in by_partition {
-            if !member.handle_and_ack(partition, entries, &mut handle).await {
-                // Unacknowledged entries stay pending with us; the partition
-                // is taken up again (and they handled first) at the next
-                // claim.
-                member.held.retain(|p| *p != partition);
-            }
+            member.handle(partition, entries, &mut handle).await;
+        }
+        if got >= member.options.batch {
+            // More may be waiting behind a full batch: read again at once.
+            last_read = None;
         }
     }
+    member.flush_acks().await;
     member.leave().await;
 }
 
@@ -158,6 +194,12 @@ struct Member {
     held: Vec<u16>,
     /// When the last successful claim started.
     renewed: Option<Instant>,
+    /// Entries handled and not acknowledged yet, by partition.
+    acks: BTreeMap<u16, Vec<EntryId>>,
+    /// When `acks` must be sent at the latest.
+    acks_due: Option<Instant>,
+    /// Partitions acknowledged on since they were last trimmed.
+    untrimmed: BTreeSet<u16>,
 }
 
 impl Member {
@@ -193,6 +235,8 @@ impl Member {
         F: FnMut(u16, Vec<Entry>) -> Fut,
         Fut: Future<Output = ()>,
     {
+        // Whatever is given back below must be acknowledged first.
+        self.flush_acks().await;
         let started = Instant::now();
         let options = &self.options;
         let leases = match self
@@ -278,7 +322,10 @@ impl Member {
                 Ok(entries) if entries.is_empty() => return true,
                 Ok(entries) => {
                     tracing::info!(%stream, entries = entries.len(), "handling entries left pending");
-                    if !self.handle_and_ack(partition, entries, handle).await {
+                    self.handle(partition, entries, handle).await;
+                    // Acknowledged before claiming more: the claim would
+                    // hand the same entries out again.
+                    if self.flush_acks().await.contains(&partition) {
                         return false;
                     }
                 }
@@ -290,28 +337,65 @@ impl Member {
         }
     }
 
-    /// Hands one partition's batch to the role and acknowledges it; answers
-    /// whether the acknowledgement went through.
-    async fn handle_and_ack<F, Fut>(
-        &self,
-        partition: u16,
-        entries: Vec<Entry>,
-        handle: &mut F,
-    ) -> bool
+    /// Hands one partition's batch to the role and queues its
+    /// acknowledgement.
+    async fn handle<F, Fut>(&mut self, partition: u16, entries: Vec<Entry>, handle: &mut F)
     where
         F: FnMut(u16, Vec<Entry>) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let stream = partitions::stream(self.options.stream, partition);
         let ids: Vec<EntryId> = entries.iter().map(|e| e.id.clone()).collect();
         handle(partition, entries).await;
-        match self.queue.ack(&stream, self.options.group, &ids).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(%error, %stream, "cannot acknowledge entries");
-                false
+        self.acks.entry(partition).or_default().extend(ids);
+        self.acks_due
+            .get_or_insert_with(|| Instant::now() + ACK_EVERY);
+    }
+
+    /// Sends every queued acknowledgement (one XACK per partition, all at
+    /// once). A partition whose acknowledgement fails is set aside: its
+    /// entries stay pending with this consumer and are handled again, first,
+    /// when the partition is taken up at the next claim. Answers those
+    /// partitions.
+    async fn flush_acks(&mut self) -> Vec<u16> {
+        self.acks_due = None;
+        let acks = std::mem::take(&mut self.acks);
+        let (queue, options) = (&self.queue, &self.options);
+        let sent = futures_util::future::join_all(acks.into_iter().map(|(partition, ids)| {
+            let stream = partitions::stream(options.stream, partition);
+            async move {
+                let result = queue.ack(&stream, options.group, &ids).await;
+                if let Err(error) = &result {
+                    tracing::warn!(%error, %stream, "cannot acknowledge entries");
+                }
+                (partition, result.is_ok())
+            }
+        }))
+        .await;
+        let mut failed = Vec::new();
+        for (partition, ok) in sent {
+            if ok {
+                self.untrimmed.insert(partition);
+            } else {
+                self.held.retain(|p| *p != partition);
+                failed.push(partition);
             }
         }
+        failed
+    }
+
+    /// Trims what was acknowledged on each partition since the last trim.
+    async fn trim(&mut self) {
+        let untrimmed = std::mem::take(&mut self.untrimmed);
+        let (queue, options) = (&self.queue, &self.options);
+        futures_util::future::join_all(untrimmed.into_iter().map(|partition| {
+            let stream = partitions::stream(options.stream, partition);
+            async move {
+                if let Err(error) = queue.trim(&stream, options.group).await {
+                    tracing::debug!(%error, %stream, "cannot trim");
+                }
+            }
+        }))
+        .await;
     }
 
     /// Whether the leases were renewed recently enough to keep working.

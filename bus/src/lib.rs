@@ -35,7 +35,7 @@ pub mod trace;
 pub use envelopes::{Outbox, new_event};
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
 pub use queue::{Backlog, Entry, EntryId, WorkQueue};
-pub use state::{MAX_WORKER_ID, RateDecision, SharedState};
+pub use state::{Admission, Admitted, Bucket, Claim, MAX_WORKER_ID, RateDecision, SharedState};
 
 /// Bytes on the bus.
 pub type Payload = bytes::Bytes;

@@ -80,8 +80,19 @@ pub trait WorkQueue: Send + Sync + 'static {
     ) -> Result<Vec<(usize, Entry)>>;
 
     /// Acknowledges entries: they are done and will not be handed out
-    /// again. Acknowledging twice is harmless.
+    /// again. Acknowledging twice is harmless. Acknowledged entries may
+    /// stay in the stream (and count against its capacity) until
+    /// [`trim`](Self::trim).
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()>;
+
+    /// Removes from `stream` what every group of it has acknowledged (never
+    /// an entry some group has not acknowledged, or not been handed yet).
+    /// Consumers call it now and then (`group` is theirs); a backend that
+    /// trims as it acknowledges does nothing here.
+    async fn trim(&self, stream: &str, group: &str) -> Result<()> {
+        let _ = (stream, group);
+        Ok(())
+    }
 
     /// Takes over up to `max` entries that have been pending with any
     /// consumer of `group` for at least `min_idle` (their consumer is

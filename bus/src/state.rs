@@ -17,6 +17,45 @@ pub enum RateDecision {
     },
 }
 
+/// A token bucket to take one token from (see [`SharedState::take_token`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bucket {
+    pub key: String,
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// An idempotency key to claim (see [`SharedState::put_if_absent`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    pub key: String,
+    pub value: Payload,
+    pub ttl: Duration,
+}
+
+/// The checks of one action in [`SharedState::admit`]: tokens from each
+/// bucket, in order, then the claim.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Admission {
+    pub buckets: Vec<Bucket>,
+    pub claim: Option<Claim>,
+}
+
+/// The outcome of one [`Admission`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// Bucket number `bucket` refused (the tokens of the buckets before it
+    /// stay taken, as separate calls would leave them); nothing was claimed.
+    Limited {
+        bucket: usize,
+        retry_after: Duration,
+    },
+    /// Every bucket gave a token; the claim (if any) answered as
+    /// [`SharedState::put_if_absent`] does: `Some` live value when the key
+    /// was taken already, `None` when this claimed it.
+    Admitted { existing: Option<Payload> },
+}
+
 /// Small, cluster-wide state: rate limits, idempotency keys and presence.
 #[async_trait]
 pub trait SharedState: Send + Sync + 'static {
@@ -52,6 +91,22 @@ pub trait SharedState: Send + Sync + 'static {
 
     /// Removes `key`.
     async fn remove(&self, key: &str) -> Result<()>;
+
+    /// The rate limits and idempotency claims of a batch of actions, in
+    /// order, as if each were [`take_token`](Self::take_token) on its
+    /// buckets in turn (stopping at the first refusal) and then
+    /// [`put_if_absent`](Self::put_if_absent) on its claim, one after the
+    /// other; an action later in the batch sees the effects of the earlier
+    /// ones. A backend may do the whole batch at once (Redis: one script),
+    /// which is why routers call this once per batch. Atomic per bucket and
+    /// per claim, like the single calls; the batch as a whole need not be.
+    async fn admit(&self, batch: &[Admission]) -> Result<Vec<Admitted>> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for admission in batch {
+            answers.push(admit_one(self, admission).await?);
+        }
+        Ok(answers)
+    }
 
     /// Records a live connection of `user`, alive for `ttl` unless refreshed.
     /// Answers `true` when this made the user online (no other live
@@ -130,6 +185,33 @@ pub trait SharedState: Send + Sync + 'static {
     /// Answers `Ok` when the backend is reachable and answering now
     /// (readiness checks).
     async fn ping(&self) -> Result<()>;
+}
+
+/// One [`Admission`] through the single-key calls.
+pub async fn admit_one<S: SharedState + ?Sized>(
+    state: &S,
+    admission: &Admission,
+) -> Result<Admitted> {
+    for (index, bucket) in admission.buckets.iter().enumerate() {
+        if let RateDecision::Limited { retry_after } = state
+            .take_token(&bucket.key, bucket.per_second, bucket.burst)
+            .await?
+        {
+            return Ok(Admitted::Limited {
+                bucket: index,
+                retry_after,
+            });
+        }
+    }
+    let existing = match &admission.claim {
+        Some(claim) => {
+            state
+                .put_if_absent(&claim.key, claim.value.clone(), claim.ttl)
+                .await?
+        }
+        None => None,
+    };
+    Ok(Admitted::Admitted { existing })
 }
 
 /// The largest worker id [`SharedState::lease_worker_id`] hands out

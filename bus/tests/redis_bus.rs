@@ -157,10 +157,13 @@ async fn trimming_drops_only_what_every_group_acknowledged() {
     let mut acked = ids(&p);
     let kept = acked.remove(2);
     q.ack("s", "persisters", &acked).await.unwrap();
+    q.trim("s", "persisters").await.unwrap();
     assert_eq!(q.len("s").await.unwrap(), 10, "audit has read nothing yet");
 
     let a = q.read("s", "audit", "c", 10, Duration::ZERO).await.unwrap();
     q.ack("s", "audit", &ids(&a)).await.unwrap();
+    assert_eq!(q.len("s").await.unwrap(), 10, "acknowledging does not trim");
+    q.trim("s", "audit").await.unwrap();
     // Everything from the persisters' pending entry on stays.
     assert_eq!(q.len("s").await.unwrap(), 8);
     let claimed = q
@@ -170,6 +173,7 @@ async fn trimming_drops_only_what_every_group_acknowledged() {
     assert_eq!(ids(&claimed), std::slice::from_ref(&kept));
     assert_eq!(claimed[0].payload, payload("2"));
     q.ack("s", "persisters", &[kept]).await.unwrap();
+    q.trim("s", "persisters").await.unwrap();
     assert_eq!(q.len("s").await.unwrap(), 0);
 
     // An entry not yet read by a group is never trimmed.
@@ -179,6 +183,7 @@ async fn trimming_drops_only_what_every_group_acknowledged() {
         .await
         .unwrap();
     q.ack("s", "persisters", &ids(&p)).await.unwrap();
+    q.trim("s", "persisters").await.unwrap();
     assert_eq!(q.len("s").await.unwrap(), 1, "audit still needs it");
     let a = q.read("s", "audit", "c", 10, Duration::ZERO).await.unwrap();
     assert_eq!(payloads(&a), ["new"]);

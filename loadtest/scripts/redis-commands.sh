@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Redis work per message in cluster mode: starts a private redis-server and
-# one `chatd router`, one `chatd persist` and one `chatd gateway` on it (one
-# shared data directory), runs chat-loadtest against the gateway with the
-# arguments given, and reports Redis's `INFO commandstats` over the run:
-# commands by name (calls inside Lua scripts counted too, as Redis does) and
-# per acked message. Everything it started is stopped and removed.
+# A small cluster under load, and Redis's work per message: starts a private
+# redis-server and $ROUTERS `chatd router`, $PERSISTERS `chatd persist` and
+# $GATEWAYS `chatd gateway` processes on it (one shared data directory),
+# runs chat-loadtest with its connections spread over the gateways and the
+# CPU and memory of every process of the cluster (Redis included) summed,
+# and reports Redis's `INFO commandstats` over the send window and drain:
+# commands by name (calls inside Lua scripts counted too, as Redis does)
+# and per acked message. The counters are reset when the load generator
+# has opened its connections (1 s before it starts sending), so setup is
+# not counted; the consumers' idle polling during the run is. Everything
+# it started is stopped and removed.
 #
 #   loadtest/scripts/redis-commands.sh NAME [chat-loadtest args...]
-#   loadtest/scripts/redis-commands.sh c1 --users 100 --rooms 10 --rate 200 --duration 20
+#   GATEWAYS=2 loadtest/scripts/redis-commands.sh c1000 --users 1000 --rooms 100 --rate 1000 --duration 20
 #
 # Writes bench-out/NAME.{txt,json,commandstats} and the processes' logs.
 # Binaries: $CHATD (default target/release/chatd) and $LOADTEST (default
 # target/release/chat-loadtest). Ports: $BASE_PORT (default 18500) for
-# Redis, +1 gateway, +2 router, +3 persist.
+# Redis, then one each for the chatd processes.
 set -euo pipefail
 
 name=${1:?usage: redis-commands.sh NAME [chat-loadtest args...]}
@@ -21,6 +26,9 @@ chatd=${CHATD:-target/release/chatd}
 loadtest=${LOADTEST:-target/release/chat-loadtest}
 out=${OUT:-bench-out}
 base=${BASE_PORT:-18500}
+gateways=${GATEWAYS:-1}
+routers=${ROUTERS:-1}
+persisters=${PERSISTERS:-1}
 mkdir -p "$out"
 
 data=$(mktemp -d)
@@ -41,33 +49,53 @@ redis-server --port "$base" --save '' --appendonly no --dir "$data" \
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$base" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-role() { # role port
-    CHAT_LISTEN=127.0.0.1:$2 CHAT_DATA_DIR=$data CHAT_REDIS_URL=redis://127.0.0.1:$base \
+port=$base
+role() { # role index
+    port=$((port + 1))
+    CHAT_LISTEN=127.0.0.1:$port CHAT_DATA_DIR=$data CHAT_REDIS_URL=redis://127.0.0.1:$base \
+    CHAT_JWT_SECRET=${CHAT_JWT_SECRET:-redis-commands-sh-benchmark-secret-0123456789} \
     CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE=1000000 RUST_LOG=warn \
-        "$chatd" "$1" >"$out/$name.$1.log" 2>&1 &
+        "$chatd" "$1" >"$out/$name.$1-$2.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
-        curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return
+        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return
         sleep 0.2
     done
-    echo "chatd $1 not ready; see $out/$name.$1.log" >&2
+    echo "chatd $1 not ready; see $out/$name.$1-$2.log" >&2
     exit 1
 }
-role router $((base + 2))
-role persist $((base + 3))
-role gateway $((base + 1))
-gateway=${pids[-1]}
+for i in $(seq "$routers"); do role router "$i"; done
+for i in $(seq "$persisters"); do role persist "$i"; done
+servers=()
+for i in $(seq "$gateways"); do
+    role gateway "$i"
+    servers+=("http://127.0.0.1:$port")
+done
+cluster=()
+# CLUSTER_STATS=0: no --cluster-pid (a load generator built before it).
+if [ "${CLUSTER_STATS:-1}" != 0 ]; then
+    for pid in "${pids[@]}"; do cluster+=(--cluster-pid "$pid"); done
+fi
 
-redis-cli -p "$base" config resetstat >/dev/null
-"$loadtest" --server "http://127.0.0.1:$((base + 1))" --server-pid "$gateway" \
+"$loadtest" --server "$(IFS=,; echo "${servers[*]}")" ${cluster[@]+"${cluster[@]}"} \
     --server-send-rate 1000 --json "$out/$name.json" --no-progress "$@" \
-    | tee "$out/$name.txt"
+    >"$out/$name.txt" 2>"$out/$name.loadtest.log" &
+lt=$!
+# Reset the counters once every connection is open (the send window starts
+# 1 s later).
+until grep -q '^opened ' "$out/$name.loadtest.log" 2>/dev/null; do
+    kill -0 "$lt" 2>/dev/null || break
+    sleep 0.1
+done
+redis-cli -p "$base" config resetstat >/dev/null
+wait "$lt"
 redis-cli -p "$base" info commandstats | tr -d '\r' | grep '^cmdstat_' >"$out/$name.commandstats"
+cat "$out/$name.txt"
 
 # Messages acked, from the load generator's summary.
 acked=$(grep -o '"acked": *[0-9]*' "$out/$name.json" | head -1 | grep -o '[0-9]*$')
 {
-    echo "Redis commands over the run (setup and idle polling included), per acked message ($acked):"
+    echo "Redis commands over the send window and drain, per acked message ($acked):"
     awk -F'[:=,]' -v acked="$acked" '
         { name = substr($1, 9); calls = $3; total += calls; rows[name] = calls }
         END {

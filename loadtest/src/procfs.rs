@@ -56,6 +56,45 @@ fn parse_stat(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / USER_HZ)
 }
 
+/// The pids of the running processes whose name (`/proc/<pid>/comm`, at
+/// most 15 bytes) is `name`, in increasing order.
+pub fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// CPU seconds and memory summed over several processes (the processes of
+/// a cluster); processes that cannot be read count nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub cpu_seconds: f64,
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+/// [`Totals`] of `pids` now.
+pub fn totals(pids: &[u32]) -> Totals {
+    let mut totals = Totals::default();
+    for &pid in pids {
+        totals.cpu_seconds += cpu_seconds(pid).unwrap_or(0.0);
+        if let Some(memory) = memory(pid) {
+            totals.rss_kib += memory.rss_kib;
+            totals.hwm_kib += memory.hwm_kib;
+        }
+    }
+    totals
+}
+
 /// KiB as MiB with one decimal, for tables.
 pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
@@ -84,6 +123,19 @@ mod tests {
         assert_eq!(parse_stat(stat), Some(3.0));
         assert_eq!(parse_stat("garbage"), None);
         assert!(cpu_seconds(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn finds_and_sums_own_process() {
+        let me = std::process::id();
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).expect("own comm");
+        assert!(pids_named(comm.trim_end()).contains(&me));
+        assert!(pids_named("no-such-process-name").is_empty());
+        let one = totals(&[me]);
+        let twice = totals(&[me, me]);
+        assert!(one.rss_kib > 0);
+        assert!(twice.rss_kib >= 2 * one.rss_kib - 1024, "{one:?} {twice:?}");
+        assert_eq!(totals(&[]), Totals::default());
     }
 
     #[test]

@@ -176,6 +176,15 @@ impl ToPersist {
     }
 }
 
+/// The messages a router accepted from one batch of one partition, in
+/// order: one entry of that partition of the persist stream (one append per
+/// batch, not per message). A single [`ToPersist`] entry, as routers
+/// before batching wrote, is read too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistBatch {
+    pub items: Vec<ToPersist>,
+}
+
 /// An answer to an origin (on its gateway's channel).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {

@@ -10,7 +10,7 @@
 //! hashing floods. The buckets live in the bus's shared state, so the
 //! limits hold across every gateway of a cluster.
 
-use chat_bus::RateDecision;
+use chat_bus::{Bucket, RateDecision, SharedState};
 use chat_protocol::Id;
 
 use crate::limits::bus_error;
@@ -24,12 +24,14 @@ const MAX_KEYED_USERNAME: usize = 64;
 impl Chat {
     /// Takes one token of `user`'s action budget for `action` (its protocol
     /// name, for the metric); `rate_limited` when the budget is spent.
+    /// A WebSocket `send` is not charged here but by its router, with its
+    /// send rate, in one call per batch ([`Chat::admit_sends`]).
     pub async fn charge_budget(&self, user: Id, action: &'static str) -> Result<()> {
-        let key = format!("budget:{user}");
+        let bucket = self.budget_bucket(user);
         let decision = self
             .bus
             .state
-            .take_token(&key, self.rates.actions_per_second, self.rates.action_burst)
+            .take_token(&bucket.key, bucket.per_second, bucket.burst)
             .await
             .map_err(bus_error)?;
         refuse_if_limited(decision, || {
@@ -37,6 +39,33 @@ impl Chat {
                 .with_label_values(&[action])
                 .inc();
         })
+    }
+
+    /// Takes one token of `user`'s action budget in this process only, for
+    /// a WebSocket `send`: its router charges the budget cluster-wide (with
+    /// the send rate, a batch at a time), and this check with the same
+    /// numbers stops a flood at the gateway, before the inbound stream.
+    pub async fn charge_budget_here(&self, user: Id) -> Result<()> {
+        let bucket = self.budget_bucket(user);
+        let decision = self
+            .gate
+            .take_token(&bucket.key, bucket.per_second, bucket.burst)
+            .await
+            .map_err(bus_error)?;
+        refuse_if_limited(decision, || {
+            crate::metrics::BUDGET_REFUSED
+                .with_label_values(&["send"])
+                .inc();
+        })
+    }
+
+    /// The bucket of `user`'s action budget.
+    pub(crate) fn budget_bucket(&self, user: Id) -> Bucket {
+        Bucket {
+            key: format!("budget:{user}"),
+            per_second: self.rates.actions_per_second,
+            burst: self.rates.action_burst,
+        }
     }
 
     /// `rate_limited` when `client`'s address or `username` has tried to

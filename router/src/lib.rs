@@ -92,6 +92,9 @@ pub struct Chat {
     audit: audit::AuditLog,
     room_limits: RoomLimits,
     hash_queue: usize,
+    /// This process's own token buckets (never shared): the gateway's
+    /// first check of a WebSocket `send` ([`Chat::charge_budget_here`]).
+    gate: Arc<chat_bus::local::LocalState>,
 }
 
 /// Tunables of the chat logic.
@@ -130,6 +133,7 @@ impl Chat {
             audit: audit::AuditLog::disabled(),
             room_limits: settings.rooms,
             hash_queue: settings.hash_queue,
+            gate: Arc::new(chat_bus::local::LocalState::new()),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chat_bus::RateDecision;
+use chat_bus::{Bucket, Claim, RateDecision};
 use chat_protocol::limits::IDEMPOTENCY_WINDOW_MS;
 use chat_protocol::{Id, RoomId};
 use serde::{Deserialize, Serialize};
@@ -63,25 +63,12 @@ pub(crate) struct FirstUse {
 }
 
 impl Chat {
-    /// `rate_limited` when `user` sends faster than allowed.
-    pub(crate) async fn check_send_rate(&self, user: Id) -> Result<()> {
-        let key = format!("rate:send:{user}");
-        match self
-            .bus
-            .state
-            .take_token(&key, self.rates.send_per_second, self.rates.send_burst)
-            .await
-            .map_err(bus_error)?
-        {
-            RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => {
-                crate::metrics::RATE_LIMITED
-                    .with_label_values(&["send"])
-                    .inc();
-                Err(Error::RateLimited {
-                    retry_after_ms: retry_after.as_millis().max(1) as u64,
-                })
-            }
+    /// The bucket of `user`'s send rate.
+    pub(crate) fn send_bucket(&self, user: Id) -> Bucket {
+        Bucket {
+            key: format!("rate:send:{user}"),
+            per_second: self.rates.send_per_second,
+            burst: self.rates.send_burst,
         }
     }
 
@@ -104,33 +91,26 @@ impl Chat {
         Ok(true)
     }
 
-    /// Claims `client_id` for `message` unless `user` used it within the
-    /// window; answers the first use in that case.
-    pub(crate) async fn claim_client_id(
+    /// The claim of `client_id` by `user` for `message_id` in `room_id`,
+    /// kept for the idempotency window; a later claim of the same key
+    /// answers this first use.
+    pub(crate) fn client_id_claim(
         &self,
         user: Id,
         client_id: &str,
         room_id: RoomId,
         message_id: Id,
-    ) -> Result<Option<FirstUse>> {
-        let key = client_id_key(user, client_id);
+    ) -> Result<Claim> {
         let value = chat_protocol::internal::encode(&FirstUse {
             room_id,
             message_id,
         })
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let window = Duration::from_millis(IDEMPOTENCY_WINDOW_MS);
-        let existing = self
-            .bus
-            .state
-            .put_if_absent(&key, value.into(), window)
-            .await
-            .map_err(bus_error)?;
-        existing
-            .map(|bytes| {
-                chat_protocol::internal::decode(&bytes).map_err(|e| Error::Internal(e.to_string()))
-            })
-            .transpose()
+        Ok(Claim {
+            key: client_id_key(user, client_id),
+            value: value.into(),
+            ttl: Duration::from_millis(IDEMPOTENCY_WINDOW_MS),
+        })
     }
 
     /// Gives a claimed `client_id` back (the message it was claimed for was

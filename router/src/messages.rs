@@ -1,11 +1,14 @@
 //! Accepting, editing, deleting and reading messages.
 //!
 //! A new message takes two steps, the same for REST and WebSocket:
-//! [`Chat::accept_message`] (the router's step: validate, rate-limit,
-//! resolve the room and mentions, de-duplicate by `client_id`, mint the id)
+//! [`Chat::admit_sends`] and [`Chat::accept_message`] (the router's step,
+//! for a batch at a time: validate, rate-limit, claim the `client_id` for a
+//! freshly minted id, all of the batch in one call to the shared state;
+//! then resolve the room and mentions)
 //! and the persistence worker's (write, then deliver and acknowledge). So
 //! nobody sees or is told about a message before it is durable.
 
+use chat_bus::{Admission, Admitted};
 use chat_persistence::PageRequest;
 use chat_protocol::frames::{SendMessage, ServerFrame};
 use chat_protocol::internal::{Origin, ToPersist};
@@ -14,23 +17,181 @@ use chat_protocol::limits::{
 };
 use chat_protocol::{Id, Message, RoomId};
 
+use crate::limits::{FirstUse, bus_error};
 use crate::{Chat, Error, Result, content, mentions};
 
 /// A page of history.
 pub use chat_persistence::Page;
 
+/// A `send` of a router batch, admitted (or not) with the rest of its
+/// batch by [`Chat::admit_sends`]: its rate limits taken and its
+/// `client_id` claimed for the id minted here.
+#[derive(Debug)]
+pub struct Ticket {
+    /// The id minted for the message (claimed for its `client_id`).
+    id: Id,
+    /// What the shared state answered.
+    admitted: Admitted,
+    /// Whether the user's action budget was charged here (a WebSocket
+    /// `send`; REST calls are charged by the gateway).
+    budget_charged: bool,
+}
+
 impl Chat {
-    /// Checks and prepares a message from `sender`; answers what the
-    /// persistence workers must do with it. Nothing is stored here.
+    /// The rate limits and `client_id` claims of a router batch's sends,
+    /// in one call to the shared state (one Redis round trip, one script):
+    /// for each `(sender, send, charge_budget)` its action budget (when
+    /// `charge_budget`: a WebSocket `send`, which the gateway does not
+    /// charge) and its send rate, then its `client_id` claim for a freshly
+    /// minted id. A send that fails the checks made before any limit
+    /// (`client_id`, content) is answered with that error and takes no
+    /// token, as [`accept_message`](Chat::accept_message) would.
+    pub async fn admit_sends(&self, sends: &[(Id, &SendMessage, bool)]) -> Vec<Result<Ticket>> {
+        let mut answers: Vec<Result<Ticket>> = Vec::with_capacity(sends.len());
+        let mut batch = Vec::new();
+        let mut waiting = Vec::new();
+        for (index, (sender, send, charge_budget)) in sends.iter().enumerate() {
+            match self.send_admission(*sender, send, *charge_budget) {
+                Ok((id, admission)) => {
+                    batch.push(admission);
+                    waiting.push(index);
+                    answers.push(Ok(Ticket {
+                        id,
+                        admitted: Admitted::Admitted { existing: None },
+                        budget_charged: *charge_budget,
+                    }));
+                }
+                Err(error) => answers.push(Err(error)),
+            }
+        }
+        if batch.is_empty() {
+            return answers;
+        }
+        match self.bus.state.admit(&batch).await {
+            Ok(admitted) => {
+                for (index, outcome) in waiting.into_iter().zip(admitted) {
+                    if let Some(Ok(ticket)) = answers.get_mut(index) {
+                        ticket.admitted = outcome;
+                    }
+                }
+            }
+            Err(error) => {
+                let error = bus_error(error);
+                for index in waiting {
+                    answers[index] = Err(Error::Unavailable(error.to_string()));
+                }
+            }
+        }
+        answers
+    }
+
+    /// What [`admit_sends`](Chat::admit_sends) asks the shared state for
+    /// one send, with the id minted for it.
+    fn send_admission(
+        &self,
+        sender: Id,
+        send: &SendMessage,
+        charge_budget: bool,
+    ) -> Result<(Id, Admission)> {
+        let client_id = content::client_id(send.client_id.as_deref())?;
+        content::message_content(&send.content)?;
+        let id = self.mint_id()?;
+        let mut buckets = Vec::with_capacity(2);
+        if charge_budget {
+            buckets.push(self.budget_bucket(sender));
+        }
+        buckets.push(self.send_bucket(sender));
+        let claim = match &client_id {
+            Some(key) => Some(self.client_id_claim(sender, key, send.room_id, id)?),
+            None => None,
+        };
+        Ok((id, Admission { buckets, claim }))
+    }
+
+    /// Checks and prepares a message from `sender`, admitted by
+    /// [`admit_sends`](Chat::admit_sends); answers what the persistence
+    /// workers must do with it. Nothing is stored here. Whatever refuses
+    /// it after its `client_id` was claimed gives the claim back.
     pub async fn accept_message(
         &self,
         sender: Id,
         send: SendMessage,
         origin: Origin,
+        ticket: Ticket,
     ) -> Result<ToPersist> {
         let client_id = content::client_id(send.client_id.as_deref())?;
         let content = content::message_content(&send.content)?;
-        self.check_send_rate(sender).await?;
+        let existing = match ticket.admitted {
+            Admitted::Limited {
+                bucket,
+                retry_after,
+            } => {
+                if ticket.budget_charged && bucket == 0 {
+                    crate::metrics::BUDGET_REFUSED
+                        .with_label_values(&["send"])
+                        .inc();
+                } else {
+                    crate::metrics::RATE_LIMITED
+                        .with_label_values(&["send"])
+                        .inc();
+                }
+                return Err(Error::RateLimited {
+                    retry_after_ms: retry_after.as_millis().max(1) as u64,
+                });
+            }
+            Admitted::Admitted { existing } => existing,
+        };
+        let claimed = client_id.as_deref().filter(|_| existing.is_none());
+        let checked = self
+            .check_message(sender, &send, &content, client_id.clone(), ticket.id)
+            .await;
+        let (message, opened_dm) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                if let Some(key) = claimed {
+                    self.release_client_id(sender, key).await;
+                }
+                return Err(error);
+            }
+        };
+        if let Some(key) = &client_id
+            && let Some((room_id, message_id)) =
+                self.first_use(sender, key, existing.as_deref()).await?
+        {
+            let retry = (room_id == send.room_id).then(|| Message {
+                id: message_id,
+                created_at: message_id.unix_ms(),
+                ..message
+            });
+            return Ok(ToPersist::Repeat {
+                room_id,
+                message_id,
+                message: retry,
+                origin,
+            });
+        }
+        let also_to_users = match (opened_dm, send.room_id.dm_users()) {
+            (true, Some((lo, hi))) => vec![lo, hi],
+            _ => Vec::new(),
+        };
+        Ok(ToPersist::New {
+            message,
+            origin,
+            also_to_users,
+        })
+    }
+
+    /// The checks of a message past its limits: the room (or the DM it
+    /// opens), `reply_to`, attachments, mentions; answers the message under
+    /// `id` and whether it opened a DM room.
+    async fn check_message(
+        &self,
+        sender: Id,
+        send: &SendMessage,
+        content: &str,
+        client_id: Option<String>,
+        id: Id,
+    ) -> Result<(Message, bool)> {
         let attachments = self.attachments(sender, &send.attachment_ids).await?;
         let opened_dm = self.room_to_post_in(sender, &send.room_id).await?;
         if let Some(reply_to) = send.reply_to
@@ -41,64 +202,41 @@ impl Chat {
             ));
         }
         let mentions = self
-            .resolve_mentions(&send.room_id, sender, &content)
+            .resolve_mentions(&send.room_id, sender, content)
             .await?;
-        let id = self.mint_id()?;
-        let message = |id: Id| Message {
+        self.link_attachments(&send.room_id, id, &attachments)
+            .await?;
+        let message = Message {
             id,
             room_id: send.room_id,
             sender_id: sender,
-            content: content.clone(),
-            mentions: mentions.clone(),
-            attachments: attachments.clone(),
+            content: content.to_owned(),
+            mentions,
+            attachments,
             reply_to: send.reply_to,
-            client_id: client_id.clone(),
+            client_id,
             created_at: id.unix_ms(),
             edited_at: None,
             deleted: false,
         };
-        // Linked before the client_id is claimed: a failure here must not
-        // leave the claim behind. A repeat leaves a link to an id that is
-        // never stored, in the room the sender chose; harmless.
-        self.link_attachments(&send.room_id, id, &attachments)
-            .await?;
-        if let Some(key) = &client_id
-            && let Some((room_id, message_id)) =
-                self.first_use(sender, key, send.room_id, id).await?
-        {
-            return Ok(ToPersist::Repeat {
-                room_id,
-                message_id,
-                message: (room_id == send.room_id).then(|| message(message_id)),
-                origin,
-            });
-        }
-        let also_to_users = match (opened_dm, send.room_id.dm_users()) {
-            (true, Some((lo, hi))) => vec![lo, hi],
-            _ => Vec::new(),
-        };
-        Ok(ToPersist::New {
-            message: message(id),
-            origin,
-            also_to_users,
-        })
+        Ok((message, opened_dm))
     }
 
     /// Where `client_id` was first used by `sender` within the window, if it
-    /// was; otherwise claims it for `message_id`. The shared state answers
-    /// races between routers; the store answers for uses the shared state
-    /// has forgotten (e.g. an embedded server that restarted).
+    /// was: the shared state answered `existing` when the claim found one
+    /// (races between routers, retries of messages not stored yet); the
+    /// store answers for uses the shared state has forgotten (e.g. an
+    /// embedded server that restarted). Otherwise the claim made for the
+    /// new message stands.
     async fn first_use(
         &self,
         sender: Id,
         client_id: &str,
-        room: RoomId,
-        message_id: Id,
+        existing: Option<&[u8]>,
     ) -> Result<Option<(RoomId, Id)>> {
-        if let Some(first) = self
-            .claim_client_id(sender, client_id, room, message_id)
-            .await?
-        {
+        if let Some(bytes) = existing {
+            let first: FirstUse = chat_protocol::internal::decode(bytes)
+                .map_err(|e| Error::Internal(e.to_string()))?;
             return Ok(Some((first.room_id, first.message_id)));
         }
         let window_start = Id::first_at(self.now_ms().saturating_sub(IDEMPOTENCY_WINDOW_MS));

@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Entry, names, partitions};
-use chat_protocol::frames::ClientAction;
-use chat_protocol::internal::{self, Inbound, MemberAction, Origin, Outcome, ToPersist, Work};
+use chat_protocol::frames::{ClientAction, SendMessage};
+use chat_protocol::internal::{
+    self, Inbound, MemberAction, Origin, Outcome, PersistBatch, ToPersist, Work,
+};
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
+use crate::messages::Ticket;
 use crate::{Chat, Error, Result};
 
 /// Runs the router until `shutdown` is cancelled, then drains its
@@ -39,31 +42,107 @@ pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: Cancel
         partitions: chat.partitions(),
         batch: BATCH,
         lease,
+        min_read_interval: READ_INTERVAL,
     };
     let bus = chat.bus();
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
-    consume(queue, state, options, shutdown, |_partition, entries| {
+    consume(queue, state, options, shutdown, |partition, entries| {
         let chat = chat.clone();
-        async move {
-            for entry in &entries {
-                handle_entry(&chat, entry).await;
-            }
-        }
+        async move { handle_batch(&chat, partition, &entries).await }
     })
     .await;
+}
+
+/// Handles one partition's batch, in stream order: the batch's sends are
+/// admitted at once (rate limits and `client_id` claims in one call to the
+/// shared state), each entry is handled, and the accepted messages go to
+/// the persistence workers in one entry of the persist stream.
+async fn handle_batch(chat: &Chat, partition: u16, entries: &[Entry]) {
+    let inbound: Vec<Option<Inbound>> = entries
+        .iter()
+        .map(|entry| match internal::decode(&entry.payload) {
+            Ok(inbound) => Some(inbound),
+            Err(error) => {
+                tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
+                None
+            }
+        })
+        .collect();
+    let sends: Vec<(chat_protocol::Id, &SendMessage, bool)> = inbound
+        .iter()
+        .flatten()
+        .filter_map(|inbound| match &inbound.work {
+            // A WebSocket send's budget is charged here, a REST post's by
+            // the gateway's REST layer.
+            Work::Client(ClientAction::Send(send)) => {
+                Some((inbound.user, send, inbound.origin.connection.is_some()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut tickets = chat.admit_sends(&sends).await.into_iter();
+    let mut persist = Persist::default();
+    for inbound in inbound.into_iter().flatten() {
+        let ticket = match &inbound.work {
+            Work::Client(ClientAction::Send(_)) => tickets.next(),
+            _ => None,
+        };
+        handle_entry(chat, inbound, ticket, &mut persist).await;
+    }
+    persist.hand_on(chat, partition).await;
+}
+
+/// The messages of a batch for the persist stream, with what to answer
+/// their senders if they cannot be handed on.
+#[derive(Default)]
+struct Persist {
+    items: Vec<ToPersist>,
+}
+
+impl Persist {
+    /// Appends the batch's accepted messages to the same partition of the
+    /// persist stream, in one entry. If that fails, every sender is told
+    /// (`unavailable`) and the claims of their `client_id`s given back.
+    async fn hand_on(self, chat: &Chat, partition: u16) {
+        if self.items.is_empty() {
+            return;
+        }
+        let stream = partitions::stream(names::PERSIST_STREAM, partition);
+        let batch = PersistBatch { items: self.items };
+        let Err(error) = chat.bus().append(&stream, &batch).await else {
+            return;
+        };
+        let error = Error::Unavailable(error.to_string());
+        for accepted in batch.items {
+            chat.abandon_message(&accepted).await;
+            let (origin, client_id) = match accepted {
+                ToPersist::New {
+                    message, origin, ..
+                } => (origin, message.client_id),
+                ToPersist::Repeat {
+                    message, origin, ..
+                } => (origin, message.and_then(|m| m.client_id)),
+            };
+            reply(chat, origin, failed(&error, client_id)).await;
+        }
+    }
 }
 
 /// Most inbound entries taken at once.
 const BATCH: usize = 64;
 
-async fn handle_entry(chat: &Chat, entry: &Entry) {
-    let inbound: Inbound = match internal::decode(&entry.payload) {
-        Ok(inbound) => inbound,
-        Err(error) => {
-            tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
-            return;
-        }
-    };
+/// Least time between two reads of a router or persistence writer while
+/// entries keep coming. Zero: read again as soon as a batch is handled. A
+/// few milliseconds would make bigger batches, so fewer Redis commands per
+/// message, for that much latency per stage; not measured yet, so off.
+pub(crate) const READ_INTERVAL: Duration = Duration::ZERO;
+
+async fn handle_entry(
+    chat: &Chat,
+    inbound: Inbound,
+    ticket: Option<Result<Ticket>>,
+    persist: &mut Persist,
+) {
     let Inbound {
         mut origin,
         user,
@@ -93,7 +172,7 @@ async fn handle_entry(chat: &Chat, entry: &Entry) {
     origin.trace = chat_bus::trace::of(&span);
     async {
         let started = std::time::Instant::now();
-        let result = handle(chat, user, work, &origin).await;
+        let result = handle(chat, user, work, &origin, ticket, persist).await;
         let label = match &result {
             Ok(_) => "ok",
             Err(error) => error.code().as_str(),
@@ -123,6 +202,8 @@ async fn handle(
     user: chat_protocol::Id,
     work: Work,
     origin: &Origin,
+    ticket: Option<Result<Ticket>>,
+    persist: &mut Persist,
 ) -> Result<Option<Outcome>> {
     let action = match work {
         Work::Connected { connection } => {
@@ -141,12 +222,20 @@ async fn handle(
     };
     match action {
         ClientAction::Send(send) => {
-            let accepted = chat.accept_message(user, send, origin.clone()).await?;
+            let ticket = ticket.unwrap_or_else(|| {
+                Err(Error::Internal(
+                    "a send of the batch was not admitted".into(),
+                ))
+            })?;
+            let accepted = chat
+                .accept_message(user, send, origin.clone(), ticket)
+                .await?;
             if let ToPersist::New { message, .. } = &accepted {
                 tracing::Span::current().record("message_id", message.id.0);
             }
-            hand_to_persistence(chat, &accepted).await?;
-            // The persistence worker answers once the message is durable.
+            // Handed on with the rest of the batch; the persistence worker
+            // answers once the message is durable.
+            persist.items.push(accepted);
             Ok(None)
         }
         ClientAction::Edit {
@@ -213,20 +302,6 @@ async fn apply_member_action(
         MemberAction::CreateRoom { room_id, request } => {
             chat.create_room(user, room_id, request).await?;
         }
-    }
-    Ok(())
-}
-
-/// Appends an accepted message to its room's partition of the persist
-/// stream (the same partition number as the inbound one it came from).
-async fn hand_to_persistence(chat: &Chat, accepted: &ToPersist) -> Result<()> {
-    let stream = partitions::stream(
-        names::PERSIST_STREAM,
-        partitions::partition_of(&accepted.room_id().to_string(), chat.partitions()),
-    );
-    if let Err(error) = chat.bus().append(&stream, accepted).await {
-        chat.abandon_message(accepted).await;
-        return Err(Error::Unavailable(error.to_string()));
     }
     Ok(())
 }

@@ -33,13 +33,14 @@ use std::time::Duration;
 use chat_bus::consumer::{ConsumerOptions, consume};
 use chat_bus::{Bus, Entry, Outbox, names};
 use chat_persistence::{Store, StoreError};
-use chat_protocol::internal::{self, Outcome, ToPersist};
+use chat_protocol::internal::{self, Outcome, PersistBatch, ToPersist};
 use chat_protocol::{ErrorCode, Id, Message};
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
 use crate::events::{membership_versions, message_events};
 use crate::metrics;
+use crate::worker::READ_INTERVAL;
 
 /// Whether this process's persistence writer last failed to write.
 static BLOCKED: AtomicBool = AtomicBool::new(false);
@@ -85,6 +86,7 @@ pub async fn run(
         partitions: options.partitions,
         batch: options.batch,
         lease: options.lease,
+        min_read_interval: READ_INTERVAL,
     };
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
     consume(queue, state, options, shutdown, |_partition, entries| {
@@ -98,18 +100,7 @@ pub async fn run(
 /// every event and reply of the batch in one [`Outbox`] (one Redis round
 /// trip; each message's events before its reply).
 async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
-    let work: Vec<ToPersist> = entries
-        .iter()
-        .filter_map(
-            |entry| match internal::decode::<ToPersist>(&entry.payload) {
-                Ok(work) => Some(work),
-                Err(error) => {
-                    tracing::error!(%error, entry = ?entry.id, "undecodable persist entry dropped");
-                    None
-                }
-            },
-        )
-        .collect();
+    let work: Vec<ToPersist> = entries.iter().flat_map(decode_entry).collect();
     let messages: Vec<Message> = work
         .iter()
         .filter_map(|w| match w {
@@ -167,6 +158,21 @@ async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
         }
     }
     bus.send(outbox).await;
+}
+
+/// The messages of one persist-stream entry: a router's batch, or one
+/// message as routers before batching appended them.
+fn decode_entry(entry: &Entry) -> Vec<ToPersist> {
+    if let Ok(batch) = internal::decode::<PersistBatch>(&entry.payload) {
+        return batch.items;
+    }
+    match internal::decode::<ToPersist>(&entry.payload) {
+        Ok(work) => vec![work],
+        Err(error) => {
+            tracing::error!(%error, entry = ?entry.id, "undecodable persist entry dropped");
+            Vec::new()
+        }
+    }
 }
 
 /// Writes a batch, answering the ids of the messages the store refused

@@ -1,15 +1,24 @@
 //! Work streams on Redis Streams with consumer groups.
 //!
-//! - append: one script checks the length and XADDs (field `p` holds the
-//!   payload), so that a full stream pushes back instead of growing; the
-//!   caller retries with back-off until `append_timeout`.
+//! - append: a plain XADD (field `p` holds the payload). The length is
+//!   checked against `stream_capacity` only now and then (`LengthCheck`):
+//!   by a script that checks the length and XADDs, at least once a second
+//!   per stream and after every eighth of the capacity appended by this
+//!   process, and on every append while the stream was last seen full (a
+//!   stream found full is trimmed first, so acknowledged entries make room
+//!   at once). So a
+//!   full stream pushes back (the caller retries with back-off until
+//!   `append_timeout`) at the cost of one command per append, not three;
+//!   a stream may overshoot its capacity by an eighth per appending process.
 //! - read: XREADGROUP `>` for new entries, BLOCKing on a connection of its
 //!   own (the exclusive pool) so that other commands are not held up. The
 //!   group is created at first use with XGROUP CREATE … 0 MKSTREAM, so it
 //!   starts at the oldest entry still in the stream.
-//! - ack: one script XACKs, then trims (XTRIM MINID) below the oldest entry
-//!   some group still needs: its oldest pending entry, or the first it has
-//!   not been handed yet. Unacknowledged entries are never trimmed.
+//! - ack: one XACK. Trimming is separate (`trim`, called by the consumers
+//!   every few seconds, not per batch): one script trims (XTRIM MINID)
+//!   below the oldest entry some group still needs: its oldest pending
+//!   entry, or the first it has not been handed yet. Unacknowledged entries
+//!   are never trimmed.
 //! - claim_stale: one script runs XAUTOCLAIM and reads each claimed entry's
 //!   delivery count from XPENDING (XAUTOCLAIM does not answer it).
 //!
@@ -21,7 +30,7 @@
 //! Each stream is one key, `chat:{inbound.3}`: its own hash slot, so the
 //! partitions of a stream spread over a cluster's nodes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +47,20 @@ use crate::{Backlog, BusError, Entry, EntryId, Payload, Result, WorkQueue};
 /// so that a connection is never blocked for long.
 const MAX_BLOCK: Duration = Duration::from_secs(5);
 
+/// Longest time between two length checks of a stream this process
+/// appends to.
+const LENGTH_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// When this process last checked a stream's length against the capacity,
+/// and what it has appended since.
+#[derive(Clone, Copy, Debug)]
+struct LengthCheck {
+    at: tokio::time::Instant,
+    appended_since: usize,
+    /// The stream was full at the last check.
+    full: bool,
+}
+
 /// Work streams across every process sharing the Redis.
 pub struct RedisQueue {
     shared: Arc<Shared>,
@@ -45,6 +68,8 @@ pub struct RedisQueue {
     groups: Mutex<HashSet<(String, String)>>,
     /// Which stream a polling read (on a cluster) blocks on next.
     next_read: AtomicUsize,
+    /// Length checks by stream key (see the module docs).
+    checks: Mutex<HashMap<String, LengthCheck>>,
 }
 
 impl RedisQueue {
@@ -53,7 +78,108 @@ impl RedisQueue {
             shared,
             groups: Mutex::default(),
             next_read: AtomicUsize::new(0),
+            checks: Mutex::default(),
         }
+    }
+
+    fn checks(&self) -> std::sync::MutexGuard<'_, HashMap<String, LengthCheck>> {
+        // Plain records; a panic cannot leave one half-written.
+        self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the next append to `key` must check the length first.
+    fn length_check_due(&self, key: &str) -> bool {
+        let capacity = self.shared.config.stream_capacity.max(1);
+        match self.checks().get(key) {
+            None => true,
+            Some(check) => {
+                check.full
+                    || check.at.elapsed() >= LENGTH_CHECK_EVERY
+                    || check.appended_since >= (capacity / 8).max(1)
+            }
+        }
+    }
+
+    /// Records an append to `key`: `checked` if it went through the length
+    /// check (answering whether the stream was full).
+    fn record_append(&self, key: &str, checked: Option<bool>) {
+        let mut checks = self.checks();
+        match checked {
+            Some(full) => {
+                checks.insert(
+                    key.to_owned(),
+                    LengthCheck {
+                        at: tokio::time::Instant::now(),
+                        appended_since: usize::from(!full),
+                        full,
+                    },
+                );
+            }
+            None => {
+                if let Some(check) = checks.get_mut(key) {
+                    check.appended_since += 1;
+                }
+            }
+        }
+    }
+
+    /// One append that checks the length first (a script: XLEN, then XADD
+    /// unless full); `None` when the stream is full.
+    async fn append_checked(&self, key: &str, payload: &Payload) -> Result<Option<String>> {
+        let config = &self.shared.config;
+        let id: Option<String> = run(
+            &self.shared.pool,
+            &SCRIPTS.append,
+            vec![key.to_owned().into()],
+            vec![
+                (config.stream_capacity.max(1) as i64).into(),
+                Value::Bytes(payload.clone()),
+                self.trim_mode().into(),
+            ],
+        )
+        .await?;
+        self.record_append(key, Some(id.is_none()));
+        Ok(id)
+    }
+
+    /// XTRIM's mode: exact (`=`) or whole nodes only (`~`).
+    fn trim_mode(&self) -> &'static str {
+        if self.shared.config.exact_trim {
+            "="
+        } else {
+            "~"
+        }
+    }
+
+    /// One plain XADD.
+    async fn append_unchecked(&self, key: &str, payload: &Payload) -> Result<String> {
+        let id: String = self
+            .shared
+            .pool
+            .xadd(
+                key,
+                false,
+                None::<()>,
+                "*",
+                vec![("p", Value::Bytes(payload.clone()))],
+            )
+            .await
+            .map_err(error)?;
+        self.record_append(key, None);
+        Ok(id)
+    }
+
+    /// Trims `stream` below the oldest entry one of its groups still needs
+    /// (see the module docs); the consumers call this now and then.
+    pub async fn trim_stream(&self, stream: &str) -> Result<()> {
+        let _: i64 = run(
+            &self.shared.pool,
+            &SCRIPTS.trim,
+            vec![self.key(stream).into()],
+            vec![self.trim_mode().into()],
+        )
+        .await?;
+        Ok(())
     }
 
     fn key(&self, stream: &str) -> String {
@@ -282,22 +408,15 @@ impl WorkQueue for RedisQueue {
         let config = &self.shared.config;
         let deadline = tokio::time::Instant::now() + config.append_timeout;
         let key = self.key(stream);
+        if !self.length_check_due(&key) {
+            return self.append_unchecked(&key, &payload).await.map(EntryId);
+        }
         let mut delay = Duration::from_millis(10);
         loop {
-            let id: Option<String> = run(
-                &self.shared.pool,
-                &SCRIPTS.append,
-                vec![key.clone().into()],
-                vec![
-                    (config.stream_capacity.max(1) as i64).into(),
-                    Value::Bytes(payload.clone()),
-                ],
-            )
-            .await?;
-            if let Some(id) = id {
+            if let Some(id) = self.append_checked(&key, &payload).await? {
                 return Ok(EntryId(id));
             }
-            // Full: room comes as consumers acknowledge (ack trims).
+            // Full: room comes as consumers acknowledge and trim.
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Err(BusError::Unavailable(format!("stream {stream} is full")));
@@ -345,21 +464,18 @@ impl WorkQueue for RedisQueue {
         if ids.is_empty() {
             return Ok(());
         }
-        let trim = if self.shared.config.exact_trim {
-            "="
-        } else {
-            "~"
-        };
-        let mut args: Vec<Value> = vec![group.into(), trim.into()];
-        args.extend(ids.iter().map(|id| Value::from(id.0.as_str())));
-        let _acked: i64 = run(
-            &self.shared.pool,
-            &SCRIPTS.ack,
-            vec![self.key(stream).into()],
-            args,
-        )
-        .await?;
+        let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
+        let _acked: i64 = self
+            .shared
+            .pool
+            .xack(self.key(stream), group, ids)
+            .await
+            .map_err(error)?;
         Ok(())
+    }
+
+    async fn trim(&self, stream: &str, _group: &str) -> Result<()> {
+        self.trim_stream(stream).await
     }
 
     async fn claim_stale(

@@ -18,9 +18,14 @@ use crate::Result;
 
 /// The presence helpers, prepended to each presence script.
 const PRESENCE: &str = include_str!("lua/presence.lua");
+/// The token bucket rule, prepended to the scripts that take tokens.
+const BUCKET: &str = include_str!("lua/bucket.lua");
+/// The trimming rule, prepended to the scripts that trim.
+const TRIMMING: &str = include_str!("lua/trimming.lua");
 
 pub(crate) struct Scripts {
     pub(crate) take_token: Script,
+    pub(crate) admit: Script,
     pub(crate) presence_opened: Script,
     pub(crate) presence_alive: Script,
     pub(crate) presence_closed: Script,
@@ -31,9 +36,17 @@ pub(crate) struct Scripts {
     pub(crate) claim_partitions: Script,
     pub(crate) release_partitions: Script,
     pub(crate) append: Script,
-    pub(crate) ack: Script,
+    pub(crate) trim: Script,
     pub(crate) claim: Script,
     pub(crate) backlog: Script,
+}
+
+fn bucket(body: &str) -> Script {
+    Script::from_lua(format!("{BUCKET}\n{body}"))
+}
+
+fn trimming(body: &str) -> Script {
+    Script::from_lua(format!("{TRIMMING}\n{body}"))
 }
 
 fn presence(body: &str) -> Script {
@@ -41,7 +54,8 @@ fn presence(body: &str) -> Script {
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    take_token: Script::from_lua(include_str!("lua/take_token.lua")),
+    take_token: bucket(include_str!("lua/take_token.lua")),
+    admit: bucket(include_str!("lua/admit.lua")),
     presence_opened: presence(include_str!("lua/presence_opened.lua")),
     presence_alive: presence(include_str!("lua/presence_alive.lua")),
     presence_closed: presence(include_str!("lua/presence_closed.lua")),
@@ -51,8 +65,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     renew_worker: Script::from_lua(include_str!("lua/renew_worker.lua")),
     claim_partitions: Script::from_lua(include_str!("lua/claim_partitions.lua")),
     release_partitions: Script::from_lua(include_str!("lua/release_partitions.lua")),
-    append: Script::from_lua(include_str!("lua/append.lua")),
-    ack: Script::from_lua(include_str!("lua/ack.lua")),
+    append: trimming(include_str!("lua/append.lua")),
+    trim: trimming(include_str!("lua/trim.lua")),
     claim: Script::from_lua(include_str!("lua/claim.lua")),
     backlog: Script::from_lua(include_str!("lua/backlog.lua")),
 });

@@ -2,9 +2,12 @@
 //! so it is atomic across every process, and times come from the Redis
 //! server's clock (TIME), so that processes with skewed clocks agree.
 //!
-//! - rate limits: a token bucket per key in a hash, refilled lazily by the
+//! - rate limits: a token bucket per key in a string, refilled lazily by the
 //!   script, expiring once it would be full again (same numbers as the
-//!   in-process one).
+//!   in-process one); `admit` takes the tokens and claims of a whole batch
+//!   of actions in one script (`lua/admit.lua`) on one server, and through
+//!   the single-key calls on a cluster, whose keys of one batch live in
+//!   many slots.
 //! - idempotency keys: `SET key value NX PX ttl GET`, one command that
 //!   either stores or answers the live value (Redis 7).
 //! - presence: per user a sorted set connection → end of life, and per
@@ -29,7 +32,8 @@ use super::scripts::{SCRIPTS, run};
 use super::{Shared, error};
 use crate::partitions::Leases;
 use crate::state::MAX_WORKER_ID;
-use crate::{BusError, Payload, RateDecision, Result, SharedState};
+use crate::state::admit_one;
+use crate::{Admission, Admitted, BusError, Payload, RateDecision, Result, SharedState};
 
 /// Shared state across every process sharing the Redis.
 pub struct RedisState {
@@ -103,6 +107,74 @@ impl SharedState for RedisState {
         Ok(RateDecision::Limited {
             retry_after: Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX),
         })
+    }
+
+    async fn admit(&self, batch: &[Admission]) -> Result<Vec<Admitted>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.shared.clustered {
+            // One script cannot span the slots of a batch's keys.
+            let mut answers = Vec::with_capacity(batch.len());
+            for admission in batch {
+                answers.push(admit_one(self, admission).await?);
+            }
+            return Ok(answers);
+        }
+        let keys = &self.shared.keys;
+        let mut bucket_keys: Vec<fred::prelude::Key> = Vec::new();
+        let mut claim_keys: Vec<fred::prelude::Key> = Vec::new();
+        let mut args: Vec<Value> = vec![(batch.len() as i64).into()];
+        for admission in batch {
+            args.push((admission.buckets.len() as i64).into());
+            for bucket in &admission.buckets {
+                bucket_keys.push(keys.rate(&bucket.key).into());
+                let per_second = bucket.per_second.max(f64::MIN_POSITIVE);
+                args.push(format!("{per_second:e}").into());
+                args.push(i64::from(bucket.burst.max(1)).into());
+            }
+            // A claim that lives for no time is stored and gone at once:
+            // nothing to claim (as put_if_absent answers).
+            match admission.claim.as_ref().filter(|c| millis(c.ttl) > 0) {
+                Some(claim) => {
+                    claim_keys.push(keys.kv(&claim.key).into());
+                    args.push(1.into());
+                    args.push(Value::Bytes(claim.value.clone()));
+                    args.push(millis(claim.ttl).into());
+                }
+                None => args.push(0.into()),
+            }
+        }
+        bucket_keys.extend(claim_keys);
+        let answer: Vec<Value> = run(&self.shared.pool, &SCRIPTS.admit, bucket_keys, args).await?;
+        let unexpected = || BusError::Internal("unexpected answer from the admit script".into());
+        if answer.len() != batch.len() * 3 {
+            return Err(unexpected());
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut values = answer.into_iter();
+        while let (Some(kind), Some(retry), Some(third)) =
+            (values.next(), values.next(), values.next())
+        {
+            if kind.as_i64() == Some(1) {
+                let existing = match third {
+                    Value::Null | Value::Boolean(false) => None,
+                    other => Some(other.convert::<Bytes>().map_err(|_| unexpected())?),
+                };
+                answers.push(Admitted::Admitted { existing });
+            } else {
+                let seconds: f64 = retry
+                    .as_string()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(unexpected)?;
+                let bucket = third.as_u64().ok_or_else(unexpected)? as usize;
+                answers.push(Admitted::Limited {
+                    bucket,
+                    retry_after: Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX),
+                });
+            }
+        }
+        Ok(answers)
     }
 
     async fn put_if_absent(

@@ -406,6 +406,9 @@ async fn charge_budget(
 ) -> bool {
     let typing = match action {
         ClientAction::Typing { typing: false, .. } => return true,
+        // Charged by its router, with its send rate, in one call for the
+        // router's whole batch (`Chat::admit_sends`).
+        ClientAction::Send(_) => return true,
         ClientAction::Typing { typing: true, .. } => true,
         _ => false,
     };

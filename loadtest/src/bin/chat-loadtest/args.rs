@@ -12,7 +12,9 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "chat-loadtest", version)]
 pub struct Args {
-    /// Base URL of the server (http only). Nothing else is contacted.
+    /// Base URL of the server (http only), or of several gateways of one
+    /// cluster separated by commas: setup (REST) goes to the first, and
+    /// connection i to gateway i mod N. Nothing else is contacted.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// Users to register; each gets one WebSocket connection (1–20000: one
@@ -53,6 +55,16 @@ pub struct Args {
     /// Pid of the server process: its VmRSS/VmHWM from /proc are reported.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// A process of the cluster under test (repeatable): the CPU seconds
+    /// and resident memory of every `--cluster-pid` and `--cluster-process`
+    /// are summed (server processes and Redis alike).
+    #[arg(long = "cluster-pid")]
+    pub cluster_pids: Vec<u32>,
+    /// Every running process of this name (`/proc/<pid>/comm`, e.g.
+    /// `chatd`, `redis-server`; repeatable) counts as part of the cluster,
+    /// as found when the send window starts.
+    #[arg(long = "cluster-process")]
+    pub cluster_processes: Vec<String>,
     /// Password of the generated users.
     #[arg(long, default_value = "loadtest-password")]
     pub password: String,

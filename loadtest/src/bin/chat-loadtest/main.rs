@@ -6,7 +6,10 @@
 //! one WebSocket per user, sends `--rate` messages per second in total for
 //! `--duration` seconds, waits at most `--drain` seconds for what is still
 //! in flight, closes every connection and prints a summary. It contacts
-//! only `--server`.
+//! only `--server` (one server, or several gateways of a cluster over
+//! which the connections are spread), and reads `/proc` for the CPU and
+//! memory of the processes it is told about (`--server-pid`, and
+//! `--cluster-pid` / `--cluster-process` summed over a whole cluster).
 //!
 //! - [`args`]: the command line;
 //! - [`setup`]: users, rooms, memberships and connections;
@@ -37,7 +40,7 @@ use tokio::time::Instant;
 
 use args::Args;
 use conn::{ConnPlan, Control, Schedule};
-use report::{Counts, Latencies, ServerMemory, Setup, Summary, Throughput};
+use report::{ClusterUsage, Counts, Latencies, ServerMemory, Setup, Summary, Throughput};
 use stats::{ConnStats, Latency, Live};
 
 /// Time between the last connection opening and the first send, so that
@@ -55,7 +58,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let server = parse_server(&args.server)?;
+    let servers = args
+        .server
+        .split(',')
+        .map(|s| parse_server(s.trim()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let server = servers[0].clone();
     let codec = Codec::from(args.codec);
     let api = Api::new(&server)?;
     api.health()
@@ -120,7 +128,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let content: Arc<str> = content(args.content_bytes as usize).into();
     let run_id_arc: Arc<str> = run_id.clone().into();
     let started = std::time::Instant::now();
-    let tasks = setup::connect_all(&args, &members, &rooms, &server, codec, |index, socket| {
+    let tasks = setup::connect_all(&args, &members, &rooms, &servers, codec, |index, socket| {
         let member = &members[index as usize];
         let plan = ConnPlan {
             index,
@@ -160,6 +168,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let own_pid = Some(std::process::id());
     tokio::time::sleep_until(start).await;
     let cpu_start = (cpu(args.server_pid), cpu(own_pid));
+    let cluster_pids = cluster_pids(&args);
+    if (!args.cluster_pids.is_empty() || !args.cluster_processes.is_empty())
+        && cluster_pids.is_empty()
+    {
+        eprintln!("WARNING: no cluster process found; no cluster CPU or memory figures");
+    }
+    let cluster_start = procfs::totals(&cluster_pids);
     let window = Duration::from_secs(args.duration);
     let end = start + window;
     schedule_tx.send_replace(Some(Schedule { start, end }));
@@ -179,6 +194,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server: per_second(cpu_start.0, cpu(args.server_pid)),
         loadtest: per_second(cpu_start.1, cpu(own_pid)),
     };
+    let cluster_window = procfs::totals(&cluster_pids);
     // Drain: wait for acks and deliveries still in flight.
     let drain_end = Instant::now() + Duration::from_secs(args.drain);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -203,6 +219,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         warnings.push(warning);
     }
     let mem_after_sending = memory(args.server_pid);
+    let cluster_end = procfs::totals(&cluster_pids);
 
     stop_tx.send_replace(true);
     let mut total = ConnStats::default();
@@ -271,6 +288,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             after_close: mem_after_close,
         }),
         cpu_cores,
+        cluster: (!cluster_pids.is_empty()).then(|| {
+            let cpu_seconds = cluster_end.cpu_seconds - cluster_start.cpu_seconds;
+            ClusterUsage {
+                pids: cluster_pids.clone(),
+                cpu_cores_send_window: (cluster_window.cpu_seconds - cluster_start.cpu_seconds)
+                    / window_s,
+                cpu_seconds_through_drain: cpu_seconds,
+                cpu_seconds_per_million_deliveries: (total.delivered > 0)
+                    .then(|| cpu_seconds / (total.delivered as f64 / 1e6)),
+                rss_after_sending_kib: cluster_end.rss_kib,
+                peak_kib: cluster_end.hwm_kib,
+            }
+        }),
         warnings,
     };
     print!("{}", summary.table());
@@ -280,6 +310,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("summary written to {}", path.display());
     }
     Ok(())
+}
+
+/// The processes of the cluster: `--cluster-pid`s and the processes named
+/// by `--cluster-process`, without repeats.
+fn cluster_pids(args: &Args) -> Vec<u32> {
+    let mut pids = args.cluster_pids.clone();
+    for name in &args.cluster_processes {
+        pids.extend(procfs::pids_named(name));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// A short id that keeps this run's users and rooms apart from others':

@@ -39,6 +39,9 @@ pub struct Summary {
     /// CPU used during the send window, in seconds per second (1.0 = one
     /// core busy): the server's (with `--server-pid`) and this tool's.
     pub cpu_cores: CpuCores,
+    /// With `--cluster-pid` / `--cluster-process`: the whole cluster's CPU
+    /// and memory.
+    pub cluster: Option<ClusterUsage>,
     pub warnings: Vec<String>,
 }
 
@@ -93,6 +96,24 @@ pub struct Latencies {
 pub struct CpuCores {
     pub server: Option<f64>,
     pub loadtest: Option<f64>,
+}
+
+/// CPU and memory summed over every process of the cluster under test
+/// (`--cluster-pid`, `--cluster-process`), Redis included when named.
+#[derive(Debug, Serialize)]
+pub struct ClusterUsage {
+    pub pids: Vec<u32>,
+    /// CPU over the send window, in cores (1.0 = one core busy).
+    pub cpu_cores_send_window: f64,
+    /// CPU seconds from the start of the send window to the end of the
+    /// drain (all the work of the messages sent).
+    pub cpu_seconds_through_drain: f64,
+    /// `cpu_seconds_through_drain` per million deliveries to other members.
+    pub cpu_seconds_per_million_deliveries: Option<f64>,
+    /// Summed VmRSS after the drain.
+    pub rss_after_sending_kib: u64,
+    /// Summed VmHWM (each process's peak; not a peak of the sum).
+    pub peak_kib: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,6 +228,22 @@ impl Summary {
             cores(self.cpu_cores.server),
             cores(self.cpu_cores.loadtest)
         );
+        if let Some(c) = &self.cluster {
+            let per_million = c
+                .cpu_seconds_per_million_deliveries
+                .map_or("n/a".to_string(), |s| format!("{s:.1}"));
+            let _ = writeln!(
+                w,
+                "  cluster ({} processes): CPU {:.0} % of one core over the send window, \
+                 {:.1} CPU-s to the end of the drain = {per_million} CPU-s per million deliveries; \
+                 RSS {} after sending (peaks summed {})",
+                c.pids.len(),
+                c.cpu_cores_send_window * 100.0,
+                c.cpu_seconds_through_drain,
+                mib(c.rss_after_sending_kib),
+                mib(c.peak_kib)
+            );
+        }
         if let Some(m) = &self.server_memory {
             let show = |m: &Option<Memory>| match m {
                 Some(m) => format!("{} (peak {})", mib(m.rss_kib), mib(m.hwm_kib)),

@@ -90,12 +90,13 @@ pub async fn make_rooms(
 /// Opens one connection per user, waits for each one's `ready` (which must
 /// list the user's rooms) and hands the socket to `start` at once, so that
 /// it is read from then on: frames left unread would pile up in the
-/// server's per-connection queue.
+/// server's per-connection queue. User i connects to `servers[i mod N]`
+/// (the gateways of a cluster share the load).
 pub async fn connect_all<T>(
     args: &Args,
     members: &[Member],
     rooms: &[RoomId],
-    server: &reqwest::Url,
+    servers: &[reqwest::Url],
     codec: Codec,
     start: impl Fn(u32, Socket) -> T,
 ) -> anyhow::Result<Vec<T>> {
@@ -107,6 +108,7 @@ pub async fn connect_all<T>(
                 .into_iter()
                 .map(|r| rooms[r as usize])
                 .collect();
+            let server = &servers[member.index as usize % servers.len()];
             async move {
                 let token = member.api.token().expect("signed in");
                 let mut socket = ws::connect(server, token, codec)
