@@ -1,30 +1,42 @@
-//! Embeds the web app in the binary, so that `chatd serve` serves it with
-//! nothing but the binary (no Node, no files beside it at run time).
+//! Two things decided at build time:
 //!
-//! Walks `clients/web/app/` (served under `/app/`) and `clients/js/src/`
-//! (the client library, served under `/app/lib/`, so the app and the
-//! library's users share one copy of the code) and writes
-//! `$OUT_DIR/web_assets.rs`: one `Asset` per file, its bytes taken with
-//! `include_bytes!`, its content type from its extension and its ETag from
-//! a hash of its bytes, all decided here once rather than at every request.
-//! Files of other kinds (TypeScript declarations, notes) are not served.
-//! There is no build step for the app itself: these files are what the
-//! browser runs.
+//! - **The build's commit**, for `chat_build_info`: the output of
+//!   `git rev-parse --short=12 HEAD` when the sources are a git checkout and
+//!   git is installed, else `unknown` (a source tarball builds too).
+//! - **The web app, embedded in the binary**, so that `chatd serve` serves
+//!   it with nothing but the binary (no Node, no files beside it at run
+//!   time). Walks `clients/web/app/` (served under `/app/`) and
+//!   `clients/js/src/` (the client library, served under `/app/lib/`, so the
+//!   app and the library's users share one copy of the code) and writes
+//!   `$OUT_DIR/web_assets.rs`: one `Asset` per file, its bytes taken with
+//!   `include_bytes!`, its content type from its extension and its ETag from
+//!   a hash of its bytes, all decided here once rather than at every
+//!   request. Files of other kinds (TypeScript declarations, notes) are not
+//!   served. There is no build step for the app itself: these files are
+//!   what the browser runs.
 //!
 //! Why a build script rather than a crate such as rust-embed: the table is
-//! thirty lines of std, rust-embed reads files from disk in debug builds
-//! (so the tests would not exercise what ships) unless told otherwise, and
-//! it would bring a proc macro, walkdir and a hash crate into the tree.
+//! a few dozen lines of std, rust-embed reads files from disk in debug
+//! builds (so the tests would not exercise what ships) unless told
+//! otherwise, and it would bring a proc macro, walkdir and a hash crate into
+//! the tree.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Write as _;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// (URL prefix under `/app/`, directory relative to the workspace root).
 const SOURCES: &[(&str, &str)] = &[("", "clients/web/app"), ("lib/", "clients/js/src")];
 
 fn main() {
+    stamp_commit();
+    embed_web_assets();
+}
+
+/// Writes `$OUT_DIR/web_assets.rs`, the table `gateway/src/web.rs` serves.
+fn embed_web_assets() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest
         .parent()
@@ -106,4 +118,30 @@ fn content_type(path: &Path) -> Option<&'static str> {
         "webmanifest" => "application/manifest+json",
         _ => return None,
     })
+}
+
+/// Sets `CHAT_BUILD_COMMIT`.
+fn stamp_commit() {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map(|commit| commit.trim().to_string())
+        .filter(|commit| !commit.is_empty() && commit.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=CHAT_BUILD_COMMIT={commit}");
+    // A new commit moves HEAD (or the branch it names); rebuild then.
+    if let Ok(output) = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
+        && output.status.success()
+        && let Ok(dir) = String::from_utf8(output.stdout)
+    {
+        let dir = std::path::PathBuf::from(dir.trim());
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        println!("cargo:rerun-if-changed={}", dir.join("refs").display());
+    }
+    println!("cargo:rerun-if-changed=build.rs");
 }
