@@ -73,10 +73,11 @@ async function logout() {
 
 /** Forgets the session and shows the sign-in form. */
 function signOut(message) {
+  // First, so that the realtime client's `closed` event finds nobody to sign out.
+  state.me = null;
   stopRealtime();
   saveToken(null);
   sessionStorage.removeItem(ROOM_KEY);
-  state.me = null;
   state.rooms.clear();
   state.timelines.clear();
   state.current = null;

@@ -47,8 +47,9 @@ export function startRealtime() {
 }
 
 export function stopRealtime() {
-  if (realtime) realtime.close();
+  const stopping = realtime;
   realtime = null;
+  if (stopping) stopping.close();
 }
 
 const fetching = new Map();
