@@ -226,7 +226,10 @@ function connectionChanged({ state: now }) {
 function bump(roomId, message) {
   const room = state.rooms.get(roomId);
   if (!room) return;
-  if (!room.last_message || compareIds(message.id, room.last_message.id) >= 0) room.last_message = message;
+  // Not newer than the last message the server summed up (`ready` after a
+  // reconnect, then `resume` replaying): already counted.
+  if (room.last_message && compareIds(message.id, room.last_message.id) <= 0) return;
+  room.last_message = message;
   const mine = message.sender_id === state.me.id;
   const seen = room.read_up_to && compareIds(room.read_up_to, message.id) >= 0;
   if (!mine && !seen) {

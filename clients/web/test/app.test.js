@@ -55,7 +55,10 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
   await send(bob.page, 'hi alice');
   await messages(alice.page, 'hi alice').waitFor();
 
-  // Typing shown, then cleared when Bob empties the composer.
+  // Typing shown, then cleared when Bob empties the composer. Writing "hi
+  // alice" sent `typing: true` already, and the server drops more than one
+  // per 2 s per room: wait that out.
+  await bob.page.waitForTimeout(2100);
   await bob.page.locator('#composer-input').pressSequentially('I am wri');
   await alice.page.locator('#typing', { hasText: 'Bob is typing' }).waitFor();
   await bob.page.locator('#composer-input').fill('');
@@ -102,7 +105,7 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
   await messages(alice.page, 'just between us').waitFor();
   await dm.locator('.badge.unread').waitFor({ state: 'detached' });
   await send(alice.page, 'sure');
-  await messages(bob.page, 'sure').waitFor();
+  await roomEntry(bob.page, 'Alice').locator('.badge.unread', { hasText: '1' }).waitFor();
 
   // The read position is stored: a fresh load shows no unread for Bob.
   await bob.page.reload();

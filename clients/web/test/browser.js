@@ -32,14 +32,19 @@ export async function signUp(browser, server, username, { viewport = DESKTOP } =
     dialogs.push(dialog.message());
     dialog.dismiss().catch(() => {});
   });
-  await page.goto(server.base + '/');
-  await page.locator('#auth-switch').click();
-  await page.locator('#auth-username').fill(username);
-  await page.locator('#auth-display').fill(username[0].toUpperCase() + username.slice(1));
-  await page.locator('#auth-password').fill('password123');
-  await page.locator('#auth-submit').click();
-  await page.locator('#app').waitFor({ state: 'visible' });
-  await page.locator('#banner').waitFor({ state: 'hidden' });
+  try {
+    await page.goto(server.base + '/');
+    await page.locator('#auth-switch').click();
+    await page.locator('#auth-username').fill(username);
+    await page.locator('#auth-display').fill(username[0].toUpperCase() + username.slice(1));
+    await page.locator('#auth-password').fill('password123');
+    await page.locator('#auth-submit').click();
+    await page.locator('#app').waitFor({ state: 'visible' });
+    await page.locator('#banner').waitFor({ state: 'hidden' });
+  } catch (error) {
+    error.message += `\npage errors: ${errors.map(String).join('; ')}\nserver log: ${server.log.join('')}`;
+    throw error;
+  }
   return { username, context, page, errors, dialogs };
 }
 
