@@ -57,6 +57,11 @@ export function resetComposer() {
 
 function autosize() {
   const input = $('composer-input');
+  // Empty (or not laid out yet, when scrollHeight is 0): the stylesheet's one row.
+  if (!input.value) {
+    input.style.height = '';
+    return;
+  }
   input.style.height = 'auto';
   input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
 }

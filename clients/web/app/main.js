@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 import { state, on, changed, addMessages } from './store.js';
 import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, displayName, roomName, user, onUnauthorized } from './session.js';
 import { initSidebar, avatar } from './sidebar.js';
-import { initTimeline, loadRoom, catchUp, markReadIfSeen, roomOpened, cancelEdit } from './timeline.js';
+import { initTimeline, loadRoom, catchUp, markReadIfSeen, roomOpened, cancelEdit, cancelDelete } from './timeline.js';
 import { initComposer, resetComposer, cancelReply, closeSuggestions } from './composer.js';
 import { initPanels, closePanel, refreshPanel } from './panels.js';
 import { compareIds } from './lib/index.js';
@@ -368,7 +368,7 @@ function memberCountChanged(roomId, delta) {
 
 function onKeyDown(event) {
   if (event.key !== 'Escape') return;
-  if (closeSuggestions() || cancelEdit() || closePanel() || cancelReply()) {
+  if (closeSuggestions() || cancelEdit() || cancelDelete() || closePanel() || cancelReply()) {
     event.preventDefault();
     return;
   }

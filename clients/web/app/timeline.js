@@ -18,12 +18,15 @@ const NEAR_BOTTOM = 80;
 const blobUrls = new Map();
 
 let editing = null;
+/** The message whose Delete was pressed once (the second press deletes). */
+let confirmingDelete = null;
 /** Set when a room is opened: show its end until its history is in. */
 let stickToBottom = false;
 
 /** The open room changed: start at its newest messages. */
 export function roomOpened() {
   editing = null;
+  confirmingDelete = null;
   stickToBottom = true;
   anchor = null;
 }
@@ -253,7 +256,13 @@ function messageRow(message, byId, continued) {
         { class: 'message-actions' },
         h('button', { type: 'button', class: 'small', onclick: () => startReply(message) , 'aria-label': `Reply to ${name}` }, 'Reply'),
         mine ? h('button', { type: 'button', class: 'small', onclick: () => startEdit(message.id) }, 'Edit') : null,
-        mine ? h('button', { type: 'button', class: 'small danger', onclick: () => remove(message) }, 'Delete') : null,
+        mine
+          ? h(
+              'button',
+              { type: 'button', class: 'small danger', onclick: () => remove(message) },
+              confirmingDelete === message.id ? 'Delete for everyone?' : 'Delete',
+            )
+          : null,
       );
   return h(
     'article',
@@ -391,11 +400,27 @@ function editForm(message) {
   );
 }
 
+/** Delete asks once, in place: the first press turns the button into a question. */
 async function remove(message) {
-  if (!window.confirm('Delete this message for everyone?')) return;
+  if (confirmingDelete !== message.id) {
+    confirmingDelete = message.id;
+    render();
+    const button = document.querySelector(`.message[data-id="${message.id}"] .message-actions .danger`);
+    if (button) button.focus();
+    return;
+  }
+  confirmingDelete = null;
   try {
     await realtime.delete(message.room_id, message.id);
   } catch (error) {
     alertError(error);
   }
+}
+
+/** Esc: forget a pending delete question. */
+export function cancelDelete() {
+  if (confirmingDelete === null) return false;
+  confirmingDelete = null;
+  render();
+  return true;
 }

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
 import { launch, signUp, screenshot, roomEntry, messages, send, DESKTOP, PHONE } from './browser.js';
+import { gradientPng } from './png.js';
 
 let server;
 let browser;
@@ -107,6 +108,46 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
   await send(alice.page, 'sure');
   await roomEntry(bob.page, 'Alice').locator('.badge.unread', { hasText: '1' }).waitFor();
 
+  // Reply, edit and delete by Alice, seen by Bob.
+  await alice.page.locator('#room-list .room-name', { hasText: 'general' }).click();
+  const hiAlice = alice.page.locator('#messages article.message', { has: alice.page.locator('.content', { hasText: 'hi alice' }) });
+  await hiAlice.hover();
+  await hiAlice.getByRole('button', { name: 'Reply to Bob' }).click();
+  await alice.page.locator('#reply-preview', { hasText: 'Replying to Bob' }).waitFor();
+  await send(alice.page, 'welcome!');
+  await bob.page.locator('#messages article.message', { hasText: 'welcome!' }).locator('.reply-quote', { hasText: 'hi alice' }).waitFor();
+  const oneId = await alice.page
+    .locator('#messages article.message', { has: alice.page.locator('.content', { hasText: /^one$/ }) })
+    .getAttribute('data-id');
+  const one = alice.page.locator(`#messages article[data-id="${oneId}"]`);
+  await one.hover();
+  await one.getByRole('button', { name: 'Edit' }).click();
+  await one.locator('textarea').fill('one, edited');
+  await one.locator('textarea').press('Enter');
+  await bob.page.locator('#messages article.message .content', { hasText: 'one, edited' }).locator('.edited').waitFor();
+  await send(alice.page, 'oops, wrong room');
+  await messages(bob.page, 'oops, wrong room').waitFor();
+  const oopsId = await alice.page
+    .locator('#messages article.message', { has: alice.page.locator('.content', { hasText: 'oops, wrong room' }) })
+    .getAttribute('data-id');
+  const oops = alice.page.locator(`#messages article[data-id="${oopsId}"]`);
+  await oops.hover();
+  await oops.getByRole('button', { name: 'Delete' }).click();
+  await oops.getByRole('button', { name: 'Delete for everyone?' }).click();
+  await bob.page.locator('#messages article.message.deleted', { hasText: 'This message was deleted.' }).waitFor();
+  await messages(bob.page, 'oops, wrong room').waitFor({ state: 'detached' });
+
+  // An image attachment: upload progress on Alice's side, a preview on Bob's.
+  await alice.page.locator('#file-input').setInputFiles({ name: 'sunset.png', mimeType: 'image/png', buffer: gradientPng(480, 300) });
+  await alice.page.locator('#attachments-pending .pending-attachment.done', { hasText: 'sunset.png' }).waitFor();
+  await send(alice.page, 'a picture');
+  const picture = bob.page.locator('#messages article.message', { hasText: 'a picture' }).locator('img.attachment-image');
+  await picture.waitFor();
+  await bob.page.waitForFunction(() => {
+    const image = document.querySelector('#messages img.attachment-image');
+    return image && image.src.startsWith('blob:') && image.complete && image.naturalWidth > 0;
+  });
+
   // The read position is stored: a fresh load shows no unread for Bob.
   await bob.page.reload();
   await roomEntry(bob.page, 'general').waitFor();
@@ -114,7 +155,8 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
 
   // Screenshots of a conversation, desktop then phone width.
   await bob.page.locator('#room-list .room-name', { hasText: 'general' }).click();
-  await messages(bob.page, 'two').waitFor();
+  await messages(bob.page, 'a picture').waitFor();
+  await bob.page.mouse.move(0, 0);
   await screenshot(bob.page, 'chat-desktop');
   await bob.page.setViewportSize(PHONE);
   await screenshot(bob.page, 'chat-phone');
