@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signUp, screenshot, roomEntry, messages, send, DESKTOP, PHONE } from './browser.js';
+import { launch, signUp, signIn, screenshot, roomEntry, messages, send, DESKTOP, PHONE } from './browser.js';
 import { gradientPng } from './png.js';
 
 let server;
@@ -25,6 +25,12 @@ after(async () => {
 
 async function user(name, options) {
   const session = await signUp(browser, server, name, options);
+  contexts.push(session.context);
+  return session;
+}
+
+async function existingUser(name, options) {
+  const session = await signIn(browser, server, name, options);
   contexts.push(session.context);
   return session;
 }
@@ -235,4 +241,40 @@ test('reload restores rooms and history; a killed and restarted server is caught
     'the server stored each message once',
   );
   assert.deepEqual(carol.errors.map(String).filter((error) => !/ERR_CONNECTION_REFUSED|WebSocket/.test(error)), []);
+});
+
+test('sign in, older history on scroll-up, sign out', async () => {
+  const erin = await server.api('POST', '/auth/register', { body: { username: 'erin', password: 'password123' } });
+  const room = await server.api('POST', '/rooms', { token: erin.token, body: { name: 'archive' } });
+  const count = 70;
+  for (let n = 1; n <= count; n++) {
+    await server.api('POST', `/rooms/${room.id}/messages`, { token: erin.token, body: { content: `archived ${n}` } });
+  }
+
+  const session = await existingUser('erin');
+  const { page } = session;
+  await roomEntry(page, 'archive').locator('button').click();
+  await messages(page, `archived ${count}`).waitFor();
+  assert.equal(await messages(page, 'archived 1').count(), 0, 'only the newest page at first');
+  await page.locator('.history-start', { hasText: 'beginning' }).waitFor({ state: 'detached' });
+
+  // Scrolling up loads the rest, keeping what was on screen in place.
+  await page.locator('#messages').evaluate((list) => { list.scrollTop = 0; });
+  await messages(page, 'archived 1').waitFor();
+  await page.locator('.history-start', { hasText: 'beginning' }).waitFor();
+  const texts = await page.locator('#messages article.message .content').allTextContents();
+  assert.deepEqual(texts, Array.from({ length: count }, (_, n) => `archived ${n + 1}`));
+  assert.equal(await page.locator('#messages .day').count(), 1, 'one day separator: all sent today');
+
+  // Sign out: back to the form, the token gone from the tab and revoked.
+  const token = await page.evaluate(() => sessionStorage.getItem('chat.token'));
+  assert.ok(token);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.locator('#auth-form').waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await page.reload();
+  await page.locator('#auth-form').waitFor();
+  assert.equal(await page.locator('#app').isHidden(), true);
+  assert.deepEqual(session.errors.map(String), []);
+  await assert.rejects(server.api('GET', '/users/me', { token }), /401/);
 });

@@ -19,7 +19,16 @@ export function launch() {
  * A user in a browser context of their own: signs up on the app and waits
  * for the room list. Collects page errors and dialogs, which tests check.
  */
-export async function signUp(browser, server, username, { viewport = DESKTOP } = {}) {
+export async function signUp(browser, server, username, options = {}) {
+  return enter(browser, server, username, { ...options, signUp: true });
+}
+
+/** The same for a user who exists: signs in with "password123". */
+export async function signIn(browser, server, username, options = {}) {
+  return enter(browser, server, username, { ...options, signUp: false });
+}
+
+async function enter(browser, server, username, { viewport = DESKTOP, signUp }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const errors = [];
@@ -34,9 +43,9 @@ export async function signUp(browser, server, username, { viewport = DESKTOP } =
   });
   try {
     await page.goto(server.base + '/');
-    await page.locator('#auth-switch').click();
+    if (signUp) await page.locator('#auth-switch').click();
     await page.locator('#auth-username').fill(username);
-    await page.locator('#auth-display').fill(username[0].toUpperCase() + username.slice(1));
+    if (signUp) await page.locator('#auth-display').fill(username[0].toUpperCase() + username.slice(1));
     await page.locator('#auth-password').fill('password123');
     await page.locator('#auth-submit').click();
     await page.locator('#app').waitFor({ state: 'visible' });
@@ -61,9 +70,10 @@ export function roomEntry(page, name) {
   return page.locator('#room-list li').filter({ has: page.locator('.room-name', { hasText: name }) });
 }
 
-/** The message rows whose text is exactly `text`. */
+/** The stored messages' contents that are exactly `text`. */
 export function messages(page, text) {
-  return page.locator('#messages article.message:not(.pending) .content').filter({ hasText: text });
+  const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return page.locator('#messages article.message:not(.pending) .content').filter({ hasText: exact });
 }
 
 export async function send(page, text) {

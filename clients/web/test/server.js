@@ -46,7 +46,14 @@ export class ChatServer {
   /** Runs the binary and waits until it answers /healthz. */
   async run() {
     const child = spawn(CHATD_BIN, ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir], {
-      env: { PATH: process.env.PATH, CHAT_LOG_FORMAT: 'pretty', RUST_LOG: 'warn' },
+      env: {
+        PATH: process.env.PATH,
+        CHAT_LOG_FORMAT: 'pretty',
+        RUST_LOG: 'warn',
+        // Tests post history in bulk over REST; the send rate limit has its own tests.
+        CHAT_RATES__SEND_PER_SECOND: '1000',
+        CHAT_RATES__SEND_BURST: '1000',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
