@@ -345,6 +345,8 @@ export class RestClient {
   // operational
   /** GET /healthz */
   health(options?: RequestOptions): Promise<{ status: string }>;
+  /** GET /readyz (rejects with `unavailable` when a dependency does not answer) */
+  readiness(options?: RequestOptions): Promise<{ status: string; store?: string }>;
 
   /** Low-level: any call under /api/v1 (path starting with "/"); JSON body in, JSON out. */
   request<T = unknown>(method: string, path: string, init?: { body?: unknown; query?: Record<string, string | number | boolean | undefined>; auth?: boolean } & RequestOptions): Promise<T>;
@@ -469,6 +471,8 @@ export interface RealtimeOptions {
   pingIntervalMs?: number;
   /** No frame at all for this long after a ping → the connection is dropped and redialled. Default 10000. */
   pongTimeoutMs?: number;
+  /** A dial that has not brought `ready` within this many ms is abandoned and retried. Default 15000. */
+  connectTimeoutMs?: number;
   /** Resume rooms after a reconnect (default true). */
   resume?: boolean;
   /** Max sends in flight (sent, not yet acked) at once; the rest wait in the queue. Default 20. */
@@ -596,7 +600,11 @@ export class RealtimeClient {
 
   /** Optimistic send: queued while offline, retried on reconnect, reconciled by `ack`. */
   send(roomId: RoomId, content: string, options?: SendOptions): PendingMessage;
-  /** Optimistic messages not yet sent (queued, sending or failed), oldest first. */
+  /**
+   * Optimistic messages whose real message the app does not have yet, oldest
+   * first: queued, sending, failed, or sent (acked, its `message` event not
+   * yet here: listed until it comes, at most a few seconds).
+   */
   pendingMessages(roomId?: RoomId): PendingMessage[];
   /** Send a failed message again (same client_id). */
   retry(clientId: string): PendingMessage | undefined;

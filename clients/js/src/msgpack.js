@@ -14,8 +14,51 @@
 
 const MAX_DEPTH = 100;
 
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder("utf-8", { fatal: true });
+// TextEncoder/TextDecoder where the platform has them (browsers, Node, recent
+// React Native); a strict UTF-8 fallback otherwise.
+const encodeUtf8 =
+  typeof TextEncoder === "function" ? ((enc) => (s) => enc.encode(s))(new TextEncoder()) : utf8Encode;
+const decodeUtf8 =
+  typeof TextDecoder === "function" ? ((dec) => (b) => dec.decode(b))(new TextDecoder("utf-8", { fatal: true })) : utf8Decode;
+
+function utf8Encode(s) {
+  const out = [];
+  for (const ch of s) {
+    let c = ch.codePointAt(0);
+    if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd; // a lone surrogate, as TextEncoder does
+    if (c < 0x80) out.push(c);
+    else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+    else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+  }
+  return new Uint8Array(out);
+}
+
+function utf8Decode(b) {
+  let s = "";
+  for (let i = 0; i < b.length; ) {
+    const c = b[i++];
+    let cp, n;
+    if (c < 0x80) (cp = c), (n = 0);
+    else if (c >= 0xc2 && c < 0xe0) (cp = c & 31), (n = 1);
+    else if (c >= 0xe0 && c < 0xf0) (cp = c & 15), (n = 2);
+    else if (c >= 0xf0 && c < 0xf5) (cp = c & 7), (n = 3);
+    else throw new TypeError("msgpack: invalid UTF-8");
+    if (i + n > b.length) throw new TypeError("msgpack: invalid UTF-8");
+    for (let k = 0; k < n; k++) {
+      const d = b[i++];
+      if ((d & 0xc0) !== 0x80) throw new TypeError("msgpack: invalid UTF-8");
+      cp = (cp << 6) | (d & 63);
+    }
+    if ((n === 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n === 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+      throw new TypeError("msgpack: invalid UTF-8");
+    }
+    s += String.fromCodePoint(cp);
+  }
+  return s;
+}
+
+export const _utf8 = { encode: utf8Encode, decode: utf8Decode }; // for the tests
 
 // ------------------------------------------------------------------ encode
 
@@ -50,15 +93,15 @@ class Writer {
     this.view.setUint32(this.pos, v);
     this.pos += 4;
   }
+  /** v: a BigInt in 0..2^64-1 (i64 passes a negative one as its two's complement). */
   u64(v) {
     this.ensure(8);
-    this.view.setBigUint64(this.pos, v);
+    this.view.setUint32(this.pos, Number((v >> 32n) & 0xffffffffn));
+    this.view.setUint32(this.pos + 4, Number(v & 0xffffffffn));
     this.pos += 8;
   }
   i64(v) {
-    this.ensure(8);
-    this.view.setBigInt64(this.pos, v);
-    this.pos += 8;
+    this.u64(BigInt.asUintN(64, v));
   }
   f64(v) {
     this.ensure(8);
@@ -102,7 +145,7 @@ function writeBigInt(w, n) {
 }
 
 function writeStr(w, s) {
-  const b = textEncoder.encode(s);
+  const b = encodeUtf8(s);
   const n = b.length;
   if (n < 32) w.u8(0xa0 | n);
   else if (n < 0x100) (w.u8(0xd9), w.u8(n));
@@ -227,15 +270,22 @@ class Reader {
   }
   u64() {
     this.need(8);
-    const v = this.view.getBigUint64(this.pos);
+    const hi = this.view.getUint32(this.pos);
+    const lo = this.view.getUint32(this.pos + 4);
     this.pos += 8;
-    return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    // Below 2^53 (hi < 2^21) the number is exact; above, a BigInt.
+    return hi < 0x200000 ? hi * 0x100000000 + lo : (BigInt(hi) << 32n) | BigInt(lo);
   }
   i64() {
     this.need(8);
-    const v = this.view.getBigInt64(this.pos);
+    const hi = this.view.getInt32(this.pos);
+    const lo = this.view.getUint32(this.pos + 4);
     this.pos += 8;
-    return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+    if (hi >= -0x200000 && hi < 0x200000) {
+      const v = hi * 0x100000000 + lo;
+      if (Number.isSafeInteger(v)) return v;
+    }
+    return (BigInt(hi) << 32n) | BigInt(lo);
   }
   f32() {
     this.need(4);
@@ -257,7 +307,7 @@ class Reader {
   }
   str(n) {
     this.need(n);
-    const s = textDecoder.decode(this.buf.subarray(this.pos, this.pos + n));
+    const s = decodeUtf8(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return s;
   }

@@ -5,7 +5,8 @@
 // to the queue if the connection drops before its `ack` (and out again on
 // the next connection, with the same `client_id`, which the server answers
 // with the original `ack` if the first attempt had in fact been stored), and
-// leaves the outbox when its `ack` (or its own `message`) arrives. An
+// leaves the outbox when its own `message` arrives (after its `ack`, it is
+// listed as "sent" until then, for at most a few seconds). An
 // `error` for it fails it, except `rate_limited` and `unavailable`, after
 // which it is sent again later.
 
@@ -53,7 +54,7 @@ export class Outbox {
     return this.items.get(clientId);
   }
 
-  /** Records still to send or failed, oldest first. */
+  /** Records not yet seen as messages (queued, sending, sent awaiting their message, failed), oldest first. */
   list(roomId) {
     const out = [];
     for (const { pending } of this.items.values()) if (roomId === undefined || pending.room_id === roomId) out.push(pending);
@@ -87,22 +88,44 @@ export class Outbox {
     this.onChange(r.pending);
   }
 
-  /** Stored: resolves `done` with the ack and removes the record. True if it was pending. */
-  settle(clientId, ack) {
+  /**
+   * Stored: resolves `done` with the ack. With `keep` (the ack came before
+   * the message itself) the record stays listed as "sent" until its message
+   * arrives (settle again without `keep`) or `release`, so that the app
+   * never shows neither. True if this resolved it.
+   */
+  settle(clientId, ack, keep = false) {
     const r = this.items.get(clientId);
     if (!r || r.pending.status === "failed") return false;
-    this.items.delete(clientId);
+    if (r.pending.status === "sent") {
+      if (!keep) this.release(clientId);
+      return false;
+    }
     r.pending.status = "sent";
     r.pending.message_id = ack.message_id;
     r.pending.created_at = ack.created_at;
     r.resolve(ack);
+    if (!keep) this.items.delete(clientId);
     this.onChange(r.pending);
     return true;
   }
 
+  /** Forgets a sent record (its message arrived, or it is time to stop waiting for it). */
+  release(clientId) {
+    const r = this.items.get(clientId);
+    if (!r || r.pending.status !== "sent") return;
+    this.items.delete(clientId);
+    this.onChange(r.pending);
+  }
+
+  /** Forgets every sent record. */
+  releaseAll() {
+    for (const [clientId, r] of [...this.items]) if (r.pending.status === "sent") this.release(clientId);
+  }
+
   fail(clientId, error) {
     const r = this.items.get(clientId);
-    if (!r || r.pending.status === "failed") return;
+    if (!r || r.pending.status === "failed" || r.pending.status === "sent") return;
     r.pending.status = "failed";
     r.pending.error = error;
     r.reject(error);

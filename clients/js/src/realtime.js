@@ -20,9 +20,11 @@ import { codecFor } from "./codec.js";
 import { SeenTracker } from "./tracker.js";
 import { Outbox } from "./outbox.js";
 import { RestClient } from "./rest.js";
+import { Requests } from "./requests.js";
 
 const RESUME_MAX_ROOMS = 1000; // the server refuses more in one `resume`
 const HISTORY_PAGE = 100;
+const SENT_GRACE_MS = 5000; // how long an acked send stays listed while its message is awaited
 
 /** Close codes after which the client does not dial again. */
 function isFinalClose(code) {
@@ -54,6 +56,7 @@ export class RealtimeClient extends Emitter {
     this._requestTimeoutMs = options.requestTimeoutMs ?? 15000;
     this._pingIntervalMs = options.pingIntervalMs ?? null;
     this._pongTimeoutMs = options.pongTimeoutMs ?? 10000;
+    this._connectTimeoutMs = options.connectTimeoutMs ?? 15000;
     this._resumeEnabled = options.resume !== false;
     this._maxInFlight = options.maxInFlight ?? 20;
 
@@ -61,9 +64,9 @@ export class RealtimeClient extends Emitter {
     this._ws = null;
     this._everReady = false;
     this._readyWaiters = [];
-    this._requests = new Map(); // ref → {frame, resolve, reject, timer, sent, match?, keepOnError?}
-    this._seq = 0;
-    this._timers = { reconnect: null, ping: null, pong: null, pump: null };
+    this._requests = new Requests(this._requestTimeoutMs);
+    this._seq = 0; // heartbeat ping refs
+    this._timers = { reconnect: null, ping: null, pong: null, pump: null, connect: null };
     this._lastFrameAt = 0;
     this._handshakeFailures = 0;
     this._tokenRefreshes = 0;
@@ -168,6 +171,14 @@ export class RealtimeClient extends Emitter {
     }
     this._ws = ws;
     this._opened = false;
+    this._gotReady = false;
+    // A dial to a server that accepts TCP but never answers (stopped,
+    // overloaded) would otherwise hang for as long as the platform likes.
+    clearTimeout(this._timers.connect);
+    this._timers.connect = setTimeout(() => {
+      this._timers.connect = null;
+      if (ws === this._ws && !this._gotReady) this._drop(1006, "no ready within the connect timeout", undefined);
+    }, this._connectTimeoutMs);
     ws.onopen = () => {
       if (ws === this._ws) this._opened = true;
     };
@@ -189,7 +200,8 @@ export class RealtimeClient extends Emitter {
     }
     clearInterval(this._timers.ping);
     clearTimeout(this._timers.pong);
-    this._timers.ping = this._timers.pong = null;
+    clearTimeout(this._timers.connect);
+    this._timers.ping = this._timers.pong = this._timers.connect = null;
   }
 
   /** Drops the current connection without waiting for its close handshake (dead link, reconnectNow). */
@@ -212,7 +224,7 @@ export class RealtimeClient extends Emitter {
     this._gotReady = false;
     if (code === 4001) return this._onTokenRejected(code, reason);
     if (isFinalClose(code)) {
-      this._failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
+      this._requests.failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
       this._outbox.requeueInFlight();
       return this._final(code, reason, new ChatError(code === 1008 ? "forbidden" : "bad_request", `the server closed the connection for good: ${code} ${reason}`));
     }
@@ -238,7 +250,7 @@ export class RealtimeClient extends Emitter {
    * put unacked sends back in the queue, schedule the next attempt.
    */
   _lost(code, reason, delayMs, probeToken = false) {
-    this._failInFlight(new ChatError("disconnected", `connection lost: ${code} ${reason}`.trim()));
+    this._requests.failInFlight(new ChatError("disconnected", `connection lost: ${code} ${reason}`.trim()));
     this._outbox.requeueInFlight();
     if (!this._reconnect) {
       return this._final(code, reason, new ChatError("disconnected", `connection lost: ${code} ${reason}`.trim()));
@@ -280,7 +292,7 @@ export class RealtimeClient extends Emitter {
 
   /** 4001 (expired, revoked) or a token refused at the handshake: ask the app for a new one. */
   async _onTokenRejected(code, reason) {
-    this._failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
+    this._requests.failInFlight(new ChatError("disconnected", `connection closed: ${code} ${reason}`));
     this._outbox.requeueInFlight();
     this.emit("token_expired", { code, reason });
     if (!this._getToken) {
@@ -310,8 +322,9 @@ export class RealtimeClient extends Emitter {
     clearTimeout(this._timers.pump);
     this._timers.reconnect = this._timers.pump = null;
     const why = error ?? new ChatError("closed", "the client was closed");
-    this._failInFlight(new ChatError("closed", why.message), true);
+    this._requests.failInFlight(new ChatError("closed", why.message), true);
     this._outbox.failAll(new ChatError("closed", `not sent: ${why.message}`));
+    this._outbox.releaseAll();
     for (const w of this._readyWaiters.splice(0)) w.reject(why);
     this._setState("closed");
     this.emit("closed", error ? { code, reason, error } : { code, reason });
@@ -335,8 +348,14 @@ export class RealtimeClient extends Emitter {
       case "message":
         return this._onMessage(frame.message, true);
       case "ack":
-        if (frame.client_id) this._outbox.settle(frame.client_id, frame);
-        this._answer(frame);
+        if (frame.client_id && this._outbox.settle(frame.client_id, frame, true)) {
+          this._sendBackoff.reset();
+          // Its `message` normally follows at once; if it was lost, stop waiting for it.
+          const clientId = frame.client_id;
+          const timer = setTimeout(() => this._outbox.release(clientId), SENT_GRACE_MS);
+          if (typeof timer === "object" && timer && typeof timer.unref === "function") timer.unref();
+        }
+        this._requests.answer(frame);
         this._pump();
         return this.emit("ack", frame);
       case "error":
@@ -352,8 +371,7 @@ export class RealtimeClient extends Emitter {
       default:
         break;
     }
-    this._answer(frame);
-    this._matchEvent(frame);
+    this._requests.answer(frame);
     this.emit(frame.type, frame);
   }
 
@@ -361,6 +379,8 @@ export class RealtimeClient extends Emitter {
     const reconnected = this._everReady;
     this._everReady = true;
     this._gotReady = true;
+    clearTimeout(this._timers.connect);
+    this._timers.connect = null;
     this._handshakeFailures = 0;
     this._tokenRefreshes = 0;
     this._last1012 = false;
@@ -390,7 +410,7 @@ export class RealtimeClient extends Emitter {
 
     this._startPing();
     if (Object.keys(points).length) this._resume(points);
-    for (const entry of this._requests.values()) if (!entry.sent) this._write(entry);
+    for (const entry of this._requests.unsent()) this._write(entry);
     this._pump();
   }
 
@@ -400,18 +420,22 @@ export class RealtimeClient extends Emitter {
 
   _onMessage(message, live) {
     if (!message) return;
+    if (this._tracker.accept(message)) {
+      if (!this._rooms.has(message.room_id) && live) this._rooms.add(message.room_id);
+      this.emit("message", { type: "message", message });
+    }
+    // Our own message is stored: as good as its ack (it is sent only after
+    // the commit). Settled after the `message` event, so that an app showing
+    // pending messages has the real one before the optimistic one goes.
     if (message.client_id && this.user && message.sender_id === this.user.id) {
-      // Our own message is stored: as good as its ack (it is sent only after the commit).
-      if (this._outbox.settle(message.client_id, {
+      const settled = this._outbox.settle(message.client_id, {
         type: "ack",
         client_id: message.client_id,
         message_id: message.id,
         created_at: message.created_at,
-      })) this._pump();
+      });
+      if (settled) this._pump();
     }
-    if (!this._tracker.accept(message)) return;
-    if (!this._rooms.has(message.room_id) && live) this._rooms.add(message.room_id);
-    this.emit("message", { type: "message", message });
   }
 
   _onError(frame) {
@@ -427,38 +451,9 @@ export class RealtimeClient extends Emitter {
         this._pump();
       }
     } else if (frame.ref) {
-      const entry = this._requests.get(frame.ref);
-      if (entry && !entry.keepOnError) this._settle(frame.ref, null, err);
+      this._requests.fail(frame.ref, err);
     }
     this.emit("error", frame);
-  }
-
-  /** A reply carrying the ref of a request resolves it. */
-  _answer(frame) {
-    if (!frame.ref) return;
-    const entry = this._requests.get(frame.ref);
-    if (entry && !entry.match) this._settle(frame.ref, frame, null);
-  }
-
-  /** Requests answered by an event (edit → message_updated, ...) resolve on the first match. */
-  _matchEvent(frame) {
-    for (const [ref, entry] of this._requests) {
-      if (entry.match && entry.sent && entry.match(frame)) this._settle(ref, frame, null);
-    }
-  }
-
-  _settle(ref, frame, error) {
-    const entry = this._requests.get(ref);
-    if (!entry) return;
-    this._requests.delete(ref);
-    clearTimeout(entry.timer);
-    if (error) entry.reject(error);
-    else entry.resolve(frame);
-  }
-
-  /** Requests already written to a connection that is gone fail; unsent ones wait for the next. */
-  _failInFlight(error, all = false) {
-    for (const [ref, entry] of this._requests) if (entry.sent || all) this._settle(ref, null, error);
   }
 
   // ------------------------------------------------------------ frames out
@@ -479,24 +474,18 @@ export class RealtimeClient extends Emitter {
   }
 
   /** Sends a frame with a fresh ref; queued until the connection is open. */
-  request(frame, extra = {}) {
+  request(frame, options) {
     if (this._state === "closed") return Promise.reject(new ChatError("closed", "the client is closed"));
-    const ref = `r${++this._seq}`;
-    return new Promise((resolve, reject) => {
-      const entry = { frame: { ...frame, ref }, resolve, reject, sent: false, ...extra };
-      entry.timer = setTimeout(
-        () => this._settle(ref, null, new ChatError("timeout", `no answer to ${frame.type} within ${this._requestTimeoutMs} ms`, { ref })),
-        this._requestTimeoutMs,
-      );
-      this._requests.set(ref, entry);
-      if (this._state === "open" && this._ws) {
-        try {
-          this._write(entry);
-        } catch (err) {
-          this._settle(ref, null, err instanceof ChatError ? err : new ChatError("network", String(err), { cause: err }));
-        }
+    const { entry, promise } = this._requests.add(frame, options);
+    if (this._state === "open" && this._ws) {
+      try {
+        this._write(entry);
+      } catch (err) {
+        const error = err instanceof ChatError ? err : new ChatError("network", String(err), { cause: err });
+        this._requests.settle(entry.frame.ref, null, error);
       }
-    });
+    }
+    return promise;
   }
 
   _pauseSends(ms) {

@@ -390,6 +390,12 @@ export class RestClient {
     const res = await this._check(await this._fetchRaw(`${this.baseUrl}/healthz`, { method: "GET" }, options && options.signal), false);
     return res.json();
   }
+
+  /** GET /readyz: resolves when the server's dependencies answer; `unavailable` (503) otherwise. */
+  async readiness(options) {
+    const res = await this._check(await this._fetchRaw(`${this.baseUrl}/readyz`, { method: "GET" }, options && options.signal), false);
+    return res.json();
+  }
 }
 
 /** The multipart part for an Uploadable, and its size when known. */

@@ -15,7 +15,7 @@ import { compareIds, maxId } from "./ids.js";
 
 export class SeenTracker {
   /** @param {number} limit ids remembered per room for de-duplication */
-  constructor(limit = 5000) {
+  constructor(limit = 1000) {
     this.limit = limit;
     this.rooms = new Map();
   }
