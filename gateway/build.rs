@@ -44,9 +44,12 @@ fn embed_web_assets() {
     println!("cargo::rerun-if-changed=build.rs");
     let mut table = String::from("&[\n");
     for (prefix, dir) in SOURCES {
+        // Cargo scans a directory named here recursively for changes. The
+        // path is relative to this package, not absolute, so that a target
+        // directory shared by two checkouts (cargo gives their units the
+        // same hashes) watches the checkout being built.
+        println!("cargo::rerun-if-changed=../{dir}");
         let dir = root.join(dir);
-        // Cargo scans a directory named here recursively for changes.
-        println!("cargo::rerun-if-changed={}", dir.display());
         let mut files = Vec::new();
         walk(&dir, &mut files);
         if files.is_empty() {

@@ -9,7 +9,7 @@ import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, d
 import { initSidebar, avatar } from './sidebar.js';
 import { initTimeline, loadRoom, catchUp, markReadIfSeen, roomOpened, cancelEdit, cancelDelete } from './timeline.js';
 import { initComposer, resetComposer, cancelReply, closeSuggestions } from './composer.js';
-import { initPanels, closePanel, refreshPanel } from './panels.js';
+import { initPanels, closePanel, refreshPanel, showPresence } from './panels.js';
 import { compareIds } from './lib/index.js';
 
 const ROOM_KEY = 'chat.room';
@@ -306,6 +306,7 @@ function wire(realtime) {
       state.users.set(userId, { ...known, online, last_seen_at: lastSeen });
       changed('users', userId);
     }
+    showPresence(userId, online);
   });
   realtime.on('read', ({ room_id: roomId, user_id: userId, message_id: id }) => {
     const room = state.rooms.get(roomId);

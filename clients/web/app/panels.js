@@ -54,6 +54,20 @@ export function closePanel() {
   return true;
 }
 
+/**
+ * A `presence` frame: the dots and words of that user in the open panel.
+ * (Not a refetch: the frame can come before the server's member list says
+ * the same.)
+ */
+export function showPresence(userId, online) {
+  for (const row of $('panel-body').querySelectorAll(`li[data-user-id="${CSS.escape(userId)}"]`)) {
+    const dot = row.querySelector('.presence');
+    if (dot) dot.classList.toggle('online', online);
+    const status = row.querySelector('.member-status');
+    if (status) status.textContent = online ? 'online' : 'offline';
+  }
+}
+
 /** Re-renders the open panel if it shows `name`. */
 export function refreshPanel(name) {
   if (current === name) PANELS[name].render(clear($('panel-body')));
@@ -260,7 +274,12 @@ async function members(body) {
             'span',
             { class: 'panel-item-text' },
             h('strong', {}, me ? `${displayName(member.user.id)} (you)` : member.user.display_name || member.user.username),
-            h('span', { class: 'muted' }, `@${member.user.username}${member.role !== 'member' ? ` · ${member.role}` : ''} · ${member.online ? 'online' : 'offline'}`),
+            h(
+              'span',
+              { class: 'muted' },
+              `@${member.user.username}${member.role !== 'member' ? ` · ${member.role}` : ''} · `,
+              h('span', { class: 'member-status' }, member.online ? 'online' : 'offline'),
+            ),
           ),
           me ? null : dmButton(member.user, error),
         ),

@@ -278,3 +278,40 @@ test('sign in, older history on scroll-up, sign out', async () => {
   assert.deepEqual(session.errors.map(String), []);
   await assert.rejects(server.api('GET', '/users/me', { token }), /401/);
 });
+
+test('a private room: members added from the members panel, presence shown; panels at phone width', async () => {
+  const owner = await user('olivia');
+  const guest = await user('gus', { viewport: PHONE });
+  await screenshot(guest.page, 'rooms-empty-phone');
+  await createRoom(owner.page, 'secret', 'private');
+
+  // Not in the directory.
+  await guest.page.locator('#open-directory').click();
+  await guest.page.locator('#panel-body li.empty', { hasText: 'No public rooms match' }).or(guest.page.locator('#panel-body li[data-room-id]')).first().waitFor();
+  assert.equal(await guest.page.locator('#panel-body li', { hasText: 'secret' }).count(), 0);
+  await screenshot(guest.page, 'directory-phone');
+  await guest.page.keyboard.press('Escape');
+
+  // The owner adds Gus; the room appears in his list at once.
+  await owner.page.locator('#open-members').click();
+  await owner.page.locator('#panel-body li', { hasText: '(you)' }).waitFor();
+  await owner.page.getByLabel('Find a user to add').fill('gu');
+  await owner.page.getByRole('button', { name: 'Add gus' }).click();
+  const gusRow = owner.page.locator('#panel-body .panel-list[aria-label=Members] li', { hasText: '@gus' });
+  await gusRow.waitFor();
+  // Gus is online (his page is connected): a green dot.
+  await gusRow.locator('.presence.online').waitFor();
+  await screenshot(owner.page, 'members-desktop');
+  await roomEntry(guest.page, 'secret').waitFor();
+
+  await send(owner.page, 'welcome to the secret room');
+  await roomEntry(guest.page, 'secret').locator('.badge.unread', { hasText: '1' }).waitFor();
+  await roomEntry(guest.page, 'secret').locator('button').click();
+  await messages(guest.page, 'welcome to the secret room').waitFor();
+  await roomEntry(owner.page, 'secret').waitFor();
+
+  // Gus goes away: the owner sees him offline.
+  await guest.context.close();
+  await gusRow.locator('.presence:not(.online)').waitFor();
+  assert.deepEqual(owner.errors.map(String), []);
+});
