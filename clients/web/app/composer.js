@@ -2,7 +2,7 @@
 // notices, @mention autocomplete (`GET /users?prefix=`), reply-to, and
 // attachments uploaded at once with progress and image previews.
 
-import { $, h, clear, fileSize } from './dom.js';
+import { $, h, clear, fileSize, icon } from './dom.js';
 import { state, changed } from './store.js';
 import { rest, realtime, displayName } from './session.js';
 
@@ -294,7 +294,7 @@ function renderUploads() {
       h(
         'li',
         { class: `pending-attachment ${item.status}` },
-        item.preview ? h('img', { src: item.preview, alt: '' }) : h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+        item.preview ? h('img', { src: item.preview, alt: '' }) : h('span', { class: 'file-icon' }, icon('file')),
         h(
           'span',
           { class: 'pending-attachment-text' },

@@ -10,6 +10,8 @@ import { avatar } from './sidebar.js';
 let openRoom = () => {};
 let opener = null;
 let current = null;
+/** Bumped at every render: an async render that finds it moved on stops. */
+let generation = 0;
 
 export function initPanels(open) {
   openRoom = open;
@@ -38,6 +40,7 @@ export function show(name) {
   $('panel').hidden = false;
   document.body.classList.add('panel-open');
   const body = clear($('panel-body'));
+  generation++;
   panel.render(body);
   const first = body.querySelector('input, button, [tabindex]');
   (first || $('panel-close')).focus();
@@ -48,6 +51,7 @@ export function closePanel() {
   if ($('panel').hidden) return false;
   $('panel').hidden = true;
   current = null;
+  generation++;
   document.body.classList.remove('panel-open');
   if (opener && document.contains(opener)) opener.focus();
   opener = null;
@@ -70,7 +74,9 @@ export function showPresence(userId, online) {
 
 /** Re-renders the open panel if it shows `name`. */
 export function refreshPanel(name) {
-  if (current === name) PANELS[name].render(clear($('panel-body')));
+  if (current !== name) return;
+  generation++;
+  PANELS[name].render(clear($('panel-body')));
 }
 
 function errorLine() {
@@ -259,8 +265,10 @@ async function members(body) {
   const list = h('ul', { class: 'panel-list', 'aria-label': 'Members' });
   const error = errorLine();
   body.append(h('p', { class: 'muted' }, roomName(room)), error, list);
+  const mine = generation;
   try {
     const all = await rest.allMembers(roomId);
+    if (mine !== generation) return;
     all.sort((a, b) => Number(b.online) - Number(a.online));
     for (const member of all) {
       rememberUser({ ...member.user, online: member.online });
@@ -288,6 +296,7 @@ async function members(body) {
   } catch (failure) {
     showError(error, failure);
   }
+  if (mine !== generation) return;
   if (room.kind !== 'dm' && !roomId.startsWith('dm:')) {
     const add = h('div', { class: 'panel-section' }, h('h3', {}, 'Add people'));
     userSearch(add, 'Find a user to add', (user, addError) =>
@@ -319,8 +328,10 @@ async function notifications(body) {
   const list = h('ul', { class: 'panel-list', 'aria-label': 'Notifications' });
   const error = errorLine();
   body.append(error, list);
+  const mine = generation;
   try {
     const page = await rest.getNotifications({ limit: 50 });
+    if (mine !== generation) return;
     if (page.notifications.length === 0) list.append(h('li', { class: 'empty' }, 'Nothing yet. Mentions of you show up here.'));
     for (const notification of page.notifications) {
       const room = state.rooms.get(notification.room_id);

@@ -1,7 +1,7 @@
 // The room list: each room with its last message, unread and mention
 // badges, and for DMs the other user's presence dot.
 
-import { $, h, clear, shortTime, initials, hue } from './dom.js';
+import { $, h, clear, shortTime, initials, hue, icon } from './dom.js';
 import { state, on, sortedRooms, dmPeer } from './store.js';
 import { displayName, roomName, user } from './session.js';
 
@@ -57,7 +57,7 @@ function render() {
       },
       dm
         ? avatar(peer, name, { presence: Boolean(peerUser && peerUser.online) })
-        : h('span', { class: 'room-icon', 'aria-hidden': 'true' }, room.visibility === 'private' ? '🔒' : '#'),
+        : h('span', { class: 'room-icon', 'aria-hidden': 'true' }, room.visibility === 'private' ? icon('lock') : '#'),
       h(
         'span',
         { class: 'room-text' },

@@ -3,7 +3,7 @@
 // markers, the sender's own optimistic messages until they are stored,
 // older history loaded on scroll-up, and the read position kept.
 
-import { $, h, clear, time, dayKey, dayLabel, fileSize } from './dom.js';
+import { $, h, clear, time, dayKey, dayLabel, fileSize, icon } from './dom.js';
 import { state, on, changed, timeline, addMessages, newest } from './store.js';
 import { rest, realtime, displayName, user } from './session.js';
 import { avatar } from './sidebar.js';
@@ -308,7 +308,7 @@ function attachment(file) {
   return h(
     'button',
     { type: 'button', class: 'attachment file', onclick: () => openFile(file) },
-    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+    h('span', { class: 'file-icon' }, icon('file')),
     h('span', { class: 'file-name' }, file.name),
     h('span', { class: 'muted' }, fileSize(file.size)),
   );
