@@ -164,7 +164,7 @@ function renderHeader() {
   const room = state.current && state.rooms.get(state.current);
   if (!room) return;
   const dm = room.id.startsWith('dm:');
-  $('room-title').textContent = dm ? roomName(room) : `# ${room.name}`;
+  $('room-title').textContent = dm || room.visibility === 'private' ? roomName(room) : `# ${room.name}`;
   let subtitle;
   if (dm) {
     const [, lo, hi] = room.id.split(':');

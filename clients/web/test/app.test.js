@@ -275,6 +275,7 @@ test('sign in, older history on scroll-up, sign out', async () => {
   await page.reload();
   await page.locator('#auth-form').waitFor();
   assert.equal(await page.locator('#app').isHidden(), true);
+  await screenshot(page, 'sign-in-desktop');
   assert.deepEqual(session.errors.map(String), []);
   await assert.rejects(server.api('GET', '/users/me', { token }), /401/);
 });
