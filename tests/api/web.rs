@@ -16,7 +16,7 @@ async fn get(server: &Server, path: &str) -> reqwest::Response {
         .expect("request")
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: reqwest::header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> &str {
     headers
         .get(&name)
         .unwrap_or_else(|| panic!("no {name}"))
