@@ -307,8 +307,12 @@ export class RestClient {
   // messages
   /** GET /rooms/{room_id}/messages?before=&after=&limit= */
   getMessages(roomId: RoomId, query?: PageQuery & RequestOptions): Promise<MessagesPage>;
-  /** POST /rooms/{room_id}/messages; a client_id is generated when none is given. */
-  postMessage(roomId: RoomId, input: PostMessageInput | string, options?: RequestOptions): Promise<Message>;
+  /**
+   * POST /rooms/{room_id}/messages; a client_id is generated when none is
+   * given, and a post without an answer (`network`, `timeout`) or
+   * `unavailable` is tried again with it, `retries` times (default 2).
+   */
+  postMessage(roomId: RoomId, input: PostMessageInput | string, options?: RequestOptions & { retries?: number }): Promise<Message>;
   /** POST /rooms/{room_id}/read */
   markRead(roomId: RoomId, messageId: Id, options?: RequestOptions): Promise<void>;
   /** POST /dms: the DM room with that user, created if needed. */
@@ -593,7 +597,7 @@ export class RealtimeClient {
   connect(): Promise<ReadyFrame & { reconnected: boolean }>;
   /** Stop for good (state "closed"); queued sends fail with `closed`. */
   close(code?: number, reason?: string): void;
-  /** Replace the token (used at the next dial). */
+  /** Replace the token (used at the next dial; given to the `rest` client too). With `rest`, a token the app set there is used as well. */
   setToken(token: string | null): void;
   /** Drop the current connection and dial again now (resumes as after any loss). */
   reconnectNow(): void;

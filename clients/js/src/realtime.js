@@ -128,6 +128,7 @@ export class RealtimeClient extends Emitter {
 
   setToken(token) {
     this._token = token ?? null;
+    if (this.rest && token) this.rest.setToken(token);
   }
 
   reconnectNow() {
@@ -153,6 +154,8 @@ export class RealtimeClient extends Emitter {
       this._final(1000, "no WebSocket", new ChatError("network", "no WebSocket implementation: pass options.WebSocket"));
       return;
     }
+    // With a REST client, its token is the latest (the app may have logged in again with it).
+    if (this.rest && this.rest.token) this._token = this.rest.token;
     if (!this._token) {
       this._onTokenRejected(4001, "no token");
       return;
@@ -268,16 +271,13 @@ export class RealtimeClient extends Emitter {
 
   /** After failed handshakes: is it the token? A 401 from REST says so. */
   async _probeToken() {
-    const rest = this.rest ?? new RestClient({ baseUrl: this._restBase() });
-    const saved = rest.token;
+    // A client of its own: the probe must not fire the app's onUnauthorized.
+    const probe = new RestClient({ baseUrl: this._restBase(), token: this._token, fetch: this.rest ? this.rest._fetch : undefined });
     let unauthorized = false;
     try {
-      rest.setToken(this._token);
-      await rest.me();
+      await probe.me();
     } catch (err) {
       unauthorized = err instanceof ChatError && err.code === "unauthorized";
-    } finally {
-      if (rest !== this.rest) rest.setToken(saved);
     }
     if (this._state === "closed") return;
     if (unauthorized) this._onTokenRejected(4001, "token refused at the handshake");
@@ -405,12 +405,20 @@ export class RealtimeClient extends Emitter {
     const ready = { ...frame, reconnected };
     this._lastReady = ready;
     this._setState("open");
+    this._resolveReady(ready); // before the event: a listener that closes the client does not undo connect()
     this.emit("ready", ready);
-    this._resolveReady(ready);
 
+    // A listener of `ready` may have closed the client, or the link may already be gone.
+    if (this._state !== "open" || !this._ws) return;
     this._startPing();
     if (Object.keys(points).length) this._resume(points);
-    for (const entry of this._requests.unsent()) this._write(entry);
+    for (const entry of this._requests.unsent()) {
+      try {
+        this._write(entry);
+      } catch {
+        break; // The connection went away; they wait for the next one.
+      }
+    }
     this._pump();
   }
 
@@ -440,8 +448,8 @@ export class RealtimeClient extends Emitter {
 
   _onError(frame) {
     const err = ChatError.fromFrame(frame);
-    const pendingSend = frame.client_id ? this._outbox.get(frame.client_id) : undefined;
-    if (pendingSend) {
+    const record = frame.client_id ? this._outbox.get(frame.client_id) : undefined;
+    if (record && record.pending.status !== "sent") {
       if (frame.code === "rate_limited" || frame.code === "unavailable") {
         this._outbox.setStatus(frame.client_id, "queued");
         const wait = frame.code === "rate_limited" ? (err.retryAfterMs ?? 1000) : this._sendBackoff.next() + 500;
@@ -459,8 +467,8 @@ export class RealtimeClient extends Emitter {
   // ------------------------------------------------------------ frames out
 
   _write(entry) {
-    entry.sent = true;
     this._writeFrame(entry.frame);
+    entry.sent = true;
   }
 
   _writeFrame(frame) {
@@ -493,6 +501,9 @@ export class RealtimeClient extends Emitter {
     clearTimeout(this._timers.pump);
     this._timers.pump = setTimeout(() => {
       this._timers.pump = null;
+      // Timers may fire a little before Date.now() reaches the mark: the
+      // pause is over when its timer says so.
+      this._sendPausedUntil = 0;
       this._pump();
     }, ms);
   }

@@ -250,11 +250,25 @@ export class RestClient {
     return this.request("GET", `/rooms/${seg(roomId)}/messages`, { query, ...options });
   }
 
-  /** A client_id is generated when none is given, so that a retry of this call creates nothing twice. */
-  postMessage(roomId, input, options) {
+  /**
+   * A client_id is generated when none is given. A post that got no answer
+   * (`network`, `timeout`) or `unavailable` is tried again with the same
+   * client_id, `retries` times (default 2): the server stores it once
+   * whichever attempts reached it.
+   */
+  async postMessage(roomId, input, options = {}) {
+    const { retries = 2, ...rest } = options;
     const body = typeof input === "string" ? { content: input } : { ...input };
     if (!body.client_id) body.client_id = newClientId();
-    return this.request("POST", `/rooms/${seg(roomId)}/messages`, { body, ...options });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.request("POST", `/rooms/${seg(roomId)}/messages`, { body, ...rest });
+      } catch (err) {
+        const again = err instanceof ChatError && ["network", "timeout", "unavailable"].includes(err.code);
+        if (!again || attempt >= retries || (rest.signal && rest.signal.aborted)) throw err;
+        await new Promise((r) => setTimeout(r, err.retryAfterMs ?? 500 * 2 ** attempt));
+      }
+    }
   }
 
   markRead(roomId, messageId, options) {

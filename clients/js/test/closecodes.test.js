@@ -171,3 +171,15 @@ test("after a reconnect: resume from the last id seen per room, then the queued 
     rt.close();
   }
 });
+
+test("a ready listener that closes the client leaves nothing running", async () => {
+  script([]);
+  const rt = client();
+  rt.once("ready", () => rt.close());
+  const h = rt.history("1"); // queued before connect: failed by the close, not written
+  await rt.connect();
+  await assert.rejects(h, (e) => e.code === "closed");
+  assert.equal(rt.state, "closed");
+  await sleep(100);
+  assert.deepEqual(connections[0].frames, []);
+});

@@ -161,3 +161,21 @@ test("a server that stops answering (SIGSTOP) is detected by ping and left; the 
     rb.close();
   }
 });
+
+test("a REST post without an answer is tried again with the same client_id, and stored once", async () => {
+  const alice = await newUser(server, "rp");
+  const room = await alice.api.createRoom({ name: uniqueName("Retry") });
+  await server.kill();
+  // The first attempts find nothing listening; the server is back before the last.
+  const posting = alice.api.postMessage(room.id, "through the restart", { retries: 4 });
+  await sleep(300);
+  await server.start();
+  const posted = await posting;
+  assert.equal(posted.content, "through the restart");
+  const again = await alice.api.postMessage(room.id, { content: "through the restart", client_id: posted.client_id });
+  assert.equal(again.id, posted.id, "the same client_id names the same message");
+  const stored = (await alice.api.getMessages(room.id)).messages;
+  assert.deepEqual(stored.map((m) => m.id), [posted.id]);
+  // an answer that is a refusal is not retried
+  await assert.rejects(alice.api.postMessage(room.id, "   "), (e) => e.code === "bad_request");
+});

@@ -73,6 +73,9 @@ async function app(): Promise<void> {
     WebSocket: WebSocket as unknown as new (url: string, protocols?: string | string[]) => any,
     getToken: async () => (await api.login("alice", "battery staple")).token,
     reconnect: { initialDelayMs: 200, maxDelayMs: 10_000 },
+    connectTimeoutMs: 5000,
+    pingIntervalMs: 20_000,
+    pongTimeoutMs: 5000,
   });
   const off = rt.on("message", (f) => {
     const m: Message = f.message;
