@@ -17,6 +17,8 @@
 //! - [`relay`]: forwarding actions to the routers and their answers back.
 //! - [`role`]: starting and stopping the gateway role (and the operational
 //!   endpoints of processes without it).
+//! - [`web`]: the web app and the JavaScript client library, embedded and
+//!   served at `/`.
 
 pub mod auth;
 pub mod client_addr;
@@ -31,6 +33,7 @@ pub mod relay;
 pub mod rest;
 pub mod revocations;
 pub mod role;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -73,8 +76,8 @@ pub struct HttpLimits {
     pub handshakes: handshakes::HandshakeLimits,
 }
 
-/// The complete HTTP application: REST under `/api/v1` and the operational
-/// endpoints.
+/// The complete HTTP application: REST under `/api/v1`, the web app at `/`
+/// and the operational endpoints.
 pub fn app(
     state: AppState,
     limits: HttpLimits,
@@ -97,6 +100,7 @@ pub fn app(
             )),
         )
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
+        .merge(web::routes())
         .with_state(state);
     with_edge_layers(
         api.merge(rest::ops::routes(dependencies, ops)),

@@ -35,5 +35,6 @@ mod secrets;
 mod telemetry;
 mod typing;
 mod users;
+mod web;
 mod ws;
 mod ws_protocol;

@@ -1,0 +1,418 @@
+// The chat web app: sign-in, then the room list, the open room and the
+// side panels, all over the client library (./lib/, the same files as
+// clients/js/src). No build step: these ES modules are what the browser
+// runs, embedded in chatd and served at /app/.
+
+import { $ } from './dom.js';
+import { state, on, changed, addMessages } from './store.js';
+import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, displayName, roomName, user, onUnauthorized } from './session.js';
+import { initSidebar, avatar } from './sidebar.js';
+import { initTimeline, loadRoom, catchUp, markReadIfSeen, roomOpened, cancelEdit, cancelDelete } from './timeline.js';
+import { initComposer, resetComposer, cancelReply, closeSuggestions } from './composer.js';
+import { initPanels, closePanel, refreshPanel, showPresence } from './panels.js';
+import { compareIds } from './lib/index.js';
+
+const ROOM_KEY = 'chat.room';
+/** A typing indicator nobody renewed is dropped after this long. */
+const TYPING_TTL_MS = 6000;
+
+// ------------------------------------------------------------- sign-in
+
+let signingUp = false;
+
+function showAuth(message) {
+  $('app').hidden = true;
+  $('auth').hidden = false;
+  const error = $('auth-error');
+  error.textContent = message || '';
+  error.hidden = !message;
+  $('auth-username').focus();
+}
+
+function setAuthMode(signUp) {
+  signingUp = signUp;
+  $('auth-title').textContent = signUp ? 'Create an account' : 'Sign in';
+  $('auth-submit').textContent = signUp ? 'Create account' : 'Sign in';
+  $('auth-display-row').hidden = !signUp;
+  $('auth-password').autocomplete = signUp ? 'new-password' : 'current-password';
+  $('auth-switch-text').textContent = signUp ? 'Have an account?' : 'New here?';
+  $('auth-switch').textContent = signUp ? 'Sign in' : 'Create an account';
+  $('auth-error').hidden = true;
+}
+
+async function submitAuth(event) {
+  event.preventDefault();
+  const username = $('auth-username').value.trim();
+  const password = $('auth-password').value;
+  if (!username || !password) return showAuth('Enter a username and a password.');
+  const submit = $('auth-submit');
+  submit.disabled = true;
+  try {
+    const input = { username, password };
+    const display = $('auth-display').value.trim();
+    if (signingUp && display) input.display_name = display;
+    const result = signingUp ? await rest.register(input) : await rest.login(username, password);
+    saveToken(result.token);
+    $('auth-password').value = '';
+    await start(result.user);
+  } catch (error) {
+    showAuth(error.message || 'Could not sign in.');
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function logout() {
+  try {
+    await rest.logout();
+  } catch {
+    // Signed out locally whatever the server says.
+  }
+  signOut();
+}
+
+/** Forgets the session and shows the sign-in form. */
+function signOut(message) {
+  // First, so that the realtime client's `closed` event finds nobody to sign out.
+  state.me = null;
+  stopRealtime();
+  saveToken(null);
+  sessionStorage.removeItem(ROOM_KEY);
+  state.rooms.clear();
+  state.timelines.clear();
+  state.current = null;
+  state.unreadNotifications = 0;
+  document.body.classList.remove('room-open');
+  closePanel();
+  setBanner(null);
+  showAuth(message);
+}
+
+// ------------------------------------------------------------- the app
+
+async function start(me) {
+  state.me = me;
+  rememberUser(me);
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  renderMe();
+  const realtime = startRealtime();
+  wire(realtime);
+  try {
+    await realtime.connect();
+  } catch (error) {
+    return signOut(error.message);
+  }
+  loadNotificationCount();
+  const saved = sessionStorage.getItem(ROOM_KEY);
+  if (saved && state.rooms.has(saved)) openRoom(saved, { focus: false });
+}
+
+function renderMe() {
+  const me = state.me;
+  const slot = $('me-avatar');
+  slot.replaceWith(Object.assign(avatar(me.id, me.display_name || me.username, { presence: state.connection === 'open' }), { id: 'me-avatar' }));
+  $('me-name').textContent = me.display_name || me.username;
+  $('me-username').textContent = `@${me.username}`;
+}
+
+async function loadNotificationCount() {
+  try {
+    const page = await rest.getNotifications({ limit: 100 });
+    state.unreadNotifications = page.notifications.filter((notification) => !notification.read).length;
+    changed('notifications');
+  } catch {
+    // the badge stays as it is
+  }
+}
+
+function renderNotificationBadge() {
+  const badge = $('notifications-badge');
+  const count = state.unreadNotifications;
+  badge.textContent = count > 99 ? '99+' : String(count);
+  badge.hidden = count === 0;
+  $('open-notifications').setAttribute('aria-label', count ? `Notifications, ${count} unread` : 'Notifications');
+}
+
+/** Opens a room: its history, the composer, on phones the conversation view. */
+function openRoom(roomId, { focus = true } = {}) {
+  const room = state.rooms.get(roomId);
+  if (!room) return;
+  if (state.current !== roomId) {
+    resetComposer();
+    roomOpened();
+  }
+  state.current = roomId;
+  sessionStorage.setItem(ROOM_KEY, roomId);
+  document.body.classList.add('room-open');
+  $('composer').hidden = false;
+  $('open-members').disabled = false;
+  renderHeader();
+  changed('rooms');
+  changed('typing');
+  loadRoom(roomId);
+  if (focus) $('composer-input').focus();
+}
+
+function closeRoomView() {
+  document.body.classList.remove('room-open');
+  const item = document.querySelector(`#room-list li[data-room-id="${CSS.escape(state.current || '')}"] button`);
+  if (item) item.focus();
+}
+
+function renderHeader() {
+  const room = state.current && state.rooms.get(state.current);
+  if (!room) return;
+  const dm = room.id.startsWith('dm:');
+  $('room-title').textContent = dm || room.visibility === 'private' ? roomName(room) : `# ${room.name}`;
+  let subtitle;
+  if (dm) {
+    const [, lo, hi] = room.id.split(':');
+    const peer = user(lo === state.me.id ? hi : lo);
+    subtitle = peer ? (peer.online ? 'online' : 'offline') : '';
+  } else {
+    subtitle = `${room.member_count} member${room.member_count === 1 ? '' : 's'} · ${room.visibility}`;
+  }
+  $('room-subtitle').textContent = subtitle;
+  document.title = `${roomName(room)} · Chat`;
+}
+
+function renderTyping() {
+  const line = $('typing');
+  const roomId = state.current;
+  const typers = roomId && state.typing.get(roomId);
+  const names = typers ? [...typers.keys()].map(displayName) : [];
+  line.textContent =
+    names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : 'Several people are typing…';
+}
+
+// ------------------------------------------------------------- connection banner
+
+let bannerTimer = null;
+let wasLost = false;
+
+function setBanner(text, kind = 'info') {
+  const banner = $('banner');
+  clearTimeout(bannerTimer);
+  if (!text) {
+    banner.hidden = true;
+    banner.textContent = '';
+    return;
+  }
+  banner.textContent = text;
+  banner.className = `banner ${kind}`;
+  banner.hidden = false;
+}
+
+function connectionChanged({ state: now }) {
+  state.connection = now;
+  if (now === 'reconnecting') {
+    wasLost = true;
+    setBanner('Connection lost. Reconnecting…', 'warning');
+  } else if (now === 'open' && wasLost) {
+    wasLost = false;
+    setBanner('Back online', 'success');
+    bannerTimer = setTimeout(() => setBanner(null), 3000);
+  } else if (now === 'connecting') {
+    setBanner('Connecting…', 'info');
+  } else if (now === 'open') {
+    setBanner(null);
+  }
+  if (state.me) renderMe();
+}
+
+// ------------------------------------------------------------- live events
+
+function bump(roomId, message) {
+  const room = state.rooms.get(roomId);
+  if (!room) return;
+  // Not newer than the last message the server summed up (`ready` after a
+  // reconnect, then `resume` replaying): already counted.
+  if (room.last_message && compareIds(message.id, room.last_message.id) <= 0) return;
+  room.last_message = message;
+  const mine = message.sender_id === state.me.id;
+  const seen = room.read_up_to && compareIds(room.read_up_to, message.id) >= 0;
+  if (!mine && !seen) {
+    room.unread_count = (room.unread_count || 0) + 1;
+    if ((message.mentions || []).includes(state.me.id)) room.mention_count = (room.mention_count || 0) + 1;
+  }
+  changed('rooms');
+}
+
+function stopTypingOf(roomId, userId) {
+  const typers = state.typing.get(roomId);
+  if (!typers || !typers.has(userId)) return;
+  clearTimeout(typers.get(userId));
+  typers.delete(userId);
+  changed('typing');
+}
+
+function wire(realtime) {
+  realtime.on('state', connectionChanged);
+  realtime.on('ready', (ready) => {
+    state.me = ready.user;
+    rememberUser(ready.user);
+    const rooms = new Map();
+    for (const room of ready.rooms) {
+      const known = state.rooms.get(room.id);
+      rooms.set(room.id, { ...room, read_up_to: known ? known.read_up_to : undefined });
+    }
+    state.rooms = rooms;
+    changed('rooms');
+    if (state.current && !rooms.has(state.current)) {
+      state.current = null;
+      changed('timeline');
+    }
+    if (ready.reconnected && state.current) catchUp(state.current);
+    renderHeader();
+  });
+  realtime.on('message', ({ message }) => {
+    stopTypingOf(message.room_id, message.sender_id);
+    const line = state.timelines.get(message.room_id);
+    if (line && line.loaded) addMessages(message.room_id, [message]);
+    bump(message.room_id, message);
+    if (message.room_id === state.current) requestAnimationFrame(markReadIfSeen);
+  });
+  realtime.on('pending', (pending) => changed('timeline', pending.room_id));
+  realtime.on('message_updated', ({ message }) => {
+    if (state.timelines.get(message.room_id)?.loaded) addMessages(message.room_id, [message]);
+    const room = state.rooms.get(message.room_id);
+    if (room && room.last_message && room.last_message.id === message.id) {
+      room.last_message = message;
+      changed('rooms');
+    }
+  });
+  realtime.on('message_deleted', ({ room_id: roomId, message_id: id }) => {
+    const line = state.timelines.get(roomId);
+    const old = line && line.messages.find((message) => message.id === id);
+    if (old) addMessages(roomId, [{ ...old, content: '', attachments: [], deleted: true }]);
+    const room = state.rooms.get(roomId);
+    if (room && room.last_message && room.last_message.id === id) {
+      room.last_message = { ...room.last_message, content: '', deleted: true };
+      changed('rooms');
+    }
+  });
+  realtime.on('typing', ({ room_id: roomId, user_id: userId, typing }) => {
+    if (userId === state.me.id) return;
+    stopTypingOf(roomId, userId);
+    if (!typing) return;
+    if (!state.typing.has(roomId)) state.typing.set(roomId, new Map());
+    state.typing.get(roomId).set(userId, setTimeout(() => stopTypingOf(roomId, userId), TYPING_TTL_MS));
+    changed('typing');
+  });
+  realtime.on('presence', ({ user_id: userId, online, last_seen_at: lastSeen }) => {
+    const known = state.users.get(userId);
+    if (known) {
+      state.users.set(userId, { ...known, online, last_seen_at: lastSeen });
+      changed('users', userId);
+    }
+    showPresence(userId, online);
+  });
+  realtime.on('read', ({ room_id: roomId, user_id: userId, message_id: id }) => {
+    const room = state.rooms.get(roomId);
+    if (!room || userId !== state.me.id) return;
+    // Read in another tab or device.
+    room.read_up_to = id;
+    if (!room.last_message || compareIds(id, room.last_message.id) >= 0) {
+      room.unread_count = 0;
+      room.mention_count = 0;
+      changed('rooms');
+    }
+  });
+  realtime.on('member_joined', ({ room_id: roomId }) => memberCountChanged(roomId, 1));
+  realtime.on('member_left', ({ room_id: roomId }) => memberCountChanged(roomId, -1));
+  realtime.on('room_added', ({ room }) => {
+    const known = state.rooms.get(room.id);
+    state.rooms.set(room.id, { ...known, ...room });
+    changed('rooms');
+  });
+  realtime.on('room_removed', ({ room_id: roomId }) => {
+    state.rooms.delete(roomId);
+    state.timelines.delete(roomId);
+    if (state.current === roomId) {
+      state.current = null;
+      $('composer').hidden = true;
+      $('room-title').textContent = 'No room selected';
+      $('room-subtitle').textContent = '';
+      changed('timeline');
+    }
+    changed('rooms');
+  });
+  realtime.on('notification', () => {
+    state.unreadNotifications += 1;
+    changed('notifications');
+    refreshPanel('notifications');
+  });
+  realtime.on('notice', ({ content }) => {
+    setBanner(`Notice: ${content}`, 'info');
+    bannerTimer = setTimeout(() => setBanner(null), 8000);
+  });
+  realtime.on('closed', ({ error }) => {
+    if (!state.me) return;
+    signOut(error && error.code === 'unauthorized' ? 'Your session ended. Sign in again.' : error ? error.message : 'Disconnected.');
+  });
+  realtime.on('token_expired', () => {
+    // getToken gives up: `closed` follows and signs out.
+  });
+}
+
+function memberCountChanged(roomId, delta) {
+  const room = state.rooms.get(roomId);
+  if (room) {
+    room.member_count = Math.max(0, (room.member_count || 0) + delta);
+    if (roomId === state.current) renderHeader();
+  }
+  if (roomId === state.current) refreshPanel('members');
+}
+
+// ------------------------------------------------------------- keyboard
+
+function onKeyDown(event) {
+  if (event.key !== 'Escape') return;
+  if (closeSuggestions() || cancelEdit() || cancelDelete() || closePanel() || cancelReply()) {
+    event.preventDefault();
+    return;
+  }
+  if (document.body.classList.contains('room-open') && window.matchMedia('(max-width: 760px)').matches) {
+    event.preventDefault();
+    closeRoomView();
+  }
+}
+
+// ------------------------------------------------------------- boot
+
+async function boot() {
+  $('auth-form').addEventListener('submit', submitAuth);
+  $('auth-switch').addEventListener('click', () => setAuthMode(!signingUp));
+  $('logout').addEventListener('click', logout);
+  $('back').addEventListener('click', closeRoomView);
+  document.addEventListener('keydown', onKeyDown);
+  onUnauthorized(() => {
+    if (state.me) signOut('Your session ended. Sign in again.');
+  });
+  initSidebar(openRoom);
+  initTimeline();
+  initComposer();
+  initPanels(openRoom);
+  on('rooms', renderHeader);
+  on('users', () => {
+    renderHeader();
+    renderTyping();
+  });
+  on('typing', renderTyping);
+  on('notifications', renderNotificationBadge);
+
+  if (!hasToken()) return showAuth();
+  try {
+    await start(await rest.me());
+  } catch (error) {
+    if (error.code === 'unauthorized') {
+      saveToken(null);
+      showAuth();
+    } else {
+      showAuth(`Cannot reach the server: ${error.message}`);
+    }
+  }
+}
+
+boot();

@@ -1,0 +1,83 @@
+// Headless Chromium for the browser tests: Debian's `chromium` driven by
+// playwright-core (no browser download), pages served from the server's own
+// http://127.0.0.1 origin.
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+export const ARTIFACTS = process.env.CHAT_CI_ARTIFACTS || '/var/cache/chat-ci/artifacts';
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+
+export function launch() {
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}
+
+/**
+ * A user in a browser context of their own: signs up on the app and waits
+ * for the room list. Collects page errors and dialogs, which tests check.
+ */
+export async function signUp(browser, server, username, options = {}) {
+  return enter(browser, server, username, { ...options, signUp: true });
+}
+
+/** The same for a user who exists: signs in with "password123". */
+export async function signIn(browser, server, username, options = {}) {
+  return enter(browser, server, username, { ...options, signUp: false });
+}
+
+async function enter(browser, server, username, { viewport = DESKTOP, signUp }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = [];
+  const dialogs = [];
+  page.on('pageerror', (error) => errors.push(error));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(new Error(message.text()));
+  });
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    dialog.dismiss().catch(() => {});
+  });
+  try {
+    await page.goto(server.base + '/');
+    if (signUp) await page.locator('#auth-switch').click();
+    await page.locator('#auth-username').fill(username);
+    if (signUp) await page.locator('#auth-display').fill(username[0].toUpperCase() + username.slice(1));
+    await page.locator('#auth-password').fill('password123');
+    await page.locator('#auth-submit').click();
+    await page.locator('#app').waitFor({ state: 'visible' });
+    await page.locator('#banner').waitFor({ state: 'hidden' });
+  } catch (error) {
+    error.message += `\npage errors: ${errors.map(String).join('; ')}\nserver log: ${server.log.join('')}`;
+    throw error;
+  }
+  return { username, context, page, errors, dialogs };
+}
+
+export async function screenshot(page, name) {
+  const dir = join(ARTIFACTS, 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
+
+/** The room list's entry for a room named `name`. */
+export function roomEntry(page, name) {
+  return page.locator('#room-list li').filter({ has: page.locator('.room-name', { hasText: name }) });
+}
+
+/** The stored messages' contents that are exactly `text`. */
+export function messages(page, text) {
+  const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return page.locator('#messages article.message:not(.pending) .content').filter({ hasText: exact });
+}
+
+export async function send(page, text) {
+  const input = page.locator('#composer-input');
+  await input.fill(text);
+  await input.press('Enter');
+}
