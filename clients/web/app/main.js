@@ -247,6 +247,24 @@ function stopTypingOf(roomId, userId) {
   changed('typing');
 }
 
+// `ready` lists at most the server's `limits.ready_rooms` rooms, ordered by
+// id; the rest are read in pages after the last one it listed.
+async function loadRemainingRooms(listed) {
+  let cursor = listed.length ? listed[listed.length - 1].id : undefined;
+  try {
+    while (cursor) {
+      const page = await rest.listRooms({ limit: 1000, cursor });
+      for (const room of page.rooms) {
+        if (!state.rooms.has(room.id)) state.rooms.set(room.id, { ...room });
+      }
+      changed('rooms');
+      cursor = page.next_cursor;
+    }
+  } catch (error) {
+    console.warn('rooms beyond the first page not loaded', error.code || error);
+  }
+}
+
 function wire(realtime) {
   realtime.on('state', connectionChanged);
   realtime.on('ready', (ready) => {
@@ -265,6 +283,7 @@ function wire(realtime) {
     }
     if (ready.reconnected && state.current) catchUp(state.current);
     renderHeader();
+    if (ready.rooms_truncated) loadRemainingRooms(ready.rooms);
   });
   realtime.on('message', ({ message }) => {
     stopTypingOf(message.room_id, message.sender_id);
