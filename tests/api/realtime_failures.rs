@@ -8,7 +8,7 @@ use chat_protocol::Codec;
 use serde_json::{Value, json};
 
 use crate::harness::{JWT_SECRET, Server, UNTHROTTLED, signed_token};
-use crate::ws::{TokenIn, Ws};
+use crate::ws::{TokenIn, Ws, upgrade_refusal};
 
 #[tokio::test]
 async fn handshakes_without_a_valid_token_get_401() {
@@ -41,27 +41,11 @@ async fn foreign_origins_are_refused() {
         "[\"https://app.example.com\"]",
     )]);
     let (alice, _) = server.user("alice").await;
-    let url = format!("{}/ws", server.base.replacen("http", "ws", 1));
     for (origin, expected) in [
         ("https://evil.example", Some(403)),
         ("https://app.example.com", None),
     ] {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = url.clone().into_client_request().unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", alice.token()).parse().unwrap(),
-        );
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-        let status = match tokio_tungstenite::connect_async(request).await {
-            Ok(_) => None,
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                Some(response.status().as_u16())
-            }
-            Err(error) => panic!("{error}"),
-        };
+        let status = upgrade_refusal(&server, alice.token(), origin).await;
         assert_eq!(status, expected, "{origin}");
     }
 }

@@ -9,6 +9,7 @@ use reqwest::header::{
 };
 
 use crate::harness::Server;
+use crate::ws::upgrade_refusal;
 
 async fn get(server: &Server, path: &str) -> reqwest::Response {
     reqwest::get(format!("{}{path}", server.base))
@@ -133,26 +134,13 @@ async fn unknown_files_are_404_with_the_same_headers() {
 
 #[tokio::test]
 async fn the_pages_own_origin_may_open_the_websocket_by_default() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = Server::start();
     let (alice, _) = server.user("alice").await;
-    let ws_base = server.base.replacen("http", "ws", 1);
     for (origin, expected) in [
         (server.base.clone(), None),
         ("http://evil.example".to_owned(), Some(403)),
     ] {
-        let url = format!("{ws_base}/ws?access_token={}", alice.token());
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-        let status = match tokio_tungstenite::connect_async(request).await {
-            Ok(_) => None,
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                Some(response.status().as_u16())
-            }
-            Err(error) => panic!("{error}"),
-        };
+        let status = upgrade_refusal(&server, alice.token(), &origin).await;
         assert_eq!(status, expected, "{origin}");
     }
 }

@@ -38,6 +38,22 @@ pub enum TokenIn {
     NoReady,
 }
 
+/// Opens a WebSocket to `server` with `token` as a bearer and `origin` as
+/// the Origin header: `None` when the upgrade succeeds, else the HTTP status
+/// that refused it.
+pub async fn upgrade_refusal(server: &Server, token: &str, origin: &str) -> Option<u16> {
+    let url = format!("{}/ws", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    headers.insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => None,
+        Err(Error::Http(response)) => Some(response.status().as_u16()),
+        Err(error) => panic!("{error}"),
+    }
+}
+
 impl Ws {
     /// A JSON connection with the token in the header; waits for `ready`.
     pub async fn connect(server: &Server, token: &str) -> Ws {
