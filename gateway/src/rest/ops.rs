@@ -78,18 +78,20 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Response {
             .set(i64::from(answer));
     }
     metrics::READY.set(i64::from(store.is_ok() && bus.is_ok()));
+    // The answer names the dependency, never its error text (addresses,
+    // driver messages): that goes to the log only.
     let problem = match (&store, &bus) {
-        (Err(error), _) => Some(format!("store unreachable: {error}")),
-        (_, Err(error)) => Some(format!("bus unreachable: {error}")),
+        (Err(error), _) => Some(("store unreachable", error.to_string())),
+        (_, Err(error)) => Some(("bus unreachable", error.to_string())),
         _ if chat_router::writer::writer_blocked() => {
-            Some("persistence writer cannot write".to_owned())
+            Some(("persistence writer cannot write", String::new()))
         }
         _ => None,
     };
     match problem {
         None => Json(json!({"status": "ready", "store": "ok", "bus": "ok"})).into_response(),
-        Some(problem) => {
-            tracing::warn!(%problem, "not ready");
+        Some((problem, error)) => {
+            tracing::warn!(%problem, %error, "not ready");
             let body = ErrorBody::new(ErrorCode::Unavailable, problem);
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
