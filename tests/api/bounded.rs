@@ -12,20 +12,6 @@ use serde_json::{Value, json};
 use crate::harness::{Server, UNTHROTTLED, assert_error};
 use crate::ws::Ws;
 
-/// A metric's value from `/metrics` (0 when absent).
-async fn metric(server: &Server, name: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_login_flood_beyond_the_hashing_queue_is_refused_and_a_real_user_still_logs_in() {
     // One hashing job may wait; the login limits are out of the way, so
@@ -75,7 +61,7 @@ async fn a_login_flood_beyond_the_hashing_queue_is_refused_and_a_real_user_still
         assert_eq!(body["error"]["retry_after_ms"], 2000);
     }
     assert_eq!(
-        metric(&server, "chat_password_hash_refused_total").await,
+        server.metric("chat_password_hash_refused_total").await,
         refused.len() as f64
     );
     // The flood is over: the real user logs in.
@@ -87,7 +73,7 @@ async fn a_login_flood_beyond_the_hashing_queue_is_refused_and_a_real_user_still
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(metric(&server, "chat_password_hash_queue").await, 0.0);
+    assert_eq!(server.metric("chat_password_hash_queue").await, 0.0);
 }
 
 /// The room ids of a `rooms` list (a `RoomSummary` carries its room's
@@ -157,7 +143,7 @@ async fn ready_lists_a_bounded_number_of_rooms_and_get_rooms_pages_the_rest() {
     alice.send(&unlisted, "still delivered").await;
     let message = a.next_of("message").await;
     assert_eq!(message["message"]["room_id"], unlisted.as_str());
-    assert_eq!(metric(&server, "chat_ready_truncated_total").await, 1.0);
+    assert_eq!(server.metric("chat_ready_truncated_total").await, 1.0);
 }
 
 #[tokio::test]
@@ -218,5 +204,5 @@ async fn resume_replays_at_most_its_budget_and_reports_the_rooms_cut_short() {
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(contents, ["missed 1.2", "missed 1.3", "missed 1.4"]);
-    assert_eq!(metric(&server, "chat_resume_truncated_total").await, 1.0);
+    assert_eq!(server.metric("chat_resume_truncated_total").await, 1.0);
 }

@@ -17,17 +17,9 @@ const SMALL_CAPS: &[(&str, &str)] = &[
 
 /// `chat_caps_refused_total{cap="<cap>"}` from `/metrics` (0 when absent).
 async fn refused(server: &Server, cap: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", server.base))
+    server
+        .metric(&format!("chat_caps_refused_total{{cap=\"{cap}\"}}"))
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let start = format!("chat_caps_refused_total{{cap=\"{cap}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(start.as_str()))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn assert_rate_limited(answer: &(reqwest::StatusCode, Value)) {

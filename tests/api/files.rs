@@ -270,21 +270,6 @@ async fn delete_message(server: &Server, client: &Client, room: &str, message: &
     assert_eq!(deleted["message_id"], message["id"]);
 }
 
-/// A metric's value from `/metrics` (0 when absent).
-async fn metric(server: &Server, line_start: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| line.starts_with(line_start))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Polls `condition` until it holds, for up to 20 s.
 async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
@@ -506,7 +491,10 @@ async fn failed_uploads_leave_nothing(s3: bool) {
     socket.flush().await.unwrap();
     drop(socket);
     eventually("the server saw the cut-off upload", || async {
-        metric(server, "chat_file_uploads_total{outcome=\"cut_off\"}").await >= 1.0
+        server
+            .metric("chat_file_uploads_total{outcome=\"cut_off\"}")
+            .await
+            >= 1.0
     })
     .await;
     eventually("the cut-off upload is cleaned up", || {
@@ -664,7 +652,9 @@ async fn images_get_thumbnails_and_bombs_do_not(s3: bool) {
     let (status, _, body) = download(server, &alice, bomb["id"].as_str().unwrap(), &[]).await;
     assert_eq!((status, body.len()), (StatusCode::OK, bomb_bytes.len()));
     assert_eq!(
-        metric(server, "chat_file_thumbnails_total{outcome=\"refused\"}").await,
+        server
+            .metric("chat_file_thumbnails_total{outcome=\"refused\"}")
+            .await,
         1.0
     );
     // And the server goes on making thumbnails.

@@ -36,6 +36,22 @@ pub struct Server {
 }
 
 impl Server {
+    /// The value of one series (`name` or `name{labels}`, exactly as
+    /// `/metrics` prints it) from this server's `/metrics`; 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// A server on a fresh, temporary data directory.
     pub fn start() -> Server {
         Server::start_with(&[])

@@ -417,17 +417,11 @@ fn kill_the_rooms_router(redis: &RedisServer, routers: &mut Vec<Server>, room: &
 /// How many `action`s ended with `result` on `router`, from its `/metrics`
 /// (0 when none did): proof that an action took the router's path.
 async fn router_actions(router: &Server, action: &str, result: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", router.base))
+    router
+        .metric(&format!(
+            "chat_router_actions_total{{action=\"{action}\",result=\"{result}\"}}"
+        ))
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let series = format!("chat_router_actions_total{{action=\"{action}\",result=\"{result}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
