@@ -7,32 +7,16 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-root=$(pwd)
+source .ci/lib.sh
+need_node
+need_chatd
+$sudo mkdir -p "$NPM_CACHE"
+$sudo chown "$(id -u)" "$NPM_CACHE"
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chat-ci-target}"
-export CHATD_BIN="${CHATD_BIN:-$CARGO_TARGET_DIR/debug/chatd}"
-npm_cache="${CHAT_CI_NPM_CACHE:-/var/cache/chat-ci/npm}"
-
-header() { printf '\n==> %s\n' "$*"; }
-
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    header "installing nodejs and npm"
-    sudo=
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-
-if [ ! -x "$CHATD_BIN" ]; then
-    header "building chatd (not found at $CHATD_BIN)"
-    cargo build --bin chatd
-fi
-
-cd "$root/clients/js"
-mkdir -p "$npm_cache"
+cd clients/js
 
 header "npm ci (clients/js)"
-npm ci --cache "$npm_cache" --prefer-offline --no-audit --no-fund
+npm ci --cache "$NPM_CACHE" --prefer-offline --no-audit --no-fund
 
 header "tsc --noEmit (clients/js/src/index.d.ts against test/types-usage.ts)"
 npx --no-install tsc --noEmit -p test/tsconfig.json

@@ -1,5 +1,6 @@
-# Shared by the container stages (.ci/images.sh, .ci/containers.sh,
-# .ci/compose.sh): `source .ci/lib.sh` from the repository root.
+# Shared by the CI stages after the cargo tests (.ci/client.sh,
+# .ci/browser.sh, .ci/images.sh, .ci/containers.sh, .ci/compose.sh):
+# `source .ci/lib.sh` from the repository root.
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chat-ci-target}"
 export CHAT_CI_CACHE=${CHAT_CI_CACHE:-/var/cache/chat-ci}
@@ -35,3 +36,30 @@ smoke_venv() {
     fi
     echo "$venv"
 }
+
+# need_node: Node 18+ and npm (Debian's nodejs and npm when either is missing).
+need_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        need nodejs npm
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 18 ]; then
+        echo "node $major is too old: the JavaScript stages need Node 18 or later" >&2
+        exit 1
+    fi
+}
+
+# need_chatd: exports CHATD_BIN, the debug chatd that `cargo test` built,
+# building it (with the tests' features, so nothing is rebuilt twice) when
+# it is missing.
+need_chatd() {
+    export CHATD_BIN="${CHATD_BIN:-$CARGO_TARGET_DIR/debug/chatd}"
+    if [ ! -x "$CHATD_BIN" ]; then
+        header "building chatd (not found at $CHATD_BIN)"
+        cargo build --workspace --all-features --bin chatd
+    fi
+}
+
+# NPM_CACHE: npm's download cache, kept outside the clone.
+NPM_CACHE=$CHAT_CI_CACHE/npm
