@@ -175,6 +175,7 @@ impl Chat {
         let mut event = chat_bus::new_event(frame, Some(user));
         for room in self.store.rooms_of(user).await? {
             if room.room.member_count > self.presence_max_room_members {
+                crate::metrics::PRESENCE_WITHHELD.inc();
                 continue;
             }
             let room = room.room.id;

@@ -47,6 +47,16 @@ pub static HASH_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// Presence changes not published to a room because it has more than
+/// `presence_max_room_members` members (one per change and room).
+pub static PRESENCE_WITHHELD: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_presence_withheld_total",
+        "Presence changes not published to a room larger than presence_max_room_members"
+    )
+    .expect("metric names are valid and registered once")
+});
+
 /// Actions refused by a rate limit, by action.
 pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(

@@ -168,6 +168,8 @@ async fn rooms_above_the_presence_bound_get_no_presence() {
         quiet.iter().all(|f| f["type"] != "presence"),
         "a room of 3 is above the bound of 2: {quiet:?}"
     );
+    // Withheld twice: the watcher coming online, then the walker.
+    assert_eq!(server.metric("chat_presence_withheld_total").await, 2.0);
     let (_, members) = watcher.get(&format!("/api/v1/rooms/{big}/members")).await;
     let walker = members["members"]
         .as_array()
