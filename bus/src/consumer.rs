@@ -1,8 +1,15 @@
 //! The loop every work-stream consumer runs: hold a fair share of the
 //! stream's partitions (see [`partitions`](crate::partitions)), take over
 //! what a previous holder left unacknowledged on a partition it gains, read
-//! new entries of the partitions it holds, hand them to the role one
-//! partition's batch at a time, and acknowledge them once handled.
+//! new entries of the partitions it holds, hand everything one read brought
+//! to the role at once (a [`Batch`] per partition, each in stream order),
+//! and acknowledge them once handled.
+//!
+//! One hand-off per read, not per partition, is what lets a role pay its
+//! fixed costs (a rate-limit script, a store transaction and its fsync, a
+//! pipeline of publishes) once for every partition it holds: with many
+//! partitions and a moderate rate, a read brings a few entries on each of
+//! several partitions, and per-partition hand-offs would pay them per entry.
 //!
 //! Acknowledgements are gathered and sent together (one XACK per partition)
 //! at most [`ACK_EVERY`] after the first of them, and always before the
@@ -39,6 +46,13 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Longest time a handled entry waits for its acknowledgement to be sent.
 pub const ACK_EVERY: Duration = Duration::from_millis(100);
 
+/// The entries one read brought from one partition, in stream order.
+#[derive(Debug)]
+pub struct Batch {
+    pub partition: u16,
+    pub entries: Vec<Entry>,
+}
+
 /// Which stream a consumer reads, and how.
 #[derive(Clone, Debug)]
 pub struct ConsumerOptions {
@@ -49,7 +63,7 @@ pub struct ConsumerOptions {
     pub consumer: String,
     /// How many partitions the stream has (the same in every process).
     pub partitions: u16,
-    /// Most entries of one partition handed to the handler at once.
+    /// Most entries of one partition read at once.
     pub batch: usize,
     /// How long a partition lease lives unless renewed (renewed every
     /// third of it): how long a dead consumer's partitions wait.
@@ -62,8 +76,9 @@ pub struct ConsumerOptions {
 }
 
 /// Runs a consumer until `shutdown` asks it to stop and its partitions are
-/// drained. `handle` gets each batch of one partition, in stream order;
-/// its entries are acknowledged when it returns.
+/// drained. `handle` gets what each read brought, one [`Batch`] per
+/// partition in increasing partition order (a single one while taking over
+/// a partition); every entry is acknowledged when it returns.
 pub async fn consume<F, Fut>(
     queue: Arc<dyn WorkQueue>,
     state: Arc<dyn SharedState>,
@@ -71,7 +86,7 @@ pub async fn consume<F, Fut>(
     shutdown: CancellationToken,
     mut handle: F,
 ) where
-    F: FnMut(u16, Vec<Entry>) -> Fut,
+    F: FnMut(Vec<Batch>) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut member = Member {
@@ -173,9 +188,11 @@ pub async fn consume<F, Fut>(
             }
         }
         let got = by_partition.values().map(Vec::len).max().unwrap_or(0);
-        for (partition, entries) in by_partition {
-            member.handle(partition, entries, &mut handle).await;
-        }
+        let batches = by_partition
+            .into_iter()
+            .map(|(partition, entries)| Batch { partition, entries })
+            .collect();
+        member.handle(batches, &mut handle).await;
         if got >= member.options.batch {
             // More may be waiting behind a full batch: read again at once.
             last_read = None;
@@ -232,7 +249,7 @@ impl Member {
     /// previous holder left first) and gives back those beyond the share.
     async fn claim<F, Fut>(&mut self, handle: &mut F)
     where
-        F: FnMut(u16, Vec<Entry>) -> Fut,
+        F: FnMut(Vec<Batch>) -> Fut,
         Fut: Future<Output = ()>,
     {
         // Whatever is given back below must be acknowledged first.
@@ -303,7 +320,7 @@ impl Member {
     /// could not finish.
     async fn take_over<F, Fut>(&mut self, partition: u16, handle: &mut F) -> bool
     where
-        F: FnMut(u16, Vec<Entry>) -> Fut,
+        F: FnMut(Vec<Batch>) -> Fut,
         Fut: Future<Output = ()>,
     {
         let stream = partitions::stream(self.options.stream, partition);
@@ -322,7 +339,8 @@ impl Member {
                 Ok(entries) if entries.is_empty() => return true,
                 Ok(entries) => {
                     tracing::info!(%stream, entries = entries.len(), "handling entries left pending");
-                    self.handle(partition, entries, handle).await;
+                    self.handle(vec![Batch { partition, entries }], handle)
+                        .await;
                     // Acknowledged before claiming more: the claim would
                     // hand the same entries out again.
                     if self.flush_acks().await.contains(&partition) {
@@ -337,16 +355,24 @@ impl Member {
         }
     }
 
-    /// Hands one partition's batch to the role and queues its
-    /// acknowledgement.
-    async fn handle<F, Fut>(&mut self, partition: u16, entries: Vec<Entry>, handle: &mut F)
+    /// Hands a read's batches to the role and queues their
+    /// acknowledgements.
+    async fn handle<F, Fut>(&mut self, batches: Vec<Batch>, handle: &mut F)
     where
-        F: FnMut(u16, Vec<Entry>) -> Fut,
+        F: FnMut(Vec<Batch>) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let ids: Vec<EntryId> = entries.iter().map(|e| e.id.clone()).collect();
-        handle(partition, entries).await;
-        self.acks.entry(partition).or_default().extend(ids);
+        let ids: Vec<(u16, Vec<EntryId>)> = batches
+            .iter()
+            .map(|batch| {
+                let ids = batch.entries.iter().map(|e| e.id.clone()).collect();
+                (batch.partition, ids)
+            })
+            .collect();
+        handle(batches).await;
+        for (partition, ids) in ids {
+            self.acks.entry(partition).or_default().extend(ids);
+        }
         self.acks_due
             .get_or_insert_with(|| Instant::now() + ACK_EVERY);
     }

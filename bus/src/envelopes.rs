@@ -54,15 +54,20 @@ impl Bus {
         }
     }
 
-    /// Publishes everything `outbox` holds, in the order it was put there,
-    /// with one [`crate::PubSub::publish_all`] (one Redis round trip).
-    /// Failures are logged, like every publish.
+    /// Publishes everything `outbox` holds with one
+    /// [`crate::PubSub::publish_all`] (one Redis round trip): the events in
+    /// the order they were put there, then each gateway's replies as one
+    /// payload (a list of [`Reply`], or a lone `Reply`), so every event is
+    /// out before the answer to the action that caused it. Failures are
+    /// logged, like every publish.
     pub async fn send(&self, outbox: Outbox) {
-        let (events, total) = (outbox.events, outbox.items.len());
-        let published = self.pubsub.publish_all(outbox.items).await;
+        let (events, replies) = (outbox.events, outbox.replies_len());
+        let items = outbox.into_items();
+        let published = self.pubsub.publish_all(items).await;
         count("event", published.is_ok(), events);
-        count("reply", published.is_ok(), total as u64 - events);
+        count("reply", published.is_ok(), replies);
         if let Err(error) = published {
+            let total = events + replies;
             tracing::warn!(%error, total, "some events or replies of a batch not published");
         }
     }
@@ -87,10 +92,12 @@ impl Bus {
 /// round trip per event.
 #[derive(Default)]
 pub struct Outbox {
+    /// The events, in order.
     items: Vec<(String, crate::Payload)>,
-    /// How many of `items` are events and replies (the rest), for the
-    /// publish counters.
     events: u64,
+    /// The replies by gateway name, each gateway's in order: one publish
+    /// per gateway and batch rather than one per answer.
+    replies: Vec<(String, Vec<Reply>)>,
 }
 
 impl Outbox {
@@ -120,24 +127,52 @@ impl Outbox {
 
     /// Queues an answer to an action's origin gateway.
     pub fn reply(&mut self, origin: Origin, outcome: Outcome) {
-        let channel = names::gateway_channel(&origin.gateway);
-        match internal::encode(&Reply { origin, outcome }) {
-            Ok(bytes) => self.items.push((channel, bytes.into())),
-            Err(error) => {
-                count("reply", false, 1);
-                tracing::error!(%error, "reply not encodable");
-            }
+        let reply = Reply { origin, outcome };
+        // A handful of gateways: a scan beats hashing their names.
+        match self
+            .replies
+            .iter_mut()
+            .find(|(gateway, _)| *gateway == reply.origin.gateway)
+        {
+            Some((_, replies)) => replies.push(reply),
+            None => self
+                .replies
+                .push((reply.origin.gateway.clone(), vec![reply])),
         }
     }
 
-    /// How many payloads are queued.
+    /// How many events and replies are queued.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.replies_len() as usize
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.replies.is_empty()
+    }
+
+    fn replies_len(&self) -> u64 {
+        self.replies.iter().map(|(_, r)| r.len() as u64).sum()
+    }
+
+    /// The payloads to publish: the events, then one per gateway.
+    fn into_items(self) -> Vec<(String, crate::Payload)> {
+        let mut items = self.items;
+        for (gateway, replies) in self.replies {
+            let channel = names::gateway_channel(&gateway);
+            let encoded = match replies.as_slice() {
+                [reply] => internal::encode(reply),
+                replies => internal::encode(&replies),
+            };
+            match encoded {
+                Ok(bytes) => items.push((channel, bytes.into())),
+                Err(error) => {
+                    count("reply", false, replies.len() as u64);
+                    tracing::error!(%error, "replies not encodable");
+                }
+            }
+        }
+        items
     }
 }
 
@@ -160,5 +195,40 @@ pub fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
         membership_version: None,
         frame,
         trace: crate::trace::current(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(gateway: &str, request: u64) -> Origin {
+        Origin {
+            gateway: gateway.into(),
+            request,
+            connection: None,
+            reference: None,
+            trace: None,
+        }
+    }
+
+    #[test]
+    fn replies_leave_after_the_events_one_payload_per_gateway() {
+        let mut outbox = Outbox::new();
+        outbox.reply(origin("a", 1), Outcome::Done);
+        outbox.frame("room:1".into(), ServerFrame::Pong { reference: None }, None);
+        outbox.reply(origin("b", 2), Outcome::Done);
+        outbox.reply(origin("a", 3), Outcome::Done);
+        assert_eq!(outbox.len(), 4);
+
+        let items = outbox.into_items();
+        let channels: Vec<&str> = items.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(channels, ["room:1", "gateway:a", "gateway:b"]);
+        let to_a: Vec<Reply> = internal::decode(&items[1].1).unwrap();
+        let requests: Vec<u64> = to_a.iter().map(|r| r.origin.request).collect();
+        assert_eq!(requests, [1, 3], "a gateway's replies keep their order");
+        // A lone reply keeps the single-reply form.
+        let to_b: Reply = internal::decode(&items[2].1).unwrap();
+        assert_eq!(to_b.origin.request, 2);
     }
 }

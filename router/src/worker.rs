@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use chat_bus::consumer::{ConsumerOptions, consume};
+use chat_bus::consumer::{Batch, ConsumerOptions, consume};
 use chat_bus::{Entry, names, partitions};
 use chat_protocol::frames::{ClientAction, SendMessage};
 use chat_protocol::internal::{
@@ -46,31 +46,26 @@ pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: Cancel
     };
     let bus = chat.bus();
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
-    consume(queue, state, options, shutdown, |partition, entries| {
+    consume(queue, state, options, shutdown, |batches| {
         let chat = chat.clone();
-        async move { handle_batch(&chat, partition, &entries).await }
+        async move { handle_read(&chat, batches).await }
     })
     .await;
 }
 
-/// Handles one partition's batch, in stream order: the batch's sends are
-/// admitted at once (rate limits and `client_id` claims in one call to the
-/// shared state), each entry is handled, and the accepted messages go to
-/// the persistence workers in one entry of the persist stream.
-async fn handle_batch(chat: &Chat, partition: u16, entries: &[Entry]) {
-    let inbound: Vec<Option<Inbound>> = entries
+/// Handles what one read brought, each partition's entries in stream
+/// order: every send of the read is admitted at once (rate limits and
+/// `client_id` claims in one call to the shared state), each entry is
+/// handled, and each partition's accepted messages go to the persistence
+/// workers in one entry of that partition of the persist stream.
+async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
+    let inbound: Vec<(u16, Vec<Inbound>)> = batches
         .iter()
-        .map(|entry| match internal::decode(&entry.payload) {
-            Ok(inbound) => Some(inbound),
-            Err(error) => {
-                tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
-                None
-            }
-        })
+        .map(|batch| (batch.partition, decode_entries(&batch.entries)))
         .collect();
     let sends: Vec<(chat_protocol::Id, &SendMessage, bool)> = inbound
         .iter()
-        .flatten()
+        .flat_map(|(_, entries)| entries)
         .filter_map(|inbound| match &inbound.work {
             // A WebSocket send's budget is charged here, a REST post's by
             // the gateway's REST layer.
@@ -81,15 +76,35 @@ async fn handle_batch(chat: &Chat, partition: u16, entries: &[Entry]) {
         })
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
-    let mut persist = Persist::default();
-    for inbound in inbound.into_iter().flatten() {
-        let ticket = match &inbound.work {
-            Work::Client(ClientAction::Send(_)) => tickets.next(),
-            _ => None,
-        };
-        handle_entry(chat, inbound, ticket, &mut persist).await;
+    let mut hand_ons = Vec::with_capacity(inbound.len());
+    for (partition, entries) in inbound {
+        let mut persist = Persist::default();
+        for inbound in entries {
+            let ticket = match &inbound.work {
+                Work::Client(ClientAction::Send(_)) => tickets.next(),
+                _ => None,
+            };
+            handle_entry(chat, inbound, ticket, &mut persist).await;
+        }
+        hand_ons.push(persist.hand_on(chat, partition));
     }
-    persist.hand_on(chat, partition).await;
+    // Different partitions' appends are independent: one round trip.
+    futures_util::future::join_all(hand_ons).await;
+}
+
+/// The decodable entries of a batch; an undecodable one is logged and
+/// dropped (it would fail the same way on any router).
+fn decode_entries(entries: &[Entry]) -> Vec<Inbound> {
+    entries
+        .iter()
+        .filter_map(|entry| match internal::decode(&entry.payload) {
+            Ok(inbound) => Some(inbound),
+            Err(error) => {
+                tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The messages of a batch for the persist stream, with what to answer

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chat_bus::consumer::{ConsumerOptions, consume};
+use chat_bus::consumer::{Batch, ConsumerOptions, consume};
 use chat_bus::{Bus, Entry, Outbox, names};
 use chat_persistence::{Store, StoreError};
 use chat_protocol::internal::{self, Outcome, PersistBatch, ToPersist};
@@ -89,18 +89,24 @@ pub async fn run(
         min_read_interval: READ_INTERVAL,
     };
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
-    consume(queue, state, options, shutdown, |_partition, entries| {
+    consume(queue, state, options, shutdown, |batches| {
         let (store, bus) = (store.clone(), bus.clone());
-        async move { handle_batch(store.as_ref(), &bus, &entries).await }
+        async move { handle_read(store.as_ref(), &bus, &batches).await }
     })
     .await;
 }
 
-/// Writes, then delivers and answers, one batch: one store call, then
-/// every event and reply of the batch in one [`Outbox`] (one Redis round
-/// trip; each message's events before its reply).
-async fn handle_batch(store: &dyn Store, bus: &Bus, entries: &[Entry]) {
-    let work: Vec<ToPersist> = entries.iter().flat_map(decode_entry).collect();
+/// Writes, then delivers and answers, what one read brought from every
+/// partition held: one store call (one transaction and fsync on SQLite),
+/// then every event and reply in one [`Outbox`] (one Redis round trip;
+/// each message's events before its reply; each partition's messages in
+/// stream order).
+async fn handle_read(store: &dyn Store, bus: &Bus, batches: &[Batch]) {
+    let work: Vec<ToPersist> = batches
+        .iter()
+        .flat_map(|batch| &batch.entries)
+        .flat_map(decode_entry)
+        .collect();
     let messages: Vec<Message> = work
         .iter()
         .filter_map(|w| match w {

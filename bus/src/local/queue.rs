@@ -23,8 +23,11 @@ pub struct LocalQueue {
 
 struct Inner {
     streams: Mutex<HashMap<String, Stream>>,
-    /// Woken on every append (readers wait for entries).
-    appended: Notify,
+    /// Per consumer group, woken when a stream it reads gets an entry: an
+    /// append wakes the readers of that stream's groups only, not every
+    /// consumer of the process (the router's appends to `persist` would
+    /// otherwise wake the routers too, for nothing).
+    appended: Mutex<HashMap<String, Arc<Notify>>>,
     /// Woken on every trim (appenders wait for room).
     trimmed: Notify,
     capacity: usize,
@@ -60,7 +63,7 @@ impl LocalQueue {
         LocalQueue {
             inner: Arc::new(Inner {
                 streams: Mutex::default(),
-                appended: Notify::new(),
+                appended: Mutex::default(),
                 trimmed: Notify::new(),
                 capacity: capacity.max(1),
                 append_timeout,
@@ -70,6 +73,35 @@ impl LocalQueue {
 
     fn streams(&self) -> MutexGuard<'_, HashMap<String, Stream>> {
         self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The signal of `group`'s readers.
+    fn appended(&self, group: &str) -> Arc<Notify> {
+        let mut signals = self
+            .inner
+            .appended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match signals.get(group) {
+            Some(signal) => signal.clone(),
+            None => signals.entry(group.to_owned()).or_default().clone(),
+        }
+    }
+
+    /// Wakes the readers of every group of `stream`. Called with the
+    /// streams locked, so a reader that found nothing under that lock is
+    /// already waiting (its `notified()` was created before it looked).
+    fn wake_readers(&self, stream: &Stream) {
+        let signals = self
+            .inner
+            .appended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for group in stream.groups.keys() {
+            if let Some(signal) = signals.get(group) {
+                signal.notify_waiters();
+            }
+        }
     }
 
     /// How many entries `stream` holds (for tests and metrics).
@@ -133,16 +165,22 @@ impl Stream {
     }
 
     fn group(&mut self, name: &str) -> &mut Group {
-        let oldest = self
-            .entries
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_id + 1);
-        self.groups.entry(name.to_owned()).or_insert_with(|| Group {
-            last_delivered: oldest.saturating_sub(1),
-            pending: BTreeMap::new(),
-        })
+        if !self.groups.contains_key(name) {
+            let oldest = self
+                .entries
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(self.next_id + 1);
+            let group = Group {
+                last_delivered: oldest.saturating_sub(1),
+                pending: BTreeMap::new(),
+            };
+            self.groups.insert(name.to_owned(), group);
+        }
+        self.groups
+            .get_mut(name)
+            .expect("the group exists: inserted above if it did not")
     }
 }
 
@@ -168,8 +206,7 @@ impl WorkQueue for LocalQueue {
                     let id = s.next_id;
                     s.entries.insert(id, payload);
                     s.appended.insert(id, Instant::now());
-                    drop(streams);
-                    self.inner.appended.notify_waiters();
+                    self.wake_readers(s);
                     return Ok(entry_id(id));
                 }
             }
@@ -188,13 +225,21 @@ impl WorkQueue for LocalQueue {
         wait: Duration,
     ) -> Result<Vec<(usize, Entry)>> {
         let deadline = tokio::time::Instant::now() + wait;
+        let appended = self.appended(group);
         loop {
-            let more = self.inner.appended.notified();
+            // Created before looking, so an append made after the look
+            // wakes it (`notify_waiters` reaches every `Notified` created).
+            let more = appended.notified();
             {
                 let mut all = self.streams();
                 let mut read = Vec::new();
                 for (index, stream) in streams.iter().enumerate() {
-                    let s = all.entry(stream.clone()).or_default();
+                    if !all.contains_key(stream) {
+                        all.insert(stream.clone(), Stream::default());
+                    }
+                    let Some(s) = all.get_mut(stream) else {
+                        continue;
+                    };
                     read.extend(
                         s.take_fresh(group, consumer, max)
                             .into_iter()

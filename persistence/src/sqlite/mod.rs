@@ -186,6 +186,24 @@ impl SqliteStore {
         .map_err(|error| StoreError::Internal(format!("SQLite read task failed: {error}")))?
     }
 
+    /// Runs a lookup by key on the calling thread when a pooled connection
+    /// is free at once, else as [`read`](Self::read). Such a lookup reads a
+    /// few cached pages and takes microseconds, less than handing it to a
+    /// blocking thread and back (two thread wake-ups and a task wake-up):
+    /// the router does three of them per message (docs/benchmarks.md).
+    /// Only for queries bounded by an index to a row or a few; in WAL mode
+    /// a reader waits for nobody except WAL recovery after a crash.
+    async fn lookup<T, F>(&self, query: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        match self.readers.try_get() {
+            Some(connection) => query(&connection),
+            None => self.read(query).await,
+        }
+    }
+
     /// Runs `job` in the writer's next group commit; `Ok` once durable.
     async fn write<T, F>(&self, job: F) -> Result<T>
     where
@@ -216,7 +234,7 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: Id) -> Result<Option<UserRecord>> {
-        self.read(move |connection| users::by_id(connection, id))
+        self.lookup(move |connection| users::by_id(connection, id))
             .await
     }
 
@@ -263,13 +281,13 @@ impl Store for SqliteStore {
 
     async fn room(&self, id: &RoomId) -> Result<Option<Room>> {
         let id = *id;
-        self.read(move |connection| rooms::by_id(connection, &id))
+        self.lookup(move |connection| rooms::by_id(connection, &id))
             .await
     }
 
     async fn membership(&self, room: &RoomId, user: Id) -> Result<Option<Membership>> {
         let room = *room;
-        self.read(move |connection| rooms::membership(connection, &room, user))
+        self.lookup(move |connection| rooms::membership(connection, &room, user))
             .await
     }
 
@@ -337,7 +355,7 @@ impl Store for SqliteStore {
 
     async fn membership_version(&self, room: &RoomId) -> Result<u64> {
         let room = *room;
-        self.read(move |connection| rooms::membership_version(connection, &room))
+        self.lookup(move |connection| rooms::membership_version(connection, &room))
             .await
     }
 
@@ -392,7 +410,7 @@ impl Store for SqliteStore {
 
     async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {
         let room = *room;
-        self.read(move |connection| messages::by_id(connection, &room, id))
+        self.lookup(move |connection| messages::by_id(connection, &room, id))
             .await
     }
 
@@ -403,7 +421,7 @@ impl Store for SqliteStore {
         since: Id,
     ) -> Result<Option<Message>> {
         let client_id = client_id.to_owned();
-        self.read(move |connection| messages::by_client_id(connection, sender, &client_id, since))
+        self.lookup(move |connection| messages::by_client_id(connection, sender, &client_id, since))
             .await
     }
 

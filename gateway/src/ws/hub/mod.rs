@@ -259,26 +259,37 @@ impl Hub {
             if let Some(event) = decode::<AccountEvent>(&delivery) {
                 self.on_account_event(event);
             }
-        } else if let Some(reply) = decode::<Reply>(&delivery) {
-            // The last hop of the action's trace: its answer reaching the
-            // gateway that asked.
-            let span = tracing::info_span!(
-                "gateway.reply",
-                outcome = outcome_label(&reply.outcome),
-                message_id = tracing::field::Empty,
-                trace_id = tracing::field::Empty,
-            );
-            chat_bus::trace::follow(&span, reply.origin.trace.as_deref());
-            let _entered = span.enter();
-            if let Outcome::Posted(message) = &reply.outcome {
-                span.record("message_id", message.id.0);
-                if reply.origin.connection.is_some() {
-                    metrics::observe_since(&metrics::ACK_SECONDS, message.created_at);
-                }
+        } else {
+            // This gateway's channel: one answer, or a batch's answers.
+            let replies = match internal::decode::<Reply>(&delivery.payload) {
+                Ok(reply) => vec![reply],
+                Err(_) => decode::<Vec<Reply>>(&delivery).unwrap_or_default(),
+            };
+            for reply in replies {
+                self.on_reply(reply);
             }
-            if let Some(reply) = self.relay.complete(reply) {
-                self.answer_connection(reply);
+        }
+    }
+
+    /// The last hop of an action's trace: its answer reaching the gateway
+    /// that asked.
+    fn on_reply(&self, reply: Reply) {
+        let span = tracing::info_span!(
+            "gateway.reply",
+            outcome = outcome_label(&reply.outcome),
+            message_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        chat_bus::trace::follow(&span, reply.origin.trace.as_deref());
+        let _entered = span.enter();
+        if let Outcome::Posted(message) = &reply.outcome {
+            span.record("message_id", message.id.0);
+            if reply.origin.connection.is_some() {
+                metrics::observe_since(&metrics::ACK_SECONDS, message.created_at);
             }
+        }
+        if let Some(reply) = self.relay.complete(reply) {
+            self.answer_connection(reply);
         }
     }
 
