@@ -160,8 +160,16 @@ pub struct RealtimeConfig {
     pub stream_capacity: usize,
     /// Most bus deliveries waiting for this gateway's dispatcher.
     pub subscription_buffer: usize,
-    /// Most messages a persistence worker writes in one batch.
+    /// Most entries of the persist stream (each a router's batch of
+    /// messages) a persistence worker reads from each partition at once;
+    /// what one read brings is written in one store call.
     pub persist_batch: usize,
+    /// Least time between two reads of a router or persistence worker
+    /// while entries keep coming. 0 reads again as soon as a read is
+    /// handled; a few milliseconds gather bigger batches (fewer Redis
+    /// commands and store transactions per message) for up to that much
+    /// latency per stage.
+    pub read_interval_ms: u64,
     /// How many partitions the work streams are split in (rooms are spread
     /// over them by a hash of their id; each is handled by one router and
     /// one persistence worker at a time). Every process must agree.
@@ -190,6 +198,7 @@ impl Default for RealtimeConfig {
             stream_capacity: 10_000,
             subscription_buffer: 65_536,
             persist_batch: 256,
+            read_interval_ms: 0,
             partitions: chat_bus::partitions::DEFAULT_PARTITIONS,
             partition_lease_ms: 10_000,
             presence_ttl_ms: 30_000,
@@ -746,6 +755,10 @@ impl Config {
             "realtime.persist_batch must be at least 1"
         );
         ensure!(
+            realtime.read_interval_ms <= 1000,
+            "realtime.read_interval_ms must be at most 1000: it is added to every message's latency"
+        );
+        ensure!(
             realtime.outbound_queue >= realtime.persist_batch,
             "realtime.outbound_queue must be at least realtime.persist_batch: a batch fans out to \
              a connection back to back, and a smaller queue would cut off healthy clients"
@@ -875,11 +888,12 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 21] = [
+        let broken: [fn(&mut Config); 22] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
             |c| c.realtime.persist_batch = 0,
+            |c| c.realtime.read_interval_ms = 1001,
             |c| c.realtime.outbound_queue = c.realtime.persist_batch - 1,
             |c| c.realtime.reply_timeout_ms = 0,
             |c| c.rates.send_per_second = 0.0,

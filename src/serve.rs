@@ -150,6 +150,7 @@ impl Node {
         );
         let chat = with_accounts(chat, &config, store.store());
         let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
+        let read_interval = Duration::from_millis(config.realtime.read_interval_ms);
 
         let mut started = Vec::new();
         let mut listener = Some(listener);
@@ -168,13 +169,12 @@ impl Node {
             }
         }
         if roles.contains(&Role::Router) {
-            let consumer = format!("router-{name}");
-            started.push(chat_router::role::start(
-                &supervisor,
-                chat.clone(),
-                consumer,
-                partition_lease,
-            ));
+            let options = chat_router::worker::RouterOptions {
+                consumer: format!("router-{name}"),
+                lease: partition_lease,
+                read_interval,
+            };
+            started.push(chat_router::role::start(&supervisor, chat.clone(), options));
         }
         if roles.contains(&Role::Persistence) {
             let options = chat_router::writer::WorkerOptions {
@@ -182,6 +182,7 @@ impl Node {
                 partitions: config.realtime.partitions,
                 batch: config.realtime.persist_batch,
                 lease: partition_lease,
+                read_interval,
             };
             started.push(chat_router::role::start_writer(
                 &supervisor,

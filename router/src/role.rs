@@ -6,24 +6,23 @@
 //! also flushes its batch).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat_bus::Bus;
 use chat_persistence::Store;
 use chat_shutdown::{RoleHandle, Supervisor};
 
 use crate::Chat;
+use crate::worker::RouterOptions;
 use crate::writer::WorkerOptions;
 
-/// Starts a router named `consumer` in the routers' group, holding its
-/// partitions with leases of `lease`.
-pub fn start(supervisor: &Supervisor, chat: Chat, consumer: String, lease: Duration) -> RoleHandle {
+/// Starts a router in the routers' group.
+pub fn start(supervisor: &Supervisor, chat: Chat, options: RouterOptions) -> RoleHandle {
     let role = supervisor.role("router");
     role.spawn_until_stopped("presence sweep", sweep_presence(chat.clone()));
     let stopping = role.stopping();
     role.spawn(
         "inbound consumer",
-        crate::worker::run(chat, consumer, lease, stopping),
+        crate::worker::run(chat, options, stopping),
     );
     role
 }

@@ -30,19 +30,30 @@ use tracing::Instrument;
 use crate::messages::Ticket;
 use crate::{Chat, Error, Result};
 
+/// How a router takes its work.
+#[derive(Clone, Debug)]
+pub struct RouterOptions {
+    /// This router's name in the routers' group.
+    pub consumer: String,
+    /// How long its partition leases live unless renewed.
+    pub lease: Duration,
+    /// Least time between two reads while entries keep coming (see
+    /// `realtime.read_interval_ms`).
+    pub read_interval: Duration,
+}
+
 /// Runs the router until `shutdown` is cancelled, then drains its
-/// partitions of the inbound stream. `consumer` names this router in the routers'
-/// group; `lease` is how long its partition leases live.
-pub async fn run(chat: Chat, consumer: String, lease: Duration, shutdown: CancellationToken) {
-    tracing::info!(%consumer, "router started");
+/// partitions of the inbound stream.
+pub async fn run(chat: Chat, options: RouterOptions, shutdown: CancellationToken) {
+    tracing::info!(consumer = %options.consumer, "router started");
     let options = ConsumerOptions {
         stream: names::INBOUND_STREAM,
         group: names::ROUTER_GROUP,
-        consumer,
+        consumer: options.consumer,
         partitions: chat.partitions(),
         batch: BATCH,
-        lease,
-        min_read_interval: READ_INTERVAL,
+        lease: options.lease,
+        min_read_interval: options.read_interval,
     };
     let bus = chat.bus();
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
@@ -145,12 +156,6 @@ impl Persist {
 
 /// Most inbound entries taken at once.
 const BATCH: usize = 64;
-
-/// Least time between two reads of a router or persistence writer while
-/// entries keep coming. Zero: read again as soon as a batch is handled. A
-/// few milliseconds would make bigger batches, so fewer Redis commands per
-/// message, for that much latency per stage; not measured yet, so off.
-pub(crate) const READ_INTERVAL: Duration = Duration::ZERO;
 
 async fn handle_entry(
     chat: &Chat,

@@ -40,7 +40,6 @@ use tracing::Instrument;
 
 use crate::events::{membership_versions, message_events};
 use crate::metrics;
-use crate::worker::READ_INTERVAL;
 
 /// Whether this process's persistence writer last failed to write.
 static BLOCKED: AtomicBool = AtomicBool::new(false);
@@ -63,10 +62,14 @@ pub struct WorkerOptions {
     pub consumer: String,
     /// How many partitions the persist stream has.
     pub partitions: u16,
-    /// Most entries of one partition written at once.
+    /// Most entries read from each partition at once (what one read
+    /// brings is written in one store call).
     pub batch: usize,
     /// How long its partition leases live unless renewed.
     pub lease: Duration,
+    /// Least time between two reads while entries keep coming (see
+    /// `realtime.read_interval_ms`).
+    pub read_interval: Duration,
 }
 
 /// Runs the persistence writer until `shutdown` is cancelled, then drains
@@ -86,7 +89,7 @@ pub async fn run(
         partitions: options.partitions,
         batch: options.batch,
         lease: options.lease,
-        min_read_interval: READ_INTERVAL,
+        min_read_interval: options.read_interval,
     };
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
     consume(queue, state, options, shutdown, |batches| {
