@@ -227,10 +227,11 @@ mod tests {
         let to_a: Vec<Reply> = internal::decode(&items[1].1).unwrap();
         let requests: Vec<u64> = to_a.iter().map(|r| r.origin.request).collect();
         assert_eq!(requests, [1, 3], "a gateway's replies keep their order");
-        // The hub tries a lone reply first: a list must not pass for one.
         assert!(internal::decode::<Reply>(&items[1].1).is_err());
-        // A lone reply keeps the single-reply form.
+        // A lone reply keeps the single-reply form, which the hub (trying
+        // a list first) must not take for a list.
         let to_b: Reply = internal::decode(&items[2].1).unwrap();
         assert_eq!(to_b.origin.request, 2);
+        assert!(internal::decode::<Vec<Reply>>(&items[2].1).is_err());
     }
 }

@@ -82,10 +82,7 @@ impl LocalQueue {
             .appended
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        match signals.get(group) {
-            Some(signal) => signal.clone(),
-            None => signals.entry(group.to_owned()).or_default().clone(),
-        }
+        get_or_insert_with(&mut signals, group, Default::default).clone()
     }
 
     /// Wakes the readers of every group of `stream`. Called with the
@@ -165,23 +162,29 @@ impl Stream {
     }
 
     fn group(&mut self, name: &str) -> &mut Group {
-        if !self.groups.contains_key(name) {
-            let oldest = self
-                .entries
-                .keys()
-                .next()
-                .copied()
-                .unwrap_or(self.next_id + 1);
-            let group = Group {
+        let (entries, next_id) = (&self.entries, self.next_id);
+        get_or_insert_with(&mut self.groups, name, || {
+            let oldest = entries.keys().next().copied().unwrap_or(next_id + 1);
+            Group {
                 last_delivered: oldest.saturating_sub(1),
                 pending: BTreeMap::new(),
-            };
-            self.groups.insert(name.to_owned(), group);
-        }
-        self.groups
-            .get_mut(name)
-            .expect("the group exists: inserted above if it did not")
+            }
+        })
     }
+}
+
+/// `map[key]`, made by `make` when absent. Unlike `entry`, the key is
+/// copied only when it is inserted: this runs on every append and read.
+fn get_or_insert_with<'a, V>(
+    map: &'a mut HashMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), make());
+    }
+    map.get_mut(key)
+        .expect("present: inserted above when absent")
 }
 
 fn entry_id(id: u64) -> EntryId {
@@ -200,7 +203,7 @@ impl WorkQueue for LocalQueue {
             let room = self.inner.trimmed.notified();
             {
                 let mut streams = self.streams();
-                let s = streams.entry(stream.to_owned()).or_default();
+                let s = get_or_insert_with(&mut streams, stream, Stream::default);
                 if s.entries.len() < self.inner.capacity {
                     s.next_id += 1;
                     let id = s.next_id;
@@ -234,12 +237,7 @@ impl WorkQueue for LocalQueue {
                 let mut all = self.streams();
                 let mut read = Vec::new();
                 for (index, stream) in streams.iter().enumerate() {
-                    if !all.contains_key(stream) {
-                        all.insert(stream.clone(), Stream::default());
-                    }
-                    let Some(s) = all.get_mut(stream) else {
-                        continue;
-                    };
+                    let s = get_or_insert_with(&mut all, stream, Stream::default);
                     read.extend(
                         s.take_fresh(group, consumer, max)
                             .into_iter()

@@ -189,8 +189,9 @@ impl SqliteStore {
     /// Runs a lookup by key on the calling thread when a pooled connection
     /// is free at once, else as [`read`](Self::read). Such a lookup reads a
     /// few cached pages and takes microseconds, less than handing it to a
-    /// blocking thread and back (two thread wake-ups and a task wake-up):
-    /// the router does three of them per message (docs/benchmarks.md).
+    /// blocking thread and back (two thread wake-ups and a task wake-up),
+    /// and the router and writer do several per message (membership, room,
+    /// `client_id`, membership version).
     /// Only for queries bounded by an index to a row or a few; in WAL mode
     /// a reader waits for nobody except WAL recovery after a crash.
     async fn lookup<T, F>(&self, query: F) -> Result<T>

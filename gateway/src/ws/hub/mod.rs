@@ -260,10 +260,12 @@ impl Hub {
                 self.on_account_event(event);
             }
         } else {
-            // This gateway's channel: one answer, or a batch's answers.
-            let replies = match internal::decode::<Reply>(&delivery.payload) {
-                Ok(reply) => vec![reply],
-                Err(_) => decode::<Vec<Reply>>(&delivery).unwrap_or_default(),
+            // This gateway's channel: a read's answers as a list, or a
+            // lone one. The list is tried first: a lone reply (a map) fails
+            // it at its first byte, so neither form is parsed twice.
+            let replies = match internal::decode::<Vec<Reply>>(&delivery.payload) {
+                Ok(replies) => replies,
+                Err(_) => decode::<Reply>(&delivery).into_iter().collect(),
             };
             for reply in replies {
                 self.on_reply(reply);
