@@ -92,6 +92,17 @@ pub trait SharedState: Send + Sync + 'static {
     /// Removes `key`.
     async fn remove(&self, key: &str) -> Result<()>;
 
+    /// Since when (Unix ms) this state has kept every key: a key put with
+    /// [`put_if_absent`](Self::put_if_absent) at or after that time stays
+    /// until its `ttl` runs out or it is [removed](Self::remove), so a key
+    /// found absent was not put in that span. `None` when the backend
+    /// cannot vouch for it (Redis may lose recent writes in a restart or a
+    /// failover); callers that must not forget a key then look for it
+    /// elsewhere too (the store, for `client_id`s).
+    fn keeps_keys_since_ms(&self) -> Option<u64> {
+        None
+    }
+
     /// The rate limits and idempotency claims of a batch of actions, in
     /// order, as if each were [`take_token`](Self::take_token) on its
     /// buckets in turn (stopping at the first refusal) and then

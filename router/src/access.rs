@@ -27,13 +27,27 @@ impl Chat {
 
     /// The room and `user`'s membership of it; `forbidden` for non-members.
     pub async fn member_of(&self, user: Id, id: &RoomId) -> Result<(Room, Membership)> {
-        let room = self.existing_room(user, id).await?;
-        let membership = self
-            .store
-            .membership(id, user)
-            .await?
-            .ok_or(Error::Forbidden("not a member of this room"))?;
+        let membership = self.membership_in(user, id).await?;
+        let room = self.store.room(id).await?.ok_or(Error::NotFound("room"))?;
         Ok((room, membership))
+    }
+
+    /// `user`'s membership of the room, for actions that need no more of
+    /// the room than that it exists: `forbidden` for non-members,
+    /// `not_found` when there is no such room, as [`Chat::member_of`]
+    /// answers. A membership implies its room (members are written after
+    /// their room and removed before it), so a member costs one store read
+    /// (the hot path: every `send` and `typing`); only a refusal reads the
+    /// room, to say which.
+    pub async fn membership_in(&self, user: Id, id: &RoomId) -> Result<Membership> {
+        check_dm_participant(user, id)?;
+        match self.store.membership(id, user).await? {
+            Some(membership) => Ok(membership),
+            None => {
+                self.existing_room(user, id).await?;
+                Err(Error::Forbidden("not a member of this room"))
+            }
+        }
     }
 
     /// The room, which must exist; DM rooms are refused to outsiders before

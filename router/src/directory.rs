@@ -43,7 +43,7 @@ impl Chat {
                     .map_err(|_| Error::bad_request("invalid cursor"))
             })
             .transpose()?;
-        self.member_of(viewer, id).await?;
+        self.membership_in(viewer, id).await?;
         let mut records = self.store.members_page(id, after, limit + 1).await?;
         let more = records.len() > limit as usize;
         records.truncate(limit as usize);

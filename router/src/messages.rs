@@ -225,9 +225,12 @@ impl Chat {
     /// Where `client_id` was first used by `sender` within the window, if it
     /// was: the shared state answered `existing` when the claim found one
     /// (races between routers, retries of messages not stored yet); the
-    /// store answers for uses the shared state has forgotten (e.g. an
-    /// embedded server that restarted). Otherwise the claim made for the
-    /// new message stands.
+    /// store answers for uses the shared state may have forgotten (e.g. an
+    /// embedded server that restarted less than a window ago, or Redis
+    /// after a failover). Otherwise the claim made for the new message
+    /// stands. A state that has kept every key since before the window
+    /// began has forgotten nothing, so the store is not asked: that is one
+    /// read less per message for a process up longer than the window.
     async fn first_use(
         &self,
         sender: Id,
@@ -239,7 +242,16 @@ impl Chat {
                 .map_err(|e| Error::Internal(e.to_string()))?;
             return Ok(Some((first.room_id, first.message_id)));
         }
-        let window_start = Id::first_at(self.now_ms().saturating_sub(IDEMPOTENCY_WINDOW_MS));
+        let window_start_ms = self.now_ms().saturating_sub(IDEMPOTENCY_WINDOW_MS);
+        if self
+            .bus
+            .state
+            .keeps_keys_since_ms()
+            .is_some_and(|since| since <= window_start_ms)
+        {
+            return Ok(None);
+        }
+        let window_start = Id::first_at(window_start_ms);
         match self
             .store
             .message_by_client_id(sender, client_id, window_start)
@@ -273,7 +285,7 @@ impl Chat {
             let (_, created) = self.open_dm(sender, other).await?;
             return Ok(created);
         }
-        self.member_of(sender, room).await?;
+        self.membership_in(sender, room).await?;
         Ok(false)
     }
 
@@ -323,7 +335,7 @@ impl Chat {
                 "limit must be 1 to {HISTORY_MAX_LIMIT}"
             )));
         }
-        self.member_of(user, room).await?;
+        self.membership_in(user, room).await?;
         Ok(self
             .store
             .messages(
@@ -340,7 +352,7 @@ impl Chat {
     /// Moves `user`'s read position in `room` forward to `message_id`, which
     /// must be a message of that room, and tells the room.
     pub async fn mark_read(&self, user: Id, room: &RoomId, message_id: Id) -> Result<()> {
-        self.member_of(user, room).await?;
+        self.membership_in(user, room).await?;
         if self.store.message(room, message_id).await?.is_none() {
             return Err(Error::NotFound("message"));
         }
@@ -366,7 +378,7 @@ impl Chat {
         raw: &str,
     ) -> Result<Message> {
         let content = content::message_content(raw)?;
-        self.member_of(user, room).await?;
+        self.membership_in(user, room).await?;
         let original = self
             .store
             .message(room, id)
@@ -392,7 +404,7 @@ impl Chat {
     /// Deletes a message: its sender may, and so may the room's owner and
     /// admins. The room hears `message_deleted`.
     pub async fn delete_message(&self, user: Id, room: &RoomId, id: Id) -> Result<Message> {
-        let (_, membership) = self.member_of(user, room).await?;
+        let membership = self.membership_in(user, room).await?;
         let original = self
             .store
             .message(room, id)
@@ -426,7 +438,7 @@ impl Chat {
     /// silently; `typing: false` is never dropped (nor counted), or the
     /// others would be left seeing "typing…" after the user stopped.
     pub async fn typing(&self, user: Id, room: &RoomId, typing: bool) -> Result<()> {
-        self.member_of(user, room).await?;
+        self.membership_in(user, room).await?;
         if typing && !self.typing_allowed(user, room).await? {
             return Ok(());
         }

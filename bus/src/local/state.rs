@@ -20,8 +20,9 @@ use crate::{BusError, Payload, RateDecision, Result, SharedState};
 const MIN_PRUNE: usize = 4096;
 
 /// Shared state within one process.
-#[derive(Default)]
 pub struct LocalState {
+    /// When this state began (Unix ms): it has kept every key since.
+    started_ms: u64,
     buckets: Mutex<Pruned<Bucket>>,
     keys: Mutex<Pruned<(Payload, Instant)>>,
     presence: Mutex<Presence>,
@@ -134,7 +135,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LocalState {
     pub fn new() -> LocalState {
-        LocalState::default()
+        LocalState {
+            started_ms: chat_protocol::id::now_ms(),
+            buckets: Mutex::default(),
+            keys: Mutex::default(),
+            presence: Mutex::default(),
+            workers: Mutex::default(),
+            groups: Mutex::default(),
+        }
+    }
+}
+
+impl Default for LocalState {
+    fn default() -> LocalState {
+        LocalState::new()
     }
 }
 
@@ -195,6 +209,11 @@ impl SharedState for LocalState {
     async fn remove(&self, key: &str) -> Result<()> {
         lock(&self.keys).map.remove(key);
         Ok(())
+    }
+
+    /// Keys are dropped only once expired, and nothing else holds them.
+    fn keeps_keys_since_ms(&self) -> Option<u64> {
+        Some(self.started_ms)
     }
 
     async fn connection_opened(&self, user: &str, connection: &str, ttl: Duration) -> Result<bool> {
@@ -382,5 +401,32 @@ mod tests {
         assert_eq!(short, 2);
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(state.lease_worker_id("d", ttl).await.unwrap(), 2, "expired");
+    }
+
+    /// The router skips the store's `client_id` look-up on the strength of
+    /// this: it must be when this state began, never later.
+    #[tokio::test]
+    async fn keeps_keys_since_it_began() {
+        let before = chat_protocol::id::now_ms();
+        let state = LocalState::new();
+        let after = chat_protocol::id::now_ms();
+        let since = state.keeps_keys_since_ms().unwrap();
+        assert!(
+            (before..=after).contains(&since),
+            "{before} ≤ {since} ≤ {after}"
+        );
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            state
+                .put_if_absent("k", Payload::from_static(b"v"), ttl)
+                .await
+                .unwrap(),
+            None
+        );
+        let kept = state
+            .put_if_absent("k", Payload::from_static(b"w"), ttl)
+            .await
+            .unwrap();
+        assert_eq!(kept.as_deref(), Some(&b"v"[..]));
     }
 }
