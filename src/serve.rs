@@ -380,7 +380,14 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 /// The in-process bus, or Redis when configured.
 async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
     let Some(url) = &config.redis_url else {
-        return Ok(Bus::local(config.realtime.stream_capacity));
+        let mut bus = Bus::local(config.realtime.stream_capacity);
+        if !config.scylla.nodes.is_empty() {
+            // Other embedded servers may share the keyspace (no lock spans
+            // it), each with its own claims: a `client_id` unknown here
+            // must still be looked up in the store.
+            bus.state = Arc::new(chat_bus::local::LocalState::beside_others());
+        }
+        return Ok(bus);
     };
     let redis = chat_bus::redis::RedisConfig {
         url: url.clone(),

@@ -92,12 +92,14 @@ pub trait SharedState: Send + Sync + 'static {
     /// Removes `key`.
     async fn remove(&self, key: &str) -> Result<()>;
 
-    /// Since when (Unix ms) this state has kept every key: a key put with
+    /// Since when (Unix ms) this state has kept every key of everyone who
+    /// acts on the same store: a key put with
     /// [`put_if_absent`](Self::put_if_absent) at or after that time stays
     /// until its `ttl` runs out or it is [removed](Self::remove), so a key
-    /// found absent was not put in that span. `None` when the backend
-    /// cannot vouch for it (Redis may lose recent writes in a restart or a
-    /// failover); callers that must not forget a key then look for it
+    /// found absent was not put in that span. `None` when it cannot vouch
+    /// for that (Redis may lose recent writes in a restart or a failover;
+    /// an in-process state beside other processes on one store sees only
+    /// its own keys); callers that must not forget a key then look for it
     /// elsewhere too (the store, for `client_id`s).
     fn keeps_keys_since_ms(&self) -> Option<u64> {
         None

@@ -21,8 +21,9 @@ const MIN_PRUNE: usize = 4096;
 
 /// Shared state within one process.
 pub struct LocalState {
-    /// When this state began (Unix ms): it has kept every key since.
-    started_ms: u64,
+    /// When this state began (Unix ms): it has kept every key since. `None`
+    /// when it must not vouch for that (see [`LocalState::beside_others`]).
+    started_ms: Option<u64>,
     buckets: Mutex<Pruned<Bucket>>,
     keys: Mutex<Pruned<(Payload, Instant)>>,
     presence: Mutex<Presence>,
@@ -134,14 +135,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LocalState {
+    /// The state of a process that is the only one acting on its store
+    /// (one `chatd serve` on its SQLite file, which it locks): every key
+    /// the store's users put went through here, so it vouches for them
+    /// from its start ([`SharedState::keeps_keys_since_ms`]).
     pub fn new() -> LocalState {
         LocalState {
-            started_ms: chat_protocol::id::now_ms(),
+            started_ms: Some(chat_protocol::id::now_ms()),
             buckets: Mutex::default(),
             keys: Mutex::default(),
             presence: Mutex::default(),
             workers: Mutex::default(),
             groups: Mutex::default(),
+        }
+    }
+
+    /// The state of a process whose store others act on too, each with a
+    /// state of its own (embedded servers sharing one ScyllaDB keyspace):
+    /// a key absent here may have been put elsewhere, so it vouches for
+    /// nothing.
+    pub fn beside_others() -> LocalState {
+        LocalState {
+            started_ms: None,
+            ..LocalState::new()
         }
     }
 }
@@ -213,7 +229,7 @@ impl SharedState for LocalState {
 
     /// Keys are dropped only once expired, and nothing else holds them.
     fn keeps_keys_since_ms(&self) -> Option<u64> {
-        Some(self.started_ms)
+        self.started_ms
     }
 
     async fn connection_opened(&self, user: &str, connection: &str, ttl: Duration) -> Result<bool> {
@@ -428,5 +444,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept.as_deref(), Some(&b"v"[..]));
+        assert_eq!(LocalState::beside_others().keeps_keys_since_ms(), None);
     }
 }
