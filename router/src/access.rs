@@ -28,7 +28,7 @@ impl Chat {
     /// The room and `user`'s membership of it; `forbidden` for non-members.
     pub async fn member_of(&self, user: Id, id: &RoomId) -> Result<(Room, Membership)> {
         let membership = self.membership_in(user, id).await?;
-        let room = self.store.room(id).await?.ok_or(Error::NotFound("room"))?;
+        let room = self.existing_room(user, id).await?;
         Ok((room, membership))
     }
 
