@@ -17,12 +17,42 @@ pub enum RateDecision {
     },
 }
 
-/// A token bucket to take one token from (see [`SharedState::take_token`]).
+/// A token bucket to take tokens from (see [`SharedState::take_tokens`]).
+///
+/// One key may hold several independent buckets, its lanes: a backend
+/// keeps a key's lanes together, so that taking tokens from several lanes
+/// of one key at once (a user's action budget and send rate, for every
+/// `send`) is one write (Redis: one SET, not one per bucket).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bucket {
     pub key: String,
+    /// Which of the key's buckets: a short name without whitespace
+    /// ([`Bucket::ONLY`] for a key that holds one bucket).
+    pub lane: &'static str,
+    /// Tokens added per second.
     pub per_second: f64,
+    /// The most tokens the bucket holds (at least 1).
     pub burst: u32,
+}
+
+impl Bucket {
+    /// The lane of a key that holds a single bucket.
+    pub const ONLY: &'static str = "-";
+
+    /// The only bucket under `key`.
+    pub fn new(key: impl Into<String>, per_second: f64, burst: u32) -> Bucket {
+        Bucket::lane(key, Bucket::ONLY, per_second, burst)
+    }
+
+    /// The bucket `lane` of those under `key`.
+    pub fn lane(key: impl Into<String>, lane: &'static str, per_second: f64, burst: u32) -> Bucket {
+        Bucket {
+            key: key.into(),
+            lane,
+            per_second,
+            burst,
+        }
+    }
 }
 
 /// An idempotency key to claim (see [`SharedState::put_if_absent`]).
@@ -59,25 +89,20 @@ pub enum Admitted {
 /// Small, cluster-wide state: rate limits, idempotency keys and presence.
 #[async_trait]
 pub trait SharedState: Send + Sync + 'static {
-    /// Takes one token from the bucket `key` (refilled at `per_second`, holding
-    /// at most `burst`). Atomic across every process sharing this state.
-    async fn take_token(&self, key: &str, per_second: f64, burst: u32) -> Result<RateDecision> {
-        self.take_tokens(key, 1, per_second, burst).await
+    /// Takes one token from `bucket` (refilled at its `per_second`, holding
+    /// at most its `burst`). Atomic across every process sharing this
+    /// state; the other lanes of its key are left as they are.
+    async fn take_token(&self, bucket: &Bucket) -> Result<RateDecision> {
+        self.take_tokens(bucket, 1).await
     }
 
-    /// Takes `count` tokens from the bucket `key` at once, in one round
-    /// trip: all of them, or none when fewer are there (then `Limited` with
-    /// the time until `count` are). A `count` over `burst` is never
-    /// allowed. A `count` of 0 is taken as 1. Atomic across every process
-    /// sharing this state, like [`take_token`](Self::take_token), which is
-    /// this with a count of one.
-    async fn take_tokens(
-        &self,
-        key: &str,
-        count: u32,
-        per_second: f64,
-        burst: u32,
-    ) -> Result<RateDecision>;
+    /// Takes `count` tokens from `bucket` at once, in one round trip: all
+    /// of them, or none when fewer are there (then `Limited` with the time
+    /// until `count` are). A `count` over the burst is never allowed. A
+    /// `count` of 0 is taken as 1. Atomic across every process sharing this
+    /// state, like [`take_token`](Self::take_token), which is this with a
+    /// count of one.
+    async fn take_tokens(&self, bucket: &Bucket, count: u32) -> Result<RateDecision>;
 
     /// Stores `value` under `key` for `ttl` unless the key holds a live
     /// value; answers that value in that case. Atomic: of concurrent calls
@@ -111,8 +136,10 @@ pub trait SharedState: Send + Sync + 'static {
     /// [`put_if_absent`](Self::put_if_absent) on its claim, one after the
     /// other; an action later in the batch sees the effects of the earlier
     /// ones. A backend may do the whole batch at once (Redis: one script),
-    /// which is why routers call this once per batch. Atomic per bucket and
-    /// per claim, like the single calls; the batch as a whole need not be.
+    /// which is why routers call this once per batch, writing each key of
+    /// its buckets once, whatever lanes of it the batch takes from. Atomic
+    /// per bucket and per claim, like the single calls; the batch as a
+    /// whole need not be.
     async fn admit(&self, batch: &[Admission]) -> Result<Vec<Admitted>> {
         let mut answers = Vec::with_capacity(batch.len());
         for admission in batch {
@@ -206,10 +233,7 @@ pub async fn admit_one<S: SharedState + ?Sized>(
     admission: &Admission,
 ) -> Result<Admitted> {
     for (index, bucket) in admission.buckets.iter().enumerate() {
-        if let RateDecision::Limited { retry_after } = state
-            .take_token(&bucket.key, bucket.per_second, bucket.burst)
-            .await?
-        {
+        if let RateDecision::Limited { retry_after } = state.take_token(bucket).await? {
             return Ok(Admitted::Limited {
                 bucket: index,
                 retry_after,

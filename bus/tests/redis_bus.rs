@@ -14,7 +14,7 @@ use chat_bus::conformance::{
 };
 use chat_bus::redis::{RedisBus, RedisConfig};
 use chat_bus::testing::{RedisCluster, RedisServer, ServerOptions};
-use chat_bus::{BusError, PubSub, RateDecision, SharedState, WorkQueue};
+use chat_bus::{Bucket, BusError, PubSub, RateDecision, SharedState, WorkQueue};
 use tokio::time::timeout;
 
 async fn connect(config: RedisConfig) -> RedisBus {
@@ -224,7 +224,10 @@ async fn token_buckets_expire_once_full_again() {
     let bus = connect(redis.config()).await;
     for _ in 0..20 {
         assert_eq!(
-            bus.state.take_token("u", 10.0, 20).await.unwrap(),
+            bus.state
+                .take_token(&Bucket::new("u", 10.0, 20))
+                .await
+                .unwrap(),
             RateDecision::Allowed
         );
     }
@@ -445,7 +448,10 @@ async fn on_a_cluster_pubsub_is_sharded_and_streams_and_state_work() {
     expected.sort();
     assert_eq!(gone, expected);
     assert_eq!(
-        bus.state.take_token("k", 1.0, 1).await.unwrap(),
+        bus.state
+            .take_token(&Bucket::new("k", 1.0, 1))
+            .await
+            .unwrap(),
         RateDecision::Allowed
     );
     assert!(

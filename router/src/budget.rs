@@ -27,11 +27,10 @@ impl Chat {
     /// A WebSocket `send` is not charged here but by its router, with its
     /// send rate, in one call per batch ([`Chat::admit_sends`]).
     pub async fn charge_budget(&self, user: Id, action: &'static str) -> Result<()> {
-        let bucket = self.budget_bucket(user);
         let decision = self
             .bus
             .state
-            .take_token(&bucket.key, bucket.per_second, bucket.burst)
+            .take_token(&self.budget_bucket(user))
             .await
             .map_err(bus_error)?;
         refuse_if_limited(decision, || {
@@ -46,10 +45,9 @@ impl Chat {
     /// the send rate, a batch at a time), and this check with the same
     /// numbers stops a flood at the gateway, before the inbound stream.
     pub async fn charge_budget_here(&self, user: Id) -> Result<()> {
-        let bucket = self.budget_bucket(user);
         let decision = self
             .gate
-            .take_token(&bucket.key, bucket.per_second, bucket.burst)
+            .take_token(&self.budget_bucket(user))
             .await
             .map_err(bus_error)?;
         refuse_if_limited(decision, || {
@@ -59,13 +57,15 @@ impl Chat {
         })
     }
 
-    /// The bucket of `user`'s action budget.
+    /// The bucket of `user`'s action budget: a lane of their limits' key
+    /// ([`limits_key`]), beside their send rate.
     pub(crate) fn budget_bucket(&self, user: Id) -> Bucket {
-        Bucket {
-            key: format!("budget:{user}"),
-            per_second: self.rates.actions_per_second,
-            burst: self.rates.action_burst,
-        }
+        Bucket::lane(
+            limits_key(user),
+            "budget",
+            self.rates.actions_per_second,
+            self.rates.action_burst,
+        )
     }
 
     /// `rate_limited` when `client`'s address or `username` has tried to
@@ -90,16 +90,24 @@ impl Chat {
     /// Takes a token from the login bucket `key` (`per_minute` a minute, as
     /// many in a burst); `rate_limited`, counted under `by`, when empty.
     async fn take_login_token(&self, key: &str, per_minute: u32, by: &str) -> Result<()> {
+        let bucket = Bucket::new(key, f64::from(per_minute) / 60.0, per_minute);
         let decision = self
             .bus
             .state
-            .take_token(key, f64::from(per_minute) / 60.0, per_minute)
+            .take_token(&bucket)
             .await
             .map_err(bus_error)?;
         refuse_if_limited(decision, || {
             crate::metrics::LOGIN_LIMITED.with_label_values(&[by]).inc();
         })
     }
+}
+
+/// The key of `user`'s per-user limits: the action budget and the send
+/// rate are lanes of it, so that a `send`, which takes from both, writes
+/// one key ([`chat_bus::Bucket`]).
+pub(crate) fn limits_key(user: Id) -> String {
+    format!("limits:{user}")
 }
 
 /// `rate_limited` with the bucket's wait when `decision` says so (after

@@ -10,7 +10,7 @@
 //! list (400 `bad_request` naming the limit). Every refusal is counted in
 //! `chat_caps_refused_total{cap}`.
 
-use chat_bus::RateDecision;
+use chat_bus::{Bucket, RateDecision};
 use chat_protocol::Id;
 
 use crate::limits::bus_error;
@@ -94,7 +94,7 @@ impl Chat {
         let decision = self
             .bus
             .state
-            .take_tokens(key, count, per_second, burst)
+            .take_tokens(&Bucket::new(key, per_second, burst), count)
             .await
             .map_err(bus_error)?;
         match decision {

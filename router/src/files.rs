@@ -15,7 +15,7 @@
 //! - Deleting a message unlinks its files; those no other message carries
 //!   are removed by the sweep after the grace period (`chat_files::sweep`).
 
-use chat_bus::RateDecision;
+use chat_bus::{Bucket, RateDecision};
 use chat_persistence::FileRecord;
 use chat_protocol::{File, Id, Message, RoomId};
 
@@ -66,11 +66,15 @@ impl Chat {
     /// upload may have; takes one upload from their rate budget.
     pub async fn upload_allowance(&self, user: Id, policy: &UploadPolicy) -> Result<Allowance> {
         let per_second = f64::from(policy.uploads_per_minute.max(1)) / 60.0;
-        let key = format!("rate:upload:{user}");
+        let bucket = Bucket::new(
+            format!("rate:upload:{user}"),
+            per_second,
+            policy.upload_burst.max(1),
+        );
         let decision = self
             .bus
             .state
-            .take_token(&key, per_second, policy.upload_burst.max(1))
+            .take_token(&bucket)
             .await
             .map_err(bus_error)?;
         if let RateDecision::Limited { retry_after } = decision {

@@ -63,23 +63,26 @@ pub(crate) struct FirstUse {
 }
 
 impl Chat {
-    /// The bucket of `user`'s send rate.
+    /// The bucket of `user`'s send rate: a lane of their limits' key,
+    /// beside their action budget, which every WebSocket `send` also
+    /// charges.
     pub(crate) fn send_bucket(&self, user: Id) -> Bucket {
-        Bucket {
-            key: format!("rate:send:{user}"),
-            per_second: self.rates.send_per_second,
-            burst: self.rates.send_burst,
-        }
+        Bucket::lane(
+            crate::budget::limits_key(user),
+            "send",
+            self.rates.send_per_second,
+            self.rates.send_burst,
+        )
     }
 
     /// Whether a `typing` of `user` in `room` may go out now.
     pub(crate) async fn typing_allowed(&self, user: Id, room: &RoomId) -> Result<bool> {
-        let key = format!("rate:typing:{user}:{room}");
         let per_second = 1000.0 / self.rates.typing_interval_ms.max(1) as f64;
+        let bucket = Bucket::new(format!("rate:typing:{user}:{room}"), per_second, 1);
         let decision = self
             .bus
             .state
-            .take_token(&key, per_second, 1)
+            .take_token(&bucket)
             .await
             .map_err(bus_error)?;
         if decision != RateDecision::Allowed {

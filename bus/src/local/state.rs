@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::partitions::{Leases, fair_share};
 use crate::state::MAX_WORKER_ID;
-use crate::{BusError, Payload, RateDecision, Result, SharedState};
+use crate::{Bucket, BusError, Payload, RateDecision, Result, SharedState};
 
 /// Pruning starts once a map holds this many keys.
 const MIN_PRUNE: usize = 4096;
@@ -24,7 +24,9 @@ pub struct LocalState {
     /// When this state began (Unix ms): it has kept every key since. `None`
     /// when it must not vouch for that (see [`LocalState::beside_others`]).
     started_ms: Option<u64>,
-    buckets: Mutex<Pruned<Bucket>>,
+    /// Token buckets by lane and key (`"<lane> <key>"`): in memory a lane
+    /// is simply a bucket of its own.
+    buckets: Mutex<Pruned<TokenBucket>>,
     keys: Mutex<Pruned<(Payload, Instant)>>,
     presence: Mutex<Presence>,
     /// worker id → (owner, end of the lease).
@@ -98,7 +100,7 @@ fn deadline(now: Instant, ttl: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
-struct Bucket {
+struct TokenBucket {
     tokens: f64,
     updated: Instant,
     /// When the bucket is full again and can be forgotten.
@@ -170,20 +172,16 @@ impl Default for LocalState {
 
 #[async_trait]
 impl SharedState for LocalState {
-    async fn take_tokens(
-        &self,
-        key: &str,
-        count: u32,
-        per_second: f64,
-        burst: u32,
-    ) -> Result<RateDecision> {
+    async fn take_tokens(&self, bucket: &Bucket, count: u32) -> Result<RateDecision> {
         let now = Instant::now();
         let count = f64::from(count.max(1));
-        let burst = f64::from(burst.max(1));
-        let per_second = per_second.max(f64::MIN_POSITIVE);
+        let burst = f64::from(bucket.burst.max(1));
+        let per_second = bucket.per_second.max(f64::MIN_POSITIVE);
         let mut buckets = lock(&self.buckets);
         buckets.prune_if_large(|b| b.full_at <= now);
-        let bucket = buckets.map.entry(key.to_owned()).or_insert(Bucket {
+        // A lane has no whitespace, so the first space ends it.
+        let key = format!("{} {}", bucket.lane, bucket.key);
+        let bucket = buckets.map.entry(key).or_insert(TokenBucket {
             tokens: burst,
             updated: now,
             full_at: now,

@@ -2,9 +2,9 @@
 //! so it is atomic across every process, and times come from the Redis
 //! server's clock (TIME), so that processes with skewed clocks agree.
 //!
-//! - rate limits: a token bucket per key in a string, refilled lazily by the
-//!   script, expiring once it would be full again (same numbers as the
-//!   in-process one); `admit` takes the tokens and claims of a whole batch
+//! - rate limits: token buckets in a string per key, one or more lanes of
+//!   it (`lua/bucket.lua`), refilled lazily by the script, expiring once
+//!   every lane would be full again (same numbers as the in-process one); `admit` takes the tokens and claims of a whole batch
 //!   of actions in one script (`lua/admit.lua`) on one server, and through
 //!   the single-key calls on a cluster, whose keys of one batch live in
 //!   many slots.
@@ -33,7 +33,7 @@ use super::{Shared, error};
 use crate::partitions::Leases;
 use crate::state::MAX_WORKER_ID;
 use crate::state::admit_one;
-use crate::{Admission, Admitted, BusError, Payload, RateDecision, Result, SharedState};
+use crate::{Admission, Admitted, Bucket, BusError, Payload, RateDecision, Result, SharedState};
 
 /// Shared state across every process sharing the Redis.
 pub struct RedisState {
@@ -71,31 +71,39 @@ impl RedisState {
     }
 }
 
+/// A bucket's arguments to the bucket scripts (`lua/bucket.lua`): its
+/// lane, its rate and its burst. A lane is a name without whitespace, as
+/// the value that keeps a key's lanes is split at whitespace.
+fn bucket_args(bucket: &Bucket) -> Result<Vec<Value>> {
+    if bucket.lane.is_empty() || bucket.lane.contains(char::is_whitespace) {
+        return Err(BusError::Internal(format!(
+            "bad bucket lane {:?}: a name without whitespace is needed",
+            bucket.lane
+        )));
+    }
+    let per_second = bucket.per_second.max(f64::MIN_POSITIVE);
+    Ok(vec![
+        bucket.lane.into(),
+        // Exponent notation: short for any rate, and Lua reads it.
+        format!("{per_second:e}").into(),
+        i64::from(bucket.burst.max(1)).into(),
+    ])
+}
+
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
 impl SharedState for RedisState {
-    async fn take_tokens(
-        &self,
-        key: &str,
-        count: u32,
-        per_second: f64,
-        burst: u32,
-    ) -> Result<RateDecision> {
-        let burst = burst.max(1);
-        let per_second = per_second.max(f64::MIN_POSITIVE);
+    async fn take_tokens(&self, bucket: &Bucket, count: u32) -> Result<RateDecision> {
+        let mut args = bucket_args(bucket)?;
+        args.push(i64::from(count.max(1)).into());
         let (allowed, retry): (i64, String) = run(
             &self.shared.pool,
             &SCRIPTS.take_token,
-            vec![self.shared.keys.rate(key).into()],
-            // Exponent notation: short for any rate, and Lua reads it.
-            vec![
-                format!("{per_second:e}").into(),
-                i64::from(burst).into(),
-                i64::from(count.max(1)).into(),
-            ],
+            vec![self.shared.keys.rate(&bucket.key).into()],
+            args,
         )
         .await?;
         if allowed == 1 {
@@ -129,9 +137,7 @@ impl SharedState for RedisState {
             args.push((admission.buckets.len() as i64).into());
             for bucket in &admission.buckets {
                 bucket_keys.push(keys.rate(&bucket.key).into());
-                let per_second = bucket.per_second.max(f64::MIN_POSITIVE);
-                args.push(format!("{per_second:e}").into());
-                args.push(i64::from(bucket.burst.max(1)).into());
+                args.extend(bucket_args(bucket)?);
             }
             // A claim that lives for no time is stored and gone at once:
             // nothing to claim (as put_if_absent answers).

@@ -1,13 +1,13 @@
 -- SharedState::admit: the rate limits and idempotency claims of a batch of
 -- actions in one script (bucket.lua is prepended), so a router batch costs
--- one round trip and, per action, one SET per bucket and one SET per claim;
--- the buckets are read with one MGET for the whole batch, and a bucket used
--- by several actions of the batch is written once.
+-- one round trip and, per action, one SET per claim, and one SET per
+-- bucket key for the whole batch (a send's budget and send rate are lanes
+-- of one key); the keys are read with one MGET for the whole batch.
 -- KEYS: every bucket key, then every claim key (see ARGV).
 -- ARGV: the number of actions, then per action: the number of its buckets
--- b, then b pairs (tokens per second, burst), then 1 and (value, ttl in ms)
--- when it claims a key, else 0. The keys are taken from KEYS in that order
--- (buckets first: KEYS[1..B]; claims after them).
+-- b, then b triples (lane, tokens per second, burst), then 1 and (value,
+-- ttl in ms) when it claims a key, else 0. The keys are taken from KEYS in
+-- that order (buckets first: KEYS[1..B]; claims after them).
 -- Answers per action three values: 1 (admitted), '', the live value of its
 -- claim key or false; or 0 (limited), the seconds until a token as a
 -- string, the number of the refusing bucket (from 0).
@@ -20,7 +20,7 @@ local bucket_keys = 0
 for _ = 1, actions do
   local b = tonumber(ARGV[arg])
   bucket_keys = bucket_keys + b
-  arg = arg + 1 + 2 * b
+  arg = arg + 1 + 3 * b
   if ARGV[arg] == '1' then
     arg = arg + 3
   else
@@ -28,13 +28,13 @@ for _ = 1, actions do
   end
 end
 
-local tokens = {}
-local params = {}
+-- Each key's lanes, as read, then as the batch leaves them.
+local lanes = {}
 if bucket_keys > 0 then
   local values = redis.call('MGET', unpack(KEYS, 1, bucket_keys))
   for i = 1, bucket_keys do
-    if tokens[KEYS[i]] == nil then
-      tokens[KEYS[i]] = values[i] or false
+    if lanes[KEYS[i]] == nil then
+      lanes[KEYS[i]] = lanes_of(values[i])
     end
   end
 end
@@ -50,19 +50,16 @@ for _ = 1, actions do
   arg = arg + 1
   local limited = nil
   for i = 0, b - 1 do
-    local rate = tonumber(ARGV[arg])
-    local burst = tonumber(ARGV[arg + 1])
-    arg = arg + 2
+    local lane = ARGV[arg]
+    local rate = tonumber(ARGV[arg + 1])
+    local burst = tonumber(ARGV[arg + 2])
+    arg = arg + 3
     local key = KEYS[key_index]
     key_index = key_index + 1
     if limited == nil then
-      local current = tokens[key]
-      if type(current) ~= 'number' then
-        current = refilled(current, now, rate, burst)
-      end
+      local current = refilled(lanes[key][lane], now, rate, burst)
       local left, retry = take(current, rate)
-      tokens[key] = left
-      params[key] = {rate, burst}
+      set_lane(lanes[key], lane, left, now, rate, burst)
       if not dirty[key] then
         dirty[key] = true
         table.insert(order, key)
@@ -100,7 +97,6 @@ for _ = 1, actions do
 end
 
 for _, key in ipairs(order) do
-  local p = params[key]
-  store(key, tokens[key], now, p[1], p[2])
+  store(key, lanes[key], now)
 end
 return answer
