@@ -908,6 +908,31 @@ pub async fn membership_versions_grow_with_every_change(store: Arc<dyn Store>) {
         removed,
         "another room's changes leave this one's version alone"
     );
+    // A write of messages answers their rooms' versions, as read now.
+    let answered = store
+        .insert_messages(&[
+            text_message(room.id, owner.id, "one"),
+            text_message(other.id, owner.id, "two"),
+            text_message(room.id, owner.id, "three"),
+        ])
+        .await
+        .expect("insert_messages");
+    let other_now = store
+        .membership_version(&other.id)
+        .await
+        .expect("membership_version");
+    assert_eq!(
+        answered,
+        MembershipVersions::from([(room.id, removed), (other.id, other_now)]),
+        "insert_messages answers each room's version once"
+    );
+    assert!(
+        store
+            .insert_messages(&[])
+            .await
+            .expect("an empty batch")
+            .is_empty()
+    );
 }
 
 pub async fn members_are_listed_in_join_order(store: Arc<dyn Store>) {

@@ -156,7 +156,7 @@ impl Store for Metered {
         .await
     }
 
-    async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
+    async fn insert_messages(&self, messages: &[Message]) -> Result<MembershipVersions> {
         timed("insert_messages", self.inner.insert_messages(messages)).await
     }
 

@@ -3,7 +3,16 @@
 //! directly; these records add what clients never see (password hashes) or
 //! what only one member sees (role, read position).
 
+use std::collections::HashMap;
+
 use chat_protocol::{Id, Role, Room, RoomId, RoomKind, User, Visibility};
+
+/// The membership version ([`Store::membership_version`]) of each room of
+/// a batch of messages, as [`Store::insert_messages`] answers them.
+///
+/// [`Store::membership_version`]: crate::Store::membership_version
+/// [`Store::insert_messages`]: crate::Store::insert_messages
+pub type MembershipVersions = HashMap<RoomId, u64>;
 
 /// A user to create. The username is kept as given; uniqueness is
 /// case-insensitive.

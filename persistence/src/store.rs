@@ -141,7 +141,14 @@ pub trait Store: Send + Sync + 'static {
     /// notification [`Notification::of_mention`] (id = the message id, so
     /// retries cannot duplicate it either): when this returns `Ok`, the
     /// mentions are as durable as the messages.
-    async fn insert_messages(&self, messages: &[Message]) -> Result<()>;
+    ///
+    /// Answers the [membership version](Store::membership_version) of each
+    /// room the messages are in, read with the write, so that the
+    /// messages' events carry it without a read of their own (SQLite: in
+    /// the write's transaction). A room whose version could not be read
+    /// once its messages were stored is left out; its events then go out
+    /// without one, as they would after a failed `membership_version`.
+    async fn insert_messages(&self, messages: &[Message]) -> Result<MembershipVersions>;
 
     /// The message with this id in this room.
     async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>>;

@@ -11,12 +11,11 @@
 //! [`chat_bus::Bus::publish_event`].
 //!
 //! Room events carry the room's membership version, read from the store
-//! when they are published ([`Event::membership_version`]): a gateway that
+//! when they are published, or for messages with their write
+//! ([`Event::membership_version`]): a gateway that
 //! missed a `room_removed` (at-most-once pub/sub) learns from the next room
 //! event that its view is stale, and re-checks before passing it on. So a
 //! removal does not rest on one event arriving.
-
-use std::collections::HashMap;
 
 use chat_bus::{Outbox, names};
 use chat_persistence::Store;
@@ -26,22 +25,8 @@ use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 
 use crate::{Chat, Result};
 
-/// The membership version of each room, for the events of a batch (one
-/// read per room). A room whose version cannot be read is left out: its
-/// events leave unchecked, as before versions (logged).
-pub async fn membership_versions(store: &dyn Store, rooms: &[RoomId]) -> HashMap<RoomId, u64> {
-    let mut versions = HashMap::new();
-    for room in rooms {
-        if versions.contains_key(room) {
-            continue;
-        }
-        if let Some(version) = membership_version(store, room).await {
-            versions.insert(*room, version);
-        }
-    }
-    versions
-}
-
+/// A room's membership version, for its events; `None` (logged) when it
+/// cannot be read: the events then leave unchecked, as before versions.
 async fn membership_version(store: &dyn Store, room: &RoomId) -> Option<u64> {
     match store.membership_version(room).await {
         Ok(version) => Some(version),
@@ -56,7 +41,8 @@ async fn membership_version(store: &dyn Store, room: &RoomId) -> Option<u64> {
 /// opened, for both users directly), and a `mention` and a `notification`
 /// (the stored one, written with the message) for each mentioned user; they
 /// leave with the outbox ([`chat_bus::Bus::send`]).
-/// `membership_version`: the room's, from [`membership_versions`].
+/// `membership_version`: the room's, as the write of the message answered
+/// it ([`Store::insert_messages`]).
 pub fn message_events(
     outbox: &mut Outbox,
     message: &Message,

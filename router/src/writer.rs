@@ -32,13 +32,13 @@ use std::time::Duration;
 
 use chat_bus::consumer::{Batch, ConsumerOptions, consume};
 use chat_bus::{Bus, Entry, Outbox, names};
-use chat_persistence::{Store, StoreError};
+use chat_persistence::{MembershipVersions, Store, StoreError};
 use chat_protocol::internal::{self, Outcome, PersistBatch, ToPersist};
 use chat_protocol::{ErrorCode, Id, Message};
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
-use crate::events::{membership_versions, message_events};
+use crate::events::message_events;
 use crate::metrics;
 
 /// Whether this process's persistence writer last failed to write.
@@ -117,11 +117,9 @@ async fn handle_read(store: &dyn Store, bus: &Bus, batches: &[Batch]) {
             ToPersist::Repeat { .. } => None,
         })
         .collect();
-    let refused = write_until_stored(store, &messages)
+    let Stored { refused, versions } = write_until_stored(store, &messages)
         .instrument(tracing::info_span!("persist.write", batch = messages.len()))
         .await;
-    let rooms: Vec<_> = messages.iter().map(|m| m.room_id).collect();
-    let versions = membership_versions(store, &rooms).await;
     let mut outbox = Outbox::new();
     for item in work {
         // The persistence hop of each message's trace: its fan-out and
@@ -184,16 +182,27 @@ fn decode_entry(entry: &Entry) -> Vec<ToPersist> {
     }
 }
 
+/// What [`write_until_stored`] did with a batch.
+#[derive(Default)]
+struct Stored {
+    /// The messages the store refused for good.
+    refused: HashSet<Id>,
+    /// The membership versions of the stored messages' rooms, read with
+    /// the write ([`Store::insert_messages`]).
+    versions: MembershipVersions,
+}
+
 /// Writes a batch, answering the ids of the messages the store refused
-/// for good. An unavailable store is waited for: giving up would mean
+/// for good and the versions of the rooms written to. An unavailable store
+/// is waited for: giving up would mean
 /// either acknowledging unwritten messages or dropping them, and
 /// back-pressure reaches the senders through the bounded streams. Any other
 /// refusal is not cured by retrying, so the batch is split until each
 /// refused message is alone, and only those are given up.
-async fn write_until_stored(store: &dyn Store, messages: &[Message]) -> HashSet<Id> {
-    let mut refused = HashSet::new();
+async fn write_until_stored(store: &dyn Store, messages: &[Message]) -> Stored {
+    let mut stored = Stored::default();
     if messages.is_empty() {
-        return refused;
+        return stored;
     }
     let started = std::time::Instant::now();
     metrics::BATCH_SIZE.observe(messages.len() as f64);
@@ -202,7 +211,7 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) -> HashSet<
     let mut pending: Vec<&[Message]> = vec![messages];
     while let Some(part) = pending.pop() {
         match write_waiting_out_outages(store, part).await {
-            Ok(()) => {}
+            Ok(versions) => stored.versions.extend(versions),
             Err(error) if part.len() > 1 => {
                 tracing::warn!(%error, batch = part.len(), "batch refused; splitting it");
                 let (first, second) = part.split_at(part.len() / 2);
@@ -212,13 +221,13 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) -> HashSet<
             Err(error) => {
                 metrics::REFUSED.inc();
                 tracing::error!(%error, message = %part[0].id, room = %part[0].room_id, "the store refused a message; its sender is told");
-                refused.insert(part[0].id);
+                stored.refused.insert(part[0].id);
             }
         }
     }
     metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
-    metrics::MESSAGES.inc_by((messages.len() - refused.len()) as u64);
-    refused
+    metrics::MESSAGES.inc_by((messages.len() - stored.refused.len()) as u64);
+    stored
 }
 
 /// One store write, retried with back-off while the store is unavailable;
@@ -226,13 +235,13 @@ async fn write_until_stored(store: &dyn Store, messages: &[Message]) -> HashSet<
 async fn write_waiting_out_outages(
     store: &dyn Store,
     messages: &[Message],
-) -> Result<(), StoreError> {
+) -> Result<MembershipVersions, StoreError> {
     let mut delay = Duration::from_millis(50);
     loop {
         match store.insert_messages(messages).await {
-            Ok(()) => {
+            Ok(versions) => {
                 set_blocked(false);
-                return Ok(());
+                return Ok(versions);
             }
             Err(StoreError::Unavailable(error)) => {
                 set_blocked(true);
@@ -274,12 +283,11 @@ async fn answer_repeat(
         Ok(Some(original)) => Outcome::Posted(original),
         Ok(None) => match retry {
             Some(message) => {
-                let refused = write_until_stored(store, std::slice::from_ref(&message)).await;
-                if refused.contains(&message.id) {
+                let stored = write_until_stored(store, std::slice::from_ref(&message)).await;
+                if stored.refused.contains(&message.id) {
                     return refused_outcome(&message);
                 }
-                let versions = membership_versions(store, &[message.room_id]).await;
-                let version = versions.get(&message.room_id).copied();
+                let version = stored.versions.get(&message.room_id).copied();
                 message_events(outbox, &message, &[], version);
                 Outcome::Posted(message)
             }

@@ -621,10 +621,11 @@ impl Store for ScyllaStore {
 
     // ----- messages ----------------------------------------------------
 
-    async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
+    async fn insert_messages(&self, messages: &[Message]) -> Result<MembershipVersions> {
         self.insert_messages_impl(messages).await?;
         // Before returning: nothing is acknowledged without its mentions.
-        self.insert_notifications(messages).await
+        self.insert_notifications(messages).await?;
+        Ok(self.membership_versions_of(messages).await)
     }
 
     async fn message(&self, room: &RoomId, id: Id) -> Result<Option<Message>> {

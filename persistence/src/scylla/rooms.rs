@@ -17,7 +17,9 @@
 //! after each membership change that applied. Counter updates do not
 //! contend; docs/scylla.md gives the drift bound.
 
-use chat_protocol::{Id, Role, Room, RoomId};
+use std::collections::HashSet;
+
+use chat_protocol::{Id, Message, Role, Room, RoomId};
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::Counter;
 
@@ -27,7 +29,7 @@ use super::rows::{
     MemberRow, MembershipValues, RoomRow, UserRoomRow, creation_token, id_to_cql,
     id_write_timestamp, membership_values, role_to_cql, room_values, user_room_values,
 };
-use crate::records::{MemberRecord, Membership, NewRoom, UserRoom};
+use crate::records::{MemberRecord, Membership, MembershipVersions, NewRoom, UserRoom};
 use crate::{Result, StoreError};
 
 /// Ids bound to one `IN (...)`: ScyllaDB refuses more than 100 clustering
@@ -523,6 +525,28 @@ impl ScyllaStore {
                 }
             }
         }
+    }
+
+    /// The membership versions of the rooms of `messages`, stored already,
+    /// read concurrently; a room whose read fails is left out (the
+    /// messages are stored: failing now would have them written again).
+    pub(super) async fn membership_versions_of(&self, messages: &[Message]) -> MembershipVersions {
+        let rooms: HashSet<RoomId> = messages.iter().map(|message| message.room_id).collect();
+        let read = self.concurrently(rooms, |room| async move {
+            Ok::<_, StoreError>((room, self.membership_version_impl(&room).await))
+        });
+        let mut versions = MembershipVersions::new();
+        for (room, version) in read.await.unwrap_or_default() {
+            match version {
+                Ok(version) => {
+                    versions.insert(room, version);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, %room, "membership version unavailable; events go without it");
+                }
+            }
+        }
+        versions
     }
 
     pub(super) async fn membership_version_impl(&self, room: &RoomId) -> Result<u64> {

@@ -382,9 +382,9 @@ impl Store for SqliteStore {
 
     // ----- messages ----------------------------------------------------
 
-    async fn insert_messages(&self, messages: &[Message]) -> Result<()> {
+    async fn insert_messages(&self, messages: &[Message]) -> Result<MembershipVersions> {
         if messages.is_empty() {
-            return Ok(());
+            return Ok(MembershipVersions::new());
         }
         // Encoded here so that the writer thread only runs SQL.
         let rows = messages
@@ -402,9 +402,14 @@ impl Store for SqliteStore {
                     .map(move |user| (*user, notification.clone()))
             })
             .collect();
+        let rooms: Vec<RoomId> = messages.iter().map(|message| message.room_id).collect();
         self.write(move |tx| {
             messages::insert_all(tx, &rows)?;
-            notifications::insert_all(tx, &mentions)
+            notifications::insert_all(tx, &mentions)?;
+            // In the write's transaction: its pages are in the writer's
+            // cache, where a separate read would take a read lock and
+            // re-read pages every commit made stale.
+            rooms::membership_versions(tx, &rooms)
         })
         .await
     }

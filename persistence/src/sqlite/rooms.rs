@@ -18,7 +18,7 @@ use super::rows::{
     id_from_sql, id_list_json, id_to_sql, kind_to_sql, membership_at, role_at, role_to_sql,
     room_at, time_to_sql, user_at, visibility_to_sql,
 };
-use crate::records::{MemberRecord, Membership, NewRoom, UserRoom};
+use crate::records::{MemberRecord, Membership, MembershipVersions, NewRoom, UserRoom};
 use crate::{Result, StoreError};
 
 /// Inserts the room row and answers whether it did. If a room with this id
@@ -85,6 +85,20 @@ fn bump_membership_version(connection: &Connection, room: &RoomId) -> Result<()>
         )?
         .execute([room.to_string()])?;
     Ok(())
+}
+
+/// The membership version of each of `rooms` (listed once each or more).
+pub(crate) fn membership_versions(
+    connection: &Connection,
+    rooms: &[RoomId],
+) -> Result<MembershipVersions> {
+    let mut versions = MembershipVersions::new();
+    for room in rooms {
+        if !versions.contains_key(room) {
+            versions.insert(*room, membership_version(connection, room)?);
+        }
+    }
+    Ok(versions)
 }
 
 pub(crate) fn membership_version(connection: &Connection, room: &RoomId) -> Result<u64> {
