@@ -193,8 +193,9 @@ struct Stored {
 }
 
 /// Writes a batch, answering the ids of the messages the store refused
-/// for good and the versions of the rooms written to. An unavailable store
-/// is waited for: giving up would mean
+/// for good and the versions of the rooms written to (of a room written in
+/// several parts, the last part's: the newest, which only makes gateways
+/// check more). An unavailable store is waited for: giving up would mean
 /// either acknowledging unwritten messages or dropping them, and
 /// back-pressure reaches the senders through the bounded streams. Any other
 /// refusal is not cured by retrying, so the batch is split until each
