@@ -12,10 +12,10 @@
 //!
 //! Room events carry the room's membership version, read from the store
 //! when they are published, or for messages with their write
-//! ([`Event::membership_version`]): a gateway that
-//! missed a `room_removed` (at-most-once pub/sub) learns from the next room
-//! event that its view is stale, and re-checks before passing it on. So a
-//! removal does not rest on one event arriving.
+//! ([`Event::membership_version`]): a gateway that missed a `room_removed`
+//! (at-most-once pub/sub) learns from the next room event that its view is
+//! stale, and re-checks before passing it on. So a removal does not rest on
+//! one event arriving.
 
 use chat_bus::{Outbox, names};
 use chat_persistence::Store;

@@ -4,10 +4,10 @@
 //!
 //! - rate limits: token buckets in a string per key, one or more lanes of
 //!   it (`lua/bucket.lua`), refilled lazily by the script, expiring once
-//!   every lane would be full again (same numbers as the in-process one); `admit` takes the tokens and claims of a whole batch
-//!   of actions in one script (`lua/admit.lua`) on one server, and through
-//!   the single-key calls on a cluster, whose keys of one batch live in
-//!   many slots.
+//!   every lane would be full again (same numbers as the in-process one);
+//!   `admit` takes the tokens and claims of a whole batch of actions in one
+//!   script (`lua/admit.lua`) on one server, and through the single-key
+//!   calls on a cluster, whose keys of one batch live in many slots.
 //! - idempotency keys: `SET key value NX PX ttl GET`, one command that
 //!   either stores or answers the live value (Redis 7).
 //! - presence: per user a sorted set connection → end of life, and per
