@@ -13,9 +13,13 @@
 //! spread over one dispatcher per core by channel (so one room's events
 //! keep their order), each looks its targets up in one shard of the index
 //! under a read lock and queues the frame, encoded once per codec, to each
-//! connection without waiting. Subscription changes (a broker round trip)
-//! happen in the connection's own task, or in a task of their own for
-//! membership changes, never in a dispatcher.
+//! connection without waiting. While the hub keeps up (its channel's
+//! dispatcher has nothing unfinished and little waits behind it), a
+//! delivery is dispatched where it is heard instead: the same work with one
+//! task wake-up fewer, which at a moderate rate is a wake-up of a parked
+//! thread. Subscription changes (a broker round trip) happen in the
+//! connection's own task, or in a task of their own for membership changes,
+//! never in a dispatcher.
 //!
 //! Membership is exact ([`membership`]): a room event whose membership
 //! version is newer than a connection's confirmed one waits (in its
@@ -31,7 +35,7 @@ mod membership;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use chat_bus::{Delivery, Subscriptions, names};
 use chat_persistence::Store;
@@ -57,6 +61,10 @@ const MAX_DISPATCHERS: usize = 16;
 /// Deliveries waiting for one dispatcher; when it is full the hand-off
 /// waits, and the bus subscription's own bounded buffer takes the strain.
 const DISPATCH_QUEUE: usize = 1024;
+/// A delivery is dispatched where it is heard only while fewer than this
+/// many wait behind it: past that the hub is behind, and spreading the work
+/// over the dispatchers (in parallel) beats saving their wake-ups.
+const DISPATCH_HERE_BELOW: usize = 4;
 
 /// Local connections and the channels they need.
 pub struct Hub {
@@ -190,31 +198,53 @@ impl Hub {
     /// Passes everything this gateway hears to where it belongs, until the
     /// subscription ends. Deliveries are spread over dispatchers by channel:
     /// one channel's deliveries keep their order, different channels' are
-    /// dispatched in parallel.
+    /// dispatched in parallel. A delivery whose dispatcher has finished
+    /// everything it was given is dispatched here when little waits behind
+    /// it: nothing of its channel can be in flight then, so the order holds.
     pub async fn run(self: Arc<Self>, mut deliveries: mpsc::Receiver<Delivery>) {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let count = cores.clamp(1, MAX_DISPATCHERS);
         let mut dispatchers = Vec::with_capacity(count);
         let mut handles = Vec::with_capacity(count);
         for _ in 0..count {
-            let (sender, mut receiver) = mpsc::channel::<Delivery>(DISPATCH_QUEUE);
+            let (queue, mut receiver) = mpsc::channel::<Job>(DISPATCH_QUEUE);
+            let unfinished = Arc::new(AtomicUsize::new(0));
             let hub = self.clone();
+            let done = unfinished.clone();
             handles.push(tokio::spawn(async move {
-                while let Some(delivery) = receiver.recv().await {
-                    hub.dispatch(delivery).await;
+                while let Some(job) = receiver.recv().await {
+                    let confirmation = match job {
+                        Job::Dispatch(delivery) => hub.dispatch(delivery),
+                        Job::Confirm(confirmation) => Some(*confirmation),
+                    };
+                    if let Some(confirmation) = confirmation {
+                        hub.confirm_and_deliver(confirmation).await;
+                    }
+                    done.fetch_sub(1, Ordering::Release);
                 }
             }));
-            dispatchers.push(sender);
+            dispatchers.push(Dispatcher { queue, unfinished });
         }
         let hasher = RandomState::new();
         while let Some(delivery) = deliveries.recv().await {
             metrics::BUS_DROPPED.set(self.channels.dropped() as i64);
             let dispatcher = if count == 1 {
-                0
+                &dispatchers[0]
             } else {
-                (hasher.hash_one(&*delivery.channel) % count as u64) as usize
+                &dispatchers[(hasher.hash_one(&*delivery.channel) % count as u64) as usize]
             };
-            if dispatchers[dispatcher].send(delivery).await.is_err() {
+            let job = if dispatcher.unfinished.load(Ordering::Acquire) == 0
+                && deliveries.len() < DISPATCH_HERE_BELOW
+            {
+                match self.dispatch(delivery) {
+                    None => continue,
+                    Some(confirmation) => Job::Confirm(Box::new(confirmation)),
+                }
+            } else {
+                Job::Dispatch(delivery)
+            };
+            dispatcher.unfinished.fetch_add(1, Ordering::Release);
+            if dispatcher.queue.send(job).await.is_err() {
                 break;
             }
         }
@@ -226,9 +256,10 @@ impl Hub {
         }
     }
 
-    /// Waits only for a membership check (a room event newer than some
-    /// connection's confirmed membership); everything else is queued at once.
-    async fn dispatch(&self, delivery: Delivery) {
+    /// Does everything a delivery needs that does not wait; answers a room
+    /// event's connections that must be confirmed first (a membership
+    /// version newer than theirs), for [`Hub::confirm_and_deliver`].
+    fn dispatch(&self, delivery: Delivery) -> Option<Confirmation> {
         chat_bus::metrics::RECEIVED
             .with_label_values(&["pubsub"])
             .inc();
@@ -236,20 +267,24 @@ impl Hub {
         if let Some(room) = channel.strip_prefix("room:") {
             let (Ok(room), Some(event)) = (room.parse::<RoomId>(), decode::<Event>(&delivery))
             else {
-                return;
+                return None;
             };
             let unconfirmed = self
                 .index
                 .with_room(&room, |members| fan_out_room(members, &event));
             if !unconfirmed.is_empty() {
-                self.confirm_and_deliver(room, &event, unconfirmed).await;
+                return Some(Confirmation {
+                    room,
+                    event,
+                    unconfirmed,
+                });
             }
         } else if let Some(user) = channel.strip_prefix("user:") {
             let (Ok(user), Some(event)) = (user.parse::<Id>(), decode::<Event>(&delivery)) else {
-                return;
+                return None;
             };
             if self.drop_room_removed && matches!(event.frame, ServerFrame::RoomRemoved { .. }) {
-                return;
+                return None;
             }
             self.follow_membership(user, &event.frame);
             self.index.with_user(&user, |members| {
@@ -271,6 +306,7 @@ impl Hub {
                 self.on_reply(reply);
             }
         }
+        None
     }
 
     /// The last hop of an action's trace: its answer reaching the gateway
@@ -335,12 +371,13 @@ impl Hub {
     /// its membership version, once the room's members (read at most once
     /// per room and version here) confirm them; the others are removed from
     /// the room. If the store cannot answer, they do not get this event.
-    async fn confirm_and_deliver(
-        &self,
-        room: RoomId,
-        event: &Event,
-        unconfirmed: Vec<Arc<Member>>,
-    ) {
+    async fn confirm_and_deliver(&self, confirmation: Confirmation) {
+        let Confirmation {
+            room,
+            event,
+            unconfirmed,
+        } = confirmation;
+        let event = &event;
         let Some(version) = event.membership_version else {
             return;
         };
@@ -445,6 +482,30 @@ impl Hub {
             .reconcile(&channel, || index.has_user(&user))
             .await;
     }
+}
+
+/// One dispatcher task's queue, and how many of the jobs given to it are
+/// not finished yet (queued or under way).
+struct Dispatcher {
+    queue: mpsc::Sender<Job>,
+    unfinished: Arc<AtomicUsize>,
+}
+
+/// What a dispatcher is given: a delivery to dispatch, or the rest of one
+/// already dispatched where it was heard, which waits for a membership
+/// check.
+enum Job {
+    Dispatch(Delivery),
+    /// Boxed: rare, and much larger than a delivery.
+    Confirm(Box<Confirmation>),
+}
+
+/// A room event and the room's connections that must be confirmed members
+/// at its membership version before they get it.
+struct Confirmation {
+    room: RoomId,
+    event: Event,
+    unconfirmed: Vec<Arc<Member>>,
 }
 
 /// Hands a room event to the room's connections confirmed at its
