@@ -150,7 +150,7 @@ impl Node {
         );
         let chat = with_accounts(chat, &config, store.store());
         let partition_lease = Duration::from_millis(config.realtime.partition_lease_ms);
-        let read_interval = Duration::from_millis(config.realtime.read_interval_ms);
+        let read_interval = config.realtime.read_interval(config.redis_url.is_some());
 
         let mut started = Vec::new();
         let mut listener = Some(listener);
@@ -182,7 +182,6 @@ impl Node {
                 partitions: config.realtime.partitions,
                 batch: config.realtime.persist_batch,
                 lease: partition_lease,
-                read_interval,
             };
             started.push(chat_router::role::start_writer(
                 &supervisor,

@@ -67,9 +67,6 @@ pub struct WorkerOptions {
     pub batch: usize,
     /// How long its partition leases live unless renewed.
     pub lease: Duration,
-    /// Least time between two reads while entries keep coming (see
-    /// `realtime.read_interval_ms`).
-    pub read_interval: Duration,
 }
 
 /// Runs the persistence writer until `shutdown` is cancelled, then drains
@@ -89,7 +86,10 @@ pub async fn run(
         partitions: options.partitions,
         batch: options.batch,
         lease: options.lease,
-        min_read_interval: options.read_interval,
+        // Never waits between reads: each entry is already a router's
+        // batch, and the routers' reads set the pace, so waiting here would
+        // add latency and save next to nothing.
+        min_read_interval: Duration::ZERO,
     };
     let (queue, state) = (bus.queue.clone(), bus.state.clone());
     consume(queue, state, options, shutdown, |batches| {
