@@ -100,6 +100,7 @@ macro_rules! bus_conformance_tests {
             state: presence_turns_on_with_the_first_connection_and_off_with_the_last,
             two_buses: presence_transitions_are_answered_once_under_concurrency,
             two_buses: connections_that_are_not_kept_alive_expire_once,
+            state: many_connections_are_kept_alive_in_one_call,
             two_buses: worker_ids_are_leased_uniquely_and_renewed_only_by_their_owner,
             state: expired_worker_ids_are_leased_again_until_every_id_is_taken,
             state: ping_answers,
@@ -1078,8 +1079,73 @@ pub async fn presence_transitions_are_answered_once_under_concurrency(one: &Bus,
     );
 }
 
+/// One [`SharedState::connections_alive`] call keeps alive every live
+/// connection it names, of many users and of one user with hundreds of
+/// connections (more than one Redis script takes), and neither revives an
+/// expired connection nor creates one that was never opened.
+pub async fn many_connections_are_kept_alive_in_one_call(state: &dyn SharedState) {
+    let [busy, gone, never] = ["busy", "gone", "never"].map(unique);
+    let others: Vec<String> = (0..40).map(|i| unique(&format!("other{i}"))).collect();
+    let short = Duration::from_millis(100);
+    let brief = Duration::from_secs(2);
+    let long = Duration::from_secs(60);
+    assert!(state.connection_opened(&gone, "g1-1", short).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut batch = vec![(gone.clone(), "g1-1".to_string())];
+    for i in 0..600 {
+        let connection = format!("g1-{i}");
+        state
+            .connection_opened(&busy, &connection, brief)
+            .await
+            .unwrap();
+        batch.push((busy.clone(), connection));
+    }
+    for user in &others {
+        assert!(state.connection_opened(user, "g2-1", brief).await.unwrap());
+        batch.push((user.clone(), "g2-1".to_string()));
+    }
+    batch.push((never.clone(), "g3-1".to_string()));
+    state.connections_alive(&batch, long).await.unwrap();
+    tokio::time::sleep(brief + Duration::from_millis(200)).await;
+
+    let mut users = vec![busy.clone(), gone.clone(), never.clone()];
+    users.extend(others.iter().cloned());
+    let online = state.online(&users).await.unwrap();
+    assert_eq!(
+        &online[..3],
+        [true, false, false],
+        "busy kept alive; gone not revived; never not created"
+    );
+    assert!(
+        online[3..].iter().all(|live| *live),
+        "every other user kept alive: {online:?}"
+    );
+    // The sweep reports only the expired connection's user, and the busy
+    // user's connections all outlived their first life.
+    let mut mine = vec![&busy, &gone, &never];
+    mine.extend(others.iter());
+    let mut expired = Vec::new();
+    for _ in 0..20 {
+        expired.extend(only_mine(
+            state.expired_connections(1000).await.unwrap(),
+            &mine,
+        ));
+    }
+    assert_eq!(expired, std::slice::from_ref(&gone));
+    for i in 0..600 {
+        state
+            .connection_closed(&busy, &format!("g1-{i}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        state.online(std::slice::from_ref(&busy)).await.unwrap(),
+        [false]
+    );
+}
+
 /// Connections that are not kept alive expire: they stop counting at once
-/// (even before a sweep), a late [`SharedState::connection_alive`] does not
+/// (even before a sweep), a late [`SharedState::connections_alive`] does not
 /// revive them, and [`SharedState::expired_connections`] answers each user
 /// this made offline once, to one of the processes sweeping concurrently,
 /// never a user with a live connection left. Closing an expired connection
@@ -1115,11 +1181,18 @@ pub async fn connections_that_are_not_kept_alive_expire_once(one: &Bus, other: &
             .await
             .unwrap()
     );
+    let alive = |user: &str, connection: &str| (user.to_string(), connection.to_string());
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        state.connection_alive(&kept, "g2-1", short).await.unwrap();
+        state
+            .connections_alive(&[alive(&kept, "g2-1")], short)
+            .await
+            .unwrap();
     }
-    state.connection_alive(&kept, "g2-1", long).await.unwrap();
+    state
+        .connections_alive(&[alive(&kept, "g2-1")], long)
+        .await
+        .unwrap();
     assert_eq!(
         state
             .online(&[crashed.clone(), kept.clone(), stayed.clone()])
@@ -1130,7 +1203,7 @@ pub async fn connections_that_are_not_kept_alive_expire_once(one: &Bus, other: &
     );
     // An expired connection is not revived by a late heartbeat.
     state
-        .connection_alive(&crashed, "g1-1", long)
+        .connections_alive(&[alive(&crashed, "g1-1")], long)
         .await
         .unwrap();
     assert_eq!(

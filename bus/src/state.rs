@@ -153,10 +153,20 @@ pub trait SharedState: Send + Sync + 'static {
     /// connection), so exactly one caller announces it.
     async fn connection_opened(&self, user: &str, connection: &str, ttl: Duration) -> Result<bool>;
 
-    /// Extends the life of a live connection by `ttl`. A connection whose
-    /// life already ran out is not revived (its user may have been announced
-    /// offline): it stays expired, and the caller opens it again instead.
-    async fn connection_alive(&self, user: &str, connection: &str, ttl: Duration) -> Result<()>;
+    /// Extends by `ttl` the life of each live connection of `connections`
+    /// (`(user, connection)` pairs): a gateway vouches for all of its
+    /// connections in one call, which a backend may do at once (Redis: one
+    /// script per presence shard, whatever the number of connections), so
+    /// that keeping connections alive costs round trips per gateway, not per
+    /// connection. A connection whose life already ran out is not revived
+    /// (its user may have been announced offline): it stays expired, and
+    /// the caller opens it again instead. Atomic per connection; on an
+    /// error, some of them may have been extended and others not.
+    async fn connections_alive(
+        &self,
+        connections: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<()>;
 
     /// Forgets a connection of `user`. Answers `true` when this made the
     /// user offline (it was their last live connection), so exactly one
@@ -171,7 +181,7 @@ pub trait SharedState: Send + Sync + 'static {
 
     /// Forgets up to `max` connections whose life (the `ttl` of
     /// [`connection_opened`](Self::connection_opened) or the last
-    /// [`connection_alive`](Self::connection_alive)) has run out, as when
+    /// [`connections_alive`](Self::connections_alive)) has run out, as when
     /// the process holding them died, and answers the users this made
     /// offline. Each such user is answered once, by one caller, however many
     /// callers sweep concurrently, and never when the user still has a live

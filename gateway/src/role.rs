@@ -218,24 +218,29 @@ async fn serve(
 /// Keeps this gateway's connections live in the shared presence state, so
 /// that if this process dies they expire and their users go offline.
 ///
-/// Refreshes run a bounded number at a time, so that the round trips of
-/// many connections fit well within the time to live.
+/// Every third of the time to live, it vouches for all of them in a few
+/// calls of [`VOUCH_AT_ONCE`] connections each (on Redis, one script per
+/// presence shard and call), so the cost in round trips grows with the
+/// gateways, not with their connections.
 async fn vouch_for_connections(chat: Chat, hub: Arc<Hub>, relay: Arc<Relay>) {
-    use futures_util::StreamExt;
-    const AT_ONCE: usize = 64;
     let mut every = tokio::time::interval(chat.presence_ttl() / 3);
     loop {
         every.tick().await;
-        let connections = hub.connections_snapshot().await;
-        futures_util::stream::iter(connections)
-            .for_each_concurrent(AT_ONCE, |(user, connection)| {
-                let (chat, key) = (&chat, relay.connection_key(connection));
-                async move {
-                    if let Err(error) = chat.connection_alive(user, &key).await {
-                        tracing::warn!(%error, "presence not refreshed");
-                    }
-                }
-            })
-            .await;
+        let connections: Vec<(String, String)> = hub
+            .connections_snapshot()
+            .await
+            .into_iter()
+            .map(|(user, connection)| (user.to_string(), relay.connection_key(connection)))
+            .collect();
+        for batch in connections.chunks(VOUCH_AT_ONCE) {
+            if let Err(error) = chat.connections_alive(batch).await {
+                tracing::warn!(%error, connections = batch.len(), "presence not refreshed");
+            }
+        }
     }
 }
+
+/// Most connections vouched for in one call: large enough that a call's
+/// fixed costs vanish, small enough that one call holds Redis (or the
+/// in-process state's lock) for well under a millisecond.
+const VOUCH_AT_ONCE: usize = 1000;

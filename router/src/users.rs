@@ -87,12 +87,12 @@ impl Chat {
         Ok(())
     }
 
-    /// Keeps a connection live: its gateway vouches for it well within the
-    /// presence time to live.
-    pub async fn connection_alive(&self, user: Id, connection: &str) -> Result<()> {
+    /// Keeps connections live: their gateway vouches for all of them at
+    /// once, well within the presence time to live.
+    pub async fn connections_alive(&self, connections: &[(String, String)]) -> Result<()> {
         self.bus
             .state
-            .connection_alive(&user.to_string(), connection, self.presence_ttl)
+            .connections_alive(connections, self.presence_ttl)
             .await
             .map_err(bus_error)
     }

@@ -241,16 +241,22 @@ impl SharedState for LocalState {
         Ok(was_offline)
     }
 
-    async fn connection_alive(&self, user: &str, connection: &str, ttl: Duration) -> Result<()> {
+    async fn connections_alive(
+        &self,
+        connections: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<()> {
         let now = Instant::now();
         let mut presence = lock(&self.presence);
-        let live = presence
-            .users
-            .get(user)
-            .and_then(|c| c.get(connection))
-            .is_some_and(|expires| *expires > now);
-        if live {
-            presence.set(user, connection, deadline(now, ttl));
+        for (user, connection) in connections {
+            let live = presence
+                .users
+                .get(user)
+                .and_then(|c| c.get(connection))
+                .is_some_and(|expires| *expires > now);
+            if live {
+                presence.set(user, connection, deadline(now, ttl));
+            }
         }
         Ok(())
     }

@@ -90,6 +90,11 @@ fn bucket_args(bucket: &Bucket) -> Result<Vec<Value>> {
     ])
 }
 
+/// Most connections one `connections_alive` script extends: it unpacks
+/// two values per connection into one ZADD, and Lua unpacks at most a few
+/// thousand values at once.
+const ALIVE_PER_SCRIPT: usize = 500;
+
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
@@ -233,13 +238,48 @@ impl SharedState for RedisState {
         Ok(became_online == 1)
     }
 
-    async fn connection_alive(&self, user: &str, connection: &str, ttl: Duration) -> Result<()> {
-        let _: i64 = run(
-            &self.shared.pool,
-            &SCRIPTS.presence_alive,
-            self.presence_keys(user),
-            vec![user.into(), connection.into(), millis(ttl).into()],
-        )
+    async fn connections_alive(
+        &self,
+        connections: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<()> {
+        // One script per presence shard (a script's keys share one slot),
+        // in chunks that keep each script's argument lists short.
+        let mut by_shard: HashMap<u16, Vec<&(String, String)>> = HashMap::new();
+        for connection in connections {
+            by_shard
+                .entry(self.presence_shard(&connection.0))
+                .or_default()
+                .push(connection);
+        }
+        let keys = &self.shared.keys;
+        let scripts = by_shard.into_iter().flat_map(|(shard, connections)| {
+            let prefix = keys.presence_users(shard);
+            let expiry = keys.presence_expiry(shard);
+            connections
+                .chunks(ALIVE_PER_SCRIPT)
+                .map(|chunk| {
+                    let mut script_keys: Vec<fred::prelude::Key> = vec![expiry.clone().into()];
+                    let mut args: Vec<Value> = vec![millis(ttl).into()];
+                    for (user, connection) in chunk {
+                        script_keys.push(format!("{prefix}{user}").into());
+                        args.push(user.as_str().into());
+                        args.push(connection.as_str().into());
+                    }
+                    (script_keys, args)
+                })
+                .collect::<Vec<_>>()
+        });
+        try_join_all(scripts.map(|(script_keys, args)| async move {
+            let _extended: i64 = run(
+                &self.shared.pool,
+                &SCRIPTS.presence_alive,
+                script_keys,
+                args,
+            )
+            .await?;
+            Ok::<_, BusError>(())
+        }))
         .await?;
         Ok(())
     }
