@@ -175,6 +175,11 @@ pub struct RealtimeConfig {
     /// over them by a hash of their id; each is handled by one router and
     /// one persistence worker at a time). Every process must agree.
     pub partitions: u16,
+    /// How many partitions the persist stream (routers to persistence
+    /// workers) is split in, each written by one worker at a time; rooms
+    /// are spread over them by the same hash. Unset: see
+    /// [`RealtimeConfig::persist_partitions`]. Every process must agree.
+    pub persist_partitions: Option<u16>,
     /// How long a router's or persistence worker's hold on a partition
     /// lives unless renewed (every third of it): how long a dead process's
     /// partitions wait before the survivors take them.
@@ -197,6 +202,16 @@ pub struct RealtimeConfig {
 const REDIS_READ_INTERVAL_MS: u64 = 5;
 
 impl RealtimeConfig {
+    /// How many partitions the persist stream has: `persist_partitions` if
+    /// set, else one on SQLite, whose file takes one writer at a time (more
+    /// partitions would only split a router's read into more appends,
+    /// reads and answers), and as many as the work streams on ScyllaDB,
+    /// where workers write in parallel.
+    pub fn persist_partitions(&self, scylla: bool) -> u16 {
+        let default = if scylla { self.partitions } else { 1 };
+        self.persist_partitions.unwrap_or(default)
+    }
+
     /// The least time between two reads of a router: `read_interval_ms`
     /// if set, else [`REDIS_READ_INTERVAL_MS`] on Redis and none with the
     /// in-process bus, where a read costs next to nothing.
@@ -218,6 +233,7 @@ impl Default for RealtimeConfig {
             persist_batch: 256,
             read_interval_ms: None,
             partitions: chat_bus::partitions::DEFAULT_PARTITIONS,
+            persist_partitions: None,
             partition_lease_ms: 10_000,
             presence_ttl_ms: 30_000,
             presence_max_room_members: 1000,
@@ -799,6 +815,13 @@ impl Config {
             chat_bus::partitions::MAX_PARTITIONS
         );
         ensure!(
+            realtime
+                .persist_partitions
+                .is_none_or(|n| (1..=chat_bus::partitions::MAX_PARTITIONS).contains(&n)),
+            "realtime.persist_partitions must be 1 to {}",
+            chat_bus::partitions::MAX_PARTITIONS
+        );
+        ensure!(
             realtime.partition_lease_ms >= 300,
             "realtime.partition_lease_ms must be at least 300"
         );
@@ -919,9 +942,24 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_takes_one_persist_partition_and_scylla_one_per_work_partition() {
+        let mut realtime = RealtimeConfig {
+            partitions: 32,
+            ..RealtimeConfig::default()
+        };
+        assert_eq!(realtime.persist_partitions(false), 1);
+        assert_eq!(realtime.persist_partitions(true), 32);
+        realtime.persist_partitions = Some(4);
+        assert_eq!(realtime.persist_partitions(false), 4);
+        assert_eq!(realtime.persist_partitions(true), 4);
+    }
+
+    #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 22] = [
+        let broken: [fn(&mut Config); 24] = [
             |c| c.realtime.partitions = 0,
+            |c| c.realtime.persist_partitions = Some(0),
+            |c| c.realtime.persist_partitions = Some(1025),
             |c| c.realtime.partition_lease_ms = 10,
             |c| c.realtime.heartbeat_interval_ms = 0,
             |c| c.realtime.persist_batch = 0,

@@ -135,6 +135,9 @@ impl Node {
         let supervisor = Supervisor::new();
         let (ids, lease) = worker_id(&config, &bus, &name, &supervisor).await?;
         tracing::info!(worker_id = ids.worker(), process = %name, ?roles, "starting");
+        let persist_partitions = config
+            .realtime
+            .persist_partitions(!config.scylla.nodes.is_empty());
         let chat = Chat::new(
             store.store(),
             bus.clone(),
@@ -144,6 +147,7 @@ impl Node {
                 presence_ttl: Duration::from_millis(config.realtime.presence_ttl_ms),
                 presence_max_room_members: config.realtime.presence_max_room_members,
                 partitions: config.realtime.partitions,
+                persist_partitions,
                 rooms: config.rooms,
                 hash_queue: config.limits.hash_queue,
             },
@@ -179,7 +183,7 @@ impl Node {
         if roles.contains(&Role::Persistence) {
             let options = chat_router::writer::WorkerOptions {
                 consumer: format!("persist-{name}"),
-                partitions: config.realtime.partitions,
+                partitions: persist_partitions,
                 batch: config.realtime.persist_batch,
                 lease: partition_lease,
             };

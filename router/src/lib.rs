@@ -85,6 +85,7 @@ pub struct Chat {
     presence_ttl: std::time::Duration,
     presence_max_room_members: u32,
     partitions: u16,
+    persist_partitions: u16,
     /// Started on first use: only processes that register or log users in
     /// (gateways) run the hashing threads.
     passwords: Arc<std::sync::OnceLock<password::PasswordHasher>>,
@@ -110,6 +111,9 @@ pub struct Settings {
     /// How many partitions the work streams have (`realtime.partitions`,
     /// the same in every process; see `chat_bus::partitions`).
     pub partitions: u16,
+    /// How many partitions the persist stream has
+    /// (`realtime.persist_partitions`, the same in every process).
+    pub persist_partitions: u16,
     /// Room size: the default and the cap of `max_members`.
     pub rooms: RoomLimits,
     /// Password hashing jobs that may wait for a hashing thread; more are
@@ -128,6 +132,7 @@ impl Chat {
             presence_ttl: settings.presence_ttl,
             presence_max_room_members: settings.presence_max_room_members,
             partitions: settings.partitions.max(1),
+            persist_partitions: settings.persist_partitions.max(1),
             passwords: Arc::default(),
             accounts: Arc::new(AccountSettings::default()),
             audit: audit::AuditLog::disabled(),
@@ -153,6 +158,11 @@ impl Chat {
     /// How many partitions the work streams have.
     pub fn partitions(&self) -> u16 {
         self.partitions
+    }
+
+    /// How many partitions the persist stream has.
+    pub fn persist_partitions(&self) -> u16 {
+        self.persist_partitions
     }
 
     /// The audit log's writer (to shut it down with the process).

@@ -3,8 +3,9 @@
 //! calls that change state: join, leave, read, add, kick, open a DM,
 //! create a room)
 //! through [`Chat`], hands accepted messages to
-//! the same partition of the persist stream and answers the origin gateway
-//! when there is something to answer.
+//! their rooms' partitions of the persist stream (one entry per partition
+//! and read) and answers the origin gateway when there is something to
+//! answer.
 //!
 //! A room's actions all go to one partition (see
 //! `chat_bus::partitions`), held by one router at a time, whose entries are
@@ -87,9 +88,8 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
         })
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
-    let mut hand_ons = Vec::with_capacity(inbound.len());
-    for (partition, entries) in inbound {
-        let mut persist = Persist::default();
+    let mut persist = Persist::default();
+    for (_, entries) in inbound {
         for inbound in entries {
             let ticket = match &inbound.work {
                 Work::Client(ClientAction::Send(_)) => tickets.next(),
@@ -97,10 +97,8 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
             };
             handle_entry(chat, inbound, ticket, &mut persist).await;
         }
-        hand_ons.push(persist.hand_on(chat, partition));
     }
-    // Different partitions' appends are independent: one round trip.
-    futures_util::future::join_all(hand_ons).await;
+    persist.hand_on(chat).await;
 }
 
 /// The decodable entries of a batch; an undecodable one is logged and
@@ -118,39 +116,60 @@ fn decode_entries(entries: &[Entry]) -> Vec<Inbound> {
         .collect()
 }
 
-/// The messages of a batch for the persist stream, with what to answer
-/// their senders if they cannot be handed on.
+/// The messages one read accepted, by partition of the persist stream
+/// (see `realtime.persist_partitions`), each partition's in the order they
+/// were handled: a room is in one partition of each stream, so its
+/// messages keep their order, while the rooms of several work partitions
+/// share one entry when they share a persist partition.
 #[derive(Default)]
 struct Persist {
-    items: Vec<ToPersist>,
+    partitions: Vec<(u16, Vec<ToPersist>)>,
 }
 
 impl Persist {
-    /// Appends the batch's accepted messages to the same partition of the
-    /// persist stream, in one entry. If that fails, every sender is told
-    /// (`unavailable`) and the claims of their `client_id`s given back.
-    async fn hand_on(self, chat: &Chat, partition: u16) {
-        if self.items.is_empty() {
-            return;
+    /// Queues an accepted message for its room's persist partition.
+    fn push(&mut self, chat: &Chat, accepted: ToPersist) {
+        let key = accepted.room_id().to_string();
+        let partition = partitions::partition_of(&key, chat.persist_partitions());
+        match self.partitions.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, items)) => items.push(accepted),
+            None => self.partitions.push((partition, vec![accepted])),
         }
-        let stream = partitions::stream(names::PERSIST_STREAM, partition);
-        let batch = PersistBatch { items: self.items };
-        let Err(error) = chat.bus().append(&stream, &batch).await else {
-            return;
+    }
+
+    /// Appends each partition's messages to that partition of the persist
+    /// stream, in one entry (the partitions' appends at once, one round
+    /// trip).
+    async fn hand_on(self, chat: &Chat) {
+        let appends = self
+            .partitions
+            .into_iter()
+            .map(|(partition, items)| hand_on(chat, partition, items));
+        futures_util::future::join_all(appends).await;
+    }
+}
+
+/// Appends messages to a partition of the persist stream, in one entry. If
+/// that fails, every sender is told (`unavailable`) and the claims of their
+/// `client_id`s given back.
+async fn hand_on(chat: &Chat, partition: u16, items: Vec<ToPersist>) {
+    let stream = partitions::stream(names::PERSIST_STREAM, partition);
+    let batch = PersistBatch { items };
+    let Err(error) = chat.bus().append(&stream, &batch).await else {
+        return;
+    };
+    let error = Error::Unavailable(error.to_string());
+    for accepted in batch.items {
+        chat.abandon_message(&accepted).await;
+        let (origin, client_id) = match accepted {
+            ToPersist::New {
+                message, origin, ..
+            } => (origin, message.client_id),
+            ToPersist::Repeat {
+                message, origin, ..
+            } => (origin, message.and_then(|m| m.client_id)),
         };
-        let error = Error::Unavailable(error.to_string());
-        for accepted in batch.items {
-            chat.abandon_message(&accepted).await;
-            let (origin, client_id) = match accepted {
-                ToPersist::New {
-                    message, origin, ..
-                } => (origin, message.client_id),
-                ToPersist::Repeat {
-                    message, origin, ..
-                } => (origin, message.and_then(|m| m.client_id)),
-            };
-            reply(chat, origin, failed(&error, client_id)).await;
-        }
+        reply(chat, origin, failed(&error, client_id)).await;
     }
 }
 
@@ -255,7 +274,7 @@ async fn handle(
             }
             // Handed on with the rest of the batch; the persistence worker
             // answers once the message is durable.
-            persist.items.push(accepted);
+            persist.push(chat, accepted);
             Ok(None)
         }
         ClientAction::Edit {

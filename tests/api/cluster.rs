@@ -19,6 +19,8 @@ pub struct Cluster {
     redis_url: String,
     cluster_mode: bool,
     dir: TempDir,
+    /// Settings every process of the cluster gets (they must agree).
+    env: Vec<(&'static str, &'static str)>,
 }
 
 /// Short timings so failures are detected within a test's patience.
@@ -38,7 +40,14 @@ impl Cluster {
             redis_url,
             cluster_mode,
             dir: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
         }
+    }
+
+    /// The same cluster with a setting every one of its processes gets.
+    pub fn with(mut self, key: &'static str, value: &'static str) -> Cluster {
+        self.env.push((key, value));
+        self
     }
 
     pub fn start(&self, role: &str) -> Server {
@@ -48,6 +57,7 @@ impl Cluster {
     /// `start`, with extra environment variables.
     pub fn start_with(&self, role: &str, extra: &[(&str, &str)]) -> Server {
         let mut env: Vec<(&str, &str)> = TIMINGS.to_vec();
+        env.extend_from_slice(&self.env);
         env.extend_from_slice(extra);
         env.push(("CHAT_REDIS_URL", &self.redis_url));
         if self.cluster_mode {
