@@ -7,9 +7,11 @@
 # and reports Redis's `INFO commandstats` over the send window and drain:
 # commands by name (calls inside Lua scripts counted too, as Redis does)
 # and per acked message. The counters are reset when the load generator
-# has opened its connections (1 s before it starts sending), so setup is
-# not counted; the consumers' idle polling during the run is. Everything
-# it started is stopped and removed.
+# has opened its connections (1 s before it starts sending) and read at
+# the end of the drain, before the connections close (`--on-drained`), the
+# same window as the CPU figure: setup and teardown are not counted; the
+# consumers' idle polling during the run is. Everything it started is
+# stopped and removed.
 #
 #   loadtest/scripts/redis-commands.sh NAME [chat-loadtest args...]
 #   GATEWAYS=2 loadtest/scripts/redis-commands.sh c1000 --users 1000 --rooms 100 --rate 1000 --duration 20
@@ -77,7 +79,10 @@ if [ "${CLUSTER_STATS:-1}" != 0 ]; then
     for pid in "${pids[@]}"; do cluster+=(--cluster-pid "$pid"); done
 fi
 
+stats="$out/$name.commandstats"
+rm -f "$stats"
 "$loadtest" --server "$(IFS=,; echo "${servers[*]}")" ${cluster[@]+"${cluster[@]}"} \
+    --on-drained "redis-cli -p $base info commandstats | tr -d '\r' | grep '^cmdstat_' >'$stats'" \
     --server-send-rate 1000 --json "$out/$name.json" --no-progress "$@" \
     >"$out/$name.txt" 2>"$out/$name.loadtest.log" &
 lt=$!
@@ -89,17 +94,20 @@ until grep -q '^opened ' "$out/$name.loadtest.log" 2>/dev/null; do
 done
 redis-cli -p "$base" config resetstat >/dev/null
 wait "$lt"
-redis-cli -p "$base" info commandstats | tr -d '\r' | grep '^cmdstat_' >"$out/$name.commandstats"
 cat "$out/$name.txt"
+if [ ! -s "$stats" ]; then
+    echo "no commandstats read at the end of the drain (see $out/$name.loadtest.log)" >&2
+    exit 1
+fi
 
 # Messages acked, from the load generator's summary.
 acked=$(grep -o '"acked": *[0-9]*' "$out/$name.json" | head -1 | grep -o '[0-9]*$')
 {
-    echo "Redis commands over the send window and drain, per acked message ($acked):"
+    echo "Redis commands over the send window and drain (connections still open), per acked message ($acked):"
     awk -F'[:=,]' -v acked="$acked" '
         { name = substr($1, 9); calls = $3; total += calls; rows[name] = calls }
         END {
             for (n in rows) printf "  %-24s %9d  %6.2f\n", n, rows[n], rows[n] / acked
             printf "  %-24s %9d  %6.2f\n", "TOTAL", total, total / acked
-        }' "$out/$name.commandstats" | sort -k2 -n -r
+        }' "$stats" | sort -k2 -n -r
 } | tee -a "$out/$name.txt"

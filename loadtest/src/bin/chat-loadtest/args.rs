@@ -65,6 +65,12 @@ pub struct Args {
     /// as found when the send window starts.
     #[arg(long = "cluster-process")]
     pub cluster_processes: Vec<String>,
+    /// A shell command run (and waited for) at the end of the drain,
+    /// before the connections close: to read server-side counters over the
+    /// same window as the CPU figures, without the connections' closing
+    /// (e.g. `redis-cli info commandstats > file`).
+    #[arg(long)]
+    pub on_drained: Option<String>,
     /// Password of the generated users.
     #[arg(long, default_value = "loadtest-password")]
     pub password: String,

@@ -220,6 +220,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mem_after_sending = memory(args.server_pid);
     let cluster_end = procfs::totals(&cluster_pids);
+    if let Some(command) = &args.on_drained {
+        let status = tokio::process::Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .await
+            .context("--on-drained command")?;
+        if !status.success() {
+            warnings.push(format!("--on-drained command failed: {status}"));
+        }
+    }
 
     stop_tx.send_replace(true);
     let mut total = ConnStats::default();
