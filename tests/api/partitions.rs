@@ -275,6 +275,70 @@ async fn a_read_interval_batches_messages_and_keeps_each_senders_order() {
     );
 }
 
+/// On SQLite the persist stream is one partition, so a router read hands
+/// on the messages of every work partition it read in one entry: rounds of
+/// one message into each of four rooms of four work partitions (the next
+/// round once the last is acked, so a read holds at most one round) make
+/// about one persist entry a round, where one entry per work partition
+/// made four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_hands_on_the_messages_of_all_its_rooms_in_one_persist_entry() {
+    const ROUNDS: usize = 10;
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let patient = [("CHAT_REALTIME__READ_INTERVAL_MS", "50")];
+    let _router = cluster.start_with("router", &patient);
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (alice, _) = gateway.user("alice").await;
+    let mut rooms: Vec<String> = Vec::new();
+    while rooms.len() < 4 {
+        let room = alice.create_room("spread", "public", &[]).await;
+        let partition = partition_of(&room, DEFAULT_PARTITIONS);
+        if rooms
+            .iter()
+            .all(|r| partition_of(r, DEFAULT_PARTITIONS) != partition)
+        {
+            rooms.push(room);
+        }
+    }
+    let mut ws = Ws::connect(&gateway, alice.token()).await;
+    let added_before = persist_entries_added(&redis);
+    for round in 0..ROUNDS {
+        for room in &rooms {
+            ws.send(json!({"type": "send", "room_id": room, "content": format!("round {round}")}))
+                .await;
+        }
+        for _ in &rooms {
+            ws.next_of("ack").await;
+        }
+    }
+    let entries = persist_entries_added(&redis) - added_before;
+    assert!(
+        entries <= 2 * ROUNDS as u64,
+        "{entries} persist entries for {ROUNDS} rounds of 4 rooms: each read's messages should share one"
+    );
+    for room in &rooms {
+        assert_eq!(history(&alice, room).await.len(), ROUNDS, "{room}");
+    }
+}
+
+/// How many entries were ever appended to the persist stream's one
+/// partition (`XINFO STREAM`'s `entries-added`, which trimming keeps).
+fn persist_entries_added(redis: &RedisServer) -> u64 {
+    let info = redis.cli(&["xinfo", "stream", "chat:{persist.0}"]);
+    let mut lines = info.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "entries-added" {
+            return lines
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .expect("a count after entries-added");
+        }
+    }
+    0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_rooms_router_and_writer_mid_run_loses_and_repeats_nothing() {
     let redis = RedisServer::start();
