@@ -203,12 +203,12 @@ const REDIS_READ_INTERVAL_MS: u64 = 5;
 
 impl RealtimeConfig {
     /// How many partitions the persist stream has: `persist_partitions` if
-    /// set, else one on SQLite, whose file takes one writer at a time (more
-    /// partitions would only split a router's read into more appends,
-    /// reads and answers), and as many as the work streams on ScyllaDB,
-    /// where workers write in parallel.
-    pub fn persist_partitions(&self, scylla: bool) -> u16 {
-        let default = if scylla { self.partitions } else { 1 };
+    /// set, else as many as the work streams when the store takes parallel
+    /// writers (ScyllaDB), and one when it takes one writer at a time
+    /// (SQLite: more partitions would only split a router's read into more
+    /// appends, reads and answers).
+    pub fn persist_partitions(&self, parallel_writers: bool) -> u16 {
+        let default = if parallel_writers { self.partitions } else { 1 };
         self.persist_partitions.unwrap_or(default)
     }
 

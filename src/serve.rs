@@ -137,7 +137,7 @@ impl Node {
         tracing::info!(worker_id = ids.worker(), process = %name, ?roles, "starting");
         let persist_partitions = config
             .realtime
-            .persist_partitions(!config.scylla.nodes.is_empty());
+            .persist_partitions(store.takes_parallel_writers());
         let chat = Chat::new(
             store.store(),
             bus.clone(),

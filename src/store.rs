@@ -82,6 +82,12 @@ impl StoreHandle {
         Arc::new(chat_persistence::metered::Metered::new(self.store.clone()))
     }
 
+    /// Whether several processes can write to this store at once
+    /// (ScyllaDB); a SQLite file takes one writer at a time.
+    pub fn takes_parallel_writers(&self) -> bool {
+        self.sqlite.is_none()
+    }
+
     /// Flushes every queued write.
     pub async fn close(self) {
         if let Some(sqlite) = self.sqlite

@@ -68,16 +68,15 @@ pub async fn run(chat: Chat, options: RouterOptions, shutdown: CancellationToken
 /// Handles what one read brought, each partition's entries in stream
 /// order: every send of the read is admitted at once (rate limits and
 /// `client_id` claims in one call to the shared state), each entry is
-/// handled, and each partition's accepted messages go to the persistence
-/// workers in one entry of that partition of the persist stream.
+/// handled, and the read's accepted messages go to the persistence workers
+/// in one entry per partition of the persist stream ([`Persist`]).
 async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
-    let inbound: Vec<(u16, Vec<Inbound>)> = batches
+    let inbound: Vec<Inbound> = batches
         .iter()
-        .map(|batch| (batch.partition, decode_entries(&batch.entries)))
+        .flat_map(|batch| decode_entries(&batch.entries))
         .collect();
     let sends: Vec<(chat_protocol::Id, &SendMessage, bool)> = inbound
         .iter()
-        .flat_map(|(_, entries)| entries)
         .filter_map(|inbound| match &inbound.work {
             // A WebSocket send's budget is charged here, a REST post's by
             // the gateway's REST layer.
@@ -89,14 +88,12 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
     let mut persist = Persist::default();
-    for (_, entries) in inbound {
-        for inbound in entries {
-            let ticket = match &inbound.work {
-                Work::Client(ClientAction::Send(_)) => tickets.next(),
-                _ => None,
-            };
-            handle_entry(chat, inbound, ticket, &mut persist).await;
-        }
+    for inbound in inbound {
+        let ticket = match &inbound.work {
+            Work::Client(ClientAction::Send(_)) => tickets.next(),
+            _ => None,
+        };
+        handle_entry(chat, inbound, ticket, &mut persist).await;
     }
     persist.hand_on(chat).await;
 }

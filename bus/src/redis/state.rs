@@ -60,6 +60,22 @@ impl RedisState {
         crate::partitions::partition_of(user, self.presence_shards())
     }
 
+    /// The indexes of `users` by presence shard: a script's keys share one
+    /// slot, so calls on many users take one script per shard.
+    fn indexes_by_shard<'a>(
+        &self,
+        users: impl Iterator<Item = &'a str>,
+    ) -> HashMap<u16, Vec<usize>> {
+        let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, user) in users.enumerate() {
+            by_shard
+                .entry(self.presence_shard(user))
+                .or_default()
+                .push(i);
+        }
+        by_shard
+    }
+
     /// The user's set and their shard's set.
     fn presence_keys(&self, user: &str) -> Vec<fred::prelude::Key> {
         let shard = self.presence_shard(user);
@@ -243,25 +259,19 @@ impl SharedState for RedisState {
         connections: &[(String, String)],
         ttl: Duration,
     ) -> Result<()> {
-        // One script per presence shard (a script's keys share one slot),
-        // in chunks that keep each script's argument lists short.
-        let mut by_shard: HashMap<u16, Vec<&(String, String)>> = HashMap::new();
-        for connection in connections {
-            by_shard
-                .entry(self.presence_shard(&connection.0))
-                .or_default()
-                .push(connection);
-        }
+        // One script per presence shard, in chunks that keep each
+        // script's argument lists short.
+        let by_shard = self.indexes_by_shard(connections.iter().map(|(user, _)| user.as_str()));
         let keys = &self.shared.keys;
-        let scripts = by_shard.into_iter().flat_map(|(shard, connections)| {
+        let scripts = by_shard.into_iter().flat_map(|(shard, indexes)| {
             let prefix = keys.presence_users(shard);
             let expiry = keys.presence_expiry(shard);
-            connections
+            indexes
                 .chunks(ALIVE_PER_SCRIPT)
                 .map(|chunk| {
                     let mut script_keys: Vec<fred::prelude::Key> = vec![expiry.clone().into()];
                     let mut args: Vec<Value> = vec![millis(ttl).into()];
-                    for (user, connection) in chunk {
+                    for (user, connection) in chunk.iter().map(|&i| &connections[i]) {
                         script_keys.push(format!("{prefix}{user}").into());
                         args.push(user.as_str().into());
                         args.push(connection.as_str().into());
@@ -296,14 +306,7 @@ impl SharedState for RedisState {
     }
 
     async fn online(&self, users: &[String]) -> Result<Vec<bool>> {
-        // One script per presence shard (a script's keys share one slot).
-        let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
-        for (i, user) in users.iter().enumerate() {
-            by_shard
-                .entry(self.presence_shard(user))
-                .or_default()
-                .push(i);
-        }
+        let by_shard = self.indexes_by_shard(users.iter().map(String::as_str));
         let keys = &self.shared.keys;
         let answers = try_join_all(by_shard.into_iter().map(|(shard, indexes)| async move {
             let prefix = keys.presence_users(shard);
