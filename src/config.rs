@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_persistence::scylla::{self, ScyllaOptions};
+use chat_router::writer::WriteStage;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -180,6 +181,11 @@ pub struct RealtimeConfig {
     /// are spread over them by the same hash. Unset: see
     /// [`RealtimeConfig::persist_partitions`]. Every process must agree.
     pub persist_partitions: Option<u16>,
+    /// Where accepted messages are written, then published and answered:
+    /// by the persistence workers through the persist stream (`persist`),
+    /// or by the router that accepted them, in the same read (`router`).
+    /// Every process must agree.
+    pub write_stage: WriteStage,
     /// How long a router's or persistence worker's hold on a partition
     /// lives unless renewed (every third of it): how long a dead process's
     /// partitions wait before the survivors take them.
@@ -234,6 +240,7 @@ impl Default for RealtimeConfig {
             read_interval_ms: None,
             partitions: chat_bus::partitions::DEFAULT_PARTITIONS,
             persist_partitions: None,
+            write_stage: WriteStage::Persist,
             partition_lease_ms: 10_000,
             presence_ttl_ms: 30_000,
             presence_max_room_members: 1000,

@@ -29,6 +29,7 @@ use chat_gateway::ws::WsConfig;
 use chat_protocol::IdGenerator;
 use chat_router::audit::{AuditLog, AuditSettings};
 use chat_router::files::UploadPolicy;
+use chat_router::writer::WriteStage;
 use chat_router::{AccountSettings, Chat, Settings};
 use chat_shutdown::{RoleHandle, Supervisor};
 use tokio::net::TcpListener;
@@ -148,6 +149,7 @@ impl Node {
                 presence_max_room_members: config.realtime.presence_max_room_members,
                 partitions: config.realtime.partitions,
                 persist_partitions,
+                write_stage: config.realtime.write_stage,
                 rooms: config.rooms,
                 hash_queue: config.limits.hash_queue,
             },
@@ -181,6 +183,11 @@ impl Node {
             started.push(chat_router::role::start(&supervisor, chat.clone(), options));
         }
         if roles.contains(&Role::Persistence) {
+            if config.realtime.write_stage == WriteStage::Router && roles.len() == 1 {
+                tracing::info!(
+                    "realtime.write_stage is router: the routers write messages; this worker only writes what is left in the persist stream"
+                );
+            }
             let options = chat_router::writer::WorkerOptions {
                 consumer: format!("persist-{name}"),
                 partitions: persist_partitions,

@@ -139,7 +139,9 @@ impl MemberAction {
     }
 }
 
-/// A message for the persistence workers (the persist stream).
+/// An accepted message for the writer stage: the persistence workers
+/// (through the persist stream), or the router itself when
+/// `realtime.write_stage` is `router`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToPersist {
     /// A new message: write it, then deliver it and answer its origin.
@@ -163,6 +165,15 @@ pub enum ToPersist {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<Message>,
         origin: Origin,
+        /// Publish the original's events again when it is found stored. Set
+        /// by a router that writes messages itself when it handles an
+        /// inbound entry a second time: its previous holder may have died
+        /// between writing the message and publishing it. (Through the
+        /// persist stream the `New` entry itself is handled again instead.)
+        /// Gateways pass a message on once per connection (its id is the
+        /// event's), so a copy goes no further.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        republish: bool,
     },
 }
 

@@ -27,7 +27,7 @@ use crate::{Chat, Result};
 
 /// A room's membership version, for its events; `None` (logged) when it
 /// cannot be read: the events then leave unchecked, as before versions.
-async fn membership_version(store: &dyn Store, room: &RoomId) -> Option<u64> {
+pub(crate) async fn membership_version(store: &dyn Store, room: &RoomId) -> Option<u64> {
     match store.membership_version(room).await {
         Ok(version) => Some(version),
         Err(error) => {

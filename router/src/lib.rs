@@ -86,6 +86,7 @@ pub struct Chat {
     presence_max_room_members: u32,
     partitions: u16,
     persist_partitions: u16,
+    write_stage: writer::WriteStage,
     /// Started on first use: only processes that register or log users in
     /// (gateways) run the hashing threads.
     passwords: Arc<std::sync::OnceLock<password::PasswordHasher>>,
@@ -114,6 +115,9 @@ pub struct Settings {
     /// How many partitions the persist stream has
     /// (`realtime.persist_partitions`, the same in every process).
     pub persist_partitions: u16,
+    /// Where accepted messages are written and published
+    /// (`realtime.write_stage`, the same in every process).
+    pub write_stage: writer::WriteStage,
     /// Room size: the default and the cap of `max_members`.
     pub rooms: RoomLimits,
     /// Password hashing jobs that may wait for a hashing thread; more are
@@ -133,6 +137,7 @@ impl Chat {
             presence_max_room_members: settings.presence_max_room_members,
             partitions: settings.partitions.max(1),
             persist_partitions: settings.persist_partitions.max(1),
+            write_stage: settings.write_stage,
             passwords: Arc::default(),
             accounts: Arc::new(AccountSettings::default()),
             audit: audit::AuditLog::disabled(),
@@ -163,6 +168,11 @@ impl Chat {
     /// How many partitions the persist stream has.
     pub fn persist_partitions(&self) -> u16 {
         self.persist_partitions
+    }
+
+    /// Where accepted messages are written and published.
+    pub fn write_stage(&self) -> writer::WriteStage {
+        self.write_stage
     }
 
     /// The audit log's writer (to shut it down with the process).

@@ -5,8 +5,10 @@
 //! for a batch at a time: validate, rate-limit, claim the `client_id` for a
 //! freshly minted id, all of the batch in one call to the shared state;
 //! then resolve the room and mentions)
-//! and the persistence worker's (write, then deliver and acknowledge). So
-//! nobody sees or is told about a message before it is durable.
+//! and the writer stage's (write, then deliver and acknowledge: the
+//! persistence worker's, or the router's own when `realtime.write_stage` is
+//! `router`; see [`crate::writer`]). So nobody sees or is told about a
+//! message before it is durable.
 
 use chat_bus::{Admission, Admitted};
 use chat_persistence::PageRequest;
@@ -168,6 +170,7 @@ impl Chat {
                 message_id,
                 message: retry,
                 origin,
+                republish: false,
             });
         }
         let also_to_users = match (opened_dm, send.room_id.dm_users()) {

@@ -2,10 +2,11 @@
 //! holds, applies each action (WebSocket actions, REST posts, and the REST
 //! calls that change state: join, leave, read, add, kick, open a DM,
 //! create a room)
-//! through [`Chat`], hands accepted messages to
-//! their rooms' partitions of the persist stream (one entry per partition
-//! and read) and answers the origin gateway when there is something to
-//! answer.
+//! through [`Chat`], hands the read's accepted messages to the writer stage
+//! ([`crate::writer`]: their rooms' partitions of the persist stream, one
+//! entry per partition and read; or, when `realtime.write_stage` is
+//! `router`, its own write at the end of the read) and answers the origin
+//! gateway when there is something to answer.
 //!
 //! A room's actions all go to one partition (see
 //! `chat_bus::partitions`), held by one router at a time, whose entries are
@@ -15,7 +16,9 @@
 //! refused action is answered, not retried. Entries left pending by a
 //! router that died are handled again by the partition's next holder before
 //! anything newer; their effects are idempotent (`client_id`s are claimed
-//! once, so a retried send keeps its id).
+//! once, so a retried send keeps its id; a router that writes publishes
+//! the stored original of such a send again, since its predecessor may
+//! have died between writing and publishing it).
 
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
 use crate::messages::Ticket;
+use crate::writer::{WriteStage, write_and_deliver};
 use crate::{Chat, Error, Result};
 
 /// How a router takes its work.
@@ -68,16 +72,16 @@ pub async fn run(chat: Chat, options: RouterOptions, shutdown: CancellationToken
 /// Handles what one read brought, each partition's entries in stream
 /// order: every send of the read is admitted at once (rate limits and
 /// `client_id` claims in one call to the shared state), each entry is
-/// handled, and the read's accepted messages go to the persistence workers
-/// in one entry per partition of the persist stream ([`Persist`]).
+/// handled, and the read's accepted messages go to the writer stage
+/// together ([`Persist`]).
 async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
-    let inbound: Vec<Inbound> = batches
+    let inbound: Vec<(Inbound, bool)> = batches
         .iter()
         .flat_map(|batch| decode_entries(&batch.entries))
         .collect();
     let sends: Vec<(chat_protocol::Id, &SendMessage, bool)> = inbound
         .iter()
-        .filter_map(|inbound| match &inbound.work {
+        .filter_map(|(inbound, _)| match &inbound.work {
             // A WebSocket send's budget is charged here, a REST post's by
             // the gateway's REST layer.
             Work::Client(ClientAction::Send(send)) => {
@@ -88,23 +92,26 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
     let mut persist = Persist::default();
-    for inbound in inbound {
+    for (inbound, again) in inbound {
         let ticket = match &inbound.work {
             Work::Client(ClientAction::Send(_)) => tickets.next(),
             _ => None,
         };
+        persist.handling_again = again;
         handle_entry(chat, inbound, ticket, &mut persist).await;
     }
     persist.hand_on(chat).await;
 }
 
-/// The decodable entries of a batch; an undecodable one is logged and
-/// dropped (it would fail the same way on any router).
-fn decode_entries(entries: &[Entry]) -> Vec<Inbound> {
+/// The decodable entries of a batch, each with whether it was handed out
+/// before (its previous holder died or gave the partition up before
+/// acknowledging it); an undecodable one is logged and dropped (it would
+/// fail the same way on any router).
+fn decode_entries(entries: &[Entry]) -> Vec<(Inbound, bool)> {
     entries
         .iter()
         .filter_map(|entry| match internal::decode(&entry.payload) {
-            Ok(inbound) => Some(inbound),
+            Ok(inbound) => Some((inbound, entry.deliveries > 1)),
             Err(error) => {
                 tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
                 None
@@ -113,36 +120,60 @@ fn decode_entries(entries: &[Entry]) -> Vec<Inbound> {
         .collect()
 }
 
-/// The messages one read accepted, by partition of the persist stream
-/// (see `realtime.persist_partitions`), each partition's in the order they
-/// were handled: a room is in one partition of each stream, so its
-/// messages keep their order, while the rooms of several work partitions
-/// share one entry when they share a persist partition.
+/// The messages one read accepted, for the writer stage. Handed on
+/// through the persist stream, they are grouped by its partitions (see
+/// `realtime.persist_partitions`), each partition's in the order they were
+/// handled: a room is in one partition of each stream, so its messages
+/// keep their order, while the rooms of several work partitions share one
+/// entry when they share a persist partition. Written here, they are one
+/// group, in the order handled.
 #[derive(Default)]
 struct Persist {
     partitions: Vec<(u16, Vec<ToPersist>)>,
+    /// Whether the entry being handled was handed out before.
+    handling_again: bool,
 }
 
 impl Persist {
-    /// Queues an accepted message for its room's persist partition.
-    fn push(&mut self, chat: &Chat, accepted: ToPersist) {
-        let key = accepted.room_id().to_string();
-        let partition = partitions::partition_of(&key, chat.persist_partitions());
+    /// Queues an accepted message for its room's persist partition (or, if
+    /// this router writes, its one group).
+    fn push(&mut self, chat: &Chat, mut accepted: ToPersist) {
+        let partition = match chat.write_stage() {
+            WriteStage::Router => {
+                if let ToPersist::Repeat { republish, .. } = &mut accepted {
+                    *republish = self.handling_again;
+                }
+                0
+            }
+            WriteStage::Persist => {
+                let key = accepted.room_id().to_string();
+                partitions::partition_of(&key, chat.persist_partitions())
+            }
+        };
         match self.partitions.iter_mut().find(|(p, _)| *p == partition) {
             Some((_, items)) => items.push(accepted),
             None => self.partitions.push((partition, vec![accepted])),
         }
     }
 
-    /// Appends each partition's messages to that partition of the persist
-    /// stream, in one entry (the partitions' appends at once, one round
-    /// trip).
+    /// Writes the read's messages here (one store call, one round of
+    /// publishes and answers), or appends each partition's messages to that
+    /// partition of the persist stream in one entry (the partitions'
+    /// appends at once, one round trip).
     async fn hand_on(self, chat: &Chat) {
-        let appends = self
-            .partitions
-            .into_iter()
-            .map(|(partition, items)| hand_on(chat, partition, items));
-        futures_util::future::join_all(appends).await;
+        match chat.write_stage() {
+            WriteStage::Router => {
+                let items = self.partitions.into_iter().flat_map(|(_, items)| items);
+                write_and_deliver(chat.store().as_ref(), chat.bus(), items.collect()).await;
+            }
+            WriteStage::Persist => {
+                let appends = self
+                    .partitions
+                    .into_iter()
+                    .map(|(partition, items)| hand_on(chat, partition, items));
+                futures_util::future::join_all(appends).await;
+            }
+        }
     }
 }
 
@@ -269,7 +300,7 @@ async fn handle(
             if let ToPersist::New { message, .. } = &accepted {
                 tracing::Span::current().record("message_id", message.id.0);
             }
-            // Handed on with the rest of the batch; the persistence worker
+            // Handed on with the rest of the batch; the writer stage
             // answers once the message is durable.
             persist.push(chat, accepted);
             Ok(None)

@@ -1,18 +1,21 @@
-//! The persistence writer stage (the `persist` role, `chatd persist`):
-//! consumes the partitions of the persist stream it holds, writes messages
-//! in batches through the [`Store`], and only then publishes them (through
-//! [`crate::events`], the one place events leave) and answers their
-//! senders. It lives in the router crate because it publishes: the
-//! persistence crate only stores. It needs a store and a bus, not [`Chat`]
-//! (no password hashing, no id minting), so it runs in its own process as
-//! well as beside a router.
+//! The writer stage: writes accepted messages in batches through the
+//! [`Store`], and only then publishes them (through [`crate::events`], the
+//! one place events leave) and answers their senders
+//! ([`write_and_deliver`]). Where it runs is [`WriteStage`]
+//! (`realtime.write_stage`): by default in the persistence workers (the
+//! `persist` role, `chatd persist`), which consume the partitions of the
+//! persist stream they hold; or in the router that accepted the messages,
+//! in the same read, without the persist stream. It lives in the router
+//! crate because it publishes: the persistence crate only stores. As a
+//! role it needs a store and a bus, not [`Chat`] (no password hashing, no
+//! id minting), so it runs in its own process as well as beside a router.
 //!
 //! [`Chat`]: crate::Chat
 //!
-//! A room's messages are in one partition, held by one worker at a time
-//! and read in order, so they are written and published in the order the
-//! router minted them. Stream entries are acknowledged after the write, so
-//! a worker that dies mid-batch leaves its entries pending and the
+//! A room's messages are in one partition, held by one worker (or router)
+//! at a time and read in order, so they are written and published in the
+//! order the router minted them. Stream entries are acknowledged after the
+//! write, so a worker that dies mid-batch leaves its entries pending and the
 //! partition's next holder writes them again before anything newer;
 //! inserts are idempotent by message id, so nothing is stored twice. A
 //! batch whose write fails because the store is unavailable is retried with
@@ -36,16 +39,33 @@ use chat_persistence::{MembershipVersions, Store, StoreError};
 use chat_protocol::internal::{self, Outcome, PersistBatch, ToPersist};
 use chat_protocol::{ErrorCode, Id, Message};
 use chat_shutdown::CancellationToken;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::events::message_events;
+use crate::events::{membership_version, message_events};
 use crate::metrics;
 
-/// Whether this process's persistence writer last failed to write.
+/// Where accepted messages are written, then published and answered
+/// (`realtime.write_stage`; every process must agree).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteStage {
+    /// By the persistence workers, through the persist stream: store
+    /// writes run, scale and stall in processes of their own.
+    #[default]
+    Persist,
+    /// By the router that accepted them, at the end of the same read: one
+    /// hop, one stream append, read and acknowledgement less per read. The
+    /// router holds the room's partition, so the room's order is the same.
+    Router,
+}
+
+/// Whether this process's writer stage last failed to write.
 static BLOCKED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process's persistence writer cannot write right now: its
-/// last store write failed (and no write has succeeded since).
+/// Whether this process's writer stage (a persistence worker's, or a
+/// router's that writes) cannot write right now: its last store write
+/// failed (and no write has succeeded since).
 pub fn writer_blocked() -> bool {
     BLOCKED.load(Ordering::Relaxed)
 }
@@ -100,16 +120,23 @@ pub async fn run(
 }
 
 /// Writes, then delivers and answers, what one read brought from every
-/// partition held: one store call (one transaction and fsync on SQLite),
-/// then every event and reply in one [`Outbox`] (one Redis round trip;
-/// each message's events before its reply; each partition's messages in
-/// stream order).
+/// partition held ([`write_and_deliver`]).
 async fn handle_read(store: &dyn Store, bus: &Bus, batches: &[Batch]) {
     let work: Vec<ToPersist> = batches
         .iter()
         .flat_map(|batch| &batch.entries)
         .flat_map(decode_entry)
         .collect();
+    write_and_deliver(store, bus, work).await;
+}
+
+/// Writes accepted messages with one store call (one transaction and fsync
+/// on SQLite), then queues every event and answer in one [`Outbox`] (one
+/// Redis round trip; each message's events before its answer; `work`'s
+/// order kept, which holds each room's messages in the order minted). A
+/// persistence worker's step for what it reads, and a router's own for
+/// what it accepted when it writes ([`WriteStage::Router`]).
+pub async fn write_and_deliver(store: &dyn Store, bus: &Bus, work: Vec<ToPersist>) {
     let messages: Vec<Message> = work
         .iter()
         .filter_map(|w| match w {
@@ -154,10 +181,17 @@ async fn handle_read(store: &dyn Store, bus: &Bus, batches: &[Batch]) {
                 message_id,
                 message,
                 origin,
+                republish,
             } => {
                 chat_bus::trace::follow(&span, origin.trace.as_deref());
                 span.record("message_id", message_id.0);
-                let outcome = answer_repeat(store, &mut outbox, &room_id, message_id, message)
+                let repeat = Repeat {
+                    room: &room_id,
+                    id: message_id,
+                    retry: message,
+                    republish,
+                };
+                let outcome = answer_repeat(store, &mut outbox, repeat)
                     .instrument(span)
                     .await;
                 outbox.reply(origin, outcome);
@@ -269,20 +303,31 @@ fn refused_outcome(message: &Message) -> Outcome {
     }
 }
 
+/// A repeated `client_id` to answer ([`ToPersist::Repeat`]).
+struct Repeat<'a> {
+    room: &'a chat_protocol::RoomId,
+    /// The original message's id.
+    id: Id,
+    /// The retry under the original id.
+    retry: Option<Message>,
+    /// Publish the original again if it is stored.
+    republish: bool,
+}
+
 /// Answers a repeated `client_id` with the original message. Normally it
 /// is durable by now (it was handed on before the repeat, in stream order);
 /// if it is missing, its router died before handing it on, and the retry is
 /// written under the original id instead, and delivered.
-async fn answer_repeat(
-    store: &dyn Store,
-    outbox: &mut Outbox,
-    room: &chat_protocol::RoomId,
-    id: chat_protocol::Id,
-    retry: Option<Message>,
-) -> Outcome {
-    match store.message(room, id).await {
-        Ok(Some(original)) => Outcome::Posted(original),
-        Ok(None) => match retry {
+async fn answer_repeat(store: &dyn Store, outbox: &mut Outbox, repeat: Repeat<'_>) -> Outcome {
+    match store.message(repeat.room, repeat.id).await {
+        Ok(Some(original)) => {
+            if repeat.republish {
+                let version = membership_version(store, repeat.room).await;
+                message_events(outbox, &original, &[], version);
+            }
+            Outcome::Posted(original)
+        }
+        Ok(None) => match repeat.retry {
             Some(message) => {
                 let stored = write_until_stored(store, std::slice::from_ref(&message)).await;
                 if stored.refused.contains(&message.id) {
@@ -307,5 +352,108 @@ fn unavailable(message: &str) -> Outcome {
         message: message.into(),
         client_id: None,
         retry_after_ms: Some(1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_bus::names;
+    use chat_persistence::NewRoom;
+    use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
+    use chat_protocol::internal::{Event, Origin};
+    use chat_protocol::{RoomId, RoomKind, Visibility};
+
+    use super::*;
+
+    /// The `message` events the subscription has received so far.
+    fn messages_heard(deliveries: &mut tokio::sync::mpsc::Receiver<chat_bus::Delivery>) -> usize {
+        let mut heard = 0;
+        while let Ok(delivery) = deliveries.try_recv() {
+            let event: Event = internal::decode(&delivery.payload).unwrap();
+            if matches!(
+                event.frame,
+                chat_protocol::frames::ServerFrame::Message { .. }
+            ) {
+                heard += 1;
+            }
+        }
+        heard
+    }
+
+    fn repeat(message: &Message, republish: bool) -> ToPersist {
+        ToPersist::Repeat {
+            room_id: message.room_id,
+            message_id: message.id,
+            message: Some(message.clone()),
+            origin: origin(),
+            republish,
+        }
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            gateway: "gw-test".into(),
+            request: 1,
+            connection: Some(1),
+            reference: None,
+            trace: None,
+        }
+    }
+
+    /// A router that writes and handles an entry a second time cannot
+    /// know whether its predecessor published what it wrote, so the
+    /// original goes out again (gateways drop the copy by its id); a
+    /// repeat handled the first time (a client's retry) only answers.
+    #[tokio::test]
+    async fn only_a_repeat_handled_again_publishes_the_stored_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("chat.db"), SqliteOptions::default()).unwrap();
+        let room = RoomId::Group(Id(7));
+        let new_room = NewRoom {
+            id: room,
+            kind: RoomKind::Group,
+            name: "r".into(),
+            visibility: Visibility::Public,
+            owner_id: None,
+            created_at: 1,
+            max_members: None,
+        };
+        store.create_room(new_room, &[]).await.unwrap();
+        let bus = Bus::local(16);
+        let mut subscription = bus.pubsub.subscribe(64).await.unwrap();
+        subscription
+            .control
+            .add(&names::room_channel(&room))
+            .await
+            .unwrap();
+        let id = Id(1 << 40);
+        let message = Message {
+            id,
+            room_id: room,
+            sender_id: Id(3),
+            content: "hello".into(),
+            mentions: Vec::new(),
+            attachments: Vec::new(),
+            reply_to: None,
+            client_id: Some("c1".into()),
+            created_at: id.unix_ms(),
+            edited_at: None,
+            deleted: false,
+        };
+        let new = ToPersist::New {
+            message: message.clone(),
+            origin: origin(),
+            also_to_users: Vec::new(),
+        };
+        write_and_deliver(&store, &bus, vec![new]).await;
+        assert_eq!(messages_heard(&mut subscription.deliveries), 1);
+
+        write_and_deliver(&store, &bus, vec![repeat(&message, false)]).await;
+        assert_eq!(messages_heard(&mut subscription.deliveries), 0);
+
+        write_and_deliver(&store, &bus, vec![repeat(&message, true)]).await;
+        assert_eq!(messages_heard(&mut subscription.deliveries), 1);
+        store.close().await;
     }
 }

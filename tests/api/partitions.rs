@@ -12,7 +12,7 @@ use chat_bus::testing::RedisServer;
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::harness::{Client, Server, assert_error, dm_id};
+use crate::harness::{Client, Server, UNTHROTTLED, assert_error, dm_id};
 use crate::ws::Ws;
 
 /// Messages each sender sends.
@@ -348,25 +348,12 @@ async fn killing_the_rooms_router_and_writer_mid_run_loses_and_repeats_nothing()
     let gateways = [cluster.start("gateway"), cluster.start("gateway")];
     let (members, room) = members_of_a_room(&[&gateways[0], &gateways[1]], 3).await;
     let partition = partition_of(&room, DEFAULT_PARTITIONS);
-    // On SQLite the persist stream is one partition: one worker writes
-    // while the other stands by.
-    let partition_of_group = |group: &str| match group {
-        "persisters" => 0,
-        _ => partition,
-    };
-    let kill_holder = |processes: &mut Vec<Server>, group: &str| {
-        let holder = holder(&redis, group, partition_of_group(group));
-        let index = processes
-            .iter()
-            .position(|p| p.log().contains(&holder))
-            .unwrap_or_else(|| panic!("no process holds partition {partition} of {group}"));
-        processes.remove(index).kill();
-        holder
-    };
     let mut killed = Vec::new();
     senders_keep_their_order(members, &room, Duration::from_millis(10), || {
-        killed.push(kill_holder(&mut routers, "routers"));
-        killed.push(kill_holder(&mut writers, "persisters"));
+        killed.push(kill_holder(&redis, &mut routers, "routers", partition));
+        // On SQLite the persist stream is one partition: one worker writes
+        // while the other stands by.
+        killed.push(kill_holder(&redis, &mut writers, "persisters", 0));
     })
     .await;
     // The survivors hold the room's partitions now.
@@ -378,6 +365,91 @@ async fn killing_the_rooms_router_and_writer_mid_run_loses_and_repeats_nothing()
             .contains(&holder(&redis, "routers", partition))
     );
     assert!(writers[0].log().contains(&holder(&redis, "persisters", 0)));
+}
+
+/// Kills (-9) the process of `processes` that holds `partition` of
+/// `group`; answers its consumer name.
+fn kill_holder(
+    redis: &RedisServer,
+    processes: &mut Vec<Server>,
+    group: &str,
+    partition: u16,
+) -> String {
+    let holder = holder(redis, group, partition);
+    let index = processes
+        .iter()
+        .position(|p| p.log().contains(&holder))
+        .unwrap_or_else(|| panic!("no process holds partition {partition} of {group}"));
+    processes.remove(index).kill();
+    holder
+}
+
+/// Setting for routers that write the messages they accept themselves, in
+/// the same read, instead of handing them to persistence workers.
+const ROUTERS_WRITE: (&str, &str) = ("CHAT_REALTIME__WRITE_STAGE", "router");
+
+/// The messages a process's writer stage wrote, from its metrics.
+async fn messages_written(processes: &[&Server]) -> usize {
+    let mut written = 0.0;
+    for process in processes {
+        written += process.metric("chat_persist_batch_size_sum").await;
+    }
+    written as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_routers_that_write_and_no_workers_each_senders_order_is_kept() {
+    let redis = RedisServer::start();
+    let (key, value) = ROUTERS_WRITE;
+    let cluster = Cluster::on(redis.url(), false).with(key, value);
+    let routers = [cluster.start("router"), cluster.start("router")];
+    let gateways = [cluster.start("gateway"), cluster.start("gateway")];
+    let (members, room) = members_of_a_room(&[&gateways[0], &gateways[1]], 4).await;
+    senders_keep_their_order(members, &room, Duration::ZERO, || {}).await;
+    assert_eq!(
+        messages_written(&[&routers[0], &routers[1]]).await,
+        4 * PER_SENDER,
+        "the routers wrote each message once"
+    );
+    assert_eq!(
+        redis.cli(&["exists", "chat:{persist.0}"]),
+        "0",
+        "nothing went through the persist stream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_rooms_router_that_writes_mid_run_loses_and_repeats_nothing() {
+    let redis = RedisServer::start();
+    let (key, value) = ROUTERS_WRITE;
+    let cluster = Cluster::on(redis.url(), false).with(key, value);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let gateways = [cluster.start("gateway"), cluster.start("gateway")];
+    let (members, room) = members_of_a_room(&[&gateways[0], &gateways[1]], 3).await;
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    let mut killed = String::new();
+    senders_keep_their_order(members, &room, Duration::from_millis(10), || {
+        killed = kill_holder(&redis, &mut routers, "routers", partition);
+    })
+    .await;
+    assert_ne!(holder(&redis, "routers", partition), killed);
+    assert!(
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
+        "the survivor holds the room's partition"
+    );
+}
+
+/// One process (`chatd serve`, the in-process bus) whose router writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_server_whose_router_writes_keeps_each_senders_order() {
+    let mut env = UNTHROTTLED.to_vec();
+    env.push(ROUTERS_WRITE);
+    let server = Server::start_with(&env);
+    let (members, room) = members_of_a_room(&[&server], 3).await;
+    senders_keep_their_order(members, &room, Duration::ZERO, || {}).await;
+    assert_eq!(messages_written(&[&server]).await, 3 * PER_SENDER);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
