@@ -1,5 +1,6 @@
 //! Per-room order in a cluster: several routers and persistence workers
-//! over a real Redis, each room's partition held by one of each at a time.
+//! over a real Redis, each room's partition held by one of each at a time
+//! (or by one router that also writes, `realtime.write_stage = router`).
 //! Several users send quickly into one room while processes die or join;
 //! every member must see each sender's messages exactly once and in the
 //! order sent, and history must hold them in the same order.
