@@ -195,6 +195,7 @@ pub fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
         membership_version: None,
         frame,
         trace: crate::trace::current(),
+        ack: None,
     }
 }
 
@@ -209,6 +210,7 @@ mod tests {
             connection: None,
             reference: None,
             trace: None,
+            hears_room: false,
         }
     }
 

@@ -72,6 +72,7 @@ impl Relay {
             connection,
             reference,
             trace: chat_bus::trace::current(),
+            hears_room: false,
         }
     }
 

@@ -9,6 +9,9 @@
 //!    ▲                   │                           │
 //!    └──────Reply────────┴────────Reply──────────────┘   (on the origin gateway's channel)
 //! ```
+//!
+//! A posted message's answer (the `ack`) rides its room `message` event
+//! instead ([`Event::ack`]) when the sending gateway hears the room.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +38,13 @@ pub struct Origin {
     /// before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// Set on a connection's `send` when its gateway hears the room's
+    /// channel: the message's `ack` then rides its room `message` event
+    /// ([`Event::ack`]) instead of a reply of its own, one publish less
+    /// per gateway and read. Absent in entries of gateways before it:
+    /// they are answered with a reply.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hears_room: bool,
 }
 
 /// An action a gateway forwards to the routers (the inbound stream).
@@ -245,6 +255,11 @@ pub struct Event {
     /// Absent when the publisher exports no traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// On a room's `message` event: the origin of its send, whose gateway
+    /// hears the room ([`Origin::hears_room`]) and answers the sending
+    /// connection's `ack` from this event. No reply is published for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Origin>,
 }
 
 // ----- accounts: revocations and notices --------------------------------
@@ -296,6 +311,7 @@ mod tests {
             connection: Some(3),
             reference: Some("r".into()),
             trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            hears_room: true,
         };
         let inbound = Inbound {
             origin: origin.clone(),
@@ -313,7 +329,7 @@ mod tests {
             inbound
         );
         let reply = Reply {
-            origin,
+            origin: origin.clone(),
             outcome: Outcome::Failed {
                 code: ErrorCode::RateLimited,
                 message: "slow".into(),
@@ -332,6 +348,7 @@ mod tests {
                 user_id: Id(2),
                 typing: true,
             },
+            ack: Some(origin),
         };
         assert_eq!(decode::<Event>(&encode(&event).unwrap()).unwrap(), event);
     }

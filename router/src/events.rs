@@ -20,7 +20,7 @@
 use chat_bus::{Outbox, names};
 use chat_persistence::Store;
 use chat_protocol::frames::ServerFrame;
-use chat_protocol::internal::Event;
+use chat_protocol::internal::{Event, Origin};
 use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 
 use crate::{Chat, Result};
@@ -42,12 +42,14 @@ pub(crate) async fn membership_version(store: &dyn Store, room: &RoomId) -> Opti
 /// (the stored one, written with the message) for each mentioned user; they
 /// leave with the outbox ([`chat_bus::Bus::send`]).
 /// `membership_version`: the room's, as the write of the message answered
-/// it ([`Store::insert_messages`]).
+/// it ([`Store::insert_messages`]). `ack`: the send's origin when its
+/// gateway answers the `ack` from the room's event ([`Event::ack`]).
 pub fn message_events(
     outbox: &mut Outbox,
     message: &Message,
     also_to_users: &[Id],
     membership_version: Option<u64>,
+    ack: Option<Origin>,
 ) {
     // The message id as the event id: if a writer dies after publishing
     // and before acknowledging, the partition's next holder publishes the
@@ -60,8 +62,12 @@ pub fn message_events(
             message: message.clone(),
         },
         trace: chat_bus::trace::current(),
+        ack,
     };
     outbox.event(names::room_channel(&message.room_id), &event);
+    // The ack rides the room's event only: the channel its gateway said
+    // it hears.
+    let event = Event { ack: None, ..event };
     for user in also_to_users {
         outbox.event(names::user_channel(user), &event);
     }

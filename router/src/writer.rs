@@ -134,8 +134,10 @@ async fn handle_read(store: &dyn Store, bus: &Bus, batches: &[Batch]) {
 /// on SQLite), then queues every event and answer in one [`Outbox`] (one
 /// Redis round trip; each message's events before its answer; `work`'s
 /// order kept, which holds each room's messages in the order minted). A
-/// persistence worker's step for what it reads, and a router's own for
-/// what it accepted when it writes ([`WriteStage::Router`]).
+/// message sent by a connection whose gateway hears the room has its
+/// answer in its room event ([`internal::Origin::hears_room`]), not in a
+/// reply. A persistence worker's step for what it reads, and a router's
+/// own for what it accepted when it writes ([`WriteStage::Router`]).
 pub async fn write_and_deliver(store: &dyn Store, bus: &Bus, work: Vec<ToPersist>) {
     let messages: Vec<Message> = work
         .iter()
@@ -172,8 +174,13 @@ pub async fn write_and_deliver(store: &dyn Store, bus: &Bus, work: Vec<ToPersist
                 span.record("message_id", message.id.0);
                 let _entered = span.enter();
                 let version = versions.get(&message.room_id).copied();
-                message_events(&mut outbox, &message, &also_to_users, version);
-                outbox.reply(origin, Outcome::Posted(message));
+                if origin.hears_room && origin.connection.is_some() {
+                    // Its gateway answers the ack from the room's event.
+                    message_events(&mut outbox, &message, &also_to_users, version, Some(origin));
+                } else {
+                    message_events(&mut outbox, &message, &also_to_users, version, None);
+                    outbox.reply(origin, Outcome::Posted(message));
+                }
                 tracing::debug!("message stored; its events and ack queued");
             }
             ToPersist::Repeat {
@@ -323,7 +330,7 @@ async fn answer_repeat(store: &dyn Store, outbox: &mut Outbox, repeat: Repeat<'_
         Ok(Some(original)) => {
             if repeat.republish {
                 let version = membership_version(store, repeat.room).await;
-                message_events(outbox, &original, &[], version);
+                message_events(outbox, &original, &[], version, None);
             }
             Outcome::Posted(original)
         }
@@ -334,7 +341,7 @@ async fn answer_repeat(store: &dyn Store, outbox: &mut Outbox, repeat: Repeat<'_
                     return refused_outcome(&message);
                 }
                 let version = stored.versions.get(&message.room_id).copied();
-                message_events(outbox, &message, &[], version);
+                message_events(outbox, &message, &[], version, None);
                 Outcome::Posted(message)
             }
             None => unavailable("the original message is not stored yet; retry"),
@@ -397,6 +404,7 @@ mod tests {
             connection: Some(1),
             reference: None,
             trace: None,
+            hears_room: false,
         }
     }
 

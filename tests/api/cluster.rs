@@ -140,6 +140,54 @@ async fn a_redis_cluster_with_sharded_pubsub_carries_the_same_chat() {
     two_gateways_chat(&Cluster::on(redis.url(), true)).await;
 }
 
+/// A connection's `send` into a room its gateway hears is acked from the
+/// message's room event: the persistence worker publishes no reply for it
+/// (one publish less per gateway and read). A REST send, whose gateway
+/// need not hear the room, is still answered by a reply.
+#[tokio::test]
+async fn a_sends_ack_rides_its_room_event_when_the_gateway_hears_the_room() {
+    const REPLIES: &str = "chat_bus_published_total{kind=\"reply\"}";
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let persist = cluster.start("persist");
+    let gw = cluster.start("gateway");
+    let (alice, _) = gw.user("alice").await;
+    let room = alice.create_room("acks", "public", &[]).await;
+    let mut a = Ws::connect(&gw, alice.token()).await;
+    let before = persist.metric(REPLIES).await;
+    for i in 0..20 {
+        a.send(json!({"type": "send", "room_id": room, "content": format!("m{i}"), "client_id": format!("c{i}"), "ref": format!("r{i}")})).await;
+    }
+    for i in 0..20 {
+        let ack = a.next_of("ack").await;
+        assert_eq!(ack["client_id"], format!("c{i}"), "acked in the order sent");
+        assert_eq!(ack["ref"], format!("r{i}"), "the ack echoes the send's ref");
+        let message = a.next_of("message").await;
+        assert_eq!(message["message"]["id"], ack["message_id"]);
+        assert_eq!(message["message"]["created_at"], ack["created_at"]);
+    }
+    let extra = a
+        .frames_within(Duration::from_millis(500), &["presence"])
+        .await;
+    assert!(extra.is_empty(), "one ack and one message each: {extra:?}");
+    assert_eq!(
+        persist.metric(REPLIES).await - before,
+        0.0,
+        "no reply published for sends whose gateway hears the room"
+    );
+
+    let posted = alice.send(&room, "over REST").await;
+    assert_eq!(posted["content"], "over REST");
+    assert_eq!(
+        persist.metric(REPLIES).await - before,
+        1.0,
+        "a REST send is answered by a reply"
+    );
+    let message = a.next_of("message").await;
+    assert_eq!(message["message"]["id"], posted["id"]);
+}
+
 /// Sends `count` messages over `ws`, answering how many were acked, by id.
 async fn send_all(ws: &mut Ws, room: &str, prefix: &str, count: usize) -> HashSet<String> {
     for i in 0..count {

@@ -388,7 +388,10 @@ async fn handle(state: &AppState, conn: &Arc<Conn>, frame: ClientFrame) {
             );
             chat_bus::trace::follow(&span, None);
             async {
-                let origin = state.relay.origin(Some(conn.id), reference.clone());
+                let mut origin = state.relay.origin(Some(conn.id), reference.clone());
+                if let ClientAction::Send(send) = &action {
+                    origin.hears_room = state.hub.hears(conn.id, &send.room_id);
+                }
                 if let Err(error) = state
                     .relay
                     .forward(conn.user, Work::Client(action), origin)

@@ -66,6 +66,15 @@ impl Channels {
         }
     }
 
+    /// Whether `channel` is subscribed now, if that can be told without
+    /// waiting: `false` while a reconciliation of its shard is under way.
+    pub fn surely_subscribed(&self, channel: &str) -> bool {
+        let shard = (self.hasher.hash_one(channel) % SHARDS as u64) as usize;
+        self.subscribed[shard]
+            .try_lock()
+            .is_ok_and(|subscribed| subscribed.contains(channel))
+    }
+
     /// Deliveries the subscription dropped because the dispatcher fell
     /// behind.
     pub fn dropped(&self) -> u64 {

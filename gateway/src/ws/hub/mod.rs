@@ -185,6 +185,18 @@ impl Hub {
         }
     }
 
+    /// Whether this gateway hears `room`'s events for connection `id` now:
+    /// the connection receives the room and its channel is subscribed. A
+    /// `send` of such a connection has its `ack` answered from the
+    /// message's room event ([`Origin::hears_room`]).
+    ///
+    /// [`Origin::hears_room`]: chat_protocol::internal::Origin::hears_room
+    pub fn hears(&self, id: u64, room: &RoomId) -> bool {
+        self.index
+            .with_room(room, |members| members.is_some_and(|m| m.contains_key(&id)))
+            && self.channels.surely_subscribed(&names::room_channel(room))
+    }
+
     /// Every local connection's user and id.
     pub async fn connections_snapshot(&self) -> Vec<(Id, u64)> {
         self.index.all().iter().map(|c| (c.user, c.id)).collect()
@@ -272,6 +284,7 @@ impl Hub {
             let unconfirmed = self
                 .index
                 .with_room(&room, |members| fan_out_room(members, &event));
+            self.answer_from_event(&event);
             if !unconfirmed.is_empty() {
                 return Some(Confirmation {
                     room,
@@ -328,6 +341,19 @@ impl Hub {
         }
         if let Some(reply) = self.relay.complete(reply) {
             self.answer_connection(reply);
+        }
+    }
+
+    /// Answers the `ack` that rides a message's room event, if the send
+    /// came from here ([`Event::ack`]), as if a reply had brought it.
+    fn answer_from_event(&self, event: &Event) {
+        if let (Some(origin), ServerFrame::Message { message }) = (&event.ack, &event.frame)
+            && origin.gateway == self.relay.gateway()
+        {
+            self.on_reply(Reply {
+                origin: origin.clone(),
+                outcome: Outcome::Posted(message.clone()),
+            });
         }
     }
 
