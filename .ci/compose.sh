@@ -8,7 +8,8 @@
 # smoke test across the two gateways (deploy/smoke/smoke.py, gateway 1
 # stopped: 1012, resume on gateway 2 without a gap), and Prometheus must
 # report every role's target up (and gateway 1 down) with the shipped alert
-# rules loaded. `docker-compose down` at the end.
+# rules loaded. `docker-compose down` at the end, and a dockerd started
+# here is stopped again: CI leaves no daemon running on the machine.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,10 +24,37 @@ VENV=$(smoke_venv)
 # Debian's client first: a newer docker CLI elsewhere on PATH may not speak
 # to Debian's dockerd the same way.
 DOCKER=/usr/bin/docker
+compose() { docker-compose -p "$PROJECT" -f deploy/compose.yaml "$@"; }
+
+# Set when dockerd is started here: stopped again at the end (SIGTERM: it
+# stops its containerd too), so CI leaves no daemon running.
+DOCKERD_PIDFILE=
+stop_dockerd() {
+    [ -n "$DOCKERD_PIDFILE" ] && $sudo test -f "$DOCKERD_PIDFILE" || return 0
+    local pid
+    pid=$($sudo cat "$DOCKERD_PIDFILE")
+    $sudo kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 60); do $sudo kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+    echo "dockerd ($pid) still running after 30 s" >&2
+}
+
+cleanup() {
+    status=$?
+    if [ $status -ne 0 ] && [ -n "${CHATD_IMAGE:-}" ]; then
+        compose ps || true
+        compose logs --tail 15 --no-color 2>&1 | cut -c1-300 || true
+    fi
+    compose down -v -t 45 >/dev/null 2>&1 || true
+    stop_dockerd
+    exit $status
+}
+trap cleanup EXIT
+
 if ! $DOCKER info >/dev/null 2>&1; then
     header "starting dockerd (log: $CHAT_CI_CACHE/dockerd.log)"
     $sudo mkdir -p "$CHAT_CI_CACHE"
-    $sudo bash -c "nohup dockerd >'$CHAT_CI_CACHE/dockerd.log' 2>&1 &"
+    DOCKERD_PIDFILE=$CHAT_CI_CACHE/dockerd.ci.pid
+    $sudo bash -c "nohup dockerd --pidfile '$DOCKERD_PIDFILE' >'$CHAT_CI_CACHE/dockerd.log' 2>&1 &"
     for _ in $(seq 60); do $DOCKER info >/dev/null 2>&1 && break; sleep 0.5; done
     $DOCKER info >/dev/null
 fi
@@ -39,20 +67,9 @@ done
 export CHATD_IMAGE=localhost/$PREFIX-chatd
 export REDIS_IMAGE=localhost/$PREFIX-redis
 export PROMETHEUS_IMAGE=localhost/$PREFIX-prometheus
-CHAT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+CHAT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' 
+')
 export CHAT_JWT_SECRET
-compose() { docker-compose -p "$PROJECT" -f deploy/compose.yaml "$@"; }
-
-cleanup() {
-    status=$?
-    if [ $status -ne 0 ]; then
-        compose ps || true
-        compose logs --tail 15 --no-color 2>&1 | cut -c1-300 || true
-    fi
-    compose down -v -t 45 >/dev/null 2>&1 || true
-    exit $status
-}
-trap cleanup EXIT
 compose down -v -t 0 >/dev/null 2>&1 || true
 
 header "docker-compose up (each service waits for what it depends on to be healthy)"
