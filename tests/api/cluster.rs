@@ -79,6 +79,43 @@ fn ids_of(frames: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// One router, one persistence worker and one gateway on a fresh Redis,
+/// and alice connected to that gateway with a public room of hers. The
+/// fields drop in order: the connection first, Redis last.
+struct OneOfEach {
+    ws: Ws,
+    room: String,
+    alice: Client,
+    persist: Server,
+    _gateway: Server,
+    _router: Server,
+    cluster: Cluster,
+    _redis: RedisServer,
+}
+
+impl OneOfEach {
+    async fn start(room_name: &str) -> OneOfEach {
+        let redis = RedisServer::start();
+        let cluster = Cluster::on(redis.url(), false);
+        let router = cluster.start("router");
+        let persist = cluster.start("persist");
+        let gateway = cluster.start("gateway");
+        let (alice, _) = gateway.user("alice").await;
+        let room = alice.create_room(room_name, "public", &[]).await;
+        let ws = Ws::connect(&gateway, alice.token()).await;
+        OneOfEach {
+            ws,
+            room,
+            alice,
+            persist,
+            _gateway: gateway,
+            _router: router,
+            cluster,
+            _redis: redis,
+        }
+    }
+}
+
 /// Two users on two gateways chat; every message reaches each of their
 /// connections exactly once.
 async fn two_gateways_chat(cluster: &Cluster) {
@@ -147,14 +184,8 @@ async fn a_redis_cluster_with_sharded_pubsub_carries_the_same_chat() {
 #[tokio::test]
 async fn a_sends_ack_rides_its_room_event_when_the_gateway_hears_the_room() {
     const REPLIES: &str = "chat_bus_published_total{kind=\"reply\"}";
-    let redis = RedisServer::start();
-    let cluster = Cluster::on(redis.url(), false);
-    let _router = cluster.start("router");
-    let persist = cluster.start("persist");
-    let gw = cluster.start("gateway");
-    let (alice, _) = gw.user("alice").await;
-    let room = alice.create_room("acks", "public", &[]).await;
-    let mut a = Ws::connect(&gw, alice.token()).await;
+    let one = OneOfEach::start("acks").await;
+    let (mut a, alice, room, persist) = (one.ws, one.alice, one.room, one.persist);
     let before = persist.metric(REPLIES).await;
     for i in 0..20 {
         a.send(json!({"type": "send", "room_id": room, "content": format!("m{i}"), "client_id": format!("c{i}"), "ref": format!("r{i}")})).await;
@@ -230,21 +261,15 @@ pub async fn history_ids(client: &Client, room: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_killed_persistence_worker_loses_nothing() {
-    let redis = RedisServer::start();
-    let cluster = Cluster::on(redis.url(), false);
-    let _router = cluster.start("router");
-    let persist = cluster.start("persist");
-    let gw = cluster.start("gateway");
-    let (alice, _) = gw.user("alice").await;
-    let room = alice.create_room("durable", "public", &[]).await;
-    let mut a = Ws::connect(&gw, alice.token()).await;
+    let one = OneOfEach::start("durable").await;
+    let (mut a, alice, room, persist) = (one.ws, one.alice, one.room, one.persist);
     let mut acked = send_all(&mut a, &room, "before", 30).await;
     // Kill it while sends are in flight; they wait, unacked, in the stream.
     for i in 0..30 {
         a.send(json!({"type": "send", "room_id": room, "content": format!("during{i}"), "client_id": format!("during{i}")})).await;
     }
     persist.kill();
-    let _persist2 = cluster.start("persist");
+    let _persist2 = one.cluster.start("persist");
     while acked.len() < 60 {
         acked.insert(
             a.next_of("ack").await["message_id"]
