@@ -67,8 +67,7 @@ done
 export CHATD_IMAGE=localhost/$PREFIX-chatd
 export REDIS_IMAGE=localhost/$PREFIX-redis
 export PROMETHEUS_IMAGE=localhost/$PREFIX-prometheus
-CHAT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' 
-')
+CHAT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CHAT_JWT_SECRET
 compose down -v -t 0 >/dev/null 2>&1 || true
 
