@@ -73,26 +73,71 @@ pub fn pids_named(name: &str) -> Vec<u32> {
     pids
 }
 
-/// CPU seconds and memory summed over several processes (the processes of
-/// a cluster); processes that cannot be read count nothing.
+/// A process's CPU time so far and its memory now; a process that cannot
+/// be read (gone, or not Linux) counts nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Totals {
+pub struct Usage {
     pub cpu_seconds: f64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
 }
 
-/// [`Totals`] of `pids` now.
-pub fn totals(pids: &[u32]) -> Totals {
-    let mut totals = Totals::default();
-    for &pid in pids {
-        totals.cpu_seconds += cpu_seconds(pid).unwrap_or(0.0);
-        if let Some(memory) = memory(pid) {
-            totals.rss_kib += memory.rss_kib;
-            totals.hwm_kib += memory.hwm_kib;
+impl Usage {
+    /// [`Usage`] of process `pid` now.
+    pub fn of(pid: u32) -> Usage {
+        let memory = memory(pid);
+        Usage {
+            cpu_seconds: cpu_seconds(pid).unwrap_or(0.0),
+            rss_kib: memory.map_or(0, |m| m.rss_kib),
+            hwm_kib: memory.map_or(0, |m| m.hwm_kib),
         }
     }
-    totals
+
+    /// Several processes' usage summed (the processes of a cluster).
+    pub fn sum(usages: &[Usage]) -> Usage {
+        usages.iter().fold(Usage::default(), |total, u| Usage {
+            cpu_seconds: total.cpu_seconds + u.cpu_seconds,
+            rss_kib: total.rss_kib + u.rss_kib,
+            hwm_kib: total.hwm_kib + u.hwm_kib,
+        })
+    }
+}
+
+/// [`Usage`] of each of `pids` now, in the same order.
+pub fn usage_of(pids: &[u32]) -> Vec<Usage> {
+    pids.iter().map(|&pid| Usage::of(pid)).collect()
+}
+
+/// What process `pid` is called in a report: its program's file name and,
+/// when it has one, its first argument if that is not an option (`chatd
+/// gateway`, `chatd router`), so that the roles of one binary tell apart;
+/// its `comm` if the command line cannot be read.
+pub fn label(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|cmdline| parse_cmdline(&cmdline))
+        .or_else(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .ok()
+                .map(|comm| comm.trim_end().to_string())
+        })
+        .unwrap_or_else(|| format!("pid {pid}"))
+}
+
+fn parse_cmdline(cmdline: &[u8]) -> Option<String> {
+    let mut args = cmdline
+        .split(|byte| *byte == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(String::from_utf8_lossy);
+    let program = args.next()?;
+    // A server that rewrites its title (redis-server shows `redis-server
+    // *:6379`) leaves one argument with spaces: its first word is the name.
+    let program = program.split(' ').next().unwrap_or_default();
+    let name = program.rsplit('/').next().unwrap_or(program);
+    Some(match args.next() {
+        Some(first) if !first.starts_with('-') => format!("{name} {first}"),
+        _ => name.to_string(),
+    })
 }
 
 /// KiB as MiB with one decimal, for tables.
@@ -131,11 +176,32 @@ mod tests {
         let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).expect("own comm");
         assert!(pids_named(comm.trim_end()).contains(&me));
         assert!(pids_named("no-such-process-name").is_empty());
-        let one = totals(&[me]);
-        let twice = totals(&[me, me]);
+        let one = Usage::of(me);
+        let twice = Usage::sum(&usage_of(&[me, me]));
         assert!(one.rss_kib > 0);
         assert!(twice.rss_kib >= 2 * one.rss_kib - 1024, "{one:?} {twice:?}");
-        assert_eq!(totals(&[]), Totals::default());
+        assert_eq!(Usage::sum(&[]), Usage::default());
+        assert_eq!(Usage::of(u32::MAX), Usage::default());
+    }
+
+    #[test]
+    fn labels_a_process_by_program_and_role() {
+        assert_eq!(
+            parse_cmdline(b"/usr/local/bin/chatd\0gateway\0").as_deref(),
+            Some("chatd gateway")
+        );
+        assert_eq!(
+            parse_cmdline(b"target/release/chatd\0--config\0x.toml\0").as_deref(),
+            Some("chatd")
+        );
+        assert_eq!(
+            parse_cmdline(b"redis-server *:18500\0\0\0").as_deref(),
+            Some("redis-server")
+        );
+        assert_eq!(parse_cmdline(b""), None);
+        let me = std::process::id();
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).expect("own comm");
+        assert!(label(me).starts_with(comm.trim_end()), "{}", label(me));
     }
 
     #[test]

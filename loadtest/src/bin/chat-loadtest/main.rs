@@ -40,7 +40,9 @@ use tokio::time::Instant;
 
 use args::Args;
 use conn::{ConnPlan, Control, Schedule};
-use report::{ClusterUsage, Counts, Latencies, ServerMemory, Setup, Summary, Throughput};
+use report::{
+    ClusterSamples, ClusterUsage, Counts, Latencies, ServerMemory, Setup, Summary, Throughput,
+};
 use stats::{ConnStats, Latency, Live};
 
 /// Time between the last connection opening and the first send, so that
@@ -174,7 +176,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         eprintln!("WARNING: no cluster process found; no cluster CPU or memory figures");
     }
-    let cluster_start = procfs::totals(&cluster_pids);
+    let cluster_labels: Vec<String> = cluster_pids.iter().map(|&pid| procfs::label(pid)).collect();
+    let cluster_start = procfs::usage_of(&cluster_pids);
     let window = Duration::from_secs(args.duration);
     let end = start + window;
     schedule_tx.send_replace(Some(Schedule { start, end }));
@@ -194,7 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server: per_second(cpu_start.0, cpu(args.server_pid)),
         loadtest: per_second(cpu_start.1, cpu(own_pid)),
     };
-    let cluster_window = procfs::totals(&cluster_pids);
+    let cluster_window = procfs::usage_of(&cluster_pids);
     // Drain: wait for acks and deliveries still in flight.
     let drain_end = Instant::now() + Duration::from_secs(args.drain);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -219,7 +222,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         warnings.push(warning);
     }
     let mem_after_sending = memory(args.server_pid);
-    let cluster_end = procfs::totals(&cluster_pids);
+    let cluster_end = procfs::usage_of(&cluster_pids);
     if let Some(command) = &args.on_drained {
         let status = tokio::process::Command::new("sh")
             .args(["-c", command])
@@ -299,17 +302,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }),
         cpu_cores,
         cluster: (!cluster_pids.is_empty()).then(|| {
-            let cpu_seconds = cluster_end.cpu_seconds - cluster_start.cpu_seconds;
-            ClusterUsage {
-                pids: cluster_pids.clone(),
-                cpu_cores_send_window: (cluster_window.cpu_seconds - cluster_start.cpu_seconds)
-                    / window_s,
-                cpu_seconds_through_drain: cpu_seconds,
-                cpu_seconds_per_million_deliveries: (total.delivered > 0)
-                    .then(|| cpu_seconds / (total.delivered as f64 / 1e6)),
-                rss_after_sending_kib: cluster_end.rss_kib,
-                peak_kib: cluster_end.hwm_kib,
-            }
+            let samples = ClusterSamples {
+                pids: cluster_pids,
+                labels: cluster_labels,
+                start: cluster_start,
+                window_end: cluster_window,
+                drain_end: cluster_end,
+            };
+            ClusterUsage::new(&samples, window_s, total.delivered)
         }),
         warnings,
     };

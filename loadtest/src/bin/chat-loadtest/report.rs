@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chat_loadtest::procfs::{Memory, mib};
+use chat_loadtest::procfs::{Memory, Usage, mib};
 use serde::Serialize;
 
 use crate::args::Membership;
@@ -99,7 +99,8 @@ pub struct CpuCores {
 }
 
 /// CPU and memory summed over every process of the cluster under test
-/// (`--cluster-pid`, `--cluster-process`), Redis included when named.
+/// (`--cluster-pid`, `--cluster-process`), Redis included when named, and
+/// the same for each process.
 #[derive(Debug, Serialize)]
 pub struct ClusterUsage {
     pub pids: Vec<u32>,
@@ -114,6 +115,82 @@ pub struct ClusterUsage {
     pub rss_after_sending_kib: u64,
     /// Summed VmHWM (each process's peak; not a peak of the sum).
     pub peak_kib: u64,
+    /// Each process's share, in the order of `pids`: which role a
+    /// cluster's CPU goes to.
+    pub processes: Vec<ProcessUsage>,
+}
+
+/// One process of the cluster: the figures of [`ClusterUsage`], its own.
+#[derive(Debug, Serialize)]
+pub struct ProcessUsage {
+    pub pid: u32,
+    /// Its program and role, e.g. `chatd gateway`, `redis-server`.
+    pub label: String,
+    pub cpu_cores_send_window: f64,
+    pub cpu_seconds_through_drain: f64,
+    pub cpu_seconds_per_million_deliveries: Option<f64>,
+    pub rss_after_sending_kib: u64,
+    pub peak_kib: u64,
+}
+
+/// The cluster's processes' [`Usage`] when the send window starts, when it
+/// ends and when the drain ends, in the order of their pids.
+pub struct ClusterSamples {
+    pub pids: Vec<u32>,
+    pub labels: Vec<String>,
+    pub start: Vec<Usage>,
+    pub window_end: Vec<Usage>,
+    pub drain_end: Vec<Usage>,
+}
+
+impl ClusterUsage {
+    /// The figures of a run whose send window lasted `window_s` and whose
+    /// messages made `delivered` deliveries.
+    pub fn new(samples: &ClusterSamples, window_s: f64, delivered: u64) -> ClusterUsage {
+        let per_million =
+            |cpu_seconds: f64| (delivered > 0).then(|| cpu_seconds / (delivered as f64 / 1e6));
+        let figures = |start: Usage, window_end: Usage, drain_end: Usage| {
+            let cpu_seconds = drain_end.cpu_seconds - start.cpu_seconds;
+            (
+                (window_end.cpu_seconds - start.cpu_seconds) / window_s,
+                cpu_seconds,
+                per_million(cpu_seconds),
+            )
+        };
+        let processes = (samples.pids.iter().zip(&samples.labels).enumerate())
+            .map(|(i, (&pid, label))| {
+                let (cores, cpu_seconds, per_million) = figures(
+                    samples.start[i],
+                    samples.window_end[i],
+                    samples.drain_end[i],
+                );
+                ProcessUsage {
+                    pid,
+                    label: label.clone(),
+                    cpu_cores_send_window: cores,
+                    cpu_seconds_through_drain: cpu_seconds,
+                    cpu_seconds_per_million_deliveries: per_million,
+                    rss_after_sending_kib: samples.drain_end[i].rss_kib,
+                    peak_kib: samples.drain_end[i].hwm_kib,
+                }
+            })
+            .collect();
+        let end = Usage::sum(&samples.drain_end);
+        let (cores, cpu_seconds, per_million) = figures(
+            Usage::sum(&samples.start),
+            Usage::sum(&samples.window_end),
+            end,
+        );
+        ClusterUsage {
+            pids: samples.pids.clone(),
+            cpu_cores_send_window: cores,
+            cpu_seconds_through_drain: cpu_seconds,
+            cpu_seconds_per_million_deliveries: per_million,
+            rss_after_sending_kib: end.rss_kib,
+            peak_kib: end.hwm_kib,
+            processes,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -243,6 +320,18 @@ impl Summary {
                 mib(c.rss_after_sending_kib),
                 mib(c.peak_kib)
             );
+            for p in &c.processes {
+                let per_million = p
+                    .cpu_seconds_per_million_deliveries
+                    .map_or("n/a".to_string(), |s| format!("{s:.1}"));
+                let _ = writeln!(
+                    w,
+                    "    {:<24} {:>3.0} % of one core, {per_million:>5} CPU-s per million; RSS {}",
+                    format!("{} ({})", p.label, p.pid),
+                    p.cpu_cores_send_window * 100.0,
+                    mib(p.rss_after_sending_kib)
+                );
+            }
         }
         if let Some(m) = &self.server_memory {
             let show = |m: &Option<Memory>| match m {
@@ -279,5 +368,55 @@ fn compact(values: &[String]) -> String {
     match values.first() {
         Some(first) if values.iter().all(|v| v == first) => first.clone(),
         _ => values.join(","),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(cpu_seconds: f64, rss_kib: u64) -> Usage {
+        Usage {
+            cpu_seconds,
+            rss_kib,
+            hwm_kib: rss_kib + 1,
+        }
+    }
+
+    #[test]
+    fn a_clusters_usage_is_the_sum_of_its_processes() {
+        let samples = ClusterSamples {
+            pids: vec![10, 20],
+            labels: vec!["chatd gateway".into(), "redis-server".into()],
+            start: vec![usage(1.0, 100), usage(5.0, 50)],
+            window_end: vec![usage(3.0, 200), usage(6.0, 60)],
+            drain_end: vec![usage(4.0, 300), usage(6.5, 70)],
+        };
+        // A 2 s window, 500,000 deliveries.
+        let cluster = ClusterUsage::new(&samples, 2.0, 500_000);
+        let gateway = &cluster.processes[0];
+        assert_eq!((gateway.pid, gateway.label.as_str()), (10, "chatd gateway"));
+        assert_eq!(gateway.cpu_cores_send_window, 1.0);
+        assert_eq!(gateway.cpu_seconds_through_drain, 3.0);
+        assert_eq!(gateway.cpu_seconds_per_million_deliveries, Some(6.0));
+        assert_eq!(
+            (gateway.rss_after_sending_kib, gateway.peak_kib),
+            (300, 301)
+        );
+        let redis = &cluster.processes[1];
+        assert_eq!(redis.cpu_cores_send_window, 0.5);
+        assert_eq!(redis.cpu_seconds_per_million_deliveries, Some(3.0));
+        assert_eq!(cluster.pids, vec![10, 20]);
+        assert_eq!(cluster.cpu_cores_send_window, 1.5);
+        assert_eq!(cluster.cpu_seconds_through_drain, 4.5);
+        assert_eq!(cluster.cpu_seconds_per_million_deliveries, Some(9.0));
+        assert_eq!(
+            (cluster.rss_after_sending_kib, cluster.peak_kib),
+            (370, 372)
+        );
+        assert_eq!(
+            ClusterUsage::new(&samples, 2.0, 0).cpu_seconds_per_million_deliveries,
+            None
+        );
     }
 }
