@@ -47,6 +47,12 @@ impl Relay {
         }
     }
 
+    /// How long an answer to this gateway may take before its caller gives
+    /// up (`realtime.reply_timeout_ms`).
+    pub fn reply_timeout(&self) -> Duration {
+        self.reply_timeout
+    }
+
     /// This gateway's name.
     pub fn gateway(&self) -> &str {
         &self.gateway

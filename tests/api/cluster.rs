@@ -219,6 +219,16 @@ async fn a_sends_ack_rides_its_room_event_when_the_gateway_hears_the_room() {
     assert_eq!(message["message"]["id"], posted["id"]);
 }
 
+/// A `send` right before a `leave`, through a router and a persistence
+/// worker of their own (see [`crate::realtime::send_then_leave`]).
+#[tokio::test]
+async fn a_send_right_before_leaving_the_room_is_still_acked() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let (_router, _persist) = (cluster.start("router"), cluster.start("persist"));
+    crate::realtime::send_then_leave(&cluster.start("gateway")).await;
+}
+
 /// Sends `count` messages over `ws`, answering how many were acked, by id.
 async fn send_all(ws: &mut Ws, room: &str, prefix: &str, count: usize) -> HashSet<String> {
     for i in 0..count {

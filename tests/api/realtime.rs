@@ -18,6 +18,59 @@ fn contents(frames: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A `send` and, at once, a `leave` of the same room by the room's only
+/// connection on `server`: the leave is answered (`room_removed`) before the
+/// message is published, and the send's ack rides the message's event. The
+/// ack arrives all the same, the message is stored, and once the room is
+/// left nothing of it reaches the connection. A first send just before
+/// wakes the router, so that on Redis, where it then waits its read
+/// interval, the `send` and the `leave` come in one read.
+pub async fn send_then_leave(server: &Server) {
+    let (leaver, _) = server.user("leaver").await;
+    let (stayer, _) = server.user("stayer").await;
+    let room = leaver.create_room("goodbyes", "public", &[]).await;
+    let join = format!("/api/v1/rooms/{room}/join");
+    let leave = format!("/api/v1/rooms/{room}/leave");
+    assert!(stayer.post_empty(&join).await.0.is_success());
+    let mut ws = Ws::connect(server, leaver.token()).await;
+    for i in 0..3 {
+        let (first, id) = (format!("first-{i}"), format!("bye-{i}"));
+        for (content, id) in [("first", &first), ("bye", &id)] {
+            ws.send(json!({"type": "send", "room_id": room, "content": content, "client_id": id, "ref": id}))
+                .await;
+        }
+        ws.send(json!({"type": "leave", "room_id": room})).await;
+        assert_eq!(ws.next_of("ack").await["ref"], first);
+        let ack = ws.next_of("ack").await;
+        assert_eq!(ack["ref"], id, "the send is acked: {ack}");
+        assert_eq!(ack["client_id"], id);
+        assert_eq!(ws.next_of("room_removed").await["room_id"], room);
+        let (_, history) = stayer
+            .get(&format!("/api/v1/rooms/{room}/messages?limit=1"))
+            .await;
+        assert_eq!(history["messages"][0]["id"], ack["message_id"], "stored");
+        assert!(leaver.post_empty(&join).await.0.is_success());
+        assert_eq!(ws.next_of("room_added").await["room"]["id"], room);
+    }
+    // Once the room is left, its channel may stay subscribed a while for
+    // acks still to come, but nothing of the room reaches the connection.
+    assert!(leaver.post_empty(&leave).await.0.is_success());
+    assert_eq!(ws.next_of("room_removed").await["room_id"], room);
+    stayer.send(&room, "not for the leaver").await;
+    let frames = ws.frames_within(Duration::from_millis(500), &[]).await;
+    assert!(
+        frames
+            .iter()
+            .all(|f| f["message"]["content"] != "not for the leaver"),
+        "a room left delivers nothing: {frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_send_right_before_leaving_the_room_is_still_acked() {
+    send_then_leave(&Server::start()).await;
+}
+
 #[tokio::test]
 async fn a_message_reaches_every_member_once_and_nobody_else() {
     let server = Server::start();

@@ -36,6 +36,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use chat_bus::{Delivery, Subscriptions, names};
 use chat_persistence::Store;
@@ -449,8 +450,22 @@ impl Hub {
             _ => return,
         };
         if change == Change::Subscription {
+            // The channel of a room this gateway stops receiving outlives
+            // the removal by the reply timeout: the acks of sends forwarded
+            // into the room before it ride the room's `message` events
+            // (`Origin::hears_room`), which the persistence worker publishes
+            // after its commit, while the router answered the removal at
+            // once. Nothing from the room reaches a connection meanwhile:
+            // the index no longer gives it to anyone here.
+            let linger = match frame {
+                ServerFrame::RoomRemoved { .. } => self.relay.reply_timeout(),
+                _ => Duration::ZERO,
+            };
             let (index, channels) = (self.index.clone(), self.channels.clone());
             tokio::spawn(async move {
+                if !linger.is_zero() {
+                    tokio::time::sleep(linger).await;
+                }
                 let channel = names::room_channel(&room);
                 channels.reconcile(&channel, || index.has_room(&room)).await;
             });
