@@ -41,7 +41,8 @@ use tokio::time::Instant;
 use args::Args;
 use conn::{ConnPlan, Control, Schedule};
 use report::{
-    ClusterSamples, ClusterUsage, Counts, Latencies, ServerMemory, Setup, Summary, Throughput,
+    ClusterSamples, ClusterUsage, Counts, Latencies, RunLength, ServerMemory, Setup, Summary,
+    Throughput,
 };
 use stats::{ConnStats, Latency, Live};
 
@@ -309,7 +310,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 window_end: cluster_window,
                 drain_end: cluster_end,
             };
-            ClusterUsage::new(&samples, window_s, total.delivered)
+            let run = RunLength {
+                window_s,
+                delivered: total.delivered,
+            };
+            ClusterUsage::new(&samples, run)
         }),
         warnings,
     };

@@ -104,6 +104,26 @@ pub struct CpuCores {
 #[derive(Debug, Serialize)]
 pub struct ClusterUsage {
     pub pids: Vec<u32>,
+    #[serde(flatten)]
+    pub total: UsageFigures,
+    /// Each process's share, in the order of `pids`: which role a
+    /// cluster's CPU goes to.
+    pub processes: Vec<ProcessUsage>,
+}
+
+/// One process of the cluster.
+#[derive(Debug, Serialize)]
+pub struct ProcessUsage {
+    pub pid: u32,
+    /// Its program and role, e.g. `chatd gateway`, `redis-server`.
+    pub label: String,
+    #[serde(flatten)]
+    pub figures: UsageFigures,
+}
+
+/// The CPU and memory of a process, or of several summed, over a run.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct UsageFigures {
     /// CPU over the send window, in cores (1.0 = one core busy).
     pub cpu_cores_send_window: f64,
     /// CPU seconds from the start of the send window to the end of the
@@ -111,25 +131,9 @@ pub struct ClusterUsage {
     pub cpu_seconds_through_drain: f64,
     /// `cpu_seconds_through_drain` per million deliveries to other members.
     pub cpu_seconds_per_million_deliveries: Option<f64>,
-    /// Summed VmRSS after the drain.
+    /// VmRSS after the drain (summed: the sum of each process's).
     pub rss_after_sending_kib: u64,
-    /// Summed VmHWM (each process's peak; not a peak of the sum).
-    pub peak_kib: u64,
-    /// Each process's share, in the order of `pids`: which role a
-    /// cluster's CPU goes to.
-    pub processes: Vec<ProcessUsage>,
-}
-
-/// One process of the cluster: the figures of [`ClusterUsage`], its own.
-#[derive(Debug, Serialize)]
-pub struct ProcessUsage {
-    pub pid: u32,
-    /// Its program and role, e.g. `chatd gateway`, `redis-server`.
-    pub label: String,
-    pub cpu_cores_send_window: f64,
-    pub cpu_seconds_through_drain: f64,
-    pub cpu_seconds_per_million_deliveries: Option<f64>,
-    pub rss_after_sending_kib: u64,
+    /// VmHWM (summed: each process's own peak, not a peak of the sum).
     pub peak_kib: u64,
 }
 
@@ -143,51 +147,51 @@ pub struct ClusterSamples {
     pub drain_end: Vec<Usage>,
 }
 
+/// How long the send window lasted and what the run delivered: what the
+/// figures are divided by.
+#[derive(Clone, Copy)]
+pub struct RunLength {
+    pub window_s: f64,
+    pub delivered: u64,
+}
+
+impl UsageFigures {
+    /// The figures of usage sampled at the three moments of [`ClusterSamples`].
+    fn between(start: Usage, window_end: Usage, drain_end: Usage, run: RunLength) -> UsageFigures {
+        let cpu_seconds = drain_end.cpu_seconds - start.cpu_seconds;
+        UsageFigures {
+            cpu_cores_send_window: (window_end.cpu_seconds - start.cpu_seconds) / run.window_s,
+            cpu_seconds_through_drain: cpu_seconds,
+            cpu_seconds_per_million_deliveries: (run.delivered > 0)
+                .then(|| cpu_seconds / (run.delivered as f64 / 1e6)),
+            rss_after_sending_kib: drain_end.rss_kib,
+            peak_kib: drain_end.hwm_kib,
+        }
+    }
+}
+
 impl ClusterUsage {
-    /// The figures of a run whose send window lasted `window_s` and whose
-    /// messages made `delivered` deliveries.
-    pub fn new(samples: &ClusterSamples, window_s: f64, delivered: u64) -> ClusterUsage {
-        let per_million =
-            |cpu_seconds: f64| (delivered > 0).then(|| cpu_seconds / (delivered as f64 / 1e6));
-        let figures = |start: Usage, window_end: Usage, drain_end: Usage| {
-            let cpu_seconds = drain_end.cpu_seconds - start.cpu_seconds;
-            (
-                (window_end.cpu_seconds - start.cpu_seconds) / window_s,
-                cpu_seconds,
-                per_million(cpu_seconds),
-            )
-        };
+    pub fn new(samples: &ClusterSamples, run: RunLength) -> ClusterUsage {
         let processes = (samples.pids.iter().zip(&samples.labels).enumerate())
-            .map(|(i, (&pid, label))| {
-                let (cores, cpu_seconds, per_million) = figures(
+            .map(|(i, (&pid, label))| ProcessUsage {
+                pid,
+                label: label.clone(),
+                figures: UsageFigures::between(
                     samples.start[i],
                     samples.window_end[i],
                     samples.drain_end[i],
-                );
-                ProcessUsage {
-                    pid,
-                    label: label.clone(),
-                    cpu_cores_send_window: cores,
-                    cpu_seconds_through_drain: cpu_seconds,
-                    cpu_seconds_per_million_deliveries: per_million,
-                    rss_after_sending_kib: samples.drain_end[i].rss_kib,
-                    peak_kib: samples.drain_end[i].hwm_kib,
-                }
+                    run,
+                ),
             })
             .collect();
-        let end = Usage::sum(&samples.drain_end);
-        let (cores, cpu_seconds, per_million) = figures(
-            Usage::sum(&samples.start),
-            Usage::sum(&samples.window_end),
-            end,
-        );
         ClusterUsage {
             pids: samples.pids.clone(),
-            cpu_cores_send_window: cores,
-            cpu_seconds_through_drain: cpu_seconds,
-            cpu_seconds_per_million_deliveries: per_million,
-            rss_after_sending_kib: end.rss_kib,
-            peak_kib: end.hwm_kib,
+            total: UsageFigures::between(
+                Usage::sum(&samples.start),
+                Usage::sum(&samples.window_end),
+                Usage::sum(&samples.drain_end),
+                run,
+            ),
             processes,
         }
     }
@@ -306,30 +310,28 @@ impl Summary {
             cores(self.cpu_cores.loadtest)
         );
         if let Some(c) = &self.cluster {
-            let per_million = c
-                .cpu_seconds_per_million_deliveries
-                .map_or("n/a".to_string(), |s| format!("{s:.1}"));
+            let t = &c.total;
             let _ = writeln!(
                 w,
                 "  cluster ({} processes): CPU {:.0} % of one core over the send window, \
-                 {:.1} CPU-s to the end of the drain = {per_million} CPU-s per million deliveries; \
+                 {:.1} CPU-s to the end of the drain = {} CPU-s per million deliveries; \
                  RSS {} after sending (peaks summed {})",
                 c.pids.len(),
-                c.cpu_cores_send_window * 100.0,
-                c.cpu_seconds_through_drain,
-                mib(c.rss_after_sending_kib),
-                mib(c.peak_kib)
+                t.cpu_cores_send_window * 100.0,
+                t.cpu_seconds_through_drain,
+                per_million(t),
+                mib(t.rss_after_sending_kib),
+                mib(t.peak_kib)
             );
             for p in &c.processes {
-                let per_million = p
-                    .cpu_seconds_per_million_deliveries
-                    .map_or("n/a".to_string(), |s| format!("{s:.1}"));
+                let f = &p.figures;
                 let _ = writeln!(
                     w,
-                    "    {:<24} {:>3.0} % of one core, {per_million:>5} CPU-s per million; RSS {}",
+                    "    {:<24} {:>3.0} % of one core, {:>5} CPU-s per million; RSS {}",
                     format!("{} ({})", p.label, p.pid),
-                    p.cpu_cores_send_window * 100.0,
-                    mib(p.rss_after_sending_kib)
+                    f.cpu_cores_send_window * 100.0,
+                    per_million(f),
+                    mib(f.rss_after_sending_kib)
                 );
             }
         }
@@ -350,6 +352,13 @@ impl Summary {
         }
         out
     }
+}
+
+/// CPU-s per million deliveries with one decimal, "n/a" without deliveries.
+fn per_million(figures: &UsageFigures) -> String {
+    figures
+        .cpu_seconds_per_million_deliveries
+        .map_or("n/a".to_string(), |s| format!("{s:.1}"))
 }
 
 fn fmt_counts(counts: &BTreeMap<String, u64>) -> String {
@@ -392,31 +401,47 @@ mod tests {
             window_end: vec![usage(3.0, 200), usage(6.0, 60)],
             drain_end: vec![usage(4.0, 300), usage(6.5, 70)],
         };
-        // A 2 s window, 500,000 deliveries.
-        let cluster = ClusterUsage::new(&samples, 2.0, 500_000);
+        let run = RunLength {
+            window_s: 2.0,
+            delivered: 500_000,
+        };
+        let cluster = ClusterUsage::new(&samples, run);
         let gateway = &cluster.processes[0];
         assert_eq!((gateway.pid, gateway.label.as_str()), (10, "chatd gateway"));
-        assert_eq!(gateway.cpu_cores_send_window, 1.0);
-        assert_eq!(gateway.cpu_seconds_through_drain, 3.0);
-        assert_eq!(gateway.cpu_seconds_per_million_deliveries, Some(6.0));
         assert_eq!(
-            (gateway.rss_after_sending_kib, gateway.peak_kib),
-            (300, 301)
+            gateway.figures,
+            UsageFigures {
+                cpu_cores_send_window: 1.0,
+                cpu_seconds_through_drain: 3.0,
+                cpu_seconds_per_million_deliveries: Some(6.0),
+                rss_after_sending_kib: 300,
+                peak_kib: 301,
+            }
         );
         let redis = &cluster.processes[1];
-        assert_eq!(redis.cpu_cores_send_window, 0.5);
-        assert_eq!(redis.cpu_seconds_per_million_deliveries, Some(3.0));
+        assert_eq!(redis.figures.cpu_cores_send_window, 0.5);
+        assert_eq!(redis.figures.cpu_seconds_per_million_deliveries, Some(3.0));
         assert_eq!(cluster.pids, vec![10, 20]);
-        assert_eq!(cluster.cpu_cores_send_window, 1.5);
-        assert_eq!(cluster.cpu_seconds_through_drain, 4.5);
-        assert_eq!(cluster.cpu_seconds_per_million_deliveries, Some(9.0));
         assert_eq!(
-            (cluster.rss_after_sending_kib, cluster.peak_kib),
-            (370, 372)
+            cluster.total,
+            UsageFigures {
+                cpu_cores_send_window: 1.5,
+                cpu_seconds_through_drain: 4.5,
+                cpu_seconds_per_million_deliveries: Some(9.0),
+                rss_after_sending_kib: 370,
+                peak_kib: 372,
+            }
         );
-        assert_eq!(
-            ClusterUsage::new(&samples, 2.0, 0).cpu_seconds_per_million_deliveries,
-            None
-        );
+        let nothing_delivered = RunLength {
+            delivered: 0,
+            ..run
+        };
+        let cluster = ClusterUsage::new(&samples, nothing_delivered);
+        assert_eq!(cluster.total.cpu_seconds_per_million_deliveries, None);
+        // The JSON keeps the figures beside the pids, as before.
+        let json = serde_json::to_value(&cluster).expect("JSON");
+        assert_eq!(json["cpu_seconds_through_drain"], 4.5);
+        assert_eq!(json["processes"][1]["label"], "redis-server");
+        assert_eq!(json["processes"][1]["cpu_cores_send_window"], 0.5);
     }
 }
