@@ -130,10 +130,10 @@ fn parse_cmdline(cmdline: &[u8]) -> Option<String> {
         .filter(|arg| !arg.is_empty())
         .map(String::from_utf8_lossy);
     let program = args.next()?;
+    let file_name = program.rsplit('/').next().unwrap_or_default();
     // A server that rewrites its title (redis-server shows `redis-server
     // *:6379`) leaves one argument with spaces: its first word is the name.
-    let program = program.split(' ').next().unwrap_or_default();
-    let name = program.rsplit('/').next().unwrap_or(program);
+    let name = file_name.split(' ').next().unwrap_or_default();
     Some(match args.next() {
         Some(first) if !first.starts_with('-') => format!("{name} {first}"),
         _ => name.to_string(),
@@ -197,6 +197,10 @@ mod tests {
         assert_eq!(
             parse_cmdline(b"redis-server *:18500\0\0\0").as_deref(),
             Some("redis-server")
+        );
+        assert_eq!(
+            parse_cmdline(b"/opt/chat server/chatd\0router\0").as_deref(),
+            Some("chatd router")
         );
         assert_eq!(parse_cmdline(b""), None);
         let me = std::process::id();
