@@ -32,11 +32,8 @@ case $command in
     save)
         : >"$file"
         command -v iptables-save >/dev/null 2>&1 || exit 0
-        $sudo iptables-save >"$file.4"
-        $sudo ip6tables-save >"$file.6"
         # One file for the caller to keep: the IPv6 rules after a marker.
-        { cat "$file.4"; echo "#ip6tables"; cat "$file.6"; } >"$file"
-        rm -f "$file.4" "$file.6"
+        { $sudo iptables-save; echo "#ip6tables"; $sudo ip6tables-save; } >"$file"
         ;;
     restore)
         command -v iptables-restore >/dev/null 2>&1 || exit 0

@@ -1,8 +1,9 @@
 //! Keeping the gateway's bus subscriptions in line with the index.
 //!
 //! A room's (or user's) channel is subscribed while at least one local
-//! connection needs it. Whoever changes the index asks for the channel to be
-//! reconciled; the reconciliation of one channel is serialized (an async
+//! connection needs it (a room's a while longer after a removal: the hub
+//! asks for that reconciliation late). Whoever changes the index asks for
+//! the channel to be reconciled; the reconciliation of one channel is serialized (an async
 //! lock per shard of channels), reads what the index wants *after* taking
 //! that lock, and only then subscribes or unsubscribes. So the last
 //! reconciliation always sees the last change, a SUBSCRIBE and an

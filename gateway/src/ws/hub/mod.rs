@@ -2,8 +2,10 @@
 //!
 //! The hub knows which local connections belong to which user and receive
 //! which room ([`index`]), and keeps the gateway's subscription to a room's
-//! (or user's) channel exactly while at least one local connection needs it
-//! ([`channels`]). Every payload the gateway hears goes through the hub:
+//! (or user's) channel while at least one local connection needs it
+//! ([`channels`]); a room's, for the reply timeout more after its last
+//! local connection stopped receiving it, so that acks riding the room's
+//! events still arrive (`Hub::follow_membership`). Every payload the gateway hears goes through the hub:
 //! answers to this gateway's requests, events for rooms and users, and
 //! account events for every gateway (revoked sessions, whose connections
 //! close with 4001 and whose tokens the [`Revocations`] refuse from then
@@ -438,29 +440,27 @@ impl Hub {
     /// receive, at once, on every device. The index changes here; the
     /// subscription follows in a task of its own.
     fn follow_membership(&self, user: Id, frame: &ServerFrame) {
-        let (room, change) = match frame {
+        // The channel of a room this gateway stops receiving outlives the
+        // removal by the reply timeout: the acks of sends forwarded into the
+        // room before it ride the room's `message` events
+        // (`Origin::hears_room`), which the persistence worker publishes
+        // after its commit, while the router answered the removal at once.
+        // Nothing from the room reaches a connection meanwhile: the index no
+        // longer gives it to anyone here.
+        let (room, change, linger) = match frame {
             ServerFrame::RoomAdded { room } => {
                 let id = room.room.id;
                 let since = self.checked.tick();
-                (id, self.index.add_room_for_user(user, id, since))
+                let change = self.index.add_room_for_user(user, id, since);
+                (id, change, Duration::ZERO)
             }
             ServerFrame::RoomRemoved { room_id } => {
-                (*room_id, self.index.remove_room_for_user(user, *room_id))
+                let change = self.index.remove_room_for_user(user, *room_id);
+                (*room_id, change, self.relay.reply_timeout())
             }
             _ => return,
         };
         if change == Change::Subscription {
-            // The channel of a room this gateway stops receiving outlives
-            // the removal by the reply timeout: the acks of sends forwarded
-            // into the room before it ride the room's `message` events
-            // (`Origin::hears_room`), which the persistence worker publishes
-            // after its commit, while the router answered the removal at
-            // once. Nothing from the room reaches a connection meanwhile:
-            // the index no longer gives it to anyone here.
-            let linger = match frame {
-                ServerFrame::RoomRemoved { .. } => self.relay.reply_timeout(),
-                _ => Duration::ZERO,
-            };
             let (index, channels) = (self.index.clone(), self.channels.clone());
             tokio::spawn(async move {
                 if !linger.is_zero() {
