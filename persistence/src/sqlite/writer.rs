@@ -7,7 +7,9 @@
 //! jobs in all), and runs the lot in ONE transaction:
 //!
 //! - each job runs inside its own `SAVEPOINT`, so a job that fails (say, a
-//!   taken username) rolls back only its own changes;
+//!   taken username) rolls back only its own changes; a job alone in its
+//!   batch (the common case for a persistence worker) runs without one, as
+//!   rolling back the transaction is rolling back the job;
 //! - a job that panics is caught and answered with `Internal`; the thread
 //!   lives on;
 //! - callers are answered only after the `COMMIT`, so `Ok` means durable;
@@ -248,6 +250,18 @@ impl WriterThread {
 
             let mut ran = Vec::with_capacity(jobs.len());
             let mut aborted = None;
+            let mut lone_job_failed = false;
+            if jobs.len() == 1 {
+                // The transaction is the job's alone, so rolling it back is
+                // rolling back the job: no savepoint, and so no sub-journal
+                // (a copy of every page the job changes, spilled to a
+                // temporary file past 64 KiB, as a batch of messages to many
+                // rooms is).
+                if let Some(mut job) = jobs.pop_front() {
+                    lone_job_failed = !job.run(&transaction);
+                    ran.push(job);
+                }
+            }
             while let Some(mut job) = jobs.pop_front() {
                 let intact = run_in_savepoint(&transaction, job.as_mut());
                 ran.push(job);
@@ -261,6 +275,11 @@ impl WriterThread {
                 Some(reason) => {
                     rollback(&transaction);
                     Some(reason)
+                }
+                None if lone_job_failed => {
+                    // The job answers its own error.
+                    rollback(&transaction);
+                    None
                 }
                 None => self.commit(&transaction).err(),
             };
@@ -439,6 +458,32 @@ mod tests {
             matches!(panicking.await.unwrap(), Err(StoreError::Internal(m)) if m.contains("boom"))
         );
         assert!(last.await.unwrap().is_ok());
+        assert_eq!(stored(&writer).await, vec![1, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_job_alone_in_its_batch_that_fails_or_panics_leaves_nothing() {
+        let writer = Arc::new(writer_on_memory("CREATE TABLE t (v INTEGER UNIQUE)"));
+        writer.execute(insert(1)).await.unwrap();
+
+        let failed = writer
+            .execute(|transaction| {
+                transaction.execute("INSERT INTO t (v) VALUES (2)", [])?;
+                // Duplicate: fails after the job already changed something.
+                transaction.execute("INSERT INTO t (v) VALUES (1)", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
+        let panicked = writer
+            .execute(|transaction| -> Result<()> {
+                transaction.execute("INSERT INTO t (v) VALUES (3)", [])?;
+                panic!("boom");
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Internal(m)) if m.contains("boom")));
+
+        writer.execute(insert(4)).await.unwrap();
         assert_eq!(stored(&writer).await, vec![1, 4]);
     }
 
