@@ -199,7 +199,11 @@ async function autocomplete() {
 function choose(user) {
   const input = $('composer-input');
   const text = `@${user.username} `;
-  input.setRangeText(text, suggest.start, suggest.end, 'end');
+  // The `@prefix` as it is now: the list on screen may be the answer for
+  // an earlier, shorter one while the lookup for what was typed since is
+  // on its way, and replacing only that would leave the rest behind.
+  const at = mentionAtCaret() ?? suggest;
+  input.setRangeText(text, at.start, at.end, 'end');
   closeSuggestions();
   input.focus();
 }

@@ -75,10 +75,19 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
   // An @mention: autocomplete in Alice's composer, highlighted for Bob, a notification.
   const input = alice.page.locator('#composer-input');
   await input.fill('look here ');
-  await input.pressSequentially('@bo');
+  await input.pressSequentially('@b');
   await alice.page.locator('#mention-list li', { hasText: '@bob' }).waitFor();
+  // Chosen from the list drawn for "@b" while the lookup for "@bo" is
+  // still on its way (held back here): the whole "@bo" is completed.
+  const slowLookup = /\/users\?.*prefix=bo/;
+  await alice.page.route(slowLookup, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await route.continue().catch(() => {});
+  });
+  await input.pressSequentially('o');
   await input.press('Enter');
   assert.equal(await input.inputValue(), 'look here @bob ');
+  await alice.page.unroute(slowLookup);
   await input.pressSequentially('please');
   await input.press('Enter');
   const mention = bob.page.locator('#messages article.mentions-me .mention-me', { hasText: '@bob' });
