@@ -16,11 +16,12 @@ pub use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The read buffer of each connection. tungstenite zero-fills the free
-/// part of its read buffer before every read, and its default of 128 KiB
-/// made that `memset` about 7 % of the load generator's CPU (a read per
-/// delivery), taken from the cores the server under test runs on. The
-/// frames read here are a few hundred bytes; a larger one is still read
-/// whole, the buffer grows for it.
+/// part of its read buffer before every read (a read per delivery), and
+/// with its default of 128 KiB that took about half of the load
+/// generator's CPU at 1,000 messages a second, from the cores the server
+/// under test runs on (docs/benchmarks.md). The frames read here are a
+/// few hundred bytes; a larger one is still read whole, the buffer grows
+/// for it.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// An open connection to `/ws`.
