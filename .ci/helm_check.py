@@ -120,6 +120,34 @@ def check_config(docs, what, chatd):
         print(f"ok   {what}: chatd accepts the rendered chatd.toml (`chatd config`)")
 
 
+def runtime_threads_env(docs):
+    """Each Deployment's CHAT_RUNTIME_THREADS entry, by name (None: absent)."""
+    found = {}
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        env = doc["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        found[doc["metadata"]["name"]] = next((e for e in env if e["name"] == "CHAT_RUNTIME_THREADS"), None)
+    return found
+
+
+def check_runtime_threads(chart):
+    """By default each role gets one runtime thread per requested core (the
+    Downward API, rounded up); a runtime_threads in config wins."""
+    by_default = runtime_threads_env(render(chart, {}))
+    wrong = [name for name, entry in by_default.items()
+             if not entry or entry.get("valueFrom", {}).get("resourceFieldRef", {}).get("resource") != "requests.cpu"]
+    if not by_default or wrong:
+        fail(f"CHAT_RUNTIME_THREADS not taken from requests.cpu in: {wrong or 'no Deployment'}")
+    else:
+        print(f"ok   runtime threads follow requests.cpu in {len(by_default)} Deployments")
+    given = runtime_threads_env(render(chart, {"config": {"runtime_threads": 2}}))
+    if any(given.values()):
+        fail("config.runtime_threads is given, yet CHAT_RUNTIME_THREADS overrides it")
+    else:
+        print("ok   config.runtime_threads, when given, is not overridden")
+
+
 def must_fail(chart, values, expect, what):
     try:
         chart.validate_schema(values)
@@ -220,6 +248,8 @@ def main():
     must_fail(chart, {"gateway": {"replicsa": 3}}, "replicsa", "a misspelt key (gateway.replicsa)")
     must_fail(chart, {"config": {"realtime": {"outbound_queue": 10}}}, "outbound_queue", "outbound_queue below persist_batch")
     must_fail(chart, {"scylla": {"nodes": []}}, "ScyllaDB", "roles mode without ScyllaDB")
+    must_fail(chart, {"config": {"runtime_threads": -1}}, "runtime_threads", "config.runtime_threads: -1")
+    check_runtime_threads(chart)
 
     # k8s/base must be the chart's defaults.
     expected = base_files(base_docs(chart))

@@ -55,6 +55,11 @@ pub struct Config {
     pub redis_cluster: bool,
     /// `auto` (readable on a terminal, JSON otherwise), `pretty` or `json`.
     pub log_format: LogFormat,
+    /// Worker threads of the async runtime; 0 means tokio's default (one
+    /// per CPU the process may use, or `TOKIO_WORKER_THREADS`). A process
+    /// given one core does best with one thread: no work stealing, no
+    /// wake-ups across threads (docs/operations.md, "Threads").
+    pub runtime_threads: usize,
     pub limits: Limits,
     /// How fast a user may send and type.
     pub rates: chat_router::RateLimits,
@@ -321,6 +326,7 @@ impl Default for Config {
             redis_url: None,
             redis_cluster: false,
             log_format: LogFormat::Auto,
+            runtime_threads: 0,
             limits: Limits::default(),
             rates: chat_router::RateLimits::default(),
             rooms: chat_router::RoomLimits::default(),
@@ -490,6 +496,10 @@ impl ScyllaConfig {
     }
 }
 
+/// Most runtime worker threads `runtime_threads` may ask for: far more than
+/// any core count, few enough that a typo does not exhaust the process.
+pub const MAX_RUNTIME_THREADS: usize = 1024;
+
 /// The top-level keys, which are the only `CHAT_*` variables read.
 const KEYS: &[&str] = &[
     "listen",
@@ -503,6 +513,7 @@ const KEYS: &[&str] = &[
     "redis_url",
     "redis_cluster",
     "log_format",
+    "runtime_threads",
     "limits",
     "rates",
     "rooms",
@@ -685,6 +696,10 @@ impl Config {
             chat_protocol::id::MAX_WORKER_ID
         );
         ensure!(self.token_ttl_secs > 0, "token_ttl_secs must be positive");
+        ensure!(
+            self.runtime_threads <= MAX_RUNTIME_THREADS,
+            "runtime_threads must be 0 (one per CPU) to {MAX_RUNTIME_THREADS}"
+        );
         // The ScyllaDB store finds outstanding revocations by expiry day, up
         // to this many days ahead.
         let max_days = chat_persistence::scylla::REVOCATION_DAYS;
@@ -966,7 +981,7 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 24] = [
+        let broken: [fn(&mut Config); 25] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.persist_partitions = Some(0),
             |c| c.realtime.persist_partitions = Some(1025),
@@ -994,6 +1009,7 @@ mod tests {
                 c.ops_listen = Some(c.listen);
             },
             |c| c.worker_id = 1024,
+            |c| c.runtime_threads = MAX_RUNTIME_THREADS + 1,
         ];
         for (i, breaks) in broken.iter().enumerate() {
             let mut config = Config::default();

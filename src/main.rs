@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime(config.runtime_threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("chatd: cannot start the async runtime: {error}");
@@ -51,4 +51,17 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The multi-threaded runtime with `threads` workers, or tokio's default
+/// count (one per CPU the process may use) when `threads` is 0. Even with
+/// one worker it is the multi-threaded flavour: blocking work (password
+/// hashing, SQLite) still gets its own threads, and `spawn` behaves alike.
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    builder.build()
 }

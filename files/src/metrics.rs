@@ -46,3 +46,16 @@ pub static SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect(REGISTERED)
 });
+
+/// Registers these metrics with their outcomes at zero.
+pub fn register() {
+    for outcome in ["stored", "too_large", "cut_off", "failed"] {
+        UPLOADS.with_label_values(&[outcome]);
+    }
+    for outcome in ["made", "refused", "failed"] {
+        THUMBNAILS.with_label_values(&[outcome]);
+    }
+    LazyLock::force(&UPLOADED_BYTES);
+    LazyLock::force(&DOWNLOADS);
+    LazyLock::force(&SWEPT);
+}

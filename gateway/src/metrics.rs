@@ -234,6 +234,16 @@ pub static CAP_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Worker threads of the async runtime (`runtime_threads`, or one per
+/// CPU the process may use).
+pub static RUNTIME_THREADS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_runtime_threads",
+        "Worker threads of the async runtime"
+    )
+    .expect(REGISTERED)
+});
+
 /// 1 when the last `/readyz` found the process ready, else 0 (updated
 /// on each probe).
 pub static READY: LazyLock<IntGauge> = LazyLock::new(|| {
@@ -271,9 +281,14 @@ pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 /// Registers every metric of the process (each crate's), with the label
 /// values known in advance at zero, so that a scrape shows every series
 /// from the start: a counter that appears only on its first increment
-/// defeats `rate()` and `increase()` in alert rules.
+/// defeats `rate()` and `increase()` in alert rules. `chat_ready` and
+/// `chat_dependency_up` are the exception: they appear with the first
+/// `/readyz` probe, since a 0 before any probe would read as "down".
 pub fn register() {
     LazyLock::force(&BUILD_INFO);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        RUNTIME_THREADS.set(runtime.metrics().num_workers() as i64);
+    }
     LazyLock::force(&CONNECTIONS);
     LazyLock::force(&CONNECTS);
     LazyLock::force(&SLOW_CONSUMERS);
@@ -283,12 +298,34 @@ pub fn register() {
     LazyLock::force(&ACK_SECONDS);
     LazyLock::force(&BUS_DROPPED);
     LazyLock::force(&SUBSCRIBED_CHANNELS);
+    LazyLock::force(&REVOCATIONS);
+    LazyLock::force(&MEMBERSHIP_READS);
+    LazyLock::force(&MEMBERSHIP_READ_FAILURES);
+    LazyLock::force(&MEMBERSHIP_CORRECTIONS);
+    LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&HTTP_SECONDS);
+    // Frame types and close codes are many; the dashboard's main series
+    // are there from the start, the others appear when first counted.
+    FRAMES_IN.with_label_values(&["send"]);
+    for kind in ["message", "ack"] {
+        FRAMES_OUT.with_label_values(&[kind]);
+    }
+    for code in ["1000", "1001", "1012"] {
+        DISCONNECTS.with_label_values(&[code]);
+    }
     for cap in ["requests_in_flight", "bad_frames"] {
         CAP_REFUSALS.with_label_values(&[cap]);
+    }
+    for cap in ["per_user", "total"] {
+        CONNECTIONS_REFUSED.with_label_values(&[cap]);
+    }
+    for reason in ["timeout", "cap"] {
+        HANDSHAKES_CLOSED.with_label_values(&[reason]);
     }
     chat_bus::metrics::register();
     chat_router::metrics::register();
     chat_persistence::metrics::register();
+    chat_files::metrics::register();
 }
 
 /// `GET /metrics`: every registered metric in the Prometheus text format.

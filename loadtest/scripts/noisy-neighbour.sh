@@ -2,7 +2,7 @@
 # The "noisy neighbour" scenario (issue 10): 100 normal users in 10 rooms
 # sending 1 message/s each, measured twice against a fresh `chatd serve`
 # with its default per-user limits: once alone, once while one abusive
-# user floods `send` at --abuse-rate (default 2,000/s) from a second
+# user floods `send` at ABUSE_RATE a second (default 2,000) from a second
 # chat-loadtest. Only the login limit per address is raised (every user of
 # a run registers from 127.0.0.1). Writes bench-out/noisy-{quiet,loud}.*;
 # the normal users' figures are in noisy-*.txt, the abuser's (refused

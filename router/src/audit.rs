@@ -42,6 +42,13 @@ pub static WRITTEN: LazyLock<IntCounter> = LazyLock::new(|| {
         .expect("metric names are valid and registered once")
 });
 
+/// Registers these counters at zero.
+pub(crate) fn register() {
+    LazyLock::force(&DROPPED);
+    LazyLock::force(&FAILED);
+    LazyLock::force(&WRITTEN);
+}
+
 /// Most events in one write.
 const BATCH: usize = 256;
 /// How often old events are pruned.

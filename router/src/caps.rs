@@ -22,6 +22,8 @@ const ROOMS_PER_HOUR: &str = "rooms_per_hour";
 const MEMBERS_PER_CALL: &str = "members_per_call";
 /// Metric label of the members-per-minute cap.
 const MEMBERS_PER_MINUTE: &str = "members_per_minute";
+/// Every cap's label, registered at zero at start.
+pub(crate) const CAPS: [&str; 3] = [ROOMS_PER_HOUR, MEMBERS_PER_CALL, MEMBERS_PER_MINUTE];
 
 impl Chat {
     /// `bad_request` naming the limit when one call adds more than

@@ -170,8 +170,10 @@ pub fn register() {
     for action in ["send", "typing", "upload"] {
         RATE_LIMITED.with_label_values(&[action]);
     }
-    LazyLock::force(&ACTIONS);
-    LazyLock::force(&ACTION_SECONDS);
+    // Actions and results are many; the dashboard's main series is there
+    // from the start, the others appear when first counted.
+    ACTIONS.with_label_values(&["send", "ok"]);
+    ACTION_SECONDS.with_label_values(&["send", "ok"]);
     LazyLock::force(&MESSAGES);
     LazyLock::force(&BATCH_SIZE);
     LazyLock::force(&BATCH_SECONDS);
@@ -180,4 +182,18 @@ pub fn register() {
     LazyLock::force(&WRITER_BLOCKED);
     LazyLock::force(&HASH_QUEUE);
     LazyLock::force(&HASH_REFUSED);
+    LazyLock::force(&PRESENCE_WITHHELD);
+    LazyLock::force(&ROOM_FULL);
+    for cap in crate::caps::CAPS {
+        CAPS_REFUSED.with_label_values(&[cap]);
+    }
+    // Every frame type is charged to the budget; these two carry the
+    // floods an alert is for.
+    for action in ["send", "rest"] {
+        BUDGET_REFUSED.with_label_values(&[action]);
+    }
+    for by in ["address", "username"] {
+        LOGIN_LIMITED.with_label_values(&[by]);
+    }
+    crate::audit::register();
 }

@@ -347,3 +347,52 @@ async fn a_scripted_chat_moves_the_metrics_and_every_queried_metric_is_exported(
         "queried but not exported by any role: {missing:?}"
     );
 }
+
+/// Every series an alert rule or the dashboard needs is there from a
+/// role's first scrape, before anything was counted: a counter that
+/// appears only on its first increment is invisible to `rate()` until its
+/// second, so an alert on it would miss the first burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_roles_export_every_queried_series_before_anything_is_counted() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let start = |role: &str| Server::start_role(role, dir.path(), &[("CHAT_REDIS_URL", &url)]);
+    let roles = [start("router"), start("persist"), start("gateway")];
+    let mut scrapes = Vec::new();
+    for role in &roles {
+        scrapes.push(scrape(role).await);
+    }
+    for scrape in &scrapes {
+        assert_eq!(scrape.value("chat_audit_dropped_total", &[]), 0.0);
+        assert!(scrape.exports("chat_audit_dropped_total"));
+        assert!(scrape.exports("chat_runtime_threads"));
+        for (name, label, value) in [
+            ("chat_connections_refused_total", "cap", "total"),
+            ("chat_handshakes_closed_total", "reason", "timeout"),
+            ("chat_caps_refused_total", "cap", "rooms_per_hour"),
+            ("chat_budget_refused_total", "action", "send"),
+            ("chat_login_limited_total", "by", "address"),
+            ("chat_file_uploads_total", "outcome", "failed"),
+        ] {
+            let series = format!("{name}{{{label}=\"{value}\"}}");
+            assert_eq!(
+                scrape.samples.get(&series),
+                Some(&0.0),
+                "{series} is not at zero from the start"
+            );
+        }
+    }
+    let queried: BTreeSet<String> = dashboard_metrics()
+        .union(&alert_metrics())
+        .cloned()
+        .collect();
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|name| !scrapes.iter().any(|s| s.exports(name)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "queried but not exported before anything was counted: {missing:?}"
+    );
+}

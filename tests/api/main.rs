@@ -31,6 +31,7 @@ mod restart;
 mod roles;
 mod room_size;
 mod rooms;
+mod runtime;
 mod secrets;
 mod telemetry;
 mod typing;

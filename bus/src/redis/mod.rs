@@ -26,7 +26,7 @@
 //! | --- | --- | --- |
 //! | `chat:room:R`, `chat:user:U`, `chat:gateway:G` | channel | [`crate::names`]' channels |
 //! | `chat:{inbound.P}`, `chat:{persist.P}` | stream | partition P of a work stream ([`crate::partitions`]) |
-//! | `chat:rate:K` | hash | a token bucket; expires once full again |
+//! | `chat:rate:K` | string | a token bucket (its lanes, space-separated); expires once full again |
 //! | `chat:kv:K` | string | [`put_if_absent`](crate::SharedState::put_if_absent) keys, with their TTL |
 //! | `chat:{presence:S}:user:U` | sorted set | connections of user U → end of life (ms) |
 //! | `chat:{presence:S}:expiry` | sorted set | `U\0connection` → end of life, for the sweep |

@@ -12,7 +12,7 @@
 //! on; notices to everyone).
 //!
 //! The delivery path takes no global lock and never waits: deliveries are
-//! spread over one dispatcher per core by channel (so one room's events
+//! spread over one dispatcher per runtime thread by channel (so one room's events
 //! keep their order), each looks its targets up in one shard of the index
 //! under a read lock and queues the frame, encoded once per codec, to each
 //! connection without waiting. While the hub keeps up (its channel's
@@ -59,7 +59,7 @@ use crate::metrics;
 use crate::relay::Relay;
 use crate::revocations::Revocations;
 
-/// Most dispatchers, whatever the core count.
+/// Most dispatchers, whatever the runtime's thread count.
 const MAX_DISPATCHERS: usize = 16;
 /// Deliveries waiting for one dispatcher; when it is full the hand-off
 /// waits, and the bus subscription's own bounded buffer takes the strain.
@@ -217,8 +217,10 @@ impl Hub {
     /// everything it was given is dispatched here when little waits behind
     /// it: nothing of its channel can be in flight then, so the order holds.
     pub async fn run(self: Arc<Self>, mut deliveries: mpsc::Receiver<Delivery>) {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let count = cores.clamp(1, MAX_DISPATCHERS);
+        // More dispatchers than runtime threads only adds wake-ups: one
+        // thread runs them in turn anyway.
+        let threads = tokio::runtime::Handle::current().metrics().num_workers();
+        let count = threads.clamp(1, MAX_DISPATCHERS);
         let mut dispatchers = Vec::with_capacity(count);
         let mut handles = Vec::with_capacity(count);
         for _ in 0..count {
