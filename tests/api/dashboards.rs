@@ -2,7 +2,9 @@
 //! gateway, router and persistence processes (real `redis-server`), each
 //! role's `/metrics` parses as Prometheus text, the counters and histogram
 //! counts of the chat moved by exactly what it did, and every metric the
-//! Grafana dashboard and the alert rules query is exported by a role.
+//! Grafana dashboard and the alert rules query is exported by a role; and
+//! fresh roles export, before anything is counted, every metric those
+//! query and every metric docs/operations.md names, and none it does not.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -395,4 +397,52 @@ async fn fresh_roles_export_every_queried_series_before_anything_is_counted() {
         missing.is_empty(),
         "queried but not exported before anything was counted: {missing:?}"
     );
+
+    // The operator's reference names every metric, and what it names is
+    // there from the start.
+    let documented = documented_metrics();
+    let exported: BTreeSet<&String> = scrapes
+        .iter()
+        .flat_map(|s| s.types.keys())
+        .filter(|name| name.starts_with("chat_"))
+        .collect();
+    let undocumented: Vec<&&String> = exported
+        .iter()
+        .filter(|name| !documented.contains(name.as_str()))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "exported but not in docs/operations.md: {undocumented:?}"
+    );
+    let absent: Vec<&String> = documented
+        .iter()
+        .filter(|name| !exported.contains(name))
+        .collect();
+    assert!(
+        absent.is_empty(),
+        "in docs/operations.md but not exported before anything was counted: {absent:?}"
+    );
+}
+
+/// The metric families docs/operations.md names in its tables (a row's
+/// first or last cell: `chat_name{labels}`).
+fn documented_metrics() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in repository_file("docs/operations.md").lines() {
+        if !line.starts_with('|') {
+            continue;
+        }
+        for cell in line.split('|') {
+            let cell = cell.trim();
+            if let Some(name) = cell.strip_prefix("`chat_") {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.insert(format!("chat_{name}"));
+            }
+        }
+    }
+    assert!(names.len() > 40, "{names:?}");
+    names
 }
