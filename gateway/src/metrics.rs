@@ -10,11 +10,14 @@ use std::sync::LazyLock;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chat_protocol::frames::close_code;
 use prometheus::{
     Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     TextEncoder, register_histogram, register_histogram_vec, register_int_counter,
     register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
+
+use crate::ws::slots::Refusal;
 
 const REGISTERED: &str = "metric names are valid and registered once";
 
@@ -310,14 +313,18 @@ pub fn register() {
     for kind in ["message", "ack"] {
         FRAMES_OUT.with_label_values(&[kind]);
     }
-    for code in ["1000", "1001", "1012"] {
-        DISCONNECTS.with_label_values(&[code]);
+    for code in [
+        close_code::NORMAL,
+        close_code::RESTARTING,
+        close_code::TOO_SLOW,
+    ] {
+        DISCONNECTS.with_label_values(&[&code.to_string()]);
     }
     for cap in ["requests_in_flight", "bad_frames"] {
         CAP_REFUSALS.with_label_values(&[cap]);
     }
-    for cap in ["per_user", "total"] {
-        CONNECTIONS_REFUSED.with_label_values(&[cap]);
+    for refusal in [Refusal::PerUser, Refusal::Total] {
+        CONNECTIONS_REFUSED.with_label_values(&[refusal.label()]);
     }
     for reason in ["timeout", "cap"] {
         HANDSHAKES_CLOSED.with_label_values(&[reason]);
