@@ -159,13 +159,13 @@ pub async fn consume<F, Fut>(
         let entries = match read {
             Ok(entries) => {
                 crate::metrics::RECEIVED
-                    .with_label_values(&["stream"])
+                    .with_label_values(&[crate::metrics::kind::STREAM])
                     .inc_by(entries.len() as u64);
                 entries
             }
             Err(error) => {
                 crate::metrics::RECEIVE_ERRORS
-                    .with_label_values(&["stream"])
+                    .with_label_values(&[crate::metrics::kind::STREAM])
                     .inc();
                 tracing::warn!(%error, stream = options.stream, "cannot read");
                 if draining {

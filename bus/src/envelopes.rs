@@ -10,6 +10,7 @@ use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::{self, Event, Origin, Outcome, Reply};
 use serde::Serialize;
 
+use crate::metrics::kind;
 use crate::{Bus, BusError, EntryId, names};
 
 impl Bus {
@@ -18,13 +19,13 @@ impl Bus {
         match internal::encode(event) {
             Ok(bytes) => {
                 let published = self.pubsub.publish(channel, bytes.into()).await;
-                count("event", published.is_ok(), 1);
+                count(kind::EVENT, published.is_ok(), 1);
                 if let Err(error) = published {
                     tracing::warn!(%error, channel, "event not published");
                 }
             }
             Err(error) => {
-                count("event", false, 1);
+                count(kind::EVENT, false, 1);
                 tracing::error!(%error, "event not encodable");
             }
         }
@@ -42,13 +43,13 @@ impl Bus {
         match internal::encode(&Reply { origin, outcome }) {
             Ok(bytes) => {
                 let published = self.pubsub.publish(&channel, bytes.into()).await;
-                count("reply", published.is_ok(), 1);
+                count(kind::REPLY, published.is_ok(), 1);
                 if let Err(error) = published {
                     tracing::warn!(%error, "reply not published");
                 }
             }
             Err(error) => {
-                count("reply", false, 1);
+                count(kind::REPLY, false, 1);
                 tracing::error!(%error, "reply not encodable");
             }
         }
@@ -64,8 +65,8 @@ impl Bus {
         let (events, replies) = (outbox.events, outbox.replies_len());
         let items = outbox.into_items();
         let published = self.pubsub.publish_all(items).await;
-        count("event", published.is_ok(), events);
-        count("reply", published.is_ok(), replies);
+        count(kind::EVENT, published.is_ok(), events);
+        count(kind::REPLY, published.is_ok(), replies);
         if let Err(error) = published {
             let total = events + replies;
             tracing::warn!(%error, total, "some events or replies of a batch not published");
@@ -82,7 +83,7 @@ impl Bus {
             Ok(bytes) => self.queue.append(stream, bytes.into()).await,
             Err(e) => Err(BusError::Internal(e.to_string())),
         };
-        count("stream", appended.is_ok(), 1);
+        count(kind::STREAM, appended.is_ok(), 1);
         appended
     }
 }
@@ -114,7 +115,7 @@ impl Outbox {
                 self.events += 1;
             }
             Err(error) => {
-                count("event", false, 1);
+                count(kind::EVENT, false, 1);
                 tracing::error!(%error, "event not encodable");
             }
         }
@@ -167,7 +168,7 @@ impl Outbox {
             match encoded {
                 Ok(bytes) => items.push((channel, bytes.into())),
                 Err(error) => {
-                    count("reply", false, replies.len() as u64);
+                    count(kind::REPLY, false, replies.len() as u64);
                     tracing::error!(%error, "replies not encodable");
                 }
             }

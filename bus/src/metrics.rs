@@ -26,6 +26,19 @@ pub static PUBLISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// The `kind` values of the bus's traffic counters, named once for the
+/// counting sites and for [`register`].
+pub mod kind {
+    /// An event on a room or user channel.
+    pub const EVENT: &str = "event";
+    /// A reply on a gateway's channel.
+    pub const REPLY: &str = "reply";
+    /// A work stream entry, appended or read.
+    pub const STREAM: &str = "stream";
+    /// A subscription's delivery.
+    pub const PUBSUB: &str = "pubsub";
+}
+
 /// Messages that could not be put on the bus, by kind.
 pub static PUBLISH_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -69,6 +82,17 @@ pub static REDIS_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// The `class` values of [`REDIS_ERRORS`], named once for the counting
+/// site and for [`register`].
+pub mod error_class {
+    /// A retry may cure it.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// A retry will not.
+    pub const INTERNAL: &str = "internal";
+    /// Every class, registered at zero at start.
+    pub const ALL: [&str; 2] = [UNAVAILABLE, INTERNAL];
+}
+
 /// Entries of a work stream partition its group has not acknowledged.
 pub static BACKLOG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
@@ -91,15 +115,15 @@ pub static OLDEST_AGE: LazyLock<GaugeVec> = LazyLock::new(|| {
 
 /// Registers these metrics with their known label values at zero.
 pub fn register() {
-    for kind in ["event", "reply", "stream"] {
+    for kind in [kind::EVENT, kind::REPLY, kind::STREAM] {
         PUBLISHED.with_label_values(&[kind]);
         PUBLISH_ERRORS.with_label_values(&[kind]);
     }
-    for kind in ["pubsub", "stream"] {
+    for kind in [kind::PUBSUB, kind::STREAM] {
         RECEIVED.with_label_values(&[kind]);
     }
-    RECEIVE_ERRORS.with_label_values(&["stream"]);
-    for class in ["unavailable", "internal"] {
+    RECEIVE_ERRORS.with_label_values(&[kind::STREAM]);
+    for class in error_class::ALL {
         REDIS_ERRORS.with_label_values(&[class]);
     }
 }

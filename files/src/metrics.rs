@@ -16,6 +16,21 @@ pub static UPLOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// The `outcome` values of [`UPLOADS`], named once for the counting site
+/// and for [`register`].
+pub mod upload_outcome {
+    /// Stored whole.
+    pub const STORED: &str = "stored";
+    /// Refused when it passed the size limit.
+    pub const TOO_LARGE: &str = "too_large";
+    /// The client's body ended early or broke off.
+    pub const CUT_OFF: &str = "cut_off";
+    /// The object store failed.
+    pub const FAILED: &str = "failed";
+    /// Every outcome, registered at zero at start.
+    pub const ALL: [&str; 4] = [STORED, TOO_LARGE, CUT_OFF, FAILED];
+}
+
 /// Bytes of stored uploads.
 pub static UPLOADED_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!("chat_file_uploaded_bytes_total", "Bytes of stored uploads")
@@ -38,6 +53,19 @@ pub static THUMBNAILS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// The `outcome` values of [`THUMBNAILS`], named once for the counting
+/// site and for [`register`].
+pub mod thumbnail_outcome {
+    /// Made and stored.
+    pub const MADE: &str = "made";
+    /// Over the pixel limit or undecodable: the file has no thumbnail.
+    pub const REFUSED: &str = "refused";
+    /// The object store failed.
+    pub const FAILED: &str = "failed";
+    /// Every outcome, registered at zero at start.
+    pub const ALL: [&str; 3] = [MADE, REFUSED, FAILED];
+}
+
 /// Files whose bytes and metadata the sweep removed.
 pub static SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -49,10 +77,10 @@ pub static SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
 
 /// Registers these metrics with their outcomes at zero.
 pub fn register() {
-    for outcome in ["stored", "too_large", "cut_off", "failed"] {
+    for outcome in upload_outcome::ALL {
         UPLOADS.with_label_values(&[outcome]);
     }
-    for outcome in ["made", "refused", "failed"] {
+    for outcome in thumbnail_outcome::ALL {
         THUMBNAILS.with_label_values(&[outcome]);
     }
     LazyLock::force(&UPLOADED_BYTES);

@@ -18,7 +18,8 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 
-use crate::{FilesError, Result, metrics, sniff};
+use crate::metrics::{self, upload_outcome};
+use crate::{FilesError, Result, sniff};
 
 /// Size of one part of a multipart upload (S3's minimum is 5 MiB).
 const PART_BYTES: usize = 5 * 1024 * 1024;
@@ -58,11 +59,11 @@ impl Objects {
         let label = match &outcome {
             Ok(stored) => {
                 metrics::UPLOADED_BYTES.inc_by(stored.size);
-                "stored"
+                upload_outcome::STORED
             }
-            Err(FilesError::TooLarge { .. }) => "too_large",
-            Err(FilesError::CutOff(_)) => "cut_off",
-            Err(_) => "failed",
+            Err(FilesError::TooLarge { .. }) => upload_outcome::TOO_LARGE,
+            Err(FilesError::CutOff(_)) => upload_outcome::CUT_OFF,
+            Err(_) => upload_outcome::FAILED,
         };
         metrics::UPLOADS.with_label_values(&[label]).inc();
         outcome

@@ -19,7 +19,8 @@ use futures_util::TryStreamExt;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use tokio::sync::Semaphore;
 
-use crate::{FilesError, Objects, Result, metrics};
+use crate::metrics::{self, thumbnail_outcome};
+use crate::{FilesError, Objects, Result};
 
 /// Largest image (width × height) a thumbnail is made of: 24 megapixels,
 /// a large camera photo. Its RGBA pixels take ~96 MiB while decoding.
@@ -60,14 +61,14 @@ impl Thumbnails {
         };
         let outcome = self.make_inner(objects, id, format, size).await;
         let label = match &outcome {
-            Ok(()) => "made",
+            Ok(()) => thumbnail_outcome::MADE,
             Err(FilesError::Image(reason)) => {
                 tracing::info!(file = %id, %reason, "no thumbnail for an image");
-                "refused"
+                thumbnail_outcome::REFUSED
             }
             Err(error) => {
                 tracing::warn!(file = %id, %error, "cannot make a thumbnail");
-                "failed"
+                thumbnail_outcome::FAILED
             }
         };
         metrics::THUMBNAILS.with_label_values(&[label]).inc();

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use crate::metrics::HANDSHAKES_CLOSED;
+use crate::metrics::{HANDSHAKES_CLOSED, handshake_reason};
 
 /// The bounds on unfinished requests.
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +83,9 @@ impl Listener for GuardedListener {
                     return (stream, addr);
                 }
                 Err(_) => {
-                    HANDSHAKES_CLOSED.with_label_values(&["cap"]).inc();
+                    HANDSHAKES_CLOSED
+                        .with_label_values(&[handshake_reason::CAP])
+                        .inc();
                     drop(tcp);
                 }
             }
@@ -142,7 +144,9 @@ impl AsyncRead for GuardedStream {
         if let Some(waiting) = &mut this.waiting
             && waiting.deadline.as_mut().poll(cx).is_ready()
         {
-            HANDSHAKES_CLOSED.with_label_values(&["timeout"]).inc();
+            HANDSHAKES_CLOSED
+                .with_label_values(&[handshake_reason::TIMEOUT])
+                .inc();
             this.waiting = None;
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,

@@ -76,6 +76,17 @@ pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// The `cap` values of [`CAP_REFUSALS`], named once for the counting
+/// sites and for [`register`].
+pub mod fixed_cap {
+    /// REST calls waiting for an answer from a router.
+    pub const REQUESTS_IN_FLIGHT: &str = "requests_in_flight";
+    /// Undecodable frames on one connection.
+    pub const BAD_FRAMES: &str = "bad_frames";
+    /// Every cap, registered at zero at start.
+    pub const ALL: [&str; 2] = [REQUESTS_IN_FLIGHT, BAD_FRAMES];
+}
+
 /// Connections closed before their first request's headers were read, by
 /// reason (`timeout`: not in time; `cap`: too many unfinished already).
 pub static HANDSHAKES_CLOSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -86,6 +97,17 @@ pub static HANDSHAKES_CLOSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect(REGISTERED)
 });
+
+/// The `reason` values of [`HANDSHAKES_CLOSED`], named once for the
+/// counting sites and for [`register`].
+pub mod handshake_reason {
+    /// The request headers did not arrive within `header_timeout`.
+    pub const TIMEOUT: &str = "timeout";
+    /// Too many connections were unfinished already.
+    pub const CAP: &str = "cap";
+    /// Every reason, registered at zero at start.
+    pub const ALL: [&str; 2] = [TIMEOUT, CAP];
+}
 
 /// Frames received from clients, by type (`invalid` for undecodable ones).
 pub static FRAMES_IN: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -320,13 +342,13 @@ pub fn register() {
     ] {
         DISCONNECTS.with_label_values(&[&code.to_string()]);
     }
-    for cap in ["requests_in_flight", "bad_frames"] {
+    for cap in fixed_cap::ALL {
         CAP_REFUSALS.with_label_values(&[cap]);
     }
     for refusal in [Refusal::PerUser, Refusal::Total] {
         CONNECTIONS_REFUSED.with_label_values(&[refusal.label()]);
     }
-    for reason in ["timeout", "cap"] {
+    for reason in handshake_reason::ALL {
         HANDSHAKES_CLOSED.with_label_values(&[reason]);
     }
     chat_bus::metrics::register();

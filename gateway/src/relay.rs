@@ -109,7 +109,7 @@ impl Relay {
             let mut waiting = self.waiting();
             if waiting.len() >= MAX_WAITING {
                 crate::metrics::CAP_REFUSALS
-                    .with_label_values(&["requests_in_flight"])
+                    .with_label_values(&[crate::metrics::fixed_cap::REQUESTS_IN_FLIGHT])
                     .inc();
                 return Err(ApiError::Unavailable("too many requests in flight".into()));
             }

@@ -14,6 +14,7 @@ use chat_bus::{Bucket, RateDecision, SharedState};
 use chat_protocol::Id;
 
 use crate::limits::bus_error;
+use crate::metrics::login_limited_by;
 use crate::sessions::Client;
 use crate::{Chat, Error, Result};
 
@@ -52,7 +53,7 @@ impl Chat {
             .map_err(bus_error)?;
         refuse_if_limited(decision, || {
             crate::metrics::BUDGET_REFUSED
-                .with_label_values(&["send"])
+                .with_label_values(&[crate::metrics::action::SEND])
                 .inc();
         })
     }
@@ -74,8 +75,12 @@ impl Chat {
     pub(crate) async fn check_login_rate(&self, client: &Client, username: &str) -> Result<()> {
         if let Some(ip) = &client.ip {
             let limit = self.rates.login_per_address_per_minute;
-            self.take_login_token(&format!("login:addr:{ip}"), limit, "address")
-                .await?;
+            self.take_login_token(
+                &format!("login:addr:{ip}"),
+                limit,
+                login_limited_by::ADDRESS,
+            )
+            .await?;
         }
         let name: String = username
             .chars()
@@ -83,8 +88,12 @@ impl Chat {
             .flat_map(char::to_lowercase)
             .collect();
         let limit = self.rates.login_per_username_per_minute;
-        self.take_login_token(&format!("login:user:{name}"), limit, "username")
-            .await
+        self.take_login_token(
+            &format!("login:user:{name}"),
+            limit,
+            login_limited_by::USERNAME,
+        )
+        .await
     }
 
     /// Takes a token from the login bucket `key` (`per_minute` a minute, as

@@ -79,7 +79,7 @@ impl Chat {
             .map_err(bus_error)?;
         if let RateDecision::Limited { retry_after } = decision {
             crate::metrics::RATE_LIMITED
-                .with_label_values(&["upload"])
+                .with_label_values(&[crate::metrics::action::UPLOAD])
                 .inc();
             return Err(Error::RateLimited {
                 retry_after_ms: retry_after.as_millis().max(1) as u64,

@@ -87,7 +87,7 @@ impl Chat {
             .map_err(bus_error)?;
         if decision != RateDecision::Allowed {
             crate::metrics::RATE_LIMITED
-                .with_label_values(&["typing"])
+                .with_label_values(&[crate::metrics::action::TYPING])
                 .inc();
             return Ok(false);
         }

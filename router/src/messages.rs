@@ -130,11 +130,11 @@ impl Chat {
             } => {
                 if ticket.budget_charged && bucket == 0 {
                     crate::metrics::BUDGET_REFUSED
-                        .with_label_values(&["send"])
+                        .with_label_values(&[crate::metrics::action::SEND])
                         .inc();
                 } else {
                     crate::metrics::RATE_LIMITED
-                        .with_label_values(&["send"])
+                        .with_label_values(&[crate::metrics::action::SEND])
                         .inc();
                 }
                 return Err(Error::RateLimited {

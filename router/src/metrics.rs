@@ -17,6 +17,10 @@ pub static ACTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// The `result` of an action that succeeded, in [`ACTIONS`] and
+/// [`ACTION_SECONDS`]; a refused one has its error code.
+pub const RESULT_OK: &str = "ok";
+
 /// Room creations and member adds refused by a cap
 /// ([`crate::caps`]), by cap.
 pub static CAPS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -67,6 +71,21 @@ pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric names are valid and registered once")
 });
 
+/// The `action` values the router counts under a name of its own, for
+/// [`RATE_LIMITED`] and [`BUDGET_REFUSED`]; named once for the counting
+/// sites and for [`register`]. Other actions are counted under their
+/// frame type, as the protocol names it.
+pub mod action {
+    /// A message `send`, WebSocket or REST.
+    pub const SEND: &str = "send";
+    /// A `typing` frame, dropped when too frequent.
+    pub const TYPING: &str = "typing";
+    /// A file upload.
+    pub const UPLOAD: &str = "upload";
+    /// Any authenticated REST call, charged to the action budget.
+    pub const REST: &str = "rest";
+}
+
 /// Joins and adds refused because the room was full (v1.1 room size).
 pub static ROOM_FULL: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -97,6 +116,17 @@ pub static LOGIN_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric names are valid and registered once")
 });
+
+/// The `by` values of [`LOGIN_LIMITED`], named once for the counting
+/// site and for [`register`].
+pub mod login_limited_by {
+    /// Too many attempts from one client address.
+    pub const ADDRESS: &str = "address";
+    /// Too many attempts on one username.
+    pub const USERNAME: &str = "username";
+    /// Every value, registered at zero at start.
+    pub const ALL: [&str; 2] = [ADDRESS, USERNAME];
+}
 
 /// Messages written (first writes and idempotent re-writes alike).
 pub static MESSAGES: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -167,13 +197,13 @@ pub static WRITER_BLOCKED: LazyLock<IntGauge> = LazyLock::new(|| {
 
 /// Registers these metrics with their known label values at zero.
 pub fn register() {
-    for action in ["send", "typing", "upload"] {
+    for action in [action::SEND, action::TYPING, action::UPLOAD] {
         RATE_LIMITED.with_label_values(&[action]);
     }
     // Actions and results are many; the dashboard's main series is there
     // from the start, the others appear when first counted.
-    ACTIONS.with_label_values(&["send", "ok"]);
-    ACTION_SECONDS.with_label_values(&["send", "ok"]);
+    ACTIONS.with_label_values(&[action::SEND, RESULT_OK]);
+    ACTION_SECONDS.with_label_values(&[action::SEND, RESULT_OK]);
     LazyLock::force(&MESSAGES);
     LazyLock::force(&BATCH_SIZE);
     LazyLock::force(&BATCH_SECONDS);
@@ -189,10 +219,10 @@ pub fn register() {
     }
     // Every frame type is charged to the budget; these two carry the
     // floods an alert is for.
-    for action in ["send", "rest"] {
+    for action in [action::SEND, action::REST] {
         BUDGET_REFUSED.with_label_values(&[action]);
     }
-    for by in ["address", "username"] {
+    for by in login_limited_by::ALL {
         LOGIN_LIMITED.with_label_values(&[by]);
     }
     crate::audit::register();

@@ -241,7 +241,7 @@ async fn handle_entry(
         let started = std::time::Instant::now();
         let result = handle(chat, user, work, &origin, ticket, persist).await;
         let label = match &result {
-            Ok(_) => "ok",
+            Ok(_) => crate::metrics::RESULT_OK,
             Err(error) => error.code().as_str(),
         };
         tracing::Span::current().record("outcome", label);

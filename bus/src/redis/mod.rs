@@ -403,7 +403,11 @@ pub(crate) fn error(e: fred::error::Error) -> BusError {
         ]
         .iter()
         .any(|words| e.details().contains(words));
-    let class = if transient { "unavailable" } else { "internal" };
+    let class = if transient {
+        crate::metrics::error_class::UNAVAILABLE
+    } else {
+        crate::metrics::error_class::INTERNAL
+    };
     crate::metrics::REDIS_ERRORS
         .with_label_values(&[class])
         .inc();

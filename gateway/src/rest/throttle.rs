@@ -12,9 +12,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::{ApiError, AppState};
 
-/// The budget label of REST calls in `chat_budget_refused_total`.
-const ACTION: &str = "rest";
-
 /// The middleware (see the module doc).
 pub async fn charge_budget(
     State(state): State<AppState>,
@@ -22,7 +19,10 @@ pub async fn charge_budget(
     next: Next,
 ) -> Response {
     if let Ok(verified) = state.tokens.verify_bearer(request.headers())
-        && let Err(error) = state.chat.charge_budget(verified.user, ACTION).await
+        && let Err(error) = state
+            .chat
+            .charge_budget(verified.user, chat_router::metrics::action::REST)
+            .await
     {
         return ApiError::from(error).into_response();
     }

@@ -308,7 +308,7 @@ async fn read_loop(
                         metrics::FRAMES_IN.with_label_values(&["invalid"]).inc();
                         send_error(conn, ErrorCode::BadRequest, error.message, error.reference, error.client_id).await;
                         if bad_frames.too_many() {
-                            metrics::CAP_REFUSALS.with_label_values(&["bad_frames"]).inc();
+                            metrics::CAP_REFUSALS.with_label_values(&[metrics::fixed_cap::BAD_FRAMES]).inc();
                             conn.close_with(close_code::POLICY, "too many bad frames");
                             return;
                         }

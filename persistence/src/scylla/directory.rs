@@ -116,23 +116,7 @@ impl ScyllaStore {
                 members.push((user, role));
             }
         }
-        let records = self
-            .concurrently(
-                members.into_iter().enumerate(),
-                |(position, (user, role))| async move {
-                    let user = self.user_row(user).await?;
-                    Ok((position, user.and_then(|row| row.into_user()), role))
-                },
-            )
-            .await?;
-        let mut records: Vec<(usize, MemberRecord)> = records
-            .into_iter()
-            .filter_map(|(position, user, role)| {
-                user.map(|user| (position, MemberRecord { user, role }))
-            })
-            .collect();
-        records.sort_by_key(|(position, _)| *position);
-        Ok(records.into_iter().map(|(_, record)| record).collect())
+        self.member_records(members).await
     }
 
     /// Records a new room's own member limit, before the room is created.

@@ -619,10 +619,20 @@ impl ScyllaStore {
     pub(super) async fn members_impl(&self, room: &RoomId) -> Result<Vec<MemberRecord>> {
         let mut members = self.member_rows(room).await?;
         members.sort_by_key(|&(user, _, joined_at)| (joined_at, user));
+        self.member_records(members.into_iter().map(|(user, role, _)| (user, role)))
+            .await
+    }
+
+    /// The records of `members`, in the order given, their users read
+    /// concurrently; a member whose user is gone is left out.
+    pub(super) async fn member_records(
+        &self,
+        members: impl IntoIterator<Item = (Id, Role)>,
+    ) -> Result<Vec<MemberRecord>> {
         let records = self
             .concurrently(
                 members.into_iter().enumerate(),
-                |(position, (user, role, _))| async move {
+                |(position, (user, role))| async move {
                     let user = self.user_row(user).await?;
                     Ok((position, user.and_then(|row| row.into_user()), role))
                 },

@@ -278,7 +278,7 @@ impl Hub {
     /// version newer than theirs), for [`Hub::confirm_and_deliver`].
     fn dispatch(&self, delivery: Delivery) -> Option<Confirmation> {
         chat_bus::metrics::RECEIVED
-            .with_label_values(&["pubsub"])
+            .with_label_values(&[chat_bus::metrics::kind::PUBSUB])
             .inc();
         let channel = &*delivery.channel;
         if let Some(room) = channel.strip_prefix("room:") {
@@ -617,10 +617,11 @@ fn fan_out<'a>(targets: impl Iterator<Item = &'a Arc<Conn>>, event: &Event, obse
     }
 }
 
-/// How an action ended, as a span field and metric label.
+/// How an action ended, as a span field: the `result` its router
+/// counted it under.
 fn outcome_label(outcome: &Outcome) -> &'static str {
     match outcome {
-        Outcome::Posted(_) | Outcome::Done => "ok",
+        Outcome::Posted(_) | Outcome::Done => chat_router::metrics::RESULT_OK,
         Outcome::Failed { code, .. } => code.as_str(),
     }
 }
