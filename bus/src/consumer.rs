@@ -1,5 +1,5 @@
 //! The loop every work-stream consumer runs: hold a fair share of the
-//! stream's partitions (see [`partitions`](crate::partitions)), take over
+//! stream's partitions (see [`partitions`]), take over
 //! what a previous holder left unacknowledged on a partition it gains, read
 //! new entries of the partitions it holds, hand everything one read brought
 //! to the role at once (a [`Batch`] per partition, each in stream order),

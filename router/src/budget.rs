@@ -6,7 +6,7 @@
 //! free to flood: an abusive user is refused with `rate_limited` before
 //! their work reaches the inbound stream, the routers or the store. Login
 //! and register are limited per client address and per username
-//! ([`Chat::check_login_rate`]) against online password guessing and
+//! (`Chat::check_login_rate`) against online password guessing and
 //! hashing floods. The buckets live in the bus's shared state, so the
 //! limits hold across every gateway of a cluster.
 

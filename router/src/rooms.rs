@@ -100,7 +100,7 @@ impl Chat {
 
     /// Every room `user` belongs to, with unread counts and last messages,
     /// in the store's order. The summaries are fetched
-    /// [`SUMMARY_CONCURRENCY`] at a time: a connect costs about
+    /// `SUMMARY_CONCURRENCY` at a time: a connect costs about
     /// rooms ÷ 16 round trips of latency instead of one per room, while one
     /// user's reconnect cannot flood the store.
     pub async fn rooms_of(&self, user: Id) -> Result<Vec<RoomSummary>> {

@@ -152,7 +152,7 @@ impl RealtimeConfig {
     }
 
     /// The least time between two reads of a router: `read_interval_ms`
-    /// if set, else [`REDIS_READ_INTERVAL_MS`] on Redis and none with the
+    /// if set, else `REDIS_READ_INTERVAL_MS` on Redis and none with the
     /// in-process bus, where a read costs next to nothing.
     pub fn read_interval(&self, redis: bool) -> Duration {
         let default = if redis { REDIS_READ_INTERVAL_MS } else { 0 };

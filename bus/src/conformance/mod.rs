@@ -1,5 +1,6 @@
 //! The bus conformance suite (cargo feature `testing`): the guarantees of
-//! [`PubSub`], [`WorkQueue`] and [`SharedState`] as executable cases,
+//! [`PubSub`](crate::PubSub), [`WorkQueue`](crate::WorkQueue) and
+//! [`SharedState`](crate::SharedState) as executable cases,
 //! written once and run against every implementation (the in-process bus
 //! in `tests/local_bus.rs`, Redis in `tests/redis_bus.rs`).
 //!
@@ -171,7 +172,7 @@ pub const STREAM_CAPACITY: usize = 256;
 /// its factory must set this.
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// How many entries a stream holds: not part of [`WorkQueue`], but every
+/// How many entries a stream holds: not part of [`WorkQueue`](crate::WorkQueue), but every
 /// implementation can tell, and the cases check with it that acknowledged
 /// entries leave their stream.
 #[async_trait]

@@ -1,9 +1,9 @@
 //! The local index of connections and the fan-out of events to them.
 //!
 //! The hub knows which local connections belong to which user and receive
-//! which room ([`index`]), and keeps the gateway's subscription to a room's
+//! which room (`index`), and keeps the gateway's subscription to a room's
 //! (or user's) channel while at least one local connection needs it
-//! ([`channels`]); a room's, for the reply timeout more after its last
+//! (`channels`); a room's, for the reply timeout more after its last
 //! local connection stopped receiving it, so that acks riding the room's
 //! events still arrive (`Hub::follow_membership`). Every payload the gateway hears goes through the hub:
 //! answers to this gateway's requests, events for rooms and users, and
@@ -23,7 +23,7 @@
 //! connection's own task, or in a task of their own for membership changes,
 //! never in a dispatcher.
 //!
-//! Membership is exact ([`membership`]): a room event whose membership
+//! Membership is exact (`membership`): a room event whose membership
 //! version is newer than a connection's confirmed one waits (in its
 //! dispatcher, so the room's order holds) for one read of the room's
 //! members, and goes only to the connections still members; the others

@@ -24,7 +24,7 @@ struct Args {
     /// Your username.
     #[arg(long)]
     user: String,
-    /// Your password; defaults to "<user>-password" (a demo, not a secret).
+    /// Your password; defaults to `<user>-password` (a demo, not a secret).
     #[arg(long, env = "CHAT_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// Create the account first (logs in instead if the name is taken).
