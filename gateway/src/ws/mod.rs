@@ -3,6 +3,9 @@
 //! - [`handshake`]: token, origin and subprotocol checks before the upgrade.
 //! - [`session`]: one connection's life: `ready`, reading client frames,
 //!   heartbeats, expiry, close.
+//! - [`decode`]: a client frame decoded, or refused with its `ref` and
+//!   `client_id` salvaged; the bad-frame budget.
+//! - [`resume`]: replaying what a reconnecting client missed.
 //! - [`conn`]: a connection as the rest of the gateway sees it: a bounded
 //!   outbound queue and a way to close it.
 //! - [`hub`]: the local index room → connections, the subscriptions it
@@ -12,9 +15,11 @@
 //!   connection that receives it.
 
 pub mod conn;
+pub mod decode;
 pub mod encoded;
 pub mod handshake;
 pub mod hub;
+pub mod resume;
 pub mod session;
 pub mod slots;
 

@@ -8,43 +8,30 @@
 //! unreachable at connect 1013), or when the client has
 //! been silent for two heartbeat intervals.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use chat_protocol::frames::{
-    ClientAction, ClientFrame, ErrorFrame, ResumedRoom, ServerFrame, close_code,
-};
+use chat_protocol::frames::{ClientAction, ClientFrame, ErrorFrame, ServerFrame, close_code};
 use chat_protocol::internal::Work;
-use chat_protocol::limits::CLIENT_ID_MAX;
-use chat_protocol::{Codec, ErrorCode, Id, RoomId};
+use chat_protocol::{Codec, ErrorCode};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::conn::{CloseReason, Conn, ConnReceivers};
+use super::decode::{BadFrames, decode_frame};
 use super::encoded::encode;
 use super::handshake::MAX_FRAME_BYTES;
+use super::resume::resume;
 use crate::auth::Verified;
 use crate::{AppState, metrics};
 
-/// More bad frames than this within [`BAD_FRAME_WINDOW`] close with 1008.
-const MAX_BAD_FRAMES: usize = 20;
-const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
 /// How long the writer tries to get the close frame out to a client.
 const CLOSE_FLUSH: Duration = Duration::from_secs(10);
 /// Most queued frames written with one flush.
 const WRITE_BURST: usize = 64;
-/// Most messages replayed per room by `resume` (besides the total budget
-/// of one call, `limits.resume_messages`).
-const RESUME_MAX_PER_ROOM: u32 = 500;
-/// Most rooms in one `resume`.
-const RESUME_MAX_ROOMS: usize = 1000;
-/// Page size used while replaying.
-const RESUME_PAGE: u32 = 100;
 
 /// Serves one upgraded connection until it closes.
 pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: Codec) {
@@ -445,73 +432,6 @@ async fn charge_budget(
     false
 }
 
-/// Replays what the client missed in each room, then reports per room.
-/// One call replays at most `limits.resume_messages` messages in all:
-/// rooms cut short, and rooms not reached once that budget is spent, are
-/// reported `complete: false` (the client pages on with `history`).
-async fn resume(
-    state: &AppState,
-    conn: &Arc<Conn>,
-    rooms: BTreeMap<RoomId, Id>,
-    reference: Option<String>,
-) {
-    if rooms.len() > RESUME_MAX_ROOMS {
-        let message = format!("resume at most {RESUME_MAX_ROOMS} rooms at once");
-        send_error(conn, ErrorCode::BadRequest, message, reference, None).await;
-        return;
-    }
-    let mut budget = state.ws.resume_messages;
-    let mut report = BTreeMap::new();
-    'rooms: for (room, last_seen) in rooms {
-        let (mut after, mut replayed, mut complete) = (last_seen, 0u32, false);
-        while replayed < RESUME_MAX_PER_ROOM && budget > 0 {
-            let limit = RESUME_PAGE.min(RESUME_MAX_PER_ROOM - replayed).min(budget);
-            let page = match state
-                .chat
-                .history(conn.user, &room, None, Some(after), Some(limit))
-                .await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    send_error(
-                        conn,
-                        error.code(),
-                        format!("{room}: {error}"),
-                        reference.clone(),
-                        None,
-                    )
-                    .await;
-                    continue 'rooms;
-                }
-            };
-            for message in page.messages {
-                after = message.id;
-                replayed += 1;
-                budget = budget.saturating_sub(1);
-                if !answer(conn, ServerFrame::Message { message }).await {
-                    return;
-                }
-            }
-            complete = !page.has_more;
-            if complete {
-                break;
-            }
-        }
-        report.insert(room, ResumedRoom { replayed, complete });
-    }
-    if budget == 0 && report.values().any(|room| !room.complete) {
-        metrics::RESUME_TRUNCATED.inc();
-    }
-    answer(
-        conn,
-        ServerFrame::Resumed {
-            reference,
-            rooms: report,
-        },
-    )
-    .await;
-}
-
 async fn forward(state: &AppState, conn: &Conn, work: Work) {
     let origin = state.relay.origin(Some(conn.id), None);
     if let Err(error) = state.relay.forward(conn.user, work, origin).await {
@@ -519,7 +439,7 @@ async fn forward(state: &AppState, conn: &Conn, work: Work) {
     }
 }
 
-async fn answer(conn: &Conn, frame: ServerFrame) -> bool {
+pub(super) async fn answer(conn: &Conn, frame: ServerFrame) -> bool {
     metrics::FRAMES_OUT.with_label_values(&[frame.kind()]).inc();
     match encode(&frame, conn.codec) {
         Some(message) => conn.push_answer(message).await,
@@ -527,7 +447,7 @@ async fn answer(conn: &Conn, frame: ServerFrame) -> bool {
     }
 }
 
-async fn send_error(
+pub(super) async fn send_error(
     conn: &Conn,
     code: ErrorCode,
     message: String,
@@ -542,88 +462,4 @@ async fn send_error(
         retry_after_ms: None,
     });
     answer(conn, frame).await;
-}
-
-/// Bad frames in the last minute.
-#[derive(Default)]
-struct BadFrames {
-    at: VecDeque<Instant>,
-}
-
-impl BadFrames {
-    /// Records one more; answers whether the limit is now exceeded.
-    fn too_many(&mut self) -> bool {
-        let now = Instant::now();
-        while self
-            .at
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW)
-        {
-            self.at.pop_front();
-        }
-        self.at.push_back(now);
-        self.at.len() > MAX_BAD_FRAMES
-    }
-}
-
-/// Why a client frame was refused, with what could be salvaged of it.
-struct FrameError {
-    message: String,
-    reference: Option<String>,
-    client_id: Option<String>,
-}
-
-/// `ref` and `client_id` of a frame that may be malformed otherwise.
-#[derive(Default, Deserialize)]
-struct Salvage {
-    #[serde(rename = "ref", default)]
-    reference: Option<MaybeString>,
-    #[serde(default)]
-    client_id: Option<MaybeString>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum MaybeString {
-    Text(String),
-    Other(serde::de::IgnoredAny),
-}
-
-impl MaybeString {
-    fn text(self) -> Option<String> {
-        match self {
-            MaybeString::Text(text) => Some(text),
-            MaybeString::Other(_) => None,
-        }
-    }
-}
-
-/// Decodes a client frame, or says why not with what it could salvage.
-fn decode_frame(bytes: &[u8], codec: Codec) -> Result<ClientFrame, FrameError> {
-    {
-        let refuse = |message: String| {
-            let salvage: Salvage = codec.decode(bytes).unwrap_or_default();
-            FrameError {
-                message,
-                reference: salvage
-                    .reference
-                    .and_then(MaybeString::text)
-                    .filter(|r| r.chars().count() <= CLIENT_ID_MAX),
-                client_id: salvage.client_id.and_then(MaybeString::text),
-            }
-        };
-        let frame: ClientFrame = codec
-            .decode(bytes)
-            .map_err(|error| refuse(format!("malformed frame: {error}")))?;
-        if frame
-            .reference
-            .as_ref()
-            .is_some_and(|r| r.chars().count() > CLIENT_ID_MAX)
-        {
-            return Err(refuse(format!(
-                "ref is longer than {CLIENT_ID_MAX} characters"
-            )));
-        }
-        Ok(frame)
-    }
 }
