@@ -178,13 +178,13 @@ impl Outbox {
 }
 
 /// Counts `n` messages put on the bus, or failing to be.
-fn count(kind: &str, ok: bool, n: u64) {
+fn count(label: &str, ok: bool, n: u64) {
     let counter = if ok {
         &crate::metrics::PUBLISHED
     } else {
         &crate::metrics::PUBLISH_ERRORS
     };
-    counter.with_label_values(&[kind]).inc_by(n);
+    counter.with_label_values(&[label]).inc_by(n);
 }
 
 /// An event with a fresh random id (ids only need to tell events apart),

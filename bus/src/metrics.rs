@@ -115,12 +115,12 @@ pub static OLDEST_AGE: LazyLock<GaugeVec> = LazyLock::new(|| {
 
 /// Registers these metrics with their known label values at zero.
 pub fn register() {
-    for kind in [kind::EVENT, kind::REPLY, kind::STREAM] {
-        PUBLISHED.with_label_values(&[kind]);
-        PUBLISH_ERRORS.with_label_values(&[kind]);
+    for published in [kind::EVENT, kind::REPLY, kind::STREAM] {
+        PUBLISHED.with_label_values(&[published]);
+        PUBLISH_ERRORS.with_label_values(&[published]);
     }
-    for kind in [kind::PUBSUB, kind::STREAM] {
-        RECEIVED.with_label_values(&[kind]);
+    for received in [kind::PUBSUB, kind::STREAM] {
+        RECEIVED.with_label_values(&[received]);
     }
     RECEIVE_ERRORS.with_label_values(&[kind::STREAM]);
     for class in error_class::ALL {

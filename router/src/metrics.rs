@@ -197,8 +197,8 @@ pub static WRITER_BLOCKED: LazyLock<IntGauge> = LazyLock::new(|| {
 
 /// Registers these metrics with their known label values at zero.
 pub fn register() {
-    for action in [action::SEND, action::TYPING, action::UPLOAD] {
-        RATE_LIMITED.with_label_values(&[action]);
+    for limited in [action::SEND, action::TYPING, action::UPLOAD] {
+        RATE_LIMITED.with_label_values(&[limited]);
     }
     // Actions and results are many; the dashboard's main series is there
     // from the start, the others appear when first counted.
@@ -219,8 +219,8 @@ pub fn register() {
     }
     // Every frame type is charged to the budget; these two carry the
     // floods an alert is for.
-    for action in [action::SEND, action::REST] {
-        BUDGET_REFUSED.with_label_values(&[action]);
+    for charged in [action::SEND, action::REST] {
+        BUDGET_REFUSED.with_label_values(&[charged]);
     }
     for by in login_limited_by::ALL {
         LOGIN_LIMITED.with_label_values(&[by]);
