@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_protocol::frames::close_code;
+use chat_protocol::frames::{close_code, frame_type};
 use prometheus::{
     Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     TextEncoder, register_histogram, register_histogram_vec, register_int_counter,
@@ -331,8 +331,8 @@ pub fn register() {
     LazyLock::force(&HTTP_SECONDS);
     // Frame types and close codes are many; the dashboard's main series
     // are there from the start, the others appear when first counted.
-    FRAMES_IN.with_label_values(&["send"]);
-    for kind in ["message", "ack"] {
+    FRAMES_IN.with_label_values(&[frame_type::SEND]);
+    for kind in [frame_type::MESSAGE, frame_type::ACK] {
         FRAMES_OUT.with_label_values(&[kind]);
     }
     for code in [
@@ -345,7 +345,7 @@ pub fn register() {
     for cap in fixed_cap::ALL {
         CAP_REFUSALS.with_label_values(&[cap]);
     }
-    for refusal in [Refusal::PerUser, Refusal::Total] {
+    for refusal in Refusal::ALL {
         CONNECTIONS_REFUSED.with_label_values(&[refusal.label()]);
     }
     for reason in handshake_reason::ALL {

@@ -193,6 +193,39 @@ pub struct ErrorFrame {
     pub retry_after_ms: Option<u64>,
 }
 
+/// Every frame's `type`, client's and server's: named once for
+/// [`ClientAction::kind`], [`ServerFrame::kind`] and the metric labels
+/// that count frames by type. A name both sides use (`typing`, `read`,
+/// `history`) is one constant.
+pub mod frame_type {
+    pub const SEND: &str = "send";
+    pub const EDIT: &str = "edit";
+    pub const DELETE: &str = "delete";
+    pub const TYPING: &str = "typing";
+    pub const READ: &str = "read";
+    pub const HISTORY: &str = "history";
+    pub const RESUME: &str = "resume";
+    pub const JOIN: &str = "join";
+    pub const LEAVE: &str = "leave";
+    pub const PING: &str = "ping";
+    pub const READY: &str = "ready";
+    pub const MESSAGE: &str = "message";
+    pub const ACK: &str = "ack";
+    pub const MENTION: &str = "mention";
+    pub const NOTIFICATION: &str = "notification";
+    pub const MESSAGE_UPDATED: &str = "message_updated";
+    pub const MESSAGE_DELETED: &str = "message_deleted";
+    pub const PRESENCE: &str = "presence";
+    pub const MEMBER_JOINED: &str = "member_joined";
+    pub const MEMBER_LEFT: &str = "member_left";
+    pub const ROOM_ADDED: &str = "room_added";
+    pub const ROOM_REMOVED: &str = "room_removed";
+    pub const RESUMED: &str = "resumed";
+    pub const NOTICE: &str = "notice";
+    pub const ERROR: &str = "error";
+    pub const PONG: &str = "pong";
+}
+
 /// WebSocket close codes of the protocol.
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
@@ -214,16 +247,16 @@ impl ClientAction {
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            ClientAction::Send(_) => "send",
-            ClientAction::Edit { .. } => "edit",
-            ClientAction::Delete { .. } => "delete",
-            ClientAction::Typing { .. } => "typing",
-            ClientAction::Read { .. } => "read",
-            ClientAction::History { .. } => "history",
-            ClientAction::Resume { .. } => "resume",
-            ClientAction::Join { .. } => "join",
-            ClientAction::Leave { .. } => "leave",
-            ClientAction::Ping => "ping",
+            ClientAction::Send(_) => frame_type::SEND,
+            ClientAction::Edit { .. } => frame_type::EDIT,
+            ClientAction::Delete { .. } => frame_type::DELETE,
+            ClientAction::Typing { .. } => frame_type::TYPING,
+            ClientAction::Read { .. } => frame_type::READ,
+            ClientAction::History { .. } => frame_type::HISTORY,
+            ClientAction::Resume { .. } => frame_type::RESUME,
+            ClientAction::Join { .. } => frame_type::JOIN,
+            ClientAction::Leave { .. } => frame_type::LEAVE,
+            ClientAction::Ping => frame_type::PING,
         }
     }
 
@@ -247,25 +280,25 @@ impl ServerFrame {
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            ServerFrame::Ready { .. } => "ready",
-            ServerFrame::Message { .. } => "message",
-            ServerFrame::Ack { .. } => "ack",
-            ServerFrame::Mention { .. } => "mention",
-            ServerFrame::Notification { .. } => "notification",
-            ServerFrame::MessageUpdated { .. } => "message_updated",
-            ServerFrame::MessageDeleted { .. } => "message_deleted",
-            ServerFrame::Typing { .. } => "typing",
-            ServerFrame::Presence { .. } => "presence",
-            ServerFrame::Read { .. } => "read",
-            ServerFrame::MemberJoined { .. } => "member_joined",
-            ServerFrame::MemberLeft { .. } => "member_left",
-            ServerFrame::RoomAdded { .. } => "room_added",
-            ServerFrame::RoomRemoved { .. } => "room_removed",
-            ServerFrame::History { .. } => "history",
-            ServerFrame::Resumed { .. } => "resumed",
-            ServerFrame::Notice { .. } => "notice",
-            ServerFrame::Error(_) => "error",
-            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Ready { .. } => frame_type::READY,
+            ServerFrame::Message { .. } => frame_type::MESSAGE,
+            ServerFrame::Ack { .. } => frame_type::ACK,
+            ServerFrame::Mention { .. } => frame_type::MENTION,
+            ServerFrame::Notification { .. } => frame_type::NOTIFICATION,
+            ServerFrame::MessageUpdated { .. } => frame_type::MESSAGE_UPDATED,
+            ServerFrame::MessageDeleted { .. } => frame_type::MESSAGE_DELETED,
+            ServerFrame::Typing { .. } => frame_type::TYPING,
+            ServerFrame::Presence { .. } => frame_type::PRESENCE,
+            ServerFrame::Read { .. } => frame_type::READ,
+            ServerFrame::MemberJoined { .. } => frame_type::MEMBER_JOINED,
+            ServerFrame::MemberLeft { .. } => frame_type::MEMBER_LEFT,
+            ServerFrame::RoomAdded { .. } => frame_type::ROOM_ADDED,
+            ServerFrame::RoomRemoved { .. } => frame_type::ROOM_REMOVED,
+            ServerFrame::History { .. } => frame_type::HISTORY,
+            ServerFrame::Resumed { .. } => frame_type::RESUMED,
+            ServerFrame::Notice { .. } => frame_type::NOTICE,
+            ServerFrame::Error(_) => frame_type::ERROR,
+            ServerFrame::Pong { .. } => frame_type::PONG,
         }
     }
 }

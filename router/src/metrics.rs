@@ -76,10 +76,12 @@ pub static RATE_LIMITED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// sites and for [`register`]. Other actions are counted under their
 /// frame type, as the protocol names it.
 pub mod action {
+    use chat_protocol::frames::frame_type;
+
     /// A message `send`, WebSocket or REST.
-    pub const SEND: &str = "send";
+    pub const SEND: &str = frame_type::SEND;
     /// A `typing` frame, dropped when too frequent.
-    pub const TYPING: &str = "typing";
+    pub const TYPING: &str = frame_type::TYPING;
     /// A file upload.
     pub const UPLOAD: &str = "upload";
     /// Any authenticated REST call, charged to the action budget.

@@ -34,6 +34,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every refusal, for seeding its metric series.
+    pub const ALL: [Refusal; 2] = [Refusal::PerUser, Refusal::Total];
+
     /// The metric label and the message of the 429.
     pub fn label(self) -> &'static str {
         match self {
