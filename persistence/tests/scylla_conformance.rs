@@ -53,19 +53,25 @@ fn test_nodes() -> Vec<String> {
     nodes
 }
 
+/// Creates the test keyspace's schema, once per process.
+async fn migrated_once(nodes: &[String]) {
+    let mut migrated = MIGRATED.lock().await;
+    if !*migrated {
+        ScyllaStore::migrate(options(nodes.to_vec()))
+            .await
+            .expect("migrate the test keyspace named by CHAT_TEST_SCYLLA_NODES");
+        *migrated = true;
+    }
+}
+
 /// A store on the test cluster (one session per case: each case runs on its
 /// own runtime, which a session's background tasks are tied to).
 async fn scylla_store() -> StoreUnderTest {
-    let options = options(test_nodes());
-    let mut migrated = MIGRATED.lock().await;
-    let store = if *migrated {
-        ScyllaStore::connect(options).await
-    } else {
-        ScyllaStore::migrate(options).await
-    }
-    .expect("connect to the test cluster named by CHAT_TEST_SCYLLA_NODES");
-    *migrated = true;
-    drop(migrated);
+    let nodes = test_nodes();
+    migrated_once(&nodes).await;
+    let store = ScyllaStore::connect(options(nodes))
+        .await
+        .expect("connect to the test cluster named by CHAT_TEST_SCYLLA_NODES");
     StoreUnderTest::new(Arc::new(store))
 }
 
@@ -102,6 +108,7 @@ async fn room_with_history(
     ages_ms: &[u64],
 ) -> (chat_protocol::RoomId, Vec<chat_protocol::Message>) {
     use chat_persistence::Store;
+    use chat_persistence::conformance::plain_message;
     use chat_persistence::records::NewRoom;
     use chat_protocol::{Message, Role, RoomId, RoomKind, Visibility};
 
@@ -124,22 +131,7 @@ async fn room_with_history(
         .expect("create_room");
     let messages: Vec<Message> = ages_ms
         .iter()
-        .map(|ago| {
-            let id = id_from(*ago);
-            Message {
-                id,
-                room_id: room.id,
-                sender_id: owner,
-                content: format!("{ago} ms ago"),
-                mentions: Vec::new(),
-                attachments: Vec::new(),
-                reply_to: None,
-                client_id: None,
-                created_at: id.unix_ms(),
-                edited_at: None,
-                deleted: false,
-            }
-        })
+        .map(|ago| plain_message(id_from(*ago), room.id, owner, &format!("{ago} ms ago")))
         .collect();
     store
         .insert_messages(&messages)
@@ -162,15 +154,7 @@ async fn each_room_keeps_its_bucket_window() {
     use chat_persistence::records::PageRequest;
 
     let nodes = test_nodes();
-    {
-        let mut migrated = MIGRATED.lock().await;
-        if !*migrated {
-            ScyllaStore::migrate(options(nodes.clone()))
-                .await
-                .expect("migrate the test keyspace");
-            *migrated = true;
-        }
-    }
+    migrated_once(&nodes).await;
     let ten_days = ScyllaStore::connect(options(nodes.clone()))
         .await
         .expect("a store with the default window");
@@ -239,15 +223,7 @@ async fn a_connect_of_a_user_in_100_rooms_sends_a_bounded_number_of_requests() {
     const ROOMS: usize = 100;
     const DAY_MS: u64 = 24 * 60 * 60 * 1000;
     let nodes = test_nodes();
-    {
-        let mut migrated = MIGRATED.lock().await;
-        if !*migrated {
-            ScyllaStore::migrate(options(nodes.clone()))
-                .await
-                .expect("migrate the test keyspace");
-            *migrated = true;
-        }
-    }
+    migrated_once(&nodes).await;
     let writer = ScyllaStore::connect(options(nodes.clone()))
         .await
         .expect("connect");

@@ -111,7 +111,13 @@ pub(super) async fn new_group(store: &dyn Store, owner: Id, others: &[(Id, Role)
 
 /// A plain message with a fresh id.
 pub(super) fn text_message(room: RoomId, sender: Id, content: &str) -> Message {
-    let id = next_id();
+    plain_message(next_id(), room, sender, content)
+}
+
+/// A plain message (no mentions, attachments or reply) with the id given,
+/// created when its id says: for suites that mint their own ids, such as
+/// messages dated in the past.
+pub fn plain_message(id: Id, room: RoomId, sender: Id, content: &str) -> Message {
     Message {
         id,
         room_id: room,

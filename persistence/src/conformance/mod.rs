@@ -44,7 +44,8 @@
 //! The cases stand in a module per concept (`users`, `rooms`, `reads`,
 //! `messages`, `scale`, `files`, `notifications`, `directory`,
 //! `room_size`, `accounts`), all re-exported here under their own names;
-//! `fixtures` makes the fresh data they share.
+//! `fixtures` makes the fresh data they share (its [`plain_message`] is
+//! public, for an implementation's own cases).
 
 use std::any::Any;
 use std::future::Future;
@@ -74,6 +75,8 @@ pub use room_size::*;
 pub use rooms::*;
 pub use scale::*;
 pub use users::*;
+
+pub use fixtures::plain_message;
 
 /// Expands to one `#[tokio::test]` per conformance case, each running the
 /// case against a store made by `$factory` (see the [module
