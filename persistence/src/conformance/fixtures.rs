@@ -187,6 +187,21 @@ pub(super) fn sorted_by_id(mut users: Vec<UserRecord>) -> Vec<UserRecord> {
     users
 }
 
+/// The first page of `room`'s history without cursors: its newest `limit`
+/// messages, oldest first.
+pub(super) async fn newest_page(store: &dyn Store, room: RoomId, limit: u32) -> Page {
+    store
+        .messages(
+            &room,
+            PageRequest {
+                limit,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .expect("messages")
+}
+
 pub(super) async fn page(
     store: &dyn Store,
     room: RoomId,

@@ -44,16 +44,7 @@ pub async fn insert_messages_is_idempotent(store: Arc<dyn Store>) {
         .expect("a partly new batch");
     store.insert_messages(&[]).await.expect("an empty batch");
 
-    let page = store
-        .messages(
-            &room.id,
-            PageRequest {
-                limit: 10,
-                ..PageRequest::default()
-            },
-        )
-        .await
-        .expect("messages");
+    let page = newest_page(&*store, room.id, 10).await;
     let mut expected = batch;
     expected.push(fourth);
     assert_eq!(
@@ -81,16 +72,7 @@ pub async fn a_batch_may_span_rooms(store: Arc<dyn Store>) {
         (first.id, [&batch[0], &batch[2]]),
         (second.id, [&batch[1], &batch[3]]),
     ] {
-        let page = store
-            .messages(
-                &room,
-                PageRequest {
-                    limit: 10,
-                    ..PageRequest::default()
-                },
-            )
-            .await
-            .expect("messages");
+        let page = newest_page(&*store, room, 10).await;
         let expected: Vec<Message> = expected.into_iter().cloned().collect();
         assert_eq!(page.messages, expected);
     }
@@ -556,16 +538,7 @@ pub async fn deletion_leaves_a_tombstone(store: Arc<dyn Store>) {
     );
 
     // Same place in history.
-    let page = store
-        .messages(
-            &room.id,
-            PageRequest {
-                limit: 10,
-                ..PageRequest::default()
-            },
-        )
-        .await
-        .expect("messages");
+    let page = newest_page(&*store, room.id, 10).await;
     let mut expected = history;
     expected.push(tombstone.clone());
     expected.push(after);

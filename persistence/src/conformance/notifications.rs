@@ -6,6 +6,7 @@ use chat_protocol::{Id, Message, Notification, Role, RoomId};
 
 use super::fixtures::*;
 use crate::Store;
+use crate::records::UserRecord;
 
 /// A message from `sender` in `room` mentioning `mentioned`.
 fn mentioning(room: RoomId, sender: Id, mentioned: &[Id]) -> Message {
@@ -13,6 +14,22 @@ fn mentioning(room: RoomId, sender: Id, mentioned: &[Id]) -> Message {
         mentions: mentioned.to_vec(),
         ..text_message(room, sender, "hello @someone")
     }
+}
+
+/// A sender and `bob` in a new group, and `count` stored messages of the
+/// sender each mentioning bob (oldest first).
+async fn bob_mentioned(store: &dyn Store, count: usize) -> (UserRecord, Vec<Message>) {
+    let sender = new_user(store, "sender").await;
+    let bob = new_user(store, "bob").await;
+    let room = new_group(store, sender.id, &[(bob.id, Role::Member)]).await;
+    let messages: Vec<Message> = (0..count)
+        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
+        .collect();
+    store
+        .insert_messages(&messages)
+        .await
+        .expect("insert_messages");
+    (bob, messages)
 }
 
 /// Every notification of `user`, newest first, walked page by page.
@@ -75,16 +92,7 @@ pub async fn mentions_are_stored_as_notifications_once(store: Arc<dyn Store>) {
 }
 
 pub async fn notifications_page_newest_first(store: Arc<dyn Store>) {
-    let sender = new_user(&*store, "sender").await;
-    let bob = new_user(&*store, "bob").await;
-    let room = new_group(&*store, sender.id, &[(bob.id, Role::Member)]).await;
-    let messages: Vec<Message> = (0..7)
-        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
-        .collect();
-    store
-        .insert_messages(&messages)
-        .await
-        .expect("insert_messages");
+    let (bob, messages) = bob_mentioned(&*store, 7).await;
     let newest_first: Vec<Id> = messages.iter().rev().map(|m| m.id).collect();
 
     let first = store
@@ -114,16 +122,7 @@ pub async fn notifications_page_newest_first(store: Arc<dyn Store>) {
 }
 
 pub async fn notification_read_mark_only_moves_forward(store: Arc<dyn Store>) {
-    let sender = new_user(&*store, "sender").await;
-    let bob = new_user(&*store, "bob").await;
-    let room = new_group(&*store, sender.id, &[(bob.id, Role::Member)]).await;
-    let messages: Vec<Message> = (0..4)
-        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
-        .collect();
-    store
-        .insert_messages(&messages)
-        .await
-        .expect("insert_messages");
+    let (bob, messages) = bob_mentioned(&*store, 4).await;
 
     store
         .mark_notifications_read(bob.id, messages[2].id)
