@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chat_protocol::{Id, Message, Notification, Role, RoomId};
+use chat_protocol::{Id, Message, Notification, Role, Room, RoomId};
 
 use super::fixtures::*;
 use crate::Store;
@@ -16,19 +16,38 @@ fn mentioning(room: RoomId, sender: Id, mentioned: &[Id]) -> Message {
     }
 }
 
-/// A sender and `bob` in a new group, and `count` stored messages of the
-/// sender each mentioning bob (oldest first).
-async fn bob_mentioned(store: &dyn Store, count: usize) -> (UserRecord, Vec<Message>) {
+/// A sender and `bob`, members of a new group.
+async fn sender_and_bob(store: &dyn Store) -> (UserRecord, UserRecord, Room) {
     let sender = new_user(store, "sender").await;
     let bob = new_user(store, "bob").await;
     let room = new_group(store, sender.id, &[(bob.id, Role::Member)]).await;
+    (sender, bob, room)
+}
+
+/// `count` messages of `sender` in `room`, each mentioning `mentioned`,
+/// stored (oldest first).
+async fn store_mentions(
+    store: &dyn Store,
+    room: &Room,
+    sender: Id,
+    mentioned: Id,
+    count: usize,
+) -> Vec<Message> {
     let messages: Vec<Message> = (0..count)
-        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
+        .map(|_| mentioning(room.id, sender, &[mentioned]))
         .collect();
     store
         .insert_messages(&messages)
         .await
         .expect("insert_messages");
+    messages
+}
+
+/// A sender and `bob` in a new group, and `count` stored messages of the
+/// sender each mentioning bob.
+async fn bob_mentioned(store: &dyn Store, count: usize) -> (UserRecord, Vec<Message>) {
+    let (sender, bob, room) = sender_and_bob(store).await;
+    let messages = store_mentions(store, &room, sender.id, bob.id, count).await;
     (bob, messages)
 }
 
@@ -150,9 +169,7 @@ pub async fn notification_read_mark_only_moves_forward(store: Arc<dyn Store>) {
 }
 
 pub async fn unread_notifications_are_those_above_the_mark(store: Arc<dyn Store>) {
-    let sender = new_user(&*store, "sender").await;
-    let bob = new_user(&*store, "bob").await;
-    let room = new_group(&*store, sender.id, &[(bob.id, Role::Member)]).await;
+    let (sender, bob, room) = sender_and_bob(&*store).await;
     assert!(
         store
             .unread_notifications(bob.id, 10)
@@ -160,13 +177,7 @@ pub async fn unread_notifications_are_those_above_the_mark(store: Arc<dyn Store>
             .expect("none yet")
             .is_empty()
     );
-    let messages: Vec<Message> = (0..5)
-        .map(|_| mentioning(room.id, sender.id, &[bob.id]))
-        .collect();
-    store
-        .insert_messages(&messages)
-        .await
-        .expect("insert_messages");
+    let messages = store_mentions(&*store, &room, sender.id, bob.id, 5).await;
     let unread = store
         .unread_notifications(bob.id, 10)
         .await
