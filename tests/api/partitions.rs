@@ -435,11 +435,9 @@ async fn killing_the_rooms_router_that_writes_mid_run_loses_and_repeats_nothing(
     .await;
     assert_ne!(holder(&redis, "routers", partition), killed);
     assert!(
-        routers[0].log().contains(&holder(
-            &redis,
-            "routers",
-            partition_of(&room, DEFAULT_PARTITIONS)
-        )),
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
         "the survivor holds the room's partition"
     );
 }
@@ -524,6 +522,7 @@ async fn rest_and_websocket_actions_behave_alike_past_a_killed_router() {
     let (carol, carol_id) = gateway.user("carol").await;
     let room = alice.create_room("open", "public", &[]).await;
     let last = alice.send(&room, "hello").await["id"].clone();
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
     kill_the_rooms_router(&redis, &mut routers, &room);
 
     // join: REST answers the room once the survivor took the partition;
@@ -569,11 +568,9 @@ async fn rest_and_websocket_actions_behave_alike_past_a_killed_router() {
     let error = ws.next_of("error").await;
     assert_eq!(error["code"], refused["error"]["code"]);
     assert!(
-        routers[0].log().contains(&holder(
-            &redis,
-            "routers",
-            partition_of(&room, DEFAULT_PARTITIONS)
-        )),
+        routers[0]
+            .log()
+            .contains(&holder(&redis, "routers", partition)),
         "the survivor holds the room's partition"
     );
 }
