@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signUp, signIn, screenshot, roomEntry, messages, send, DESKTOP, PHONE } from './browser.js';
+import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, send, DESKTOP, PHONE } from './browser.js';
 import { gradientPng } from './png.js';
 
 let server;
@@ -131,10 +131,7 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
   await alice.page.locator('#reply-preview', { hasText: 'Replying to Bob' }).waitFor();
   await send(alice.page, 'welcome!');
   await bob.page.locator('#messages article.message', { hasText: 'welcome!' }).locator('.reply-quote', { hasText: 'hi alice' }).waitFor();
-  const oneId = await alice.page
-    .locator('#messages article.message', { has: alice.page.locator('.content', { hasText: /^one$/ }) })
-    .getAttribute('data-id');
-  const one = alice.page.locator(`#messages article[data-id="${oneId}"]`);
+  const one = await storedMessage(alice.page, 'one');
   await one.hover();
   await one.getByRole('button', { name: 'Edit' }).click();
   await one.locator('textarea').fill('one, edited');
@@ -142,10 +139,7 @@ test('two users: directory, messages both ways, DM, mention, typing, unread', as
   await bob.page.locator('#messages article.message .content', { hasText: 'one, edited' }).locator('.edited').waitFor();
   await send(alice.page, 'oops, wrong room');
   await messages(bob.page, 'oops, wrong room').waitFor();
-  const oopsId = await alice.page
-    .locator('#messages article.message', { has: alice.page.locator('.content', { hasText: 'oops, wrong room' }) })
-    .getAttribute('data-id');
-  const oops = alice.page.locator(`#messages article[data-id="${oopsId}"]`);
+  const oops = await storedMessage(alice.page, 'oops, wrong room');
   await oops.hover();
   await oops.getByRole('button', { name: 'Delete' }).click();
   await oops.getByRole('button', { name: 'Delete for everyone?' }).click();

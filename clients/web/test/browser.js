@@ -70,10 +70,28 @@ export function roomEntry(page, name) {
   return page.locator('#room-list li').filter({ has: page.locator('.room-name', { hasText: name }) });
 }
 
+/** Matches a text that is exactly `text`. */
+function exactly(text) {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
 /** The stored messages' contents that are exactly `text`. */
 export function messages(page, text) {
-  const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  return page.locator('#messages article.message:not(.pending) .content').filter({ hasText: exact });
+  return page.locator('#messages article.message:not(.pending) .content').filter({ hasText: exactly(text) });
+}
+
+/**
+ * The stored message whose content is exactly `text`, located by its id so
+ * that the locator holds across re-renders. Waits for it: a message just
+ * sent is shown pending, without an id, until the server acknowledges it.
+ */
+export async function storedMessage(page, text) {
+  const article = page
+    .locator('#messages article.message[data-id]')
+    .filter({ has: page.locator('.content', { hasText: exactly(text) }) });
+  await article.waitFor();
+  const id = await article.getAttribute('data-id');
+  return page.locator(`#messages article[data-id="${id}"]`);
 }
 
 export async function send(page, text) {
