@@ -436,13 +436,11 @@ async fn chatd_admin_grant_makes_an_admin_while_the_server_runs() {
 async fn revocation_reaches_another_gateway_of_a_cluster() {
     let redis = RedisServer::start();
     let cluster = Cluster::on(redis.url(), false);
-    let _router = cluster.start("router");
-    let _persist = cluster.start("persist");
-    let gw1 = cluster.start("gateway");
-    let gw2 = cluster.start("gateway");
+    let nodes = cluster.two_gateways();
+    let (gw1, gw2) = (&nodes.gw1, &nodes.gw2);
     let (here, _) = gw1.user("alice").await;
-    let there = login(&gw2, "alice").await;
-    let mut ws_there = Ws::connect(&gw2, there.token()).await;
+    let there = login(gw2, "alice").await;
+    let mut ws_there = Ws::connect(gw2, there.token()).await;
     let (status, _) = here
         .post(
             "/api/v1/users/me/password",
@@ -452,7 +450,7 @@ async fn revocation_reaches_another_gateway_of_a_cluster() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     closed_as_revoked(&mut ws_there).await;
     revoked(&there).await;
-    let (status, _) = here.at(&gw2).get("/api/v1/users/me").await;
+    let (status, _) = here.at(gw2).get("/api/v1/users/me").await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -465,8 +463,8 @@ async fn revocation_reaches_another_gateway_of_a_cluster() {
     revoked(&there.at(&gw3)).await;
     let (status, _) = here.at(&gw3).post_empty("/api/v1/auth/logout").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    revoked(&here.at(&gw1)).await;
-    revoked(&here.at(&gw2)).await;
+    revoked(&here.at(gw1)).await;
+    revoked(&here.at(gw2)).await;
 }
 
 #[tokio::test]

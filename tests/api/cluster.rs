@@ -69,6 +69,26 @@ impl Cluster {
     fn data_dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The usual shape of these tests: one router, one persistence worker
+    /// and two gateways.
+    pub fn two_gateways(&self) -> TwoGateways {
+        TwoGateways {
+            _router: self.start("router"),
+            _persist: self.start("persist"),
+            gw1: self.start("gateway"),
+            gw2: self.start("gateway"),
+        }
+    }
+}
+
+/// One router, one persistence worker and two gateways; the processes
+/// stop when it drops.
+pub struct TwoGateways {
+    _router: Server,
+    _persist: Server,
+    pub gw1: Server,
+    pub gw2: Server,
 }
 
 fn ids_of(frames: &[Value]) -> Vec<String> {
@@ -119,15 +139,13 @@ impl OneOfEach {
 /// Two users on two gateways chat; every message reaches each of their
 /// connections exactly once.
 async fn two_gateways_chat(cluster: &Cluster) {
-    let _router = cluster.start("router");
-    let _persist = cluster.start("persist");
-    let gw1 = cluster.start("gateway");
-    let gw2 = cluster.start("gateway");
+    let nodes = cluster.two_gateways();
+    let (gw1, gw2) = (&nodes.gw1, &nodes.gw2);
     let (alice, _) = gw1.user("alice").await;
     let (bob, bob_id) = gw2.user("bob").await;
     let room = alice.create_room("across", "public", &[&bob_id]).await;
-    let mut a = Ws::connect(&gw1, alice.token()).await;
-    let mut b = Ws::connect(&gw2, bob.token()).await;
+    let mut a = Ws::connect(gw1, alice.token()).await;
+    let mut b = Ws::connect(gw2, bob.token()).await;
     let mut sent = Vec::new();
     for i in 0..20 {
         let (ws, who) = if i % 2 == 0 {
@@ -347,19 +365,17 @@ async fn a_killed_router_loses_no_acked_message() {
 async fn a_killed_gateways_users_go_offline_and_resume_elsewhere() {
     let redis = RedisServer::start();
     let cluster = Cluster::on(redis.url(), false);
-    let _router = cluster.start("router");
-    let _persist = cluster.start("persist");
-    let gw1 = cluster.start("gateway");
-    let gw2 = cluster.start("gateway");
+    let nodes = cluster.two_gateways();
+    let (gw1, gw2) = (&nodes.gw1, &nodes.gw2);
     let (watcher, _) = gw2.user("watcher").await;
     let (victim, victim_id) = gw1.user("victim").await;
     let room = watcher.create_room("lobby", "public", &[&victim_id]).await;
-    let mut w = Ws::connect(&gw2, watcher.token()).await;
-    let mut v = Ws::connect(&gw1, victim.token()).await;
+    let mut w = Ws::connect(gw2, watcher.token()).await;
+    let mut v = Ws::connect(gw1, victim.token()).await;
     assert_eq!(w.next_of("presence").await["online"], true);
     let last_seen = watcher.send(&room, "seen").await["id"].clone();
     v.next_of("message").await;
-    gw1.kill();
+    nodes.gw1.kill();
     let offline = w.next_of("presence").await;
     assert_eq!(
         (offline["user_id"].as_str(), offline["online"].as_bool()),
@@ -367,10 +383,10 @@ async fn a_killed_gateways_users_go_offline_and_resume_elsewhere() {
     );
     let mut missed = Vec::new();
     for i in 0..10 {
-        missed.push(watcher.at(&gw2).send(&room, &format!("missed {i}")).await["id"].clone());
+        missed.push(watcher.at(gw2).send(&room, &format!("missed {i}")).await["id"].clone());
     }
-    let victim = victim.at(&gw2);
-    let mut v = Ws::connect(&gw2, victim.token()).await;
+    let victim = victim.at(gw2);
+    let mut v = Ws::connect(gw2, victim.token()).await;
     v.send(json!({"type": "resume", "rooms": {room.clone(): last_seen}}))
         .await;
     let mut replayed = Vec::new();
@@ -389,15 +405,13 @@ async fn a_killed_gateways_users_go_offline_and_resume_elsewhere() {
 async fn chat_resumes_by_itself_after_redis_restarts() {
     let mut redis = RedisServer::start_with(ServerOptions { aof: true });
     let cluster = Cluster::on(redis.url(), false);
-    let _router = cluster.start("router");
-    let _persist = cluster.start("persist");
-    let gw1 = cluster.start("gateway");
-    let gw2 = cluster.start("gateway");
+    let nodes = cluster.two_gateways();
+    let (gw1, gw2) = (&nodes.gw1, &nodes.gw2);
     let (alice, _) = gw1.user("alice").await;
     let (bob, bob_id) = gw2.user("bob").await;
     let room = alice.create_room("sturdy", "public", &[&bob_id]).await;
-    let mut a = Ws::connect(&gw1, alice.token()).await;
-    let mut b = Ws::connect(&gw2, bob.token()).await;
+    let mut a = Ws::connect(gw1, alice.token()).await;
+    let mut b = Ws::connect(gw2, bob.token()).await;
     a.send(json!({"type": "send", "room_id": room, "content": "before", "client_id": "b0"}))
         .await;
     assert_eq!(b.next_of("message").await["message"]["content"], "before");
