@@ -4,7 +4,7 @@
 // runs, embedded in chatd and served at /app/.
 
 import { $ } from './dom.js';
-import { state, on, changed, addMessages } from './store.js';
+import { state, on, changed, addMessages, whenLoaded } from './store.js';
 import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, displayName, roomName, user, onUnauthorized } from './session.js';
 import { initSidebar, avatar } from './sidebar.js';
 import { initTimeline, loadRoom, catchUp, markReadIfSeen, roomOpened, cancelEdit, cancelDelete } from './timeline.js';
@@ -287,14 +287,13 @@ function wire(realtime) {
   });
   realtime.on('message', ({ message }) => {
     stopTypingOf(message.room_id, message.sender_id);
-    const line = state.timelines.get(message.room_id);
-    if (line && line.loaded) addMessages(message.room_id, [message]);
+    whenLoaded(message.room_id, () => addMessages(message.room_id, [message]));
     bump(message.room_id, message);
     if (message.room_id === state.current) requestAnimationFrame(markReadIfSeen);
   });
   realtime.on('pending', (pending) => changed('timeline', pending.room_id));
   realtime.on('message_updated', ({ message }) => {
-    if (state.timelines.get(message.room_id)?.loaded) addMessages(message.room_id, [message]);
+    whenLoaded(message.room_id, () => addMessages(message.room_id, [message]));
     const room = state.rooms.get(message.room_id);
     if (room && room.last_message && room.last_message.id === message.id) {
       room.last_message = message;
@@ -302,9 +301,10 @@ function wire(realtime) {
     }
   });
   realtime.on('message_deleted', ({ room_id: roomId, message_id: id }) => {
-    const line = state.timelines.get(roomId);
-    const old = line && line.messages.find((message) => message.id === id);
-    if (old) addMessages(roomId, [{ ...old, content: '', attachments: [], deleted: true }]);
+    whenLoaded(roomId, (line) => {
+      const old = line.messages.find((message) => message.id === id);
+      if (old) addMessages(roomId, [{ ...old, content: '', attachments: [], deleted: true }]);
+    });
     const room = state.rooms.get(roomId);
     if (room && room.last_message && room.last_message.id === id) {
       room.last_message = { ...room.last_message, content: '', deleted: true };

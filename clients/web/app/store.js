@@ -8,7 +8,7 @@ export const state = {
   me: null,
   /** room id → RoomSummary (unread_count and mention_count kept live). */
   rooms: new Map(),
-  /** room id → {messages: Message[], hasMore, loading, loaded} */
+  /** room id → {messages: Message[], hasMore, loading, loaded, deferred: live events held while loading} */
   timelines: new Map(),
   /** user id → User (online kept live from presence frames). */
   users: new Map(),
@@ -48,9 +48,22 @@ export function changed(topic, detail) {
 
 export function timeline(roomId) {
   if (!state.timelines.has(roomId)) {
-    state.timelines.set(roomId, { messages: [], hasMore: true, loading: false, loaded: false });
+    state.timelines.set(roomId, { messages: [], hasMore: true, loading: false, loaded: false, deferred: [] });
   }
   return state.timelines.get(roomId);
+}
+
+/**
+ * Applies a live event to a room's timeline: now if it is loaded; after its
+ * first page if that is on its way (the page may have been read before the
+ * event, so applying it first would let the page undo it); not at all if
+ * nothing of the room is loaded (its history is read when it opens).
+ */
+export function whenLoaded(roomId, apply) {
+  const line = state.timelines.get(roomId);
+  if (!line) return;
+  if (line.loaded) apply(line);
+  else if (line.loading) line.deferred.push(apply);
 }
 
 /** Merges messages (new, older, edited or deleted) into a room's timeline. */

@@ -56,9 +56,11 @@ export async function loadRoom(roomId) {
     line.loaded = true;
     line.hasMore = page.has_more;
     remember(roomId, page.messages);
+    for (const apply of line.deferred) apply(line);
   } catch (error) {
     console.warn('history not loaded', error.code);
   } finally {
+    line.deferred = [];
     line.loading = false;
     changed('timeline', roomId);
   }

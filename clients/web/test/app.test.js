@@ -200,6 +200,33 @@ test('user content is text: markup in a message opens no dialog', async () => {
   assert.deepEqual(mallory.dialogs, [], 'no dialog opened');
 });
 
+test('a message heard while the room\'s history is on its way is shown', async () => {
+  const frank = await user('frank');
+  const grace = await user('grace');
+  await createRoom(frank.page, 'busy');
+  // Grace's first page of the room is read at once but answered late, so a
+  // message sent meanwhile reaches her live before the page that lacks it.
+  const history = /\/api\/v1\/rooms\/[^/?]+\/messages/;
+  let pageRead;
+  const read = new Promise((resolve) => (pageRead = resolve));
+  let releasePage;
+  const released = new Promise((resolve) => (releasePage = resolve));
+  await grace.page.route(history, async (route) => {
+    const response = await route.fetch();
+    pageRead();
+    await released;
+    await route.fulfill({ response }).catch(() => {});
+  });
+  await grace.page.locator('#open-directory').click();
+  await grace.page.getByRole('button', { name: 'Join busy' }).click();
+  await read;
+  await send(frank.page, 'while you were loading');
+  await roomEntry(grace.page, 'busy').locator('.room-preview', { hasText: 'while you were loading' }).waitFor();
+  releasePage();
+  await messages(grace.page, 'while you were loading').waitFor();
+  await grace.page.unroute(history);
+});
+
 test('reload restores rooms and history; a killed and restarted server is caught up without duplicates', async () => {
   const carol = await user('carol');
   await createRoom(carol.page, 'durable');
