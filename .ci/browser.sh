@@ -2,8 +2,9 @@
 # CI stage "browser": the web app (clients/web/app, served by chatd at /)
 # in headless Chromium, against a real `chatd serve` that each test file
 # starts on a free port with a temporary data directory: two users chatting,
-# reload, the server killed and restarted, markup shown as text, and
-# screenshots at desktop and phone width (clients/web/test/).
+# reload, the server killed and restarted, markup shown as text, a room
+# list read in pages, and screenshots at desktop and phone width
+# (clients/web/test/).
 #
 # Uses the debug chatd that `cargo test` built (or $CHATD_BIN; built here if
 # missing), Debian's chromium (apt-installed if missing) driven by npm's

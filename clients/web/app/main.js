@@ -247,21 +247,29 @@ function stopTypingOf(roomId, userId) {
   changed('typing');
 }
 
+/** For each `loadRemainingRooms` under way, the rooms removed since it began. */
+const listings = new Set();
+
 // `ready` lists at most the server's `limits.ready_rooms` rooms, ordered by
 // id; the rest are read in pages after the last one it listed.
 async function loadRemainingRooms(listed) {
   let cursor = listed.length ? listed[listed.length - 1].id : undefined;
+  // A page read before a `room_removed` must not bring the room back.
+  const removed = new Set();
+  listings.add(removed);
   try {
     while (cursor) {
       const page = await rest.listRooms({ limit: 1000, cursor });
       for (const room of page.rooms) {
-        if (!state.rooms.has(room.id)) state.rooms.set(room.id, { ...room });
+        if (!state.rooms.has(room.id) && !removed.has(room.id)) state.rooms.set(room.id, { ...room });
       }
       changed('rooms');
       cursor = page.next_cursor;
     }
   } catch (error) {
     console.warn('rooms beyond the first page not loaded', error.code || error);
+  } finally {
+    listings.delete(removed);
   }
 }
 
@@ -346,6 +354,7 @@ function wire(realtime) {
     changed('rooms');
   });
   realtime.on('room_removed', ({ room_id: roomId }) => {
+    for (const removed of listings) removed.add(roomId);
     state.rooms.delete(roomId);
     state.timelines.delete(roomId);
     if (state.current === roomId) {

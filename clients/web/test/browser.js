@@ -18,6 +18,8 @@ export function launch() {
 /**
  * A user in a browser context of their own: signs up on the app and waits
  * for the room list. Collects page errors and dialogs, which tests check.
+ * `options.prepare(context)`, if given, runs before the app loads (to route
+ * its requests, say).
  */
 export async function signUp(browser, server, username, options = {}) {
   return enter(browser, server, username, { ...options, signUp: true });
@@ -28,8 +30,9 @@ export async function signIn(browser, server, username, options = {}) {
   return enter(browser, server, username, { ...options, signUp: false });
 }
 
-async function enter(browser, server, username, { viewport = DESKTOP, signUp }) {
+async function enter(browser, server, username, { viewport = DESKTOP, signUp, prepare }) {
   const context = await browser.newContext({ viewport });
+  if (prepare) await prepare(context);
   const page = await context.newPage();
   const errors = [];
   const dialogs = [];

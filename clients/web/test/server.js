@@ -28,17 +28,18 @@ function freePort() {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ChatServer {
-  constructor(port, dataDir) {
+  constructor(port, dataDir, env = {}) {
     this.port = port;
     this.dataDir = dataDir;
+    this.env = env;
     this.base = `http://127.0.0.1:${port}`;
     this.child = null;
     this.log = [];
   }
 
-  /** Starts a server on a fresh port and data directory. */
-  static async start() {
-    const server = new ChatServer(await freePort(), mkdtempSync(join(tmpdir(), 'chat-web-')));
+  /** Starts a server on a fresh port and data directory, with settings (`CHAT_…`) in `env`. */
+  static async start(env = {}) {
+    const server = new ChatServer(await freePort(), mkdtempSync(join(tmpdir(), 'chat-web-')), env);
     await server.run();
     return server;
   }
@@ -53,6 +54,7 @@ export class ChatServer {
         // Tests post history in bulk over REST; the send rate limit has its own tests.
         CHAT_RATES__SEND_PER_SECOND: '1000',
         CHAT_RATES__SEND_BURST: '1000',
+        ...this.env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
