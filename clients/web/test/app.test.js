@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, send, DESKTOP, PHONE } from './browser.js';
+import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, holdAnswers, send, DESKTOP, PHONE } from './browser.js';
 import { gradientPng } from './png.js';
 
 let server;
@@ -207,22 +207,13 @@ test('a message heard while the room\'s history is on its way is shown', async (
   // Grace's first page of the room is read at once but answered late, so a
   // message sent meanwhile reaches her live before the page that lacks it.
   const history = /\/api\/v1\/rooms\/[^/?]+\/messages/;
-  let pageRead;
-  const read = new Promise((resolve) => (pageRead = resolve));
-  let releasePage;
-  const released = new Promise((resolve) => (releasePage = resolve));
-  await grace.page.route(history, async (route) => {
-    const response = await route.fetch();
-    pageRead();
-    await released;
-    await route.fulfill({ response }).catch(() => {});
-  });
+  const firstPage = await holdAnswers(grace.page, history);
   await grace.page.locator('#open-directory').click();
   await grace.page.getByRole('button', { name: 'Join busy' }).click();
-  await read;
+  await firstPage.read;
   await send(frank.page, 'while you were loading');
   await roomEntry(grace.page, 'busy').locator('.room-preview', { hasText: 'while you were loading' }).waitFor();
-  releasePage();
+  firstPage.release();
   await messages(grace.page, 'while you were loading').waitFor();
   await grace.page.unroute(history);
 });

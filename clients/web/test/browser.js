@@ -97,6 +97,26 @@ export async function storedMessage(page, text) {
   return page.locator(`#messages article[data-id="${id}"]`);
 }
 
+/**
+ * Holds back the answers to requests matching `pattern` on `target` (a page
+ * or a browser context): each request reaches the server at once, but its
+ * answer reaches the app only after `release()`. `read` settles once the
+ * server has answered the first of them.
+ */
+export async function holdAnswers(target, pattern) {
+  let answered;
+  const read = new Promise((resolve) => (answered = resolve));
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  await target.route(pattern, async (route) => {
+    const response = await route.fetch();
+    answered();
+    await released;
+    await route.fulfill({ response }).catch(() => {});
+  });
+  return { read, release };
+}
+
 export async function send(page, text) {
   const input = page.locator('#composer-input');
   await input.fill(text);

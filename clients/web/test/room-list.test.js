@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signIn, roomEntry } from './browser.js';
+import { launch, signIn, roomEntry, holdAnswers } from './browser.js';
 
 let server;
 let browser;
@@ -38,22 +38,15 @@ test('a room removed while the rest of the list is read stays removed', async ()
   }
 
   // The page after the first two is read at once and answered late.
-  let pageRead;
-  const read = new Promise((resolve) => (pageRead = resolve));
-  let releasePage;
-  const released = new Promise((resolve) => (releasePage = resolve));
+  let nextPage;
   const session = await signIn(browser, server, 'hank', {
-    prepare: (ctx) =>
-      ctx.route(/\/api\/v1\/rooms\?.*cursor=/, async (route) => {
-        const response = await route.fetch();
-        pageRead();
-        await released;
-        await route.fulfill({ response }).catch(() => {});
-      }),
+    prepare: async (ctx) => {
+      nextPage = await holdAnswers(ctx, /\/api\/v1\/rooms\?.*cursor=/);
+    },
   });
   context = session.context;
   const { page } = session;
-  await read;
+  await nextPage.read;
 
   // Hank leaves r3 and r4 (in the page on its way), then r1 (listed): the
   // same user's events keep their order, so once r1 is gone from the list
@@ -62,7 +55,7 @@ test('a room removed while the rest of the list is read stays removed', async ()
     await server.api('POST', `/rooms/${room.id}/leave`, { token: hank.token });
   }
   await roomEntry(page, 'r1').waitFor({ state: 'detached' });
-  releasePage();
+  nextPage.release();
   await roomEntry(page, 'r5').waitFor();
   assert.equal(await roomEntry(page, 'r2').count(), 1);
   assert.equal(await roomEntry(page, 'r3').count(), 0, 'r3 stays removed');
