@@ -27,5 +27,6 @@ header "npm ci (clients/web)"
 (cd clients/web && npm ci --cache "$NPM_CACHE" --prefer-offline --no-audit --no-fund)
 
 header "browser tests (clients/web/test), chatd: $CHATD_BIN"
+rm -rf "$CHAT_CI_ARTIFACTS/failures" # only this run's failures, if any
 (cd clients/web && CHROMIUM_BIN="$(command -v chromium)" node --test --test-concurrency=1 test/*.test.js)
-echo "screenshots: $CHAT_CI_ARTIFACTS/screenshots/"
+echo "screenshots: $CHAT_CI_ARTIFACTS/screenshots/ (a failed test's, with its server log: $CHAT_CI_ARTIFACTS/failures/)"

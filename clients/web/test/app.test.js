@@ -2,10 +2,10 @@
 // chatting, reload, the server killed and restarted, user content as text,
 // and screenshots at desktop and phone width.
 
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, holdAnswers, send, DESKTOP, PHONE } from './browser.js';
+import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, holdAnswers, send, keepEvidence, DESKTOP, PHONE } from './browser.js';
 import { gradientPng } from './png.js';
 
 let server;
@@ -15,6 +15,15 @@ const contexts = [];
 before(async () => {
   server = await ChatServer.start();
   browser = await launch();
+});
+
+// The contexts a test opened, for the evidence of a failure.
+let firstOfTest = 0;
+beforeEach(() => {
+  firstOfTest = contexts.length;
+});
+afterEach(async (t) => {
+  if (!t.passed) await keepEvidence(t.name, server, contexts.slice(firstOfTest));
 });
 
 after(async () => {

@@ -3,7 +3,7 @@
 // http://127.0.0.1 origin.
 
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -66,6 +66,28 @@ export async function screenshot(page, name) {
   const path = join(dir, `${name}.png`);
   await page.screenshot({ path });
   return path;
+}
+
+/**
+ * After a failed test, what it leaves to read: a screenshot of each page of
+ * `contexts` and the server's log, in ARTIFACTS/failures/, and the log's
+ * last lines on stderr (so CI's own output shows them).
+ */
+export async function keepEvidence(testName, server, contexts) {
+  const dir = join(ARTIFACTS, 'failures');
+  mkdirSync(dir, { recursive: true });
+  const slug = testName.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
+  const log = server.log.join('');
+  writeFileSync(join(dir, `${slug}.server.log`), log);
+  let shot = 0;
+  for (const context of contexts) {
+    for (const page of context.pages()) {
+      shot += 1;
+      await page.screenshot({ path: join(dir, `${slug}-${shot}.png`) }).catch(() => {});
+    }
+  }
+  const tail = log.split('\n').slice(-40).join('\n');
+  console.error(`'${testName}' failed; evidence in ${dir}/${slug}.*; the server's log, last lines:\n${tail}`);
 }
 
 /** The room list's entry for a room named `name`. */

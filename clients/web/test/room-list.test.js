@@ -2,10 +2,10 @@
 // browser against a real `chatd serve` that lists two: the rest is read in
 // pages, and a page read before a room was removed does not bring it back.
 
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signIn, roomEntry, holdAnswers } from './browser.js';
+import { launch, signIn, roomEntry, holdAnswers, keepEvidence } from './browser.js';
 
 let server;
 let browser;
@@ -14,6 +14,10 @@ let context;
 before(async () => {
   server = await ChatServer.start({ CHAT_LIMITS__READY_ROOMS: '2' });
   browser = await launch();
+});
+
+afterEach(async (t) => {
+  if (!t.passed) await keepEvidence(t.name, server, context ? [context] : []);
 });
 
 after(async () => {
