@@ -60,14 +60,25 @@ export function maxId(a, b) {
 
 /**
  * Merges messages into a list sorted by id: a message whose id is already
- * there replaces it (an edit or a tombstone), others are inserted in order.
- * Returns a new array; the inputs are not changed.
+ * there replaces it (an edit or a tombstone) unless the one there is newer
+ * (deleted, or edited later), so that a page of history read before an edit
+ * or a deletion cannot undo it; others are inserted in order. Returns a new
+ * array; the inputs are not changed.
  */
 export function mergeMessages(list, incoming) {
   const byId = new Map();
   for (const m of list) byId.set(m.id, m);
-  for (const m of incoming) byId.set(m.id, m);
+  for (const m of incoming) {
+    const held = byId.get(m.id);
+    if (!held || !isNewer(held, m)) byId.set(m.id, m);
+  }
   return [...byId.values()].sort((x, y) => compareIds(x.id, y.id));
+}
+
+/** Whether `a` is a later state of the same message than `b`. */
+function isNewer(a, b) {
+  if (a.deleted || b.deleted) return Boolean(a.deleted) && !b.deleted;
+  return (a.edited_at ?? 0) > (b.edited_at ?? 0);
 }
 
 /** Milliseconds since the Unix epoch at which a Snowflake id was minted. */

@@ -672,7 +672,7 @@ export const msgpack: {
 
 /** Compare two decimal ids numerically (-1, 0, 1). */
 export function compareIds(a: Id, b: Id): number;
-/** Merge messages into an id-sorted list, replacing same-id entries (edits, tombstones). */
+/** Merge messages into an id-sorted list, replacing same-id entries (edits, tombstones) unless the entry held is newer (deleted, or edited later). */
 export function mergeMessages(list: readonly Message[], incoming: readonly Message[]): Message[];
 /** A fresh random client_id. */
 export function newClientId(): string;

@@ -117,6 +117,15 @@ test("ids: numeric comparison, merge, time, client ids", () => {
   assert.equal(compareIds("5", "5"), 0);
   const merged = mergeMessages([{ id: "10", content: "a" }, { id: "30", content: "c" }], [{ id: "20", content: "b" }, { id: "10", content: "a2" }]);
   assert.deepEqual(merged.map((m) => m.content), ["a2", "b", "c"]);
+  // A stale copy (a page read before the edit or the deletion) does not undo them.
+  const edited = { id: "10", content: "new", edited_at: 2000 };
+  const deleted = { id: "20", content: "", deleted: true };
+  const stale = [{ id: "10", content: "old" }, { id: "20", content: "b" }];
+  assert.deepEqual(mergeMessages([edited, deleted], stale), [edited, deleted]);
+  const older = { id: "10", content: "older", edited_at: 1000 };
+  assert.deepEqual(mergeMessages([edited], [older]), [edited]);
+  // Newer states still replace older ones.
+  assert.deepEqual(mergeMessages(stale, [edited, deleted]), [edited, deleted]);
   // 2024-01-01T00:00:01Z, worker 3, sequence 4
   const id = String((1000n << 22n) | (3n << 12n) | 4n);
   assert.equal(idTime(id), Date.UTC(2024, 0, 1, 0, 0, 1));
