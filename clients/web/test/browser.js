@@ -60,8 +60,9 @@ async function enter(browser, server, username, { viewport = DESKTOP, signUp, pr
   return { username, context, page, errors, dialogs };
 }
 
-export async function screenshot(page, name) {
-  const dir = join(ARTIFACTS, 'screenshots');
+/** A screenshot of `page` as ARTIFACTS/`folder`/`name`.png; answers its path. */
+export async function screenshot(page, name, folder = 'screenshots') {
+  const dir = join(ARTIFACTS, folder);
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${name}.png`);
   await page.screenshot({ path });
@@ -83,7 +84,7 @@ export async function keepEvidence(testName, server, contexts) {
   for (const context of contexts) {
     for (const page of context.pages()) {
       shot += 1;
-      await page.screenshot({ path: join(dir, `${slug}-${shot}.png`) }).catch(() => {});
+      await screenshot(page, `${slug}-${shot}`, 'failures').catch(() => {});
     }
   }
   const tail = log.split('\n').slice(-40).join('\n');
