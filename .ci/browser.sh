@@ -3,8 +3,8 @@
 # in headless Chromium, against a real `chatd serve` that each test file
 # starts on a free port with a temporary data directory: two users chatting,
 # reload, the server killed and restarted, markup shown as text, a room
-# list read in pages, and screenshots at desktop and phone width
-# (clients/web/test/).
+# list read in pages, the bell's count across a reconnect, and screenshots
+# at desktop and phone width (clients/web/test/).
 #
 # Uses the debug chatd that `cargo test` built (or $CHATD_BIN; built here if
 # missing), Debian's chromium (apt-installed if missing) driven by npm's

@@ -82,6 +82,7 @@ function signOut(message) {
   state.timelines.clear();
   state.current = null;
   state.unreadNotifications = 0;
+  state.heardWhileCounting = null;
   document.body.classList.remove('room-open');
   closePanel();
   setBanner(null);
@@ -103,7 +104,6 @@ async function start(me) {
   } catch (error) {
     return signOut(error.message);
   }
-  loadNotificationCount();
   const saved = sessionStorage.getItem(ROOM_KEY);
   if (saved && state.rooms.has(saved)) openRoom(saved, { focus: false });
 }
@@ -116,13 +116,23 @@ function renderMe() {
   $('me-username').textContent = `@${me.username}`;
 }
 
+// Read at every `ready`: mentions made while the connection was down come
+// with no live frame. A notification heard while the page is on its way
+// may be missing from it, so it is counted on top unless the page lists it.
 async function loadNotificationCount() {
+  const heard = new Set();
+  state.heardWhileCounting = heard;
   try {
     const page = await rest.getNotifications({ limit: 100 });
-    state.unreadNotifications = page.notifications.filter((notification) => !notification.read).length;
+    if (state.heardWhileCounting !== heard) return; // a newer read, or the panel's mark, answers
+    const listed = new Set(page.notifications.map((notification) => notification.id));
+    const unread = page.notifications.filter((notification) => !notification.read).length;
+    state.unreadNotifications = unread + [...heard].filter((id) => !listed.has(id)).length;
     changed('notifications');
   } catch {
     // the badge stays as it is
+  } finally {
+    if (state.heardWhileCounting === heard) state.heardWhileCounting = null;
   }
 }
 
@@ -292,6 +302,7 @@ function wire(realtime) {
     if (ready.reconnected && state.current) catchUp(state.current);
     renderHeader();
     if (ready.rooms_truncated) loadRemainingRooms(ready.rooms);
+    loadNotificationCount();
   });
   realtime.on('message', ({ message }) => {
     stopTypingOf(message.room_id, message.sender_id);
@@ -366,7 +377,8 @@ function wire(realtime) {
     }
     changed('rooms');
   });
-  realtime.on('notification', () => {
+  realtime.on('notification', ({ notification }) => {
+    if (state.heardWhileCounting) state.heardWhileCounting.add(notification.id);
     state.unreadNotifications += 1;
     changed('notifications');
     refreshPanel('notifications');

@@ -361,6 +361,7 @@ async function notifications(body) {
       await rest.markNotificationsRead(newestId);
     }
     state.unreadNotifications = 0;
+    state.heardWhileCounting = null;
     changed('notifications');
   } catch (failure) {
     showError(error, failure);

@@ -18,6 +18,12 @@ export const state = {
   current: null,
   /** Unread notifications count (the bell's badge). */
   unreadNotifications: 0,
+  /**
+   * While the count is read: the ids of the notifications heard meanwhile.
+   * null otherwise, and set to null when the panel marks them read, so
+   * that a read begun before the mark is dropped.
+   */
+  heardWhileCounting: null,
   /** "open" | "reconnecting" | ... from the realtime client. */
   connection: 'idle',
 };

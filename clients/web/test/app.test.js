@@ -227,6 +227,64 @@ test('a message heard while the room\'s history is on its way is shown', async (
   await grace.page.unroute(history);
 });
 
+test('a mention heard while the bell\'s count is read is counted', async () => {
+  const oscar = await server.register('oscar');
+  const nora = await server.register('nora');
+  const room = await server.api('POST', '/rooms', { token: oscar.token, body: { name: 'bells' } });
+  await server.api('POST', `/rooms/${room.id}/join`, { token: nora.token });
+  // The count is read at once on sign-in but answered late, so a mention
+  // made meanwhile is heard live before a page that lacks it arrives.
+  const unread = /\/api\/v1\/notifications\?/;
+  let count;
+  const { page } = await existingUser('nora', {
+    prepare: async (context) => {
+      count = await holdAnswers(context, unread);
+    },
+  });
+  await count.read;
+  await server.api('POST', `/rooms/${room.id}/messages`, { token: oscar.token, body: { content: 'look @nora' } });
+  const badge = page.locator('#notifications-badge');
+  await badge.filter({ hasText: /^1$/ }).waitFor();
+  const answered = page.waitForResponse(unread);
+  count.release();
+  await answered;
+  await page.waitForTimeout(500);
+  assert.equal(await badge.isVisible(), true, 'the mention still counts once the page is in');
+  assert.equal(await badge.textContent(), '1');
+});
+
+test('mentions made while the connection was down reach the bell', async () => {
+  const paul = await server.register('paul');
+  const quinn = await server.register('quinn');
+  const room = await server.api('POST', '/rooms', { token: paul.token, body: { name: 'away' } });
+  await server.api('POST', `/rooms/${room.id}/join`, { token: quinn.token });
+  // Quinn's WebSockets pass through a gate: open, they reach the server;
+  // shut, they are closed at once, as if the server could not be reached.
+  let open = true;
+  const upstream = [];
+  let refused;
+  const firstRefusal = new Promise((resolve) => (refused = resolve));
+  const { page } = await existingUser('quinn', {
+    prepare: (context) =>
+      context.routeWebSocket(/\/ws/, (ws) => {
+        if (open) return upstream.push(ws.connectToServer());
+        refused();
+        ws.close({ code: 1011, reason: 'gate shut' });
+      }),
+  });
+  await roomEntry(page, 'away').waitFor();
+
+  open = false;
+  for (const ws of upstream) ws.close();
+  await firstRefusal;
+  await page.locator('#banner', { hasText: 'Reconnecting' }).waitFor();
+  await server.api('POST', `/rooms/${room.id}/messages`, { token: paul.token, body: { content: 'while you were out @quinn' } });
+  open = true;
+  await page.locator('#banner', { hasText: 'Back online' }).waitFor();
+  await roomEntry(page, 'away').locator('.room-preview', { hasText: 'while you were out' }).waitFor();
+  await page.locator('#notifications-badge').filter({ hasText: /^1$/ }).waitFor();
+});
+
 test('reload restores rooms and history; a killed and restarted server is caught up without duplicates', async () => {
   const carol = await user('carol');
   await createRoom(carol.page, 'durable');
@@ -241,7 +299,7 @@ test('reload restores rooms and history; a killed and restarted server is caught
   assert.equal(await roomEntry(carol.page, 'durable').count(), 1);
 
   // A REST client in the same room.
-  const dave = await server.api('POST', '/auth/register', { body: { username: 'dave', password: 'password123' } });
+  const dave = await server.register('dave');
   const roomId = await carol.page.locator('#room-list li', { hasText: 'durable' }).getAttribute('data-room-id');
   await server.api('POST', `/rooms/${roomId}/join`, { token: dave.token });
 
@@ -274,7 +332,7 @@ test('reload restores rooms and history; a killed and restarted server is caught
 });
 
 test('sign in, older history on scroll-up, sign out', async () => {
-  const erin = await server.api('POST', '/auth/register', { body: { username: 'erin', password: 'password123' } });
+  const erin = await server.register('erin');
   const room = await server.api('POST', '/rooms', { token: erin.token, body: { name: 'archive' } });
   const count = 70;
   for (let n = 1; n <= count; n++) {

@@ -26,14 +26,11 @@ after(async () => {
   if (server) await server.close();
 });
 
-const register = (username) =>
-  server.api('POST', '/auth/register', { body: { username, password: 'password123' } });
-
 test('a room removed while the rest of the list is read stays removed', async () => {
   // Ivy's five public rooms, ordered by id as they were created; Hank is in
   // all of them, so `ready` lists the first two and the app pages in the rest.
-  const ivy = await register('ivy');
-  const hank = await register('hank');
+  const ivy = await server.register('ivy');
+  const hank = await server.register('hank');
   const rooms = [];
   for (const name of ['r1', 'r2', 'r3', 'r4', 'r5']) {
     const room = await server.api('POST', '/rooms', { token: ivy.token, body: { name } });

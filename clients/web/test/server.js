@@ -113,4 +113,9 @@ export class ChatServer {
     if (!answer.ok) throw new Error(`${method} ${path}: ${answer.status} ${text}`);
     return json;
   }
+
+  /** Registers `username` with the password the browser helpers sign in with. */
+  register(username) {
+    return this.api('POST', '/auth/register', { body: { username, password: 'password123' } });
+  }
 }
