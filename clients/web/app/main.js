@@ -5,7 +5,7 @@
 
 import { $ } from './dom.js';
 import { state, on, changed, addMessages, whenLoaded } from './store.js';
-import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, displayName, roomName, user, onUnauthorized } from './session.js';
+import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, heardPresence, displayName, roomName, user, onUnauthorized } from './session.js';
 import { initSidebar, avatar } from './sidebar.js';
 import { initTimeline, loadRoom, catchUp, markReadIfSeen, roomOpened, cancelEdit, cancelDelete } from './timeline.js';
 import { initComposer, resetComposer, cancelReply, closeSuggestions } from './composer.js';
@@ -339,11 +339,7 @@ function wire(realtime) {
     changed('typing');
   });
   realtime.on('presence', ({ user_id: userId, online, last_seen_at: lastSeen }) => {
-    const known = state.users.get(userId);
-    if (known) {
-      state.users.set(userId, { ...known, online, last_seen_at: lastSeen });
-      changed('users', userId);
-    }
+    heardPresence(userId, online, lastSeen);
     showPresence(userId, online);
   });
   realtime.on('read', ({ room_id: roomId, user_id: userId, message_id: id }) => {

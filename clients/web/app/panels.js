@@ -4,7 +4,7 @@
 
 import { $, h, clear, shortTime } from './dom.js';
 import { state, changed } from './store.js';
-import { rest, rememberUser, displayName, roomName } from './session.js';
+import { rest, rememberUser, presenceMark, displayName, roomName } from './session.js';
 import { avatar } from './sidebar.js';
 
 let openRoom = () => {};
@@ -208,12 +208,13 @@ function userSearch(body, label, actions) {
     showError(error, null);
     if (!prefix) return clear(list);
     try {
+      const asked = presenceMark();
       const { users } = await rest.searchUsers({ prefix, limit: 20 });
       clear(list);
       const others = users.filter((user) => user.id !== state.me.id);
       if (others.length === 0) list.append(h('li', { class: 'empty' }, 'Nobody by that name.'));
       for (const user of others) {
-        rememberUser(user);
+        rememberUser(user, asked);
         list.append(
           h(
             'li',
@@ -267,11 +268,13 @@ async function members(body) {
   body.append(h('p', { class: 'muted' }, roomName(room)), error, list);
   const mine = generation;
   try {
+    const asked = presenceMark();
     const all = await rest.allMembers(roomId);
     if (mine !== generation) return;
+    // A presence frame heard while the pages were read is newer than them.
+    for (const member of all) member.online = rememberUser({ ...member.user, online: member.online }, asked).online;
     all.sort((a, b) => Number(b.online) - Number(a.online));
     for (const member of all) {
-      rememberUser({ ...member.user, online: member.online });
       const me = member.user.id === state.me.id;
       list.append(
         h(

@@ -59,11 +59,12 @@ export function user(id) {
   const known = state.users.get(id);
   if (known) return known;
   if (!fetching.has(id) && rest.token) {
+    const asked = presenceMark();
     fetching.set(
       id,
       rest
         .getUser(id)
-        .then((fetched) => rememberUser(fetched))
+        .then((fetched) => rememberUser(fetched, asked))
         .catch(() => {})
         .finally(() => fetching.delete(id)),
     );
@@ -71,12 +72,41 @@ export function user(id) {
   return null;
 }
 
-/** Puts a user in the cache (keeping a live presence seen since). */
-export function rememberUser(fetched) {
-  const known = state.users.get(fetched.id);
-  state.users.set(fetched.id, { ...known, ...fetched });
+/** Presence frames heard so far: each one's number orders it against reads. */
+let presenceFrames = 0;
+/** user id → {online, last_seen_at, heard}: the last presence frame heard of them. */
+const presenceHeard = new Map();
+
+/** Where presence stands: taken before a read whose answer carries `online`. */
+export function presenceMark() {
+  return presenceFrames;
+}
+
+/** A `presence` frame: newer than any answer read before it. */
+export function heardPresence(userId, online, lastSeenAt) {
+  presenceHeard.set(userId, { online, last_seen_at: lastSeenAt, heard: ++presenceFrames });
+  const known = state.users.get(userId);
+  if (known) {
+    state.users.set(userId, { ...known, online, last_seen_at: lastSeenAt });
+    changed('users', userId);
+  }
+}
+
+/**
+ * Puts a user in the cache and answers the entry. `asked` is the
+ * `presenceMark()` taken before the read: a presence frame heard since is
+ * newer than the answer's `online`, and wins over it.
+ */
+export function rememberUser(fetched, asked = presenceFrames) {
+  const entry = { ...state.users.get(fetched.id), ...fetched };
+  const live = presenceHeard.get(fetched.id);
+  if (live && live.heard > asked) {
+    entry.online = live.online;
+    entry.last_seen_at = live.last_seen_at;
+  }
+  state.users.set(fetched.id, entry);
   changed('users', fetched.id);
-  return fetched;
+  return entry;
 }
 
 /** The name to show for a user id. */

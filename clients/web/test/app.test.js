@@ -285,6 +285,39 @@ test('mentions made while the connection was down reach the bell', async () => {
   await page.locator('#notifications-badge').filter({ hasText: /^1$/ }).waitFor();
 });
 
+test('a presence change heard while a user is read wins over the older answer', async () => {
+  const rita = await server.register('rita');
+  const samAccount = await server.register('sam');
+  await server.api('POST', '/dms', { token: rita.token, body: { user_id: samAccount.user.id } });
+  const sam = await existingUser('sam');
+  // Rita's app reads Sam (her DM's peer) at once, answered late: the answer
+  // says online. Sam leaves meanwhile, and Rita hears it live.
+  let samRead;
+  let samLeft;
+  const offline = new Promise((resolve) => (samLeft = resolve));
+  const { page } = await existingUser('rita', {
+    prepare: async (context) => {
+      samRead = await holdAnswers(context, /\/api\/v1\/users\/\d+$/);
+      context.on('page', (opened) =>
+        opened.on('websocket', (ws) =>
+          ws.on('framereceived', ({ payload }) => {
+            if (/"type":"presence"/.test(payload) && /"online":false/.test(payload)) samLeft();
+          }),
+        ),
+      );
+    },
+  });
+  await samRead.read;
+  await sam.context.close();
+  await offline;
+  samRead.release();
+  const dm = roomEntry(page, 'sam');
+  await dm.waitFor();
+  await page.waitForTimeout(500);
+  assert.equal(await dm.locator('.presence').count(), 1, 'a presence dot');
+  assert.equal(await dm.locator('.presence.online').count(), 0, 'Sam shown offline');
+});
+
 test('reload restores rooms and history; a killed and restarted server is caught up without duplicates', async () => {
   const carol = await user('carol');
   await createRoom(carol.page, 'durable');
