@@ -234,19 +234,20 @@ function connectionChanged({ state: now }) {
 // ------------------------------------------------------------- live events
 
 function bump(roomId, message) {
-  const room = state.rooms.get(roomId);
-  if (!room) return;
-  // Not newer than the last message the server summed up (`ready` after a
-  // reconnect, then `resume` replaying): already counted.
-  if (room.last_message && compareIds(message.id, room.last_message.id) <= 0) return;
-  room.last_message = message;
-  const mine = message.sender_id === state.me.id;
-  const seen = room.read_up_to && compareIds(room.read_up_to, message.id) >= 0;
-  if (!mine && !seen) {
-    room.unread_count = (room.unread_count || 0) + 1;
-    if ((message.mentions || []).includes(state.me.id)) room.mention_count = (room.mention_count || 0) + 1;
-  }
-  changed('rooms');
+  withSummary(roomId, (room) => {
+    // Not newer than the last message the server summed up (`ready` after a
+    // reconnect, then `resume` replaying, or a page of the room list read
+    // after it): already counted.
+    if (room.last_message && compareIds(message.id, room.last_message.id) <= 0) return;
+    room.last_message = message;
+    const mine = message.sender_id === state.me.id;
+    const seen = room.read_up_to && compareIds(room.read_up_to, message.id) >= 0;
+    if (!mine && !seen) {
+      room.unread_count = (room.unread_count || 0) + 1;
+      if ((message.mentions || []).includes(state.me.id)) room.mention_count = (room.mention_count || 0) + 1;
+    }
+    changed('rooms');
+  });
 }
 
 function stopTypingOf(roomId, userId) {
@@ -257,21 +258,44 @@ function stopTypingOf(roomId, userId) {
   changed('typing');
 }
 
-/** For each `loadRemainingRooms` under way, the rooms removed since it began. */
+/**
+ * For each `loadRemainingRooms` under way: the rooms removed since it
+ * began, and by room the live events heard since for rooms not listed yet.
+ */
 const listings = new Set();
+
+/**
+ * Applies a live event to a room's summary (`apply(room)`), now if the room
+ * is listed, else once a page of the room list brings it: the page may have
+ * been read before the event. Each `apply` leaves a summary that already
+ * has the event as it is.
+ */
+function withSummary(roomId, apply) {
+  const room = state.rooms.get(roomId);
+  if (room) return apply(room);
+  for (const { heard } of listings) {
+    if (!heard.has(roomId)) heard.set(roomId, []);
+    heard.get(roomId).push(apply);
+  }
+}
 
 // `ready` lists at most the server's `limits.ready_rooms` rooms, ordered by
 // id; the rest are read in pages after the last one it listed.
 async function loadRemainingRooms(listed) {
   let cursor = listed.length ? listed[listed.length - 1].id : undefined;
-  // A page read before a `room_removed` must not bring the room back.
-  const removed = new Set();
-  listings.add(removed);
+  // A page read before a `room_removed` must not bring the room back, nor
+  // miss what was heard of its rooms before it came.
+  const listing = { removed: new Set(), heard: new Map() };
+  listings.add(listing);
   try {
     while (cursor) {
       const page = await rest.listRooms({ limit: 1000, cursor });
       for (const room of page.rooms) {
-        if (!state.rooms.has(room.id) && !removed.has(room.id)) state.rooms.set(room.id, { ...room });
+        if (state.rooms.has(room.id) || listing.removed.has(room.id)) continue;
+        const summary = { ...room };
+        state.rooms.set(room.id, summary);
+        for (const apply of listing.heard.get(room.id) || []) apply(summary);
+        listing.heard.delete(room.id);
       }
       changed('rooms');
       cursor = page.next_cursor;
@@ -279,7 +303,7 @@ async function loadRemainingRooms(listed) {
   } catch (error) {
     console.warn('rooms beyond the first page not loaded', error.code || error);
   } finally {
-    listings.delete(removed);
+    listings.delete(listing);
   }
 }
 
@@ -313,22 +337,24 @@ function wire(realtime) {
   realtime.on('pending', (pending) => changed('timeline', pending.room_id));
   realtime.on('message_updated', ({ message }) => {
     whenLoaded(message.room_id, () => addMessages(message.room_id, [message]));
-    const room = state.rooms.get(message.room_id);
-    if (room && room.last_message && room.last_message.id === message.id) {
-      room.last_message = message;
-      changed('rooms');
-    }
+    withSummary(message.room_id, (room) => {
+      if (room.last_message && room.last_message.id === message.id) {
+        room.last_message = message;
+        changed('rooms');
+      }
+    });
   });
   realtime.on('message_deleted', ({ room_id: roomId, message_id: id }) => {
     whenLoaded(roomId, (line) => {
       const old = line.messages.find((message) => message.id === id);
       if (old) addMessages(roomId, [{ ...old, content: '', attachments: [], deleted: true }]);
     });
-    const room = state.rooms.get(roomId);
-    if (room && room.last_message && room.last_message.id === id) {
-      room.last_message = { ...room.last_message, content: '', deleted: true };
-      changed('rooms');
-    }
+    withSummary(roomId, (room) => {
+      if (room.last_message && room.last_message.id === id) {
+        room.last_message = { ...room.last_message, content: '', deleted: true };
+        changed('rooms');
+      }
+    });
   });
   realtime.on('typing', ({ room_id: roomId, user_id: userId, typing }) => {
     if (userId === state.me.id) return;
@@ -343,15 +369,16 @@ function wire(realtime) {
     showPresence(userId, online);
   });
   realtime.on('read', ({ room_id: roomId, user_id: userId, message_id: id }) => {
-    const room = state.rooms.get(roomId);
-    if (!room || userId !== state.me.id) return;
+    if (userId !== state.me.id) return;
     // Read in another tab or device.
-    room.read_up_to = id;
-    if (!room.last_message || compareIds(id, room.last_message.id) >= 0) {
-      room.unread_count = 0;
-      room.mention_count = 0;
-      changed('rooms');
-    }
+    withSummary(roomId, (room) => {
+      room.read_up_to = id;
+      if (!room.last_message || compareIds(id, room.last_message.id) >= 0) {
+        room.unread_count = 0;
+        room.mention_count = 0;
+        changed('rooms');
+      }
+    });
   });
   realtime.on('member_joined', ({ room_id: roomId }) => memberCountChanged(roomId, 1));
   realtime.on('member_left', ({ room_id: roomId }) => memberCountChanged(roomId, -1));
@@ -361,7 +388,7 @@ function wire(realtime) {
     changed('rooms');
   });
   realtime.on('room_removed', ({ room_id: roomId }) => {
-    for (const removed of listings) removed.add(roomId);
+    for (const { removed } of listings) removed.add(roomId);
     state.rooms.delete(roomId);
     state.timelines.delete(roomId);
     if (state.current === roomId) {

@@ -5,7 +5,7 @@
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatServer } from './server.js';
-import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, holdAnswers, send, keepEvidence, DESKTOP, PHONE } from './browser.js';
+import { launch, signUp, signIn, screenshot, roomEntry, messages, storedMessage, holdAnswers, frameHeard, send, keepEvidence, DESKTOP, PHONE } from './browser.js';
 import { gradientPng } from './png.js';
 
 let server;
@@ -293,18 +293,11 @@ test('a presence change heard while a user is read wins over the older answer', 
   // Rita's app reads Sam (her DM's peer) at once, answered late: the answer
   // says online. Sam leaves meanwhile, and Rita hears it live.
   let samRead;
-  let samLeft;
-  const offline = new Promise((resolve) => (samLeft = resolve));
+  let offline;
   const { page } = await existingUser('rita', {
     prepare: async (context) => {
       samRead = await holdAnswers(context, /\/api\/v1\/users\/\d+$/);
-      context.on('page', (opened) =>
-        opened.on('websocket', (ws) =>
-          ws.on('framereceived', ({ payload }) => {
-            if (/"type":"presence"/.test(payload) && /"online":false/.test(payload)) samLeft();
-          }),
-        ),
-      );
+      offline = frameHeard(context, /"type":"presence".*"online":false/);
     },
   });
   await samRead.read;

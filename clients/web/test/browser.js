@@ -140,6 +140,23 @@ export async function holdAnswers(target, pattern) {
   return { read, release };
 }
 
+/**
+ * Settles once a page of `context` receives a WebSocket frame whose payload
+ * matches `pattern`: proof that the app has heard it. Call it before the
+ * page opens its WebSocket (in sign-in's `prepare`).
+ */
+export function frameHeard(context, pattern) {
+  return new Promise((resolve) => {
+    context.on('page', (page) =>
+      page.on('websocket', (ws) =>
+        ws.on('framereceived', ({ payload }) => {
+          if (pattern.test(String(payload))) resolve();
+        }),
+      ),
+    );
+  });
+}
+
 export async function send(page, text) {
   const input = page.locator('#composer-input');
   await input.fill(text);
