@@ -7,6 +7,8 @@
 //! silently; unrelated `CHAT_*` variables (such as test settings) are
 //! ignored by only reading the variables of known keys.
 
+#[cfg(test)]
+mod documented;
 mod scylla;
 mod sections;
 mod validate;
