@@ -5,6 +5,7 @@
 import { chromium } from 'playwright-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PASSWORD } from './server.js';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const ARTIFACTS = process.env.CHAT_CI_ARTIFACTS || '/var/cache/chat-ci/artifacts';
@@ -25,7 +26,7 @@ export async function signUp(browser, server, username, options = {}) {
   return enter(browser, server, username, { ...options, signUp: true });
 }
 
-/** The same for a user who exists: signs in with "password123". */
+/** The same for a user who exists (registered with PASSWORD): signs in. */
 export async function signIn(browser, server, username, options = {}) {
   return enter(browser, server, username, { ...options, signUp: false });
 }
@@ -49,7 +50,7 @@ async function enter(browser, server, username, { viewport = DESKTOP, signUp, pr
     if (signUp) await page.locator('#auth-switch').click();
     await page.locator('#auth-username').fill(username);
     if (signUp) await page.locator('#auth-display').fill(username[0].toUpperCase() + username.slice(1));
-    await page.locator('#auth-password').fill('password123');
+    await page.locator('#auth-password').fill(PASSWORD);
     await page.locator('#auth-submit').click();
     await page.locator('#app').waitFor({ state: 'visible' });
     await page.locator('#banner').waitFor({ state: 'hidden' });

@@ -13,6 +13,9 @@ export const CHATD_BIN =
   process.env.CHATD_BIN ||
   join(process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/chat-ci-target'), 'debug/chatd');
 
+/** Every test user's password: `register` and the browser's sign-in and sign-up use it. */
+export const PASSWORD = 'password123';
+
 /** A port nobody listens on now (the OS's pick, released at once). */
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -116,6 +119,6 @@ export class ChatServer {
 
   /** Registers `username` with the password the browser helpers sign in with. */
   register(username) {
-    return this.api('POST', '/auth/register', { body: { username, password: 'password123' } });
+    return this.api('POST', '/auth/register', { body: { username, password: PASSWORD } });
   }
 }
