@@ -5,8 +5,10 @@
 //! being seen themselves are refused: bidi controls (an override can make
 //! "evil" read as "live"), zero-width and other invisible format
 //! characters (two names that look alike but differ), and control
-//! characters. Content may span lines and keep tabs; other control
-//! characters are refused.
+//! characters. Content may span lines (`\n`, and `\r` as sent by clients
+//! whose platform ends lines with `\r\n`) and keep tabs, stored as sent;
+//! other control characters (NUL, escape sequences that would drive a
+//! terminal client, DEL, C1 controls) are refused.
 
 use chat_protocol::limits::{CLIENT_ID_MAX, MAX_CONTENT_CHARS, NAME_MAX_CHARS};
 
@@ -20,10 +22,10 @@ pub fn message_content(raw: &str) -> Result<String> {
     }
     if content
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         return Err(Error::bad_request(
-            "content contains control characters other than newline and tab",
+            "content contains control characters other than line breaks and tab",
         ));
     }
     let chars = content.chars().count();
@@ -143,9 +145,16 @@ mod tests {
     }
 
     #[test]
-    fn content_keeps_newlines_and_tabs_and_refuses_other_controls() {
+    fn content_keeps_line_breaks_and_tabs_and_refuses_other_controls() {
         assert_eq!(message_content("a\n\tb").unwrap(), "a\n\tb");
-        for control in ["a\u{0}b", "a\rb", "a\u{1B}[31mb", "a\u{7F}b", "a\u{9B}b"] {
+        assert_eq!(message_content("a\r\nb\rc").unwrap(), "a\r\nb\rc");
+        for control in [
+            "a\u{0}b",
+            "a\u{1B}[31mb",
+            "a\u{7F}b",
+            "a\u{9B}b",
+            "a\u{85}b",
+        ] {
             assert_eq!(
                 message_content(control).unwrap_err().code(),
                 ErrorCode::BadRequest,

@@ -207,4 +207,23 @@ async fn invisible_characters_in_names_and_controls_in_content_are_refused() {
         .post(&path, json!({"content": "two\nlines\tand a tab"}))
         .await;
     assert_eq!(fine.0, StatusCode::CREATED);
+    // Lines ended the Windows way are kept as sent, in the answer and in
+    // history.
+    let crlf = alice
+        .post(&path, json!({"content": "first line\r\nsecond line"}))
+        .await;
+    assert_eq!(crlf.0, StatusCode::CREATED, "{:?}", crlf.1);
+    assert_eq!(crlf.1["content"], "first line\r\nsecond line");
+    let history = alice.get(&path).await;
+    assert_eq!(history.0, StatusCode::OK);
+    let contents: Vec<&str> = history.1["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|message| message["content"].as_str())
+        .collect();
+    assert_eq!(
+        contents,
+        ["two\nlines\tand a tab", "first line\r\nsecond line"]
+    );
 }
