@@ -159,18 +159,23 @@ pub struct NotificationPage {
     pub has_more: bool,
 }
 
-/// Where a page of the room directory ends: the last room's lower-cased
-/// name and id (the directory's order).
+/// Where a page of the room directory ends: the last room's folded name
+/// ([`directory_name`]) and id (the directory's order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectoryCursor {
     pub name_lower: String,
     pub room_id: RoomId,
 }
 
-/// A room name as the directory orders and matches it: ASCII letters
-/// lower-cased (the same folding in every store).
+/// A room name as the directory orders and matches it, the same in every
+/// store: each letter in Unicode lower case, one at a time (so a prefix
+/// folds the way the whole name does), and the final sigma `ς` as `σ`, as
+/// Unicode's case folding has it. Folding twice changes nothing.
 pub fn directory_name(name: &str) -> String {
-    name.to_ascii_lowercase()
+    name.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect()
 }
 
 /// What [`Store::add_member_within`](crate::Store::add_member_within) did.
@@ -222,4 +227,26 @@ pub struct AuditFilter {
     /// No event older than this (ms) is looked at: the retention horizon,
     /// which bounds how far a store walks back.
     pub since: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directory_name;
+
+    #[test]
+    fn directory_names_fold_case_beyond_ascii() {
+        assert_eq!(directory_name("Äpfel & BIRNEN"), "äpfel & birnen");
+        assert_eq!(directory_name("ÄPFEL"), directory_name("äpfel"));
+        assert_eq!(directory_name("ΟΔΟΣ"), directory_name("οδος"));
+        // A prefix folds as the start of the whole name does.
+        assert!(directory_name("ΟΔΟΣΑ").starts_with(&directory_name("ΟΔΟΣ")));
+        assert!(directory_name("İstanbul").starts_with(&directory_name("İ")));
+        for name in ["Äpfel", "ΟΔΟΣ", "İstanbul", "Straße", "ǅemal", "general"] {
+            let folded = directory_name(name);
+            assert_eq!(directory_name(&folded), folded, "idempotent: {name}");
+            // What a store folded with ASCII rules alone folds the same way
+            // again (ScyllaDB's schema upgrade relies on it).
+            assert_eq!(directory_name(&name.to_ascii_lowercase()), folded);
+        }
+    }
 }

@@ -264,8 +264,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<MemberRecord>>;
 
     /// The room directory: up to `limit` public group rooms whose name,
-    /// lower-cased (ASCII letters), starts with `prefix` (already
-    /// lower-cased), ordered by lower-cased name then room id, strictly
+    /// folded by [`directory_name`], starts with
+    /// `prefix` folded the same way, ordered by folded name then room id, strictly
     /// after `after` (from the first if `None`), with their member counts.
     /// Private rooms and DMs are never listed.
     async fn public_rooms(

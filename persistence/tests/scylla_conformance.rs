@@ -197,6 +197,115 @@ async fn each_room_keeps_its_bucket_window() {
     }
 }
 
+/// The upgrade from schema version 3: a directory row keyed the old way
+/// (the name folded with ASCII rules only) is moved to the key version 4
+/// folds, so the room is found by a prefix in either case, and the keyspace
+/// then records version 4. Run in a keyspace of its own, which it sets back
+/// to version 3 by hand.
+#[tokio::test]
+#[cfg_attr(
+    not(chat_test_scylla),
+    ignore = "needs a live ScyllaDB: set CHAT_TEST_SCYLLA_NODES=host:port"
+)]
+async fn the_upgrade_from_version_3_folds_directory_names() {
+    use chat_persistence::records::NewRoom;
+    use chat_persistence::{Store, directory_name};
+    use chat_protocol::{Role, RoomId, RoomKind, Visibility};
+
+    const KEYSPACE: &str = "chat_test_upgrade";
+    let nodes = test_nodes();
+    let upgraded_options = || ScyllaOptions {
+        keyspace: KEYSPACE.into(),
+        ..options(nodes.clone())
+    };
+    let store = ScyllaStore::migrate(upgraded_options())
+        .await
+        .expect("migrate the upgrade test keyspace");
+    let owner = id_from(0);
+    let tag = format!("up{}", owner.0);
+    let name = format!("{} Äpfel", tag.to_ascii_uppercase());
+    let room = store
+        .create_room(
+            NewRoom {
+                id: RoomId::Group(id_from(1)),
+                kind: RoomKind::Group,
+                name: name.clone(),
+                visibility: Visibility::Public,
+                owner_id: Some(owner),
+                created_at: chat_protocol::id::now_ms(),
+                max_members: None,
+            },
+            &[(owner, Role::Owner)],
+        )
+        .await
+        .expect("create_room");
+
+    // What a version 3 keyspace holds for that room.
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(&nodes)
+        .build()
+        .await
+        .expect("a session on the test cluster");
+    let room_id = room.id.to_string();
+    for (cql, key) in [
+        (
+            "DELETE FROM chat_test_upgrade.public_rooms WHERE shard = 0 AND name_lower = ? AND room_id = ?",
+            directory_name(&name),
+        ),
+        (
+            "INSERT INTO chat_test_upgrade.public_rooms (shard, name_lower, room_id) VALUES (0, ?, ?)",
+            name.to_ascii_lowercase(),
+        ),
+    ] {
+        session
+            .query_unpaged(cql, (key, room_id.as_str()))
+            .await
+            .expect("rewrite the directory row the old way");
+    }
+    session
+        .query_unpaged(
+            "UPDATE chat_test_upgrade.settings SET value = '3' WHERE name = 'schema_version' IF value = '4'",
+            (),
+        )
+        .await
+        .expect("record version 3");
+    let found = store
+        .public_rooms(&format!("{tag} äp"), None, 10)
+        .await
+        .expect("public_rooms");
+    assert!(found.is_empty(), "the old key hides the room: {found:?}");
+
+    let store = ScyllaStore::migrate(upgraded_options())
+        .await
+        .expect("migrate upgrades version 3");
+    for prefix in [
+        format!("{tag} äp"),
+        format!("{} ÄP", tag.to_ascii_uppercase()),
+    ] {
+        let found = store
+            .public_rooms(&prefix, None, 10)
+            .await
+            .expect("public_rooms");
+        assert_eq!(
+            found.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![room.id],
+            "{prefix}"
+        );
+    }
+    let (version,): (Option<String>,) = session
+        .query_unpaged(
+            "SELECT value FROM chat_test_upgrade.settings WHERE name = 'schema_version'",
+            (),
+        )
+        .await
+        .expect("read the version")
+        .into_rows_result()
+        .expect("rows")
+        .single_row()
+        .expect("one row");
+    assert_eq!(version.as_deref(), Some("4"));
+}
+
 /// Requests a connect may send per room, from a process that has not met
 /// the room yet: the room row, its member counter and the membership row
 /// (`rooms_of`); the room's bucket window (once per process); the unread

@@ -65,7 +65,7 @@ impl Chat {
     }
 
     /// A page of the room directory: public group rooms whose name starts
-    /// with `prefix` (ASCII case-insensitive), by name. `limit` 1 to 100
+    /// with `prefix` (case-insensitive in every script), by name. `limit` 1 to 100
     /// (default 50). Anyone signed in may look.
     pub async fn public_rooms(
         &self,

@@ -29,6 +29,7 @@ async fn the_directory_pages_public_rooms_by_prefix_case_insensitively() {
     let rust_c = alice.create_room("RUSTY nails", "public", &[]).await;
     let secret = alice.create_room("rust secret", "private", &[]).await;
     alice.create_room("golang", "public", &[]).await;
+    let apples = alice.create_room("Äpfel", "public", &[]).await;
     alice
         .post("/api/v1/dms", serde_json::json!({"user_id": bob_id}))
         .await;
@@ -58,9 +59,14 @@ async fn the_directory_pages_public_rooms_by_prefix_case_insensitively() {
     assert_eq!(ids(&second["rooms"]), [rust_c.as_str()]);
     assert!(second.get("next_cursor").is_none());
 
+    // Capitals beyond ASCII too ("äP", percent-encoded).
+    let (status, body) = bob.get("/api/v1/rooms/public?prefix=%C3%A4P").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body["rooms"]), [apples.as_str()], "{body}");
+
     // No prefix: every public group room.
     let (_, all) = bob.get("/api/v1/rooms/public").await;
-    assert_eq!(all["rooms"].as_array().unwrap().len(), 4, "{all}");
+    assert_eq!(all["rooms"].as_array().unwrap().len(), 5, "{all}");
 
     for bad in ["limit=0", "limit=101", "cursor=nonsense", "limit=x"] {
         assert_error(

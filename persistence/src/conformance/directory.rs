@@ -92,6 +92,14 @@ pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(stor
         Visibility::Public,
     )
     .await;
+    // Capitals beyond ASCII fold too.
+    let umlaut = named_room(
+        &*store,
+        owner.id,
+        &format!("{upper} Ärger"),
+        Visibility::Public,
+    )
+    .await;
     store
         .add_member(&a.id, other.id, Role::Member, now_ms())
         .await
@@ -115,7 +123,7 @@ pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(stor
         .expect("public_rooms");
     assert_eq!(
         found.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![a.id, b.id],
+        vec![a.id, b.id, umlaut.id],
         "public groups only, by lower-cased name: {found:?}"
     );
     assert_eq!(found[0].member_count, 2, "with member counts");
@@ -128,6 +136,17 @@ pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(stor
         upper_prefix.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![b.id]
     );
+    for prefix in [format!("{tag} är"), format!("{upper} ÄR")] {
+        let found = store
+            .public_rooms(&prefix, None, 10)
+            .await
+            .expect("public_rooms");
+        assert_eq!(
+            found.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![umlaut.id],
+            "{prefix}"
+        );
+    }
     assert!(
         store
             .public_rooms(&format!("{tag}zzz"), None, 10)

@@ -1,7 +1,7 @@
 //! The room directory and member pages (v1.1).
 //!
 //! Public group rooms are listed in `public_rooms`, one partition clustered
-//! by lower-cased name and room id, written when such a room is created
+//! by folded name ([`directory_name`]) and room id, written when such a room is created
 //! (rooms never change visibility, and are never deleted). A directory page
 //! is one slice of that partition, then the rooms themselves (with their
 //! member counts) read concurrently. One partition is a deliberate bound:
@@ -49,6 +49,38 @@ impl ScyllaStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// Schema version 3 to 4: moves the directory rows whose key was folded
+    /// with ASCII rules alone (names with capitals beyond ASCII) to
+    /// [`directory_name`]'s key, which folding the old key gives (ASCII
+    /// rules first change nothing the full fold would not). Idempotent: a
+    /// row already moved folds to itself, and a run cut short is finished
+    /// by the next. Answers how many rows moved.
+    pub(super) async fn fold_directory_keys(&self) -> Result<usize> {
+        let keys: Vec<(String, String)> = self
+            .all_rows(&self.statements.select_directory_keys, (DIRECTORY_SHARD,))
+            .await?;
+        let mut moved = 0;
+        for (key, room_id) in keys {
+            let folded = directory_name(&key);
+            if folded == key {
+                continue;
+            }
+            // Written before the old row goes, so the room is never missing.
+            self.execute(
+                &self.statements.insert_public_room,
+                (DIRECTORY_SHARD, folded, &room_id),
+            )
+            .await?;
+            self.execute(
+                &self.statements.delete_public_room,
+                (DIRECTORY_SHARD, key, room_id),
+            )
+            .await?;
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     pub(super) async fn public_rooms_impl(

@@ -184,12 +184,28 @@ impl ScyllaStore {
         let session = open_session(&options).await?;
         schema::migrate(&session, &options).await?;
         let store = ScyllaStore::ready(session, options).await?;
-        let version = store
+        let mut version = store
             .claim_setting(
                 schema::SCHEMA_VERSION_SETTING,
                 &schema::SCHEMA_VERSION.to_string(),
             )
             .await?;
+        if version == schema::UPGRADES_FROM.to_string() {
+            let moved = store.fold_directory_keys().await?;
+            version = store
+                .advance_setting(
+                    schema::SCHEMA_VERSION_SETTING,
+                    &version,
+                    &schema::SCHEMA_VERSION.to_string(),
+                )
+                .await?;
+            tracing::info!(
+                keyspace = %store.options.keyspace,
+                directory_rows_moved = moved,
+                "upgraded the ScyllaDB schema from version {} to {version}",
+                schema::UPGRADES_FROM
+            );
+        }
         if version != schema::SCHEMA_VERSION.to_string() {
             return Err(StoreError::Internal(format!(
                 "keyspace {} holds schema version {version}, this build needs {}; \
@@ -258,14 +274,31 @@ impl ScyllaStore {
         {
             Lwt::Applied => Ok(value.to_owned()),
             // Someone else was first (or we were, and timed out): read it.
-            Lwt::NotApplied(_) | Lwt::Uncertain(_) => {
-                let stored: Option<(Option<String>,)> = self
-                    .first_row(&self.statements.select_setting, (name,))
-                    .await?;
-                stored.and_then(|(value,)| value).ok_or_else(|| {
-                    StoreError::Unavailable(format!("cannot record the setting {name}"))
-                })
-            }
+            Lwt::NotApplied(_) | Lwt::Uncertain(_) => self.recorded_setting(name).await,
+        }
+    }
+
+    /// The value of setting `name`, after a write of it whose outcome is
+    /// not known here.
+    async fn recorded_setting(&self, name: &str) -> Result<String> {
+        let stored: Option<(Option<String>,)> = self
+            .first_row(&self.statements.select_setting, (name,))
+            .await?;
+        stored
+            .and_then(|(value,)| value)
+            .ok_or_else(|| StoreError::Unavailable(format!("cannot record the setting {name}")))
+    }
+
+    /// Moves setting `name` from `from` to `to`, and answers its value
+    /// after: `to`, unless it held neither (another process may have moved
+    /// it first, which answers `to` as well).
+    async fn advance_setting(&self, name: &str, from: &str, to: &str) -> Result<String> {
+        match self
+            .lwt(&self.statements.advance_setting, (to, name, from))
+            .await?
+        {
+            Lwt::Applied => Ok(to.to_owned()),
+            Lwt::NotApplied(_) | Lwt::Uncertain(_) => self.recorded_setting(name).await,
         }
     }
 

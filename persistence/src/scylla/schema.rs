@@ -17,14 +17,20 @@ use super::config::ScyllaOptions;
 use super::errors::context;
 use crate::Result;
 
-/// Bumped when a statement is appended to [`TABLES`]; recorded in
-/// `settings`. Version 2 re-keyed `username_prefixes` and added the bucket
-/// index, the member counters and the file tables; version 3 moved the bucket window from
-/// the keyspace (a `settings` row) to each room (`rooms.bucket_window_ms`).
-/// Versions 1 and 2 never ran against a live cluster, so there is no
-/// upgrade path from them: `migrate` refuses a keyspace recorded with
-/// another version.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+/// Bumped when a statement is appended to [`TABLES`] or what the data
+/// means changes; recorded in `settings`. Version 2 re-keyed
+/// `username_prefixes` and added the bucket index, the member counters and
+/// the file tables; version 3 moved the bucket window from the keyspace (a
+/// `settings` row) to each room (`rooms.bucket_window_ms`); version 4 keys
+/// `public_rooms` by the name folded beyond ASCII
+/// ([`directory_name`](crate::directory_name)). Versions 1 and 2 never ran
+/// against a live cluster, so there is no upgrade path from them: `migrate`
+/// refuses a keyspace recorded with another version than this one or
+/// [`UPGRADES_FROM`].
+pub(crate) const SCHEMA_VERSION: u32 = 4;
+/// The version `migrate` upgrades to [`SCHEMA_VERSION`] (by re-keying the
+/// directory, `ScyllaStore::fold_directory_keys`).
+pub(crate) const UPGRADES_FROM: u32 = 3;
 /// The `settings` row holding [`SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION_SETTING: &str = "schema_version";
 
@@ -281,7 +287,7 @@ pub(crate) const TABLES: &[&str] = &[
         up_to   bigint
     )",
     // The room directory: public group rooms in one partition,
-    // by lower-cased name, for prefix pages.
+    // by folded name (`directory_name`), for prefix pages.
     "CREATE TABLE IF NOT EXISTS public_rooms (
         shard      int,
         name_lower text,

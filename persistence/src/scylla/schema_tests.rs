@@ -386,6 +386,7 @@ fn every_select_is_bounded_by_a_key_or_a_limit() {
         "select_unreferenced_files",
         "select_user_sessions",
         "select_revocations",
+        "select_directory_keys",
     ];
     for statement in DEFINITIONS {
         let cql = statement.cql;

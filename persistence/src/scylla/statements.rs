@@ -135,6 +135,8 @@ statements! {
     select_setting: Read = "SELECT value FROM settings WHERE name = ?";
     /// The first `migrate` fixes a setting; later ones find it.
     insert_setting: Lwt = "INSERT INTO settings (name, value) VALUES (?, ?) IF NOT EXISTS";
+    /// A schema upgrade moves a setting on from the value it upgraded.
+    advance_setting: Lwt = "UPDATE settings SET value = ? WHERE name = ? IF value = ?";
 
     // ----- users -----
     select_user: Read = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?");
@@ -245,6 +247,9 @@ statements! {
     insert_public_room: Write = "INSERT INTO public_rooms (shard, name_lower, room_id) VALUES (?, ?, ?)";
     /// A page after a cursor and below the prefix's end, by name then id.
     select_public_rooms: Read = "SELECT room_id FROM public_rooms WHERE shard = ? AND (name_lower, room_id) > (?, ?) AND (name_lower) < (?) LIMIT ?";
+    /// Every key of the directory, for the schema upgrade that re-keys it.
+    select_directory_keys: Read = "SELECT name_lower, room_id FROM public_rooms WHERE shard = ?";
+    delete_public_room: Write = "DELETE FROM public_rooms WHERE shard = ? AND name_lower = ? AND room_id = ?";
     select_members_after: Read = concat!("SELECT ", member_columns!(), " FROM room_members WHERE room_id = ? AND user_id > ? LIMIT ?");
     insert_room_limit: Write = "INSERT INTO room_limits (room_id, max_members) VALUES (?, ?)";
     select_room_limit: Read = "SELECT max_members FROM room_limits WHERE room_id = ?";

@@ -1,9 +1,9 @@
 //! The SQL of the room directory and of member pages (v1.1).
 //!
-//! The directory reads the partial expression index `public_rooms_by_name`
-//! (`lower(name), id` of public group rooms), so a page is one index range
-//! whatever the number of private rooms and DMs. SQLite's `lower` folds
-//! ASCII letters only, which is what [`directory_name`] does too. A member
+//! The directory reads the partial index `public_rooms_by_folded_name`
+//! (`name_folded, id` of public group rooms; the name as [`directory_name`]
+//! folds it, written with the room), so a page is one index range whatever
+//! the number of private rooms and DMs. A member
 //! page is a range of the `members` primary key `(room_id, user_id)`.
 //! Adding a member within a room's limit counts and inserts in one writer
 //! job, which the writer (and `BEGIN IMMEDIATE` across processes)
@@ -59,9 +59,9 @@ pub(crate) fn public_rooms(
         .prepare_cached(&format!(
             "SELECT {ROOM_COLUMNS} FROM rooms AS r
              WHERE r.kind = 'group' AND r.visibility = 'public'
-               AND lower(r.name) >= ?1 AND lower(r.name) < ?2
-               AND (lower(r.name) > ?3 OR (lower(r.name) = ?3 AND r.id > ?4))
-             ORDER BY lower(r.name), r.id
+               AND r.name_folded >= ?1 AND r.name_folded < ?2
+               AND (r.name_folded > ?3 OR (r.name_folded = ?3 AND r.id > ?4))
+             ORDER BY r.name_folded, r.id
              LIMIT ?5"
         ))?
         .query_map(

@@ -18,7 +18,9 @@ use super::rows::{
     id_from_sql, id_list_json, id_to_sql, kind_to_sql, membership_at, role_at, role_to_sql,
     room_at, time_to_sql, user_at, visibility_to_sql,
 };
-use crate::records::{MemberRecord, Membership, MembershipVersions, NewRoom, UserRoom};
+use crate::records::{
+    MemberRecord, Membership, MembershipVersions, NewRoom, UserRoom, directory_name,
+};
 use crate::{Result, StoreError};
 
 /// Inserts the room row and answers whether it did. If a room with this id
@@ -26,11 +28,11 @@ use crate::{Result, StoreError};
 /// fails with `Conflict` otherwise (creating a group room is not).
 fn insert_room(connection: &Connection, room: &NewRoom, if_absent: bool) -> Result<bool> {
     let sql = if if_absent {
-        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at, max_members)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING"
+        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at, max_members, name_folded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING"
     } else {
-        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at, max_members)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        "INSERT INTO rooms (id, kind, name, visibility, owner_id, created_at, max_members, name_folded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     };
     let inserted = connection.prepare_cached(sql)?.execute(params![
         room.id.to_string(),
@@ -40,6 +42,7 @@ fn insert_room(connection: &Connection, room: &NewRoom, if_absent: bool) -> Resu
         room.owner_id.map(id_to_sql),
         time_to_sql(room.created_at),
         room.max_members,
+        directory_name(&room.name),
     ]);
     match inserted {
         Ok(rows) => Ok(rows == 1),

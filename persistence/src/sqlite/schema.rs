@@ -18,17 +18,28 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::connection::retry_while_busy;
+use crate::records::directory_name;
 use crate::{Result, StoreError};
+
+/// One step of the schema.
+enum Migration {
+    /// A script.
+    Sql(&'static str),
+    /// A script, then what SQL cannot compute, in Rust, in the same
+    /// transaction.
+    SqlThen(&'static str, fn(&Connection) -> rusqlite::Result<()>),
+}
 
 /// Every migration, in order; `MIGRATIONS[n]` takes the file from version
 /// `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[
-    INITIAL_SCHEMA,
-    FILES,
-    ACCOUNTS,
-    NOTIFICATIONS,
-    DIRECTORY,
-    MEMBERSHIP_VERSIONS,
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(INITIAL_SCHEMA),
+    Migration::Sql(FILES),
+    Migration::Sql(ACCOUNTS),
+    Migration::Sql(NOTIFICATIONS),
+    Migration::Sql(DIRECTORY),
+    Migration::Sql(MEMBERSHIP_VERSIONS),
+    Migration::SqlThen(DIRECTORY_FOLDED, fold_room_names),
 ];
 
 /// Users, rooms, memberships with read positions, and messages.
@@ -212,6 +223,33 @@ CREATE TABLE membership_versions (
 ) STRICT;
 ";
 
+/// The room directory matches names case-insensitively beyond ASCII
+/// (SQLite's `lower` folds ASCII letters only): each room keeps its name
+/// folded by [`directory_name`], written with the room, and the directory's
+/// index moves to that column. [`fold_room_names`] fills it for the rooms
+/// that predate it.
+const DIRECTORY_FOLDED: &str = "
+ALTER TABLE rooms ADD COLUMN name_folded TEXT;
+
+DROP INDEX public_rooms_by_name;
+
+CREATE INDEX public_rooms_by_folded_name ON rooms (name_folded, id)
+    WHERE kind = 'group' AND visibility = 'public';
+";
+
+/// Fills `rooms.name_folded` for every room created before the column.
+fn fold_room_names(connection: &Connection) -> rusqlite::Result<()> {
+    let rooms: Vec<(String, String)> = connection
+        .prepare("SELECT id, name FROM rooms WHERE name_folded IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut fold = connection.prepare("UPDATE rooms SET name_folded = ?2 WHERE id = ?1")?;
+    for (id, name) in rooms {
+        fold.execute((id, directory_name(&name)))?;
+    }
+    Ok(())
+}
+
 /// The schema version this build writes and understands.
 pub(crate) const CURRENT_VERSION: usize = MIGRATIONS.len();
 
@@ -230,8 +268,8 @@ pub(crate) fn migrate(connection: &Connection, busy_timeout: Duration) -> Result
         // Re-read under the write lock: another process may have migrated
         // between our look and our BEGIN.
         let version = check_version(&transaction)?;
-        if let Some(script) = MIGRATIONS.get(version) {
-            transaction.execute_batch(script).map_err(|error| {
+        if let Some(migration) = MIGRATIONS.get(version) {
+            migration.apply(&transaction).map_err(|error| {
                 StoreError::Internal(format!("SQLite migration {} failed: {error}", version + 1))
             })?;
             transaction.pragma_update(None, "user_version", version + 1)?;
@@ -242,6 +280,18 @@ pub(crate) fn migrate(connection: &Connection, busy_timeout: Duration) -> Result
         drop(transaction);
         if version < CURRENT_VERSION {
             tracing::info!(version = version + 1, "applied SQLite migration");
+        }
+    }
+}
+
+impl Migration {
+    fn apply(&self, connection: &Connection) -> rusqlite::Result<()> {
+        match self {
+            Migration::Sql(script) => connection.execute_batch(script),
+            Migration::SqlThen(script, then) => {
+                connection.execute_batch(script)?;
+                then(connection)
+            }
         }
     }
 }
@@ -270,6 +320,32 @@ mod tests {
         migrate(&connection, Duration::from_secs(1)).unwrap();
         migrate(&connection, Duration::from_secs(1)).unwrap();
         assert_eq!(check_version(&connection).unwrap(), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn rooms_made_before_the_folded_names_are_folded() {
+        let connection = Connection::open_in_memory().unwrap();
+        let before = CURRENT_VERSION - 1;
+        for migration in &MIGRATIONS[..before] {
+            migration.apply(&connection).unwrap();
+        }
+        connection
+            .pragma_update(None, "user_version", before)
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO rooms (id, kind, name, visibility, created_at)
+                 VALUES ('1', 'group', 'Äpfel & BIRNEN', 'public', 0)",
+                [],
+            )
+            .unwrap();
+        migrate(&connection, Duration::from_secs(1)).unwrap();
+        let folded: String = connection
+            .query_row("SELECT name_folded FROM rooms WHERE id = '1'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(folded, "äpfel & birnen");
     }
 
     #[test]
