@@ -128,32 +128,30 @@ pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(stor
     );
     assert_eq!(found[0].member_count, 2, "with member counts");
     assert_eq!(found[1].member_count, 1);
-    let upper_prefix = store
-        .public_rooms(&format!("{tag} b"), None, 10)
-        .await
-        .expect("public_rooms");
-    assert_eq!(
-        upper_prefix.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![b.id]
-    );
+    assert_eq!(directory_ids(&*store, &format!("{tag} b")).await, [b.id]);
     for prefix in [format!("{tag} är"), format!("{upper} ÄR")] {
-        let found = store
-            .public_rooms(&prefix, None, 10)
-            .await
-            .expect("public_rooms");
         assert_eq!(
-            found.iter().map(|r| r.id).collect::<Vec<_>>(),
-            vec![umlaut.id],
+            directory_ids(&*store, &prefix).await,
+            [umlaut.id],
             "{prefix}"
         );
     }
     assert!(
-        store
-            .public_rooms(&format!("{tag}zzz"), None, 10)
+        directory_ids(&*store, &format!("{tag}zzz"))
             .await
-            .expect("no match")
             .is_empty()
     );
+}
+
+/// The ids of the directory's first page (up to 10 rooms) for `prefix`.
+pub async fn directory_ids(store: &dyn Store, prefix: &str) -> Vec<RoomId> {
+    store
+        .public_rooms(prefix, None, 10)
+        .await
+        .expect("public_rooms")
+        .iter()
+        .map(|room| room.id)
+        .collect()
 }
 
 pub async fn directory_pages_follow_the_cursor(store: Arc<dyn Store>) {
