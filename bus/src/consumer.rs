@@ -22,12 +22,17 @@
 //! Acknowledging only after the handler returns is what makes a consumer's
 //! crash harmless: whatever it held stays pending, its leases run out, and
 //! the member that takes each partition handles those entries again before
-//! any newer one, so a partition's order is kept. A consumer whose leases
-//! have not been renewed for two thirds of their time stops handling
-//! entries until it holds them again, so that two consumers do not work on
-//! one partition at once (as long as a batch takes less than a third of the
-//! lease). On shutdown the loop drains: it keeps reading, without waiting,
-//! until its partitions have nothing more, then gives them back at once.
+//! any newer one, so a partition's order is kept. A consumer renews its
+//! leases every third of their time, while the role handles a batch too
+//! (however long that takes), and one whose leases have not been renewed
+//! for two thirds of their time stops handling entries until it holds them
+//! again, so that two consumers do not work on one partition at once
+//! (unless a consumer cut off from the shared state finishes a batch after
+//! its leases ran out). A read that fails may have been served (its answer
+//! lost): its partitions are set aside and taken over, pending entries
+//! first, at once. On shutdown the loop drains: it keeps reading, without
+//! waiting, until its partitions have nothing more, then gives them back at
+//! once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -37,6 +42,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::partitions::Leases;
 use crate::{Entry, EntryId, SharedState, WorkQueue, partitions};
 
 /// Longest a read waits for new entries.
@@ -108,9 +114,14 @@ pub async fn consume<F, Fut>(
         }
         if !draining && Instant::now() >= next_claim {
             next_claim = Instant::now() + member.options.lease / 3;
-            member.claim(&mut handle).await;
-            member.trim().await;
-            member.sample_backlog().await;
+            if member.claim(&mut handle).await {
+                member.trim().await;
+                member.sample_backlog().await;
+            } else {
+                // Soon, not a whole period later: a member whose reads
+                // failed holds nothing until a claim succeeds.
+                next_claim = Instant::now() + RETRY_PAUSE;
+            }
         }
         if !member.leases_fresh() && !member.held.is_empty() {
             tracing::warn!(
@@ -152,10 +163,19 @@ pub async fn consume<F, Fut>(
             .collect();
         let options = &member.options;
         last_read = Some(Instant::now());
-        let read = tokio::select! {
-            read = member.queue.read_many(&streams, options.group, &options.consumer, options.batch, wait) => read,
-            () = shutdown.cancelled(), if !draining => continue,
-        };
+        // Not cut short by the shutdown (the wait is bounded): a read given
+        // up on may still be served, and what it took would then be
+        // pending with this consumer unseen.
+        let read = member
+            .queue
+            .read_many(
+                &streams,
+                options.group,
+                &options.consumer,
+                options.batch,
+                wait,
+            )
+            .await;
         let entries = match read {
             Ok(entries) => {
                 crate::metrics::RECEIVED
@@ -168,10 +188,18 @@ pub async fn consume<F, Fut>(
                     .with_label_values(&[crate::metrics::kind::STREAM])
                     .inc();
                 tracing::warn!(%error, stream = options.stream, "cannot read");
+                // The read may have been served and its answer lost: what
+                // it took is then pending with this consumer, and a read
+                // of new entries never hands it out again. Every partition
+                // is set aside, as after a failed acknowledgement, and
+                // taken over (its pending entries first) at the next
+                // claim, made at once.
+                member.held.clear();
                 if draining {
                     break;
                 }
                 tokio::time::sleep(RETRY_PAUSE).await;
+                next_claim = Instant::now();
                 continue;
             }
         };
@@ -245,18 +273,13 @@ impl Member {
         }
     }
 
-    /// Renews the leases, takes up gained partitions (handling what their
-    /// previous holder left first) and gives back those beyond the share.
-    async fn claim<F, Fut>(&mut self, handle: &mut F)
-    where
-        F: FnMut(Vec<Batch>) -> Fut,
-        Fut: Future<Output = ()>,
-    {
-        // Whatever is given back below must be acknowledged first.
-        self.flush_acks().await;
+    /// Asks the shared state for this member's leases (renewing those it
+    /// holds, see [`SharedState::claim_partitions`]), and records when.
+    /// Answers them, or `None` if the state could not be reached.
+    async fn lease(&mut self) -> Option<Leases> {
         let started = Instant::now();
         let options = &self.options;
-        let leases = match self
+        match self
             .state
             .claim_partitions(
                 options.group,
@@ -266,21 +289,54 @@ impl Member {
             )
             .await
         {
-            Ok(leases) => leases,
+            Ok(leases) => {
+                self.renewed = Some(started);
+                for lost in self.held.iter().filter(|p| !leases.held.contains(p)) {
+                    tracing::warn!(
+                        group = options.group,
+                        partition = lost,
+                        "partition lease lost"
+                    );
+                }
+                Some(leases)
+            }
             Err(error) => {
                 tracing::warn!(%error, group = options.group, "cannot renew partition leases");
-                return;
+                None
             }
-        };
-        self.renewed = Some(started);
-        let mut now_held = leases.held;
-        for lost in self.held.iter().filter(|p| !now_held.contains(p)) {
-            tracing::warn!(
-                group = options.group,
-                partition = lost,
-                "partition lease lost"
-            );
         }
+    }
+
+    /// Renews the leases while a batch is handled; answers whether it
+    /// could. Partitions gained meanwhile are taken up at the next
+    /// [`claim`](Member::claim) (they are not in `held` yet); the batch in
+    /// hand is finished even if one was lost.
+    async fn renew(&mut self) -> bool {
+        self.lease().await.is_some()
+    }
+
+    /// When the leases are next due for renewal: a third of their time
+    /// after the last renewal.
+    fn renewal_due(&self) -> Instant {
+        self.renewed
+            .map_or_else(Instant::now, |at| at + self.options.lease / 3)
+    }
+
+    /// Renews the leases, takes up gained partitions (handling what their
+    /// previous holder left first) and gives back those beyond the share.
+    /// Answers whether the shared state could be reached.
+    async fn claim<F, Fut>(&mut self, handle: &mut F) -> bool
+    where
+        F: FnMut(Vec<Batch>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        // Whatever is given back below must be acknowledged first.
+        self.flush_acks().await;
+        let Some(leases) = self.lease().await else {
+            return false;
+        };
+        let options = &self.options;
+        let mut now_held = leases.held;
         let share = usize::from(leases.share);
         if now_held.len() > share {
             // Everything read on these is acknowledged (the loop is between
@@ -312,6 +368,7 @@ impl Member {
                 self.held.retain(|p| *p != partition);
             }
         }
+        true
     }
 
     /// Handles what is pending on a gained partition (left by its previous
@@ -369,7 +426,25 @@ impl Member {
                 (batch.partition, ids)
             })
             .collect();
-        handle(batches).await;
+        // The leases are renewed while the role works, however long that
+        // takes (a store that is down is retried until it is back): a
+        // lease that ran out meanwhile would let another member take the
+        // partition and handle these entries too.
+        let handling = handle(batches);
+        tokio::pin!(handling);
+        let mut renew_at = self.renewal_due();
+        loop {
+            tokio::select! {
+                () = &mut handling => break,
+                () = tokio::time::sleep_until(renew_at) => {
+                    renew_at = if self.renew().await {
+                        self.renewal_due()
+                    } else {
+                        Instant::now() + RETRY_PAUSE
+                    };
+                }
+            }
+        }
         for (partition, ids) in ids {
             self.acks.entry(partition).or_default().extend(ids);
         }

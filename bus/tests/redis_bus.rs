@@ -14,7 +14,10 @@ use chat_bus::conformance::{
 };
 use chat_bus::redis::{RedisBus, RedisConfig};
 use chat_bus::testing::{RedisCluster, RedisServer, ServerOptions};
-use chat_bus::{Bucket, BusError, PubSub, RateDecision, SharedState, WorkQueue};
+use chat_bus::{
+    Backlog, Bucket, BusError, Entry, EntryId, Payload, PubSub, RateDecision, SharedState,
+    WorkQueue,
+};
 use tokio::time::timeout;
 
 async fn connect(config: RedisConfig) -> RedisBus {
@@ -544,4 +547,194 @@ async fn on_a_cluster_sharded_subscriptions_come_back_after_a_node_restart() {
     timeout(Duration::from_secs(20), all_heard)
         .await
         .expect("every sharded subscription restored");
+}
+
+// ------------------------------------------------------------- consumers
+
+/// Redis's queue, except that the answer to the first `read_many` that took
+/// entries is lost: the read was served (its entries are pending with the
+/// consumer), the consumer sees an error. What a dropped connection or a
+/// timeout after the command ran does.
+struct LosesOneReadAnswer {
+    inner: std::sync::Arc<chat_bus::redis::RedisQueue>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl WorkQueue for LosesOneReadAnswer {
+    async fn append(&self, stream: &str, payload: Payload) -> chat_bus::Result<EntryId> {
+        self.inner.append(stream, payload).await
+    }
+
+    async fn read_many(
+        &self,
+        streams: &[String],
+        group: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> chat_bus::Result<Vec<(usize, Entry)>> {
+        use std::sync::atomic::Ordering;
+        let read = self
+            .inner
+            .read_many(streams, group, consumer, max, wait)
+            .await?;
+        if !read.is_empty() && !self.lost.swap(true, Ordering::SeqCst) {
+            return Err(BusError::Unavailable("the answer was lost".into()));
+        }
+        Ok(read)
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> chat_bus::Result<()> {
+        self.inner.ack(stream, group, ids).await
+    }
+
+    async fn trim(&self, stream: &str, group: &str) -> chat_bus::Result<()> {
+        self.inner.trim(stream, group).await
+    }
+
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> chat_bus::Result<Vec<Entry>> {
+        self.inner
+            .claim_stale(stream, group, consumer, min_idle, max)
+            .await
+    }
+
+    async fn backlog(&self, stream: &str, group: &str) -> chat_bus::Result<Backlog> {
+        self.inner.backlog(stream, group).await
+    }
+}
+
+/// Entries taken by a read whose answer was lost are not stranded with the
+/// consumer that still holds their partition: they are handled, before
+/// what was appended after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_a_read_whose_answer_was_lost_are_handled_first() {
+    use chat_bus::consumer::{ConsumerOptions, consume};
+
+    let redis = RedisServer::start();
+    let bus = connect(redis.config()).await;
+    let queue = std::sync::Arc::new(LosesOneReadAnswer {
+        inner: bus.queue.clone(),
+        lost: std::sync::atomic::AtomicBool::new(false),
+    });
+    let stream = chat_bus::partitions::stream("work", 0);
+    queue.append(&stream, payload("first")).await.unwrap();
+
+    let (handled, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(consume(
+        queue.clone(),
+        bus.state.clone(),
+        ConsumerOptions {
+            stream: "work",
+            group: "workers",
+            consumer: "c1".into(),
+            partitions: 1,
+            batch: 16,
+            lease: Duration::from_secs(3),
+            min_read_interval: Duration::ZERO,
+        },
+        shutdown.clone(),
+        move |batches| {
+            for batch in batches {
+                for text in payloads(&batch.entries) {
+                    let _ = handled.send(text);
+                }
+            }
+            async {}
+        },
+    ));
+    // Once the first read's answer is lost, something newer arrives.
+    timeout(Duration::from_secs(10), async {
+        while !queue.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the consumer reads");
+    queue.append(&stream, payload("second")).await.unwrap();
+
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        match timeout(Duration::from_secs(5), heard.recv()).await {
+            Ok(Some(text)) => order.push(text),
+            _ => break,
+        }
+    }
+    assert_eq!(order, ["first", "second"]);
+    shutdown.cancel();
+    timeout(Duration::from_secs(5), consumer)
+        .await
+        .expect("the consumer stops")
+        .unwrap();
+}
+
+/// A batch the role takes longer over than the lease: its member renews
+/// its leases meanwhile, so another member never takes the partition and
+/// handles the same entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_longer_than_the_lease_keeps_its_partition() {
+    use chat_bus::consumer::{ConsumerOptions, consume};
+
+    let redis = RedisServer::start();
+    let (one, other) = (connect(redis.config()).await, connect(redis.config()).await);
+    let options = |consumer: &str| ConsumerOptions {
+        stream: "work",
+        group: "workers",
+        consumer: consumer.into(),
+        partitions: 1,
+        batch: 16,
+        lease: Duration::from_millis(1500),
+        min_read_interval: Duration::ZERO,
+    };
+    let stream = chat_bus::partitions::stream("work", 0);
+    one.queue.append(&stream, payload("slow")).await.unwrap();
+
+    let (handled, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let member = |bus: &RedisBus, name: &'static str| {
+        let handled = handled.clone();
+        tokio::spawn(consume(
+            bus.queue.clone(),
+            bus.state.clone(),
+            options(name),
+            shutdown.clone(),
+            move |batches| {
+                for batch in &batches {
+                    for text in payloads(&batch.entries) {
+                        let _ = handled.send((name, text));
+                    }
+                }
+                // Well past the lease (1.5 s).
+                tokio::time::sleep(Duration::from_secs(4))
+            },
+        ))
+    };
+    let first = member(&one, "first");
+    let (holder, text) = timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("the first member handles the entry")
+        .unwrap();
+    assert_eq!((holder, text.as_str()), ("first", "slow"));
+    let second = member(&other, "second");
+
+    let again = timeout(Duration::from_secs(5), heard.recv()).await;
+    assert!(
+        again.is_err(),
+        "handled a second time while the first member was still at it: {again:?}"
+    );
+    shutdown.cancel();
+    for consumer in [first, second] {
+        timeout(Duration::from_secs(10), consumer)
+            .await
+            .expect("the members stop")
+            .unwrap();
+    }
 }
