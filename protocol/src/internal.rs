@@ -174,6 +174,9 @@ pub enum ToPersist {
         message_id: Id,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<Message>,
+        /// The repeated `client_id`, for the answer to carry (an error too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
         origin: Origin,
         /// Publish the original's events again when it is found stored. Set
         /// by a router that writes messages itself when it handles an

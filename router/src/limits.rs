@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chat_bus::{Bucket, Claim, RateDecision};
 use chat_protocol::limits::IDEMPOTENCY_WINDOW_MS;
-use chat_protocol::{Id, RoomId};
+use chat_protocol::{Id, Message, RoomId};
 use serde::{Deserialize, Serialize};
 
 use crate::{Chat, Error, Result};
@@ -114,6 +114,34 @@ impl Chat {
             value: value.into(),
             ttl: Duration::from_millis(IDEMPOTENCY_WINDOW_MS),
         })
+    }
+
+    /// Points the claim of `client_id`, just made for a new message, at
+    /// `stored`, the message the store says it was first used for (the
+    /// shared state had forgotten it): a later retry must find the
+    /// original, not the id of a message never stored. The claim lives as
+    /// long as the original's window still has to run.
+    pub(crate) async fn repoint_client_id(&self, user: Id, client_id: &str, stored: &Message) {
+        let ran = self.now_ms().saturating_sub(stored.created_at);
+        let left = IDEMPOTENCY_WINDOW_MS.saturating_sub(ran).max(1);
+        let claim = match self.client_id_claim(user, client_id, stored.room_id, stored.id) {
+            Ok(claim) => claim,
+            Err(error) => {
+                tracing::warn!(%error, "could not encode a client_id claim");
+                return;
+            }
+        };
+        let state = &self.bus.state;
+        let repointed = match state.remove(&claim.key).await {
+            Ok(()) => state
+                .put_if_absent(&claim.key, claim.value, Duration::from_millis(left))
+                .await
+                .map(drop),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = repointed {
+            tracing::warn!(%error, "could not point a client_id at its stored message");
+        }
     }
 
     /// Gives a claimed `client_id` back (the message it was claimed for was

@@ -169,6 +169,7 @@ impl Chat {
                 room_id,
                 message_id,
                 message: retry,
+                client_id: Some(key.clone()),
                 origin,
                 republish: false,
             });
@@ -260,22 +261,15 @@ impl Chat {
             .message_by_client_id(sender, client_id, window_start)
             .await
         {
-            Ok(Some(stored)) => Ok(Some((stored.room_id, stored.id))),
+            Ok(Some(stored)) => {
+                self.repoint_client_id(sender, client_id, &stored).await;
+                Ok(Some((stored.room_id, stored.id)))
+            }
             Ok(None) => Ok(None),
             Err(error) => {
                 self.release_client_id(sender, client_id).await;
                 Err(error.into())
             }
-        }
-    }
-
-    /// Undoes what [`accept_message`](Chat::accept_message) reserved, for a
-    /// message that could not be handed on.
-    pub async fn abandon_message(&self, accepted: &ToPersist) {
-        if let ToPersist::New { message, .. } = accepted
-            && let Some(client_id) = &message.client_id
-        {
-            self.release_client_id(message.sender_id, client_id).await;
         }
     }
 

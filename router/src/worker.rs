@@ -178,8 +178,11 @@ impl Persist {
 }
 
 /// Appends messages to a partition of the persist stream, in one entry. If
-/// that fails, every sender is told (`unavailable`) and the claims of their
-/// `client_id`s given back.
+/// that fails, every sender is told (`unavailable`). The claims of their
+/// `client_id`s stand: a failed append may still have been applied (its
+/// answer lost), and a retry under a standing claim is answered with the
+/// original if it was stored, or written under the original's id if not
+/// (the writer's `answer_repeat`), never stored twice.
 async fn hand_on(chat: &Chat, partition: u16, items: Vec<ToPersist>) {
     let stream = partitions::stream(names::PERSIST_STREAM, partition);
     let batch = PersistBatch { items };
@@ -188,14 +191,13 @@ async fn hand_on(chat: &Chat, partition: u16, items: Vec<ToPersist>) {
     };
     let error = Error::Unavailable(error.to_string());
     for accepted in batch.items {
-        chat.abandon_message(&accepted).await;
         let (origin, client_id) = match accepted {
             ToPersist::New {
                 message, origin, ..
             } => (origin, message.client_id),
             ToPersist::Repeat {
-                message, origin, ..
-            } => (origin, message.and_then(|m| m.client_id)),
+                origin, client_id, ..
+            } => (origin, client_id),
         };
         reply(chat, origin, failed(&error, client_id)).await;
     }

@@ -187,6 +187,7 @@ pub async fn write_and_deliver(store: &dyn Store, bus: &Bus, work: Vec<ToPersist
                 room_id,
                 message_id,
                 message,
+                client_id,
                 origin,
                 republish,
             } => {
@@ -196,6 +197,7 @@ pub async fn write_and_deliver(store: &dyn Store, bus: &Bus, work: Vec<ToPersist
                     room: &room_id,
                     id: message_id,
                     retry: message,
+                    client_id,
                     republish,
                 };
                 let outcome = answer_repeat(store, &mut outbox, repeat)
@@ -317,6 +319,8 @@ struct Repeat<'a> {
     id: Id,
     /// The retry under the original id.
     retry: Option<Message>,
+    /// The repeated `client_id`, which a refusal carries back.
+    client_id: Option<String>,
     /// Publish the original again if it is stored.
     republish: bool,
 }
@@ -344,20 +348,23 @@ async fn answer_repeat(store: &dyn Store, outbox: &mut Outbox, repeat: Repeat<'_
                 message_events(outbox, &message, &[], version, None);
                 Outcome::Posted(message)
             }
-            None => unavailable("the original message is not stored yet; retry"),
+            None => unavailable(
+                "the original message is not stored yet; retry",
+                repeat.client_id,
+            ),
         },
         Err(error) => {
             tracing::warn!(%error, "cannot read the original of a repeated client_id");
-            unavailable("store unavailable; retry")
+            unavailable("store unavailable; retry", repeat.client_id)
         }
     }
 }
 
-fn unavailable(message: &str) -> Outcome {
+fn unavailable(message: &str, client_id: Option<String>) -> Outcome {
     Outcome::Failed {
         code: ErrorCode::Unavailable,
         message: message.into(),
-        client_id: None,
+        client_id,
         retry_after_ms: Some(1000),
     }
 }
@@ -392,6 +399,7 @@ mod tests {
             room_id: message.room_id,
             message_id: message.id,
             message: Some(message.clone()),
+            client_id: message.client_id.clone(),
             origin: origin(),
             republish,
         }
@@ -406,6 +414,31 @@ mod tests {
             trace: None,
             hears_room: false,
         }
+    }
+
+    /// A repeat whose original is not stored, with no retry to write in its
+    /// place (it named another room), is refused with its `client_id`, so
+    /// that the client knows which send to try again.
+    #[tokio::test]
+    async fn a_refused_repeat_carries_its_client_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("chat.db"), SqliteOptions::default()).unwrap();
+        let repeat = Repeat {
+            room: &RoomId::Group(Id(7)),
+            id: Id(1 << 40),
+            retry: None,
+            client_id: Some("c1".into()),
+            republish: false,
+        };
+        let outcome = answer_repeat(&store, &mut Outbox::new(), repeat).await;
+        assert!(
+            matches!(
+                &outcome,
+                Outcome::Failed { code: ErrorCode::Unavailable, client_id: Some(id), .. } if id == "c1"
+            ),
+            "{outcome:?}"
+        );
     }
 
     /// A router that writes and handles an entry a second time cannot

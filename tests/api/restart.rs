@@ -106,3 +106,34 @@ async fn acknowledged_messages_survive_sigkill() {
     acked.sort_by_key(|id| id.parse::<u64>().unwrap());
     assert_eq!(stored, acked);
 }
+
+/// A restarted server has forgotten the `client_id`s it saw (the embedded
+/// state lives in memory) and finds them in the store: not only the first
+/// retry after the restart but every later one gets the original message,
+/// and nothing is stored twice.
+#[tokio::test]
+async fn client_ids_stay_idempotent_across_a_restart_for_every_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), UNTHROTTLED);
+    let (alice, _) = server.user("alice").await;
+    let room = alice.create_room("general", "public", &[]).await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let post = json!({"content": "once", "client_id": "retry-me"});
+    let (status, original) = alice.post(&path, post.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{original}");
+    server.kill();
+
+    let server = Server::start_in(dir.path(), UNTHROTTLED);
+    let alice = alice.at(&server);
+    for retry in 1..=3 {
+        let (status, answer) = alice.post(&path, post.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "retry {retry}: {answer}");
+        assert_eq!(answer["id"], original["id"], "retry {retry}");
+    }
+    let (_, history) = alice.get(&path).await;
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+}
