@@ -115,6 +115,12 @@ impl Relay {
             }
             waiting.insert(request, sender);
         }
+        // Gone however the call ends, its future dropped (the client hung
+        // up) included: an answer that never comes must not hold a place.
+        let _waiting = Waiting {
+            relay: self,
+            request,
+        };
         let outcome = async {
             self.forward(user, work, origin).await?;
             tokio::time::timeout(self.reply_timeout, answer)
@@ -125,7 +131,6 @@ impl Relay {
                 .map_err(|_| ApiError::Unavailable("the answer was lost".into()))
         }
         .await;
-        self.waiting().remove(&request);
         match outcome? {
             Outcome::Posted(message) => Ok(Some(message)),
             Outcome::Done => Ok(None),
@@ -181,5 +186,18 @@ impl Relay {
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Outcome>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A REST call's place among those waiting for an answer, given up when
+/// dropped.
+struct Waiting<'a> {
+    relay: &'a Relay,
+    request: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.relay.waiting().remove(&self.request);
     }
 }
