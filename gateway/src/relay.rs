@@ -201,3 +201,43 @@ impl Drop for Waiting<'_> {
         self.relay.waiting().remove(&self.request);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A REST call whose future is dropped before its answer comes (the
+    /// client hung up) gives its place back: answers that never come must
+    /// not fill the places one by one until every call is refused.
+    #[tokio::test]
+    async fn a_call_given_up_leaves_no_place_behind() {
+        // Nothing reads the inbound stream: no answer ever comes.
+        let relay = Arc::new(Relay::new(
+            "gw-test".into(),
+            Bus::local(16),
+            Duration::from_secs(60),
+            1,
+        ));
+        let calling = tokio::spawn({
+            let relay = Arc::clone(&relay);
+            async move {
+                let connected = Work::Connected {
+                    connection: "c1".into(),
+                };
+                relay.call(Id(1), connected).await
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while relay.waiting().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the call waits for its answer");
+        calling.abort();
+        assert!(calling.await.is_err_and(|error| error.is_cancelled()));
+        assert!(relay.waiting().is_empty());
+    }
+}
