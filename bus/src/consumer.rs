@@ -307,14 +307,6 @@ impl Member {
         }
     }
 
-    /// Renews the leases while a batch is handled; answers whether it
-    /// could. Partitions gained meanwhile are taken up at the next
-    /// [`claim`](Member::claim) (they are not in `held` yet); the batch in
-    /// hand is finished even if one was lost.
-    async fn renew(&mut self) -> bool {
-        self.lease().await.is_some()
-    }
-
     /// When the leases are next due for renewal: a third of their time
     /// after the last renewal.
     fn renewal_due(&self) -> Instant {
@@ -437,7 +429,10 @@ impl Member {
             tokio::select! {
                 () = &mut handling => break,
                 () = tokio::time::sleep_until(renew_at) => {
-                    renew_at = if self.renew().await {
+                    // Partitions gained meanwhile are taken up at the next
+                    // claim (they are not in `held` yet); the batch in hand
+                    // is finished even if one was lost.
+                    renew_at = if self.lease().await.is_some() {
                         self.renewal_due()
                     } else {
                         Instant::now() + RETRY_PAUSE

@@ -265,7 +265,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The room directory: up to `limit` public group rooms whose name,
     /// folded by [`directory_name`], starts with
-    /// `prefix` folded the same way, ordered by folded name then room id, strictly
+    /// `prefix` (which the store folds the same way), ordered by folded
+    /// name then room id, strictly
     /// after `after` (from the first if `None`), with their member counts.
     /// Private rooms and DMs are never listed.
     async fn public_rooms(

@@ -80,10 +80,7 @@ impl Chat {
             )));
         }
         let after = cursor.map(decode_directory_cursor).transpose()?;
-        let mut rooms = self
-            .store
-            .public_rooms(&directory_name(prefix), after, limit + 1)
-            .await?;
+        let mut rooms = self.store.public_rooms(prefix, after, limit + 1).await?;
         let more = rooms.len() > limit as usize;
         rooms.truncate(limit as usize);
         let next_cursor = more
