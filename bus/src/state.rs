@@ -63,26 +63,37 @@ pub struct Claim {
     pub ttl: Duration,
 }
 
-/// The checks of one action in [`SharedState::admit`]: tokens from each
-/// bucket, in order, then the claim.
+/// The checks of one action in [`SharedState::admit`], in this order:
+/// tokens from each of its `buckets`; its claim; then, unless the claim
+/// found its key taken, tokens from each of its `unless_repeat` buckets.
+/// An action whose key is taken repeats an earlier one (a `send` retried
+/// with its `client_id`), which paid those already: it is answered with the
+/// earlier claim's value, not refused by a limit on new work.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Admission {
+    /// Charged to every action, a repeat too (a user's action budget).
     pub buckets: Vec<Bucket>,
     pub claim: Option<Claim>,
+    /// Charged only to an action that claims its key, or has none (a
+    /// user's send rate: a repeat creates nothing).
+    pub unless_repeat: Vec<Bucket>,
 }
 
 /// The outcome of one [`Admission`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admitted {
-    /// Bucket number `bucket` refused (the tokens of the buckets before it
-    /// stay taken, as separate calls would leave them); nothing was claimed.
+    /// Bucket number `bucket` refused, counting the `buckets` first and the
+    /// `unless_repeat` ones after them (the tokens of the buckets before it
+    /// stay taken, as separate calls would leave them); the action claimed
+    /// nothing (a claim made for it is given back).
     Limited {
         bucket: usize,
         retry_after: Duration,
     },
-    /// Every bucket gave a token; the claim (if any) answered as
+    /// Every bucket asked gave a token; the claim (if any) answered as
     /// [`SharedState::put_if_absent`] does: `Some` live value when the key
-    /// was taken already, `None` when this claimed it.
+    /// was taken already (then no `unless_repeat` bucket was charged),
+    /// `None` when this claimed it.
     Admitted { existing: Option<Payload> },
 }
 
@@ -132,14 +143,17 @@ pub trait SharedState: Send + Sync + 'static {
 
     /// The rate limits and idempotency claims of a batch of actions, in
     /// order, as if each were [`take_token`](Self::take_token) on its
-    /// buckets in turn (stopping at the first refusal) and then
-    /// [`put_if_absent`](Self::put_if_absent) on its claim, one after the
-    /// other; an action later in the batch sees the effects of the earlier
-    /// ones. A backend may do the whole batch at once (Redis: one script),
-    /// which is why routers call this once per batch, writing each key of
-    /// its buckets once, whatever lanes of it the batch takes from. Atomic
-    /// per bucket and per claim, like the single calls; the batch as a
-    /// whole need not be.
+    /// `buckets` in turn (stopping at the first refusal),
+    /// [`put_if_absent`](Self::put_if_absent) on its claim, then, unless
+    /// that found the key taken, `take_token` on its `unless_repeat`
+    /// buckets (a refusal there [removes](Self::remove) the claim just
+    /// made), one after the other; an action later in the batch sees the
+    /// effects of the earlier ones. A backend may do the whole batch at
+    /// once (Redis: one script), which is why routers call this once per
+    /// batch, writing each key of its buckets once, whatever lanes of it
+    /// the batch takes from. Atomic per bucket, like the single calls, and
+    /// per action on one server (Redis: nobody sees a claim that a refusal
+    /// gives back); the batch as a whole need not be.
     async fn admit(&self, batch: &[Admission]) -> Result<Vec<Admitted>> {
         let mut answers = Vec::with_capacity(batch.len());
         for admission in batch {
@@ -242,13 +256,8 @@ pub async fn admit_one<S: SharedState + ?Sized>(
     state: &S,
     admission: &Admission,
 ) -> Result<Admitted> {
-    for (index, bucket) in admission.buckets.iter().enumerate() {
-        if let RateDecision::Limited { retry_after } = state.take_token(bucket).await? {
-            return Ok(Admitted::Limited {
-                bucket: index,
-                retry_after,
-            });
-        }
+    if let Some(limited) = take_each(state, &admission.buckets, 0).await? {
+        return Ok(limited);
     }
     let existing = match &admission.claim {
         Some(claim) => {
@@ -258,7 +267,35 @@ pub async fn admit_one<S: SharedState + ?Sized>(
         }
         None => None,
     };
-    Ok(Admitted::Admitted { existing })
+    if existing.is_some() {
+        return Ok(Admitted::Admitted { existing });
+    }
+    let first = admission.buckets.len();
+    if let Some(limited) = take_each(state, &admission.unless_repeat, first).await? {
+        if let Some(claim) = &admission.claim {
+            state.remove(&claim.key).await?;
+        }
+        return Ok(limited);
+    }
+    Ok(Admitted::Admitted { existing: None })
+}
+
+/// A token from each of `buckets` in turn, up to the first refusal, which
+/// is answered as the refusal of bucket number `first` + its index.
+async fn take_each<S: SharedState + ?Sized>(
+    state: &S,
+    buckets: &[Bucket],
+    first: usize,
+) -> Result<Option<Admitted>> {
+    for (index, bucket) in buckets.iter().enumerate() {
+        if let RateDecision::Limited { retry_after } = state.take_token(bucket).await? {
+            return Ok(Some(Admitted::Limited {
+                bucket: first + index,
+                retry_after,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// The largest worker id [`SharedState::lease_worker_id`] hands out

@@ -11,12 +11,14 @@
 //!   its sender (so no one can attach, and thereby expose, someone else's
 //!   file). The link from message to file is recorded when the message is
 //!   accepted, before it is stored: a message that is then lost leaves its
-//!   sender's file readable in that room, which the sender asked for.
+//!   sender's file readable in that room, which the sender asked for. A
+//!   retry of a `send` (its `client_id` used already) links nothing new
+//!   unless its original was never stored and it is written in its place.
 //! - Deleting a message unlinks its files; those no other message carries
 //!   are removed by the sweep after the grace period (`chat_files::sweep`).
 
 use chat_bus::{Bucket, RateDecision};
-use chat_persistence::FileRecord;
+use chat_persistence::{FileRecord, Store, StoreError};
 use chat_protocol::{File, Id, Message, RoomId};
 
 use crate::limits::bus_error;
@@ -146,21 +148,6 @@ impl Chat {
         Ok(files)
     }
 
-    /// Records that message `id` of `room` carries `attachments`.
-    pub(crate) async fn link_attachments(
-        &self,
-        room: &RoomId,
-        id: Id,
-        attachments: &[File],
-    ) -> Result<()> {
-        if attachments.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<Id> = attachments.iter().map(|file| file.id).collect();
-        self.store.link_files(room, id, &ids).await?;
-        Ok(())
-    }
-
     /// Unlinks the attachments of `original`, which was just deleted. A
     /// failure leaves the files readable to the room a while longer (the
     /// tombstone no longer shows them), so it is logged, not returned.
@@ -177,4 +164,18 @@ impl Chat {
             tracing::warn!(%error, message = %original.id, "cannot unlink a deleted message's files");
         }
     }
+}
+
+/// Records that `message` carries its attachments, which makes them
+/// readable to its room: done before the message is stored, for a new
+/// message and for a retry written under its original's id alike.
+pub(crate) async fn link_attachments(
+    store: &dyn Store,
+    message: &Message,
+) -> std::result::Result<(), StoreError> {
+    if message.attachments.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Id> = message.attachments.iter().map(|file| file.id).collect();
+    store.link_files(&message.room_id, message.id, &ids).await
 }

@@ -44,8 +44,9 @@ impl Chat {
     /// in one call to the shared state (one Redis round trip, one script):
     /// for each `(sender, send, charge_budget)` its action budget (when
     /// `charge_budget`: a WebSocket `send`, which the gateway does not
-    /// charge) and its send rate, then its `client_id` claim for a freshly
-    /// minted id. A send that fails the checks made before any limit
+    /// charge), its `client_id` claim for a freshly minted id, then its
+    /// send rate, unless the claim found the `client_id` used (a retry,
+    /// answered with the original's ack). A send that fails the checks made before any limit
     /// (`client_id`, content) is answered with that error and takes no
     /// token, as [`accept_message`](Chat::accept_message) would.
     pub async fn admit_sends(&self, sends: &[(Id, &SendMessage, bool)]) -> Vec<Result<Ticket>> {
@@ -98,16 +99,25 @@ impl Chat {
         let client_id = content::client_id(send.client_id.as_deref())?;
         content::message_content(&send.content)?;
         let id = self.mint_id()?;
-        let mut buckets = Vec::with_capacity(2);
+        let mut buckets = Vec::with_capacity(1);
         if charge_budget {
             buckets.push(self.budget_bucket(sender));
         }
-        buckets.push(self.send_bucket(sender));
         let claim = match &client_id {
             Some(key) => Some(self.client_id_claim(sender, key, send.room_id, id)?),
             None => None,
         };
-        Ok((id, Admission { buckets, claim }))
+        // A retry of a send already made is answered with its ack; only
+        // new messages count against the send rate.
+        let unless_repeat = vec![self.send_bucket(sender)];
+        Ok((
+            id,
+            Admission {
+                buckets,
+                claim,
+                unless_repeat,
+            },
+        ))
     }
 
     /// Checks and prepares a message from `sender`, admitted by
@@ -174,6 +184,15 @@ impl Chat {
                 republish: false,
             });
         }
+        // Only now is it a new message: a repeat's files are linked to the
+        // original (by the writer, if it writes the retry), never to the id
+        // minted for it, which no message will ever have.
+        if let Err(error) = crate::files::link_attachments(self.store.as_ref(), &message).await {
+            if let Some(key) = claimed {
+                self.release_client_id(sender, key).await;
+            }
+            return Err(error.into());
+        }
         let also_to_users = match (opened_dm, send.room_id.dm_users()) {
             (true, Some((lo, hi))) => vec![lo, hi],
             _ => Vec::new(),
@@ -187,7 +206,7 @@ impl Chat {
 
     /// The checks of a message past its limits: the room (or the DM it
     /// opens), `reply_to`, attachments, mentions; answers the message under
-    /// `id` and whether it opened a DM room.
+    /// `id` and whether it opened a DM room. Its files are not linked yet.
     async fn check_message(
         &self,
         sender: Id,
@@ -207,8 +226,6 @@ impl Chat {
         }
         let mentions = self
             .resolve_mentions(&send.room_id, sender, content)
-            .await?;
-        self.link_attachments(&send.room_id, id, &attachments)
             .await?;
         let message = Message {
             id,

@@ -328,7 +328,8 @@ struct Repeat<'a> {
 /// Answers a repeated `client_id` with the original message. Normally it
 /// is durable by now (it was handed on before the repeat, in stream order);
 /// if it is missing, its router died before handing it on, and the retry is
-/// written under the original id instead, and delivered.
+/// written under the original id instead (its files linked to that id),
+/// and delivered.
 async fn answer_repeat(store: &dyn Store, outbox: &mut Outbox, repeat: Repeat<'_>) -> Outcome {
     match store.message(repeat.room, repeat.id).await {
         Ok(Some(original)) => {
@@ -340,6 +341,13 @@ async fn answer_repeat(store: &dyn Store, outbox: &mut Outbox, repeat: Repeat<'_
         }
         Ok(None) => match repeat.retry {
             Some(message) => {
+                // Its files, linked before it is written, as a new
+                // message's are (idempotent: the original's router may
+                // have linked them already).
+                if let Err(error) = crate::files::link_attachments(store, &message).await {
+                    tracing::warn!(%error, "cannot link the files of a retry");
+                    return unavailable("store unavailable; retry", repeat.client_id);
+                }
                 let stored = write_until_stored(store, std::slice::from_ref(&message)).await;
                 if stored.refused.contains(&message.id) {
                     return refused_outcome(&message);
@@ -372,8 +380,8 @@ fn unavailable(message: &str, client_id: Option<String>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use chat_bus::names;
-    use chat_persistence::NewRoom;
     use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
+    use chat_persistence::{FileRecord, NewRoom};
     use chat_protocol::internal::{Event, Origin};
     use chat_protocol::{RoomId, RoomKind, Visibility};
 
@@ -445,9 +453,8 @@ mod tests {
     /// know whether its predecessor published what it wrote, so the
     /// original goes out again (gateways drop the copy by its id); a
     /// repeat handled the first time (a client's retry) only answers.
-    #[tokio::test]
-    async fn only_a_repeat_handled_again_publishes_the_stored_original() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store in `dir` with one public room.
+    async fn store_with_a_room(dir: &tempfile::TempDir) -> (SqliteStore, RoomId) {
         let store =
             SqliteStore::open(dir.path().join("chat.db"), SqliteOptions::default()).unwrap();
         let room = RoomId::Group(Id(7));
@@ -461,15 +468,13 @@ mod tests {
             max_members: None,
         };
         store.create_room(new_room, &[]).await.unwrap();
-        let bus = Bus::local(16);
-        let mut subscription = bus.pubsub.subscribe(64).await.unwrap();
-        subscription
-            .control
-            .add(&names::room_channel(&room))
-            .await
-            .unwrap();
+        (store, room)
+    }
+
+    /// A message of user 3 in `room`, sent with `client_id` "c1".
+    fn message_in(room: RoomId) -> Message {
         let id = Id(1 << 40);
-        let message = Message {
+        Message {
             id,
             room_id: room,
             sender_id: Id(3),
@@ -481,7 +486,55 @@ mod tests {
             created_at: id.unix_ms(),
             edited_at: None,
             deleted: false,
+        }
+    }
+
+    /// A retry written in place of an original that was never stored
+    /// carries its files: they are linked to it, so its room can read them.
+    #[tokio::test]
+    async fn a_retry_written_in_place_of_its_original_links_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, room) = store_with_a_room(&dir).await;
+        let file = FileRecord {
+            id: Id(1 << 30),
+            uploader: Id(3),
+            name: "notes.txt".into(),
+            size: 5,
+            content_type: "text/plain".into(),
+            checksum: "0".repeat(64),
+            created_at: 1,
+            thumbnail: false,
         };
+        store.insert_file(file.clone()).await.unwrap();
+        let retry = Message {
+            attachments: vec![file.to_file()],
+            ..message_in(room)
+        };
+        let repeat = Repeat {
+            room: &room,
+            id: retry.id,
+            retry: Some(retry.clone()),
+            client_id: retry.client_id.clone(),
+            republish: false,
+        };
+        let outcome = answer_repeat(&store, &mut Outbox::new(), repeat).await;
+        assert!(matches!(&outcome, Outcome::Posted(posted) if posted.id == retry.id));
+        assert_eq!(store.file_rooms(file.id).await.unwrap(), vec![room]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn only_a_repeat_handled_again_publishes_the_stored_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, room) = store_with_a_room(&dir).await;
+        let bus = Bus::local(16);
+        let mut subscription = bus.pubsub.subscribe(64).await.unwrap();
+        subscription
+            .control
+            .add(&names::room_channel(&room))
+            .await
+            .unwrap();
+        let message = message_in(room);
         let new = ToPersist::New {
             message: message.clone(),
             origin: origin(),

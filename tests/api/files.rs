@@ -551,6 +551,35 @@ async fn deleted_attachments_are_swept(s3: bool) {
     assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"kept"[..]));
 }
 
+/// A retried send (its `client_id` used already) links its files to no
+/// new message: once the original is deleted, the room cannot read them.
+/// (Links are the store's, whatever keeps the bytes.)
+#[tokio::test]
+async fn a_retried_send_links_its_files_to_nothing_new() {
+    let Some(files) = FileServer::start(false, &[]).await else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    let room = alice.create_room("general", "private", &[&bob_id]).await;
+    let file = uploaded(&alice, "notes.txt", b"notes").await;
+    let id = file["id"].as_str().unwrap();
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let send = json!({"content": "see attached", "client_id": "c-1", "attachment_ids": [id]});
+    let (status, message) = alice.post(&path, send.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{message}");
+    let (status, retried) = alice.post(&path, send).await;
+    assert_eq!((status, &retried), (StatusCode::CREATED, &message));
+    assert_eq!(download(server, &bob, id, &[]).await.0, StatusCode::OK);
+    delete_message(server, &alice, &room, &message).await;
+    assert_eq!(
+        download(server, &bob, id, &[]).await.0,
+        StatusCode::NOT_FOUND,
+        "the retry left a link to its files"
+    );
+}
+
 /// A `width`×`height` PNG of one colour.
 fn png_of(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_pixel(width, height, image::Rgb([20, 120, 220]));

@@ -1,9 +1,11 @@
 //! The WebSocket half of the protocol, end to end: real server, real
 //! WebSocket clients.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chat_protocol::Codec;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{Server, assert_error, dm_id};
@@ -377,31 +379,50 @@ async fn sends_over_the_rate_limit_are_refused_with_retry_after() {
     for i in 0..30 {
         a.send(json!({"type": "send", "room_id": room, "content": format!("m{i}"), "client_id": format!("k{i}")})).await;
     }
-    let (mut acks, mut limited) = (0, 0);
-    while acks + limited < 30 {
+    let (mut acks, mut limited) = (HashMap::new(), Vec::new());
+    while acks.len() + limited.len() < 30 {
         let frame = a.next_frame().await;
         match frame["type"].as_str() {
-            Some("ack") => acks += 1,
+            Some("ack") => {
+                let client_id = frame["client_id"].as_str().unwrap().to_owned();
+                acks.insert(client_id, frame["message_id"].clone());
+            }
             Some("error") => {
                 assert_eq!(frame["code"], "rate_limited");
                 assert!(frame["retry_after_ms"].as_u64().unwrap() > 0);
                 assert!(frame["client_id"].as_str().unwrap().starts_with('k'));
-                limited += 1;
+                limited.push(frame["client_id"].clone());
             }
             _ => {}
         }
     }
-    assert_eq!(acks, 20, "a burst of 20, nothing refilled");
-    assert_eq!(acks + limited, 30);
+    assert_eq!(acks.len(), 20, "a burst of 20, nothing refilled");
+    assert_eq!(acks.len() + limited.len(), 30);
     // REST posts share the same limit.
-    let answer = alice
-        .post(
-            &format!("/api/v1/rooms/{room}/messages"),
-            json!({"content": "x"}),
-        )
-        .await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let answer = alice.post(&path, json!({"content": "x"})).await;
     assert_error(&answer, 429, "rate_limited");
     assert!(answer.1["error"]["retry_after_ms"].as_u64().is_some());
+
+    // A retry of a send that was acked gets its ack again, limit or not:
+    // it creates nothing. A refused send's retry is refused again.
+    a.send(json!({"type": "send", "room_id": room, "content": "m0", "client_id": "k0"}))
+        .await;
+    let again = a.next_frame().await;
+    assert_eq!(again["type"], "ack", "{again}");
+    assert_eq!(again["message_id"], acks["k0"]);
+    let (status, retried) = alice
+        .post(&path, json!({"content": "m1", "client_id": "k1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{retried}");
+    assert_eq!(retried["id"], acks["k1"]);
+    let refused = limited[0].as_str().unwrap();
+    let answer = alice
+        .post(&path, json!({"content": "again", "client_id": refused}))
+        .await;
+    assert_error(&answer, 429, "rate_limited");
+    let (_, history) = alice.get(&format!("{path}?limit=100")).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 20);
 }
 
 #[tokio::test]

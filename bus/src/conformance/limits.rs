@@ -10,12 +10,14 @@ use crate::{Admission, Admitted, Bucket, Bus, Claim, RateDecision, SharedState};
 /// [`SharedState::admit`]: a batch acts as its actions' single calls one
 /// after the other: tokens from each bucket in turn (a refusal keeps the
 /// earlier buckets' tokens taken and claims nothing), a claim answered by
-/// an earlier claim of the batch, and the buckets left as the single calls
-/// would leave them.
+/// an earlier claim of the batch (a repeat, which is not charged the
+/// buckets taken only for new work, however spent they are), and the
+/// buckets left as the single calls would leave them.
 pub async fn a_batch_admission_acts_like_single_calls_in_turn(state: &dyn SharedState) {
-    let [limits, other, first, second] = ["limits", "other", "cid-1", "cid-2"].map(unique);
+    let [limits, other, first, second, third] =
+        ["limits", "other", "cid-1", "cid-2", "cid-3"].map(unique);
     // A send's budget and send rate are two lanes of one key, as routers
-    // keep them.
+    // keep them; a repeat is charged the budget, not the send rate.
     let budget = Bucket::lane(limits.clone(), "budget", 1.0, 10);
     let send = Bucket::lane(limits.clone(), "send", 1.0, 2);
     let claim = |key: &String, value: &str| Claim {
@@ -24,42 +26,55 @@ pub async fn a_batch_admission_acts_like_single_calls_in_turn(state: &dyn Shared
         ttl: Duration::from_secs(60),
     };
     let send_of = |key: &String, value: &str| Admission {
-        buckets: vec![budget.clone(), send.clone()],
+        buckets: vec![budget.clone()],
         claim: Some(claim(key, value)),
+        unless_repeat: vec![send.clone()],
     };
     let batch = [
         send_of(&first, "a"),
         send_of(&first, "b"),
         send_of(&second, "c"),
+        send_of(&third, "d"),
+        send_of(&third, "e"),
+        send_of(&first, "f"),
         Admission {
             buckets: vec![Bucket::new(other.clone(), 1.0, 1)],
-            claim: None,
+            ..Admission::default()
         },
     ];
     let answers = state.admit(&batch).await.unwrap();
-    assert_eq!(answers.len(), 4);
+    assert_eq!(answers.len(), 7);
+    let repeat_of_a = Admitted::Admitted {
+        existing: Some(payload("a")),
+    };
     assert_eq!(answers[0], Admitted::Admitted { existing: None });
     assert_eq!(
-        answers[1],
-        Admitted::Admitted {
-            existing: Some(payload("a"))
-        },
+        answers[1], repeat_of_a,
         "the second claim of a key answers the first"
     );
-    let Admitted::Limited {
-        bucket: 1,
-        retry_after,
-    } = answers[2]
-    else {
-        panic!(
-            "the third send is refused by its send bucket: {:?}",
-            answers[2]
-        );
-    };
-    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1));
-    assert_eq!(answers[3], Admitted::Admitted { existing: None });
-    // The budget gave three tokens (the refused send's too): seven left.
-    for _ in 0..7 {
+    assert_eq!(
+        answers[2],
+        Admitted::Admitted { existing: None },
+        "the repeat took no send token, so the second new send has one"
+    );
+    for refused in &answers[3..5] {
+        let Admitted::Limited {
+            bucket: 1,
+            retry_after,
+        } = *refused
+        else {
+            panic!("a third new send is refused by its send bucket: {answers:?}");
+        };
+        assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1));
+    }
+    assert_eq!(
+        answers[5], repeat_of_a,
+        "a repeat is answered, whatever the send rate"
+    );
+    assert_eq!(answers[6], Admitted::Admitted { existing: None });
+    // The budget gave six tokens (the refused sends' and the repeats'
+    // too): four left.
+    for _ in 0..4 {
         assert_eq!(
             state.take_token(&budget).await.unwrap(),
             RateDecision::Allowed
@@ -74,10 +89,11 @@ pub async fn a_batch_admission_acts_like_single_calls_in_turn(state: &dyn Shared
         state.take_token(&send).await.unwrap(),
         RateDecision::Limited { .. }
     ));
-    // The refused send claimed nothing.
+    // The refused sends claimed nothing: the claim made for "d" was given
+    // back, so "e" was not taken for its repeat, and the key is free.
     assert_eq!(
         state
-            .put_if_absent(&second, payload("later"), Duration::from_secs(60))
+            .put_if_absent(&third, payload("later"), Duration::from_secs(60))
             .await
             .unwrap(),
         None
@@ -132,7 +148,7 @@ pub async fn lanes_of_one_key_are_independent_buckets(state: &dyn SharedState) {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let both = Admission {
         buckets: vec![fast.clone(), slow.clone()],
-        claim: None,
+        ..Admission::default()
     };
     let answers = state.admit(&[both.clone(), both]).await.unwrap();
     for answer in &answers {

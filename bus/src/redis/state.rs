@@ -155,8 +155,10 @@ impl SharedState for RedisState {
         let mut claim_keys: Vec<fred::prelude::Key> = Vec::new();
         let mut args: Vec<Value> = vec![(batch.len() as i64).into()];
         for admission in batch {
+            let buckets = admission.buckets.len() + admission.unless_repeat.len();
+            args.push((buckets as i64).into());
             args.push((admission.buckets.len() as i64).into());
-            for bucket in &admission.buckets {
+            for bucket in admission.buckets.iter().chain(&admission.unless_repeat) {
                 bucket_keys.push(keys.rate(&bucket.key).into());
                 args.extend(bucket_args(bucket)?);
             }
