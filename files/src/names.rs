@@ -5,22 +5,32 @@
 pub const MAX_NAME_CHARS: usize = 255;
 
 /// The name to keep for an upload named `raw` by the client: its last path
-/// component, without control characters, trimmed, at most
-/// [`MAX_NAME_CHARS`]; `file` when nothing is left.
+/// component, without control characters or bidirectional-text controls
+/// (U+202E makes `evil\u{202E}fdp.exe` show as `evilexe.pdf`), without
+/// leading dots and spaces (no hidden files on a downloader's disk) or
+/// trailing spaces, at most [`MAX_NAME_CHARS`]; `file` when nothing is left.
 pub fn safe_name(raw: Option<&str>) -> String {
     let raw = raw.unwrap_or_default();
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|&c| !c.is_control() && !is_bidi_control(c))
         .take(MAX_NAME_CHARS)
         .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    let cleaned = cleaned
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end();
     if cleaned.is_empty() {
         "file".to_owned()
     } else {
         cleaned.to_owned()
     }
+}
+
+/// The formatting characters that reorder text when shown: marks,
+/// embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The `Content-Disposition` value for `name`: `inline` or `attachment`,
@@ -73,6 +83,11 @@ mod tests {
         assert_eq!(safe_name(Some("a\r\nb.txt")), "ab.txt");
         assert_eq!(safe_name(Some("..")), "file");
         assert_eq!(safe_name(Some(".hidden")), "hidden");
+        assert_eq!(safe_name(Some(". .hidden")), "hidden");
+        assert_eq!(safe_name(Some("a/. \t. .txt ")), "txt");
+        assert_eq!(safe_name(Some("x.tar.gz")), "x.tar.gz");
+        assert_eq!(safe_name(Some("evil\u{202E}fdp.exe")), "evilfdp.exe");
+        assert_eq!(safe_name(Some("\u{2067}a\u{200F}b\u{2069}")), "ab");
         assert_eq!(safe_name(None), "file");
         assert_eq!(
             safe_name(Some(&"x".repeat(1000))).chars().count(),

@@ -44,9 +44,8 @@ pub fn requested(header: Option<&str>, size: u64) -> Requested {
     if range.start >= size {
         return Requested::Unsatisfiable;
     }
-    if range == (0..size) {
-        return Requested::Whole;
-    }
+    // Even every byte is answered as the part asked for (206 with its
+    // `Content-Range`), so a client resuming at 0 is told what it got.
     Requested::Part(range)
 }
 
@@ -61,7 +60,8 @@ mod tests {
         assert_eq!(requested(Some("bytes=5-"), 10), Requested::Part(5..10));
         assert_eq!(requested(Some("bytes=-3"), 10), Requested::Part(7..10));
         assert_eq!(requested(Some("bytes=8-100"), 10), Requested::Part(8..10));
-        assert_eq!(requested(Some("bytes=0-9"), 10), Requested::Whole);
+        assert_eq!(requested(Some("bytes=0-9"), 10), Requested::Part(0..10));
+        assert_eq!(requested(Some("bytes=-50"), 10), Requested::Part(0..10));
         assert_eq!(requested(Some("bytes=10-"), 10), Requested::Unsatisfiable);
         assert_eq!(requested(Some("bytes=-0"), 10), Requested::Unsatisfiable);
         assert_eq!(requested(Some("bytes=4-2"), 10), Requested::Whole);

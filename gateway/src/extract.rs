@@ -21,17 +21,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::TooLarge
-                } else {
-                    ApiError::bad_request(format!("cannot read the body: {rejection}"))
-                }
-            })?;
-        json_body(&bytes).map(JsonBody)
+        json_body(&body_bytes(request, state).await?).map(JsonBody)
     }
+}
+
+/// A JSON request body that may be left out (empty or only white space):
+/// then `T::default()`.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        json_body(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// The whole body, within the body limit (over it: 413 `too_large`).
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {rejection}"))
+            }
+        })
 }
 
 /// Decodes a JSON request body, which is always an object.

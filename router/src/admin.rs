@@ -97,9 +97,11 @@ impl Chat {
         let reason = request
             .reason
             .map(|reason| {
+                // Shown to admins, maybe in a terminal: no escapes.
                 reason
                     .trim()
                     .chars()
+                    .filter(|c| !c.is_control())
                     .take(MAX_REASON_CHARS)
                     .collect::<String>()
             })

@@ -312,8 +312,12 @@ async fn audit_events_record_who_what_and_from_where() {
         .await;
     root.post("/api/v1/admin/notice", json!({"content": "hello all"}))
         .await;
-    root.post_empty(&format!("/api/v1/admin/users/{bob_id}/ban"))
-        .await;
+    // A reason with a terminal escape, to be read in a terminal some day.
+    root.post(
+        &format!("/api/v1/admin/users/{bob_id}/ban"),
+        json!({"reason": " \u{1b}[2Jspam\r\n"}),
+    )
+    .await;
     root.delete(&format!("/api/v1/admin/users/{bob_id}/ban"))
         .await;
     let again = login(&server, "bob").await;
@@ -358,6 +362,10 @@ async fn audit_events_record_who_what_and_from_where() {
     let ban = &bans["events"][0];
     assert_eq!(ban["actor_id"], root_id.as_str());
     assert_eq!(ban["target_id"], bob_id.as_str());
+    assert_eq!(
+        ban["detail"], "[2Jspam",
+        "trimmed, without control characters"
+    );
 
     let logins = audit(&root, &format!("kind=login&user_id={bob_id}"), 2).await;
     assert_eq!(logins["events"].as_array().unwrap().len(), 2);

@@ -89,6 +89,19 @@ async fn oversized_bodies_are_too_large() {
         413,
         "too_large",
     );
+    // Calls whose body may be left out are bounded the same way.
+    let (_, bob_id) = server.user("bob").await;
+    let huge_reason = json!({"reason": "x".repeat(70 * 1024)});
+    for path in [
+        "/api/v1/auth/logout".to_owned(),
+        format!("/api/v1/admin/users/{bob_id}/ban"),
+    ] {
+        assert_error(
+            &alice.post(&path, huge_reason.clone()).await,
+            413,
+            "too_large",
+        );
+    }
     let long_password = json!({"username": "big", "password": "p".repeat(2000)});
     assert_error(
         &alice.post("/api/v1/auth/register", long_password).await,

@@ -328,6 +328,13 @@ async fn round_trip_attachments_and_access(s3: bool) {
         header(&headers, "content-range"),
         format!("bytes 100-199/{}", bytes.len())
     );
+    let (status, headers, all) = download(server, &alice, &id, &[("range", "bytes=0-")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT, "a range of every byte");
+    assert!(all == bytes);
+    assert_eq!(
+        header(&headers, "content-range"),
+        format!("bytes 0-{}/{}", bytes.len() - 1, bytes.len())
+    );
     let (status, _, tail) = download(server, &alice, &id, &[("range", "bytes=-10")]).await;
     assert_eq!(
         (status, tail.as_slice()),

@@ -10,7 +10,7 @@ use chat_protocol::rest::{AuthResponse, LoginRequest, RegisterRequest};
 
 use crate::auth::AuthSession;
 use crate::client_addr::ClientAddr;
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, OptionalJsonBody};
 use crate::{ApiError, AppState};
 
 pub async fn register(
@@ -48,13 +48,8 @@ pub async fn logout(
     State(state): State<AppState>,
     me: AuthSession,
     ClientAddr(client): ClientAddr,
-    body: axum::body::Bytes,
+    OptionalJsonBody(request): OptionalJsonBody<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let request: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        LogoutRequest::default()
-    } else {
-        crate::extract::json_body(&body)?
-    };
     state
         .chat
         .logout(me.user, me.session, request.all, &client)

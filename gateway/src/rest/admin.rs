@@ -9,7 +9,7 @@ use chat_protocol::accounts::{AuditQuery, AuditResponse, BanRequest, NoticeReque
 
 use crate::auth::AuthUser;
 use crate::client_addr::ClientAddr;
-use crate::extract::{JsonBody, QueryParams, id};
+use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, id};
 use crate::{ApiError, AppState};
 
 pub async fn notice(
@@ -28,15 +28,9 @@ pub async fn ban(
     AuthUser(me): AuthUser,
     ClientAddr(client): ClientAddr,
     Path(user_id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJsonBody(request): OptionalJsonBody<BanRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let target = id(&user_id)?;
-    let request: BanRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        BanRequest::default()
-    } else {
-        crate::extract::json_body(&body)?
-    };
-    state.chat.ban(me, target, request, &client).await?;
+    state.chat.ban(me, id(&user_id)?, request, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
