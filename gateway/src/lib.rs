@@ -94,10 +94,12 @@ pub fn app(
     let api = Router::new()
         .nest(
             "/api/v1",
-            rest::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                rest::throttle::charge_budget,
-            )),
+            rest::routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    rest::throttle::charge_budget,
+                ))
+                .merge(rest::routes_beyond_budget()),
         )
         .route("/ws", axum::routing::get(ws::handshake::upgrade))
         .merge(web::routes())

@@ -83,6 +83,11 @@ async fn a_flooding_user_is_limited_while_another_user_chats() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "rate_limited");
     assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    // However spent her budget, mallory can still end her session.
+    let (status, body) = mallory.post_empty("/api/v1/auth/logout").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _, _) = get_with_headers(&server, mallory.token(), "/api/v1/rooms").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Meanwhile bob's sends in another room are acked and delivered.
     for i in 0..3 {

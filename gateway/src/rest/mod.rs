@@ -16,12 +16,17 @@ use axum::routing::{delete, get, post};
 
 use crate::AppState;
 
-/// Every `/api/v1` route.
+/// The calls no action budget refuses: a user can always end their own
+/// session (and a token can end it only once, so this cannot flood).
+pub fn routes_beyond_budget() -> Router<AppState> {
+    Router::new().route("/auth/logout", post(accounts::logout))
+}
+
+/// Every other `/api/v1` route.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
-        .route("/auth/logout", post(accounts::logout))
         .route("/users/me", get(users::me).patch(accounts::update_profile))
         .route("/users/me/password", post(accounts::change_password))
         .route("/users", get(users::search))

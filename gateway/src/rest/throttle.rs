@@ -4,7 +4,8 @@
 //! with `Retry-After` and costs the store and the routers nothing.
 //!
 //! Calls without a valid token pass through untouched: the handler refuses
-//! them with 401 (and login and register have their own limits).
+//! them with 401 (and login and register have their own limits). Logout is
+//! not charged at all (`rest::routes_beyond_budget`).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
