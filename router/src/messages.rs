@@ -46,9 +46,10 @@ impl Chat {
     /// `charge_budget`: a WebSocket `send`, which the gateway does not
     /// charge), its `client_id` claim for a freshly minted id, then its
     /// send rate, unless the claim found the `client_id` used (a retry,
-    /// answered with the original's ack). A send that fails the checks made before any limit
-    /// (`client_id`, content) is answered with that error and takes no
-    /// token, as [`accept_message`](Chat::accept_message) would.
+    /// answered with the original's ack). A send that fails the checks
+    /// made before any limit (`client_id`, content) is answered with that
+    /// error and takes no token, as [`accept_message`](Chat::accept_message)
+    /// would.
     pub async fn admit_sends(&self, sends: &[(Id, &SendMessage, bool)]) -> Vec<Result<Ticket>> {
         let mut answers: Vec<Result<Ticket>> = Vec::with_capacity(sends.len());
         let mut batch = Vec::new();
