@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chat_bus::conformance::{
-    APPEND_TIMEOUT, BusUnderTest, STREAM_CAPACITY, ids, next_delivery, no_delivery, payload,
+    APPEND_TIMEOUT, BusUnderTest, STREAM_CAPACITY,
+    a_batch_admission_acts_like_single_calls_in_turn, ids, next_delivery, no_delivery, payload,
     payloads,
 };
 use chat_bus::redis::{RedisBus, RedisConfig};
@@ -476,6 +477,9 @@ async fn on_a_cluster_pubsub_is_sharded_and_streams_and_state_work() {
             .unwrap()
     );
     bus.state.ping().await.unwrap();
+    // A batch's keys live in many slots: admitted action by action, with
+    // the guarantees of the one script.
+    a_batch_admission_acts_like_single_calls_in_turn(bus.state.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
