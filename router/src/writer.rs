@@ -449,10 +449,6 @@ mod tests {
         );
     }
 
-    /// A router that writes and handles an entry a second time cannot
-    /// know whether its predecessor published what it wrote, so the
-    /// original goes out again (gateways drop the copy by its id); a
-    /// repeat handled the first time (a client's retry) only answers.
     /// A store in `dir` with one public room.
     async fn store_with_a_room(dir: &tempfile::TempDir) -> (SqliteStore, RoomId) {
         let store =
@@ -523,6 +519,10 @@ mod tests {
         store.close().await;
     }
 
+    /// A router that writes and handles an entry a second time cannot
+    /// know whether its predecessor published what it wrote, so the
+    /// original goes out again (gateways drop the copy by its id); a
+    /// repeat handled the first time (a client's retry) only answers.
     #[tokio::test]
     async fn only_a_repeat_handled_again_publishes_the_stored_original() {
         let dir = tempfile::tempdir().unwrap();
