@@ -310,6 +310,7 @@ fn gateway_options(
         files: open_files(config)?,
         limits: HttpLimits {
             max_body_bytes: config.limits.max_body_bytes,
+            body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
             handshakes: chat_gateway::handshakes::HandshakeLimits {
                 header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
                 max_pending: config.limits.max_pending_requests,

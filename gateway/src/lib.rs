@@ -37,15 +37,17 @@ pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chat_router::Chat;
 use chat_shutdown::Supervisor;
+use tower_http::timeout::TimeoutBody;
 
 pub use auth::Tokens;
 pub use error::ApiError;
@@ -72,6 +74,9 @@ pub struct AppState {
 pub struct HttpLimits {
     /// Largest request body; larger ones get 413 `too_large`.
     pub max_body_bytes: usize,
+    /// Longest wait for the next bytes of a request body: a client that
+    /// stalls half-way cannot hold its connection forever.
+    pub body_idle_timeout: Duration,
     /// The request-header timeout and the cap on unfinished requests.
     pub handshakes: handshakes::HandshakeLimits,
 }
@@ -110,6 +115,10 @@ pub fn app(
         supervisor,
     )
     .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+    .layer(axum::middleware::map_request(move |request: Request| {
+        let idle = limits.body_idle_timeout;
+        async move { request.map(|body| Body::new(TimeoutBody::new(idle, body))) }
+    }))
     .layer(cors)
     .layer(axum::middleware::map_response(cors::strip_unless_allowed))
 }

@@ -207,6 +207,10 @@ pub struct Limits {
     /// Most connections per gateway still sending their first request's
     /// headers; more are closed at once.
     pub max_pending_requests: usize,
+    /// How long a request body may go without a byte arriving, in
+    /// milliseconds; a stalled body fails its request with 400 and its
+    /// connection is closed (uploads of any length go on while bytes flow).
+    pub body_idle_timeout_ms: u64,
     /// Password hashing jobs (register, login, password change) that may
     /// wait for a hashing thread, per process; more are refused with 503
     /// and `Retry-After`.
@@ -245,6 +249,7 @@ impl Default for Limits {
             max_connections: 100_000,
             header_timeout_ms: 10_000,
             max_pending_requests: 1024,
+            body_idle_timeout_ms: 30_000,
             hash_queue: chat_router::password::DEFAULT_QUEUE,
             ready_rooms: 1000,
             resume_messages: 5000,

@@ -294,3 +294,60 @@ async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_cha
         "still here"
     );
 }
+
+#[tokio::test]
+async fn a_stalled_body_fails_its_request_and_a_slow_one_does_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start_with(&[("CHAT_LIMITS__BODY_IDLE_TIMEOUT_MS", "500")]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let head = |length: usize| {
+        format!(
+            "POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    // Everything the server says until it closes the connection.
+    async fn answer(tcp: &mut tokio::net::TcpStream) -> String {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+                .await
+                .expect("the server answers and closes the connection");
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    // Half a body, then silence: refused once the body has been idle for
+    // the timeout, and the connection is closed.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(format!("{}{{\"username\"", head(100)).as_bytes())
+        .await
+        .unwrap();
+    let refused = answer(&mut stalled).await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(refused.contains("\"bad_request\""), "{refused}");
+
+    // A body that takes longer than the timeout in all, but never goes
+    // quiet for that long, is read.
+    let body = json!({"username": "slowpoke", "password": "password123"}).to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(head(body.len()).as_bytes()).await.unwrap();
+    for chunk in body.as_bytes().chunks(body.len() / 4 + 1) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        slow.write_all(chunk).await.unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let created = String::from_utf8_lossy(&buf[..n]);
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+}
