@@ -155,11 +155,7 @@ pub trait SharedState: Send + Sync + 'static {
     /// per action on one server (Redis: nobody sees a claim that a refusal
     /// gives back); the batch as a whole need not be.
     async fn admit(&self, batch: &[Admission]) -> Result<Vec<Admitted>> {
-        let mut answers = Vec::with_capacity(batch.len());
-        for admission in batch {
-            answers.push(admit_one(self, admission).await?);
-        }
-        Ok(answers)
+        admit_in_turn(self, batch).await
     }
 
     /// Records a live connection of `user`, alive for `ttl` unless refreshed.
@@ -251,11 +247,22 @@ pub trait SharedState: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 }
 
-/// One [`Admission`] through the single-key calls.
-pub async fn admit_one<S: SharedState + ?Sized>(
+/// [`SharedState::admit`] through the single-key calls, one action after
+/// the other: the default, and what a backend falls back to when it cannot
+/// take a batch at once.
+pub async fn admit_in_turn<S: SharedState + ?Sized>(
     state: &S,
-    admission: &Admission,
-) -> Result<Admitted> {
+    batch: &[Admission],
+) -> Result<Vec<Admitted>> {
+    let mut answers = Vec::with_capacity(batch.len());
+    for admission in batch {
+        answers.push(admit_one(state, admission).await?);
+    }
+    Ok(answers)
+}
+
+/// One [`Admission`] through the single-key calls.
+async fn admit_one<S: SharedState + ?Sized>(state: &S, admission: &Admission) -> Result<Admitted> {
     if let Some(limited) = take_each(state, &admission.buckets, 0).await? {
         return Ok(limited);
     }

@@ -158,15 +158,7 @@ impl Chat {
         let checked = self
             .check_message(sender, &send, &content, client_id.clone(), ticket.id)
             .await;
-        let (message, opened_dm) = match checked {
-            Ok(checked) => checked,
-            Err(error) => {
-                if let Some(key) = claimed {
-                    self.release_client_id(sender, key).await;
-                }
-                return Err(error);
-            }
-        };
+        let (message, opened_dm) = self.releasing_on_refusal(sender, claimed, checked).await?;
         if let Some(key) = &client_id
             && let Some((room_id, message_id)) =
                 self.first_use(sender, key, existing.as_deref()).await?
@@ -188,12 +180,10 @@ impl Chat {
         // Only now is it a new message: a repeat's files are linked to the
         // original (by the writer, if it writes the retry), never to the id
         // minted for it, which no message will ever have.
-        if let Err(error) = crate::files::link_attachments(self.store.as_ref(), &message).await {
-            if let Some(key) = claimed {
-                self.release_client_id(sender, key).await;
-            }
-            return Err(error.into());
-        }
+        let linked = crate::files::link_attachments(self.store.as_ref(), &message)
+            .await
+            .map_err(Error::from);
+        self.releasing_on_refusal(sender, claimed, linked).await?;
         let also_to_users = match (opened_dm, send.room_id.dm_users()) {
             (true, Some((lo, hi))) => vec![lo, hi],
             _ => Vec::new(),
@@ -203,6 +193,23 @@ impl Chat {
             origin,
             also_to_users,
         })
+    }
+
+    /// `outcome`, after the claim of `claimed` (a `client_id` this send
+    /// claimed) is given back if it is a refusal: the message it was
+    /// claimed for will not be accepted.
+    async fn releasing_on_refusal<T>(
+        &self,
+        sender: Id,
+        claimed: Option<&str>,
+        outcome: Result<T>,
+    ) -> Result<T> {
+        if outcome.is_err()
+            && let Some(key) = claimed
+        {
+            self.release_client_id(sender, key).await;
+        }
+        outcome
     }
 
     /// The checks of a message past its limits: the room (or the DM it

@@ -32,7 +32,7 @@ use super::scripts::{SCRIPTS, run};
 use super::{Shared, error};
 use crate::partitions::Leases;
 use crate::state::MAX_WORKER_ID;
-use crate::state::admit_one;
+use crate::state::admit_in_turn;
 use crate::{Admission, Admitted, Bucket, BusError, Payload, RateDecision, Result, SharedState};
 
 /// Shared state across every process sharing the Redis.
@@ -144,11 +144,7 @@ impl SharedState for RedisState {
         }
         if self.shared.clustered {
             // One script cannot span the slots of a batch's keys.
-            let mut answers = Vec::with_capacity(batch.len());
-            for admission in batch {
-                answers.push(admit_one(self, admission).await?);
-            }
-            return Ok(answers);
+            return admit_in_turn(self, batch).await;
         }
         let keys = &self.shared.keys;
         let mut bucket_keys: Vec<fred::prelude::Key> = Vec::new();
