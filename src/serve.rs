@@ -21,6 +21,7 @@ use chat_bus::Bus;
 use chat_gateway::HttpLimits;
 use chat_gateway::Tokens;
 use chat_gateway::client_addr::TrustedProxies;
+use chat_gateway::handshakes::HandshakeLimits;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::{Dependencies, OpsDetail};
 use chat_gateway::revocations::Revocations;
@@ -211,6 +212,7 @@ impl Node {
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 listener,
+                handshake_limits(&config),
                 dependencies.clone(),
                 public_ops,
             ));
@@ -219,6 +221,7 @@ impl Node {
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 ops_listener,
+                handshake_limits(&config),
                 dependencies,
                 OpsDetail::Full,
             ));
@@ -281,6 +284,15 @@ async fn stop(role: RoleHandle) {
 }
 
 /// The gateway's settings, its token secret and its file storage.
+/// The header and keep-alive deadlines of every listener.
+fn handshake_limits(config: &Config) -> HandshakeLimits {
+    HandshakeLimits {
+        header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
+        max_pending: config.limits.max_pending_requests,
+        keep_alive_timeout: Duration::from_millis(config.limits.keep_alive_timeout_ms),
+    }
+}
+
 fn gateway_options(
     config: &Config,
     name: &str,
@@ -311,10 +323,7 @@ fn gateway_options(
         limits: HttpLimits {
             max_body_bytes: config.limits.max_body_bytes,
             body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
-            handshakes: chat_gateway::handshakes::HandshakeLimits {
-                header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
-                max_pending: config.limits.max_pending_requests,
-            },
+            handshakes: handshake_limits(config),
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
         public_ops,

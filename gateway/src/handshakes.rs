@@ -1,5 +1,6 @@
 //! Unfinished requests: a deadline for a new connection's request headers
-//! and a cap on connections still sending them.
+//! and a cap on connections still sending them. (The deadline for a
+//! kept-alive connection's next request is hyper's, set in `server`.)
 //!
 //! axum's server has no request-header timeout: a client that connects and
 //! never finishes its request line (silent, or trickling a header a byte at
@@ -27,22 +28,18 @@ use tokio::time::Sleep;
 
 use crate::metrics::{HANDSHAKES_CLOSED, handshake_reason};
 
-/// The bounds on unfinished requests.
+/// The bounds on unfinished requests (defaults in the configuration's
+/// `limits`).
 #[derive(Clone, Copy, Debug)]
 pub struct HandshakeLimits {
     /// How long a new connection may take to send its request headers.
     pub header_timeout: Duration,
     /// Most connections still sending their first request's headers.
     pub max_pending: usize,
-}
-
-impl Default for HandshakeLimits {
-    fn default() -> HandshakeLimits {
-        HandshakeLimits {
-            header_timeout: Duration::from_secs(10),
-            max_pending: 1024,
-        }
-    }
+    /// How long a connection may wait, after answering a request, for the
+    /// next request's headers to be complete (and the bound on the first
+    /// request's too, if shorter than `header_timeout`).
+    pub keep_alive_timeout: Duration,
 }
 
 /// A listener whose connections must send their request headers in time.

@@ -33,6 +33,7 @@ pub mod relay;
 pub mod rest;
 pub mod revocations;
 pub mod role;
+pub mod server;
 pub mod web;
 pub mod ws;
 
@@ -77,7 +78,7 @@ pub struct HttpLimits {
     /// Longest wait for the next bytes of a request body: a client that
     /// stalls half-way cannot hold its connection forever.
     pub body_idle_timeout: Duration,
-    /// The request-header timeout and the cap on unfinished requests.
+    /// The request-header timeouts and the cap on unfinished requests.
     pub handshakes: handshakes::HandshakeLimits,
 }
 

@@ -87,8 +87,9 @@ pub mod fixed_cap {
     pub const ALL: [&str; 2] = [REQUESTS_IN_FLIGHT, BAD_FRAMES];
 }
 
-/// Connections closed before their first request's headers were read, by
-/// reason (`timeout`: not in time; `cap`: too many unfinished already).
+/// Connections closed before a request's headers were read, by reason
+/// (`timeout`: a new connection's not in time; `cap`: too many unfinished
+/// already; `idle`: a kept-alive connection's next request not in time).
 pub static HANDSHAKES_CLOSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "chat_handshakes_closed_total",
@@ -105,8 +106,11 @@ pub mod handshake_reason {
     pub const TIMEOUT: &str = "timeout";
     /// Too many connections were unfinished already.
     pub const CAP: &str = "cap";
+    /// A kept-alive connection's next request headers did not arrive
+    /// within `keep_alive_timeout`.
+    pub const IDLE: &str = "idle";
     /// Every reason, registered at zero at start.
-    pub const ALL: [&str; 2] = [TIMEOUT, CAP];
+    pub const ALL: [&str; 3] = [TIMEOUT, CAP, IDLE];
 }
 
 /// Frames received from clients, by type (`invalid` for undecodable ones).

@@ -12,18 +12,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::serve::ListenerExt;
 use chat_protocol::frames::close_code;
 use chat_router::Chat;
 use chat_shutdown::{CancellationToken, RoleHandle, Supervisor};
 use tokio::net::TcpListener;
 
 use crate::client_addr::TrustedProxies;
-use crate::handshakes::{GuardedListener, HandshakeLimits};
+use crate::handshakes::HandshakeLimits;
 use crate::relay::Relay;
 use crate::rest::files::FileService;
 use crate::rest::ops::{Dependencies, OpsDetail};
+use crate::server::serve;
 use crate::ws::WsConfig;
 use crate::ws::hub::Hub;
 use crate::{AppState, HttpLimits, Tokens};
@@ -169,6 +168,7 @@ async fn until(stop: CancellationToken, task: impl std::future::Future<Output = 
 pub fn serve_ops(
     supervisor: &Supervisor,
     listener: TcpListener,
+    handshakes: HandshakeLimits,
     dependencies: Dependencies,
     detail: OpsDetail,
 ) -> RoleHandle {
@@ -177,42 +177,9 @@ pub fn serve_ops(
     let stop = role.stopping();
     role.spawn(
         "http",
-        serve(
-            listener,
-            HandshakeLimits::default(),
-            app,
-            stop.cancelled_owned(),
-        ),
+        serve(listener, handshakes, app, stop.cancelled_owned()),
     );
     role
-}
-
-/// Serves `app` until `shutdown` resolves and the requests in flight have
-/// been answered.
-async fn serve(
-    listener: TcpListener,
-    handshakes: HandshakeLimits,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's
-    // algorithm and delayed ACKs hold back a frame that follows another by
-    // ~40 ms (measured with the load generator, docs/benchmarks.md).
-    let listener = GuardedListener::new(listener, handshakes).tap_io(|stream| {
-        if let Err(error) = stream.tcp().set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    // The peer address is what the audit log records for a client (unless
-    // a trusted proxy names another).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        // axum's accept loop retries on its own; this is the listener gone.
-        tracing::error!(%error, "HTTP server failed");
-    }
 }
 
 /// Keeps this gateway's connections live in the shared presence state, so

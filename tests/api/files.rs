@@ -207,7 +207,7 @@ async fn upload(client: &Client, name: &str, bytes: &[u8]) -> (StatusCode, Value
         .await
 }
 
-async fn uploaded(client: &Client, name: &str, bytes: &[u8]) -> Value {
+pub(crate) async fn uploaded(client: &Client, name: &str, bytes: &[u8]) -> Value {
     let (status, file) = upload(client, name, bytes).await;
     assert_eq!(status, StatusCode::CREATED, "upload {name}: {file}");
     file
@@ -239,7 +239,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 /// Bytes that no sniffer mistakes for a known format.
-fn noise(len: usize) -> Vec<u8> {
+pub(crate) fn noise(len: usize) -> Vec<u8> {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {

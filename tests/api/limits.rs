@@ -1,6 +1,7 @@
 //! Limits against hostile clients (PROTOCOL.md v1.1 Rules): the per-user
-//! action budget, login limits, connection caps and the request-header
-//! timeout, each shown to stop the abuser while other users go on.
+//! action budget, login limits, connection caps and the request-header,
+//! body and keep-alive timeouts, each shown to stop the abuser while other
+//! users go on.
 
 use std::time::Duration;
 
@@ -350,4 +351,131 @@ async fn a_stalled_body_fails_its_request_and_a_slow_one_does_not() {
         .unwrap();
     let created = String::from_utf8_lossy(&buf[..n]);
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` from `tcp`: its
+/// status line and body length.
+async fn read_response(tcp: &mut tokio::net::TcpStream) -> (String, usize) {
+    use tokio::io::AsyncReadExt;
+
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().unwrap());
+            if received.len() >= end + 4 + length {
+                let status = head.lines().next().unwrap_or_default().to_owned();
+                return (status, length);
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("the response arrives")
+            .expect("the connection stays open until it is answered");
+        assert_ne!(read, 0, "closed before the response was complete");
+        received.extend_from_slice(&buf[..read]);
+    }
+}
+
+#[tokio::test]
+async fn idle_kept_alive_connections_are_closed_and_busy_ones_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start_with(&[("CHAT_LIMITS__KEEP_ALIVE_TIMEOUT_MS", "1000")]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    // One request, then silence: closed unanswered about a second after
+    // the response, not at once.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(healthz).await.unwrap();
+    assert!(read_response(&mut idle).await.0.contains(" 200 "));
+    let answered = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+        .await
+        .expect("the server closes the idle connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let idled = answered.elapsed();
+    assert!(
+        idled >= Duration::from_millis(900),
+        "closed after {idled:?}"
+    );
+    let idle_closed = server
+        .metric(r#"chat_handshakes_closed_total{reason="idle"}"#)
+        .await;
+    assert!(idle_closed >= 1.0, "{idle_closed} idle connections counted");
+
+    // Requests closer together than the timeout keep a connection open for
+    // longer than it: the deadline counts from each response.
+    let mut busy = tokio::net::TcpStream::connect(&address).await.unwrap();
+    for _ in 0..8 {
+        busy.write_all(healthz).await.unwrap();
+        assert!(read_response(&mut busy).await.0.contains(" 200 "));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    // A download to a client that stops reading for longer than the
+    // timeout is not cut: the deadline does not run while a response is
+    // being sent. (A small receive buffer keeps most of the file waiting
+    // on the server side.)
+    let (alice, _) = server.user("alice").await;
+    const SIZE: usize = 16 * 1024 * 1024;
+    let file = crate::files::uploaded(&alice, "big.bin", &crate::files::noise(SIZE)).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(address.parse().unwrap()).await.unwrap();
+    slow.write_all(
+        format!(
+            "GET /api/v1/files/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            file["id"].as_str().unwrap(),
+            alice.token()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut first = [0u8; 1024];
+    let read = slow.read(&mut first).await.unwrap();
+    assert_ne!(read, 0);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut received = first[..read].to_vec();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut body_start = None;
+    loop {
+        if body_start.is_none() {
+            body_start = received
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|end| end + 4);
+        }
+        if body_start.is_some_and(|start| received.len() - start >= SIZE) {
+            break;
+        }
+        let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
+            .await
+            .expect("the download goes on")
+            .expect("the download is not cut");
+        assert_ne!(
+            read,
+            0,
+            "the download was cut after {} bytes",
+            received.len()
+        );
+        received.extend_from_slice(&buf[..read]);
+    }
+
+    // A WebSocket quiet for longer than the timeout is not an idle HTTP
+    // connection: it is upgraded, out of the deadline's reach.
+    let (bob, _) = server.user("bob").await;
+    let room = bob.create_room("quiet", "public", &[]).await;
+    let mut ws = Ws::connect(&server, bob.token()).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ws.send(json!({"type": "send", "ref": "late", "room_id": room, "content": "still here"}))
+        .await;
+    assert_eq!(ws.next_of("ack").await["ref"], "late");
 }
