@@ -323,6 +323,7 @@ fn gateway_options(
         limits: HttpLimits {
             max_body_bytes: config.limits.max_body_bytes,
             body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
+            body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
             handshakes: handshake_limits(config),
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),

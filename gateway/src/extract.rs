@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use chat_protocol::{Id, RoomId};
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
 use crate::ApiError;
 
@@ -41,17 +42,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
-/// The whole body, within the body limit (over it: 413 `too_large`).
+/// When a JSON body must have arrived whole (set per request by the app's
+/// edge layers from `limits.body_timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline(pub Instant);
+
+/// The whole body, within the body limit (over it: 413 `too_large`) and
+/// by the [`BodyDeadline`], if the request has one (past it: 400, and the
+/// connection closes, its body unread).
 async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge
-            } else {
-                ApiError::bad_request(format!("cannot read the body: {rejection}"))
-            }
-        })
+    let deadline = request.extensions().get::<BodyDeadline>().copied();
+    let read = Bytes::from_request(request, state);
+    let read = match deadline {
+        Some(BodyDeadline(deadline)) => tokio::time::timeout_at(deadline, read)
+            .await
+            .map_err(|_| ApiError::bad_request("the body did not arrive in time"))?,
+        None => read.await,
+    };
+    read.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad_request(format!("cannot read the body: {rejection}"))
+        }
+    })
 }
 
 /// Decodes a JSON request body, which is always an object.

@@ -10,6 +10,8 @@
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
 //! - [`handshakes`]: the request-header timeout and the cap on unfinished
 //!   requests.
+//! - [`server`]: the HTTP server loop (hyper per connection, the keep-alive
+//!   deadline, draining).
 //! - [`extract`]: body, path and query extractors that answer bad input with
 //!   the protocol's error body.
 //! - [`rest`]: one module per resource.
@@ -78,6 +80,11 @@ pub struct HttpLimits {
     /// Longest wait for the next bytes of a request body: a client that
     /// stalls half-way cannot hold its connection forever.
     pub body_idle_timeout: Duration,
+    /// Longest time a JSON body may take to arrive whole, from its request's
+    /// headers: a client that trickles one byte at a time, never idle for
+    /// long, cannot hold its connection for days. (Uploads, which may be
+    /// large, have only the idle bound.)
+    pub body_timeout: Duration,
     /// The request-header timeouts and the cap on unfinished requests.
     pub handshakes: handshakes::HandshakeLimits,
 }
@@ -116,10 +123,14 @@ pub fn app(
         supervisor,
     )
     .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-    .layer(axum::middleware::map_request(move |request: Request| {
-        let idle = limits.body_idle_timeout;
-        async move { request.map(|body| Body::new(TimeoutBody::new(idle, body))) }
-    }))
+    .layer(axum::middleware::map_request(
+        move |mut request: Request| {
+            let idle = limits.body_idle_timeout;
+            let deadline = extract::BodyDeadline(tokio::time::Instant::now() + limits.body_timeout);
+            request.extensions_mut().insert(deadline);
+            async move { request.map(|body| Body::new(TimeoutBody::new(idle, body))) }
+        },
+    ))
     .layer(cors)
     .layer(axum::middleware::map_response(cors::strip_unless_allowed))
 }

@@ -211,6 +211,11 @@ pub struct Limits {
     /// milliseconds; a stalled body fails its request with 400 and its
     /// connection is closed (uploads of any length go on while bytes flow).
     pub body_idle_timeout_ms: u64,
+    /// How long a REST JSON body may take to arrive whole, in milliseconds
+    /// from its request's headers; a slower one fails its request with 400
+    /// and its connection is closed (uploads are bounded only by
+    /// `body_idle_timeout_ms`).
+    pub body_timeout_ms: u64,
     /// How long a kept-alive connection may wait for its next request's
     /// headers, in milliseconds from the end of the previous response;
     /// idle connections are closed after it.
@@ -254,6 +259,7 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             max_pending_requests: 1024,
             body_idle_timeout_ms: 30_000,
+            body_timeout_ms: 60_000,
             keep_alive_timeout_ms: 75_000,
             hash_queue: chat_router::password::DEFAULT_QUEUE,
             ready_rooms: 1000,

@@ -62,8 +62,14 @@ impl Config {
             "limits.header_timeout_ms must be at least 100 and limits.max_pending_requests at least 1"
         );
         ensure!(
-            self.limits.body_idle_timeout_ms >= 100 && self.limits.keep_alive_timeout_ms >= 100,
-            "limits.body_idle_timeout_ms and limits.keep_alive_timeout_ms must be at least 100"
+            [
+                self.limits.body_idle_timeout_ms,
+                self.limits.body_timeout_ms,
+                self.limits.keep_alive_timeout_ms,
+            ]
+            .iter()
+            .all(|&ms| ms >= 100),
+            "limits.body_idle_timeout_ms, limits.body_timeout_ms and limits.keep_alive_timeout_ms must be at least 100"
         );
         ensure!(
             self.limits.hash_queue >= 1

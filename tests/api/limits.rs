@@ -297,10 +297,13 @@ async fn half_sent_requests_are_closed_after_the_header_timeout_while_others_cha
 }
 
 #[tokio::test]
-async fn a_stalled_body_fails_its_request_and_a_slow_one_does_not() {
+async fn a_stalled_or_trickled_body_fails_its_request_and_a_slow_one_does_not() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let server = Server::start_with(&[("CHAT_LIMITS__BODY_IDLE_TIMEOUT_MS", "500")]);
+    let server = Server::start_with(&[
+        ("CHAT_LIMITS__BODY_IDLE_TIMEOUT_MS", "500"),
+        ("CHAT_LIMITS__BODY_TIMEOUT_MS", "2000"),
+    ]);
     let address = server.base.trim_start_matches("http://").to_owned();
     let head = |length: usize| {
         format!(
@@ -309,7 +312,7 @@ async fn a_stalled_body_fails_its_request_and_a_slow_one_does_not() {
         )
     };
     // Everything the server says until it closes the connection.
-    async fn answer(tcp: &mut tokio::net::TcpStream) -> String {
+    async fn answer(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
         let mut answer = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -335,8 +338,27 @@ async fn a_stalled_body_fails_its_request_and_a_slow_one_does_not() {
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
     assert!(refused.contains("\"bad_request\""), "{refused}");
 
-    // A body that takes longer than the timeout in all, but never goes
-    // quiet for that long, is read.
+    // A body trickled a byte every 100 ms, never idle for long but due to
+    // take 100 s in all: refused once the whole-body deadline has passed,
+    // and the connection is closed.
+    let mut trickled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    trickled.write_all(head(1000).as_bytes()).await.unwrap();
+    let (mut from_server, mut to_server) = trickled.into_split();
+    let trickle = tokio::spawn(async move {
+        while to_server.write_all(b" ").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let refused = answer(&mut from_server).await;
+    trickle.abort();
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(refused.contains("did not arrive in time"), "{refused}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "after {waited:?}");
+
+    // A body that takes longer than the idle timeout in all, but never
+    // goes quiet for that long and is whole within the deadline, is read.
     let body = json!({"username": "slowpoke", "password": "password123"}).to_string();
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
     slow.write_all(head(body.len()).as_bytes()).await.unwrap();
