@@ -24,6 +24,7 @@ use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::handshakes::HandshakeLimits;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::{Dependencies, OpsDetail};
+use chat_gateway::rest::upload_places::UploadPlaces;
 use chat_gateway::revocations::Revocations;
 use chat_gateway::role::{FileSweep, GatewayOptions};
 use chat_gateway::ws::WsConfig;
@@ -489,7 +490,13 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
             uploads_per_minute: files.uploads_per_minute,
             upload_burst: files.upload_burst,
         },
-        files.concurrent_uploads,
+        UploadPlaces::new(
+            files.concurrent_uploads,
+            files.concurrent_uploads_per_user,
+            // A waiting upload's body is not read: it waits no longer
+            // than a stalled body would.
+            Duration::from_millis(config.limits.body_idle_timeout_ms),
+        ),
     )))
 }
 

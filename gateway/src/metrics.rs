@@ -113,6 +113,39 @@ pub mod handshake_reason {
     pub const ALL: [&str; 3] = [TIMEOUT, CAP, IDLE];
 }
 
+/// Uploads streaming now (holding a place; `files.concurrent_uploads`).
+pub static UPLOADS_STREAMING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_file_uploads_streaming",
+        "Uploads streaming now (holding one of the process's places)"
+    )
+    .expect(REGISTERED)
+});
+
+/// Uploads refused after waiting too long for a place to stream, by whose
+/// uploads held the places (`user`: the uploader's own,
+/// `files.concurrent_uploads_per_user`; `server`: everyone's,
+/// `files.concurrent_uploads`).
+pub static UPLOADS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_file_uploads_refused_total",
+        "Uploads refused after waiting too long for a place to stream, by whose uploads held the places",
+        &["by"]
+    )
+    .expect(REGISTERED)
+});
+
+/// The `by` values of [`UPLOADS_REFUSED`], named once for the counting
+/// sites and for [`register`].
+pub mod upload_refusal {
+    /// The uploader's own uploads held all of their places.
+    pub const USER: &str = "user";
+    /// Everyone's uploads held all of the process's places.
+    pub const SERVER: &str = "server";
+    /// Every value, registered at zero at start.
+    pub const ALL: [&str; 2] = [USER, SERVER];
+}
+
 /// Frames received from clients, by type (`invalid` for undecodable ones).
 pub static FRAMES_IN: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -354,6 +387,10 @@ pub fn register() {
     }
     for reason in handshake_reason::ALL {
         HANDSHAKES_CLOSED.with_label_values(&[reason]);
+    }
+    LazyLock::force(&UPLOADS_STREAMING);
+    for by in upload_refusal::ALL {
+        UPLOADS_REFUSED.with_label_values(&[by]);
     }
     chat_bus::metrics::register();
     chat_router::metrics::register();

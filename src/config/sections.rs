@@ -45,6 +45,9 @@ pub struct FilesConfig {
     pub upload_burst: u32,
     /// Uploads streaming at once per gateway; more wait their turn.
     pub concurrent_uploads: usize,
+    /// Uploads of one user streaming at once per gateway; more wait for
+    /// one of theirs to finish (so that one user cannot hold every place).
+    pub concurrent_uploads_per_user: usize,
     /// How often each gateway sweeps unused files.
     pub sweep_interval_secs: u64,
     /// How long a file no message carries (never sent, or its message
@@ -64,6 +67,7 @@ impl Default for FilesConfig {
             uploads_per_minute: 30,
             upload_burst: 10,
             concurrent_uploads: 16,
+            concurrent_uploads_per_user: 4,
             sweep_interval_secs: 600,
             sweep_grace_secs: 24 * 60 * 60,
             s3: chat_files::S3Settings::default(),

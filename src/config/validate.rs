@@ -196,8 +196,8 @@ impl Config {
             "files.uploads_per_minute and files.upload_burst must be at least 1"
         );
         ensure!(
-            files.concurrent_uploads >= 1,
-            "files.concurrent_uploads must be at least 1"
+            files.concurrent_uploads >= 1 && files.concurrent_uploads_per_user >= 1,
+            "files.concurrent_uploads and files.concurrent_uploads_per_user must be at least 1"
         );
         ensure!(
             files.sweep_interval_secs >= 1,

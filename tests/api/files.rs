@@ -774,3 +774,75 @@ async fn uploads_are_rate_limited_and_need_a_file_part() {
     let (status, _) = server.client().get("/api/v1/files/1").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Starts an upload of `client` that is sent a byte every 100 ms and never
+/// ends (it declares 1 MiB): it holds its place to stream, without ever
+/// stalling for the body idle timeout, until the task is aborted (which
+/// cuts it off).
+async fn trickled_upload(server: &Server, client: &Client) -> tokio::task::JoinHandle<()> {
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let part_head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n\
+         {part_head}",
+        client.token(),
+        1024 * 1024,
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    tokio::spawn(async move {
+        while socket.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn slow_uploads_of_one_user_cannot_take_every_place_to_stream() {
+    let server = Server::start_with(&[
+        ("CHAT_FILES__CONCURRENT_UPLOADS", "2"),
+        ("CHAT_FILES__CONCURRENT_UPLOADS_PER_USER", "1"),
+        ("CHAT_LIMITS__BODY_IDLE_TIMEOUT_MS", "1500"),
+    ]);
+    let (mallory, _) = server.user("mallory").await;
+    let (bob, _) = server.user("bob").await;
+    let (carol, _) = server.user("carol").await;
+    let (dave, _) = server.user("dave").await;
+    let streaming = |count: f64| {
+        let server = &server;
+        move || async move { server.metric("chat_file_uploads_streaming").await == count }
+    };
+
+    // Mallory's endless upload holds her one place; her next one waits for
+    // it, for as long as a stalled body would, and is refused.
+    let mallorys = trickled_upload(&server, &mallory).await;
+    eventually("mallory's upload streams", streaming(1.0)).await;
+    let answer = upload(&mallory, "second.bin", b"more").await;
+    assert_error(&answer, 429, "rate_limited");
+    assert!(answer.1["error"]["retry_after_ms"].as_u64().is_some());
+    // Others still have a place.
+    uploaded(&bob, "bob.txt", b"bob's").await;
+
+    // With every place held by slow uploads, others wait, and are told to
+    // come back instead of hanging.
+    let carols = trickled_upload(&server, &carol).await;
+    eventually("carol's upload streams", streaming(2.0)).await;
+    let answer = upload(&dave, "dave.txt", b"dave's").await;
+    assert_error(&answer, 503, "unavailable");
+    assert!(answer.1["error"]["retry_after_ms"].as_u64().is_some());
+
+    // A place given back is taken again.
+    mallorys.abort();
+    eventually("mallory's upload is cut off", streaming(1.0)).await;
+    uploaded(&dave, "dave.txt", b"dave's").await;
+    carols.abort();
+    eventually("no upload streams", streaming(0.0)).await;
+    for (by, refused) in [("user", 1.0), ("server", 1.0)] {
+        let series = format!("chat_file_uploads_refused_total{{by=\"{by}\"}}");
+        assert_eq!(server.metric(&series).await, refused, "{series}");
+    }
+}

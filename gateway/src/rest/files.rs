@@ -11,6 +11,7 @@
 //! (`chat_files::thumbnail`), served by `GET /files/{file_id}/thumbnail`
 //! under the same access rules.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -24,8 +25,8 @@ use chat_files::{FilesError, Objects, Thumbnails, names, sniff};
 use chat_persistence::FileRecord;
 use chat_protocol::File;
 use chat_router::files::{Allowance, UploadPolicy};
-use tokio::sync::Semaphore;
 
+use super::upload_places::UploadPlaces;
 use crate::auth::AuthUser;
 use crate::extract::id;
 use crate::{ApiError, AppState};
@@ -40,20 +41,21 @@ const DRAIN_AFTER_REFUSAL_TIME: Duration = Duration::from_secs(5);
 pub struct FileService {
     pub objects: Objects,
     pub policy: UploadPolicy,
-    /// Uploads streaming at once in this process (each holds up to a few
-    /// parts of memory); more wait.
-    uploads: Semaphore,
+    /// Places for uploads to stream, per process and per user.
+    uploads: Arc<UploadPlaces>,
     /// Image previews, made by half the cores at most: uploads of images
     /// must not starve the chat of CPU.
     thumbnails: Thumbnails,
 }
 
 impl FileService {
-    pub fn new(objects: Objects, policy: UploadPolicy, concurrent_uploads: usize) -> FileService {
+    /// `uploads` bounds the uploads streaming at once (see
+    /// [`UploadPlaces::new`]).
+    pub fn new(objects: Objects, policy: UploadPolicy, uploads: UploadPlaces) -> FileService {
         FileService {
             objects,
             policy,
-            uploads: Semaphore::new(concurrent_uploads.max(1)),
+            uploads: Arc::new(uploads),
             thumbnails: Thumbnails::new(
                 std::thread::available_parallelism().map_or(1, |cores| cores.get() / 2),
             ),
@@ -82,11 +84,7 @@ pub async fn upload(
     }
     let name = names::safe_name(field.file_name());
     let service = &state.files;
-    let streaming = service
-        .uploads
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
+    let streaming = service.uploads.wait_for_place(me).await?;
     let id = state.chat.new_file_id()?;
     let stored = match service
         .objects
