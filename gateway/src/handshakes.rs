@@ -1,6 +1,5 @@
 //! Unfinished requests: a deadline for a new connection's request headers
-//! and a cap on connections still sending them. (The deadline for a
-//! kept-alive connection's next request is hyper's, set in `server`.)
+//! and a cap on connections still sending them.
 //!
 //! axum's server has no request-header timeout: a client that connects and
 //! never finishes its request line (silent, or trickling a header a byte at
@@ -9,9 +8,10 @@
 //! end of its first request's headers (`\r\n\r\n`) has been read; a
 //! connection still without them after the header timeout is closed, and a
 //! connection accepted while every permit is held is closed at once. Both
-//! are counted in `chat_handshakes_closed_total{reason}`. Later requests on
-//! a kept-alive connection, request bodies (uploads) and WebSocket frames
-//! are not subject to the deadline.
+//! are counted in `chat_handshakes_closed_total{reason}`. Request bodies
+//! (uploads) and WebSocket frames are not subject to the deadline; later
+//! requests on a kept-alive connection have one of their own, hyper's
+//! (see [`crate::server`]).
 
 use std::io;
 use std::net::SocketAddr;

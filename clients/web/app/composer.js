@@ -1,6 +1,7 @@
 // The message composer: Enter sends (Shift+Enter for a new line), typing
 // notices, @mention autocomplete (`GET /users?prefix=`), reply-to, and
-// attachments uploaded at once with progress and image previews.
+// attachments uploaded as they are chosen (a few at a time) with progress
+// and image previews.
 
 import { $, h, clear, fileSize, icon } from './dom.js';
 import { state, changed } from './store.js';
@@ -10,11 +11,22 @@ import { rest, realtime, displayName } from './session.js';
 const TYPING_IDLE_MS = 4000;
 /** Repeat `typing: true` while typing (the server drops more than one per 2 s). */
 const TYPING_REPEAT_MS = 2500;
+/**
+ * Uploads sent at once. A gateway streams only a few of one user's uploads
+ * at a time (`files.concurrent_uploads_per_user`, 4 by default) and refuses
+ * one that waits there too long, so on a slow link the rest wait here.
+ */
+const UPLOADS_AT_ONCE = 3;
 
 let replyTo = null;
-/** Uploads of the message being written: {id, file, status, progress, info, preview, error}. */
+/**
+ * Uploads of the message being written: {key, file, status ('waiting',
+ * 'uploading', 'done' or 'failed'), progress, info, preview, error}.
+ */
 let uploads = [];
 let uploadCount = 0;
+/** Uploads on their way to the server, including those of a message given up. */
+let uploadsInFlight = 0;
 let typingSentAt = 0;
 let typingRoom = null;
 let idleTimer = null;
@@ -97,7 +109,7 @@ function send() {
   const roomId = state.current;
   if (!roomId || !realtime) return;
   const input = $('composer-input');
-  if (uploads.some((item) => item.status === 'uploading')) {
+  if (uploads.some((item) => item.status === 'waiting' || item.status === 'uploading')) {
     showComposerError('Wait for the uploads to finish.');
     return;
   }
@@ -254,20 +266,37 @@ function renderSuggestions() {
 // ------------------------------------------------------------- attachments
 
 function upload(file) {
-  const item = {
+  uploads.push({
     key: ++uploadCount,
     file,
-    status: 'uploading',
+    status: 'waiting',
     progress: 0,
     info: null,
     error: null,
     preview: file.type.startsWith('image/') ? URL.createObjectURL(file) : null,
-  };
-  uploads.push(item);
+  });
+  startUploads();
   renderUploads();
+}
+
+/** Starts waiting uploads while fewer than UPLOADS_AT_ONCE are on their way. */
+function startUploads() {
+  for (const item of uploads) {
+    if (uploadsInFlight >= UPLOADS_AT_ONCE) return;
+    if (item.status === 'waiting') startUpload(item);
+  }
+}
+
+function startUpload(item) {
+  item.status = 'uploading';
+  uploadsInFlight += 1;
+  const settled = () => {
+    uploadsInFlight -= 1;
+    startUploads();
+  };
   rest
-    .uploadFile(file, {
-      name: file.name,
+    .uploadFile(item.file, {
+      name: item.file.name,
       onProgress: ({ loaded, total }) => {
         item.progress = total ? loaded / total : 0;
         renderUploads();
@@ -278,14 +307,23 @@ function upload(file) {
         item.status = 'done';
         item.progress = 1;
         item.info = info;
+        settled();
         renderUploads();
       },
       (error) => {
         item.status = 'failed';
         item.error = error;
+        settled();
         renderUploads();
       },
     );
+}
+
+/** The line under a pending attachment's name. */
+function attachmentNote(item) {
+  if (item.status === 'failed') return (item.error && item.error.message) || 'upload failed';
+  if (item.status === 'waiting') return `${fileSize(item.file.size)} · waiting`;
+  return fileSize(item.file.size);
 }
 
 function renderUploads() {
@@ -303,7 +341,7 @@ function renderUploads() {
           'span',
           { class: 'pending-attachment-text' },
           h('span', { class: 'file-name' }, item.file.name),
-          h('span', { class: 'muted' }, item.status === 'failed' ? (item.error && item.error.message) || 'upload failed' : fileSize(item.file.size)),
+          h('span', { class: 'muted' }, attachmentNote(item)),
           item.status === 'uploading' ? progress : null,
         ),
         h('button', {

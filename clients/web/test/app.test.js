@@ -209,6 +209,41 @@ test('user content is text: markup in a message opens no dialog', async () => {
   assert.deepEqual(mallory.dialogs, [], 'no dialog opened');
 });
 
+test('files chosen together go up a few at a time, and all of them are sent', async () => {
+  const ivan = await user('ivan');
+  await createRoom(ivan.page, 'photos');
+  // Slow uploads: each is held a while on its way, counting how many are
+  // on their way at once (the server streams at most 4 of a user's).
+  let onTheirWay = 0;
+  let most = 0;
+  await ivan.page.route('**/api/v1/files', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    onTheirWay += 1;
+    most = Math.max(most, onTheirWay);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const response = await route.fetch();
+    onTheirWay -= 1;
+    await route.fulfill({ response }).catch(() => {});
+  });
+  const files = Array.from({ length: 8 }, (_, i) => ({
+    name: `note-${i}.txt`,
+    mimeType: 'text/plain',
+    buffer: Buffer.from(`note number ${i}`),
+  }));
+  await ivan.page.locator('#file-input').setInputFiles(files);
+  const pending = ivan.page.locator('#attachments-pending .pending-attachment');
+  await pending.filter({ hasText: 'waiting' }).first().waitFor();
+  await ivan.page.waitForFunction(
+    () => document.querySelectorAll('#attachments-pending .pending-attachment.done').length === 8,
+  );
+  assert.equal(most, 3, 'three uploads on their way at most, and three at once');
+  await send(ivan.page, 'eight notes');
+  const sent = ivan.page.locator('#messages article.message', { hasText: 'eight notes' });
+  await sent.locator('.attachment.file').nth(7).waitFor();
+  assert.equal(await sent.locator('.attachment.file').count(), 8);
+  assert.deepEqual(ivan.errors.map(String), []);
+});
+
 test('a message heard while the room\'s history is on its way is shown', async () => {
   const frank = await user('frank');
   const grace = await user('grace');
