@@ -182,10 +182,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 // ----- HTTP helpers ----------------------------------------------------------
 
-const BOUNDARY: &str = "chat-test-boundary-5f1c";
+pub(crate) const BOUNDARY: &str = "chat-test-boundary-5f1c";
 
 /// A multipart body with one part `file` named `name`.
-fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
     let mut body = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"

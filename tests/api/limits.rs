@@ -377,7 +377,7 @@ async fn a_stalled_or_trickled_body_fails_its_request_and_a_slow_one_does_not() 
 
 /// Reads one HTTP/1.1 response with a `Content-Length` from `tcp`: its
 /// status line and body length.
-async fn read_response(tcp: &mut tokio::net::TcpStream) -> (String, usize) {
+pub(crate) async fn read_response(tcp: &mut tokio::net::TcpStream) -> (String, usize) {
     use tokio::io::AsyncReadExt;
 
     let mut received = Vec::new();

@@ -296,6 +296,52 @@ async fn acked_messages_survive_sigkill() {
 }
 
 #[tokio::test]
+async fn sigterm_answers_the_requests_in_flight_and_closes_idle_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start();
+    let (alice, _) = server.user("alice").await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+
+    // A kept-alive connection, idle after one request.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        crate::limits::read_response(&mut idle)
+            .await
+            .0
+            .contains(" 200 ")
+    );
+    // An upload half sent.
+    let body = crate::files::multipart("half.bin", &[b'x'; 64 * 1024]);
+    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={}\r\nContent-Length: {}\r\n\r\n",
+        alice.token(),
+        crate::files::BOUNDARY,
+        body.len()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(&body[..body.len() / 2]).await.unwrap();
+
+    // Stopping closes the idle connection at once (it does not wait out
+    // the keep-alive deadline) and answers the upload once it is whole.
+    let stopping = tokio::task::spawn_blocking(move || server.stop());
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+        .await
+        .expect("the idle connection is closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    upload.write_all(&body[body.len() / 2..]).await.unwrap();
+    let (status, _) = crate::limits::read_response(&mut upload).await;
+    assert!(status.contains(" 201 "), "{status}");
+    assert!(stopping.await.unwrap().success());
+}
+
+#[tokio::test]
 async fn sigterm_closes_connections_with_1012_and_flushes_writes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_in(dir.path(), UNTHROTTLED);
