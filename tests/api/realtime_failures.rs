@@ -326,6 +326,16 @@ async fn sigterm_answers_the_requests_in_flight_and_closes_idle_connections() {
     );
     upload.write_all(head.as_bytes()).await.unwrap();
     upload.write_all(&body[..body.len() / 2]).await.unwrap();
+    // In flight once it streams (a connection the server has not accepted
+    // yet when it stops is refused, rightly).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.metric("chat_file_uploads_streaming").await != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never streamed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Stopping closes the idle connection at once (it does not wait out
     // the keep-alive deadline) and answers the upload once it is whole.
