@@ -412,7 +412,8 @@ async fn idle_kept_alive_connections_are_closed_and_busy_ones_are_not() {
     let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
 
     // One request, then silence: closed unanswered about a second after
-    // the response, not at once.
+    // the response, not at once (the margin is for a loaded machine, where
+    // this task may read the response late).
     let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
     idle.write_all(healthz).await.unwrap();
     assert!(read_response(&mut idle).await.0.contains(" 200 "));
@@ -424,7 +425,7 @@ async fn idle_kept_alive_connections_are_closed_and_busy_ones_are_not() {
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     let idled = answered.elapsed();
     assert!(
-        idled >= Duration::from_millis(900),
+        idled >= Duration::from_millis(500),
         "closed after {idled:?}"
     );
     let idle_closed = server
@@ -435,10 +436,10 @@ async fn idle_kept_alive_connections_are_closed_and_busy_ones_are_not() {
     // Requests closer together than the timeout keep a connection open for
     // longer than it: the deadline counts from each response.
     let mut busy = tokio::net::TcpStream::connect(&address).await.unwrap();
-    for _ in 0..8 {
+    for _ in 0..12 {
         busy.write_all(healthz).await.unwrap();
         assert!(read_response(&mut busy).await.0.contains(" 200 "));
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
     // A download to a client that stops reading for longer than the
