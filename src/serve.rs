@@ -284,7 +284,6 @@ async fn stop(role: RoleHandle) {
     }
 }
 
-/// The gateway's settings, its token secret and its file storage.
 /// The header and keep-alive deadlines of every listener.
 fn handshake_limits(config: &Config) -> HandshakeLimits {
     HandshakeLimits {
@@ -294,6 +293,7 @@ fn handshake_limits(config: &Config) -> HandshakeLimits {
     }
 }
 
+/// The gateway's settings, its token secret and its file storage.
 fn gateway_options(
     config: &Config,
     name: &str,

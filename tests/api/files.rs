@@ -182,18 +182,32 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 // ----- HTTP helpers ----------------------------------------------------------
 
-pub(crate) const BOUNDARY: &str = "chat-test-boundary-5f1c";
+const BOUNDARY: &str = "chat-test-boundary-5f1c";
 
-/// A multipart body with one part `file` named `name`.
-pub(crate) fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut body = format!(
+/// The start of a multipart part `file` named `name`, up to its bytes.
+fn part_head(name: &str) -> String {
+    format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
     )
-    .into_bytes();
+}
+
+/// A multipart body with one part `file` named `name`.
+pub(crate) fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = part_head(name).into_bytes();
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     body
+}
+
+/// The head of an upload by `client` whose multipart body is `length`
+/// bytes, for a client that sends its body by hand over a socket.
+pub(crate) fn upload_head(client: &Client, length: usize) -> String {
+    format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n\r\n",
+        client.token()
+    )
 }
 
 async fn upload(client: &Client, name: &str, bytes: &[u8]) -> (StatusCode, Value) {
@@ -487,13 +501,10 @@ async fn failed_uploads_leave_nothing(s3: bool) {
     let body = multipart("cut.bin", &noise(7 * MIB + MIB / 2));
     let address = server.base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "POST /api/v1/files HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        alice.token(),
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+        .write_all(upload_head(&alice, body.len()).as_bytes())
+        .await
+        .unwrap();
     socket.write_all(&body[..6 * MIB]).await.unwrap();
     socket.flush().await.unwrap();
     drop(socket);
@@ -782,17 +793,7 @@ async fn uploads_are_rate_limited_and_need_a_file_part() {
 async fn trickled_upload(server: &Server, client: &Client) -> tokio::task::JoinHandle<()> {
     let address = server.base.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let part_head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    );
-    let head = format!(
-        "POST /api/v1/files HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n\
-         {part_head}",
-        client.token(),
-        1024 * 1024,
-    );
+    let head = upload_head(client, 1024 * 1024) + &part_head("slow.bin");
     socket.write_all(head.as_bytes()).await.unwrap();
     tokio::spawn(async move {
         while socket.write_all(b"x").await.is_ok() {

@@ -317,13 +317,7 @@ async fn sigterm_answers_the_requests_in_flight_and_closes_idle_connections() {
     // An upload half sent.
     let body = crate::files::multipart("half.bin", &[b'x'; 64 * 1024]);
     let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!(
-        "POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: multipart/form-data; boundary={}\r\nContent-Length: {}\r\n\r\n",
-        alice.token(),
-        crate::files::BOUNDARY,
-        body.len()
-    );
+    let head = crate::files::upload_head(&alice, body.len());
     upload.write_all(head.as_bytes()).await.unwrap();
     upload.write_all(&body[..body.len() / 2]).await.unwrap();
     // In flight once it streams (a connection the server has not accepted
