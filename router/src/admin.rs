@@ -1,11 +1,12 @@
 //! What only admins may do: notices, bans and reading the audit log.
 //!
 //! Admins are the usernames named in the configuration plus the users
-//! granted the stored flag (`chatd admin grant`). Being an admin is checked
-//! against the store on each admin call; these calls are rare, so the read
-//! is cheap where it matters.
+//! granted the stored flag (`chatd admin grant`); the former outrank the
+//! latter (see `Standing`). Being an admin is checked against the store
+//! on each admin call; these calls are rare, so the read is cheap where it
+//! matters.
 
-use chat_persistence::{AuditEvent, AuditFilter};
+use chat_persistence::{AuditEvent, AuditFilter, UserRecord};
 use chat_protocol::Id;
 use chat_protocol::accounts::{AuditQuery, BanRequest, NoticeRequest, audit_kind};
 use chat_protocol::frames::ServerFrame;
@@ -20,24 +21,49 @@ const AUDIT_PAGE_MAX: u32 = 100;
 /// Longest ban reason kept.
 const MAX_REASON_CHARS: usize = 500;
 
+/// Where a user's admin rights come from. The configuration is the
+/// operators' word and outranks a grant: an admin granted at run time
+/// cannot ban one named in the configuration, nor another granted admin,
+/// so a leaked granted account cannot lock the operators out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Standing {
+    User,
+    Granted,
+    Configured,
+}
+
 impl Chat {
     /// Whether `user` is an admin.
     pub async fn is_admin(&self, user: Id) -> Result<bool> {
-        let Some(record) = self.store.user(user).await? else {
-            return Ok(false);
-        };
+        Ok(self.standing(user).await? > Standing::User)
+    }
+
+    async fn standing(&self, user: Id) -> Result<Standing> {
+        match self.store.user(user).await? {
+            Some(record) => self.standing_of(&record).await,
+            None => Ok(Standing::User),
+        }
+    }
+
+    async fn standing_of(&self, user: &UserRecord) -> Result<Standing> {
         let named = self
             .accounts
             .admins
             .iter()
-            .any(|admin| admin.eq_ignore_ascii_case(&record.username));
-        Ok(named || self.store.account_flags(user).await?.admin)
+            .any(|admin| admin.eq_ignore_ascii_case(&user.username));
+        Ok(if named {
+            Standing::Configured
+        } else if self.store.account_flags(user.id).await?.admin {
+            Standing::Granted
+        } else {
+            Standing::User
+        })
     }
 
-    async fn require_admin(&self, user: Id) -> Result<()> {
-        match self.is_admin(user).await? {
-            true => Ok(()),
-            false => Err(Error::Forbidden("admins only")),
+    async fn require_admin(&self, user: Id) -> Result<Standing> {
+        match self.standing(user).await? {
+            Standing::User => Err(Error::Forbidden("admins only")),
+            admin => Ok(admin),
         }
     }
 
@@ -81,12 +107,26 @@ impl Chat {
         request: BanRequest,
         client: &Client,
     ) -> Result<()> {
-        self.require_admin(admin).await?;
+        let standing = self.require_admin(admin).await?;
         if target == admin {
             return Err(Error::bad_request("an admin cannot ban themselves"));
         }
-        if self.store.user(target).await?.is_none() {
+        let Some(target_record) = self.store.user(target).await? else {
             return Err(Error::NotFound("user"));
+        };
+        match self.standing_of(&target_record).await? {
+            Standing::User => {}
+            Standing::Granted if standing == Standing::Configured => {}
+            Standing::Granted => {
+                return Err(Error::Forbidden(
+                    "only an admin named in the configuration can ban an admin",
+                ));
+            }
+            Standing::Configured => {
+                return Err(Error::Forbidden(
+                    "an admin named in the configuration cannot be banned",
+                ));
+            }
         }
         self.store.set_banned(target, true).await?;
         let revoked = self

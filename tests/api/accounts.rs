@@ -406,6 +406,16 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     assert_eq!(failed["events"][0]["ip"], "203.0.113.7");
 }
 
+/// `chatd admin <action> <name>` on the store in `data_dir`.
+fn chatd_admin(data_dir: &std::path::Path, action: &str, name: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["admin", action, name])
+        .env_clear()
+        .env("CHAT_DATA_DIR", data_dir)
+        .output()
+        .expect("run chatd admin")
+}
+
 #[tokio::test]
 async fn chatd_admin_grant_makes_an_admin_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -415,14 +425,7 @@ async fn chatd_admin_grant_makes_an_admin_while_the_server_runs() {
         .post("/api/v1/admin/notice", json!({"content": "hi"}))
         .await;
     assert_error(&before, 403, "forbidden");
-    let chatd = |action: &str, name: &str| {
-        Command::new(env!("CARGO_BIN_EXE_chatd"))
-            .args(["admin", action, name])
-            .env_clear()
-            .env("CHAT_DATA_DIR", dir.path())
-            .output()
-            .expect("run chatd admin")
-    };
+    let chatd = |action: &str, name: &str| chatd_admin(dir.path(), action, name);
     let granted = chatd("grant", "Carol");
     assert!(granted.status.success(), "{granted:?}");
     assert!(String::from_utf8_lossy(&granted.stdout).contains("is now an admin"));
@@ -438,6 +441,46 @@ async fn chatd_admin_grant_makes_an_admin_while_the_server_runs() {
     assert_error(&after, 403, "forbidden");
     let unknown = chatd("grant", "nobody");
     assert!(!unknown.status.success(), "an unknown user is an error");
+}
+
+#[tokio::test]
+async fn admins_named_in_the_configuration_outrank_granted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), &[("CHAT_ADMINS", "[\"root\", \"ops\"]")]);
+    let (root, _) = server.user("root").await;
+    let (_, ops_id) = server.user("ops").await;
+    let (carol, carol_id) = server.user("carol").await;
+    let (dave, dave_id) = server.user("dave").await;
+    let (_, bob_id) = server.user("bob").await;
+    for name in ["carol", "dave"] {
+        let granted = chatd_admin(dir.path(), "grant", name);
+        assert!(granted.status.success(), "{granted:?}");
+    }
+    async fn ban(admin: &Client, target: &str) -> (StatusCode, Value) {
+        admin
+            .post_empty(&format!("/api/v1/admin/users/{target}/ban"))
+            .await
+    }
+
+    // A granted admin can ban neither a configured admin nor another
+    // granted one, and a configured admin cannot be banned even by another.
+    for (admin, target) in [(&carol, &ops_id), (&carol, &dave_id), (&root, &ops_id)] {
+        let refused = ban(admin, target).await;
+        assert_error(&refused, 403, "forbidden");
+    }
+    login(&server, "ops").await;
+    login(&server, "dave").await;
+
+    // A granted admin bans a user; a configured admin bans a granted one.
+    let (status, _) = ban(&dave, &bob_id).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = ban(&root, &carol_id).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    revoked(&carol).await;
+    let refused = try_login(&server, "carol", "password123").await;
+    assert_error(&refused, 403, "forbidden");
+    let refused = try_login(&server, "bob", "password123").await;
+    assert_error(&refused, 403, "forbidden");
 }
 
 #[tokio::test]
