@@ -3,7 +3,7 @@
 // attachments uploaded as they are chosen (a few at a time) with progress
 // and image previews.
 
-import { $, h, clear, fileSize, icon } from './dom.js';
+import { $, h, clear, fileSize, icon, userText } from './dom.js';
 import { state, changed } from './store.js';
 import { rest, realtime, displayName } from './session.js';
 
@@ -169,7 +169,7 @@ function stopTyping() {
 /** Shows the reply bar above the composer for `message`. */
 export function startReply(message) {
   replyTo = message;
-  $('reply-text').textContent = `Replying to ${displayName(message.sender_id)}: ${message.content}`;
+  $('reply-text').replaceChildren('Replying to ', userText(displayName(message.sender_id)), ': ', userText(message.content));
   $('reply-preview').hidden = false;
   $('composer-input').focus();
 }

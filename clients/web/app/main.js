@@ -3,7 +3,7 @@
 // clients/js/src). No build step: these ES modules are what the browser
 // runs, embedded in chatd and served at /app/.
 
-import { $ } from './dom.js';
+import { $, userText } from './dom.js';
 import { state, on, changed, addMessages, whenLoaded } from './store.js';
 import { rest, saveToken, hasToken, startRealtime, stopRealtime, rememberUser, heardPresence, displayName, roomName, user, onUnauthorized } from './session.js';
 import { initSidebar, avatar } from './sidebar.js';
@@ -201,6 +201,7 @@ function renderTyping() {
 let bannerTimer = null;
 let wasLost = false;
 
+/** Shows `text` (a string, or strings and nodes) in the banner; null hides it. */
 function setBanner(text, kind = 'info') {
   const banner = $('banner');
   clearTimeout(bannerTimer);
@@ -209,7 +210,7 @@ function setBanner(text, kind = 'info') {
     banner.textContent = '';
     return;
   }
-  banner.textContent = text;
+  banner.replaceChildren(...[text].flat());
   banner.className = `banner ${kind}`;
   banner.hidden = false;
 }
@@ -407,7 +408,7 @@ function wire(realtime) {
     refreshPanel('notifications');
   });
   realtime.on('notice', ({ content }) => {
-    setBanner(`Notice: ${content}`, 'info');
+    setBanner(['Notice: ', userText(content)], 'info');
     bannerTimer = setTimeout(() => setBanner(null), 8000);
   });
   realtime.on('closed', ({ error }) => {

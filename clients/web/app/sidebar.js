@@ -1,7 +1,7 @@
 // The room list: each room with its last message, unread and mention
 // badges, and for DMs the other user's presence dot.
 
-import { $, h, clear, shortTime, initials, hue, icon } from './dom.js';
+import { $, h, clear, shortTime, initials, hue, icon, userText } from './dom.js';
 import { state, on, sortedRooms, dmPeer } from './store.js';
 import { displayName, roomName, user } from './session.js';
 
@@ -26,9 +26,9 @@ export function avatar(id, name, { presence } = {}) {
 function preview(room) {
   const last = room.last_message;
   if (!last) return room.kind === 'dm' ? 'Direct message' : room.visibility === 'private' ? 'Private room' : 'Public room';
-  const who = last.sender_id === state.me.id ? 'You' : displayName(last.sender_id);
-  const text = last.deleted ? 'message deleted' : last.content || (last.attachments.length ? 'attachment' : '');
-  return `${who}: ${text}`;
+  const who = last.sender_id === state.me.id ? 'You' : userText(displayName(last.sender_id));
+  const text = last.deleted ? 'message deleted' : last.content ? userText(last.content) : last.attachments.length ? 'attachment' : '';
+  return [who, ': ', text];
 }
 
 function render() {

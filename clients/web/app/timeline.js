@@ -3,7 +3,7 @@
 // markers, the sender's own optimistic messages until they are stored,
 // older history loaded on scroll-up, and the read position kept.
 
-import { $, h, clear, time, dayKey, dayLabel, fileSize, icon } from './dom.js';
+import { $, h, clear, time, dayKey, dayLabel, fileSize, icon, userText } from './dom.js';
 import { state, on, changed, timeline, addMessages, newest } from './store.js';
 import { rest, realtime, displayName, user } from './session.js';
 import { avatar } from './sidebar.js';
@@ -235,7 +235,7 @@ function messageRow(message, byId, continued) {
         { class: 'reply-quote' },
         h('span', { class: 'sender' }, original ? displayName(original.sender_id) : 'Earlier message'),
         ' ',
-        original ? (original.deleted ? 'deleted message' : original.content) : '',
+        original ? (original.deleted ? 'deleted message' : userText(original.content)) : '',
       ),
     );
   }
@@ -245,7 +245,7 @@ function messageRow(message, byId, continued) {
     body.append(editForm(message));
   } else {
     body.append(
-      h('p', { class: 'content' }, contentNodes(message), message.edited_at ? h('span', { class: 'edited muted', title: `edited ${time(message.edited_at)}` }, ' (edited)') : null),
+      h('p', { class: 'content', dir: 'auto' }, userText(contentNodes(message)), message.edited_at ? h('span', { class: 'edited muted', title: `edited ${time(message.edited_at)}` }, ' (edited)') : null),
     );
     if (message.attachments && message.attachments.length) {
       body.append(h('div', { class: 'attachments' }, message.attachments.map(attachment)));
@@ -285,7 +285,7 @@ function pendingRow(pending) {
       'div',
       { class: 'message-body' },
       h('div', { class: 'message-meta' }, h('span', { class: 'sender' }, displayName(state.me.id)), h('span', { class: 'muted' }, failed ? 'not sent' : 'sending…')),
-      h('p', { class: 'content' }, pending.content),
+      h('p', { class: 'content', dir: 'auto' }, userText(pending.content)),
       failed
         ? h(
             'div',

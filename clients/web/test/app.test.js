@@ -209,6 +209,65 @@ test('user content is text: markup in a message opens no dialog', async () => {
   assert.deepEqual(mallory.dialogs, [], 'no dialog opened');
 });
 
+/** The computed direction of the element `locator` finds: 'ltr' or 'rtl'. */
+function direction(locator) {
+  return locator.evaluate((element) => getComputedStyle(element).direction);
+}
+
+/** Whether the first `first` of the element's text is laid out left of its last `last`. */
+function laidOutBefore(locator, first, last) {
+  return locator.evaluate(
+    (element, [first, last]) => {
+      const text = element.firstChild;
+      const left = (index) => {
+        const range = document.createRange();
+        range.setStart(text, index);
+        range.setEnd(text, index + 1);
+        return range.getBoundingClientRect().left;
+      };
+      return left(text.data.indexOf(first)) < left(text.data.lastIndexOf(last));
+    },
+    [first, last],
+  );
+}
+
+test('text runs in its own direction and cannot reorder what is beside it', async () => {
+  const writer = await user('rania');
+  const reader = await user('yusuf');
+  await createRoom(writer.page, 'bidi');
+  await reader.page.locator('#open-directory').click();
+  await reader.page.getByRole('button', { name: 'Join bidi' }).click();
+  await reader.page.locator('#room-title', { hasText: 'bidi' }).waitFor();
+
+  // An Arabic message is laid out right to left (its "!" on its left), a
+  // Latin one left to right, in the same timeline.
+  const arabic = 'مرحبا بالجميع!';
+  await send(writer.page, arabic);
+  await messages(reader.page, arabic).waitFor();
+  assert.equal(await direction(messages(reader.page, arabic)), 'rtl');
+  await send(writer.page, 'hello all!');
+  await messages(reader.page, 'hello all!').waitFor();
+  assert.equal(await direction(messages(reader.page, 'hello all!')), 'ltr');
+
+  // An override (U+202E) left open in a message ends with the message: the
+  // app's own "(edited)" beside it still reads left to right.
+  const open = 'safe \u202Etxet';
+  await send(writer.page, open);
+  const sent = await storedMessage(writer.page, open);
+  await sent.hover();
+  await sent.getByRole('button', { name: 'Edit' }).click();
+  await sent.locator('textarea').fill(`${open}!`);
+  await sent.locator('textarea').press('Enter');
+  const shown = reader.page.locator('#messages article.message .content', { hasText: 'safe' });
+  const edited = shown.locator('.edited');
+  await edited.waitFor();
+  assert.equal(await edited.textContent(), ' (edited)');
+  assert.ok(await laidOutBefore(edited, 'e', 'd'), '"(edited)" is not reversed by the message before it');
+  // The message itself is shown as written, override included.
+  assert.equal(await shown.locator('.user-text').textContent(), `${open}!`);
+  assert.deepEqual(reader.errors.map(String), []);
+});
+
 test('files chosen together go up a few at a time, and all of them are sent', async () => {
   const ivan = await user('ivan');
   await createRoom(ivan.page, 'photos');
