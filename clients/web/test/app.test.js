@@ -44,6 +44,13 @@ async function existingUser(name, options) {
   return session;
 }
 
+/** Joins the public room `name` from the directory and waits until it is open. */
+async function joinFromDirectory(page, name) {
+  await page.locator('#open-directory').click();
+  await page.getByRole('button', { name: `Join ${name}` }).click();
+  await page.locator('#room-title', { hasText: name }).waitFor();
+}
+
 async function createRoom(page, name, visibility = 'public') {
   await page.locator('#open-create').click();
   await page.locator('#new-room-name').fill(name);
@@ -192,9 +199,7 @@ test('user content is text: markup in a message opens no dialog', async () => {
   const mallory = await user('mallory');
   const victim = await user('victim');
   await createRoom(mallory.page, 'xss');
-  await victim.page.locator('#open-directory').click();
-  await victim.page.getByRole('button', { name: 'Join xss' }).click();
-  await victim.page.locator('#room-title', { hasText: 'xss' }).waitFor();
+  await joinFromDirectory(victim.page, 'xss');
 
   const payload = '<img src=x onerror=alert(1)>';
   await send(mallory.page, payload);
@@ -235,9 +240,7 @@ test('text runs in its own direction and cannot reorder what is beside it', asyn
   const writer = await user('rania');
   const reader = await user('yusuf');
   await createRoom(writer.page, 'bidi');
-  await reader.page.locator('#open-directory').click();
-  await reader.page.getByRole('button', { name: 'Join bidi' }).click();
-  await reader.page.locator('#room-title', { hasText: 'bidi' }).waitFor();
+  await joinFromDirectory(reader.page, 'bidi');
 
   // An Arabic message is laid out right to left (its "!" on its left), a
   // Latin one left to right, in the same timeline.
