@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::harness::{Client, Server};
+use crate::redis_link::RedisLink;
 use crate::ws::Ws;
 
 /// A cluster of role processes on one Redis and one data directory.
@@ -58,11 +59,12 @@ impl Cluster {
     pub fn start_with(&self, role: &str, extra: &[(&str, &str)]) -> Server {
         let mut env: Vec<(&str, &str)> = TIMINGS.to_vec();
         env.extend_from_slice(&self.env);
-        env.extend_from_slice(extra);
         env.push(("CHAT_REDIS_URL", &self.redis_url));
         if self.cluster_mode {
             env.push(("CHAT_REDIS_CLUSTER", "true"));
         }
+        // Last, so that they win (a process of its own on another link).
+        env.extend_from_slice(extra);
         Server::start_role(role, self.dir.path(), &env)
     }
 
@@ -359,6 +361,90 @@ async fn a_killed_router_loses_no_acked_message() {
     assert_eq!(unique.len(), stored.len(), "no duplicates");
     assert_eq!(stored.len(), 40, "one message per client_id");
     assert!(acked.is_subset(&unique), "every acked message is stored");
+}
+
+/// The router's append of a message to the persist stream reaches Redis
+/// and is applied, but its answer is lost (the router's link to Redis cut
+/// right after it): the router cannot know, and tells the sender
+/// `unavailable`. The message is stored once all the same, its members get
+/// it once, and the sender's retry with its `client_id` is acked with the
+/// id it was stored under: the claim stood, so nothing is written twice.
+#[tokio::test]
+async fn an_append_applied_but_unanswered_stores_its_message_once() {
+    let redis = RedisServer::start();
+    let redis_address = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let link = RedisLink::to(redis_address);
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start_with("router", &[("CHAT_REDIS_URL", &link.url())]);
+    let _persist = cluster.start("persist");
+    let gw = cluster.start("gateway");
+    let (alice, _) = gw.user("alice").await;
+    let (bob, bob_id) = gw.user("bob").await;
+    let room = alice.create_room("cut", "private", &[&bob_id]).await;
+    let mut a = Ws::connect(&gw, alice.token()).await;
+    let mut b = Ws::connect(&gw, bob.token()).await;
+    send_all(&mut a, &room, "before", 1).await;
+    b.next_of("message").await;
+
+    // The persist stream's partitions are `persist.<n>`: the router's next
+    // append there is the one cut.
+    link.cut_after(b"persist.");
+    let send = json!({"type": "send", "room_id": room, "content": "once", "client_id": "once"});
+    a.send(send.clone()).await;
+    // The sender is answered: `unavailable` from the router (or from the
+    // gateway, once its reply timeout is over, should the router's answer
+    // be lost too), or the persistence worker's ack of what it stored.
+    let mut first = Vec::new();
+    while !first
+        .iter()
+        .any(|f: &Value| f["client_id"] == "once" && (f["type"] == "ack" || f["type"] == "error"))
+    {
+        first.push(a.next_frame().await);
+    }
+    assert_eq!(link.cuts(), 1, "the append was cut: {first:?}");
+
+    // Retried (as a client does on `unavailable`) until the retry is acked.
+    let ack_ids = |frames: &[Value]| -> Vec<String> {
+        frames
+            .iter()
+            .filter(|f| f["type"] == "ack" && f["client_id"] == "once")
+            .map(|f| f["message_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut acks = ack_ids(&first);
+    let acked_before_retry = acks.len();
+    for _ in 0..10 {
+        if acks.len() > acked_before_retry {
+            break;
+        }
+        a.send(send.clone()).await;
+        let frames = a
+            .frames_within(Duration::from_secs(1), &["presence", "message"])
+            .await;
+        acks.extend(ack_ids(&frames));
+    }
+    assert!(acks.len() > acked_before_retry, "the retry is acked");
+    let id = acks[0].clone();
+    assert!(
+        acks.iter().all(|ack| *ack == id),
+        "one id for every ack: {acks:?}"
+    );
+
+    let (_, page) = alice
+        .get(&format!("/api/v1/rooms/{room}/messages?limit=100"))
+        .await;
+    let stored: Vec<&Value> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["content"] == "once")
+        .collect();
+    assert_eq!(stored.len(), 1, "stored once: {page}");
+    assert_eq!(stored[0]["id"], id.as_str());
+    let heard = b
+        .frames_within(Duration::from_secs(1), &["presence", "typing"])
+        .await;
+    assert_eq!(ids_of(&heard), vec![id], "bob hears it once: {heard:?}");
 }
 
 #[tokio::test]

@@ -5,15 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::harness::Server;
+use crate::redis_link::RedisLink;
+use crate::ws::Ws;
 use chat_bus::testing::RedisServer;
 use serde_json::json;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-use crate::harness::Server;
-use crate::ws::Ws;
 
 const CLUSTER_ENV: &[(&str, &str)] = &[
     ("CHAT_REALTIME__REPLY_TIMEOUT_MS", "3000"),
@@ -38,69 +35,6 @@ fn start_with(role: &str, dir: &TempDir, redis_url: &str, extra: &[(&str, &str)]
 /// full subscription buffer or a lost pub/sub message would.
 const DROP_ROOM_REMOVED: &[(&str, &str)] = &[("CHAT_TEST_DROP_ROOM_REMOVED", "1")];
 
-/// A TCP proxy in front of Redis whose client-to-Redis direction can be
-/// held: commands (SUBSCRIBE included) wait, while what Redis pushes to
-/// existing subscriptions still flows — a Redis that answers slowly, as
-/// seen from one gateway.
-struct SlowLink {
-    address: SocketAddr,
-    hold: watch::Sender<bool>,
-}
-
-impl SlowLink {
-    /// Starts the proxy on a thread of its own: the harness blocks the
-    /// test's runtime while a server starts, and this server needs the
-    /// proxy to start.
-    fn to(redis: SocketAddr) -> SlowLink {
-        let (hold, held) = watch::channel(false);
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                address_tx.send(listener.local_addr().unwrap()).unwrap();
-                while let Ok((client, _)) = listener.accept().await {
-                    let Ok(upstream) = TcpStream::connect(redis).await else {
-                        continue;
-                    };
-                    tokio::spawn(pass(client, upstream, held.clone()));
-                }
-            });
-        });
-        let address = address_rx.recv().unwrap();
-        SlowLink { address, hold }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}", self.address)
-    }
-
-    fn hold(&self, held: bool) {
-        self.hold.send_replace(held);
-    }
-}
-
-/// Copies both ways; the client-to-Redis direction waits while held.
-async fn pass(client: TcpStream, upstream: TcpStream, mut held: watch::Receiver<bool>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut redis_read, mut redis_write) = upstream.into_split();
-    tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut redis_read, &mut client_write).await;
-    });
-    let mut buffer = vec![0u8; 16 * 1024];
-    while let Ok(n) = client_read.read(&mut buffer).await {
-        if n == 0 || held.wait_for(|held| !*held).await.is_err() {
-            break;
-        }
-        if redis_write.write_all(&buffer[..n]).await.is_err() {
-            break;
-        }
-    }
-}
-
 /// Bob's gateway reaches Redis through a link that stops passing commands
 /// while Carol connects there: her SUBSCRIBEs wait, yet Bob keeps getting
 /// the messages of his room, which the gateway already listens to. Once
@@ -110,7 +44,7 @@ async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
-    let link = SlowLink::to(redis_address);
+    let link = RedisLink::to(redis_address);
     let _router = start("router", &dir, &redis.url());
     let _persist = start("persist", &dir, &redis.url());
     let gw_direct = start("gateway", &dir, &redis.url());

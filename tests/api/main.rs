@@ -27,6 +27,7 @@ mod outages;
 mod partitions;
 mod realtime;
 mod realtime_failures;
+mod redis_link;
 mod restart;
 mod roles;
 mod room_size;
