@@ -268,6 +268,7 @@ test('text runs in its own direction and cannot reorder what is beside it', asyn
   assert.ok(await laidOutBefore(edited, 'e', 'd'), '"(edited)" is not reversed by the message before it');
   // The message itself is shown as written, override included.
   assert.equal(await shown.locator('.user-text').textContent(), `${open}!`);
+  await screenshot(reader.page, 'bidi-desktop');
   assert.deepEqual(reader.errors.map(String), []);
 });
 
