@@ -168,15 +168,26 @@ fn alert_metrics() -> BTreeSet<String> {
     let docs =
         yaml_rust2::YamlLoader::load_from_str(&repository_file("deploy/prometheus/alerts.yml"))
             .expect("alerts.yml is YAML");
+    let runbooks = repository_file("docs/operations.md");
+    let unit_tests = repository_file("deploy/prometheus/alerts.test.yml");
     let mut names = BTreeSet::new();
     let mut alerts = 0;
     for group in docs[0]["groups"].as_vec().expect("groups") {
         for rule in group["rules"].as_vec().expect("rules") {
             metric_names(rule["expr"].as_str().expect("expr"), &mut names);
+            let alert = rule["alert"].as_str().expect("every rule is an alert");
+            assert!(
+                runbooks.contains(&format!("\n### {alert}\n")),
+                "{alert} has no runbook paragraph in docs/operations.md"
+            );
+            assert!(
+                unit_tests.contains(&format!("alertname: {alert}\n")),
+                "{alert} has no unit test in alerts.test.yml"
+            );
             alerts += 1;
         }
     }
-    assert_eq!(alerts, 7, "one rule per alert of the issue");
+    assert!(alerts >= 7, "the seven alerts of the issue, at least");
     names
 }
 
