@@ -164,7 +164,7 @@ function addRoom(room) {
 
 function createRoom(body) {
   const error = errorLine();
-  const name = h('input', { id: 'new-room-name', required: true, maxlength: 100, autocomplete: 'off' });
+  const name = h('input', { id: 'new-room-name', required: true, maxlength: 100, autocomplete: 'off', dir: 'auto' });
   const visibility = h(
     'select',
     { id: 'new-room-visibility' },

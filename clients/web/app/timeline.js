@@ -368,7 +368,7 @@ export function cancelEdit() {
 }
 
 function editForm(message) {
-  const field = h('textarea', { class: 'edit-field', rows: 2, maxlength: 4000, 'aria-label': 'Edit message' });
+  const field = h('textarea', { class: 'edit-field', rows: 2, maxlength: 4000, dir: 'auto', 'aria-label': 'Edit message' });
   field.value = message.content;
   const save = async () => {
     const content = field.value.trim();

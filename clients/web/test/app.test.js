@@ -243,8 +243,10 @@ test('text runs in its own direction and cannot reorder what is beside it', asyn
   await joinFromDirectory(reader.page, 'bidi');
 
   // An Arabic message is laid out right to left (its "!" on its left), a
-  // Latin one left to right, in the same timeline.
+  // Latin one left to right, in the same timeline; so is it as it is typed.
   const arabic = 'مرحبا بالجميع!';
+  await writer.page.locator('#composer-input').fill(arabic);
+  assert.equal(await direction(writer.page.locator('#composer-input')), 'rtl');
   await send(writer.page, arabic);
   await messages(reader.page, arabic).waitFor();
   assert.equal(await direction(messages(reader.page, arabic)), 'rtl');
