@@ -6,7 +6,7 @@
 //! on each admin call; these calls are rare, so the read is cheap where it
 //! matters.
 
-use chat_persistence::{AuditEvent, AuditFilter, UserRecord};
+use chat_persistence::{AuditEvent, AuditFilter};
 use chat_protocol::Id;
 use chat_protocol::accounts::{AuditQuery, BanRequest, NoticeRequest, audit_kind};
 use chat_protocol::frames::ServerFrame;
@@ -23,8 +23,9 @@ const MAX_REASON_CHARS: usize = 500;
 
 /// Where a user's admin rights come from. The configuration is the
 /// operators' word and outranks a grant: an admin granted at run time
-/// cannot ban one named in the configuration, nor another granted admin,
-/// so a leaked granted account cannot lock the operators out.
+/// cannot ban one named in the configuration, nor ban or unban another
+/// granted admin, so a leaked granted account can neither lock the
+/// operators out nor let a banned accomplice back in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Standing {
     User,
@@ -32,38 +33,50 @@ enum Standing {
     Configured,
 }
 
+/// Banning or unbanning a granted admin is for admins named in the
+/// configuration: otherwise one granted admin could lift the ban the
+/// operators put on another.
+fn only_configured_admins(caller: Standing) -> Result<()> {
+    match caller {
+        Standing::Configured => Ok(()),
+        _ => Err(Error::Forbidden(
+            "only an admin named in the configuration can ban or unban an admin",
+        )),
+    }
+}
+
 impl Chat {
     /// Whether `user` is an admin.
     pub async fn is_admin(&self, user: Id) -> Result<bool> {
-        Ok(self.standing(user).await? > Standing::User)
+        Ok(self
+            .standing(user)
+            .await?
+            .is_some_and(|standing| standing > Standing::User))
     }
 
-    async fn standing(&self, user: Id) -> Result<Standing> {
-        match self.store.user(user).await? {
-            Some(record) => self.standing_of(&record).await,
-            None => Ok(Standing::User),
-        }
-    }
-
-    async fn standing_of(&self, user: &UserRecord) -> Result<Standing> {
+    /// The standing of `user`; `None` for a user the store does not know.
+    async fn standing(&self, user: Id) -> Result<Option<Standing>> {
+        let Some(record) = self.store.user(user).await? else {
+            return Ok(None);
+        };
         let named = self
             .accounts
             .admins
             .iter()
-            .any(|admin| admin.eq_ignore_ascii_case(&user.username));
-        Ok(if named {
+            .any(|admin| admin.eq_ignore_ascii_case(&record.username));
+        Ok(Some(if named {
             Standing::Configured
-        } else if self.store.account_flags(user.id).await?.admin {
+        } else if self.store.account_flags(user).await?.admin {
             Standing::Granted
         } else {
             Standing::User
-        })
+        }))
     }
 
     async fn require_admin(&self, user: Id) -> Result<Standing> {
         match self.standing(user).await? {
-            Standing::User => Err(Error::Forbidden("admins only")),
-            admin => Ok(admin),
+            None | Some(Standing::User) => Err(Error::Forbidden("admins only")),
+            Some(admin) => Ok(admin),
         }
     }
 
@@ -111,17 +124,13 @@ impl Chat {
         if target == admin {
             return Err(Error::bad_request("an admin cannot ban themselves"));
         }
-        let Some(target_record) = self.store.user(target).await? else {
-            return Err(Error::NotFound("user"));
-        };
-        match self.standing_of(&target_record).await? {
+        match self
+            .standing(target)
+            .await?
+            .ok_or(Error::NotFound("user"))?
+        {
             Standing::User => {}
-            Standing::Granted if standing == Standing::Configured => {}
-            Standing::Granted => {
-                return Err(Error::Forbidden(
-                    "only an admin named in the configuration can ban an admin",
-                ));
-            }
+            Standing::Granted => only_configured_admins(standing)?,
             Standing::Configured => {
                 return Err(Error::Forbidden(
                     "an admin named in the configuration cannot be banned",
@@ -161,9 +170,14 @@ impl Chat {
 
     /// Lifts a ban.
     pub async fn unban(&self, admin: Id, target: Id, client: &Client) -> Result<()> {
-        self.require_admin(admin).await?;
-        if self.store.user(target).await?.is_none() {
-            return Err(Error::NotFound("user"));
+        let standing = self.require_admin(admin).await?;
+        if self
+            .standing(target)
+            .await?
+            .ok_or(Error::NotFound("user"))?
+            == Standing::Granted
+        {
+            only_configured_admins(standing)?;
         }
         self.store.set_banned(target, false).await?;
         self.audit(

@@ -481,6 +481,13 @@ async fn admins_named_in_the_configuration_outrank_granted_ones() {
     assert_error(&refused, 403, "forbidden");
     let refused = try_login(&server, "bob", "password123").await;
     assert_error(&refused, 403, "forbidden");
+
+    // Nor can a granted admin lift the ban on another; a configured one can.
+    let carols_ban = format!("/api/v1/admin/users/{carol_id}/ban");
+    assert_error(&dave.delete(&carols_ban).await, 403, "forbidden");
+    let (status, _) = root.delete(&carols_ban).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    login(&server, "carol").await;
 }
 
 #[tokio::test]
