@@ -24,6 +24,7 @@ use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::handshakes::HandshakeLimits;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::{Dependencies, OpsDetail};
+use chat_gateway::rest::upload_pace::MinPace;
 use chat_gateway::rest::upload_places::UploadPlaces;
 use chat_gateway::revocations::Revocations;
 use chat_gateway::role::{FileSweep, GatewayOptions};
@@ -497,6 +498,11 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
             // than a stalled body would.
             Duration::from_millis(config.limits.body_idle_timeout_ms),
         ),
+        MinPace {
+            // As long as a whole JSON body gets.
+            head_start: Duration::from_millis(config.limits.body_timeout_ms),
+            bytes_per_second: files.min_upload_bytes_per_second,
+        },
     )))
 }
 

@@ -83,7 +83,7 @@ pub struct HttpLimits {
     /// Longest time a JSON body may take to arrive whole, from its request's
     /// headers: a client that trickles one byte at a time, never idle for
     /// long, cannot hold its connection for days. (Uploads, which may be
-    /// large, have only the idle bound.)
+    /// large, have a floor under their pace instead: `rest::upload_pace`.)
     pub body_timeout: Duration,
     /// The request-header timeouts and the cap on unfinished requests.
     pub handshakes: handshakes::HandshakeLimits,

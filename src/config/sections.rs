@@ -48,6 +48,11 @@ pub struct FilesConfig {
     /// Uploads of one user streaming at once per gateway; more wait for
     /// one of theirs to finish (so that one user cannot hold every place).
     pub concurrent_uploads_per_user: usize,
+    /// Slowest average pace of an upload, in bytes per second, after a head
+    /// start of `limits.body_timeout_ms`; a slower one is cut off (so that
+    /// an upload trickled a byte at a time cannot hold its place for
+    /// days). 0 sets no floor.
+    pub min_upload_bytes_per_second: u64,
     /// How often each gateway sweeps unused files.
     pub sweep_interval_secs: u64,
     /// How long a file no message carries (never sent, or its message
@@ -68,6 +73,7 @@ impl Default for FilesConfig {
             upload_burst: 10,
             concurrent_uploads: 16,
             concurrent_uploads_per_user: 4,
+            min_upload_bytes_per_second: 4096,
             sweep_interval_secs: 600,
             sweep_grace_secs: 24 * 60 * 60,
             s3: chat_files::S3Settings::default(),
@@ -213,12 +219,13 @@ pub struct Limits {
     pub max_pending_requests: usize,
     /// How long a request body may go without a byte arriving, in
     /// milliseconds; a stalled body fails its request with 400 and its
-    /// connection is closed (uploads of any length go on while bytes flow).
+    /// connection is closed (an upload goes on while its bytes keep
+    /// `files.min_upload_bytes_per_second`).
     pub body_idle_timeout_ms: u64,
     /// How long a REST JSON body may take to arrive whole, in milliseconds
     /// from its request's headers; a slower one fails its request with 400
-    /// and its connection is closed (uploads are bounded only by
-    /// `body_idle_timeout_ms`).
+    /// and its connection is closed (for uploads, it is the head start
+    /// before `files.min_upload_bytes_per_second` counts).
     pub body_timeout_ms: u64,
     /// How long a kept-alive connection may wait for its next request's
     /// headers, in milliseconds from the end of the previous response;

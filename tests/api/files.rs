@@ -789,7 +789,7 @@ async fn uploads_are_rate_limited_and_need_a_file_part() {
 /// Starts an upload of `client` that is sent a byte every 100 ms and never
 /// ends (it declares 1 MiB): it holds its place to stream, without ever
 /// stalling for the body idle timeout, until the task is aborted (which
-/// cuts it off).
+/// cuts it off) or, a minute on, the floor under its pace cuts it.
 async fn trickled_upload(server: &Server, client: &Client) -> tokio::task::JoinHandle<()> {
     let address = server.base.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -846,4 +846,66 @@ async fn slow_uploads_of_one_user_cannot_take_every_place_to_stream() {
         let series = format!("chat_file_uploads_refused_total{{by=\"{by}\"}}");
         assert_eq!(server.metric(&series).await, refused, "{series}");
     }
+}
+
+#[tokio::test]
+async fn an_upload_slower_than_the_floor_is_cut_off_and_gives_back_its_place() {
+    let server = Server::start_with(&[
+        ("CHAT_FILES__CONCURRENT_UPLOADS_PER_USER", "1"),
+        // One second's head start, then 2000 bytes for each further second.
+        ("CHAT_LIMITS__BODY_TIMEOUT_MS", "1000"),
+        ("CHAT_FILES__MIN_UPLOAD_BYTES_PER_SECOND", "2000"),
+    ]);
+    let (mallory, _) = server.user("mallory").await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+
+    // A byte every 100 ms, never idle for the body idle timeout (30 s):
+    // cut off once its head start and the few bytes it sent have run out,
+    // keeping nothing.
+    let trickled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut from_server, mut to_server) = trickled.into_split();
+    let head = upload_head(&mallory, 1024 * 1024) + &part_head("slow.bin");
+    to_server.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        while to_server.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let refused = crate::limits::answered_and_closed(&mut from_server).await;
+    let waited = started.elapsed();
+    trickle.abort();
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(refused.contains("\"bad_request\""), "{refused}");
+    assert!(
+        refused.contains("slower than 2000 bytes per second"),
+        "{refused}"
+    );
+    assert!(waited >= Duration::from_secs(1), "cut after {waited:?}");
+    let cut_off = "chat_file_uploads_total{outcome=\"cut_off\"}";
+    assert_eq!(server.metric(cut_off).await, 1.0);
+    assert_eq!(server.metric("chat_file_uploads_streaming").await, 0.0);
+    // Her one place is hers again (with it held, this would wait and get
+    // 429).
+    let file = uploaded(&mallory, "next.txt", b"next").await;
+    assert_eq!(file["size"], 4);
+
+    // Slower than the head start but well above the floor (20 KB/s for
+    // 2 s): stored whole.
+    let bytes = vec![b'y'; 40_000];
+    let body = multipart("steady.bin", &bytes);
+    let mut steady = tokio::net::TcpStream::connect(&address).await.unwrap();
+    steady
+        .write_all(upload_head(&mallory, body.len()).as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for chunk in body.chunks(body.len() / 8 + 1) {
+        steady.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let (status, _) = crate::limits::read_response(&mut steady).await;
+    assert!(status.contains(" 201 "), "{status}");
+    assert_eq!(server.metric(cut_off).await, 1.0);
 }

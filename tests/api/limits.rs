@@ -311,22 +311,6 @@ async fn a_stalled_or_trickled_body_fails_its_request_and_a_slow_one_does_not() 
              Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
         )
     };
-    // Everything the server says until it closes the connection.
-    async fn answer(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
-                .await
-                .expect("the server answers and closes the connection");
-            match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8_lossy(&answer).into_owned()
-    }
-
     // Half a body, then silence: refused once the body has been idle for
     // the timeout, and the connection is closed.
     let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -334,7 +318,7 @@ async fn a_stalled_or_trickled_body_fails_its_request_and_a_slow_one_does_not() 
         .write_all(format!("{}{{\"username\"", head(100)).as_bytes())
         .await
         .unwrap();
-    let refused = answer(&mut stalled).await;
+    let refused = answered_and_closed(&mut stalled).await;
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
     assert!(refused.contains("\"bad_request\""), "{refused}");
 
@@ -350,7 +334,7 @@ async fn a_stalled_or_trickled_body_fails_its_request_and_a_slow_one_does_not() 
         }
     });
     let started = std::time::Instant::now();
-    let refused = answer(&mut from_server).await;
+    let refused = answered_and_closed(&mut from_server).await;
     trickle.abort();
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
     assert!(refused.contains("did not arrive in time"), "{refused}");
@@ -373,6 +357,24 @@ async fn a_stalled_or_trickled_body_fails_its_request_and_a_slow_one_does_not() 
         .unwrap();
     let created = String::from_utf8_lossy(&buf[..n]);
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+}
+
+/// Everything the server says on `tcp` until it closes the connection.
+pub(crate) async fn answered_and_closed(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt;
+
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("the server answers and closes the connection");
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length` from `tcp`: its

@@ -3,7 +3,8 @@
 //!
 //! Uploads: one multipart part named `file`, streamed (never held whole)
 //! into the object store within the caller's allowance (size limit, quota,
-//! rate: `chat_router::files`); the metadata is stored only once the bytes
+//! rate: `chat_router::files`) and no slower than a floor
+//! ([`super::upload_pace`]); the metadata is stored only once the bytes
 //! are, and the bytes are removed again if it cannot be. Downloads: the
 //! sniffed type, `nosniff`, a sandboxing CSP, and `attachment` for anything
 //! a browser could run (see `chat_files::sniff`); `Range`, `ETag` and
@@ -26,6 +27,7 @@ use chat_persistence::FileRecord;
 use chat_protocol::File;
 use chat_router::files::{Allowance, UploadPolicy};
 
+use super::upload_pace::{MinPace, Paced};
 use super::upload_places::UploadPlaces;
 use crate::auth::AuthUser;
 use crate::extract::id;
@@ -43,6 +45,8 @@ pub struct FileService {
     pub policy: UploadPolicy,
     /// Places for uploads to stream, per process and per user.
     uploads: Arc<UploadPlaces>,
+    /// How slowly an upload holding a place may arrive.
+    pace: MinPace,
     /// Image previews, made by half the cores at most: uploads of images
     /// must not starve the chat of CPU.
     thumbnails: Thumbnails,
@@ -50,12 +54,18 @@ pub struct FileService {
 
 impl FileService {
     /// `uploads` bounds the uploads streaming at once (see
-    /// [`UploadPlaces::new`]).
-    pub fn new(objects: Objects, policy: UploadPolicy, uploads: UploadPlaces) -> FileService {
+    /// [`UploadPlaces::new`]), `pace` how slowly each may arrive.
+    pub fn new(
+        objects: Objects,
+        policy: UploadPolicy,
+        uploads: UploadPlaces,
+        pace: MinPace,
+    ) -> FileService {
         FileService {
             objects,
             policy,
             uploads: Arc::new(uploads),
+            pace,
             thumbnails: Thumbnails::new(
                 std::thread::available_parallelism().map_or(1, |cores| cores.get() / 2),
             ),
@@ -86,11 +96,8 @@ pub async fn upload(
     let service = &state.files;
     let streaming = service.uploads.wait_for_place(me).await?;
     let id = state.chat.new_file_id()?;
-    let stored = match service
-        .objects
-        .put(id, &mut field, allowance.max_bytes)
-        .await
-    {
+    let body = Paced::new(&mut field, service.pace);
+    let stored = match service.objects.put(id, body, allowance.max_bytes).await {
         Ok(stored) => stored,
         Err(FilesError::TooLarge { .. }) => {
             drain(&mut field).await;

@@ -8,6 +8,7 @@ pub mod notifications;
 pub mod ops;
 pub mod rooms;
 pub mod throttle;
+pub mod upload_pace;
 pub mod upload_places;
 pub mod users;
 
