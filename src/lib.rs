@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod config;
 mod data_dir;
+mod descriptors;
 pub mod logging;
 mod secrets;
 pub mod serve;

@@ -40,6 +40,7 @@ use tokio::net::TcpListener;
 use crate::cli::Role;
 use crate::config::Config;
 use crate::data_dir::DataDirLock;
+use crate::descriptors;
 use crate::secrets;
 use crate::store::StoreHandle;
 
@@ -51,6 +52,7 @@ const WORKER_LEASE: Duration = Duration::from_secs(30);
 /// Runs `roles` in this process until SIGTERM or Ctrl-C, or until one of
 /// them fails (then with an error, so that the process exits non-zero).
 pub async fn run(config: Config, roles: &[Role]) -> anyhow::Result<()> {
+    descriptors::raise_open_file_limit();
     let node = Node::start(config, roles).await?;
     tokio::select! {
         () = shutdown_signal() => {}
@@ -231,7 +233,11 @@ impl Node {
         if let Some(ops) = ops_address {
             tracing::info!("operational endpoints on http://{ops}");
         }
-        tracing::info!(data_dir = %config.data_dir.display(), "listening on http://{address}");
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            max_open_connections = handshake_limits(&config).max_open,
+            "listening on http://{address}"
+        );
         Ok(Node {
             address,
             supervisor,
@@ -285,11 +291,13 @@ async fn stop(role: RoleHandle) {
     }
 }
 
-/// The header and keep-alive deadlines of every listener.
+/// The header and keep-alive deadlines of every listener, and its cap on
+/// open connections.
 fn handshake_limits(config: &Config) -> HandshakeLimits {
     HandshakeLimits {
         header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
         max_pending: config.limits.max_pending_requests,
+        max_open: descriptors::connection_cap(config.limits.max_open_connections),
         keep_alive_timeout: Duration::from_millis(config.limits.keep_alive_timeout_ms),
     }
 }

@@ -1,5 +1,15 @@
-//! Unfinished requests: a deadline for a new connection's request headers
-//! and a cap on connections still sending them.
+//! Connections as they are accepted: a cap on those open at once, a
+//! deadline for a new connection's request headers and a cap on connections
+//! still sending them.
+//!
+//! Every connection, WebSockets included (an upgraded connection keeps its
+//! stream), holds a descriptor for as long as it is open. Past the
+//! process's open-file limit `accept` fails, and so does everything else
+//! that needs a descriptor: a link to Redis, a file being uploaded. So each
+//! listener takes at most `max_open` connections at once (by default a
+//! little under the open-file limit, see `chatd`'s `descriptors`); one
+//! accepted beyond it is closed at once, while the descriptors held back
+//! keep the process's own links working.
 //!
 //! axum's server has no request-header timeout: a client that connects and
 //! never finishes its request line (silent, or trickling a header a byte at
@@ -7,8 +17,8 @@
 //! connection here holds a permit from the moment it is accepted until the
 //! end of its first request's headers (`\r\n\r\n`) has been read; a
 //! connection still without them after the header timeout is closed, and a
-//! connection accepted while every permit is held is closed at once. Both
-//! are counted in `chat_handshakes_closed_total{reason}`. Request bodies
+//! connection accepted while every permit is held is closed at once. All
+//! three are counted in `chat_handshakes_closed_total{reason}`. Request bodies
 //! (uploads) and WebSocket frames are not subject to the deadline; later
 //! requests on a kept-alive connection have one of their own, hyper's
 //! (see [`crate::server`]).
@@ -36,6 +46,8 @@ pub struct HandshakeLimits {
     pub header_timeout: Duration,
     /// Most connections still sending their first request's headers.
     pub max_pending: usize,
+    /// Most connections open at once, each from its accept to its close.
+    pub max_open: usize,
     /// How long a connection may wait, after answering a request, for the
     /// next request's headers to be complete (and the bound on the first
     /// request's too, if shorter than `header_timeout`).
@@ -47,14 +59,18 @@ pub struct GuardedListener {
     inner: TcpListener,
     limits: HandshakeLimits,
     pending: Arc<Semaphore>,
+    open: Arc<Semaphore>,
 }
 
 impl GuardedListener {
     pub fn new(inner: TcpListener, limits: HandshakeLimits) -> GuardedListener {
+        let permits =
+            |count: usize| Arc::new(Semaphore::new(count.clamp(1, Semaphore::MAX_PERMITS)));
         GuardedListener {
             inner,
             limits,
-            pending: Arc::new(Semaphore::new(limits.max_pending.max(1))),
+            pending: permits(limits.max_pending),
+            open: permits(limits.max_open),
         }
     }
 }
@@ -66,26 +82,31 @@ impl Listener for GuardedListener {
     async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
         loop {
             let (tcp, addr) = Listener::accept(&mut self.inner).await;
-            match self.pending.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let waiting = Waiting {
-                        deadline: Box::pin(tokio::time::sleep(self.limits.header_timeout)),
-                        tail: [0; 3],
-                        _permit: permit,
-                    };
-                    let stream = GuardedStream {
-                        tcp,
-                        waiting: Some(waiting),
-                    };
-                    return (stream, addr);
-                }
-                Err(_) => {
-                    HANDSHAKES_CLOSED
-                        .with_label_values(&[handshake_reason::CAP])
-                        .inc();
-                    drop(tcp);
-                }
-            }
+            let Ok(open) = self.open.clone().try_acquire_owned() else {
+                HANDSHAKES_CLOSED
+                    .with_label_values(&[handshake_reason::FULL])
+                    .inc();
+                drop(tcp);
+                continue;
+            };
+            let Ok(pending) = self.pending.clone().try_acquire_owned() else {
+                HANDSHAKES_CLOSED
+                    .with_label_values(&[handshake_reason::CAP])
+                    .inc();
+                drop(tcp);
+                continue;
+            };
+            let waiting = Waiting {
+                deadline: Box::pin(tokio::time::sleep(self.limits.header_timeout)),
+                tail: [0; 3],
+                _permit: pending,
+            };
+            let stream = GuardedStream {
+                tcp,
+                waiting: Some(waiting),
+                _open: open,
+            };
+            return (stream, addr);
         }
     }
 
@@ -99,6 +120,9 @@ impl Listener for GuardedListener {
 pub struct GuardedStream {
     tcp: TcpStream,
     waiting: Option<Waiting>,
+    /// Its place among the listener's open connections, given back when
+    /// the stream (or the WebSocket it became) is dropped.
+    _open: OwnedSemaphorePermit,
 }
 
 struct Waiting {
@@ -208,5 +232,60 @@ mod tests {
         assert!(!waiting.headers_end_in(b"\n"));
         assert!(!waiting.headers_end_in(b""));
         assert!(waiting.headers_end_in(b"\r\n"));
+    }
+
+    /// Whether the server closed `client` (rather than leaving it open)
+    /// within a second.
+    async fn closed(client: &mut TcpStream) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), client.read(&mut byte)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_open_cap_are_closed_until_one_closes() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = tcp.local_addr().unwrap();
+        let mut listener = GuardedListener::new(
+            tcp,
+            HandshakeLimits {
+                header_timeout: Duration::from_secs(60),
+                max_pending: 10,
+                max_open: 2,
+                keep_alive_timeout: Duration::from_secs(60),
+            },
+        );
+        let full = || {
+            HANDSHAKES_CLOSED
+                .with_label_values(&[handshake_reason::FULL])
+                .get()
+        };
+        let full_before = full();
+        let mut first = TcpStream::connect(address).await.unwrap();
+        let (held, _) = listener.accept().await;
+        let _second = TcpStream::connect(address).await.unwrap();
+        let (_also_held, _) = listener.accept().await;
+
+        // A third is accepted only to be closed: both places are held.
+        let accepting = tokio::spawn(async move {
+            let accepted = listener.accept().await;
+            (listener, accepted)
+        });
+        let mut third = TcpStream::connect(address).await.unwrap();
+        assert!(closed(&mut third).await, "the third connection is closed");
+        assert_eq!(full() - full_before, 1);
+        assert!(!closed(&mut first).await, "the first stays open");
+
+        // Once one closes, the next is taken.
+        drop(held);
+        let _fourth = TcpStream::connect(address).await.unwrap();
+        let (_listener, (_stream, peer)) = tokio::time::timeout(Duration::from_secs(5), accepting)
+            .await
+            .expect("the fourth connection is accepted")
+            .unwrap();
+        assert_eq!(peer.ip(), address.ip());
     }
 }

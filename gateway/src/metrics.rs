@@ -106,11 +106,13 @@ pub mod handshake_reason {
     pub const TIMEOUT: &str = "timeout";
     /// Too many connections were unfinished already.
     pub const CAP: &str = "cap";
+    /// Too many connections were open already (`max_open`).
+    pub const FULL: &str = "full";
     /// A kept-alive connection's next request headers did not arrive
     /// within `keep_alive_timeout`.
     pub const IDLE: &str = "idle";
     /// Every reason, registered at zero at start.
-    pub const ALL: [&str; 3] = [TIMEOUT, CAP, IDLE];
+    pub const ALL: [&str; 4] = [TIMEOUT, CAP, IDLE, FULL];
 }
 
 /// Uploads streaming now (holding a place; `files.concurrent_uploads`).

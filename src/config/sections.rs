@@ -217,6 +217,10 @@ pub struct Limits {
     /// Most connections per gateway still sending their first request's
     /// headers; more are closed at once.
     pub max_pending_requests: usize,
+    /// Most connections each listener holds open at once, WebSockets
+    /// included; more are closed at once. 0: the open-file limit less a
+    /// tenth (at least 64) kept for the process's own links and files.
+    pub max_open_connections: usize,
     /// How long a request body may go without a byte arriving, in
     /// milliseconds; a stalled body fails its request with 400 and its
     /// connection is closed (an upload goes on while its bytes keep
@@ -269,6 +273,7 @@ impl Default for Limits {
             max_connections: 100_000,
             header_timeout_ms: 10_000,
             max_pending_requests: 1024,
+            max_open_connections: 0,
             body_idle_timeout_ms: 30_000,
             body_timeout_ms: 60_000,
             keep_alive_timeout_ms: 75_000,

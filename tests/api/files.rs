@@ -228,7 +228,7 @@ pub(crate) async fn uploaded(client: &Client, name: &str, bytes: &[u8]) -> Value
 }
 
 /// GET of a file with extra headers: status, headers, body.
-async fn download(
+pub(crate) async fn download(
     server: &Server,
     client: &Client,
     id: &str,

@@ -77,8 +77,42 @@ impl Server {
         Server::start_role("serve", data_dir, env)
     }
 
+    /// `chatd serve` on a fresh, temporary data directory, run with an
+    /// open-file limit (soft and hard) of `limit`.
+    pub fn start_with_open_file_limit(limit: u64, env: &[(&str, &str)]) -> Server {
+        use std::os::unix::process::CommandExt;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::spawn("serve", dir.path(), env, |command| {
+            let set_limit = move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    limit,
+                    limit,
+                )
+                .map_err(std::io::Error::from)
+            };
+            // SAFETY: the closure only calls setrlimit(2), which is
+            // async-signal-safe, and allocates nothing.
+            unsafe { command.pre_exec(set_limit) };
+        });
+        server._owned_dir = Some(dir);
+        server
+    }
+
     /// `chatd <role>` (serve, gateway, router or persist) on `data_dir`.
     pub fn start_role(role: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn(role, data_dir, env, |_| {})
+    }
+
+    /// `chatd <role>` on `data_dir`, its command adjusted by `adjust`
+    /// before it is spawned.
+    fn spawn(
+        role: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chatd"));
         command
             .arg(role)
@@ -95,6 +129,7 @@ impl Server {
         for (key, value) in env {
             command.env(key, value);
         }
+        adjust(&mut command);
         let mut child = command.spawn().expect("spawn chatd");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -103,11 +138,17 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let address: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                let address = line.split("listening on http://").nth(1).map(|rest| {
+                    rest.chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect::<String>()
+                });
+                // Logged before the address is handed over: a test that
+                // has the address sees the line that gave it.
+                log_writer.lock().unwrap().push(line);
+                if let Some(address) = address {
                     let _ = address_tx.send(address);
                 }
-                log_writer.lock().unwrap().push(line);
             }
         });
         let address = match address_rx.recv_timeout(Duration::from_secs(60)) {

@@ -504,3 +504,69 @@ async fn idle_kept_alive_connections_are_closed_and_busy_ones_are_not() {
         .await;
     assert_eq!(ws.next_of("ack").await["ref"], "late");
 }
+
+#[tokio::test]
+async fn connections_beyond_what_the_open_file_limit_leaves_are_closed_and_the_server_keeps_working()
+ {
+    // 200 descriptors: 64 are kept back for the process's own (its store,
+    // its listeners, files being uploaded), so the listener takes 136
+    // connections at most.
+    let server = Server::start_with_open_file_limit(
+        200,
+        // Idle new connections stay for the test's length.
+        &[("CHAT_LIMITS__HEADER_TIMEOUT_MS", "60000")],
+    );
+    assert!(
+        server.log().contains("max_open_connections=136"),
+        "{}",
+        server.log()
+    );
+    let (alice, _) = server.user("alice").await;
+    // Alice's connection is open (and pooled) before the flood; the one
+    // that registered her is closed.
+    assert_eq!(alice.get("/api/v1/users/me").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        flood.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let closed = futures_util::future::join_all(flood.iter_mut().map(closed_by_server))
+        .await
+        .into_iter()
+        .filter(|closed| *closed)
+        .count();
+    // 135 taken beside Alice's; the rest closed at once, not left waiting
+    // in the backlog for descriptors that are gone. (One more is taken if
+    // the server has not yet seen the registering connection close.)
+    assert!((64..=65).contains(&closed), "{closed} of 200 closed");
+
+    // The descriptors kept back are there: Alice's upload is written to
+    // disk.
+    let file = crate::files::uploaded(&alice, "kept.txt", b"kept back").await;
+
+    // Once the flood is gone, new connections are taken again.
+    drop(flood);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let full = server
+        .metric(r#"chat_handshakes_closed_total{reason="full"}"#)
+        .await;
+    assert_eq!(full, closed as f64);
+    let id = file["id"].as_str().unwrap();
+    let (status, _, body) = crate::files::download(&server, &alice, id, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"kept back");
+}
+
+/// Whether the server closes `tcp` (rather than leave it open or waiting in
+/// the backlog) within two seconds.
+async fn closed_by_server(tcp: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
