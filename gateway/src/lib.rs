@@ -8,8 +8,8 @@
 //! - [`known_users`]: whether a token's user exists (401, not 500).
 //! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
-//! - [`handshakes`]: the request-header timeout and the cap on unfinished
-//!   requests.
+//! - [`handshakes`]: the caps on open connections and on unfinished
+//!   requests, and the request-header timeout.
 //! - [`server`]: the HTTP server loop (hyper per connection, the keep-alive
 //!   deadline, draining).
 //! - [`extract`]: body, path and query extractors that answer bad input with
