@@ -21,7 +21,7 @@ use chat_bus::Bus;
 use chat_gateway::HttpLimits;
 use chat_gateway::Tokens;
 use chat_gateway::client_addr::TrustedProxies;
-use chat_gateway::handshakes::HandshakeLimits;
+use chat_gateway::connections::ConnectionLimits;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::{Dependencies, OpsDetail};
 use chat_gateway::rest::upload_pace::MinPace;
@@ -216,7 +216,7 @@ impl Node {
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 listener,
-                handshake_limits(&config),
+                connection_limits(&config),
                 dependencies.clone(),
                 public_ops,
             ));
@@ -225,7 +225,7 @@ impl Node {
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 ops_listener,
-                handshake_limits(&config),
+                connection_limits(&config),
                 dependencies,
                 OpsDetail::Full,
             ));
@@ -235,7 +235,7 @@ impl Node {
         }
         tracing::info!(
             data_dir = %config.data_dir.display(),
-            max_open_connections = handshake_limits(&config).max_open,
+            max_open_connections = connection_limits(&config).max_open,
             "listening on http://{address}"
         );
         Ok(Node {
@@ -291,13 +291,13 @@ async fn stop(role: RoleHandle) {
     }
 }
 
-/// The header and keep-alive deadlines of every listener, and its cap on
-/// open connections.
-fn handshake_limits(config: &Config) -> HandshakeLimits {
-    HandshakeLimits {
+/// The bounds on every listener's connections: its caps and deadlines.
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    ConnectionLimits {
         header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
         max_pending: config.limits.max_pending_requests,
         max_open: descriptors::connection_cap(config.limits.max_open_connections),
+        send_timeout: Duration::from_millis(config.limits.send_timeout_ms),
         keep_alive_timeout: Duration::from_millis(config.limits.keep_alive_timeout_ms),
     }
 }
@@ -334,7 +334,7 @@ fn gateway_options(
             max_body_bytes: config.limits.max_body_bytes,
             body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
             body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
-            handshakes: handshake_limits(config),
+            connections: connection_limits(config),
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
         public_ops,

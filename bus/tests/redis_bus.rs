@@ -247,12 +247,16 @@ async fn an_expired_worker_id_lease_leaves_no_key() {
     let bus = connect(redis.config()).await;
     let id = bus
         .state
-        .lease_worker_id("short-lived", Duration::from_millis(100))
+        .lease_worker_id("short-lived", Duration::from_millis(1000))
         .await
         .unwrap();
+    // Long enough for `redis-cli` to look on a loaded machine (a lease of
+    // 100 ms was gone before it did).
     let key = format!("chat:{{workers}}:{id}");
     assert_eq!(redis.cli(&["get", &key]), "short-lived");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let ttl: i64 = redis.cli(&["pttl", &key]).parse().unwrap();
+    assert!(ttl > 0 && ttl <= 1_000, "{ttl}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(redis.cli(&["exists", &key]), "0");
 }
 

@@ -8,7 +8,7 @@
 //! - [`known_users`]: whether a token's user exists (401, not 500).
 //! - [`client_addr`]: the client's address (socket peer or trusted proxy).
 //! - [`error`]: the gateway's one error type and its HTTP mapping.
-//! - [`handshakes`]: the caps on open connections and on unfinished
+//! - [`connections`]: the caps on open connections and on unfinished
 //!   requests, and the request-header timeout.
 //! - [`server`]: the HTTP server loop (hyper per connection, the keep-alive
 //!   deadline, draining).
@@ -24,10 +24,10 @@
 
 pub mod auth;
 pub mod client_addr;
+pub mod connections;
 pub mod cors;
 pub mod error;
 pub mod extract;
-pub mod handshakes;
 pub mod known_users;
 pub mod metrics;
 pub mod observe;
@@ -85,8 +85,8 @@ pub struct HttpLimits {
     /// long, cannot hold its connection for days. (Uploads, which may be
     /// large, have a floor under their pace instead: `rest::upload_pace`.)
     pub body_timeout: Duration,
-    /// The request-header timeouts and the cap on unfinished requests.
-    pub handshakes: handshakes::HandshakeLimits,
+    /// The caps on connections, their request-header and send deadlines.
+    pub connections: connections::ConnectionLimits,
 }
 
 /// The complete HTTP application: REST under `/api/v1`, the web app at `/`

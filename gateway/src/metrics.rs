@@ -207,6 +207,16 @@ pub static SLOW_CONSUMERS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Connections failed because the client took no bytes for
+/// `limits.send_timeout_ms` while the server had some for it.
+pub static SEND_STALLS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_send_stalls_total",
+        "Connections closed because the client took no bytes for limits.send_timeout_ms"
+    )
+    .expect(REGISTERED)
+});
+
 /// From a message's creation (its id, minted at ingress) to its fan-out to
 /// local connections.
 pub static DELIVERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
@@ -356,6 +366,7 @@ pub fn register() {
     LazyLock::force(&CONNECTIONS);
     LazyLock::force(&CONNECTS);
     LazyLock::force(&SLOW_CONSUMERS);
+    LazyLock::force(&SEND_STALLS);
     LazyLock::force(&READY_TRUNCATED);
     LazyLock::force(&RESUME_TRUNCATED);
     LazyLock::force(&DELIVERY_SECONDS);

@@ -18,7 +18,7 @@ use chat_shutdown::{CancellationToken, RoleHandle, Supervisor};
 use tokio::net::TcpListener;
 
 use crate::client_addr::TrustedProxies;
-use crate::handshakes::HandshakeLimits;
+use crate::connections::ConnectionLimits;
 use crate::relay::Relay;
 use crate::rest::files::FileService;
 use crate::rest::ops::{Dependencies, OpsDetail};
@@ -97,7 +97,7 @@ pub async fn start(
         files: options.files.clone(),
         proxies: Arc::new(options.proxies),
     };
-    let handshakes = options.limits.handshakes;
+    let connections = options.limits.connections;
     let app = crate::app(state, options.limits, options.public_ops, supervisor);
 
     // These run until the connections are gone, not just until the role's
@@ -144,7 +144,7 @@ pub async fn start(
                     .await;
             }
         };
-        serve(listener, handshakes, app, closing).await;
+        serve(listener, connections, app, closing).await;
         // Connections upgraded while the listener was closing.
         hub.close_all(close_code::RESTARTING, "server restarting")
             .await;
@@ -168,7 +168,7 @@ async fn until(stop: CancellationToken, task: impl std::future::Future<Output = 
 pub fn serve_ops(
     supervisor: &Supervisor,
     listener: TcpListener,
-    handshakes: HandshakeLimits,
+    connections: ConnectionLimits,
     dependencies: Dependencies,
     detail: OpsDetail,
 ) -> RoleHandle {
@@ -177,7 +177,7 @@ pub fn serve_ops(
     let stop = role.stopping();
     role.spawn(
         "http",
-        serve(listener, handshakes, app, stop.cancelled_owned()),
+        serve(listener, connections, app, stop.cancelled_owned()),
     );
     role
 }

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::handshakes::{GuardedListener, GuardedStream, HandshakeLimits};
+use crate::connections::{ConnectionLimits, GuardedListener, GuardedStream};
 use crate::metrics::{HANDSHAKES_CLOSED, handshake_reason};
 
 /// Serves `app` on `listener` until `shutdown` resolves and every
@@ -40,7 +40,7 @@ use crate::metrics::{HANDSHAKES_CLOSED, handshake_reason};
 /// are their handlers' to close).
 pub async fn serve(
     listener: TcpListener,
-    limits: HandshakeLimits,
+    limits: ConnectionLimits,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {

@@ -231,6 +231,10 @@ pub struct Limits {
     /// and its connection is closed (for uploads, it is the head start
     /// before `files.min_upload_bytes_per_second` counts).
     pub body_timeout_ms: u64,
+    /// How long a write may wait for the client to take any bytes, in
+    /// milliseconds; a client that stops reading (a download, a WebSocket)
+    /// has its connection closed after it.
+    pub send_timeout_ms: u64,
     /// How long a kept-alive connection may wait for its next request's
     /// headers, in milliseconds from the end of the previous response;
     /// idle connections are closed after it.
@@ -277,6 +281,7 @@ impl Default for Limits {
             body_idle_timeout_ms: 30_000,
             body_timeout_ms: 60_000,
             keep_alive_timeout_ms: 75_000,
+            send_timeout_ms: 60_000,
             hash_queue: chat_router::password::DEFAULT_QUEUE,
             ready_rooms: 1000,
             resume_messages: 5000,

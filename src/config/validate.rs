@@ -66,10 +66,11 @@ impl Config {
                 self.limits.body_idle_timeout_ms,
                 self.limits.body_timeout_ms,
                 self.limits.keep_alive_timeout_ms,
+                self.limits.send_timeout_ms,
             ]
             .iter()
             .all(|&ms| ms >= 100),
-            "limits.body_idle_timeout_ms, limits.body_timeout_ms and limits.keep_alive_timeout_ms must be at least 100"
+            "limits.body_idle_timeout_ms, limits.body_timeout_ms, limits.keep_alive_timeout_ms and limits.send_timeout_ms must be at least 100"
         );
         ensure!(
             self.limits.hash_queue >= 1

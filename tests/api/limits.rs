@@ -570,3 +570,85 @@ async fn closed_by_server(tcp: &mut tokio::net::TcpStream) -> bool {
         Ok(Ok(0) | Err(_))
     )
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_one_that_pauses_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start_with(&[("CHAT_LIMITS__SEND_TIMEOUT_MS", "1000")]);
+    let (alice, _) = server.user("alice").await;
+    // More than the socket buffers on both sides hold (the server's grows
+    // to 4 MiB at most; the client's is made small below).
+    let bytes = crate::files::noise(16 * 1024 * 1024);
+    let file = crate::files::uploaded(&alice, "big.bin", &bytes).await;
+    let request = format!(
+        "GET /api/v1/files/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        file["id"].as_str().unwrap(),
+        alice.token()
+    );
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    // A download by a client with a small receive buffer, its answer's
+    // head read: the socket, and the body bytes read with the head.
+    let download = || async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(address).await.unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+        tcp
+    };
+    // Reads body bytes from `tcp`, pausing `pause` after every `every`
+    // bytes, until the server closes it or the whole file is in.
+    async fn read_pausing(
+        tcp: &mut tokio::net::TcpStream,
+        whole: usize,
+        every: usize,
+        pause: Duration,
+    ) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut read, mut since_pause) = (0, 0);
+        while read < whole {
+            match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => {
+                    read += n;
+                    since_pause += n;
+                }
+                Err(_) => panic!("the download neither went on nor ended"),
+            }
+            if since_pause >= every {
+                since_pause = 0;
+                tokio::time::sleep(pause).await;
+            }
+        }
+        read
+    }
+    let stalls = || server.metric("chat_send_stalls_total");
+
+    // A client that pauses for less than the send timeout, again and
+    // again (longer than the timeout in all), gets the whole file.
+    let mut pausing = download().await;
+    let read = read_pausing(
+        &mut pausing,
+        bytes.len(),
+        2 * 1024 * 1024,
+        Duration::from_millis(600),
+    )
+    .await;
+    assert_eq!(read, bytes.len());
+    assert_eq!(stalls().await, 0.0);
+
+    // One that stops reading for longer is cut off: what the buffers held
+    // arrives, then the end, short of the file.
+    let mut stopped = download().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let read = read_pausing(&mut stopped, bytes.len(), usize::MAX, Duration::ZERO).await;
+    assert!(read < bytes.len() / 2, "read {read} of {}", bytes.len());
+    assert_eq!(stalls().await, 1.0);
+}

@@ -1,6 +1,7 @@
-//! Connections as they are accepted: a cap on those open at once, a
-//! deadline for a new connection's request headers and a cap on connections
-//! still sending them.
+//! The bounds on a connection, whatever it carries: a cap on those open at
+//! once, a deadline for a new connection's request headers, a cap on
+//! connections still sending them, and a deadline for a client that stops
+//! reading.
 //!
 //! Every connection, WebSockets included (an upgraded connection keeps its
 //! stream), holds a descriptor for as long as it is open. Past the
@@ -22,6 +23,15 @@
 //! (uploads) and WebSocket frames are not subject to the deadline; later
 //! requests on a kept-alive connection have one of their own, hyper's
 //! (see [`crate::server`]).
+//!
+//! Nothing else bounds a client that stops reading: a download's response,
+//! or a WebSocket's frames, wait in the socket's buffer for as long as it
+//! likes, and with them its connection, the file or object stream it reads
+//! and the memory of what is queued. So a write that can make no progress
+//! for `send_timeout` (the time between two writes that take bytes, as
+//! nginx's `send_timeout`) fails the connection, counted in
+//! `chat_send_stalls_total`. A client that reads, however slowly, makes
+//! progress and is not cut.
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,18 +46,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use crate::metrics::{HANDSHAKES_CLOSED, handshake_reason};
+use crate::metrics::{HANDSHAKES_CLOSED, SEND_STALLS, handshake_reason};
 
-/// The bounds on unfinished requests (defaults in the configuration's
-/// `limits`).
+/// The bounds on connections (defaults in the configuration's `limits`).
 #[derive(Clone, Copy, Debug)]
-pub struct HandshakeLimits {
+pub struct ConnectionLimits {
     /// How long a new connection may take to send its request headers.
     pub header_timeout: Duration,
     /// Most connections still sending their first request's headers.
     pub max_pending: usize,
     /// Most connections open at once, each from its accept to its close.
     pub max_open: usize,
+    /// How long a write may wait for the client to take any bytes.
+    pub send_timeout: Duration,
     /// How long a connection may wait, after answering a request, for the
     /// next request's headers to be complete (and the bound on the first
     /// request's too, if shorter than `header_timeout`).
@@ -57,13 +68,13 @@ pub struct HandshakeLimits {
 /// A listener whose connections must send their request headers in time.
 pub struct GuardedListener {
     inner: TcpListener,
-    limits: HandshakeLimits,
+    limits: ConnectionLimits,
     pending: Arc<Semaphore>,
     open: Arc<Semaphore>,
 }
 
 impl GuardedListener {
-    pub fn new(inner: TcpListener, limits: HandshakeLimits) -> GuardedListener {
+    pub fn new(inner: TcpListener, limits: ConnectionLimits) -> GuardedListener {
         let permits =
             |count: usize| Arc::new(Semaphore::new(count.clamp(1, Semaphore::MAX_PERMITS)));
         GuardedListener {
@@ -104,6 +115,9 @@ impl Listener for GuardedListener {
             let stream = GuardedStream {
                 tcp,
                 waiting: Some(waiting),
+                send_timeout: self.limits.send_timeout,
+                stall: None,
+                stalled: false,
                 _open: open,
             };
             return (stream, addr);
@@ -120,6 +134,11 @@ impl Listener for GuardedListener {
 pub struct GuardedStream {
     tcp: TcpStream,
     waiting: Option<Waiting>,
+    send_timeout: Duration,
+    /// When a write that cannot go on gives up; made on the first stall.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// Whether the last write could not go on (`stall` is armed).
+    stalled: bool,
     /// Its place among the listener's open connections, given back when
     /// the stream (or the WebSocket it became) is dropped.
     _open: OwnedSemaphorePermit,
@@ -152,6 +171,37 @@ impl GuardedStream {
     /// The TCP stream underneath (to set socket options).
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Passes on a write's `result`; a write that cannot go on arms the
+    /// stall deadline (if it is not armed), and fails once it has passed.
+    fn watch_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if result.is_ready() {
+            self.stalled = false;
+            return result;
+        }
+        let send_timeout = self.send_timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(send_timeout)));
+        if !self.stalled {
+            stall
+                .as_mut()
+                .reset(tokio::time::Instant::now() + send_timeout);
+            self.stalled = true;
+        }
+        if stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        SEND_STALLS.inc();
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took no bytes in time",
+        )))
     }
 }
 
@@ -192,7 +242,9 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.tcp).poll_write(cx, buf);
+        this.watch_write(cx, result)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -208,7 +260,9 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        this.watch_write(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -251,10 +305,11 @@ mod tests {
         let address = tcp.local_addr().unwrap();
         let mut listener = GuardedListener::new(
             tcp,
-            HandshakeLimits {
+            ConnectionLimits {
                 header_timeout: Duration::from_secs(60),
                 max_pending: 10,
                 max_open: 2,
+                send_timeout: Duration::from_secs(60),
                 keep_alive_timeout: Duration::from_secs(60),
             },
         );
