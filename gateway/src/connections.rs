@@ -18,11 +18,12 @@
 //! connection here holds a permit from the moment it is accepted until the
 //! end of its first request's headers (`\r\n\r\n`) has been read; a
 //! connection still without them after the header timeout is closed, and a
-//! connection accepted while every permit is held is closed at once. All
-//! three are counted in `chat_handshakes_closed_total{reason}`. Request bodies
-//! (uploads) and WebSocket frames are not subject to the deadline; later
-//! requests on a kept-alive connection have one of their own, hyper's
-//! (see [`crate::server`]).
+//! connection accepted while every permit is held is closed at once. Both,
+//! and the connections closed for the open cap, are counted in
+//! `chat_handshakes_closed_total{reason}` (`timeout`, `cap`, `full`).
+//! Request bodies (uploads) and WebSocket frames are not subject to the
+//! deadline; later requests on a kept-alive connection have one of their
+//! own, hyper's (see [`crate::server`]).
 //!
 //! Nothing else bounds a client that stops reading: a download's response,
 //! or a WebSocket's frames, wait in the socket's buffer for as long as it
@@ -93,18 +94,11 @@ impl Listener for GuardedListener {
     async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
         loop {
             let (tcp, addr) = Listener::accept(&mut self.inner).await;
-            let Ok(open) = self.open.clone().try_acquire_owned() else {
-                HANDSHAKES_CLOSED
-                    .with_label_values(&[handshake_reason::FULL])
-                    .inc();
-                drop(tcp);
+            // Without a place, the connection is dropped (closed) at once.
+            let Some(open) = take_place(&self.open, handshake_reason::FULL) else {
                 continue;
             };
-            let Ok(pending) = self.pending.clone().try_acquire_owned() else {
-                HANDSHAKES_CLOSED
-                    .with_label_values(&[handshake_reason::CAP])
-                    .inc();
-                drop(tcp);
+            let Some(pending) = take_place(&self.pending, handshake_reason::CAP) else {
                 continue;
             };
             let waiting = Waiting {
@@ -127,6 +121,15 @@ impl Listener for GuardedListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+}
+
+/// One of `places`, or `None`, counted as a connection closed for `reason`.
+fn take_place(places: &Arc<Semaphore>, reason: &str) -> Option<OwnedSemaphorePermit> {
+    let place = places.clone().try_acquire_owned().ok();
+    if place.is_none() {
+        HANDSHAKES_CLOSED.with_label_values(&[reason]).inc();
+    }
+    place
 }
 
 /// An accepted connection; until its first request's headers are read it

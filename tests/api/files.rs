@@ -789,17 +789,23 @@ async fn uploads_are_rate_limited_and_need_a_file_part() {
 /// Starts an upload of `client` that is sent a byte every 100 ms and never
 /// ends (it declares 1 MiB): it holds its place to stream, without ever
 /// stalling for the body idle timeout, until the task is aborted (which
-/// cuts it off) or, a minute on, the floor under its pace cuts it.
-async fn trickled_upload(server: &Server, client: &Client) -> tokio::task::JoinHandle<()> {
+/// cuts it off) or the floor under its pace cuts it (a minute on, by
+/// default). Answers where the server's answer arrives, and the task.
+async fn trickled_upload(
+    server: &Server,
+    client: &Client,
+) -> (tokio::net::tcp::OwnedReadHalf, tokio::task::JoinHandle<()>) {
     let address = server.base.trim_start_matches("http://").to_owned();
-    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (answer, mut body) = socket.into_split();
     let head = upload_head(client, 1024 * 1024) + &part_head("slow.bin");
-    socket.write_all(head.as_bytes()).await.unwrap();
-    tokio::spawn(async move {
-        while socket.write_all(b"x").await.is_ok() {
+    body.write_all(head.as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        while body.write_all(b"x").await.is_ok() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    })
+    });
+    (answer, trickle)
 }
 
 #[tokio::test]
@@ -820,7 +826,7 @@ async fn slow_uploads_of_one_user_cannot_take_every_place_to_stream() {
 
     // Mallory's endless upload holds her one place; her next one waits for
     // it, for as long as a stalled body would, and is refused.
-    let mallorys = trickled_upload(&server, &mallory).await;
+    let (_, mallorys) = trickled_upload(&server, &mallory).await;
     eventually("mallory's upload streams", streaming(1.0)).await;
     let answer = upload(&mallory, "second.bin", b"more").await;
     assert_error(&answer, 429, "rate_limited");
@@ -830,7 +836,7 @@ async fn slow_uploads_of_one_user_cannot_take_every_place_to_stream() {
 
     // With every place held by slow uploads, others wait, and are told to
     // come back instead of hanging.
-    let carols = trickled_upload(&server, &carol).await;
+    let (_, carols) = trickled_upload(&server, &carol).await;
     eventually("carol's upload streams", streaming(2.0)).await;
     let answer = upload(&dave, "dave.txt", b"dave's").await;
     assert_error(&answer, 503, "unavailable");
@@ -862,17 +868,9 @@ async fn an_upload_slower_than_the_floor_is_cut_off_and_gives_back_its_place() {
     // A byte every 100 ms, never idle for the body idle timeout (30 s):
     // cut off once its head start and the few bytes it sent have run out,
     // keeping nothing.
-    let trickled = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let (mut from_server, mut to_server) = trickled.into_split();
-    let head = upload_head(&mallory, 1024 * 1024) + &part_head("slow.bin");
-    to_server.write_all(head.as_bytes()).await.unwrap();
     let started = Instant::now();
-    let trickle = tokio::spawn(async move {
-        while to_server.write_all(b"x").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let refused = crate::limits::answered_and_closed(&mut from_server).await;
+    let (mut answer, trickle) = trickled_upload(&server, &mallory).await;
+    let refused = crate::limits::answered_and_closed(&mut answer).await;
     let waited = started.elapsed();
     trickle.abort();
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
