@@ -214,7 +214,7 @@ pub struct Limits {
     /// How long a new connection may take to send its request headers,
     /// in milliseconds; slower ones are closed.
     pub header_timeout_ms: u64,
-    /// Most connections per gateway still sending their first request's
+    /// Most connections per listener still sending their first request's
     /// headers; more are closed at once.
     pub max_pending_requests: usize,
     /// Most connections each listener holds open at once, WebSockets
