@@ -124,8 +124,11 @@ impl Node {
             Some(_) => OpsDetail::ReadyOnly,
             None => OpsDetail::Full,
         };
+        // Read once (the default cap asks the kernel for the open-file
+        // limit): every listener of the process gets the same bounds.
+        let connections = connection_limits(&config);
         let gateway_options = match roles.contains(&Role::Gateway) {
-            true => Some(gateway_options(&config, &name, public_ops)?),
+            true => Some(gateway_options(&config, &name, public_ops, connections)?),
             false => None,
         };
         if let Some(options) = &gateway_options {
@@ -216,7 +219,7 @@ impl Node {
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 listener,
-                connection_limits(&config),
+                connections,
                 dependencies.clone(),
                 public_ops,
             ));
@@ -225,7 +228,7 @@ impl Node {
             started.push(chat_gateway::role::serve_ops(
                 &supervisor,
                 ops_listener,
-                connection_limits(&config),
+                connections,
                 dependencies,
                 OpsDetail::Full,
             ));
@@ -235,7 +238,7 @@ impl Node {
         }
         tracing::info!(
             data_dir = %config.data_dir.display(),
-            max_open_connections = connection_limits(&config).max_open,
+            max_open_connections = connections.max_open,
             "listening on http://{address}"
         );
         Ok(Node {
@@ -302,11 +305,13 @@ fn connection_limits(config: &Config) -> ConnectionLimits {
     }
 }
 
-/// The gateway's settings, its token secret and its file storage.
+/// The gateway's settings, its token secret and its file storage;
+/// `connections` bounds its listener's connections.
 fn gateway_options(
     config: &Config,
     name: &str,
     public_ops: OpsDetail,
+    connections: ConnectionLimits,
 ) -> anyhow::Result<GatewayOptions> {
     let realtime = &config.realtime;
     let secret = secrets::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
@@ -334,7 +339,7 @@ fn gateway_options(
             max_body_bytes: config.limits.max_body_bytes,
             body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
             body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
-            connections: connection_limits(config),
+            connections,
         },
         reply_timeout: Duration::from_millis(realtime.reply_timeout_ms),
         public_ops,
