@@ -493,7 +493,7 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
              every gateway sees every file"
         );
     }
-    let objects = chat_files::Objects::new(storage.open().context("cannot open the file storage")?);
+    let objects = storage.open().context("cannot open the file storage")?;
     tracing::info!(storage = %storage.describe(), "file storage ready");
     let files = &config.files;
     Ok(Arc::new(FileService::new(

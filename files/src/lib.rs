@@ -8,7 +8,9 @@
 //! - [`storage`]: where the bytes go, from the configuration; credentials
 //!   are never printed.
 //! - [`objects`]: [`Objects`], streaming uploads (size limit enforced while
-//!   streaming, nothing left behind by a failed one) and ranged downloads.
+//!   streaming, nothing left behind by a failed one) and ranged downloads
+//!   (from a directory chunk by chunk, holding no open file between
+//!   chunks).
 //! - [`sniff`]: the content type, from the bytes, and whether a browser may
 //!   show it inline.
 //! - [`names`]: safe file names and `Content-Disposition`.
@@ -29,7 +31,7 @@ pub mod sweep;
 pub mod thumbnail;
 
 pub use error::FilesError;
-pub use objects::{Objects, Stored};
+pub use objects::{Downloads, Objects, Stored};
 pub use storage::{S3Settings, Storage};
 pub use thumbnail::Thumbnails;
 

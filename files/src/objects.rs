@@ -7,12 +7,17 @@
 //! reason (over its limit, the client's body broke off, storage failed, or
 //! the request was dropped) leaves no object: a multipart upload is aborted,
 //! and a single `put` only ever happens once all the bytes arrived.
+//!
+//! A download reads its object in one of two ways ([`Downloads`]): from a
+//! bucket as one streamed request, from a directory one ranged read per
+//! chunk, so that a download waiting on a slow client holds no open file.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chat_protocol::Id;
+use futures_util::stream::{self, BoxStream};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
@@ -25,6 +30,10 @@ use crate::{FilesError, Result, sniff};
 const PART_BYTES: usize = 5 * 1024 * 1024;
 /// Parts of one upload sent at once.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Bytes read at once by a download that reads chunk by chunk: large
+/// enough that opening the file is a small part of reading it, small
+/// enough that a download waiting on its client holds little memory.
+const CHUNK_BYTES: u64 = 64 * 1024;
 
 /// What an upload stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,11 +49,29 @@ pub struct Stored {
 #[derive(Clone, Debug)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
+    downloads: Downloads,
+}
+
+/// How a download takes the bytes of its object from the store, as its
+/// client takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Downloads {
+    /// One streamed read, held open until the client has taken every
+    /// byte. For a bucket, where each read is a request (billed, and tens
+    /// of milliseconds away).
+    Streamed,
+    /// One ranged read per chunk (`CHUNK_BYTES`), each opening the object
+    /// and closing it again. For a directory: there a streamed read holds
+    /// an open file for as long as its client is slow, a descriptor beside
+    /// the connection's, and slow downloads could use up the descriptors
+    /// that the connection cap keeps back for the process's own files.
+    /// Opening a file costs microseconds.
+    ByChunk,
 }
 
 impl Objects {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Objects {
-        Objects { store }
+    pub fn new(store: Arc<dyn ObjectStore>, downloads: Downloads) -> Objects {
+        Objects { store, downloads }
     }
 
     /// Streams `body` into the object of file `id`, refusing it with
@@ -129,19 +156,56 @@ impl Objects {
         })
     }
 
-    /// The bytes of file `id` (of `range` only, when given), as a stream.
+    /// The bytes of file `id` (of `range` only, when given), as a stream;
+    /// [`FilesError::NotFound`] when there are none.
     pub async fn get(
         &self,
         id: Id,
         range: Option<Range<u64>>,
-    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
-        let options = GetOptions {
-            range: range.map(GetRange::Bounded),
-            ..GetOptions::default()
-        };
-        let result = self.store.get_opts(&key(id), options).await?;
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let (_, stream) = self.read(key(id), range).await?;
         metrics::DOWNLOADS.inc();
-        Ok(result.into_stream().map_err(FilesError::from))
+        Ok(stream)
+    }
+
+    /// Reads `range` (the whole object when `None`) of the object at
+    /// `path`, the way [`Downloads`] says: the object's whole size and the
+    /// bytes.
+    async fn read(
+        &self,
+        path: Path,
+        range: Option<Range<u64>>,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        match self.downloads {
+            Downloads::Streamed => {
+                let options = GetOptions {
+                    range: range.map(GetRange::Bounded),
+                    ..GetOptions::default()
+                };
+                let result = self.store.get_opts(&path, options).await?;
+                let size = result.meta.size;
+                Ok((size, result.into_stream().map_err(FilesError::from).boxed()))
+            }
+            Downloads::ByChunk => {
+                // Looked up first, so that a missing object is an error
+                // here and not in the middle of a response.
+                let size = self.store.head(&path).await?.size;
+                let range = range.unwrap_or(0..size);
+                let store = Arc::clone(&self.store);
+                let chunks = stream::try_unfold(range.start, move |start| {
+                    let (store, path) = (Arc::clone(&store), path.clone());
+                    async move {
+                        if start >= range.end {
+                            return Ok(None);
+                        }
+                        let end = range.end.min(start.saturating_add(CHUNK_BYTES));
+                        let chunk = store.get_range(&path, start..end).await?;
+                        Ok(Some((chunk, end)))
+                    }
+                });
+                Ok((size, chunks.boxed()))
+            }
+        }
     }
 
     /// Stores the thumbnail (a small PNG) of file `id`.
@@ -153,13 +217,8 @@ impl Objects {
     }
 
     /// The thumbnail of file `id` and its length, as a stream.
-    pub async fn get_thumbnail(
-        &self,
-        id: Id,
-    ) -> Result<(u64, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
-        let result = self.store.get(&thumbnail_key(id)).await?;
-        let length = result.meta.size;
-        Ok((length, result.into_stream().map_err(FilesError::from)))
+    pub async fn get_thumbnail(&self, id: Id) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        self.read(thumbnail_key(id), None).await
     }
 
     /// Removes the bytes of file `id` and its thumbnail; removing missing
@@ -223,7 +282,18 @@ mod tests {
     use object_store::memory::InMemory;
 
     fn objects() -> Objects {
-        Objects::new(Arc::new(InMemory::new()))
+        Objects::new(Arc::new(InMemory::new()), Downloads::Streamed)
+    }
+
+    /// Objects in a new directory, read chunk by chunk as `chatd serve`
+    /// reads them.
+    fn in_directory() -> (tempfile::TempDir, Objects) {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = crate::Storage::Directory(dir.path().to_owned())
+            .open()
+            .unwrap();
+        assert_eq!(objects.downloads, Downloads::ByChunk);
+        (dir, objects)
     }
 
     fn chunks(parts: Vec<Vec<u8>>) -> impl Stream<Item = std::result::Result<Bytes, String>> {
@@ -237,19 +307,74 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn small_and_multipart_files_round_trip() {
-        let objects = objects();
+    async fn small_and_multipart_files_round_trip_read_either_way() {
+        let (_dir, in_directory) = in_directory();
         let big: Vec<u8> = (0..(PART_BYTES * 2 + 123))
             .map(|i| (i % 251) as u8)
             .collect();
-        for (id, bytes) in [(Id(1), b"hello".to_vec()), (Id(2), big)] {
-            let body = chunks(bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect());
-            let stored = objects.put(id, body, u64::MAX).await.unwrap();
-            assert_eq!(stored.size, bytes.len() as u64);
-            assert_eq!(stored.checksum, hex(&Sha256::digest(&bytes)));
-            assert_eq!(read_all(&objects, id, None).await, bytes);
-            assert_eq!(read_all(&objects, id, Some(1..4)).await, bytes[1..4]);
+        let chunk = CHUNK_BYTES as usize;
+        for objects in [objects(), in_directory] {
+            for (id, bytes) in [
+                (Id(1), b"hello".to_vec()),
+                (Id(2), big.clone()),
+                (Id(3), vec![]),
+            ] {
+                let body = chunks(bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect());
+                let stored = objects.put(id, body, u64::MAX).await.unwrap();
+                assert_eq!(stored.size, bytes.len() as u64);
+                assert_eq!(stored.checksum, hex(&Sha256::digest(&bytes)));
+                assert_eq!(read_all(&objects, id, None).await, bytes);
+            }
+            assert_eq!(read_all(&objects, Id(1), Some(1..4)).await, b"ell");
+            // Ranges that start, end and cross chunk boundaries.
+            for range in [0..chunk, chunk - 1..chunk + 1, chunk..3 * chunk + 5] {
+                let expected = &big[range.clone()];
+                let range = range.start as u64..range.end as u64;
+                assert_eq!(read_all(&objects, Id(2), Some(range)).await, expected);
+            }
+            assert!(matches!(
+                objects.get(Id(9), None).await.err(),
+                Some(FilesError::NotFound)
+            ));
         }
+    }
+
+    /// The paths of the files this process has open.
+    fn open_files() -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_download_from_a_directory_holds_no_open_file_between_chunks() {
+        let (dir, objects) = in_directory();
+        let bytes = vec![7u8; 3 * CHUNK_BYTES as usize];
+        objects
+            .put(Id(1), chunks(vec![bytes.clone()]), u64::MAX)
+            .await
+            .unwrap();
+        let file = dir.path().join("files").join("1").canonicalize().unwrap();
+        let streamed = Objects::new(Arc::clone(&objects.store), Downloads::Streamed);
+
+        // A streamed read keeps the file open while its reader waits...
+        let mut download = streamed.get(Id(1), None).await.unwrap();
+        download.next().await.unwrap().unwrap();
+        assert!(open_files().contains(&file));
+        drop(download);
+        assert!(!open_files().contains(&file));
+
+        // ...one chunk by chunk does not, and reads it all.
+        let mut download = objects.get(Id(1), None).await.unwrap();
+        let mut read = download.next().await.unwrap().unwrap().to_vec();
+        assert_eq!(read.len(), CHUNK_BYTES as usize);
+        assert!(!open_files().contains(&file));
+        while let Some(chunk) = download.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+            assert!(!open_files().contains(&file));
+        }
+        assert_eq!(read, bytes);
     }
 
     #[tokio::test]

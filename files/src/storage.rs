@@ -9,12 +9,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use serde::{Deserialize, Serialize};
 
-use crate::{FilesError, Result};
+use crate::objects::Downloads;
+use crate::{FilesError, Objects, Result};
 
 /// Where files are stored.
 #[derive(Clone, Debug)]
@@ -61,9 +61,10 @@ impl std::fmt::Debug for S3Settings {
 }
 
 impl Storage {
-    /// Opens the object store. A directory is created here; a bucket is not
+    /// Opens the object store, read the way that suits it
+    /// ([`Downloads`]). A directory is created here; a bucket is not
     /// contacted until the first request.
-    pub fn open(&self) -> Result<Arc<dyn ObjectStore>> {
+    pub fn open(&self) -> Result<Objects> {
         match self {
             Storage::Directory(dir) => {
                 std::fs::create_dir_all(dir).map_err(|error| {
@@ -71,7 +72,7 @@ impl Storage {
                 })?;
                 let store = LocalFileSystem::new_with_prefix(dir)
                     .map_err(|error| FilesError::Config(error.to_string()))?;
-                Ok(Arc::new(store))
+                Ok(Objects::new(Arc::new(store), Downloads::ByChunk))
             }
             Storage::S3(settings) => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(&settings.bucket);
@@ -95,7 +96,7 @@ impl Storage {
                     .with_allow_http(settings.allow_http)
                     .build()
                     .map_err(|error| FilesError::Config(error.to_string()))?;
-                Ok(Arc::new(store))
+                Ok(Objects::new(Arc::new(store), Downloads::Streamed))
             }
         }
     }

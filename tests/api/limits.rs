@@ -559,6 +559,79 @@ async fn connections_beyond_what_the_open_file_limit_leaves_are_closed_and_the_s
     assert_eq!(body, b"kept back");
 }
 
+#[tokio::test]
+async fn downloads_waiting_on_slow_clients_leave_the_descriptors_kept_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // 136 connections at most, 64 descriptors kept back (see above). 120
+    // downloads whose clients stop reading: a download that kept its file
+    // open would take a descriptor beside its connection, 240 in all.
+    const DOWNLOADS: usize = 120;
+    let server =
+        Server::start_with_open_file_limit(200, &[("CHAT_LIMITS__HEADER_TIMEOUT_MS", "60000")]);
+    let (alice, _) = server.user("alice").await;
+    // More than the socket buffers hold (the client's is made small).
+    let bytes = crate::files::noise(4 * 1024 * 1024);
+    let file = crate::files::uploaded(&alice, "big.bin", &bytes).await;
+    let request = format!(
+        "GET /api/v1/files/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        file["id"].as_str().unwrap(),
+        alice.token()
+    );
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let mut stopped = Vec::new();
+    for n in 0..DOWNLOADS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(address).await.unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !head.ends_with(b"\r\n\r\n") {
+                tcp.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("download {n} was never answered"));
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 200"), "download {n}: {head}");
+        stopped.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // While they wait, Alice uploads (a file on disk) and downloads on
+    // new connections.
+    let kept = crate::files::uploaded(&alice, "kept.txt", b"kept back").await;
+    let (status, _, body) =
+        crate::files::download(&server, &alice, kept["id"].as_str().unwrap(), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"kept back");
+
+    // And every waiting download, read at last, is whole.
+    for (n, tcp) in stopped.iter_mut().enumerate() {
+        let mut body = Vec::with_capacity(bytes.len());
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while body.len() < bytes.len() {
+                let mut buf = [0u8; 64 * 1024];
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("download {n} neither went on nor ended"));
+        assert!(
+            body == bytes,
+            "download {n}: {} of {} bytes",
+            body.len(),
+            bytes.len()
+        );
+    }
+}
+
 /// Whether the server closes `tcp` (rather than leave it open or waiting in
 /// the backlog) within two seconds.
 async fn closed_by_server(tcp: &mut tokio::net::TcpStream) -> bool {
