@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Server, assert_error};
+use crate::harness::{Client, Server, assert_error};
 use crate::ws::Ws;
 
 /// A small budget, so that a test floods it quickly.
@@ -561,8 +561,6 @@ async fn connections_beyond_what_the_open_file_limit_leaves_are_closed_and_the_s
 
 #[tokio::test]
 async fn downloads_waiting_on_slow_clients_leave_the_descriptors_kept_back() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     // 136 connections at most, 64 descriptors kept back (see above). 120
     // downloads whose clients stop reading: a download that kept its file
     // open would take a descriptor beside its connection, 240 in all.
@@ -570,34 +568,11 @@ async fn downloads_waiting_on_slow_clients_leave_the_descriptors_kept_back() {
     let server =
         Server::start_with_open_file_limit(200, &[("CHAT_LIMITS__HEADER_TIMEOUT_MS", "60000")]);
     let (alice, _) = server.user("alice").await;
-    // More than the socket buffers hold (the client's is made small).
     let bytes = crate::files::noise(4 * 1024 * 1024);
     let file = crate::files::uploaded(&alice, "big.bin", &bytes).await;
-    let request = format!(
-        "GET /api/v1/files/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-        file["id"].as_str().unwrap(),
-        alice.token()
-    );
-    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let mut stopped = Vec::new();
-    for n in 0..DOWNLOADS {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut tcp = socket.connect(address).await.unwrap();
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while !head.ends_with(b"\r\n\r\n") {
-                tcp.read_exact(&mut byte).await.unwrap();
-                head.push(byte[0]);
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("download {n} was never answered"));
-        let head = String::from_utf8_lossy(&head);
-        assert!(head.starts_with("HTTP/1.1 200"), "download {n}: {head}");
-        stopped.push(tcp);
+    for _ in 0..DOWNLOADS {
+        stopped.push(download_to_a_small_buffer(&server, &alice, &file).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -611,18 +586,7 @@ async fn downloads_waiting_on_slow_clients_leave_the_descriptors_kept_back() {
 
     // And every waiting download, read at last, is whole.
     for (n, tcp) in stopped.iter_mut().enumerate() {
-        let mut body = Vec::with_capacity(bytes.len());
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while body.len() < bytes.len() {
-                let mut buf = [0u8; 64 * 1024];
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => body.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("download {n} neither went on nor ended"));
+        let body = read_pausing(tcp, bytes.len(), usize::MAX, Duration::ZERO).await;
         assert!(
             body == bytes,
             "download {n}: {} of {} bytes",
@@ -630,6 +594,71 @@ async fn downloads_waiting_on_slow_clients_leave_the_descriptors_kept_back() {
             bytes.len()
         );
     }
+}
+
+/// A download of `file` by `client` on a new connection with a small
+/// receive buffer (4 KiB), so that the server's writes wait on it as soon
+/// as it stops reading; returned once the answer's head (200) is in.
+async fn download_to_a_small_buffer(
+    server: &Server,
+    client: &Client,
+    file: &Value,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let request = format!(
+        "GET /api/v1/files/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        file["id"].as_str().unwrap(),
+        client.token()
+    );
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(address).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+    })
+    .await
+    .expect("the download was never answered");
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tcp
+}
+
+/// Reads a body from `tcp`, pausing `pause` after every `every` bytes,
+/// until the server closes it or `whole` bytes are in.
+async fn read_pausing(
+    tcp: &mut tokio::net::TcpStream,
+    whole: usize,
+    every: usize,
+    pause: Duration,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+
+    let mut body = Vec::with_capacity(whole);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut since_pause = 0;
+    while body.len() < whole {
+        match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => {
+                body.extend_from_slice(&buf[..n]);
+                since_pause += n;
+            }
+            Err(_) => panic!("the download neither went on nor ended"),
+        }
+        if since_pause >= every {
+            since_pause = 0;
+            tokio::time::sleep(pause).await;
+        }
+    }
+    body
 }
 
 /// Whether the server closes `tcp` (rather than leave it open or waiting in
@@ -646,82 +675,37 @@ async fn closed_by_server(tcp: &mut tokio::net::TcpStream) -> bool {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_and_one_that_pauses_is_not() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let server = Server::start_with(&[("CHAT_LIMITS__SEND_TIMEOUT_MS", "1000")]);
     let (alice, _) = server.user("alice").await;
     // More than the socket buffers on both sides hold (the server's grows
-    // to 4 MiB at most; the client's is made small below).
+    // to 4 MiB at most; the client's is small).
     let bytes = crate::files::noise(16 * 1024 * 1024);
     let file = crate::files::uploaded(&alice, "big.bin", &bytes).await;
-    let request = format!(
-        "GET /api/v1/files/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-        file["id"].as_str().unwrap(),
-        alice.token()
-    );
-    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    // A download by a client with a small receive buffer, its answer's
-    // head read: the socket, and the body bytes read with the head.
-    let download = || async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut tcp = socket.connect(address).await.unwrap();
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            tcp.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
-        tcp
-    };
-    // Reads body bytes from `tcp`, pausing `pause` after every `every`
-    // bytes, until the server closes it or the whole file is in.
-    async fn read_pausing(
-        tcp: &mut tokio::net::TcpStream,
-        whole: usize,
-        every: usize,
-        pause: Duration,
-    ) -> usize {
-        let mut buf = vec![0u8; 64 * 1024];
-        let (mut read, mut since_pause) = (0, 0);
-        while read < whole {
-            match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
-                Ok(Ok(0) | Err(_)) => break,
-                Ok(Ok(n)) => {
-                    read += n;
-                    since_pause += n;
-                }
-                Err(_) => panic!("the download neither went on nor ended"),
-            }
-            if since_pause >= every {
-                since_pause = 0;
-                tokio::time::sleep(pause).await;
-            }
-        }
-        read
-    }
     let stalls = || server.metric("chat_send_stalls_total");
 
     // A client that pauses for less than the send timeout, again and
     // again (longer than the timeout in all), gets the whole file.
-    let mut pausing = download().await;
-    let read = read_pausing(
+    let mut pausing = download_to_a_small_buffer(&server, &alice, &file).await;
+    let body = read_pausing(
         &mut pausing,
         bytes.len(),
         2 * 1024 * 1024,
         Duration::from_millis(600),
     )
     .await;
-    assert_eq!(read, bytes.len());
+    assert_eq!(body.len(), bytes.len());
     assert_eq!(stalls().await, 0.0);
 
     // One that stops reading for longer is cut off: what the buffers held
     // arrives, then the end, short of the file.
-    let mut stopped = download().await;
+    let mut stopped = download_to_a_small_buffer(&server, &alice, &file).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let read = read_pausing(&mut stopped, bytes.len(), usize::MAX, Duration::ZERO).await;
-    assert!(read < bytes.len() / 2, "read {read} of {}", bytes.len());
+    let body = read_pausing(&mut stopped, bytes.len(), usize::MAX, Duration::ZERO).await;
+    assert!(
+        body.len() < bytes.len() / 2,
+        "read {} of {}",
+        body.len(),
+        bytes.len()
+    );
     assert_eq!(stalls().await, 1.0);
 }
