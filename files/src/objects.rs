@@ -22,6 +22,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::metrics::{self, upload_outcome};
 use crate::{FilesError, Result, sniff};
@@ -34,6 +35,11 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// enough that opening the file is a small part of reading it, small
 /// enough that a download waiting on its client holds little memory.
 const CHUNK_BYTES: u64 = 64 * 1024;
+/// Chunk reads in progress at once, per process: how many files downloads
+/// from a directory hold open at any moment, whatever their number. A
+/// read from the page cache takes microseconds, so this many keep up with
+/// far more downloads than a network can carry.
+const CHUNK_READS_AT_ONCE: usize = 32;
 
 /// What an upload stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +56,8 @@ pub struct Stored {
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     downloads: Downloads,
+    /// Permits for chunk reads (`CHUNK_READS_AT_ONCE`), shared by clones.
+    chunk_reads: Arc<Semaphore>,
 }
 
 /// How a download takes the bytes of its object from the store, as its
@@ -61,17 +69,22 @@ pub enum Downloads {
     /// of milliseconds away).
     Streamed,
     /// One ranged read per chunk (`CHUNK_BYTES`), each opening the object
-    /// and closing it again. For a directory: there a streamed read holds
-    /// an open file for as long as its client is slow, a descriptor beside
-    /// the connection's, and slow downloads could use up the descriptors
-    /// that the connection cap keeps back for the process's own files.
-    /// Opening a file costs microseconds.
+    /// and closing it again, at most `CHUNK_READS_AT_ONCE` at once. For a
+    /// directory: there a streamed read holds an open file for as long as
+    /// its client is slow, a descriptor beside the connection's, and slow
+    /// downloads could use up the descriptors that the connection cap
+    /// keeps back for the process's own files. Opening a file costs
+    /// microseconds.
     ByChunk,
 }
 
 impl Objects {
     pub fn new(store: Arc<dyn ObjectStore>, downloads: Downloads) -> Objects {
-        Objects { store, downloads }
+        Objects {
+            store,
+            downloads,
+            chunk_reads: Arc::new(Semaphore::new(CHUNK_READS_AT_ONCE)),
+        }
     }
 
     /// Streams `body` into the object of file `id`, refusing it with
@@ -191,14 +204,17 @@ impl Objects {
                 // here and not in the middle of a response.
                 let size = self.store.head(&path).await?.size;
                 let range = range.unwrap_or(0..size);
-                let store = Arc::clone(&self.store);
+                let (store, reads) = (Arc::clone(&self.store), Arc::clone(&self.chunk_reads));
                 let chunks = stream::try_unfold(range.start, move |start| {
-                    let (store, path) = (Arc::clone(&store), path.clone());
+                    let (store, reads, path) =
+                        (Arc::clone(&store), Arc::clone(&reads), path.clone());
                     async move {
                         if start >= range.end {
                             return Ok(None);
                         }
                         let end = range.end.min(start.saturating_add(CHUNK_BYTES));
+                        // Never closed, so acquiring cannot fail.
+                        let _reading = reads.acquire().await;
                         let chunk = store.get_range(&path, start..end).await?;
                         Ok(Some((chunk, end)))
                     }
