@@ -10,7 +10,7 @@
 //! - [`objects`]: [`Objects`], streaming uploads (size limit enforced while
 //!   streaming, nothing left behind by a failed one) and ranged downloads
 //!   (from a directory chunk by chunk, holding no open file between
-//!   chunks).
+//!   chunks; what is written there is flushed to disk).
 //! - [`sniff`]: the content type, from the bytes, and whether a browser may
 //!   show it inline.
 //! - [`names`]: safe file names and `Content-Disposition`.
@@ -31,7 +31,7 @@ pub mod sweep;
 pub mod thumbnail;
 
 pub use error::FilesError;
-pub use objects::{Downloads, Objects, Stored};
+pub use objects::{Backing, Objects, Stored};
 pub use storage::{S3Settings, Storage};
 pub use thumbnail::Thumbnails;
 

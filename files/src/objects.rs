@@ -8,11 +8,14 @@
 //! the request was dropped) leaves no object: a multipart upload is aborted,
 //! and a single `put` only ever happens once all the bytes arrived.
 //!
-//! A download reads its object in one of two ways ([`Downloads`]): from a
-//! bucket as one streamed request, from a directory one ranged read per
-//! chunk, so that a download waiting on a slow client holds no open file.
+//! A bucket and a directory ([`Backing`]) differ in two ways. A download
+//! streams one request from a bucket, but reads a directory one chunk at a
+//! time, so that a download waiting on a slow client holds no open file.
+//! And a file written to a directory is flushed to disk before its upload
+//! counts as stored, as a bucket's is once its `PUT` is answered.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -55,34 +58,44 @@ pub struct Stored {
 #[derive(Clone, Debug)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
-    downloads: Downloads,
+    backing: Backing,
     /// Permits for chunk reads (`CHUNK_READS_AT_ONCE`), shared by clones.
     chunk_reads: Arc<Semaphore>,
 }
 
-/// How a download takes the bytes of its object from the store, as its
-/// client takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Downloads {
-    /// One streamed read, held open until the client has taken every
-    /// byte. For a bucket, where each read is a request (billed, and tens
-    /// of milliseconds away).
-    Streamed,
-    /// One ranged read per chunk (`CHUNK_BYTES`), each opening the object
-    /// and closing it again, at most `CHUNK_READS_AT_ONCE` at once. For a
-    /// directory: there a streamed read holds an open file for as long as
-    /// its client is slow, a descriptor beside the connection's, and slow
-    /// downloads could use up the descriptors that the connection cap
-    /// keeps back for the process's own files. Opening a file costs
-    /// microseconds.
-    ByChunk,
+/// What holds the objects, where that changes how they are read and
+/// written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A bucket (or any store but a directory; an in-memory one in tests).
+    /// A download is one streamed read, held open until the client has
+    /// taken every byte: each read is a request, billed and tens of
+    /// milliseconds away. An object is durable once its `PUT` is
+    /// answered.
+    Bucket,
+    /// A directory on this machine: the store's root, under which an
+    /// object's path names its file.
+    ///
+    /// A download is one ranged read per chunk (`CHUNK_BYTES`), each
+    /// opening the file and closing it again, at most
+    /// `CHUNK_READS_AT_ONCE` at once. A streamed read would hold an open
+    /// file for as long as its client is slow, a descriptor beside the
+    /// connection's, and slow downloads could use up the descriptors that
+    /// the connection cap keeps back for the process's own files. Opening
+    /// a file costs microseconds.
+    ///
+    /// A file written is flushed to disk, with the directory entry naming
+    /// it, before the write counts as done: the store behind it commits
+    /// durably, and a message must not outlive its attachment's bytes in a
+    /// power cut. (`object_store` writes and renames without flushing.)
+    Directory(PathBuf),
 }
 
 impl Objects {
-    pub fn new(store: Arc<dyn ObjectStore>, downloads: Downloads) -> Objects {
+    pub fn new(store: Arc<dyn ObjectStore>, backing: Backing) -> Objects {
         Objects {
             store,
-            downloads,
+            backing,
             chunk_reads: Arc::new(Semaphore::new(CHUNK_READS_AT_ONCE)),
         }
     }
@@ -162,6 +175,7 @@ impl Objects {
                     .await?;
             }
         }
+        self.flush(&path).await?;
         Ok(Stored {
             size,
             checksum: hex(&hasher.finalize()),
@@ -182,15 +196,15 @@ impl Objects {
     }
 
     /// Reads `range` (the whole object when `None`) of the object at
-    /// `path`, the way [`Downloads`] says: the object's whole size and the
-    /// bytes.
+    /// `path`, the way its [`Backing`] reads: the object's whole size and
+    /// the bytes.
     async fn read(
         &self,
         path: Path,
         range: Option<Range<u64>>,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
-        match self.downloads {
-            Downloads::Streamed => {
+        match self.backing {
+            Backing::Bucket => {
                 let options = GetOptions {
                     range: range.map(GetRange::Bounded),
                     ..GetOptions::default()
@@ -199,7 +213,7 @@ impl Objects {
                 let size = result.meta.size;
                 Ok((size, result.into_stream().map_err(FilesError::from).boxed()))
             }
-            Downloads::ByChunk => {
+            Backing::Directory(_) => {
                 // Looked up first, so that a missing object is an error
                 // here and not in the middle of a response.
                 let size = self.store.head(&path).await?.size;
@@ -226,9 +240,30 @@ impl Objects {
 
     /// Stores the thumbnail (a small PNG) of file `id`.
     pub async fn put_thumbnail(&self, id: Id, png: Bytes) -> Result<()> {
-        self.store
-            .put(&thumbnail_key(id), PutPayload::from(png))
-            .await?;
+        let path = thumbnail_key(id);
+        self.store.put(&path, PutPayload::from(png)).await?;
+        self.flush(&path).await
+    }
+
+    /// Makes the object just written at `path` durable (see [`Backing`]);
+    /// one that cannot be is removed again, so that a failed write leaves
+    /// nothing.
+    async fn flush(&self, path: &Path) -> Result<()> {
+        let Backing::Directory(root) = &self.backing else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        let flushed = tokio::task::spawn_blocking(move || flush_to_disk(&file))
+            .await
+            .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
+        if let Err(error) = flushed {
+            if let Err(cleanup) = self.store.delete(path).await {
+                tracing::warn!(%cleanup, %path, "cannot remove a file that was not flushed");
+            }
+            return Err(FilesError::Storage(format!(
+                "cannot flush {path} to disk: {error}"
+            )));
+        }
         Ok(())
     }
 
@@ -261,12 +296,40 @@ impl Objects {
 
 /// Where the bytes of file `id` are kept.
 fn key(id: Id) -> Path {
-    Path::from(format!("files/{id}"))
+    Path::from(format!("{FILES}/{id}"))
 }
 
 /// Where the thumbnail of file `id` is kept.
 fn thumbnail_key(id: Id) -> Path {
-    Path::from(format!("thumbnails/{id}"))
+    Path::from(format!("{THUMBNAILS}/{id}"))
+}
+
+/// The folders objects are kept in: `<folder>/<file id>`.
+const FILES: &str = "files";
+const THUMBNAILS: &str = "thumbnails";
+
+/// Makes `root` ready to hold objects ([`Backing::Directory`]): creates it
+/// and the folders objects are kept in, and flushes the directory entries
+/// naming them to disk, once, so that [`flush_to_disk`] need only flush an
+/// object's own folder.
+pub(crate) fn prepare_directory(root: &std::path::Path) -> std::io::Result<()> {
+    for folder in [FILES, THUMBNAILS] {
+        std::fs::create_dir_all(root.join(folder))?;
+    }
+    std::fs::File::open(root)?.sync_all()?;
+    match root.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::File::open(parent)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
+/// Flushes the file at `file`, and the directory entry naming it, to disk.
+fn flush_to_disk(file: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    match file.parent() {
+        Some(directory) => std::fs::File::open(directory)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -298,7 +361,7 @@ mod tests {
     use object_store::memory::InMemory;
 
     fn objects() -> Objects {
-        Objects::new(Arc::new(InMemory::new()), Downloads::Streamed)
+        Objects::new(Arc::new(InMemory::new()), Backing::Bucket)
     }
 
     /// Objects in a new directory, read chunk by chunk as `chatd serve`
@@ -308,7 +371,10 @@ mod tests {
         let objects = crate::Storage::Directory(dir.path().to_owned())
             .open()
             .unwrap();
-        assert_eq!(objects.downloads, Downloads::ByChunk);
+        assert!(matches!(objects.backing, Backing::Directory(_)));
+        for folder in [FILES, THUMBNAILS] {
+            assert!(dir.path().join(folder).is_dir(), "{folder}");
+        }
         (dir, objects)
     }
 
@@ -372,7 +438,7 @@ mod tests {
             .await
             .unwrap();
         let file = dir.path().join("files").join("1").canonicalize().unwrap();
-        let streamed = Objects::new(Arc::clone(&objects.store), Downloads::Streamed);
+        let streamed = Objects::new(Arc::clone(&objects.store), Backing::Bucket);
 
         // A streamed read keeps the file open while its reader waits...
         let mut download = streamed.get(Id(1), None).await.unwrap();

@@ -13,7 +13,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use serde::{Deserialize, Serialize};
 
-use crate::objects::Downloads;
+use crate::objects::Backing;
 use crate::{FilesError, Objects, Result};
 
 /// Where files are stored.
@@ -62,17 +62,19 @@ impl std::fmt::Debug for S3Settings {
 
 impl Storage {
     /// Opens the object store, read the way that suits it
-    /// ([`Downloads`]). A directory is created here; a bucket is not
+    /// ([`Backing`]). A directory is created here; a bucket is not
     /// contacted until the first request.
     pub fn open(&self) -> Result<Objects> {
         match self {
             Storage::Directory(dir) => {
-                std::fs::create_dir_all(dir).map_err(|error| {
-                    FilesError::Config(format!("cannot create {}: {error}", dir.display()))
-                })?;
-                let store = LocalFileSystem::new_with_prefix(dir)
+                let root = crate::objects::prepare_directory(dir)
+                    .and_then(|()| dir.canonicalize())
+                    .map_err(|error| {
+                        FilesError::Config(format!("cannot create {}: {error}", dir.display()))
+                    })?;
+                let store = LocalFileSystem::new_with_prefix(&root)
                     .map_err(|error| FilesError::Config(error.to_string()))?;
-                Ok(Objects::new(Arc::new(store), Downloads::ByChunk))
+                Ok(Objects::new(Arc::new(store), Backing::Directory(root)))
             }
             Storage::S3(settings) => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(&settings.bucket);
@@ -96,7 +98,7 @@ impl Storage {
                     .with_allow_http(settings.allow_http)
                     .build()
                     .map_err(|error| FilesError::Config(error.to_string()))?;
-                Ok(Objects::new(Arc::new(store), Downloads::Streamed))
+                Ok(Objects::new(Arc::new(store), Backing::Bucket))
             }
         }
     }

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# What file downloads cost the server: starts `chatd serve` on
-# 127.0.0.1:18081 with an empty data directory (files in a directory, as a
-# single server keeps them), uploads one file of SIZE_MIB, downloads it
-# COUNT times with curl, PARALLEL at once, checks every copy's SHA-256,
-# and prints the server's CPU seconds over the downloads (from
-# /proc/PID/stat), its threads' context switches (from
-# /proc/PID/task/*/status; a thread that exits meanwhile is not
-# counted), the wall time and the throughput. Nothing is left running.
+# What files cost a `chatd serve` (files in a directory, as a single server
+# keeps them). Starts it on 127.0.0.1:18081 with an empty data directory,
+# measures, stops it; nothing is left running.
 #
-#   CHATD=target/release/chatd loadtest/scripts/downloads.sh [SIZE_MIB COUNT PARALLEL]
-#   loadtest/scripts/downloads.sh 25 40 4
+#   CHATD=target/release/chatd loadtest/scripts/files.sh download [SIZE_MIB COUNT PARALLEL]
+#   CHATD=target/release/chatd loadtest/scripts/files.sh upload [SIZE_BYTES COUNT]
+#
+# download (default 25 MiB, 40 times, 4 at once): uploads one file, downloads
+# it with curl, checks every copy's SHA-256, and prints the server's CPU
+# seconds over the downloads (from /proc/PID/stat), its threads' context
+# switches (from /proc/PID/task/*/status; a thread that exits meanwhile is
+# not counted), the wall time and the throughput.
+# upload (default 100,000 bytes, 50 times, one after another): prints the
+# median, 90th percentile and longest time `curl` took for an upload (201).
 set -euo pipefail
 
-size_mib=${1:-25}
-count=${2:-40}
-parallel=${3:-4}
+mode=${1:?usage: files.sh download|upload [...]}
 chatd=${CHATD:-target/release/chatd}
 listen=127.0.0.1:18081
 base=http://$listen/api/v1
@@ -22,6 +23,7 @@ base=http://$listen/api/v1
 work=$(mktemp -d)
 CHAT_LISTEN=$listen CHAT_DATA_DIR=$work/data \
 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 \
+CHAT_FILES__UPLOADS_PER_MINUTE=100000 CHAT_FILES__UPLOAD_BURST=1000 \
     "$chatd" serve >"$work/server.log" 2>&1 &
 server=$!
 stop() {
@@ -42,6 +44,21 @@ done
 token=$(curl -fsS -H 'content-type: application/json' \
     -d '{"username":"bench","password":"bench-password-1"}' "$base/auth/register" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+
+if [ "$mode" = upload ]; then
+    head -c "${2:-100000}" /dev/urandom >"$work/file"
+    for _ in $(seq "${3:-50}"); do
+        curl -fsS -o /dev/null -w '%{time_total}\n' -H "authorization: Bearer $token" \
+            -F "file=@$work/file" "$base/files"
+    done | sort -n | awk '{t[NR] = $1 * 1000} END {
+        printf "%d uploads of %d bytes: median %.1f ms, p90 %.1f ms, max %.1f ms\n",
+            NR, '"${2:-100000}"', t[int((NR + 1) / 2)], t[int(NR * 0.9)], t[NR] }'
+    exit 0
+fi
+[ "$mode" = download ] || { echo "usage: files.sh download|upload [...]" >&2; exit 2; }
+size_mib=${2:-25}
+count=${3:-40}
+parallel=${4:-4}
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/file"
 want=$(sha256sum <"$work/file" | cut -d' ' -f1)
 id=$(curl -fsS -H "authorization: Bearer $token" -F "file=@$work/file" "$base/files" |
