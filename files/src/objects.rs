@@ -14,9 +14,11 @@
 //! And a file written to a directory is flushed to disk before its upload
 //! counts as stored, as a bucket's is once its `PUT` is answered.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use chat_protocol::Id;
@@ -61,6 +63,9 @@ pub struct Objects {
     backing: Backing,
     /// Permits for chunk reads (`CHUNK_READS_AT_ONCE`), shared by clones.
     chunk_reads: Arc<Semaphore>,
+    /// The files this process is uploading, whose unfinished objects
+    /// [`Objects::remove_unfinished`] leaves alone.
+    uploading: Arc<Mutex<HashSet<Id>>>,
 }
 
 /// What holds the objects, where that changes how they are read and
@@ -97,6 +102,7 @@ impl Objects {
             store,
             backing,
             chunk_reads: Arc::new(Semaphore::new(CHUNK_READS_AT_ONCE)),
+            uploading: Arc::default(),
         }
     }
 
@@ -128,6 +134,7 @@ impl Objects {
         E: std::fmt::Display,
     {
         let path = key(id);
+        let _uploading = Uploading::new(&self.uploading, id);
         let mut body = std::pin::pin!(body);
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
@@ -245,6 +252,61 @@ impl Objects {
         self.flush(&path).await
     }
 
+    /// Removes the unfinished objects of uploads that died with their
+    /// process (killed in the middle of writing to a directory), once
+    /// nothing has written to them for `idle`; answers how many.
+    ///
+    /// `object_store` writes an object to a directory as `<object>#<n>`
+    /// and renames it into place when complete; an upload cut short in the
+    /// process removes its own, but one whose process died leaves it for
+    /// ever. Those of this process's uploads in progress are left alone,
+    /// and `idle` (the sweep's grace, a day) spares another process's
+    /// sharing the directory. A bucket keeps no such objects (an
+    /// unfinished multipart upload there is for a lifecycle rule to
+    /// abort).
+    pub async fn remove_unfinished(&self, idle: Duration) -> usize {
+        let Backing::Directory(root) = &self.backing else {
+            return 0;
+        };
+        let root = root.clone();
+        let uploading = Arc::clone(&self.uploading);
+        let removed = tokio::task::spawn_blocking(move || {
+            let in_progress = |id: Id| {
+                uploading
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains(&id)
+            };
+            let mut removed = 0;
+            for folder in [FILES, THUMBNAILS] {
+                let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let Some(id) = name.to_str().and_then(unfinished_object) else {
+                        continue;
+                    };
+                    let idle_for = entry
+                        .metadata()
+                        .and_then(|metadata| metadata.modified())
+                        .ok()
+                        .and_then(|modified| SystemTime::now().duration_since(modified).ok());
+                    if in_progress(id) || idle_for.is_none_or(|idle_for| idle_for < idle) {
+                        continue;
+                    }
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(error) => tracing::warn!(%error, path = %entry.path().display(), "cannot remove an unfinished upload"),
+                    }
+                }
+            }
+            removed
+        })
+        .await;
+        removed.unwrap_or(0)
+    }
+
     /// Makes the object just written at `path` durable (see [`Backing`]);
     /// one that cannot be is removed again, so that a failed write leaves
     /// nothing.
@@ -320,6 +382,44 @@ pub(crate) fn prepare_directory(root: &std::path::Path) -> std::io::Result<()> {
     match root.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => std::fs::File::open(parent)?.sync_all(),
         _ => Ok(()),
+    }
+}
+
+/// The file id of an unfinished object's file name (`<id>#<digits>`, as
+/// `object_store` names them in a directory), or `None` for any other.
+fn unfinished_object(name: &str) -> Option<Id> {
+    let (id, suffix) = name.split_once('#')?;
+    if suffix.is_empty() || !suffix.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok().map(Id)
+}
+
+/// Marks a file as being uploaded by this process for as long as it lives.
+struct Uploading {
+    uploading: Arc<Mutex<HashSet<Id>>>,
+    id: Id,
+}
+
+impl Uploading {
+    fn new(uploading: &Arc<Mutex<HashSet<Id>>>, id: Id) -> Uploading {
+        uploading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+        Uploading {
+            uploading: Arc::clone(uploading),
+            id,
+        }
+    }
+}
+
+impl Drop for Uploading {
+    fn drop(&mut self) {
+        self.uploading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -457,6 +557,46 @@ mod tests {
             assert!(!open_files().contains(&file));
         }
         assert_eq!(read, bytes);
+    }
+
+    #[test]
+    fn unfinished_objects_are_told_by_their_names() {
+        assert_eq!(unfinished_object("123#1"), Some(Id(123)));
+        assert_eq!(unfinished_object("123#42"), Some(Id(123)));
+        for name in ["123", "123#", "123#x", "123#1a", "abc#1", "#1"] {
+            assert_eq!(unfinished_object(name), None, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_unfinished_objects_of_dead_uploads_are_removed() {
+        let (dir, objects) = in_directory();
+        objects
+            .put(Id(7), chunks(vec![b"whole".to_vec()]), u64::MAX)
+            .await
+            .unwrap();
+        let files = dir.path().join(FILES);
+        for name in ["5#1", "6#2", "8#x"] {
+            std::fs::write(files.join(name), b"half").unwrap();
+        }
+        std::fs::write(dir.path().join(THUMBNAILS).join("9#3"), b"half").unwrap();
+        let _in_progress = Uploading::new(&objects.uploading, Id(6));
+
+        // Written too recently: kept.
+        assert_eq!(objects.remove_unfinished(Duration::from_secs(60)).await, 0);
+        // Idle long enough: the dead ones go, the one this process is
+        // still writing and anything not named as unfinished stay.
+        assert_eq!(objects.remove_unfinished(Duration::ZERO).await, 2);
+        let mut left: Vec<String> = std::fs::read_dir(&files)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["6#2", "7", "8#x"]);
+        assert!(!dir.path().join(THUMBNAILS).join("9#3").exists());
+
+        // A bucket has none.
+        assert_eq!(self::objects().remove_unfinished(Duration::ZERO).await, 0);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The sweep: removes the bytes, then the metadata, of files that no
 //! message has carried for the grace period (uploads never sent, and the
-//! attachments of deleted messages).
+//! attachments of deleted messages), and in a directory the half-written
+//! objects of uploads whose process died (`Objects::remove_unfinished`).
 //!
 //! Every gateway sweeps; removals are idempotent, so several sweepers only
 //! repeat each other's work. A file is checked for links once more right
@@ -69,6 +70,13 @@ pub async fn run(store: Arc<dyn Store>, objects: Objects, every: Duration, grace
         let removed = sweep_once(&*store, &objects, grace).await;
         if removed > 0 {
             tracing::info!(removed, "swept unused files");
+        }
+        let unfinished = objects.remove_unfinished(grace).await;
+        if unfinished > 0 {
+            tracing::info!(
+                unfinished,
+                "removed uploads left unfinished by a stopped process"
+            );
         }
     }
 }

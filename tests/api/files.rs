@@ -907,3 +907,61 @@ async fn an_upload_slower_than_the_floor_is_cut_off_and_gives_back_its_place() {
     assert!(status.contains(" 201 "), "{status}");
     assert_eq!(server.metric(cut_off).await, 1.0);
 }
+
+#[tokio::test]
+async fn an_upload_cut_short_by_a_killed_server_is_swept_after_the_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("CHAT_FILES__SWEEP_INTERVAL_SECS", "1"),
+        ("CHAT_FILES__SWEEP_GRACE_SECS", "2"),
+    ];
+    let server = Server::start_in(data_dir.path(), &settings);
+    let (alice, _) = server.user("alice").await;
+    let room = alice.create_room("general", "public", &[]).await;
+    let kept = uploaded(&alice, "kept.txt", b"kept").await;
+    let kept_id = kept["id"].as_str().unwrap().to_owned();
+    let (status, _) = post_with_files(&alice, &room, &[&kept_id]).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // An upload of 12 MiB, of which 6 arrive: its first 5 MiB part is
+    // written to disk, unfinished, when the server is killed.
+    let bytes = noise(12 * 1024 * 1024);
+    let body = multipart("big.bin", &bytes);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
+    upload
+        .write_all(upload_head(&alice, body.len()).as_bytes())
+        .await
+        .unwrap();
+    upload.write_all(&body[..6 * 1024 * 1024]).await.unwrap();
+    let folder = data_dir.path().join("files").join("files");
+    let unfinished = || {
+        files_under(&folder)
+            .into_iter()
+            .filter(|path| path.to_string_lossy().contains('#'))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unfinished().is_empty() {
+        assert!(Instant::now() < deadline, "no part was written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+    drop(upload);
+    let left = unfinished();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // Restarted, the server's sweep removes it once it has been idle for
+    // the grace period; the sent file stays.
+    let server = Server::start_in(data_dir.path(), &settings);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !unfinished().is_empty() {
+        assert!(Instant::now() < deadline, "still there: {:?}", unfinished());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.log().contains("removed uploads left unfinished"));
+    let alice = alice.at(&server);
+    let (status, _, body) = download(&server, &alice, &kept_id, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"kept");
+}
