@@ -21,25 +21,12 @@ out=${OUT:-bench-out}
 listen=127.0.0.1:18080
 mkdir -p "$out"
 
-data=$(mktemp -d)
-CHAT_LISTEN=$listen CHAT_DATA_DIR=$data \
-CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE=1000000 \
-    "$chatd" serve >"$out/$name.server.log" 2>&1 &
-server=$!
-stop() {
-    kill "$server" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    rm -rf "$data"
-}
-trap stop EXIT
-
-for _ in $(seq 50); do
-    curl -fsS "http://$listen/healthz" >/dev/null 2>&1 && break
-    kill -0 "$server" 2>/dev/null || { echo "chatd exited; see $out/$name.server.log" >&2; exit 1; }
-    sleep 0.2
-done
+# shellcheck source=serve.sh
+source "$(dirname "$0")/serve.sh"
+trap serve_stop EXIT
+serve_start "$listen" "$out/$name.server.log" \
+    CHAT_RATES__SEND_PER_SECOND=1000 CHAT_RATES__SEND_BURST=1000 CHAT_RATES__ACTIONS_PER_SECOND=1000 \
+    CHAT_RATES__ACTION_BURST=1000 CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE=1000000
 
 echo "loadavg before: $(cat /proc/loadavg)" | tee "$out/$name.txt"
 "$loadtest" --server "http://$listen" --server-pid "$server" --server-send-rate 1000 \

@@ -21,25 +21,12 @@ listen=127.0.0.1:18081
 base=http://$listen/api/v1
 
 work=$(mktemp -d)
-CHAT_LISTEN=$listen CHAT_DATA_DIR=$work/data \
-CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 \
-CHAT_FILES__UPLOADS_PER_MINUTE=100000 CHAT_FILES__UPLOAD_BURST=1000 \
-    "$chatd" serve >"$work/server.log" 2>&1 &
-server=$!
-stop() {
-    kill "$server" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap stop EXIT
-
-for _ in $(seq 50); do
-    curl -fsS "http://$listen/healthz" >/dev/null 2>&1 && break
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.2
-done
+# shellcheck source=serve.sh
+source "$(dirname "$0")/serve.sh"
+trap 'serve_stop; rm -rf "$work"' EXIT
+serve_start "$listen" "$work/server.log" \
+    CHAT_RATES__ACTIONS_PER_SECOND=1000 CHAT_RATES__ACTION_BURST=1000 \
+    CHAT_FILES__UPLOADS_PER_MINUTE=100000 CHAT_FILES__UPLOAD_BURST=1000
 
 token=$(curl -fsS -H 'content-type: application/json' \
     -d '{"username":"bench","password":"bench-password-1"}' "$base/auth/register" |
