@@ -11,6 +11,8 @@
 //!   streaming, nothing left behind by a failed one) and ranged downloads
 //!   (from a directory chunk by chunk, holding no open file between
 //!   chunks; what is written there is flushed to disk).
+//! - [`directory`]: what a directory needs beyond `object_store`: flushing
+//!   to disk, and the half-written files of uploads whose process died.
 //! - [`sniff`]: the content type, from the bytes, and whether a browser may
 //!   show it inline.
 //! - [`names`]: safe file names and `Content-Disposition`.
@@ -20,6 +22,7 @@
 //! - [`sweep`]: removing files that no message carries any more.
 //! - [`metrics`]: what this crate counts.
 
+pub mod directory;
 pub mod error;
 pub mod metrics;
 pub mod names;

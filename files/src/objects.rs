@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chat_protocol::Id;
@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::metrics::{self, upload_outcome};
-use crate::{FilesError, Result, sniff};
+use crate::{FilesError, Result, directory, sniff};
 
 /// Size of one part of a multipart upload (S3's minimum is 5 MiB).
 const PART_BYTES: usize = 5 * 1024 * 1024;
@@ -268,8 +268,7 @@ impl Objects {
         let Backing::Directory(root) = &self.backing else {
             return 0;
         };
-        let root = root.clone();
-        let uploading = Arc::clone(&self.uploading);
+        let (root, uploading) = (root.clone(), Arc::clone(&self.uploading));
         let removed = tokio::task::spawn_blocking(move || {
             let in_progress = |id: Id| {
                 uploading
@@ -277,31 +276,7 @@ impl Objects {
                     .unwrap_or_else(PoisonError::into_inner)
                     .contains(&id)
             };
-            let mut removed = 0;
-            for folder in [FILES, THUMBNAILS] {
-                let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let name = entry.file_name();
-                    let Some(id) = name.to_str().and_then(unfinished_object) else {
-                        continue;
-                    };
-                    let idle_for = entry
-                        .metadata()
-                        .and_then(|metadata| metadata.modified())
-                        .ok()
-                        .and_then(|modified| SystemTime::now().duration_since(modified).ok());
-                    if in_progress(id) || idle_for.is_none_or(|idle_for| idle_for < idle) {
-                        continue;
-                    }
-                    match std::fs::remove_file(entry.path()) {
-                        Ok(()) => removed += 1,
-                        Err(error) => tracing::warn!(%error, path = %entry.path().display(), "cannot remove an unfinished upload"),
-                    }
-                }
-            }
-            removed
+            directory::remove_unfinished(&root, &FOLDERS, idle, in_progress)
         })
         .await;
         removed.unwrap_or(0)
@@ -315,7 +290,7 @@ impl Objects {
             return Ok(());
         };
         let file = root.join(path.as_ref());
-        let flushed = tokio::task::spawn_blocking(move || flush_to_disk(&file))
+        let flushed = tokio::task::spawn_blocking(move || directory::flush_to_disk(&file))
             .await
             .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
         if let Err(error) = flushed {
@@ -369,31 +344,7 @@ fn thumbnail_key(id: Id) -> Path {
 /// The folders objects are kept in: `<folder>/<file id>`.
 const FILES: &str = "files";
 const THUMBNAILS: &str = "thumbnails";
-
-/// Makes `root` ready to hold objects ([`Backing::Directory`]): creates it
-/// and the folders objects are kept in, and flushes the directory entries
-/// naming them to disk, once, so that [`flush_to_disk`] need only flush an
-/// object's own folder.
-pub(crate) fn prepare_directory(root: &std::path::Path) -> std::io::Result<()> {
-    for folder in [FILES, THUMBNAILS] {
-        std::fs::create_dir_all(root.join(folder))?;
-    }
-    std::fs::File::open(root)?.sync_all()?;
-    match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::File::open(parent)?.sync_all(),
-        _ => Ok(()),
-    }
-}
-
-/// The file id of an unfinished object's file name (`<id>#<digits>`, as
-/// `object_store` names them in a directory), or `None` for any other.
-fn unfinished_object(name: &str) -> Option<Id> {
-    let (id, suffix) = name.split_once('#')?;
-    if suffix.is_empty() || !suffix.bytes().all(|byte| byte.is_ascii_digit()) {
-        return None;
-    }
-    id.parse().ok().map(Id)
-}
+pub(crate) const FOLDERS: [&str; 2] = [FILES, THUMBNAILS];
 
 /// Marks a file as being uploaded by this process for as long as it lives.
 struct Uploading {
@@ -420,15 +371,6 @@ impl Drop for Uploading {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.id);
-    }
-}
-
-/// Flushes the file at `file`, and the directory entry naming it, to disk.
-fn flush_to_disk(file: &std::path::Path) -> std::io::Result<()> {
-    std::fs::File::open(file)?.sync_all()?;
-    match file.parent() {
-        Some(directory) => std::fs::File::open(directory)?.sync_all(),
-        None => Ok(()),
     }
 }
 
@@ -472,7 +414,7 @@ mod tests {
             .open()
             .unwrap();
         assert!(matches!(objects.backing, Backing::Directory(_)));
-        for folder in [FILES, THUMBNAILS] {
+        for folder in FOLDERS {
             assert!(dir.path().join(folder).is_dir(), "{folder}");
         }
         (dir, objects)
@@ -557,15 +499,6 @@ mod tests {
             assert!(!open_files().contains(&file));
         }
         assert_eq!(read, bytes);
-    }
-
-    #[test]
-    fn unfinished_objects_are_told_by_their_names() {
-        assert_eq!(unfinished_object("123#1"), Some(Id(123)));
-        assert_eq!(unfinished_object("123#42"), Some(Id(123)));
-        for name in ["123", "123#", "123#x", "123#1a", "abc#1", "#1"] {
-            assert_eq!(unfinished_object(name), None, "{name}");
-        }
     }
 
     #[tokio::test]

@@ -67,7 +67,7 @@ impl Storage {
     pub fn open(&self) -> Result<Objects> {
         match self {
             Storage::Directory(dir) => {
-                let root = crate::objects::prepare_directory(dir)
+                let root = crate::directory::prepare(dir, &crate::objects::FOLDERS)
                     .and_then(|()| dir.canonicalize())
                     .map_err(|error| {
                         FilesError::Config(format!("cannot create {}: {error}", dir.display()))
