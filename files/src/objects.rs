@@ -63,8 +63,8 @@ pub struct Objects {
     backing: Backing,
     /// Permits for chunk reads (`CHUNK_READS_AT_ONCE`), shared by clones.
     chunk_reads: Arc<Semaphore>,
-    /// The files this process is uploading, whose unfinished objects
-    /// [`Objects::remove_unfinished`] leaves alone.
+    /// The files whose objects (bytes or thumbnail) this process is
+    /// writing, which [`Objects::remove_unfinished`] leaves alone.
     uploading: Arc<Mutex<HashSet<Id>>>,
 }
 
@@ -248,6 +248,7 @@ impl Objects {
     /// Stores the thumbnail (a small PNG) of file `id`.
     pub async fn put_thumbnail(&self, id: Id, png: Bytes) -> Result<()> {
         let path = thumbnail_key(id);
+        let _writing = Uploading::new(&self.uploading, id);
         self.store.put(&path, PutPayload::from(png)).await?;
         self.flush(&path).await
     }
@@ -346,7 +347,8 @@ const FILES: &str = "files";
 const THUMBNAILS: &str = "thumbnails";
 pub(crate) const FOLDERS: [&str; 2] = [FILES, THUMBNAILS];
 
-/// Marks a file as being uploaded by this process for as long as it lives.
+/// Marks a file's objects as being written by this process for as long as
+/// it lives.
 struct Uploading {
     uploading: Arc<Mutex<HashSet<Id>>>,
     id: Id,

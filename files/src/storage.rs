@@ -61,8 +61,8 @@ impl std::fmt::Debug for S3Settings {
 }
 
 impl Storage {
-    /// Opens the object store, read the way that suits it
-    /// ([`Backing`]). A directory is created here; a bucket is not
+    /// Opens the object store, to be read and written the way that suits
+    /// it ([`Backing`]). A directory is created here; a bucket is not
     /// contacted until the first request.
     pub fn open(&self) -> Result<Objects> {
         match self {
