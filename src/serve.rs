@@ -24,8 +24,8 @@ use chat_gateway::client_addr::TrustedProxies;
 use chat_gateway::connections::ConnectionLimits;
 use chat_gateway::rest::files::FileService;
 use chat_gateway::rest::ops::{Dependencies, OpsDetail};
+use chat_gateway::rest::places::{Places, Traffic};
 use chat_gateway::rest::upload_pace::MinPace;
-use chat_gateway::rest::upload_places::UploadPlaces;
 use chat_gateway::revocations::Revocations;
 use chat_gateway::role::{FileSweep, GatewayOptions};
 use chat_gateway::ws::WsConfig;
@@ -504,7 +504,8 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
             uploads_per_minute: files.uploads_per_minute,
             upload_burst: files.upload_burst,
         },
-        UploadPlaces::new(
+        Places::new(
+            Traffic::Uploads,
             files.concurrent_uploads,
             files.concurrent_uploads_per_user,
             // A waiting upload's body is not read: it waits no longer
@@ -516,6 +517,13 @@ fn open_files(config: &Config) -> anyhow::Result<Arc<FileService>> {
             head_start: Duration::from_millis(config.limits.body_timeout_ms),
             bytes_per_second: files.min_upload_bytes_per_second,
         },
+        Places::new(
+            Traffic::Downloads,
+            files.concurrent_downloads,
+            files.concurrent_downloads_per_user,
+            // As long as an upload waits.
+            Duration::from_millis(config.limits.body_idle_timeout_ms),
+        ),
     )))
 }
 

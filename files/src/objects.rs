@@ -106,6 +106,11 @@ impl Objects {
         }
     }
 
+    /// What holds the objects.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
     /// Streams `body` into the object of file `id`, refusing it with
     /// [`FilesError::TooLarge`] as soon as it passes `limit` bytes. On any
     /// error nothing is left stored.

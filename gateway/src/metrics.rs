@@ -137,12 +137,34 @@ pub static UPLOADS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
-/// The `by` values of [`UPLOADS_REFUSED`], named once for the counting
-/// sites and for [`register`].
-pub mod upload_refusal {
-    /// The uploader's own uploads held all of their places.
+/// Downloads from a bucket streaming now (holding a place;
+/// `files.concurrent_downloads`).
+pub static DOWNLOADS_STREAMING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "chat_file_downloads_streaming",
+        "Downloads from a bucket streaming now (holding one of the process's places)"
+    )
+    .expect(REGISTERED)
+});
+
+/// Downloads from a bucket refused after waiting too long for a place to
+/// stream, by whose downloads held the places (as [`UPLOADS_REFUSED`];
+/// `files.concurrent_downloads_per_user`, `files.concurrent_downloads`).
+pub static DOWNLOADS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_file_downloads_refused_total",
+        "Downloads from a bucket refused after waiting too long for a place to stream, by whose downloads held the places",
+        &["by"]
+    )
+    .expect(REGISTERED)
+});
+
+/// The `by` values of [`UPLOADS_REFUSED`] and [`DOWNLOADS_REFUSED`], named
+/// once for the counting sites and for [`register`].
+pub mod transfer_refusal {
+    /// The user's own transfers held all of their places.
     pub const USER: &str = "user";
-    /// Everyone's uploads held all of the process's places.
+    /// Everyone's transfers held all of the process's places.
     pub const SERVER: &str = "server";
     /// Every value, registered at zero at start.
     pub const ALL: [&str; 2] = [USER, SERVER];
@@ -402,8 +424,10 @@ pub fn register() {
         HANDSHAKES_CLOSED.with_label_values(&[reason]);
     }
     LazyLock::force(&UPLOADS_STREAMING);
-    for by in upload_refusal::ALL {
+    LazyLock::force(&DOWNLOADS_STREAMING);
+    for by in transfer_refusal::ALL {
         UPLOADS_REFUSED.with_label_values(&[by]);
+        DOWNLOADS_REFUSED.with_label_values(&[by]);
     }
     chat_bus::metrics::register();
     chat_router::metrics::register();

@@ -48,6 +48,13 @@ pub struct FilesConfig {
     /// Uploads of one user streaming at once per gateway; more wait for
     /// one of theirs to finish (so that one user cannot hold every place).
     pub concurrent_uploads_per_user: usize,
+    /// Downloads from a bucket streaming at once per gateway (each holds a
+    /// connection to the bucket, a descriptor, until its client has taken
+    /// every byte); more wait their turn. Downloads from a directory need
+    /// no place.
+    pub concurrent_downloads: usize,
+    /// Downloads from a bucket of one user streaming at once per gateway.
+    pub concurrent_downloads_per_user: usize,
     /// Slowest average pace of an upload, in bytes per second, after a head
     /// start of `limits.body_timeout_ms`; a slower one is cut off (so that
     /// an upload trickled a byte at a time cannot hold its place for
@@ -73,6 +80,8 @@ impl Default for FilesConfig {
             upload_burst: 10,
             concurrent_uploads: 16,
             concurrent_uploads_per_user: 4,
+            concurrent_downloads: 256,
+            concurrent_downloads_per_user: 16,
             min_upload_bytes_per_second: 4096,
             sweep_interval_secs: 600,
             sweep_grace_secs: 24 * 60 * 60,

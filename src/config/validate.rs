@@ -201,6 +201,10 @@ impl Config {
             "files.concurrent_uploads and files.concurrent_uploads_per_user must be at least 1"
         );
         ensure!(
+            files.concurrent_downloads >= 1 && files.concurrent_downloads_per_user >= 1,
+            "files.concurrent_downloads and files.concurrent_downloads_per_user must be at least 1"
+        );
+        ensure!(
             files.sweep_interval_secs >= 1,
             "files.sweep_interval_secs must be at least 1"
         );

@@ -965,3 +965,90 @@ async fn an_upload_cut_short_by_a_killed_server_is_swept_after_the_restart() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, b"kept");
 }
+
+/// Downloads from a bucket hold a connection to it while their clients
+/// are slow, so they take places as uploads do; from a directory they do
+/// not.
+async fn downloads_take_places_only_from_a_bucket(s3: bool) {
+    let Some(files) = FileServer::start(
+        s3,
+        &[
+            ("CHAT_FILES__CONCURRENT_DOWNLOADS", "3"),
+            ("CHAT_FILES__CONCURRENT_DOWNLOADS_PER_USER", "2"),
+            // How long a download waits for a place.
+            ("CHAT_LIMITS__BODY_IDLE_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    let (carol, carol_id) = server.user("carol").await;
+    let room = alice
+        .create_room("shared", "private", &[&bob_id, &carol_id])
+        .await;
+    // More than the socket buffers hold, so a download whose client stops
+    // reading stays unfinished.
+    let bytes = noise(16 * 1024 * 1024);
+    let file = uploaded(&alice, "big.bin", &bytes).await;
+    let id = file["id"].as_str().unwrap();
+    let (status, _) = post_with_files(&alice, &room, &[id]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let small_buffer = crate::limits::download_to_a_small_buffer;
+
+    // Alice's two stopped downloads hold her places.
+    let alice_first = small_buffer(server, &alice, &file).await;
+    let _alice_second = small_buffer(server, &alice, &file).await;
+    let (status, headers, body) = download(server, &alice, id, &[]).await;
+    if !s3 {
+        // From a directory nothing waits: she gets her third.
+        assert_eq!(status, StatusCode::OK);
+        assert!(body == bytes);
+        assert_eq!(server.metric("chat_file_downloads_streaming").await, 0.0);
+        return;
+    }
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_error(&(status, answer), 429, "rate_limited");
+    assert!(!header(&headers, "retry-after").is_empty());
+    assert_eq!(refused_downloads(server, "user").await, 1.0);
+
+    // Bob takes the server's third; Carol finds none.
+    let _bob = small_buffer(server, &bob, &file).await;
+    let (status, headers, body) = download(server, &carol, id, &[]).await;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_error(&(status, answer), 503, "unavailable");
+    assert!(!header(&headers, "retry-after").is_empty());
+    assert_eq!(refused_downloads(server, "server").await, 1.0);
+    assert_eq!(server.metric("chat_file_downloads_streaming").await, 3.0);
+
+    // One of Alice's gone, Carol's download has its place, and is whole.
+    drop(alice_first);
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = download(server, &carol, id, &[]).await;
+        if status == StatusCode::OK {
+            assert!(body == bytes);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{status}");
+    }
+    assert_eq!(server.metric("chat_file_downloads_streaming").await, 2.0);
+}
+
+async fn refused_downloads(server: &Server, by: &str) -> f64 {
+    let series = format!("chat_file_downloads_refused_total{{by=\"{by}\"}}");
+    server.metric(&series).await
+}
+
+#[tokio::test]
+async fn directory_downloads_take_no_places() {
+    downloads_take_places_only_from_a_bucket(false).await;
+}
+
+#[tokio::test]
+async fn s3_downloads_take_places_per_user_and_per_server() {
+    downloads_take_places_only_from_a_bucket(true).await;
+}

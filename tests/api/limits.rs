@@ -599,7 +599,7 @@ async fn downloads_waiting_on_slow_clients_leave_the_descriptors_kept_back() {
 /// A download of `file` by `client` on a new connection with a small
 /// receive buffer (4 KiB), so that the server's writes wait on it as soon
 /// as it stops reading; returned once the answer's head (200) is in.
-async fn download_to_a_small_buffer(
+pub(crate) async fn download_to_a_small_buffer(
     server: &Server,
     client: &Client,
     file: &Value,

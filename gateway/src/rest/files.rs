@@ -22,13 +22,14 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_files::range::{Requested, requested};
-use chat_files::{FilesError, Objects, Thumbnails, names, sniff};
+use chat_files::{Backing, FilesError, Objects, Thumbnails, names, sniff};
 use chat_persistence::FileRecord;
 use chat_protocol::File;
 use chat_router::files::{Allowance, UploadPolicy};
+use futures_util::StreamExt;
 
+use super::places::Places;
 use super::upload_pace::{MinPace, Paced};
-use super::upload_places::UploadPlaces;
 use crate::auth::AuthUser;
 use crate::extract::id;
 use crate::{ApiError, AppState};
@@ -44,7 +45,9 @@ pub struct FileService {
     pub objects: Objects,
     pub policy: UploadPolicy,
     /// Places for uploads to stream, per process and per user.
-    uploads: Arc<UploadPlaces>,
+    uploads: Arc<Places>,
+    /// Places for downloads from a bucket to stream, the same way.
+    downloads: Arc<Places>,
     /// How slowly an upload holding a place may arrive.
     pace: MinPace,
     /// Image previews, made by half the cores at most: uploads of images
@@ -54,17 +57,20 @@ pub struct FileService {
 
 impl FileService {
     /// `uploads` bounds the uploads streaming at once (see
-    /// [`UploadPlaces::new`]), `pace` how slowly each may arrive.
+    /// [`Places::new`]), `pace` how slowly each may arrive; `downloads`
+    /// bounds the downloads streaming from a bucket.
     pub fn new(
         objects: Objects,
         policy: UploadPolicy,
-        uploads: UploadPlaces,
+        uploads: Places,
         pace: MinPace,
+        downloads: Places,
     ) -> FileService {
         FileService {
             objects,
             policy,
             uploads: Arc::new(uploads),
+            downloads: Arc::new(downloads),
             pace,
             thumbnails: Thumbnails::new(
                 std::thread::available_parallelism().map_or(1, |cores| cores.get() / 2),
@@ -193,8 +199,18 @@ pub async fn download(
     let length = range
         .as_ref()
         .map_or(file.size, |range| range.end - range.start);
+    // A download from a bucket holds a connection to it until its client
+    // has taken every byte; one from a directory holds nothing between
+    // chunks.
+    let place = match state.files.objects.backing() {
+        Backing::Bucket => Some(state.files.downloads.wait_for_place(me).await?),
+        Backing::Directory(_) => None,
+    };
     let bytes = match state.files.objects.get(file_id, range.clone()).await {
-        Ok(bytes) => bytes,
+        // The place is given back when the body is done with or dropped.
+        Ok(bytes) => bytes.inspect(move |_| {
+            let _ = &place;
+        }),
         Err(FilesError::NotFound) => {
             tracing::error!(file = %file_id, "file metadata without bytes");
             return Err(ApiError::Chat(chat_router::Error::NotFound("file")));

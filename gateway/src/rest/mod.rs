@@ -6,10 +6,10 @@ pub mod files;
 pub mod messages;
 pub mod notifications;
 pub mod ops;
+pub mod places;
 pub mod rooms;
 pub mod throttle;
 pub mod upload_pace;
-pub mod upload_places;
 pub mod users;
 
 use axum::Router;

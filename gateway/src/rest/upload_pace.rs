@@ -1,5 +1,5 @@
 //! A floor under an upload's pace, so that a place to stream
-//! ([`super::upload_places`]) is held only by an upload that is arriving.
+//! ([`super::places`]) is held only by an upload that is arriving.
 //!
 //! The body idle timeout cuts a body that stops; it cannot cut one sent a
 //! byte every few seconds, which would hold its place (one of its user's

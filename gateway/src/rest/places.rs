@@ -1,16 +1,19 @@
-//! Places for uploads to stream: at most so many at once per process (each
-//! holds up to a few parts of memory) and per user (so that one user's
-//! uploads, however slowly they are sent, cannot take every place and
-//! stall everyone else's). An upload without a place waits its turn: first
-//! for one of its user's own places, then for one of the process's.
+//! Places for file transfers to stream, uploads and downloads from a
+//! bucket each with their own: at most so many at once per process (an
+//! upload holds up to a few parts of memory; a download from a bucket holds
+//! a connection to it, a descriptor, for as long as its client is slow)
+//! and per user (so that one user's transfers, however slowly they go,
+//! cannot take every place and stall everyone else's). A transfer without
+//! a place waits its turn: first for one of its user's own places, then
+//! for one of the process's.
 //!
-//! While an upload waits, its body is not read, so to its client the server
-//! looks stalled: the wait is bounded like a stalled body
-//! (`limits.body_idle_timeout_ms`) and then refused with a hint to retry,
-//! 429 `rate_limited` when the user's own uploads held the places and 503
-//! `unavailable` when everyone's did. Refusals are counted in
-//! `chat_file_uploads_refused_total{by}`, places held in
-//! `chat_file_uploads_streaming`.
+//! While an upload waits, its body is not read, so to its client the
+//! server looks stalled: the wait is bounded like a stalled body
+//! (`limits.body_idle_timeout_ms`), and a download's wait the same, then
+//! refused with a hint to retry, 429 `rate_limited` when the user's own
+//! transfers held the places and 503 `unavailable` when everyone's did.
+//! Refusals are counted in `chat_file_{uploads,downloads}_refused_total{by}`,
+//! places held in `chat_file_{uploads,downloads}_streaming`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,18 +24,54 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::ApiError;
-use crate::metrics::{UPLOADS_REFUSED, UPLOADS_STREAMING, upload_refusal};
+use crate::metrics::{
+    DOWNLOADS_REFUSED, DOWNLOADS_STREAMING, UPLOADS_REFUSED, UPLOADS_STREAMING, transfer_refusal,
+};
 
-/// What a 429 for too many of a user's own uploads tells the client to
-/// wait: about the time one upload takes.
-const RETRY_OWN_UPLOAD_MS: u64 = 5_000;
+/// What a 429 for too many of a user's own transfers tells the client to
+/// wait: about the time one takes.
+const RETRY_OWN_TRANSFER_MS: u64 = 5_000;
+
+/// What the places are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    Uploads,
+    /// Downloads from a bucket (one from a directory holds no descriptor
+    /// while it waits on its client, and needs no place).
+    Downloads,
+}
+
+impl Traffic {
+    fn name(self) -> &'static str {
+        match self {
+            Traffic::Uploads => "uploads",
+            Traffic::Downloads => "downloads",
+        }
+    }
+
+    fn streaming(self) -> &'static prometheus::IntGauge {
+        match self {
+            Traffic::Uploads => &UPLOADS_STREAMING,
+            Traffic::Downloads => &DOWNLOADS_STREAMING,
+        }
+    }
+
+    fn refused(self, by: &str) {
+        let refused = match self {
+            Traffic::Uploads => &UPLOADS_REFUSED,
+            Traffic::Downloads => &DOWNLOADS_REFUSED,
+        };
+        refused.with_label_values(&[by]).inc();
+    }
+}
 
 /// The places and who waits for them.
 #[derive(Debug)]
-pub struct UploadPlaces {
+pub struct Places {
+    traffic: Traffic,
     in_process: Arc<Semaphore>,
     per_user: usize,
-    /// Each user with an upload streaming or waiting, and their places.
+    /// Each user with a transfer streaming or waiting, and their places.
     users: Mutex<HashMap<Id, Lane>>,
     max_wait: Duration,
 }
@@ -40,32 +79,33 @@ pub struct UploadPlaces {
 #[derive(Debug)]
 struct Lane {
     places: Arc<Semaphore>,
-    /// Uploads streaming or waiting in this lane: the lane is forgotten
+    /// Transfers streaming or waiting in this lane: the lane is forgotten
     /// when none is left.
-    uploads: usize,
+    transfers: usize,
 }
 
-/// An upload's place to stream; given back when dropped.
+/// A transfer's place to stream; given back when dropped.
 #[derive(Debug)]
 pub struct Place {
     _in_process: OwnedSemaphorePermit,
-    _own: OwnPlace,
+    own: OwnPlace,
 }
 
-/// An upload in its user's lane: waiting, or holding one of the user's
+/// A transfer in its user's lane: waiting, or holding one of the user's
 /// places.
 #[derive(Debug)]
 struct OwnPlace {
-    places: Arc<UploadPlaces>,
+    places: Arc<Places>,
     user: Id,
     permit: Option<OwnedSemaphorePermit>,
 }
 
-impl UploadPlaces {
-    /// `in_process` places in all, `per_user` for each user (each at least
-    /// 1); an upload waits at most `max_wait` for its place.
-    pub fn new(in_process: usize, per_user: usize, max_wait: Duration) -> UploadPlaces {
-        UploadPlaces {
+impl Places {
+    /// Places for `traffic`: `in_process` in all, `per_user` for each user
+    /// (each at least 1); a transfer waits at most `max_wait` for its place.
+    pub fn new(traffic: Traffic, in_process: usize, per_user: usize, max_wait: Duration) -> Places {
+        Places {
+            traffic,
             in_process: Arc::new(Semaphore::new(in_process.max(1))),
             per_user: per_user.max(1),
             users: Mutex::default(),
@@ -73,37 +113,37 @@ impl UploadPlaces {
         }
     }
 
-    /// A place for an upload of `user`, once one is free, or an error to
+    /// A place for a transfer of `user`, once one is free, or an error to
     /// answer if none comes within the wait.
     pub async fn wait_for_place(self: &Arc<Self>, user: Id) -> Result<Place, ApiError> {
         let deadline = Instant::now() + self.max_wait;
         let (mut own, lane) = self.join_lane(user);
         let Ok(permit) = tokio::time::timeout_at(deadline, lane.acquire_owned()).await else {
-            return Err(own_uploads_held_the_places());
+            return Err(self.own_transfers_held_the_places());
         };
         own.permit = Some(permit.map_err(|_| shutting_down())?);
         let Ok(in_process) =
             tokio::time::timeout_at(deadline, self.in_process.clone().acquire_owned()).await
         else {
-            return Err(every_place_held());
+            return Err(self.every_place_held());
         };
         let place = Place {
             _in_process: in_process.map_err(|_| shutting_down())?,
-            _own: own,
+            own,
         };
-        UPLOADS_STREAMING.inc();
+        self.traffic.streaming().inc();
         Ok(place)
     }
 
-    /// Enters `user`'s lane (made if it is new): the upload's place in it,
+    /// Enters `user`'s lane (made if it is new): the transfer's place in it,
     /// not yet held, and the lane's places to wait for.
     fn join_lane(self: &Arc<Self>, user: Id) -> (OwnPlace, Arc<Semaphore>) {
         let mut users = self.users();
         let lane = users.entry(user).or_insert_with(|| Lane {
             places: Arc::new(Semaphore::new(self.per_user)),
-            uploads: 0,
+            transfers: 0,
         });
-        lane.uploads += 1;
+        lane.transfers += 1;
         let own = OwnPlace {
             places: self.clone(),
             user,
@@ -116,7 +156,7 @@ impl UploadPlaces {
         self.users.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Users with an upload streaming or waiting.
+    /// Users with a transfer streaming or waiting.
     #[cfg(test)]
     fn lanes(&self) -> usize {
         self.users().len()
@@ -125,7 +165,7 @@ impl UploadPlaces {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        UPLOADS_STREAMING.dec();
+        self.own.places.traffic.streaming().dec();
     }
 }
 
@@ -134,30 +174,30 @@ impl Drop for OwnPlace {
         let mut users = self.places.users();
         self.permit = None;
         if let Some(lane) = users.get_mut(&self.user) {
-            lane.uploads -= 1;
-            if lane.uploads == 0 {
+            lane.transfers -= 1;
+            if lane.transfers == 0 {
                 users.remove(&self.user);
             }
         }
     }
 }
 
-fn own_uploads_held_the_places() -> ApiError {
-    UPLOADS_REFUSED
-        .with_label_values(&[upload_refusal::USER])
-        .inc();
-    ApiError::Refused {
-        code: ErrorCode::RateLimited,
-        message: "too many of your uploads at once: wait for one to finish".into(),
-        retry_after_ms: Some(RETRY_OWN_UPLOAD_MS),
+impl Places {
+    fn own_transfers_held_the_places(&self) -> ApiError {
+        self.traffic.refused(transfer_refusal::USER);
+        let what = self.traffic.name();
+        ApiError::Refused {
+            code: ErrorCode::RateLimited,
+            message: format!("too many of your {what} at once: wait for one to finish"),
+            retry_after_ms: Some(RETRY_OWN_TRANSFER_MS),
+        }
     }
-}
 
-fn every_place_held() -> ApiError {
-    UPLOADS_REFUSED
-        .with_label_values(&[upload_refusal::SERVER])
-        .inc();
-    ApiError::Unavailable("too many uploads at once on this server".into())
+    fn every_place_held(&self) -> ApiError {
+        self.traffic.refused(transfer_refusal::SERVER);
+        let what = self.traffic.name();
+        ApiError::Unavailable(format!("too many {what} at once on this server"))
+    }
 }
 
 /// The semaphores are never closed; if one were, the process is stopping.
@@ -171,7 +211,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_user_waits_behind_their_own_uploads_and_others_do_not() {
-        let places = Arc::new(UploadPlaces::new(3, 2, Duration::from_secs(30)));
+        let places = Arc::new(Places::new(Traffic::Uploads, 3, 2, Duration::from_secs(30)));
         let (alice, bob) = (Id(1), Id(2));
         let first = places.wait_for_place(alice).await.unwrap();
         let _second = places.wait_for_place(alice).await.unwrap();
@@ -189,12 +229,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_wait_is_bounded_and_says_whose_uploads_held_the_places() {
-        let places = Arc::new(UploadPlaces::new(2, 1, Duration::from_secs(30)));
+    async fn a_wait_is_bounded_and_says_whose_transfers_held_the_places() {
+        let places = Arc::new(Places::new(
+            Traffic::Downloads,
+            2,
+            1,
+            Duration::from_secs(30),
+        ));
         let (alice, bob, carol) = (Id(1), Id(2), Id(3));
         let _alice = places.wait_for_place(alice).await.unwrap();
         let again = places.wait_for_place(alice).await.unwrap_err();
         assert_eq!(again.code(), ErrorCode::RateLimited);
+        assert!(format!("{again:?}").contains("your downloads"), "{again:?}");
         let _bob = places.wait_for_place(bob).await.unwrap();
         let carol_waited = places.wait_for_place(carol).await.unwrap_err();
         assert_eq!(carol_waited.code(), ErrorCode::Unavailable);
@@ -202,7 +248,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lane_is_forgotten_once_nothing_streams_or_waits_in_it() {
-        let places = Arc::new(UploadPlaces::new(1, 1, Duration::from_secs(30)));
+        let places = Arc::new(Places::new(Traffic::Uploads, 1, 1, Duration::from_secs(30)));
         let alice = Id(1);
         let streaming = places.wait_for_place(alice).await.unwrap();
         // A wait given up half-way (the client went away) leaves nothing.
