@@ -8,7 +8,8 @@
 //! are, and the bytes are removed again if it cannot be. Downloads: the
 //! sniffed type, `nosniff`, a sandboxing CSP, and `attachment` for anything
 //! a browser could run (see `chat_files::sniff`); `Range`, `ETag` and
-//! `If-None-Match` are honoured. Images get a thumbnail on upload
+//! `If-None-Match` are honoured. Uploads, and downloads from a bucket, take
+//! places to stream ([`super::places`]). Images get a thumbnail on upload
 //! (`chat_files::thumbnail`), served by `GET /files/{file_id}/thumbnail`
 //! under the same access rules.
 
