@@ -9,25 +9,26 @@ use std::time::{Duration, SystemTime};
 use chat_protocol::Id;
 
 /// Makes `root` ready to hold objects in `folders`: creates them, and
-/// flushes the directory entries naming them to disk once, so that
-/// [`flush_to_disk`] need only flush an object's own folder.
+/// flushes the directory entries naming them (and `root`) to disk once,
+/// so that [`flush_to_disk`] need only flush an object's own folder.
 pub fn prepare(root: &Path, folders: &[&str]) -> std::io::Result<()> {
     for folder in folders {
         std::fs::create_dir_all(root.join(folder))?;
     }
-    std::fs::File::open(root)?.sync_all()?;
-    match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::File::open(parent)?.sync_all(),
-        _ => Ok(()),
-    }
+    flush_to_disk(root)
 }
 
-/// Flushes the file at `file`, and the directory entry naming it, to disk.
-pub fn flush_to_disk(file: &Path) -> std::io::Result<()> {
-    std::fs::File::open(file)?.sync_all()?;
-    match file.parent() {
-        Some(directory) => std::fs::File::open(directory)?.sync_all(),
-        None => Ok(()),
+/// Flushes `path` (a file or a directory), and the directory entry naming
+/// it, to disk.
+pub fn flush_to_disk(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()?;
+    match path.parent() {
+        // A relative name of one component has "" for a parent: the
+        // working directory, whose entry is not ours to flush.
+        Some(directory) if !directory.as_os_str().is_empty() => {
+            std::fs::File::open(directory)?.sync_all()
+        }
+        _ => Ok(()),
     }
 }
 

@@ -152,6 +152,22 @@ impl Places {
         (own, lane.places.clone())
     }
 
+    fn own_transfers_held_the_places(&self) -> ApiError {
+        self.traffic.refused(transfer_refusal::USER);
+        let what = self.traffic.name();
+        ApiError::Refused {
+            code: ErrorCode::RateLimited,
+            message: format!("too many of your {what} at once: wait for one to finish"),
+            retry_after_ms: Some(RETRY_OWN_TRANSFER_MS),
+        }
+    }
+
+    fn every_place_held(&self) -> ApiError {
+        self.traffic.refused(transfer_refusal::SERVER);
+        let what = self.traffic.name();
+        ApiError::Unavailable(format!("too many {what} at once on this server"))
+    }
+
     fn users(&self) -> MutexGuard<'_, HashMap<Id, Lane>> {
         self.users.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -179,24 +195,6 @@ impl Drop for OwnPlace {
                 users.remove(&self.user);
             }
         }
-    }
-}
-
-impl Places {
-    fn own_transfers_held_the_places(&self) -> ApiError {
-        self.traffic.refused(transfer_refusal::USER);
-        let what = self.traffic.name();
-        ApiError::Refused {
-            code: ErrorCode::RateLimited,
-            message: format!("too many of your {what} at once: wait for one to finish"),
-            retry_after_ms: Some(RETRY_OWN_TRANSFER_MS),
-        }
-    }
-
-    fn every_place_held(&self) -> ApiError {
-        self.traffic.refused(transfer_refusal::SERVER);
-        let what = self.traffic.name();
-        ApiError::Unavailable(format!("too many {what} at once on this server"))
     }
 }
 
