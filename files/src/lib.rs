@@ -13,17 +13,24 @@
 //!   chunks; what is written there is flushed to disk).
 //! - [`directory`]: what a directory needs beyond `object_store`: flushing
 //!   to disk, and the half-written files of uploads whose process died.
+//! - [`in_progress`]: the uploads this process is storing, which the sweep
+//!   leaves alone, and the guard that removes an upload's objects if it
+//!   ends before its metadata is written.
+//! - [`listing`]: a pass over every stored object, a page at a time.
 //! - [`sniff`]: the content type, from the bytes, and whether a browser may
 //!   show it inline.
 //! - [`names`]: safe file names and `Content-Disposition`.
 //! - [`range`]: the `Range` header.
 //! - [`thumbnail`]: small previews of images, made in a bounded pool,
 //!   safe against decompression bombs.
-//! - [`sweep`]: removing files that no message carries any more.
+//! - [`sweep`]: removing files that no message carries any more, and
+//!   objects that no file's metadata names.
 //! - [`metrics`]: what this crate counts.
 
 pub mod directory;
 pub mod error;
+pub mod in_progress;
+pub mod listing;
 pub mod metrics;
 pub mod names;
 pub mod objects;

@@ -75,6 +75,32 @@ pub static SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Uploads whose objects were removed because no file's metadata names
+/// them, by kind: `unfinished` (half-written by a process that died),
+/// `unrecorded` (stored by an upload that ended before its metadata was
+/// written). The sweep counts a file whose bytes and thumbnail it finds on
+/// two pages of its listing twice.
+pub static LEFTOVERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "chat_file_leftovers_removed_total",
+        "Uploads whose objects were removed because no file's metadata names them, by kind (unfinished, unrecorded)",
+        &["kind"]
+    )
+    .expect(REGISTERED)
+});
+
+/// The `kind` values of [`LEFTOVERS`], named once for the counting sites
+/// and for [`register`].
+pub mod leftover {
+    /// Half-written by an upload whose process died (a directory only).
+    pub const UNFINISHED: &str = "unfinished";
+    /// Stored by an upload that ended before its metadata was written: by
+    /// the upload itself when it could tell, or later by the sweep.
+    pub const UNRECORDED: &str = "unrecorded";
+    /// Every kind, registered at zero at start.
+    pub const ALL: [&str; 2] = [UNFINISHED, UNRECORDED];
+}
+
 /// Registers these metrics with their outcomes at zero.
 pub fn register() {
     for outcome in upload_outcome::ALL {
@@ -82,6 +108,9 @@ pub fn register() {
     }
     for outcome in thumbnail_outcome::ALL {
         THUMBNAILS.with_label_values(&[outcome]);
+    }
+    for kind in leftover::ALL {
+        LEFTOVERS.with_label_values(&[kind]);
     }
     LazyLock::force(&UPLOADED_BYTES);
     LazyLock::force(&DOWNLOADS);

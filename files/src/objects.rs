@@ -14,10 +14,10 @@
 //! And a file written to a directory is flushed to disk before its upload
 //! counts as stored, as a bucket's is once its `PUT` is answered.
 
-use std::collections::HashSet;
+use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -29,6 +29,8 @@ use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::in_progress::{Unrecorded, Uploading, Uploads, is_uploading};
+use crate::listing::{Listed, Page, file_of};
 use crate::metrics::{self, upload_outcome};
 use crate::{FilesError, Result, directory, sniff};
 
@@ -64,8 +66,9 @@ pub struct Objects {
     /// Permits for chunk reads (`CHUNK_READS_AT_ONCE`), shared by clones.
     chunk_reads: Arc<Semaphore>,
     /// The files whose objects (bytes or thumbnail) this process is
-    /// writing, which [`Objects::remove_unfinished`] leaves alone.
-    uploading: Arc<Mutex<HashSet<Id>>>,
+    /// writing or has not recorded yet, which the sweep leaves alone; a
+    /// count, as one upload marks its file more than once at a time.
+    uploading: Uploads,
 }
 
 /// What holds the objects, where that changes how they are read and
@@ -276,16 +279,14 @@ impl Objects {
         };
         let (root, uploading) = (root.clone(), Arc::clone(&self.uploading));
         let removed = tokio::task::spawn_blocking(move || {
-            let in_progress = |id: Id| {
-                uploading
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .contains(&id)
-            };
-            directory::remove_unfinished(&root, &FOLDERS, idle, in_progress)
+            directory::remove_unfinished(&root, &FOLDERS, idle, |id| is_uploading(&uploading, id))
         })
-        .await;
-        removed.unwrap_or(0)
+        .await
+        .unwrap_or(0);
+        metrics::LEFTOVERS
+            .with_label_values(&[metrics::leftover::UNFINISHED])
+            .inc_by(removed as u64);
+        removed
     }
 
     /// Makes the object just written at `path` durable (see [`Backing`]);
@@ -327,6 +328,67 @@ impl Objects {
         Ok(())
     }
 
+    /// Guards the objects of file `id`, about to be stored, until the
+    /// upload's metadata is written ([`Unrecorded::settled`]): dropped
+    /// before that (the metadata could not be written, or the request was
+    /// dropped because its client hung up), it removes them, so that no
+    /// object is left that no metadata names. Meanwhile the sweep leaves
+    /// them alone. A write the store finishes after the request is
+    /// dropped (a directory's, on the blocking pool) can still leave an
+    /// object, for the sweep to find after its grace period.
+    pub fn until_recorded(&self, id: Id) -> Unrecorded {
+        Unrecorded::new(self.clone(), &self.uploading, id)
+    }
+
+    /// Up to `limit` stored objects (bytes and thumbnails), in key order,
+    /// from the first after `after` (from the first of all with `None`).
+    pub async fn list_page(&self, after: Option<&Path>, limit: usize) -> Result<Page> {
+        let listing = match after {
+            Some(after) => self.store.list_with_offset(None, after),
+            None => self.store.list(None),
+        };
+        let listed: Vec<(Path, i64)> = match &self.backing {
+            // A bucket lists in key order (S3 promises it): its first
+            // `limit` are the page, and the rest is not asked for.
+            Backing::Bucket => {
+                listing
+                    .take(limit)
+                    .map_ok(|meta| (meta.location, meta.last_modified.timestamp_millis()))
+                    .try_collect()
+                    .await?
+            }
+            // A directory lists in no order: walk it all, keeping the
+            // first `limit` in key order.
+            Backing::Directory(_) => {
+                let mut first = BinaryHeap::with_capacity(limit + 1);
+                let mut listing = listing;
+                while let Some(meta) = listing.try_next().await? {
+                    first.push((meta.location, meta.last_modified.timestamp_millis()));
+                    if first.len() > limit {
+                        first.pop();
+                    }
+                }
+                first.into_sorted_vec()
+            }
+        };
+        let next = match listed.last() {
+            Some((last, _)) if listed.len() >= limit => Some(last.clone()),
+            _ => None,
+        };
+        let objects = listed
+            .into_iter()
+            .filter_map(|(location, modified)| {
+                let file = file_of(&location)?;
+                Some(Listed {
+                    file,
+                    modified_ms: u64::try_from(modified).unwrap_or_default(),
+                    in_progress: is_uploading(&self.uploading, file),
+                })
+            })
+            .collect();
+        Ok(Page { objects, next })
+    }
+
     /// Whether the bytes of file `id` are stored (for checks and tests).
     pub async fn exists(&self, id: Id) -> Result<bool> {
         match self.store.head(&key(id)).await {
@@ -338,12 +400,12 @@ impl Objects {
 }
 
 /// Where the bytes of file `id` are kept.
-fn key(id: Id) -> Path {
+pub(crate) fn key(id: Id) -> Path {
     Path::from(format!("{FILES}/{id}"))
 }
 
 /// Where the thumbnail of file `id` is kept.
-fn thumbnail_key(id: Id) -> Path {
+pub(crate) fn thumbnail_key(id: Id) -> Path {
     Path::from(format!("{THUMBNAILS}/{id}"))
 }
 
@@ -351,35 +413,6 @@ fn thumbnail_key(id: Id) -> Path {
 const FILES: &str = "files";
 const THUMBNAILS: &str = "thumbnails";
 pub(crate) const FOLDERS: [&str; 2] = [FILES, THUMBNAILS];
-
-/// Marks a file's objects as being written by this process for as long as
-/// it lives.
-struct Uploading {
-    uploading: Arc<Mutex<HashSet<Id>>>,
-    id: Id,
-}
-
-impl Uploading {
-    fn new(uploading: &Arc<Mutex<HashSet<Id>>>, id: Id) -> Uploading {
-        uploading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id);
-        Uploading {
-            uploading: Arc::clone(uploading),
-            id,
-        }
-    }
-}
-
-impl Drop for Uploading {
-    fn drop(&mut self) {
-        self.uploading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
-    }
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -571,5 +604,110 @@ mod tests {
         objects.delete(Id(5)).await.unwrap();
         objects.delete(Id(5)).await.unwrap();
         assert!(!objects.exists(Id(5)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_unrecorded_upload_is_removed_unless_recorded() {
+        let objects = objects();
+        for id in [Id(10), Id(11)] {
+            objects
+                .put(id, chunks(vec![b"bytes".to_vec()]), 10)
+                .await
+                .unwrap();
+            objects
+                .put_thumbnail(id, Bytes::from_static(b"png"))
+                .await
+                .unwrap();
+        }
+        let kept = objects.until_recorded(Id(10));
+        let dropped = objects.until_recorded(Id(11));
+        // Both are in progress until their guards go; a nested mark (the
+        // thumbnail's, say) does not end that.
+        drop(Uploading::new(&objects.uploading, Id(11)));
+        assert!(is_uploading(&objects.uploading, Id(10)));
+        assert!(is_uploading(&objects.uploading, Id(11)));
+
+        kept.settled();
+        drop(dropped);
+        assert!(!is_uploading(&objects.uploading, Id(10)));
+        assert!(!is_uploading(&objects.uploading, Id(11)));
+        // The removal runs on the runtime, after the drop.
+        for _ in 0..100 {
+            if !objects.exists(Id(11)).await.unwrap() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(!objects.exists(Id(11)).await.unwrap());
+        assert!(objects.get_thumbnail(Id(11)).await.is_err());
+        assert!(objects.exists(Id(10)).await.unwrap());
+        assert!(objects.get_thumbnail(Id(10)).await.is_ok());
+    }
+
+    /// Pages from each backing: in key order, `limit` at a time, each from
+    /// where the last stopped, skipping what is not a file's object.
+    async fn lists_in_pages(objects: Objects) {
+        let ids = [Id(300), Id(100), Id(200), Id(400)];
+        for id in ids {
+            objects
+                .put(id, chunks(vec![b"x".to_vec()]), 10)
+                .await
+                .unwrap();
+        }
+        objects
+            .put_thumbnail(Id(200), Bytes::from_static(b"png"))
+            .await
+            .unwrap();
+        objects
+            .store
+            .put(
+                &Path::from("files/not-an-id"),
+                PutPayload::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        let in_progress = objects.until_recorded(Id(400));
+
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = objects.list_page(after.as_ref(), 2).await.unwrap();
+            seen.extend(page.objects.iter().map(|o| (o.file, o.in_progress)));
+            for object in &page.objects {
+                let age = chat_protocol::id::now_ms().saturating_sub(object.modified_ms);
+                assert!(age < 60_000, "modified {age} ms ago");
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        // Key order: "files/100" < ... < "files/not-an-id" < "thumbnails/200".
+        let expected = [
+            (Id(100), false),
+            (Id(200), false),
+            (Id(300), false),
+            (Id(400), true),
+            (Id(200), false),
+        ];
+        assert_eq!(seen, expected);
+        in_progress.settled();
+
+        // From the middle, as a pass that starts at a random place does.
+        let page = objects.list_page(Some(&key(Id(250))), 10).await.unwrap();
+        let files: Vec<Id> = page.objects.iter().map(|o| o.file).collect();
+        assert_eq!(files, [Id(300), Id(400), Id(200)]);
+        assert_eq!(page.next, None);
+    }
+
+    #[tokio::test]
+    async fn a_bucket_lists_in_pages() {
+        lists_in_pages(objects()).await;
+    }
+
+    #[tokio::test]
+    async fn a_directory_lists_in_pages() {
+        let (_dir, objects) = in_directory();
+        lists_in_pages(objects).await;
     }
 }

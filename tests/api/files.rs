@@ -155,6 +155,26 @@ impl FileServer {
         }
     }
 
+    /// Stores `bytes` as the object `key` behind the server's back, as a
+    /// process killed between storing an upload and recording it leaves
+    /// it.
+    async fn put_object(&self, key: &str, bytes: &[u8]) {
+        match &self.backend {
+            Backend::Directory => {
+                std::fs::write(self.data_dir.path().join("files").join(key), bytes).unwrap();
+            }
+            Backend::S3(moto) => {
+                let put = reqwest::Client::new()
+                    .put(format!("{}/{}/{key}", moto.endpoint, moto.bucket))
+                    .body(bytes.to_vec())
+                    .send()
+                    .await
+                    .expect("put an object");
+                assert!(put.status().is_success(), "{}", put.status());
+            }
+        }
+    }
+
     /// How many objects the storage holds.
     async fn objects(&self) -> usize {
         match &self.backend {
@@ -567,6 +587,114 @@ async fn deleted_attachments_are_swept(s3: bool) {
     .await;
     let (status, _, body) = download(server, &alice, kept_id, &[]).await;
     assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"kept"[..]));
+}
+
+/// An upload whose client hangs up once its bytes are stored, while its
+/// thumbnail is made: the request is dropped before the metadata is
+/// written, and takes the upload's objects with it.
+async fn an_upload_dropped_before_it_is_recorded_leaves_nothing(s3: bool) {
+    let Some(files) = FileServer::start(s3, &[]).await else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    // 23 megapixels: under the thumbnail's limit, and long enough to
+    // decode that the hang-up is seen first.
+    let body = multipart("large.png", &png_of(4800, 4800));
+    let address = server.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket
+        .write_all(upload_head(&alice, body.len()).as_bytes())
+        .await
+        .unwrap();
+    socket.write_all(&body).await.unwrap();
+    socket.flush().await.unwrap();
+    let stored = "chat_file_uploads_total{outcome=\"stored\"}";
+    eventually("the upload's bytes are stored", || async {
+        server.metric(stored).await == 1.0
+    })
+    .await;
+    drop(socket);
+    eventually("and removed once the client hung up", || async {
+        server
+            .metric("chat_file_leftovers_removed_total{kind=\"unrecorded\"}")
+            .await
+            == 1.0
+            && files.storage_is_empty().await
+    })
+    .await;
+    // The server goes on storing uploads whole.
+    let next = uploaded(&alice, "next.png", &png_of(40, 40)).await;
+    let (status, _, _) = fetch(server, &alice, next["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn directory_an_upload_dropped_before_it_is_recorded_leaves_nothing() {
+    an_upload_dropped_before_it_is_recorded_leaves_nothing(false).await;
+}
+
+#[tokio::test]
+async fn s3_an_upload_dropped_before_it_is_recorded_leaves_nothing() {
+    an_upload_dropped_before_it_is_recorded_leaves_nothing(true).await;
+}
+
+/// Bytes and a thumbnail that no metadata names (a process was killed
+/// between storing an upload and recording it) are swept once nothing has
+/// written them for the grace period; a sent file and its thumbnail stay.
+async fn unrecorded_objects_are_swept(s3: bool) {
+    let Some(files) = FileServer::start(
+        s3,
+        &[
+            ("CHAT_FILES__SWEEP_INTERVAL_SECS", "1"),
+            ("CHAT_FILES__SWEEP_GRACE_SECS", "2"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let server = &files.server;
+    let (alice, _) = server.user("alice").await;
+    let room = alice.create_room("general", "public", &[]).await;
+    let kept = uploaded(&alice, "kept.png", &png_of(40, 40)).await;
+    let kept_id = kept["id"].as_str().unwrap();
+    let (status, _) = post_with_files(&alice, &room, &[kept_id]).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let unrecorded = kept_id.parse::<u64>().unwrap() + 1;
+    files
+        .put_object(&format!("files/{unrecorded}"), b"no metadata")
+        .await;
+    files
+        .put_object(&format!("thumbnails/{unrecorded}"), b"none either")
+        .await;
+    assert_eq!(files.objects().await, 4);
+    eventually("the unrecorded objects are swept", || async {
+        files.objects().await == 2
+    })
+    .await;
+    assert!(
+        server
+            .metric("chat_file_leftovers_removed_total{kind=\"unrecorded\"}")
+            .await
+            >= 1.0
+    );
+    assert!(server.log().contains("whose metadata was never written"));
+    let (status, _, body) = download(server, &alice, kept_id, &[]).await;
+    assert_eq!((status, body), (StatusCode::OK, png_of(40, 40)));
+    let (status, _, _) = fetch(server, &alice, kept["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn directory_unrecorded_objects_are_swept() {
+    unrecorded_objects_are_swept(false).await;
+}
+
+#[tokio::test]
+async fn s3_unrecorded_objects_are_swept() {
+    unrecorded_objects_are_swept(true).await;
 }
 
 /// A retried send (its `client_id` used already) links its files to no

@@ -104,16 +104,26 @@ pub async fn upload(
     let streaming = service.uploads.wait_for_place(me).await?;
     let id = state.chat.new_file_id()?;
     let body = Paced::new(&mut field, service.pace);
+    // Until its metadata is written, the upload's objects are removed if
+    // it ends, by an error or by its request being dropped (its client
+    // hung up).
+    let unrecorded = service.objects.until_recorded(id);
     let stored = match service.objects.put(id, body, allowance.max_bytes).await {
         Ok(stored) => stored,
-        Err(FilesError::TooLarge { .. }) => {
-            drain(&mut field).await;
-            return Err(refused_for_size(&allowance));
+        Err(error) => {
+            // A failed put leaves nothing to remove.
+            unrecorded.settled();
+            return Err(match error {
+                FilesError::TooLarge { .. } => {
+                    drain(&mut field).await;
+                    refused_for_size(&allowance)
+                }
+                FilesError::CutOff(detail) => {
+                    ApiError::bad_request(format!("upload cut off: {detail}"))
+                }
+                error => ApiError::Unavailable(error.to_string()),
+            });
         }
-        Err(FilesError::CutOff(detail)) => {
-            return Err(ApiError::bad_request(format!("upload cut off: {detail}")));
-        }
-        Err(error) => return Err(ApiError::Unavailable(error.to_string())),
     };
     // The upload's stream permit is not needed while decoding.
     drop(streaming);
@@ -131,16 +141,9 @@ pub async fn upload(
         created_at: id.unix_ms(),
         thumbnail,
     };
-    match state.chat.record_upload(record).await {
-        Ok(file) => Ok((StatusCode::CREATED, Json(file))),
-        Err(error) => {
-            // No metadata, so no bytes either.
-            if let Err(cleanup) = service.objects.delete(id).await {
-                tracing::warn!(%cleanup, file = %id, "cannot remove the bytes of an unrecorded upload");
-            }
-            Err(error.into())
-        }
-    }
+    let file = state.chat.record_upload(record).await?;
+    unrecorded.settled();
+    Ok((StatusCode::CREATED, Json(file)))
 }
 
 fn refused_for_size(allowance: &Allowance) -> ApiError {
