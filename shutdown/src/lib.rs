@@ -140,20 +140,6 @@ impl RoleHandle {
         });
     }
 
-    /// A `watch` view of the stop signal (`true` once stopping), for code
-    /// that takes one (the bus's consumer loop).
-    // TODO: drop once the persistence writer takes a `CancellationToken`
-    // (`chat_bus::consumer::consume` already does).
-    pub fn stopping_watch(&self) -> tokio::sync::watch::Receiver<bool> {
-        let (sender, receiver) = tokio::sync::watch::channel(false);
-        let stop = self.stop.clone();
-        self.tasks.spawn(async move {
-            stop.cancelled().await;
-            let _ = sender.send(true);
-        });
-        receiver
-    }
-
     /// Asks the role to stop: its tasks drain and end. Returns at once.
     pub fn shutdown(&self) {
         self.stop.cancel();
@@ -261,15 +247,5 @@ mod tests {
             .await
             .expect("failure reported");
         assert!(reason.contains("gateway task dispatcher ended unexpectedly"));
-    }
-
-    #[tokio::test]
-    async fn the_watch_view_turns_true_on_shutdown() {
-        let role = Supervisor::new().role("persist");
-        let mut watch = role.stopping_watch();
-        assert!(!*watch.borrow());
-        role.shutdown();
-        watch.wait_for(|stop| *stop).await.expect("turned true");
-        role.join().await;
     }
 }
