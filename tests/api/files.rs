@@ -551,13 +551,16 @@ async fn failed_uploads_leave_nothing(s3: bool) {
     .await;
 }
 
-/// The bytes of a deleted message's file are swept after the grace period
-/// (0 here); a file still carried by a message stays.
-async fn deleted_attachments_are_swept(s3: bool) {
+/// The sweep, after the grace period (2 s here, time enough to send the
+/// files before they count as unsent): the bytes of a deleted message's
+/// file go, and so do bytes and a thumbnail that no metadata names (a
+/// process was killed between storing an upload and recording it); a file
+/// still carried by a message stays, with its thumbnail.
+async fn unused_objects_are_swept(s3: bool) {
     let Some(files) = FileServer::start(
         s3,
         &[
-            ("CHAT_FILES__SWEEP_GRACE_SECS", "0"),
+            ("CHAT_FILES__SWEEP_GRACE_SECS", "2"),
             ("CHAT_FILES__SWEEP_INTERVAL_SECS", "1"),
         ],
     )
@@ -568,7 +571,7 @@ async fn deleted_attachments_are_swept(s3: bool) {
     let server = &files.server;
     let (alice, _) = server.user("alice").await;
     let room = alice.create_room("general", "public", &[]).await;
-    let kept = uploaded(&alice, "kept.txt", b"kept").await;
+    let kept = uploaded(&alice, "kept.png", &png_of(40, 40)).await;
     let doomed = uploaded(&alice, "doomed.txt", b"doomed").await;
     let (kept_id, doomed_id) = (kept["id"].as_str().unwrap(), doomed["id"].as_str().unwrap());
     let (status, _) = post_with_files(&alice, &room, &[kept_id]).await;
@@ -580,13 +583,24 @@ async fn deleted_attachments_are_swept(s3: bool) {
     let message = ws.next_of("message").await["message"].clone();
     assert_eq!(message["attachments"], json!([doomed]));
     delete_message(server, &alice, &room, &message).await;
-    eventually("the deleted message's file is swept", || async {
+    files.put_object("files/1", b"no metadata").await;
+    files.put_object("thumbnails/1", b"none either").await;
+    eventually("the unused objects are swept", || async {
         download(server, &alice, doomed_id, &[]).await.0 == StatusCode::NOT_FOUND
-            && files.objects().await == 1
+            && files.objects().await == 2
     })
     .await;
+    assert!(
+        server
+            .metric("chat_file_leftovers_removed_total{kind=\"unrecorded\"}")
+            .await
+            >= 1.0
+    );
+    assert!(server.log().contains("whose metadata was never written"));
     let (status, _, body) = download(server, &alice, kept_id, &[]).await;
-    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"kept"[..]));
+    assert_eq!((status, body), (StatusCode::OK, png_of(40, 40)));
+    let (status, _, _) = fetch(server, &alice, kept["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// An upload whose client hangs up once its bytes are stored, while its
@@ -643,64 +657,6 @@ async fn directory_an_upload_dropped_before_it_is_recorded_leaves_nothing() {
 #[tokio::test]
 async fn s3_an_upload_dropped_before_it_is_recorded_leaves_nothing() {
     an_upload_dropped_before_it_is_recorded_leaves_nothing(true).await;
-}
-
-/// Bytes and a thumbnail that no metadata names (a process was killed
-/// between storing an upload and recording it) are swept once nothing has
-/// written them for the grace period; a sent file and its thumbnail stay.
-async fn unrecorded_objects_are_swept(s3: bool) {
-    let Some(files) = FileServer::start(
-        s3,
-        &[
-            ("CHAT_FILES__SWEEP_INTERVAL_SECS", "1"),
-            ("CHAT_FILES__SWEEP_GRACE_SECS", "2"),
-        ],
-    )
-    .await
-    else {
-        return;
-    };
-    let server = &files.server;
-    let (alice, _) = server.user("alice").await;
-    let room = alice.create_room("general", "public", &[]).await;
-    let kept = uploaded(&alice, "kept.png", &png_of(40, 40)).await;
-    let kept_id = kept["id"].as_str().unwrap();
-    let (status, _) = post_with_files(&alice, &room, &[kept_id]).await;
-    assert_eq!(status, StatusCode::CREATED);
-
-    let unrecorded = kept_id.parse::<u64>().unwrap() + 1;
-    files
-        .put_object(&format!("files/{unrecorded}"), b"no metadata")
-        .await;
-    files
-        .put_object(&format!("thumbnails/{unrecorded}"), b"none either")
-        .await;
-    assert_eq!(files.objects().await, 4);
-    eventually("the unrecorded objects are swept", || async {
-        files.objects().await == 2
-    })
-    .await;
-    assert!(
-        server
-            .metric("chat_file_leftovers_removed_total{kind=\"unrecorded\"}")
-            .await
-            >= 1.0
-    );
-    assert!(server.log().contains("whose metadata was never written"));
-    let (status, _, body) = download(server, &alice, kept_id, &[]).await;
-    assert_eq!((status, body), (StatusCode::OK, png_of(40, 40)));
-    let (status, _, _) = fetch(server, &alice, kept["thumbnail_url"].as_str().unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-}
-
-#[tokio::test]
-async fn directory_unrecorded_objects_are_swept() {
-    unrecorded_objects_are_swept(false).await;
-}
-
-#[tokio::test]
-async fn s3_unrecorded_objects_are_swept() {
-    unrecorded_objects_are_swept(true).await;
 }
 
 /// A retried send (its `client_id` used already) links its files to no
@@ -887,13 +843,13 @@ async fn s3_failed_uploads_leave_nothing() {
 }
 
 #[tokio::test]
-async fn directory_deleted_attachments_are_swept() {
-    deleted_attachments_are_swept(false).await;
+async fn directory_unused_objects_are_swept() {
+    unused_objects_are_swept(false).await;
 }
 
 #[tokio::test]
-async fn s3_deleted_attachments_are_swept() {
-    deleted_attachments_are_swept(true).await;
+async fn s3_unused_objects_are_swept() {
+    unused_objects_are_swept(true).await;
 }
 
 #[tokio::test]
