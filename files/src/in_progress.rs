@@ -55,7 +55,7 @@ impl Drop for Uploading {
 }
 
 /// The objects of an upload whose metadata is not written yet, removed
-/// when this is dropped unless [`Unrecorded::settled`] was called; see
+/// when this is dropped unless [`Unrecorded::recorded`] was called; see
 /// [`Objects::until_recorded`].
 #[derive(Debug)]
 #[must_use = "dropping it removes the upload's objects"]
@@ -72,9 +72,8 @@ impl Unrecorded {
         }
     }
 
-    /// Nothing is left to remove: the upload's metadata is written (its
-    /// objects stay), or its put failed (which leaves no object).
-    pub fn settled(mut self) {
+    /// The upload's metadata is written: its objects stay.
+    pub fn recorded(mut self) {
         self.objects = None;
     }
 }

@@ -328,14 +328,14 @@ impl Objects {
         Ok(())
     }
 
-    /// Guards the objects of file `id`, about to be stored, until the
-    /// upload's metadata is written ([`Unrecorded::settled`]): dropped
-    /// before that (the metadata could not be written, or the request was
-    /// dropped because its client hung up), it removes them, so that no
-    /// object is left that no metadata names. Meanwhile the sweep leaves
-    /// them alone. A write the store finishes after the request is
-    /// dropped (a directory's, on the blocking pool) can still leave an
-    /// object, for the sweep to find after its grace period.
+    /// Guards the objects of file `id`, just stored, until the upload's
+    /// metadata is written ([`Unrecorded::recorded`]): dropped before that
+    /// (the metadata could not be written, or the request was dropped
+    /// because its client hung up while the thumbnail was made), it
+    /// removes them, so that no object is left that no metadata names.
+    /// Meanwhile the sweep leaves them alone. (A request dropped in the
+    /// last moments of [`Objects::put`] can still leave an object, for the
+    /// sweep to find after its grace period.)
     pub fn until_recorded(&self, id: Id) -> Unrecorded {
         Unrecorded::new(self.clone(), &self.uploading, id)
     }
@@ -627,7 +627,7 @@ mod tests {
         assert!(is_uploading(&objects.uploading, Id(10)));
         assert!(is_uploading(&objects.uploading, Id(11)));
 
-        kept.settled();
+        kept.recorded();
         drop(dropped);
         assert!(!is_uploading(&objects.uploading, Id(10)));
         assert!(!is_uploading(&objects.uploading, Id(11)));
@@ -691,7 +691,7 @@ mod tests {
             (Id(200), false),
         ];
         assert_eq!(seen, expected);
-        in_progress.settled();
+        in_progress.recorded();
 
         // From the middle, as a pass that starts at a random place does.
         let page = objects.list_page(Some(&key(Id(250))), 10).await.unwrap();

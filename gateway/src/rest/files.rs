@@ -104,27 +104,21 @@ pub async fn upload(
     let streaming = service.uploads.wait_for_place(me).await?;
     let id = state.chat.new_file_id()?;
     let body = Paced::new(&mut field, service.pace);
-    // Until its metadata is written, the upload's objects are removed if
-    // it ends, by an error or by its request being dropped (its client
-    // hung up).
-    let unrecorded = service.objects.until_recorded(id);
     let stored = match service.objects.put(id, body, allowance.max_bytes).await {
         Ok(stored) => stored,
-        Err(error) => {
-            // A failed put leaves nothing to remove.
-            unrecorded.settled();
-            return Err(match error {
-                FilesError::TooLarge { .. } => {
-                    drain(&mut field).await;
-                    refused_for_size(&allowance)
-                }
-                FilesError::CutOff(detail) => {
-                    ApiError::bad_request(format!("upload cut off: {detail}"))
-                }
-                error => ApiError::Unavailable(error.to_string()),
-            });
+        Err(FilesError::TooLarge { .. }) => {
+            drain(&mut field).await;
+            return Err(refused_for_size(&allowance));
         }
+        Err(FilesError::CutOff(detail)) => {
+            return Err(ApiError::bad_request(format!("upload cut off: {detail}")));
+        }
+        Err(error) => return Err(ApiError::Unavailable(error.to_string())),
     };
+    // Until its metadata is written, the upload's objects are removed if
+    // it ends, by an error or by its request being dropped (its client
+    // hung up while the thumbnail was made).
+    let unrecorded = service.objects.until_recorded(id);
     // The upload's stream permit is not needed while decoding.
     drop(streaming);
     let thumbnail = service
@@ -142,7 +136,7 @@ pub async fn upload(
         thumbnail,
     };
     let file = state.chat.record_upload(record).await?;
-    unrecorded.settled();
+    unrecorded.recorded();
     Ok((StatusCode::CREATED, Json(file)))
 }
 
