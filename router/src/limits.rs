@@ -94,13 +94,13 @@ impl Chat {
         Ok(true)
     }
 
-    /// The claim of `client_id` by `user` for `message_id` in `room_id`,
-    /// kept for the idempotency window; a later claim of the same key
-    /// answers this first use.
-    pub(crate) fn client_id_claim(
+    /// The claim of `key` by `user` for `message_id` in `room_id`, kept for
+    /// as long as the key needs it ([`SendKey`]); a later claim of the same
+    /// key answers this first use.
+    pub(crate) fn send_claim(
         &self,
         user: Id,
-        client_id: &str,
+        key: &SendKey,
         room_id: RoomId,
         message_id: Id,
     ) -> Result<Claim> {
@@ -110,9 +110,9 @@ impl Chat {
         })
         .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Claim {
-            key: client_id_key(user, client_id),
+            key: key.state_key(user),
             value: value.into(),
-            ttl: Duration::from_millis(IDEMPOTENCY_WINDOW_MS),
+            ttl: key.kept_for(),
         })
     }
 
@@ -120,11 +120,12 @@ impl Chat {
     /// `stored`, the message the store says it was first used for (the
     /// shared state had forgotten it): a later retry must find the
     /// original, not the id of a message never stored. The claim lives as
-    /// long as the original's window still has to run.
+    /// long as the original's window has left.
     pub(crate) async fn repoint_client_id(&self, user: Id, client_id: &str, stored: &Message) {
         let ran = self.now_ms().saturating_sub(stored.created_at);
         let left = IDEMPOTENCY_WINDOW_MS.saturating_sub(ran).max(1);
-        let claim = match self.client_id_claim(user, client_id, stored.room_id, stored.id) {
+        let key = SendKey::ClientId(client_id.to_owned());
+        let claim = match self.send_claim(user, &key, stored.room_id, stored.id) {
             Ok(claim) => claim,
             Err(error) => {
                 tracing::warn!(%error, "could not encode a client_id claim");
@@ -144,17 +145,51 @@ impl Chat {
         }
     }
 
-    /// Gives a claimed `client_id` back (the message it was claimed for was
-    /// never accepted).
-    pub(crate) async fn release_client_id(&self, user: Id, client_id: &str) {
-        if let Err(error) = self.bus.state.remove(&client_id_key(user, client_id)).await {
-            tracing::warn!(%error, "could not release a client_id");
+    /// Gives back the claim of `key` by `user` (the message it was
+    /// claimed for was never accepted).
+    pub(crate) async fn release_claim(&self, user: Id, key: &SendKey) {
+        if let Err(error) = self.bus.state.remove(&key.state_key(user)).await {
+            tracing::warn!(%error, "could not release a send's claim");
         }
     }
 }
 
-fn client_id_key(user: Id, client_id: &str) -> String {
-    format!("cid:{user}:{client_id}")
+/// What a send is claimed by, so that it is posted once however often it
+/// is handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SendKey {
+    /// The client's `client_id`: a retry by the client is answered with
+    /// the original, within the idempotency window.
+    ClientId(String),
+    /// For a send without a `client_id`, the work-stream entry that
+    /// carried it (`<partition>:<entry id>`): a router that takes over a
+    /// partition handles again what its predecessor handled but had not
+    /// acknowledged yet (`chat_bus::consumer`), and must not post it a
+    /// second time. Kept for [`ENTRY_CLAIM`].
+    Entry(String),
+}
+
+/// How long the claim of a send by its work-stream entry is kept: far
+/// longer than a partition's lease (10 s by default), after which a dead
+/// router's entries are handled again.
+const ENTRY_CLAIM: Duration = Duration::from_secs(120);
+
+impl SendKey {
+    /// The send's key in the shared state; the two kinds never meet.
+    fn state_key(&self, user: Id) -> String {
+        match self {
+            SendKey::ClientId(client_id) => format!("cid:{user}:{client_id}"),
+            SendKey::Entry(entry) => format!("eid:{user}:{entry}"),
+        }
+    }
+
+    /// How long its claim is kept.
+    fn kept_for(&self) -> Duration {
+        match self {
+            SendKey::ClientId(_) => Duration::from_millis(IDEMPOTENCY_WINDOW_MS),
+            SendKey::Entry(_) => ENTRY_CLAIM,
+        }
+    }
 }
 
 pub(crate) fn bus_error(error: chat_bus::BusError) -> Error {

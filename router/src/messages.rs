@@ -19,7 +19,7 @@ use chat_protocol::limits::{
 };
 use chat_protocol::{Id, Message, RoomId};
 
-use crate::limits::{FirstUse, bus_error};
+use crate::limits::{FirstUse, SendKey, bus_error};
 use crate::{Chat, Error, Result, content, mentions};
 
 /// A page of history.
@@ -37,32 +37,49 @@ pub struct Ticket {
     /// Whether the user's action budget was charged here (a WebSocket
     /// `send`; REST calls are charged by the gateway).
     budget_charged: bool,
+    /// What the send was claimed by for `id`.
+    claim: SendKey,
+}
+
+/// A `send` of a router batch, for [`Chat::admit_sends`].
+#[derive(Debug)]
+pub struct SendToAdmit<'a> {
+    pub sender: Id,
+    pub send: &'a SendMessage,
+    /// Whether to charge the sender's action budget here: a WebSocket
+    /// `send` handled for the first time (the gateway charges REST calls;
+    /// one handled again was charged when first handled).
+    pub charge_budget: bool,
+    /// The work-stream entry that carried it (`<partition>:<entry id>`),
+    /// which claims it when it has no `client_id`.
+    pub entry: &'a str,
 }
 
 impl Chat {
-    /// The rate limits and `client_id` claims of a router batch's sends,
-    /// in one call to the shared state (one Redis round trip, one script):
-    /// for each `(sender, send, charge_budget)` its action budget (when
-    /// `charge_budget`: a WebSocket `send`, which the gateway does not
-    /// charge), its `client_id` claim for a freshly minted id, then its
-    /// send rate, unless the claim found the `client_id` used (a retry,
-    /// answered with the original's ack). A send that fails the checks
-    /// made before any limit (`client_id`, content) is answered with that
-    /// error and takes no token, as [`accept_message`](Chat::accept_message)
-    /// would.
-    pub async fn admit_sends(&self, sends: &[(Id, &SendMessage, bool)]) -> Vec<Result<Ticket>> {
+    /// The rate limits and claims of a router batch's sends, in one call
+    /// to the shared state (one Redis round trip, one script): for each
+    /// its action budget (when `charge_budget`), its claim for a freshly
+    /// minted id (by its `client_id`, or by its entry when it has none:
+    /// [`SendKey`]), then its send rate, unless the claim found the send
+    /// made already (a retry, answered with the original's ack; or an
+    /// entry handled again after its router died). A send that fails the
+    /// checks made before any limit (`client_id`, content) is answered
+    /// with that error and takes no token, as
+    /// [`accept_message`](Chat::accept_message) would.
+    pub async fn admit_sends(&self, sends: &[SendToAdmit<'_>]) -> Vec<Result<Ticket>> {
         let mut answers: Vec<Result<Ticket>> = Vec::with_capacity(sends.len());
         let mut batch = Vec::new();
         let mut waiting = Vec::new();
-        for (index, (sender, send, charge_budget)) in sends.iter().enumerate() {
-            match self.send_admission(*sender, send, *charge_budget) {
-                Ok((id, admission)) => {
+        for (index, send) in sends.iter().enumerate() {
+            match self.send_admission(send) {
+                Ok((id, admission, claim)) => {
                     batch.push(admission);
                     waiting.push(index);
                     answers.push(Ok(Ticket {
                         id,
                         admitted: Admitted::Admitted { existing: None },
-                        budget_charged: *charge_budget,
+                        budget_charged: send.charge_budget,
+                        claim,
                     }));
                 }
                 Err(error) => answers.push(Err(error)),
@@ -90,24 +107,25 @@ impl Chat {
     }
 
     /// What [`admit_sends`](Chat::admit_sends) asks the shared state for
-    /// one send, with the id minted for it.
-    fn send_admission(
-        &self,
-        sender: Id,
-        send: &SendMessage,
-        charge_budget: bool,
-    ) -> Result<(Id, Admission)> {
-        let client_id = content::client_id(send.client_id.as_deref())?;
+    /// one send, with the id minted for it and what claims it.
+    fn send_admission(&self, admit: &SendToAdmit<'_>) -> Result<(Id, Admission, SendKey)> {
+        let SendToAdmit {
+            sender,
+            send,
+            charge_budget,
+            entry,
+        } = *admit;
+        let key = match content::client_id(send.client_id.as_deref())? {
+            Some(client_id) => SendKey::ClientId(client_id),
+            None => SendKey::Entry(entry.to_owned()),
+        };
         content::message_content(&send.content)?;
         let id = self.mint_id()?;
         let mut buckets = Vec::with_capacity(1);
         if charge_budget {
             buckets.push(self.budget_bucket(sender));
         }
-        let claim = match &client_id {
-            Some(key) => Some(self.client_id_claim(sender, key, send.room_id, id)?),
-            None => None,
-        };
+        let claim = Some(self.send_claim(sender, &key, send.room_id, id)?);
         // A retry of a send already made is answered with its ack; only
         // new messages count against the send rate.
         let unless_repeat = vec![self.send_bucket(sender)];
@@ -118,6 +136,7 @@ impl Chat {
                 claim,
                 unless_repeat,
             },
+            key,
         ))
     }
 
@@ -154,14 +173,14 @@ impl Chat {
             }
             Admitted::Admitted { existing } => existing,
         };
-        let claimed = client_id.as_deref().filter(|_| existing.is_none());
+        let claimed = Some(&ticket.claim).filter(|_| existing.is_none());
         let checked = self
             .check_message(sender, &send, &content, client_id.clone(), ticket.id)
             .await;
         let (message, opened_dm) = self.releasing_on_refusal(sender, claimed, checked).await?;
-        if let Some(key) = &client_id
-            && let Some((room_id, message_id)) =
-                self.first_use(sender, key, existing.as_deref()).await?
+        if let Some((room_id, message_id)) = self
+            .first_use(sender, &ticket.claim, existing.as_deref())
+            .await?
         {
             let retry = (room_id == send.room_id).then(|| Message {
                 id: message_id,
@@ -172,7 +191,7 @@ impl Chat {
                 room_id,
                 message_id,
                 message: retry,
-                client_id: Some(key.clone()),
+                client_id,
                 origin,
                 republish: false,
             });
@@ -195,19 +214,19 @@ impl Chat {
         })
     }
 
-    /// `outcome`, after the claim of `claimed` (a `client_id` this send
-    /// claimed) is given back if it is a refusal: the message it was
-    /// claimed for will not be accepted.
+    /// `outcome`, after the claim of `claimed` (what this send claimed) is
+    /// given back if it is a refusal: the message it was claimed for will
+    /// not be accepted.
     async fn releasing_on_refusal<T>(
         &self,
         sender: Id,
-        claimed: Option<&str>,
+        claimed: Option<&SendKey>,
         outcome: Result<T>,
     ) -> Result<T> {
         if outcome.is_err()
             && let Some(key) = claimed
         {
-            self.release_client_id(sender, key).await;
+            self.release_claim(sender, key).await;
         }
         outcome
     }
@@ -251,19 +270,22 @@ impl Chat {
         Ok((message, opened_dm))
     }
 
-    /// Where `client_id` was first used by `sender` within the window, if it
+    /// Where the send claimed by `key` was first made by `sender`, if it
     /// was: the shared state answered `existing` when the claim found one
-    /// (races between routers, retries of messages not stored yet); the
-    /// store answers for uses the shared state may have forgotten (e.g. an
-    /// embedded server that restarted less than a window ago, or Redis
-    /// after a failover). Otherwise the claim made for the new message
-    /// stands. A state that has kept every key since before the window
-    /// began has forgotten nothing, so the store is not asked: that is one
-    /// read less per message for a process up longer than the window.
+    /// (races between routers, retries of messages not stored yet, entries
+    /// handled again); for a `client_id`, the store answers for uses the
+    /// shared state may have forgotten (e.g. an embedded server that
+    /// restarted less than a window ago, or Redis after a failover).
+    /// Otherwise the claim made for the new message stands. A state that
+    /// has kept every key since before the window began has forgotten
+    /// nothing, so the store is not asked: that is one read less per
+    /// message for a process up longer than the window. (The store knows
+    /// no entries: a send without a `client_id` is one the shared state
+    /// must remember.)
     async fn first_use(
         &self,
         sender: Id,
-        client_id: &str,
+        key: &SendKey,
         existing: Option<&[u8]>,
     ) -> Result<Option<(RoomId, Id)>> {
         if let Some(bytes) = existing {
@@ -271,6 +293,9 @@ impl Chat {
                 .map_err(|e| Error::Internal(e.to_string()))?;
             return Ok(Some((first.room_id, first.message_id)));
         }
+        let SendKey::ClientId(client_id) = key else {
+            return Ok(None);
+        };
         let window_start_ms = self.now_ms().saturating_sub(IDEMPOTENCY_WINDOW_MS);
         if self
             .bus
@@ -292,7 +317,7 @@ impl Chat {
             }
             Ok(None) => Ok(None),
             Err(error) => {
-                self.release_client_id(sender, client_id).await;
+                self.release_claim(sender, key).await;
                 Err(error.into())
             }
         }

@@ -24,14 +24,14 @@ use std::time::Duration;
 
 use chat_bus::consumer::{Batch, ConsumerOptions, consume};
 use chat_bus::{Entry, names, partitions};
-use chat_protocol::frames::{ClientAction, SendMessage};
+use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{
     self, Inbound, MemberAction, Origin, Outcome, PersistBatch, ToPersist, Work,
 };
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
-use crate::messages::Ticket;
+use crate::messages::{SendToAdmit, Ticket};
 use crate::writer::{WriteStage, write_and_deliver};
 use crate::{Chat, Error, Result};
 
@@ -71,28 +71,31 @@ pub async fn run(chat: Chat, options: RouterOptions, shutdown: CancellationToken
 
 /// Handles what one read brought, each partition's entries in stream
 /// order: every send of the read is admitted at once (rate limits and
-/// `client_id` claims in one call to the shared state), each entry is
-/// handled, and the read's accepted messages go to the writer stage
-/// together ([`Persist`]).
+/// claims in one call to the shared state), each entry is handled, and
+/// the read's accepted messages go to the writer stage together
+/// ([`Persist`]).
 async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
-    let inbound: Vec<(Inbound, bool)> = batches
+    let decoded: Vec<Decoded> = batches
         .iter()
-        .flat_map(|batch| decode_entries(&batch.entries))
+        .flat_map(|batch| decode_entries(batch.partition, &batch.entries))
         .collect();
-    let sends: Vec<(chat_protocol::Id, &SendMessage, bool)> = inbound
+    let sends: Vec<SendToAdmit> = decoded
         .iter()
-        .filter_map(|(inbound, _)| match &inbound.work {
-            // A WebSocket send's budget is charged here, a REST post's by
-            // the gateway's REST layer.
-            Work::Client(ClientAction::Send(send)) => {
-                Some((inbound.user, send, inbound.origin.connection.is_some()))
-            }
+        .filter_map(|entry| match &entry.inbound.work {
+            Work::Client(ClientAction::Send(send)) => Some(SendToAdmit {
+                sender: entry.inbound.user,
+                send,
+                // A WebSocket send's budget is charged here (a REST
+                // post's by the gateway's REST layer), once.
+                charge_budget: entry.inbound.origin.connection.is_some() && !entry.again,
+                entry: &entry.key,
+            }),
             _ => None,
         })
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
     let mut persist = Persist::default();
-    for (inbound, again) in inbound {
+    for Decoded { inbound, again, .. } in decoded {
         let ticket = match &inbound.work {
             Work::Client(ClientAction::Send(_)) => tickets.next(),
             _ => None,
@@ -103,15 +106,28 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
     persist.hand_on(chat).await;
 }
 
-/// The decodable entries of a batch, each with whether it was handed out
-/// before (its previous holder died or gave the partition up before
-/// acknowledging it); an undecodable one is logged and dropped (it would
-/// fail the same way on any router).
-fn decode_entries(entries: &[Entry]) -> Vec<(Inbound, bool)> {
+/// An inbound entry, decoded.
+struct Decoded {
+    inbound: Inbound,
+    /// Whether it was handed out before: its previous holder died or gave
+    /// the partition up before acknowledging it.
+    again: bool,
+    /// `<partition>:<entry id>`, unique and the same however often the
+    /// entry is handled: what claims a send without a `client_id`.
+    key: String,
+}
+
+/// The decodable entries of a batch of `partition`; an undecodable one is
+/// logged and dropped (it would fail the same way on any router).
+fn decode_entries(partition: u16, entries: &[Entry]) -> Vec<Decoded> {
     entries
         .iter()
         .filter_map(|entry| match internal::decode(&entry.payload) {
-            Ok(inbound) => Some((inbound, entry.deliveries > 1)),
+            Ok(inbound) => Some(Decoded {
+                inbound,
+                again: entry.deliveries > 1,
+                key: format!("{partition}:{}", entry.id.0),
+            }),
             Err(error) => {
                 tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
                 None

@@ -60,12 +60,13 @@ async fn members_of_a_room_where(
 }
 
 /// Every member sends [`PER_SENDER`] messages into `room`, `pause` apart,
-/// each from a task of its own, without waiting for acks; `during` runs
-/// once they are half-way.
+/// each from a task of its own, without waiting for acks, each with a
+/// `client_id` or without; `during` runs once they are half-way.
 async fn send_concurrently(
     members: Vec<Member>,
     room: &str,
     pause: Duration,
+    client_ids: bool,
     during: impl FnOnce(),
 ) -> Vec<Member> {
     let senders: Vec<_> = members
@@ -75,10 +76,11 @@ async fn send_concurrently(
             tokio::spawn(async move {
                 for n in 0..PER_SENDER {
                     let key = format!("{}:{n}", member.id);
-                    member
-                        .ws
-                        .send(json!({"type": "send", "room_id": room, "content": key, "client_id": key}))
-                        .await;
+                    let mut send = json!({"type": "send", "room_id": room, "content": key});
+                    if client_ids {
+                        send["client_id"] = json!(key);
+                    }
+                    member.ws.send(send).await;
                     tokio::time::sleep(pause).await;
                 }
                 member
@@ -155,7 +157,7 @@ async fn receive_everything(member: &mut Member, total: usize) -> Vec<Value> {
         let frame = member.ws.next_frame().await;
         match frame["type"].as_str() {
             Some("ack") => {
-                acked.insert(frame["client_id"].as_str().expect("client_id").to_owned());
+                acked.insert(frame["message_id"].as_str().expect("message_id").to_owned());
             }
             Some("message") => {
                 distinct.insert(frame["message"]["id"].as_str().expect("id").to_owned());
@@ -199,16 +201,29 @@ async fn history(client: &Client, room: &str) -> Vec<Value> {
     }
 }
 
-/// Sends, receives and checks; `during` runs half-way through the sends.
+/// Sends (each message with a `client_id`), receives and checks; `during`
+/// runs half-way through the sends.
 async fn senders_keep_their_order(
     members: Vec<Member>,
     room: &str,
     pause: Duration,
     during: impl FnOnce(),
 ) {
+    sends_arrive_once_in_order(members, room, pause, true, during).await;
+}
+
+/// Sends, with `client_id`s or without, receives and checks; `during` runs
+/// half-way through the sends.
+async fn sends_arrive_once_in_order(
+    members: Vec<Member>,
+    room: &str,
+    pause: Duration,
+    client_ids: bool,
+    during: impl FnOnce(),
+) {
     let senders: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
     let total = senders.len() * PER_SENDER;
-    let mut members = send_concurrently(members, room, pause, during).await;
+    let mut members = send_concurrently(members, room, pause, client_ids, during).await;
     for member in &mut members {
         let received = receive_everything(member, total).await;
         assert_each_sender_in_order(&received, &senders, &format!("live at {}", member.id));
@@ -366,6 +381,40 @@ async fn killing_the_rooms_router_and_writer_mid_run_loses_and_repeats_nothing()
             .contains(&holder(&redis, "routers", partition))
     );
     assert!(writers[0].log().contains(&holder(&redis, "persisters", 0)));
+}
+
+/// Sends without a `client_id` have nothing a client could retry them
+/// by, so the server alone must keep them from being posted twice when the
+/// router that handled them dies before acknowledging them (its successor
+/// handles them again). Before the claim by entry, a message arrived twice
+/// in every run. With persistence workers (`routers_write` false) or
+/// routers that write.
+async fn killing_the_rooms_router_repeats_no_send_without_a_client_id(routers_write: bool) {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let cluster = match routers_write {
+        true => cluster.with(ROUTERS_WRITE.0, ROUTERS_WRITE.1),
+        false => cluster,
+    };
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let _writer = (!routers_write).then(|| cluster.start("persist"));
+    let gateways = [cluster.start("gateway"), cluster.start("gateway")];
+    let (members, room) = members_of_a_room(&[&gateways[0], &gateways[1]], 3).await;
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    sends_arrive_once_in_order(members, &room, Duration::from_millis(10), false, || {
+        kill_holder(&redis, &mut routers, "routers", partition);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_rooms_router_posts_no_send_without_a_client_id_twice() {
+    killing_the_rooms_router_repeats_no_send_without_a_client_id(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_rooms_router_that_writes_posts_no_send_without_a_client_id_twice() {
+    killing_the_rooms_router_repeats_no_send_without_a_client_id(true).await;
 }
 
 /// Kills (-9) the process of `processes` that holds `partition` of
