@@ -230,6 +230,25 @@ pub(crate) fn upload_head(client: &Client, length: usize) -> String {
     )
 }
 
+/// Starts an upload by `client` of the multipart `body` over a socket of
+/// its own, sending only its first `sent` bytes; answers the socket.
+async fn upload_by_hand(
+    server: &Server,
+    client: &Client,
+    body: &[u8],
+    sent: usize,
+) -> tokio::net::TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket
+        .write_all(upload_head(client, body.len()).as_bytes())
+        .await
+        .unwrap();
+    socket.write_all(&body[..sent]).await.unwrap();
+    socket.flush().await.unwrap();
+    socket
+}
+
 async fn upload(client: &Client, name: &str, bytes: &[u8]) -> (StatusCode, Value) {
     client
         .raw(
@@ -519,15 +538,7 @@ async fn failed_uploads_leave_nothing(s3: bool) {
 
     // Cut off after 6 MiB of a declared 7.5 MiB.
     let body = multipart("cut.bin", &noise(7 * MIB + MIB / 2));
-    let address = server.base.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    socket
-        .write_all(upload_head(&alice, body.len()).as_bytes())
-        .await
-        .unwrap();
-    socket.write_all(&body[..6 * MIB]).await.unwrap();
-    socket.flush().await.unwrap();
-    drop(socket);
+    drop(upload_by_hand(server, &alice, &body, 6 * MIB).await);
     eventually("the server saw the cut-off upload", || async {
         server
             .metric("chat_file_uploads_total{outcome=\"cut_off\"}")
@@ -615,14 +626,7 @@ async fn an_upload_dropped_before_it_is_recorded_leaves_nothing(s3: bool) {
     // 23 megapixels: under the thumbnail's limit, and long enough to
     // decode that the hang-up is seen first.
     let body = multipart("large.png", &png_of(4800, 4800));
-    let address = server.base.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    socket
-        .write_all(upload_head(&alice, body.len()).as_bytes())
-        .await
-        .unwrap();
-    socket.write_all(&body).await.unwrap();
-    socket.flush().await.unwrap();
+    let socket = upload_by_hand(server, &alice, &body, body.len()).await;
     // The bytes are stored about 300 ms before the answer would be (the
     // thumbnail takes that long here): watched closely, not every 100 ms.
     let stored = "chat_file_uploads_total{outcome=\"stored\"}";
@@ -1017,13 +1021,7 @@ async fn an_upload_cut_short_by_a_killed_server_is_swept_after_the_restart() {
     // written to disk, unfinished, when the server is killed.
     let bytes = noise(12 * 1024 * 1024);
     let body = multipart("big.bin", &bytes);
-    let address = server.base.trim_start_matches("http://").to_owned();
-    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
-    upload
-        .write_all(upload_head(&alice, body.len()).as_bytes())
-        .await
-        .unwrap();
-    upload.write_all(&body[..6 * 1024 * 1024]).await.unwrap();
+    let upload = upload_by_hand(&server, &alice, &body, 6 * 1024 * 1024).await;
     let folder = data_dir.path().join("files").join("files");
     let unfinished = || {
         files_under(&folder)
