@@ -60,7 +60,7 @@ impl Chat {
     /// to the shared state (one Redis round trip, one script): for each
     /// its action budget (when `charge_budget`), its claim for a freshly
     /// minted id (by its `client_id`, or by its entry when it has none:
-    /// [`SendKey`]), then its send rate, unless the claim found the send
+    /// `SendKey`), then its send rate, unless the claim found the send
     /// made already (a retry, answered with the original's ack; or an
     /// entry handled again after its router died). A send that fails the
     /// checks made before any limit (`client_id`, content) is answered
