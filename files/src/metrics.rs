@@ -78,8 +78,8 @@ pub static SWEPT: LazyLock<IntCounter> = LazyLock::new(|| {
 /// Uploads whose objects were removed because no file's metadata names
 /// them, by kind: `unfinished` (half-written by a process that died),
 /// `unrecorded` (stored by an upload that ended before its metadata was
-/// written). The sweep counts a file whose bytes and thumbnail it finds on
-/// two pages of its listing twice.
+/// written). A file's bytes and thumbnail go together and count once;
+/// gateways sweeping at once may each count a file they both removed.
 pub static LEFTOVERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "chat_file_leftovers_removed_total",
