@@ -50,8 +50,9 @@ pub struct SendToAdmit<'a> {
     /// `send` handled for the first time (the gateway charges REST calls;
     /// one handled again was charged when first handled).
     pub charge_budget: bool,
-    /// The work-stream entry that carried it (`<partition>:<entry id>`),
-    /// which claims it when it has no `client_id`.
+    /// The partition of the work stream that carried it, and its entry
+    /// there: what claims it when it has no `client_id`.
+    pub partition: u16,
     pub entry: &'a str,
 }
 
@@ -113,11 +114,12 @@ impl Chat {
             sender,
             send,
             charge_budget,
+            partition,
             entry,
         } = *admit;
         let key = match content::client_id(send.client_id.as_deref())? {
             Some(client_id) => SendKey::ClientId(client_id),
-            None => SendKey::Entry(entry.to_owned()),
+            None => SendKey::Entry(format!("{partition}:{entry}")),
         };
         content::message_content(&send.content)?;
         let id = self.mint_id()?;

@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use chat_bus::consumer::{Batch, ConsumerOptions, consume};
-use chat_bus::{Entry, names, partitions};
+use chat_bus::{Entry, EntryId, names, partitions};
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::{
     self, Inbound, MemberAction, Origin, Outcome, PersistBatch, ToPersist, Work,
@@ -75,7 +75,7 @@ pub async fn run(chat: Chat, options: RouterOptions, shutdown: CancellationToken
 /// the read's accepted messages go to the writer stage together
 /// ([`Persist`]).
 async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
-    let decoded: Vec<Decoded> = batches
+    let decoded: Vec<Decoded<'_>> = batches
         .iter()
         .flat_map(|batch| decode_entries(batch.partition, &batch.entries))
         .collect();
@@ -88,7 +88,8 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
                 // A WebSocket send's budget is charged here (a REST
                 // post's by the gateway's REST layer), once.
                 charge_budget: entry.inbound.origin.connection.is_some() && !entry.again,
-                entry: &entry.key,
+                partition: entry.partition,
+                entry: &entry.id.0,
             }),
             _ => None,
         })
@@ -107,26 +108,28 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
 }
 
 /// An inbound entry, decoded.
-struct Decoded {
+struct Decoded<'a> {
     inbound: Inbound,
     /// Whether it was handed out before: its previous holder died or gave
     /// the partition up before acknowledging it.
     again: bool,
-    /// `<partition>:<entry id>`, unique and the same however often the
-    /// entry is handled: what claims a send without a `client_id`.
-    key: String,
+    /// Its partition and id there: the same however often it is handled,
+    /// they claim a send without a `client_id`.
+    partition: u16,
+    id: &'a EntryId,
 }
 
 /// The decodable entries of a batch of `partition`; an undecodable one is
 /// logged and dropped (it would fail the same way on any router).
-fn decode_entries(partition: u16, entries: &[Entry]) -> Vec<Decoded> {
+fn decode_entries(partition: u16, entries: &[Entry]) -> Vec<Decoded<'_>> {
     entries
         .iter()
         .filter_map(|entry| match internal::decode(&entry.payload) {
             Ok(inbound) => Some(Decoded {
                 inbound,
                 again: entry.deliveries > 1,
-                key: format!("{partition}:{}", entry.id.0),
+                partition,
+                id: &entry.id,
             }),
             Err(error) => {
                 tracing::error!(%error, entry = ?entry.id, "undecodable inbound entry dropped");
