@@ -20,6 +20,7 @@ use chat_protocol::limits::{
 use chat_protocol::{Id, Message, RoomId};
 
 use crate::limits::{FirstUse, SendKey, bus_error};
+use crate::rooms::Handling;
 use crate::{Chat, Error, Result, content, mentions};
 
 /// A page of history.
@@ -331,7 +332,7 @@ impl Chat {
         if let Some((lo, hi)) = room.dm_users() {
             crate::access::check_dm_participant(sender, room)?;
             let other = if sender == lo { hi } else { lo };
-            let (_, created) = self.open_dm(sender, other).await?;
+            let (_, created) = self.open_dm(sender, other, Handling::First).await?;
             return Ok(created);
         }
         self.membership_in(sender, room).await?;

@@ -32,6 +32,7 @@ use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
 use crate::messages::{SendToAdmit, Ticket};
+use crate::rooms::Handling;
 use crate::writer::{WriteStage, write_and_deliver};
 use crate::{Chat, Error, Result};
 
@@ -95,13 +96,17 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
         })
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
-    let mut persist = Persist::default();
+    let mut persist = Persist::new();
     for Decoded { inbound, again, .. } in decoded {
         let ticket = match &inbound.work {
             Work::Client(ClientAction::Send(_)) => tickets.next(),
             _ => None,
         };
-        persist.handling_again = again;
+        let handling = match again {
+            true => Handling::Again,
+            false => Handling::First,
+        };
+        persist.handling = handling;
         handle_entry(chat, inbound, ticket, &mut persist).await;
     }
     persist.hand_on(chat).await;
@@ -146,21 +151,28 @@ fn decode_entries(partition: u16, entries: &[Entry]) -> Vec<Decoded<'_>> {
 /// keep their order, while the rooms of several work partitions share one
 /// entry when they share a persist partition. Written here, they are one
 /// group, in the order handled.
-#[derive(Default)]
 struct Persist {
     partitions: Vec<(u16, Vec<ToPersist>)>,
-    /// Whether the entry being handled was handed out before.
-    handling_again: bool,
+    /// How the entry being handled is handled: for the first time, or
+    /// again (handed out before).
+    handling: Handling,
 }
 
 impl Persist {
+    fn new() -> Persist {
+        Persist {
+            partitions: Vec::new(),
+            handling: Handling::First,
+        }
+    }
+
     /// Queues an accepted message for its room's persist partition (or, if
     /// this router writes, its one group).
     fn push(&mut self, chat: &Chat, mut accepted: ToPersist) {
         let partition = match chat.write_stage() {
             WriteStage::Router => {
                 if let ToPersist::Repeat { republish, .. } = &mut accepted {
-                    *republish = self.handling_again;
+                    *republish = self.handling == Handling::Again;
                 }
                 0
             }
@@ -293,6 +305,7 @@ async fn handle(
     ticket: Option<Result<Ticket>>,
     persist: &mut Persist,
 ) -> Result<Option<Outcome>> {
+    let handling = persist.handling;
     let action = match work {
         Work::Connected { connection } => {
             chat.connection_opened(user, &connection).await?;
@@ -303,7 +316,7 @@ async fn handle(
             return Ok(None);
         }
         Work::Member(action) => {
-            apply_member_action(chat, user, action).await?;
+            apply_member_action(chat, user, action, handling).await?;
             return Ok(Some(Outcome::Done));
         }
         Work::Client(action) => action,
@@ -354,11 +367,11 @@ async fn handle(
             Ok(Some(Outcome::Done))
         }
         ClientAction::Join { room_id } => {
-            chat.join(user, &room_id).await?;
+            chat.join(user, &room_id, handling).await?;
             Ok(Some(Outcome::Done))
         }
         ClientAction::Leave { room_id } => {
-            chat.leave(user, &room_id).await?;
+            chat.leave(user, &room_id, handling).await?;
             Ok(Some(Outcome::Done))
         }
         ClientAction::History { .. } | ClientAction::Resume { .. } | ClientAction::Ping => {
@@ -376,19 +389,20 @@ async fn apply_member_action(
     chat: &Chat,
     user: chat_protocol::Id,
     action: MemberAction,
+    handling: Handling,
 ) -> Result<()> {
     match action {
         MemberAction::Add { room_id, user_id } => {
-            chat.add_member(user, &room_id, user_id).await?;
+            chat.add_member(user, &room_id, user_id, handling).await?;
         }
         MemberAction::Kick { room_id, user_id } => {
-            chat.kick(user, &room_id, user_id).await?;
+            chat.kick(user, &room_id, user_id, handling).await?;
         }
         MemberAction::OpenDm { user_id } => {
-            chat.open_dm(user, user_id).await?;
+            chat.open_dm(user, user_id, handling).await?;
         }
         MemberAction::CreateRoom { room_id, request } => {
-            chat.create_room(user, room_id, request).await?;
+            chat.create_room(user, room_id, request, handling).await?;
         }
     }
     Ok(())

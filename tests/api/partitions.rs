@@ -744,6 +744,84 @@ async fn rest_add_and_kick_behave_like_websocket_actions_past_a_killed_router() 
     assert_eq!(router_actions(survivor, "kick", "forbidden").await, 1.0);
 }
 
+/// Members that leave one after another while the room's router is
+/// killed.
+const LEAVERS: usize = 24;
+
+/// A `leave` is answered only when refused. A router that applied some
+/// and died before acknowledging them left their entries to its
+/// successor, which finds those members already gone: it must not answer
+/// a refusal for a leave that was done (before, each such member got
+/// `error` `forbidden`, "not a member of this room", for their own
+/// leave, after its `room_removed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaves_handled_again_past_a_killed_router_are_not_refused() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let mut routers = vec![cluster.start("router"), cluster.start("router")];
+    let _writer = cluster.start("persist");
+    let gateway = cluster.start("gateway");
+    let (mut members, room) = members_of_a_room(&[&gateway], LEAVERS + 1).await;
+    let partition = partition_of(&room, DEFAULT_PARTITIONS);
+    let mut owner = members.remove(0);
+    for (n, leaver) in members.iter_mut().enumerate() {
+        if n == LEAVERS / 2 {
+            kill_holder(&redis, &mut routers, "routers", partition);
+        }
+        let leave = json!({"type": "leave", "room_id": room, "ref": format!("leave-{n}")});
+        leaver.ws.send(leave).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The survivor handles what the dead router left pending before
+    // anything newer: once this post is answered, every leave has been
+    // handled, again or for the first time.
+    owner.client.send(&room, "after the leaves").await;
+
+    let mut left = HashSet::new();
+    for leaver in &mut members {
+        let frames = leaver
+            .ws
+            .frames_within(Duration::from_millis(300), &["presence", "message"])
+            .await;
+        let errors: Vec<&Value> = frames.iter().filter(|f| f["type"] == "error").collect();
+        assert!(
+            errors.is_empty(),
+            "{}'s leave was refused: {errors:?}",
+            leaver.id
+        );
+        assert!(
+            frames
+                .iter()
+                .any(|f| f["type"] == "room_removed" && f["room_id"] == room.as_str()),
+            "{} heard room_removed: {frames:?}",
+            leaver.id
+        );
+        left.insert(leaver.id.clone());
+    }
+    // The room heard each of them go (some twice: the events of a leave
+    // handled again are published again).
+    let heard: HashSet<String> = owner
+        .ws
+        .frames_within(Duration::from_millis(300), &["presence"])
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "member_left")
+        .map(|f| f["user_id"].as_str().expect("user_id").to_owned())
+        .collect();
+    assert_eq!(heard, left, "member_left for each who left");
+    let (_, body) = owner
+        .client
+        .get(&format!("/api/v1/rooms/{room}/members"))
+        .await;
+    let remaining: Vec<&str> = body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["user"]["id"].as_str())
+        .collect();
+    assert_eq!(remaining, [owner.id.as_str()], "only the owner stays");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_dms_takes_the_dm_rooms_router_past_a_killed_one() {
     let redis = RedisServer::start();
