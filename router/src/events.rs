@@ -16,6 +16,10 @@
 //! (at-most-once pub/sub) learns from the next room event that its view is
 //! stale, and re-checks before passing it on. So a removal does not rest on
 //! one event arriving.
+//!
+//! Event ids are derived ([`event_ids`]): an event published again, by an
+//! entry handled again or a batch written again, has its first publish's
+//! id, and gateways pass it on to a connection once.
 
 use chat_bus::{Outbox, names};
 use chat_persistence::Store;
@@ -23,6 +27,7 @@ use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::{Event, Origin};
 use chat_protocol::{Id, Message, Role, Room, RoomId, RoomSummary};
 
+use crate::event_ids::{self, OfMessage};
 use crate::{Chat, Result};
 
 /// A room's membership version, for its events; `None` (logged) when it
@@ -78,11 +83,39 @@ pub fn message_events(
             sender_id: message.sender_id,
             content: message.content.clone(),
         };
-        outbox.frame(names::user_channel(user), mention, None);
+        let channel = names::user_channel(user);
+        outbox.event(
+            channel.clone(),
+            &of_message(message, mention, OfMessage::Mention),
+        );
         let notification = ServerFrame::Notification {
             notification: chat_protocol::Notification::of_mention(message),
         };
-        outbox.frame(names::user_channel(user), notification, None);
+        let notification = of_message(message, notification, OfMessage::Notification);
+        outbox.event(channel, &notification);
+    }
+}
+
+/// An event of `message` besides its own, under an id derived from the
+/// message's (published again with it, it keeps that id).
+fn of_message(message: &Message, frame: ServerFrame, kind: OfMessage) -> Event {
+    event(event_ids::of_message(message.id, kind), frame, None)
+}
+
+/// A new event, its id from [`event_ids::next`]: an entry handled again
+/// publishes it under the same id.
+fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
+    event(event_ids::next(), frame, except_user)
+}
+
+fn event(id: u64, frame: ServerFrame, except_user: Option<Id>) -> Event {
+    Event {
+        id,
+        except_user,
+        membership_version: None,
+        frame,
+        trace: chat_bus::trace::current(),
+        ack: None,
     }
 }
 
@@ -95,7 +128,7 @@ impl Chat {
         frame: ServerFrame,
         except_user: Option<Id>,
     ) {
-        let mut event = chat_bus::new_event(frame, except_user);
+        let mut event = new_event(frame, except_user);
         event.membership_version = membership_version(&*self.store, room).await;
         self.bus
             .publish_event(&names::room_channel(room), &event)
@@ -105,7 +138,7 @@ impl Chat {
     /// Publishes `frame` to every connection of `user`.
     pub async fn publish_to_user(&self, user: Id, frame: ServerFrame) {
         self.bus
-            .publish_frame(&names::user_channel(&user), frame, None)
+            .publish_event(&names::user_channel(&user), &new_event(frame, None))
             .await;
     }
 
@@ -135,15 +168,19 @@ impl Chat {
         Ok(())
     }
 
-    /// Tells the room and every device of `user` that `user` is gone.
+    /// Tells every device of `user`, then the room, that `user` is gone.
+    /// In that order: a gateway that heard `member_left` first would find
+    /// the user's connections still in the room at its new membership
+    /// version, remove them itself and tell them `room_removed`, and the
+    /// user's own `room_removed` would then reach them a second time.
     pub(crate) async fn announce_left(&self, user: Id, room: &RoomId) {
+        self.publish_to_user(user, ServerFrame::RoomRemoved { room_id: *room })
+            .await;
         let frame = ServerFrame::MemberLeft {
             room_id: *room,
             user_id: user,
         };
         self.publish_to_room(room, frame, None).await;
-        self.publish_to_user(user, ServerFrame::RoomRemoved { room_id: *room })
-            .await;
     }
 
     /// Publishes one presence event to every room of `user`, for the other
@@ -164,7 +201,7 @@ impl Chat {
             online,
             last_seen_at,
         };
-        let mut event = chat_bus::new_event(frame, Some(user));
+        let mut event = new_event(frame, Some(user));
         for room in self.store.rooms_of(user).await? {
             if room.room.member_count > self.presence_max_room_members {
                 crate::metrics::PRESENCE_WITHHELD.inc();

@@ -25,7 +25,8 @@
 //!   carry.
 //! - [`notifications`]: stored mentions, their read mark and the rooms'
 //!   `mention_count`.
-//! - [`events`]: publishing what happened to room and user channels.
+//! - [`events`]: publishing what happened to room and user channels;
+//!   [`event_ids`]: their ids, the same when published again.
 //! - [`content`], [`mentions`]: pure rules on message text.
 //! - [`limits`]: rate limits and `client_id` idempotency.
 //! - [`budget`]: the per-user action budget and the login limits.
@@ -43,6 +44,7 @@ pub mod caps;
 pub mod content;
 pub mod directory;
 pub mod error;
+pub mod event_ids;
 pub mod events;
 pub mod files;
 pub mod limits;

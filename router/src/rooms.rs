@@ -110,7 +110,12 @@ impl Chat {
                 return match self.store.room(&RoomId::Group(id)).await? {
                     Some(existing) if existing.owner_id == Some(owner) => {
                         if handling == Handling::Again {
-                            for member in self.store.members(&existing.id).await? {
+                            // In the first handling's order (the owner,
+                            // then by id), so that its events keep their
+                            // ids (see `crate::event_ids`).
+                            let mut members = self.store.members(&existing.id).await?;
+                            members.sort_by_key(|m| (m.role != Role::Owner, m.user.id));
+                            for member in members {
                                 self.announce_new_room(member.user.id, &existing, member.role)
                                     .await;
                             }

@@ -31,6 +31,7 @@ use chat_protocol::internal::{
 use chat_shutdown::CancellationToken;
 use tracing::Instrument;
 
+use crate::event_ids;
 use crate::messages::{SendToAdmit, Ticket};
 use crate::rooms::Handling;
 use crate::writer::{WriteStage, write_and_deliver};
@@ -97,17 +98,19 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
     let mut persist = Persist::new();
-    for Decoded { inbound, again, .. } in decoded {
-        let ticket = match &inbound.work {
+    for entry in decoded {
+        let ticket = match &entry.inbound.work {
             Work::Client(ClientAction::Send(_)) => tickets.next(),
             _ => None,
         };
-        let handling = match again {
+        persist.handling = match entry.again {
             true => Handling::Again,
             false => Handling::First,
         };
-        persist.handling = handling;
-        handle_entry(chat, inbound, ticket, &mut persist).await;
+        // Whatever the entry publishes, it publishes under the same ids
+        // each time it is handled.
+        let handled = handle_entry(chat, entry.inbound, ticket, &mut persist);
+        event_ids::handling_entry(entry.partition, &entry.id.0, handled).await;
     }
     persist.hand_on(chat).await;
 }
@@ -119,7 +122,8 @@ struct Decoded<'a> {
     /// the partition up before acknowledging it.
     again: bool,
     /// Its partition and id there: the same however often it is handled,
-    /// they claim a send without a `client_id`.
+    /// they claim a send without a `client_id` and number the events its
+    /// handling publishes.
     partition: u16,
     id: &'a EntryId,
 }
