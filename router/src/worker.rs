@@ -97,19 +97,19 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
         })
         .collect();
     let mut tickets = chat.admit_sends(&sends).await.into_iter();
-    let mut persist = Persist::new();
+    let mut persist = Persist::default();
     for entry in decoded {
         let ticket = match &entry.inbound.work {
             Work::Client(ClientAction::Send(_)) => tickets.next(),
             _ => None,
         };
-        persist.handling = match entry.again {
+        let handling = match entry.again {
             true => Handling::Again,
             false => Handling::First,
         };
         // Whatever the entry publishes, it publishes under the same ids
         // each time it is handled.
-        let handled = handle_entry(chat, entry.inbound, ticket, &mut persist);
+        let handled = handle_entry(chat, entry.inbound, handling, ticket, &mut persist);
         event_ids::handling_entry(entry.partition, &entry.id.0, handled).await;
     }
     persist.hand_on(chat).await;
@@ -155,28 +155,19 @@ fn decode_entries(partition: u16, entries: &[Entry]) -> Vec<Decoded<'_>> {
 /// keep their order, while the rooms of several work partitions share one
 /// entry when they share a persist partition. Written here, they are one
 /// group, in the order handled.
+#[derive(Default)]
 struct Persist {
     partitions: Vec<(u16, Vec<ToPersist>)>,
-    /// How the entry being handled is handled: for the first time, or
-    /// again (handed out before).
-    handling: Handling,
 }
 
 impl Persist {
-    fn new() -> Persist {
-        Persist {
-            partitions: Vec::new(),
-            handling: Handling::First,
-        }
-    }
-
     /// Queues an accepted message for its room's persist partition (or, if
-    /// this router writes, its one group).
-    fn push(&mut self, chat: &Chat, mut accepted: ToPersist) {
+    /// this router writes, its one group). `handling`: its entry's.
+    fn push(&mut self, chat: &Chat, mut accepted: ToPersist, handling: Handling) {
         let partition = match chat.write_stage() {
             WriteStage::Router => {
                 if let ToPersist::Repeat { republish, .. } = &mut accepted {
-                    *republish = self.handling == Handling::Again;
+                    *republish = handling == Handling::Again;
                 }
                 0
             }
@@ -244,6 +235,7 @@ const BATCH: usize = 64;
 async fn handle_entry(
     chat: &Chat,
     inbound: Inbound,
+    handling: Handling,
     ticket: Option<Result<Ticket>>,
     persist: &mut Persist,
 ) {
@@ -276,7 +268,7 @@ async fn handle_entry(
     origin.trace = chat_bus::trace::of(&span);
     async {
         let started = std::time::Instant::now();
-        let result = handle(chat, user, work, &origin, ticket, persist).await;
+        let result = handle(chat, user, work, &origin, handling, ticket, persist).await;
         let label = match &result {
             Ok(_) => crate::metrics::RESULT_OK,
             Err(error) => error.code().as_str(),
@@ -306,10 +298,10 @@ async fn handle(
     user: chat_protocol::Id,
     work: Work,
     origin: &Origin,
+    handling: Handling,
     ticket: Option<Result<Ticket>>,
     persist: &mut Persist,
 ) -> Result<Option<Outcome>> {
-    let handling = persist.handling;
     let action = match work {
         Work::Connected { connection } => {
             chat.connection_opened(user, &connection).await?;
@@ -340,7 +332,7 @@ async fn handle(
             }
             // Handed on with the rest of the batch; the writer stage
             // answers once the message is durable.
-            persist.push(chat, accepted);
+            persist.push(chat, accepted, handling);
             Ok(None)
         }
         ClientAction::Edit {
