@@ -27,8 +27,16 @@ use crate::{Chat, Error, Result, content};
 /// place is answered as done, not refused for what its first handling did
 /// (a `leave` refused as "not a member" of the room it left), finishes
 /// what that handling may not have (an owner's hand-over), and publishes
-/// its events again: they may arrive twice, never not at all. Nor are the
-/// caps charged a second time (a room created, members added).
+/// its events again, so that none is lost, under the ids the first
+/// handling gave them ([`crate::event_ids`]): a connection that heard them
+/// then hears no copy. Nor are the caps charged a second time (a room
+/// created, members added).
+///
+/// Which of the two it was cannot be told: an action refused the first
+/// time (a non-member's `leave`) whose router died before acknowledging
+/// it is answered done when handled again, and its events published. That
+/// takes a router dying within the 100 ms before an acknowledgement, and
+/// leaves the state as it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handling {
     /// The entry's first handling.
