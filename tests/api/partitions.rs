@@ -431,6 +431,32 @@ fn kill_holder(
     holder
 }
 
+/// Freezes `processes[index]`, a member of `group`, and reads what the
+/// group has pending on `stream`: if anything, kills it (its successor
+/// will handle those entries again) and answers true; else lets it go on.
+/// Frozen, it cannot acknowledge between the look and the kill.
+fn kill_if_unacknowledged(
+    redis: &RedisServer,
+    processes: &mut Vec<Server>,
+    index: usize,
+    stream: &str,
+    group: &str,
+) -> bool {
+    processes[index].pause();
+    let pending = redis.cli(&["xpending", stream, group]);
+    let unacknowledged: usize = pending
+        .lines()
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    if unacknowledged > 0 {
+        processes.remove(index).kill();
+        return true;
+    }
+    processes[index].resume();
+    false
+}
+
 /// Which of `processes` is `holder`, the consumer holding `partition` of
 /// `group`.
 fn holder_index(processes: &[Server], holder: &str, group: &str, partition: u16) -> usize {
@@ -797,18 +823,9 @@ async fn leaves_handled_again_past_a_killed_router_are_not_refused() {
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        routers[index].pause();
-        let pending = redis.cli(&["xpending", &stream, "routers"]);
-        let unacknowledged: usize = pending
-            .lines()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        if unacknowledged > 0 {
-            routers.remove(index).kill();
+        if kill_if_unacknowledged(&redis, &mut routers, index, &stream, "routers") {
             break;
         }
-        routers[index].resume();
     }
     for (n, leaver) in members.iter_mut().enumerate().skip(sent) {
         leaver.ws.send(leave(n)).await;
@@ -867,6 +884,78 @@ async fn leaves_handled_again_past_a_killed_router_are_not_refused() {
     assert!(
         router_actions(&routers[0], "leave", "ok").await > (LEAVERS - sent) as f64,
         "the survivor handled leaves again"
+    );
+}
+
+/// A persistence worker that published a batch and died before
+/// acknowledging it leaves the batch to its successor, which publishes it
+/// again: the `message` under its id, and its `mention` and `notification`
+/// under ids derived from the message's, so the mentioned user's
+/// connection passes each on once (before, the mention and the
+/// notification came twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_published_again_by_the_next_writer_mentions_once() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let mut writers = vec![cluster.start("persist"), cluster.start("persist")];
+    let gateway = cluster.start("gateway");
+    let (alice, _) = gateway.user("alice").await;
+    let (bob, bob_id) = gateway.user("bob").await;
+    let room = alice.create_room("mentions", "public", &[&bob_id]).await;
+    let mut bob_ws = Ws::connect(&gateway, bob.token()).await;
+    // On SQLite the persist stream is one partition, written by one
+    // worker. Each post is answered once its batch is written and
+    // published; the worker is then caught, frozen, with it unacknowledged.
+    let dead = holder(&redis, "persisters", 0);
+    let index = holder_index(&writers, &dead, "persisters", 0);
+    let mut sent = Vec::new();
+    loop {
+        assert!(
+            sent.len() < 20,
+            "never caught the writer with a batch unacknowledged"
+        );
+        let message = alice.send(&room, &format!("@bob {}", sent.len())).await;
+        sent.push(message["id"].as_str().expect("id").to_owned());
+        if kill_if_unacknowledged(
+            &redis,
+            &mut writers,
+            index,
+            "chat:{persist.0}",
+            "persisters",
+        ) {
+            break;
+        }
+    }
+    // Answered by the survivor, after what the dead worker left pending.
+    for n in 0..3 {
+        let message = alice.send(&room, &format!("@bob after {n}")).await;
+        sent.push(message["id"].as_str().expect("id").to_owned());
+    }
+    let frames = bob_ws
+        .frames_within(Duration::from_millis(1000), &["presence"])
+        .await;
+    for kind in ["message", "mention", "notification"] {
+        let mut heard: Vec<String> = frames
+            .iter()
+            .filter(|f| f["type"] == kind)
+            .map(|f| {
+                let id = match kind {
+                    "message" => &f["message"]["id"],
+                    "mention" => &f["message_id"],
+                    _ => &f["notification"]["message_id"],
+                };
+                id.as_str().expect("message id").to_owned()
+            })
+            .collect();
+        heard.sort();
+        let mut expected = sent.clone();
+        expected.sort();
+        assert_eq!(heard, expected, "bob heard each {kind} once");
+    }
+    assert!(
+        writers[0].log().contains(&holder(&redis, "persisters", 0)),
+        "the survivor took the persist stream"
     );
 }
 
