@@ -171,8 +171,8 @@ impl Chat {
     /// Tells every device of `user`, then the room, that `user` is gone.
     /// In that order: a gateway that heard `member_left` first would find
     /// the user's connections still in the room at its new membership
-    /// version, remove them itself and tell them `room_removed`, and the
-    /// user's own `room_removed` would then reach them a second time.
+    /// version, and re-read the room's members to remove and tell them
+    /// itself (it then passes the user's own `room_removed` to nobody).
     pub(crate) async fn announce_left(&self, user: Id, room: &RoomId) {
         self.publish_to_user(user, ServerFrame::RoomRemoved { room_id: *room })
             .await;

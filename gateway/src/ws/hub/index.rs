@@ -182,9 +182,12 @@ impl Index {
     }
 
     /// No connection of `user` receives `room` any more, including those
-    /// still opening.
-    pub fn remove_room_for_user(&self, user: Id, room: RoomId) -> Change {
+    /// still opening. Answers whether the room's subscription must follow,
+    /// and the connections that were receiving it (those that have to be
+    /// told).
+    pub fn remove_room_for_user(&self, user: Id, room: RoomId) -> (Change, Vec<Arc<Conn>>) {
         let mut change = Change::None;
+        let mut removed = Vec::new();
         for id in self.conn_ids_of_user(user) {
             let mut conns = self.conn_shard(id);
             let Some(entry) = conns.get_mut(&id) else {
@@ -193,14 +196,17 @@ impl Index {
             if let Some(removed) = &mut entry.removed_while_opening {
                 removed.insert(room);
             }
-            if entry.rooms.remove(&room)
-                && self.remove_member(&mut self.room_shard_mut(&room), &room, id)
-                    == Change::Subscription
+            if !entry.rooms.remove(&room) {
+                continue;
+            }
+            removed.push(entry.conn.clone());
+            if self.remove_member(&mut self.room_shard_mut(&room), &room, id)
+                == Change::Subscription
             {
                 change = Change::Subscription;
             }
         }
-        change
+        (change, removed)
     }
 
     /// Calls `deliver` with the local connections of `room`, under the
@@ -378,18 +384,18 @@ mod tests {
     fn a_removal_while_opening_is_not_undone_by_the_room_list() {
         let index = Index::new();
         index.open(conn(1, 7));
-        assert_eq!(
-            index.remove_room_for_user(Id(7), room(1)),
-            Change::None,
-            "nothing attached yet"
-        );
+        let (change, removed) = index.remove_room_for_user(Id(7), room(1));
+        assert_eq!(change, Change::None, "nothing attached yet");
+        assert!(removed.is_empty(), "nobody received it");
         let attached = index.attach(1, &[room(1), room(2)], 1);
         assert_eq!(attached, vec![(room(2), Change::Subscription)]);
         assert!(!index.has_room(&room(1)));
-        assert_eq!(
-            index.remove_room_for_user(Id(7), room(2)),
-            Change::Subscription
-        );
+        let (change, removed) = index.remove_room_for_user(Id(7), room(2));
+        assert_eq!(change, Change::Subscription);
+        assert_eq!(removed.iter().map(|c| c.id).collect::<Vec<_>>(), [1]);
+        let (change, removed) = index.remove_room_for_user(Id(7), room(2));
+        assert_eq!(change, Change::None);
+        assert!(removed.is_empty(), "told once");
         assert_eq!(
             index.add_room_for_user(Id(7), room(3), 2),
             Change::Subscription

@@ -304,10 +304,7 @@ impl Hub {
             if self.drop_room_removed && matches!(event.frame, ServerFrame::RoomRemoved { .. }) {
                 return None;
             }
-            self.follow_membership(user, &event.frame);
-            self.index.with_user(&user, |members| {
-                fan_out(members.into_iter().flat_map(|m| m.values()), &event, true)
-            });
+            self.follow_membership_and_tell(user, &event);
         } else if channel == ACCOUNTS_CHANNEL {
             if let Some(event) = decode::<AccountEvent>(&delivery) {
                 self.on_account_event(event);
@@ -430,18 +427,31 @@ impl Hub {
             metrics::MEMBERSHIP_CORRECTIONS.inc();
             tracing::info!(%user, %room, "not a member any more; room removed from its connections");
             let removed = chat_bus::new_event(ServerFrame::RoomRemoved { room_id: room }, None);
-            self.follow_membership(user, &removed.frame);
-            self.index.with_user(&user, |members| {
-                fan_out(members.into_iter().flat_map(|m| m.values()), &removed, true)
-            });
+            self.follow_membership_and_tell(user, &removed);
         }
         fan_out(confirmed.iter(), event, false);
     }
 
+    /// Passes an event of `user`'s channel on to their connections, after
+    /// following the membership change it may bring. A `room_removed` goes
+    /// only to the connections that were receiving the room: one the
+    /// gateway already removed on its own (it heard a room event at a
+    /// membership version that no longer counts the user, and told it
+    /// then) would otherwise hear it twice.
+    fn follow_membership_and_tell(&self, user: Id, event: &Event) {
+        match self.follow_membership(user, &event.frame) {
+            Some(receiving) => fan_out(receiving.iter(), event, true),
+            None => self.index.with_user(&user, |members| {
+                fan_out(members.into_iter().flat_map(|m| m.values()), event, true)
+            }),
+        }
+    }
+
     /// `room_added` / `room_removed` change what the user's connections
     /// receive, at once, on every device. The index changes here; the
-    /// subscription follows in a task of its own.
-    fn follow_membership(&self, user: Id, frame: &ServerFrame) {
+    /// subscription follows in a task of its own. For a `room_removed`,
+    /// answers the connections that were receiving the room.
+    fn follow_membership(&self, user: Id, frame: &ServerFrame) -> Option<Vec<Arc<Conn>>> {
         // The channel of a room this gateway stops receiving outlives the
         // removal by the reply timeout: the acks of sends forwarded into the
         // room before it ride the room's `message` events
@@ -449,18 +459,23 @@ impl Hub {
         // after its commit, while the router answered the removal at once.
         // Nothing from the room reaches a connection meanwhile: the index no
         // longer gives it to anyone here.
-        let (room, change, linger) = match frame {
+        let (room, change, linger, receiving) = match frame {
             ServerFrame::RoomAdded { room } => {
                 let id = room.room.id;
                 let since = self.checked.tick();
                 let change = self.index.add_room_for_user(user, id, since);
-                (id, change, Duration::ZERO)
+                (id, change, Duration::ZERO, None)
             }
             ServerFrame::RoomRemoved { room_id } => {
-                let change = self.index.remove_room_for_user(user, *room_id);
-                (*room_id, change, self.relay.reply_timeout())
+                let (change, receiving) = self.index.remove_room_for_user(user, *room_id);
+                (
+                    *room_id,
+                    change,
+                    self.relay.reply_timeout(),
+                    Some(receiving),
+                )
             }
-            _ => return,
+            _ => return None,
         };
         if change == Change::Subscription {
             let (index, channels) = (self.index.clone(), self.channels.clone());
@@ -472,6 +487,7 @@ impl Hub {
                 channels.reconcile(&channel, || index.has_room(&room)).await;
             });
         }
+        receiving
     }
 
     /// Turns a router's or persistence worker's answer into the frame the
