@@ -8,17 +8,29 @@
 //! characters. Content may span lines (`\n`, and `\r` as sent by clients
 //! whose platform ends lines with `\r\n`) and keep tabs, stored as sent;
 //! other control characters (NUL, escape sequences that would drive a
-//! terminal client, DEL, C1 controls) are refused.
+//! terminal client, DEL, C1 controls) are refused, and so is content with
+//! nothing visible in it.
 
 use chat_protocol::limits::{CLIENT_ID_MAX, MAX_CONTENT_CHARS, NAME_MAX_CHARS};
 
 use crate::{Error, Result};
 
-/// Message content as stored: trimmed, 1 to 4000 Unicode characters.
+/// Message content as stored: trimmed, 1 to 4000 Unicode characters, not
+/// all of them invisible (a message of zero-width spaces would show as an
+/// empty bubble; invisible characters among visible ones, as in emoji
+/// sequences joined by U+200D, are kept).
 pub fn message_content(raw: &str) -> Result<String> {
     let content = raw.trim();
     if content.is_empty() {
         return Err(Error::bad_request("content is empty"));
+    }
+    if content
+        .chars()
+        .all(|c| c.is_whitespace() || is_invisible(c))
+    {
+        return Err(Error::bad_request(
+            "content has nothing visible (only invisible characters and spaces)",
+        ));
     }
     if content
         .chars()
@@ -118,6 +130,26 @@ mod tests {
         );
         // Trimming happens before counting.
         assert!(message_content(&format!("  {}  ", "a".repeat(4000))).is_ok());
+    }
+
+    #[test]
+    fn content_must_show_something() {
+        for invisible in [
+            "\u{200B}",
+            "\u{200B} \u{2060}\n\u{FEFF}",
+            "\u{202E}\u{3164}",
+        ] {
+            assert_eq!(
+                message_content(invisible).unwrap_err().code(),
+                ErrorCode::BadRequest,
+                "{invisible:?}"
+            );
+        }
+        // Invisible characters among visible ones stay: a family emoji is
+        // four faces joined by U+200D.
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(message_content(family).unwrap(), family);
+        assert_eq!(message_content("a\u{200B}b").unwrap(), "a\u{200B}b");
     }
 
     #[test]

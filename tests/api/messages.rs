@@ -117,6 +117,14 @@ async fn content_rules() {
         400,
         "bad_request",
     );
+    // Nothing visible: zero-width spaces, a word joiner, a Hangul filler.
+    assert_error(
+        &alice
+            .post(&path, json!({"content": "\u{200B} \u{2060}\u{3164}"}))
+            .await,
+        400,
+        "bad_request",
+    );
     assert_error(
         &alice
             .post(&path, json!({"content": "€".repeat(4001)}))
