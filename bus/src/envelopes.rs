@@ -190,8 +190,15 @@ fn count(label: &str, ok: bool, n: u64) {
 /// An event with a fresh random id (ids only need to tell events apart),
 /// in the trace of the current span.
 pub fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
+    event_with_id(rand::random(), frame, except_user)
+}
+
+/// An event under `id`, in the trace of the current span: for a publisher
+/// that may publish the same event again and wants gateways to drop the
+/// copy (they pass an id on to a connection once).
+pub fn event_with_id(id: u64, frame: ServerFrame, except_user: Option<Id>) -> Event {
     Event {
-        id: rand::random(),
+        id,
         except_user,
         membership_version: None,
         frame,

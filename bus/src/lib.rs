@@ -32,7 +32,7 @@ pub mod state;
 pub mod testing;
 pub mod trace;
 
-pub use envelopes::{Outbox, new_event};
+pub use envelopes::{Outbox, event_with_id, new_event};
 pub use pubsub::{Delivery, PubSub, Subscription, Subscriptions};
 pub use queue::{Backlog, Entry, EntryId, WorkQueue};
 pub use state::{Admission, Admitted, Bucket, Claim, MAX_WORKER_ID, RateDecision, SharedState};

@@ -99,24 +99,13 @@ pub fn message_events(
 /// An event of `message` besides its own, under an id derived from the
 /// message's (published again with it, it keeps that id).
 fn of_message(message: &Message, frame: ServerFrame, kind: OfMessage) -> Event {
-    event(event_ids::of_message(message.id, kind), frame, None)
+    chat_bus::event_with_id(event_ids::of_message(message.id, kind), frame, None)
 }
 
 /// A new event, its id from [`event_ids::next`]: an entry handled again
 /// publishes it under the same id.
 fn new_event(frame: ServerFrame, except_user: Option<Id>) -> Event {
-    event(event_ids::next(), frame, except_user)
-}
-
-fn event(id: u64, frame: ServerFrame, except_user: Option<Id>) -> Event {
-    Event {
-        id,
-        except_user,
-        membership_version: None,
-        frame,
-        trace: chat_bus::trace::current(),
-        ack: None,
-    }
+    chat_bus::event_with_id(event_ids::next(), frame, except_user)
 }
 
 impl Chat {

@@ -89,7 +89,8 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
                 send,
                 // A WebSocket send's budget is charged here (a REST
                 // post's by the gateway's REST layer), once.
-                charge_budget: entry.inbound.origin.connection.is_some() && !entry.again,
+                charge_budget: entry.inbound.origin.connection.is_some()
+                    && entry.handling == Handling::First,
                 partition: entry.partition,
                 entry: &entry.id.0,
             }),
@@ -103,13 +104,9 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
             Work::Client(ClientAction::Send(_)) => tickets.next(),
             _ => None,
         };
-        let handling = match entry.again {
-            true => Handling::Again,
-            false => Handling::First,
-        };
         // Whatever the entry publishes, it publishes under the same ids
         // each time it is handled.
-        let handled = handle_entry(chat, entry.inbound, handling, ticket, &mut persist);
+        let handled = handle_entry(chat, entry.inbound, entry.handling, ticket, &mut persist);
         event_ids::handling_entry(entry.partition, &entry.id.0, handled).await;
     }
     persist.hand_on(chat).await;
@@ -118,9 +115,9 @@ async fn handle_read(chat: &Chat, batches: Vec<Batch>) {
 /// An inbound entry, decoded.
 struct Decoded<'a> {
     inbound: Inbound,
-    /// Whether it was handed out before: its previous holder died or gave
-    /// the partition up before acknowledging it.
-    again: bool,
+    /// `Again` if it was handed out before: its previous holder died or
+    /// gave the partition up before acknowledging it.
+    handling: Handling,
     /// Its partition and id there: the same however often it is handled,
     /// they claim a send without a `client_id` and number the events its
     /// handling publishes.
@@ -136,7 +133,10 @@ fn decode_entries(partition: u16, entries: &[Entry]) -> Vec<Decoded<'_>> {
         .filter_map(|entry| match internal::decode(&entry.payload) {
             Ok(inbound) => Some(Decoded {
                 inbound,
-                again: entry.deliveries > 1,
+                handling: match entry.deliveries {
+                    0 | 1 => Handling::First,
+                    _ => Handling::Again,
+                },
                 partition,
                 id: &entry.id,
             }),
