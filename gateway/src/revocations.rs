@@ -5,15 +5,18 @@
 //! tokens have not expired yet), from `Revoked` announcements on the bus
 //! (the accounts channel, heard by the hub: effective within the bus's
 //! delivery time, well under a second), and by a reload from the store
-//! every refresh interval. The reload bounds staleness when an announcement
-//! is lost (pub/sub is at most once, e.g. across a Redis reconnect): a
-//! revoked token is refused on every node at most one refresh interval
-//! after the revocation, usually at once. Entries are forgotten when their
-//! tokens expire, so memory holds only outstanding revocations.
+//! every refresh interval (the hub's [`refresh_revocations`], which then
+//! closes the connections of revoked sessions). The reload bounds staleness
+//! when an announcement is lost (pub/sub is at most once, e.g. across a
+//! Redis reconnect): a revoked token is refused, and its connections are
+//! closed, on every node at most one refresh interval after the revocation,
+//! usually at once. Entries are forgotten when their tokens expire, so
+//! memory holds only outstanding revocations.
+//!
+//! [`refresh_revocations`]: crate::ws::hub::Hub::refresh_revocations
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::RwLock;
 
 use chat_persistence::{Revocation, Store};
 use chat_protocol::Id;
@@ -64,19 +67,6 @@ impl Revocations {
         }
         crate::metrics::REVOCATIONS.set(sessions.len() as i64);
         Ok(())
-    }
-
-    /// Reloads every `interval`, forever (run it as a role task, which
-    /// stops it).
-    pub async fn refresh(self: Arc<Self>, store: Arc<dyn Store>, interval: Duration) {
-        let mut every = tokio::time::interval(interval);
-        every.tick().await;
-        loop {
-            every.tick().await;
-            if let Err(error) = self.reload(&*store).await {
-                tracing::warn!(%error, "cannot reload revoked sessions; keeping the ones known");
-            }
-        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Id, u64>> {

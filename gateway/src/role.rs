@@ -128,7 +128,8 @@ pub async fn start(
     );
     role.spawn_until_stopped(
         "revocation refresh",
-        revocations.refresh(chat.store().clone(), options.revocation_refresh),
+        hub.clone()
+            .refresh_revocations(chat.store().clone(), options.revocation_refresh),
     );
     let stop = role.stopping();
     role.spawn("http", async move {

@@ -205,3 +205,36 @@ async fn racing_removals(gateway_env: &[(&str, &str)]) {
         bob_ws.close().await;
     }
 }
+
+/// Bob's gateway misses the announcement of his logout (its subscriber
+/// connection is cut, and its way back to Redis held, while he logs out
+/// on another gateway): its next reload of the revoked sessions closes his
+/// connection there with 4001 all the same.
+#[tokio::test]
+async fn a_revocation_whose_announcement_is_lost_still_closes_the_connection() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let link = RedisLink::to(redis_address);
+    let _router = start("router", &dir, &redis.url());
+    let _persist = start("persist", &dir, &redis.url());
+    let gw_direct = start("gateway", &dir, &redis.url());
+    let refresh_every_second = &[("CHAT_REVOCATION_REFRESH_SECS", "1")];
+    let gw_cut = start_with("gateway", &dir, &link.url(), refresh_every_second);
+    let (bob, _) = gw_direct.user("bob").await;
+    let mut bob_ws = Ws::connect(&gw_cut, bob.token()).await;
+
+    link.hold(true);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    // The direct gateway subscribes again at once: the logout's answer
+    // comes to it that way.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, body) = bob.post_empty("/api/v1/auth/logout").await;
+    assert!(status.is_success(), "logout: {body}");
+    link.hold(false);
+
+    let code = tokio::time::timeout(Duration::from_secs(5), bob_ws.closed())
+        .await
+        .expect("the connection is closed within 5 s of the revocation");
+    assert_eq!(code, Some(4001));
+}

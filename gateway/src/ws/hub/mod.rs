@@ -181,6 +181,36 @@ impl Hub {
         }
     }
 
+    /// Reloads the revoked sessions from `store` every `interval`, forever
+    /// (run it as a role task, which stops it), and closes the connections
+    /// of the sessions revoked: those whose announcement this hub did not
+    /// hear, and any that opened while its revocation was on its way.
+    pub async fn refresh_revocations(self: Arc<Self>, store: Arc<dyn Store>, interval: Duration) {
+        let mut every = tokio::time::interval(interval);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            match self.revocations.reload(&*store).await {
+                Ok(()) => self.close_revoked(),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reload revoked sessions; keeping the ones known");
+                }
+            }
+        }
+    }
+
+    /// Closes the connections of revoked sessions with 4001.
+    fn close_revoked(&self) {
+        for conn in self.index.all() {
+            if conn
+                .session
+                .is_some_and(|session| self.revocations.is_revoked(session))
+            {
+                conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
+            }
+        }
+    }
+
     /// Closes every connection (graceful shutdown).
     pub async fn close_all(&self, code: u16, reason: &'static str) {
         for conn in self.index.all() {
