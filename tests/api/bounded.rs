@@ -164,18 +164,27 @@ async fn resume_replays_at_most_its_budget_and_reports_the_rooms_cut_short() {
         last_seen.insert(room.clone(), seen);
         rooms.push(room);
     }
+    // Walked last, once the budget is spent: still refused, not reported.
+    let (bob, _) = server.user("bob").await;
+    let bobs = bob.create_room("bob's", "private", &[]).await;
+    last_seen.insert(bobs.clone(), json!("1"));
     let mut a = Ws::connect(&server, alice.token()).await;
     a.send(json!({"type": "resume", "ref": "re", "rooms": last_seen}))
         .await;
     let mut replayed = Vec::new();
+    let mut errors = Vec::new();
     let resumed = loop {
         let frame = a.next_frame().await;
         match frame["type"].as_str() {
             Some("message") => replayed.push(frame["message"].clone()),
+            Some("error") => errors.push(frame),
             Some("resumed") => break frame,
             _ => {}
         }
     };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "forbidden");
+    assert!(resumed["rooms"].get(&bobs).is_none(), "{resumed}");
     assert_eq!(replayed.len(), 7, "the budget of the call");
     assert_eq!(
         resumed["rooms"][&rooms[0]],

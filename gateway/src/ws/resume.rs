@@ -38,6 +38,18 @@ pub(super) async fn resume(
     let mut budget = state.ws.resume_messages;
     let mut report = BTreeMap::new();
     'rooms: for (room, last_seen) in rooms {
+        let refused = |error: chat_router::Error| {
+            let message = format!("{room}: {error}");
+            send_error(conn, error.code(), message, reference.clone(), None)
+        };
+        // A room the budget no longer reaches is still only reported to a
+        // member (each page read below checks as much).
+        if budget == 0
+            && let Err(error) = state.chat.membership_in(conn.user, &room).await
+        {
+            refused(error).await;
+            continue 'rooms;
+        }
         let (mut after, mut replayed, mut complete) = (last_seen, 0u32, false);
         while replayed < RESUME_MAX_PER_ROOM && budget > 0 {
             let limit = RESUME_PAGE.min(RESUME_MAX_PER_ROOM - replayed).min(budget);
@@ -48,14 +60,7 @@ pub(super) async fn resume(
             {
                 Ok(page) => page,
                 Err(error) => {
-                    send_error(
-                        conn,
-                        error.code(),
-                        format!("{room}: {error}"),
-                        reference.clone(),
-                        None,
-                    )
-                    .await;
+                    refused(error).await;
                     continue 'rooms;
                 }
             };
