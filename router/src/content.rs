@@ -4,8 +4,8 @@
 //! them, so characters that change how the text around them looks without
 //! being seen themselves are refused: bidi controls (an override can make
 //! "evil" read as "live"), zero-width and other invisible format
-//! characters (two names that look alike but differ), and control
-//! characters. Content may span lines (`\n`, and `\r` as sent by clients
+//! characters (two names that look alike but differ) but where they build
+//! an emoji, and control characters. Content may span lines (`\n`, and `\r` as sent by clients
 //! whose platform ends lines with `\r\n`) and keep tabs, stored as sent;
 //! other control characters (NUL, escape sequences that would drive a
 //! terminal client, DEL, C1 controls) are refused, and so is content with
@@ -49,7 +49,8 @@ pub fn message_content(raw: &str) -> Result<String> {
     Ok(content.to_owned())
 }
 
-/// A room or display name: trimmed, 1 to 64 characters, no control characters.
+/// A room or display name: trimmed, 1 to 64 characters, no control
+/// characters, no invisible ones outside emoji sequences.
 pub fn name(field: &str, raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -65,12 +66,70 @@ pub fn name(field: &str, raw: &str) -> Result<String> {
             "{field} contains control characters"
         )));
     }
-    if name.chars().any(is_invisible) {
+    let chars: Vec<char> = name.chars().collect();
+    let hidden = (0..chars.len()).any(|at| is_invisible(chars[at]) && !joins_emoji(&chars, at));
+    if hidden {
         return Err(Error::bad_request(format!(
             "{field} contains invisible or bidi control characters"
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Whether the invisible character at `at` belongs to an emoji sequence,
+/// the only place a name may hold one: a variation selector right after a
+/// symbol ("❤️" is U+2764 U+FE0F), a zero-width joiner between two
+/// symbols (a family's faces; the first may carry its selector), or the
+/// tags of a subdivision flag (U+1F3F4, tags, then the cancel tag U+E007F).
+/// After a letter, digit or space the same characters hide something, and
+/// stay refused.
+fn joins_emoji(chars: &[char], at: usize) -> bool {
+    let before = at.checked_sub(1).and_then(|i| chars.get(i)).copied();
+    let after = chars.get(at + 1).copied();
+    match chars[at] {
+        '\u{FE0E}' | '\u{FE0F}' => before.is_some_and(is_symbol),
+        '\u{200D}' => {
+            let joined = match before {
+                Some('\u{FE0F}') => at >= 2 && is_symbol(chars[at - 2]),
+                other => other.is_some_and(is_symbol),
+            };
+            joined && after.is_some_and(is_symbol)
+        }
+        '\u{E0020}'..='\u{E007F}' => {
+            let first = chars[..at]
+                .iter()
+                .rposition(|c| !is_tag(*c))
+                .map_or(0, |i| i + 1);
+            let last = chars[at..]
+                .iter()
+                .position(|c| !is_tag(*c))
+                .map_or(chars.len(), |i| at + i)
+                - 1;
+            let flag = first
+                .checked_sub(1)
+                .is_some_and(|i| chars[i] == '\u{1F3F4}');
+            let cancelled =
+                chars[last] == '\u{E007F}' && chars[first..last].iter().all(|c| *c != '\u{E007F}');
+            flag && cancelled && last > first
+        }
+        _ => false,
+    }
+}
+
+/// A tag character (U+E0020 to U+E007F).
+fn is_tag(c: char) -> bool {
+    matches!(c, '\u{E0020}'..='\u{E007F}')
+}
+
+/// A character an emoji sequence may build on: visible, neither a letter,
+/// a digit nor space, and outside ASCII (whose punctuation has no emoji
+/// form to select).
+fn is_symbol(c: char) -> bool {
+    !c.is_ascii()
+        && !c.is_alphanumeric()
+        && !c.is_whitespace()
+        && !c.is_control()
+        && !is_invisible(c)
 }
 
 /// Bidi controls, zero-width and other invisible format characters
@@ -160,19 +219,42 @@ mod tests {
         assert!(name("name", "a\u{0}b").is_err());
         assert!(name("name", "Zoë 👋").is_ok(), "letters and emoji are fine");
         for invisible in [
-            "\u{202E}evil",          // right-to-left override
-            "ad\u{2066}min\u{2069}", // isolate
-            "ad\u{200B}min",         // zero-width space
-            "ad\u{200D}min",         // zero-width joiner
-            "\u{FEFF}admin",         // BOM
-            "ad\u{00AD}min",         // soft hyphen
-            "\u{3164}",              // Hangul filler alone
-            "a\u{E0041}",            // tag
-            "a\u{7F}b",              // DEL
-            "a\u{85}b",              // next line (C1)
+            "\u{202E}evil",                         // right-to-left override
+            "ad\u{2066}min\u{2069}",                // isolate
+            "ad\u{200B}min",                        // zero-width space
+            "ad\u{200D}min",                        // zero-width joiner
+            "\u{FEFF}admin",                        // BOM
+            "ad\u{00AD}min",                        // soft hyphen
+            "\u{3164}",                             // Hangul filler alone
+            "a\u{E0041}",                           // tag
+            "a\u{7F}b",                             // DEL
+            "a\u{85}b",                             // next line (C1)
+            "admin\u{FE0F}",                        // a selector after a letter
+            "1\u{FE0F}",                            // or a digit
+            "ad\u{200D}\u{1F600}",                  // a joiner after a letter
+            "\u{1F600}\u{200D}",                    // or at the end
+            "\u{1F600}\u{200D}\u{200D}\u{1F600}",   // or after another
+            "\u{1F3F4}\u{E0067}\u{E0062}",          // flag tags never cancelled
+            "\u{1F3F4}\u{E007F}",                   // a cancel tag alone
+            "a\u{E0067}\u{E007F}",                  // tags after a letter
+            "\u{1F3F4}\u{E0067}\u{E007F}\u{E0067}", // tags after the cancel
         ] {
             let error = name("name", invisible).unwrap_err();
             assert_eq!(error.code(), ErrorCode::BadRequest, "{invisible:?}");
+        }
+    }
+
+    #[test]
+    fn names_keep_emoji_sequences() {
+        for emoji in [
+            "Anna \u{2764}\u{FE0F}",                              // red heart
+            "\u{263A}\u{FE0E} text style",                        // text presentation
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} family", // joined faces
+            "\u{1F441}\u{FE0F}\u{200D}\u{1F5E8}\u{FE0F}",         // eye in speech bubble
+            "\u{1F44D}\u{1F3FD}\u{200D}\u{2642}\u{FE0F}",         // skin tone, then a sign
+            "Scots \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // Scotland
+        ] {
+            assert_eq!(name("name", emoji).unwrap(), emoji, "{emoji:?}");
         }
     }
 

@@ -188,6 +188,27 @@ async fn the_display_name_can_be_changed() {
         )
         .await;
     assert_error(&empty, 400, "bad_request");
+
+    // An emoji keeps its selector; the same selector after a letter hides
+    // something, and is refused.
+    let hearts = "Alice \u{2764}\u{FE0F}";
+    let (status, user) = alice
+        .request(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(json!({ "display_name": hearts })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["display_name"], hearts);
+    let hidden = alice
+        .request(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(json!({"display_name": "Alice\u{FE0F}"})),
+        )
+        .await;
+    assert_error(&hidden, 400, "bad_request");
 }
 
 #[tokio::test]
@@ -357,6 +378,10 @@ async fn audit_events_record_who_what_and_from_where() {
         !failed.to_string().contains("secret-guess-1"),
         "the attempted password is never recorded"
     );
+    // The username tried is recorded without its terminal escape.
+    try_login(&server, "bo\u{1b}[2Jb", "whatever-1").await;
+    let failed = audit(&root, "kind=login_failed", 2).await;
+    assert_eq!(failed["events"][0]["detail"], "username bo[2Jb");
 
     let bans = audit(&root, &format!("kind=ban&user_id={bob_id}"), 1).await;
     let ban = &bans["events"][0];
