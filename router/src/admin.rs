@@ -145,15 +145,7 @@ impl Chat {
         self.announce_revoked(revoked).await;
         let reason = request
             .reason
-            .map(|reason| {
-                // Shown to admins, maybe in a terminal: no escapes.
-                reason
-                    .trim()
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(MAX_REASON_CHARS)
-                    .collect::<String>()
-            })
+            .map(|reason| crate::audit::client_text(&reason, MAX_REASON_CHARS))
             .filter(|reason| !reason.is_empty());
         self.audit(
             audit_kind::BAN,

@@ -49,6 +49,17 @@ pub(crate) fn register() {
     LazyLock::force(&WRITTEN);
 }
 
+/// Text a client chose, as the audit log records it: trimmed, without
+/// control characters (admins read it, maybe in a terminal: no escape
+/// sequences), at most `max_chars` characters.
+pub(crate) fn client_text(raw: &str, max_chars: usize) -> String {
+    raw.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
 /// Most events in one write.
 const BATCH: usize = 256;
 /// How often old events are pruned.

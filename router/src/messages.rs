@@ -66,8 +66,11 @@ impl Chat {
     /// made already (a retry, answered with the original's ack; or an
     /// entry handled again after its router died). A send that fails the
     /// checks made before any limit (`client_id`, content) is answered
-    /// with that error and takes no token, as
-    /// [`accept_message`](Chat::accept_message) would.
+    /// with that error, as [`accept_message`](Chat::accept_message) would,
+    /// and takes no token but its action budget's (when `charge_budget`:
+    /// every action counts, a refused one too, so that a flood of bad
+    /// sends is cut off like any other; over the budget it is answered
+    /// `rate_limited`).
     pub async fn admit_sends(&self, sends: &[SendToAdmit<'_>]) -> Vec<Result<Ticket>> {
         let mut answers: Vec<Result<Ticket>> = Vec::with_capacity(sends.len());
         let mut batch = Vec::new();
@@ -84,6 +87,15 @@ impl Chat {
                         claim,
                     }));
                 }
+                Err(error) if send.charge_budget => {
+                    batch.push(Admission {
+                        buckets: vec![self.budget_bucket(send.sender)],
+                        claim: None,
+                        unless_repeat: Vec::new(),
+                    });
+                    waiting.push(index);
+                    answers.push(Err(error));
+                }
                 Err(error) => answers.push(Err(error)),
             }
         }
@@ -93,15 +105,27 @@ impl Chat {
         match self.bus.state.admit(&batch).await {
             Ok(admitted) => {
                 for (index, outcome) in waiting.into_iter().zip(admitted) {
-                    if let Some(Ok(ticket)) = answers.get_mut(index) {
-                        ticket.admitted = outcome;
+                    match (answers.get_mut(index), outcome) {
+                        (Some(Ok(ticket)), outcome) => ticket.admitted = outcome,
+                        (Some(refused), Admitted::Limited { retry_after, .. }) => {
+                            crate::metrics::BUDGET_REFUSED
+                                .with_label_values(&[crate::metrics::action::SEND])
+                                .inc();
+                            *refused = Err(Error::RateLimited {
+                                retry_after_ms: retry_after.as_millis().max(1) as u64,
+                            });
+                        }
+                        _ => {}
                     }
                 }
             }
             Err(error) => {
                 let error = bus_error(error);
                 for index in waiting {
-                    answers[index] = Err(Error::Unavailable(error.to_string()));
+                    // A refused send stays refused for what it is.
+                    if let Some(answer @ Ok(_)) = answers.get_mut(index) {
+                        *answer = Err(Error::Unavailable(error.to_string()));
+                    }
                 }
             }
         }
@@ -145,14 +169,16 @@ impl Chat {
 
     /// Checks and prepares a message from `sender`, admitted by
     /// [`admit_sends`](Chat::admit_sends); answers what the persistence
-    /// workers must do with it. Nothing is stored here. Whatever refuses
-    /// it after its `client_id` was claimed gives the claim back.
+    /// workers must do with it. Nothing is stored here but the DM room it
+    /// opens. Whatever refuses it after its `client_id` was claimed gives
+    /// the claim back. `handling`: its entry's.
     pub async fn accept_message(
         &self,
         sender: Id,
         send: SendMessage,
         origin: Origin,
         ticket: Ticket,
+        handling: Handling,
     ) -> Result<ToPersist> {
         let client_id = content::client_id(send.client_id.as_deref())?;
         let content = content::message_content(&send.content)?;
@@ -178,7 +204,14 @@ impl Chat {
         };
         let claimed = Some(&ticket.claim).filter(|_| existing.is_none());
         let checked = self
-            .check_message(sender, &send, &content, client_id.clone(), ticket.id)
+            .check_message(
+                sender,
+                &send,
+                &content,
+                client_id.clone(),
+                ticket.id,
+                handling,
+            )
             .await;
         let (message, opened_dm) = self.releasing_on_refusal(sender, claimed, checked).await?;
         if let Some((room_id, message_id)) = self
@@ -235,7 +268,7 @@ impl Chat {
     }
 
     /// The checks of a message past its limits: the room (or the DM it
-    /// opens), `reply_to`, attachments, mentions; answers the message under
+    /// opens), attachments, `reply_to`, mentions; answers the message under
     /// `id` and whether it opened a DM room. Its files are not linked yet.
     async fn check_message(
         &self,
@@ -244,9 +277,10 @@ impl Chat {
         content: &str,
         client_id: Option<String>,
         id: Id,
+        handling: Handling,
     ) -> Result<(Message, bool)> {
+        let dm_with = self.may_post_in(sender, &send.room_id).await?;
         let attachments = self.attachments(sender, &send.attachment_ids).await?;
-        let opened_dm = self.room_to_post_in(sender, &send.room_id).await?;
         if let Some(reply_to) = send.reply_to
             && self.store.message(&send.room_id, reply_to).await?.is_none()
         {
@@ -254,6 +288,14 @@ impl Chat {
                 "reply_to does not name a message of this room",
             ));
         }
+        // A DM comes into being with its first message: opened once nothing
+        // else can refuse the message, so a refused one leaves no room. A
+        // send handled again may have opened it the first time, its router
+        // killed before the room was announced: it is announced again.
+        let opened_dm = match dm_with {
+            Some(other) => self.open_dm(sender, other, handling).await?.1,
+            None => false,
+        };
         let mentions = self
             .resolve_mentions(&send.room_id, sender, content)
             .await?;
@@ -326,17 +368,16 @@ impl Chat {
         }
     }
 
-    /// Checks that `sender` may post in `room`. A DM room comes into being
-    /// with its first message; answers whether this call opened it.
-    async fn room_to_post_in(&self, sender: Id, room: &RoomId) -> Result<bool> {
+    /// Checks that `sender` may post in `room`: a member of a group room,
+    /// or one of a DM's two users; answers the other one of a DM, whose
+    /// room may not exist yet.
+    async fn may_post_in(&self, sender: Id, room: &RoomId) -> Result<Option<Id>> {
         if let Some((lo, hi)) = room.dm_users() {
             crate::access::check_dm_participant(sender, room)?;
-            let other = if sender == lo { hi } else { lo };
-            let (_, created) = self.open_dm(sender, other, Handling::First).await?;
-            return Ok(created);
+            return Ok(Some(if sender == lo { hi } else { lo }));
         }
         self.membership_in(sender, room).await?;
-        Ok(false)
+        Ok(None)
     }
 
     /// The ids of the room members that `content` mentions, sender excluded,

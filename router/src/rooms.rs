@@ -86,10 +86,6 @@ impl Chat {
                 "member_ids and the owner are more than the room's {limit} members"
             )));
         }
-        if handling == Handling::First {
-            self.charge_room_created(owner).await?;
-            self.charge_members_added(owner, invited.len()).await?;
-        }
         let invited: Vec<Id> = invited.into_iter().collect();
         let known = self.store.users(&invited).await?;
         if known.len() != invited.len() {
@@ -100,6 +96,12 @@ impl Chat {
             return Err(Error::bad_request(format!(
                 "member_ids: user {missing} does not exist"
             )));
+        }
+        // Charged once the request is known good: a refused one costs no
+        // room of the hour.
+        if handling == Handling::First {
+            self.charge_room_created(owner).await?;
+            self.charge_members_added(owner, invited.len()).await?;
         }
         let room = NewRoom {
             id: RoomId::Group(id),
@@ -643,5 +645,70 @@ mod tests {
         let added = world.chat.add_member(owner, &room, member, Handling::Again);
         assert!(!added.await.unwrap());
         assert!(joined(&world.events()));
+    }
+
+    /// A send whose first handling opened its DM room and died before the
+    /// room was announced announces it when handled again; a send handled
+    /// for the first time into a DM that exists announces nothing.
+    #[tokio::test]
+    async fn a_send_handled_again_announces_the_dm_it_may_have_opened() {
+        let mut world = World::new().await;
+        let (owner, member) = (world.owner, world.member);
+        let dm = RoomId::dm(owner, member).unwrap();
+        let opened = NewRoom {
+            id: dm,
+            kind: RoomKind::Dm,
+            name: String::new(),
+            visibility: Visibility::Private,
+            owner_id: None,
+            created_at: 1,
+            max_members: None,
+        };
+        let (_, created) = world.chat.store().open_dm(opened).await.unwrap();
+        assert!(created);
+        let send = |chat: &Chat, entry: &str, handling: Handling| {
+            let (chat, entry) = (chat.clone(), entry.to_owned());
+            async move {
+                let send = chat_protocol::frames::SendMessage {
+                    room_id: dm,
+                    content: "hi".into(),
+                    client_id: None,
+                    reply_to: None,
+                    attachment_ids: Vec::new(),
+                };
+                let admit = crate::messages::SendToAdmit {
+                    sender: owner,
+                    send: &send,
+                    charge_budget: false,
+                    partition: 0,
+                    entry: &entry,
+                };
+                let ticket = chat.admit_sends(&[admit]).await.pop().unwrap().unwrap();
+                let origin = internal::Origin {
+                    gateway: "g".into(),
+                    request: 1,
+                    connection: None,
+                    reference: None,
+                    trace: None,
+                    hears_room: false,
+                };
+                chat.accept_message(owner, send, origin, ticket, handling)
+                    .await
+                    .unwrap();
+            }
+        };
+        let announced = |frames: &[(String, ServerFrame)]| {
+            [owner, member].map(|user| {
+                frames.iter().any(|(channel, frame)| {
+                    *channel == names::user_channel(&user)
+                        && matches!(frame, ServerFrame::RoomAdded { room } if room.room.id == dm)
+                })
+            })
+        };
+
+        send(&world.chat, "1-0", Handling::First).await;
+        assert_eq!(announced(&world.events()), [false, false]);
+        send(&world.chat, "2-0", Handling::Again).await;
+        assert_eq!(announced(&world.events()), [true, true]);
     }
 }

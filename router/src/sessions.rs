@@ -106,11 +106,7 @@ impl Chat {
         request: LoginRequest,
         client: &Client,
     ) -> Result<(UserRecord, SessionRecord)> {
-        let username: String = request
-            .username
-            .chars()
-            .take(MAX_AUDITED_USERNAME)
-            .collect();
+        let username = crate::audit::client_text(&request.username, MAX_AUDITED_USERNAME);
         self.check_login_rate(client, &request.username).await?;
         let user = match self.login(request).await {
             Ok(user) => user,
@@ -191,7 +187,10 @@ impl Chat {
     }
 
     /// Changes the password after checking the current one (`unauthorized`
-    /// when wrong) and revokes every other session of the user.
+    /// when wrong) and revokes every other session of the user. The check
+    /// counts against the login limits of the user's name and the client's
+    /// address: a stolen token must not guess the password faster than a
+    /// login could, nor keep the hashing threads busy for everyone.
     pub async fn change_password(
         &self,
         user: Id,
@@ -205,6 +204,7 @@ impl Chat {
             .user(user)
             .await?
             .ok_or(Error::NotFound("user"))?;
+        self.check_login_rate(client, &record.username).await?;
         let credentials = self.store.credentials(&record.username).await?;
         let phc = credentials.as_ref().map(|c| c.password_hash.as_str());
         if !self

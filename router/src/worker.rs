@@ -325,7 +325,7 @@ async fn handle(
                 ))
             })?;
             let accepted = chat
-                .accept_message(user, send, origin.clone(), ticket)
+                .accept_message(user, send, origin.clone(), ticket, handling)
                 .await?;
             if let ToPersist::New { message, .. } = &accepted {
                 tracing::Span::current().record("message_id", message.id.0);

@@ -38,6 +38,10 @@ async fn room_creation_is_capped_per_user_per_hour() {
     let server = Server::start_with(SMALL_CAPS);
     let (mallory, _) = server.user("mallory").await;
     let (bob, _) = server.user("bob").await;
+    // A request refused for what it asks costs nothing.
+    let unknown_member = json!({"name": "x", "visibility": "public", "member_ids": ["1234"]});
+    let answer = mallory.post("/api/v1/rooms", unknown_member).await;
+    assert_error(&answer, 400, "bad_request");
     for i in 0..3 {
         mallory
             .create_room(&format!("spam {i}"), "public", &[])

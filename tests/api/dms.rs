@@ -45,6 +45,17 @@ async fn the_first_message_creates_a_dm_and_outsiders_are_refused() {
     let (bob, bob_id) = server.user("bob").await;
     let (eve, _) = server.user("eve").await;
     let dm = dm_id(&alice_id, &bob_id);
+    // A refused first message leaves no room behind.
+    let refused = alice
+        .post(
+            &format!("/api/v1/rooms/{dm}/messages"),
+            json!({"content": "psst", "reply_to": "1234"}),
+        )
+        .await;
+    assert_error(&refused, 400, "bad_request");
+    let (_, bobs_rooms) = bob.get("/api/v1/rooms").await;
+    assert_eq!(bobs_rooms["rooms"], json!([]), "{bobs_rooms}");
+
     let message = alice.send(&dm, "psst").await;
     assert_eq!(message["room_id"], dm.as_str());
     let (status, history) = bob.get(&format!("/api/v1/rooms/{dm}/messages")).await;

@@ -124,6 +124,63 @@ async fn typing_over_budget_is_dropped_not_refused() {
     );
 }
 
+/// Stopping typing and sending bad messages count against the budget like
+/// every action: a flood of either is refused `rate_limited` past it, and
+/// the stops stop reaching the room.
+#[tokio::test]
+async fn typing_stops_and_bad_sends_over_budget_are_refused() {
+    let server = Server::start_with(SMALL_BUDGET);
+    let (mallory, _) = server.user("mallory").await;
+    let (trudy, trudy_id) = server.user("trudy").await;
+    let (bob, bob_id) = server.user("bob").await;
+    let room = mallory
+        .create_room("noisy", "public", &[&bob_id, &trudy_id])
+        .await;
+    let mut b = Ws::connect(&server, bob.token()).await;
+    let mut m = Ws::connect(&server, mallory.token()).await;
+    let mut t = Ws::connect(&server, trudy.token()).await;
+    // 80 of each against a burst of 20 (a token back every 2 s).
+    for i in 0..80 {
+        m.send(json!({"type": "typing", "ref": format!("t{i}"), "room_id": room, "typing": false}))
+            .await;
+        t.send(json!({"type": "send", "ref": format!("s{i}"), "room_id": room, "content": ""}))
+            .await;
+    }
+    let codes = |frames: Vec<Value>| -> Vec<String> {
+        frames
+            .iter()
+            .filter(|f| f["type"] == "error")
+            .map(|f| f["code"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let window = Duration::from_secs(2);
+    let stops_refused = codes(m.frames_within(window, &["presence"]).await);
+    assert!(
+        stops_refused.len() >= 55 && stops_refused.iter().all(|c| c == "rate_limited"),
+        "{stops_refused:?}"
+    );
+    let heard = b.frames_within(window, &["presence"]).await;
+    let stops_heard = heard.iter().filter(|f| f["type"] == "typing").count();
+    assert!(stops_heard <= 25, "bob heard {stops_heard} stops");
+    let sends_refused = codes(t.frames_within(window, &["presence"]).await);
+    assert_eq!(
+        sends_refused.len(),
+        80,
+        "every send answered: {sends_refused:?}"
+    );
+    let over_budget = sends_refused
+        .iter()
+        .filter(|c| *c == "rate_limited")
+        .count();
+    assert!(over_budget >= 55, "{sends_refused:?}");
+    assert!(
+        sends_refused
+            .iter()
+            .all(|c| c == "rate_limited" || c == "bad_request"),
+        "{sends_refused:?}"
+    );
+}
+
 /// Logs `username` in from `address` (through a trusted proxy).
 async fn login_from(server: &Server, address: &str, username: &str, password: &str) -> StatusCode {
     reqwest::Client::new()
@@ -206,6 +263,39 @@ async fn login_guessing_is_cut_off_per_address_and_per_username() {
     assert_eq!(
         login_from(&server, "192.0.2.11", "carol", "password123").await,
         StatusCode::OK
+    );
+}
+
+/// A stolen token guessing its user's password through a password change
+/// is cut off by the username's login budget, which a login then finds
+/// spent as well.
+#[tokio::test]
+async fn password_guessing_through_a_password_change_is_cut_off_like_a_login() {
+    let server = Server::start_with(&[
+        ("CHAT_RATES__LOGIN_PER_ADDRESS_PER_MINUTE", "1000"),
+        // One attempt back per 12 s, as above.
+        ("CHAT_RATES__LOGIN_PER_USERNAME_PER_MINUTE", "5"),
+    ]);
+    let (stolen, _) = server.user("dave").await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let guess =
+            json!({"current_password": format!("guess-{i}"), "new_password": "mine-now-123"});
+        let (status, _) = stolen.post("/api/v1/users/me/password", guess).await;
+        statuses.push(status);
+    }
+    // Registration took one of the five.
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::UNAUTHORIZED; 4].as_slice(),
+            &[StatusCode::TOO_MANY_REQUESTS; 2]
+        ]
+        .concat()
+    );
+    assert_eq!(
+        login_from(&server, "192.0.2.20", "dave", "password123").await,
+        StatusCode::TOO_MANY_REQUESTS
     );
 }
 

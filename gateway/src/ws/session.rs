@@ -395,8 +395,10 @@ async fn handle(state: &AppState, conn: &Arc<Conn>, frame: ClientFrame) {
 
 /// Charges `action` to the user's budget; answers whether it may go on.
 /// Over budget it is refused with `rate_limited`, except `typing: true`,
-/// which is dropped silently as its own limit is (and `typing: false` is
-/// never charged: a client must always be able to stop typing).
+/// which is dropped silently as its own limit is. `typing: false` is
+/// charged too, and refused aloud: never dropped silently, or the others
+/// would be left seeing "typing…" (a client within its budget always
+/// stops typing; a flood of stops is cut off like any other action).
 async fn charge_budget(
     state: &AppState,
     conn: &Conn,
@@ -404,7 +406,6 @@ async fn charge_budget(
     reference: &Option<String>,
 ) -> bool {
     let typing = match action {
-        ClientAction::Typing { typing: false, .. } => return true,
         // Charged by its router, with its send rate, in one call for the
         // router's whole batch (`Chat::admit_sends`).
         ClientAction::Send(_) => return true,
