@@ -170,13 +170,15 @@ pub trait SharedState: Send + Sync + 'static {
     /// that keeping connections alive costs round trips per gateway, not per
     /// connection. A connection whose life already ran out is not revived
     /// (its user may have been announced offline): it stays expired, and
-    /// the caller opens it again instead. Atomic per connection; on an
+    /// the caller opens it again instead. Answers the positions in
+    /// `connections` of those not extended (expired, or never opened: an
+    /// opening lost on its way), in order. Atomic per connection; on an
     /// error, some of them may have been extended and others not.
     async fn connections_alive(
         &self,
         connections: &[(String, String)],
         ttl: Duration,
-    ) -> Result<()>;
+    ) -> Result<Vec<usize>>;
 
     /// Forgets a connection of `user`. Answers `true` when this made the
     /// user offline (it was their last live connection), so exactly one

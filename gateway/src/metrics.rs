@@ -30,6 +30,17 @@ pub static REVOCATIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Connections opened again in the shared presence state: their presence
+/// had run out (a Redis outage longer than its time to live) or their
+/// opening was lost on its way.
+pub static PRESENCE_REOPENED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_presence_reopened_total",
+        "Live connections whose presence was found expired or missing and opened again"
+    )
+    .expect(REGISTERED)
+});
+
 /// Reads of a room's members to confirm connections whose membership
 /// view was older than a room event's version.
 pub static MEMBERSHIP_READS: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -396,6 +407,7 @@ pub fn register() {
     LazyLock::force(&BUS_DROPPED);
     LazyLock::force(&SUBSCRIBED_CHANNELS);
     LazyLock::force(&REVOCATIONS);
+    LazyLock::force(&PRESENCE_REOPENED);
     LazyLock::force(&MEMBERSHIP_READS);
     LazyLock::force(&MEMBERSHIP_READ_FAILURES);
     LazyLock::force(&MEMBERSHIP_CORRECTIONS);

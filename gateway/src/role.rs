@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::frames::close_code;
+use chat_protocol::internal::Work;
 use chat_router::Chat;
 use chat_shutdown::{CancellationToken, RoleHandle, Supervisor};
 use tokio::net::TcpListener;
 
 use crate::client_addr::TrustedProxies;
 use crate::connections::ConnectionLimits;
+use crate::metrics;
 use crate::relay::Relay;
 use crate::rest::files::FileService;
 use crate::rest::ops::{Dependencies, OpsDetail};
@@ -189,20 +191,45 @@ pub fn serve_ops(
 /// Every third of the time to live, it vouches for all of them in a few
 /// calls of [`VOUCH_AT_ONCE`] connections each (on Redis, one script per
 /// presence shard and call), so the cost in round trips grows with the
-/// gateways, not with their connections.
+/// gateways, not with their connections. A connection the state no longer
+/// holds as live (its presence ran out while Redis was out of reach for
+/// longer than the time to live, or its opening was lost on its way) is
+/// opened again, as a new connection would be, so that its user comes back
+/// online instead of staying offline for as long as it stays open.
 async fn vouch_for_connections(chat: Chat, hub: Arc<Hub>, relay: Arc<Relay>) {
     let mut every = tokio::time::interval(chat.presence_ttl() / 3);
     loop {
         every.tick().await;
-        let connections: Vec<(String, String)> = hub
-            .connections_snapshot()
-            .await
-            .into_iter()
-            .map(|(user, connection)| (user.to_string(), relay.connection_key(connection)))
-            .collect();
-        for batch in connections.chunks(VOUCH_AT_ONCE) {
-            if let Err(error) = chat.connections_alive(batch).await {
-                tracing::warn!(%error, connections = batch.len(), "presence not refreshed");
+        let open = hub.connections_snapshot().await;
+        for open in open.chunks(VOUCH_AT_ONCE) {
+            let batch: Vec<(String, String)> = open
+                .iter()
+                .map(|(user, connection)| (user.to_string(), relay.connection_key(*connection)))
+                .collect();
+            let not_live = match chat.connections_alive(&batch).await {
+                Ok(not_live) => not_live,
+                Err(error) => {
+                    tracing::warn!(%error, connections = batch.len(), "presence not refreshed");
+                    continue;
+                }
+            };
+            for (&(user, connection), (_, key)) in not_live
+                .into_iter()
+                .filter_map(|at| Some((open.get(at)?, batch.get(at)?)))
+            {
+                // Closed meanwhile: its closing is forwarded already, and
+                // must not be overtaken by an opening.
+                if !hub.is_open(connection) {
+                    continue;
+                }
+                metrics::PRESENCE_REOPENED.inc();
+                let opened = Work::Connected {
+                    connection: key.clone(),
+                };
+                let origin = relay.origin(Some(connection), None);
+                if let Err(error) = relay.forward(user, opened, origin).await {
+                    tracing::warn!(%error, "presence of a connection not opened again");
+                }
             }
         }
     }

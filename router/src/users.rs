@@ -88,8 +88,10 @@ impl Chat {
     }
 
     /// Keeps connections live: their gateway vouches for all of them at
-    /// once, well within the presence time to live.
-    pub async fn connections_alive(&self, connections: &[(String, String)]) -> Result<()> {
+    /// once, well within the presence time to live. Answers the positions
+    /// of those not live (expired, or whose opening was lost), which the
+    /// gateway opens again.
+    pub async fn connections_alive(&self, connections: &[(String, String)]) -> Result<Vec<usize>> {
         self.bus
             .state
             .connections_alive(connections, self.presence_ttl)

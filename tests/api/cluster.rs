@@ -487,6 +487,41 @@ async fn a_killed_gateways_users_go_offline_and_resume_elsewhere() {
     assert_eq!(replayed, missed, "no gaps");
 }
 
+/// A gateway frozen for longer than the presence time to live: its user
+/// goes offline meanwhile. Once it runs again, its next refresh finds the
+/// connection expired and opens it again: the user comes back online,
+/// still on the same connection, without reconnecting.
+#[tokio::test]
+async fn a_frozen_gateways_users_come_back_online_when_it_runs_again() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::on(redis.url(), false);
+    let nodes = cluster.two_gateways();
+    let (gw1, gw2) = (&nodes.gw1, &nodes.gw2);
+    let (watcher, _) = gw2.user("watcher").await;
+    let (sleeper, sleeper_id) = gw1.user("sleeper").await;
+    watcher.create_room("lobby", "public", &[&sleeper_id]).await;
+    let mut w = Ws::connect(gw2, watcher.token()).await;
+    let mut s = Ws::connect(gw1, sleeper.token()).await;
+    let presence = |frame: Value| {
+        (
+            frame["user_id"].as_str().map(str::to_owned),
+            frame["online"].as_bool(),
+        )
+    };
+    let sleeper_is = |online: bool| (Some(sleeper_id.clone()), Some(online));
+    assert_eq!(presence(w.next_of("presence").await), sleeper_is(true));
+
+    gw1.pause();
+    assert_eq!(presence(w.next_of("presence").await), sleeper_is(false));
+    gw1.resume();
+    assert_eq!(presence(w.next_of("presence").await), sleeper_is(true));
+    let (_, user) = watcher.get(&format!("/api/v1/users/{sleeper_id}")).await;
+    assert_eq!(user["online"], true, "{user}");
+    s.send(json!({"type": "ping", "ref": "still here"})).await;
+    assert_eq!(s.next_of("pong").await["ref"], "still here");
+    assert!(gw1.metric("chat_presence_reopened_total").await >= 1.0);
+}
+
 #[tokio::test]
 async fn chat_resumes_by_itself_after_redis_restarts() {
     let mut redis = RedisServer::start_with(ServerOptions { aof: true });

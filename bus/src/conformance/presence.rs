@@ -102,7 +102,12 @@ pub async fn many_connections_are_kept_alive_in_one_call(state: &dyn SharedState
         batch.push((user.clone(), "g2-1".to_string()));
     }
     batch.push((never.clone(), "g3-1".to_string()));
-    state.connections_alive(&batch, long).await.unwrap();
+    let not_live = state.connections_alive(&batch, long).await.unwrap();
+    assert_eq!(
+        not_live,
+        [0, batch.len() - 1],
+        "gone and never reported, to be opened again"
+    );
     tokio::time::sleep(brief + Duration::from_millis(200)).await;
 
     let mut users = vec![busy.clone(), gone.clone(), never.clone()];
@@ -198,11 +203,13 @@ pub async fn connections_that_are_not_kept_alive_expire_once(one: &Bus, other: &
         [false, true, true],
         "expired connections do not count, even before a sweep"
     );
-    // An expired connection is not revived by a late heartbeat.
-    state
+    // An expired connection is not revived by a late heartbeat, and is
+    // reported for its gateway to open again.
+    let not_live = state
         .connections_alive(&[alive(&crashed, "g1-1")], long)
         .await
         .unwrap();
+    assert_eq!(not_live, [0]);
     assert_eq!(
         state.online(std::slice::from_ref(&crashed)).await.unwrap(),
         [false]

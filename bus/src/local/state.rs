@@ -245,10 +245,11 @@ impl SharedState for LocalState {
         &self,
         connections: &[(String, String)],
         ttl: Duration,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         let now = Instant::now();
         let mut presence = lock(&self.presence);
-        for (user, connection) in connections {
+        let mut not_live = Vec::new();
+        for (at, (user, connection)) in connections.iter().enumerate() {
             let live = presence
                 .users
                 .get(user)
@@ -256,9 +257,11 @@ impl SharedState for LocalState {
                 .is_some_and(|expires| *expires > now);
             if live {
                 presence.set(user, connection, deadline(now, ttl));
+            } else {
+                not_live.push(at);
             }
         }
-        Ok(())
+        Ok(not_live)
     }
 
     async fn connection_closed(&self, user: &str, connection: &str) -> Result<bool> {

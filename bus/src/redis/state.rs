@@ -256,7 +256,7 @@ impl SharedState for RedisState {
         &self,
         connections: &[(String, String)],
         ttl: Duration,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         // One script per presence shard, in chunks that keep each
         // script's argument lists short.
         let by_shard = self.indexes_by_shard(connections.iter().map(|(user, _)| user.as_str()));
@@ -274,22 +274,29 @@ impl SharedState for RedisState {
                         args.push(user.as_str().into());
                         args.push(connection.as_str().into());
                     }
-                    (script_keys, args)
+                    (chunk.to_vec(), script_keys, args)
                 })
                 .collect::<Vec<_>>()
         });
-        try_join_all(scripts.map(|(script_keys, args)| async move {
-            let _extended: i64 = run(
+        let answers = try_join_all(scripts.map(|(chunk, script_keys, args)| async move {
+            // Positions from 1 within the chunk.
+            let not_live: Vec<i64> = run(
                 &self.shared.pool,
                 &SCRIPTS.presence_alive,
                 script_keys,
                 args,
             )
             .await?;
-            Ok::<_, BusError>(())
+            let in_batch = not_live.into_iter().filter_map(move |position| {
+                let position = usize::try_from(position).ok()?;
+                chunk.get(position.checked_sub(1)?).copied()
+            });
+            Ok::<_, BusError>(in_batch.collect::<Vec<usize>>())
         }))
         .await?;
-        Ok(())
+        let mut not_live: Vec<usize> = answers.into_iter().flatten().collect();
+        not_live.sort_unstable();
+        Ok(not_live)
     }
 
     async fn connection_closed(&self, user: &str, connection: &str) -> Result<bool> {

@@ -235,6 +235,11 @@ impl Hub {
         self.index.all().iter().map(|c| (c.user, c.id)).collect()
     }
 
+    /// Whether connection `id` is open here and not closing.
+    pub fn is_open(&self, id: u64) -> bool {
+        self.index.conn(id).is_some_and(|conn| !conn.closing())
+    }
+
     /// How many connections are open here.
     pub async fn connections(&self) -> usize {
         self.index.len()
