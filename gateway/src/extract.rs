@@ -103,6 +103,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// The route's path parameters, percent-decoded. A segment that does not
+/// decode to UTF-8 (`%FF`) is 400 `bad_request`, as a malformed id is.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(params)) => Ok(PathParams(params)),
+            // A route whose pattern does not match its handler: ours.
+            Err(rejection) if rejection.status().is_server_error() => {
+                Err(ApiError::Internal(rejection.body_text()))
+            }
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
 /// Parses a room id from a path segment.
 pub fn room_id(segment: &str) -> Result<RoomId, ApiError> {
     segment

@@ -3,13 +3,13 @@
 //! logic's rule (`chat_router::admin`); everyone else gets 403.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chat_protocol::accounts::{AuditQuery, AuditResponse, BanRequest, NoticeRequest};
 
 use crate::auth::AuthUser;
 use crate::client_addr::ClientAddr;
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, id};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams, id};
 use crate::{ApiError, AppState};
 
 pub async fn notice(
@@ -27,7 +27,7 @@ pub async fn ban(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ClientAddr(client): ClientAddr,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
     OptionalJsonBody(request): OptionalJsonBody<BanRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.chat.ban(me, id(&user_id)?, request, &client).await?;
@@ -38,7 +38,7 @@ pub async fn unban(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ClientAddr(client): ClientAddr,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.chat.unban(me, id(&user_id)?, &client).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_files::range::{Requested, requested};
@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use super::places::Places;
 use super::upload_pace::{MinPace, Paced};
 use crate::auth::AuthUser;
-use crate::extract::id;
+use crate::extract::{PathParams, id};
 use crate::{ApiError, AppState};
 
 /// After refusing an upload for its size, at most this much of the rest of
@@ -161,7 +161,7 @@ async fn drain(field: &mut Field<'_>) {
 pub async fn download(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(file_id): Path<String>,
+    PathParams(file_id): PathParams<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let file_id = id(&file_id)?;
@@ -254,7 +254,7 @@ pub async fn download(
 pub async fn thumbnail(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(file_id): Path<String>,
+    PathParams(file_id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let file_id = id(&file_id)?;
     let file = state.chat.readable_file(me, file_id).await?;

@@ -1,7 +1,7 @@
 //! History, posting and read positions.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chat_protocol::Message;
 use chat_protocol::frames::{ClientAction, SendMessage};
@@ -9,13 +9,13 @@ use chat_protocol::internal::Work;
 use chat_protocol::rest::{HistoryQuery, HistoryResponse, PostMessageRequest, ReadRequest};
 
 use crate::auth::AuthUser;
-use crate::extract::{JsonBody, QueryParams, room_id};
+use crate::extract::{JsonBody, PathParams, QueryParams, room_id};
 use crate::{ApiError, AppState};
 
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
     QueryParams(query): QueryParams<HistoryQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let page = state
@@ -31,7 +31,7 @@ pub async fn history(
 pub async fn post(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
     JsonBody(request): JsonBody<PostMessageRequest>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let send = SendMessage {
@@ -58,7 +58,7 @@ pub async fn post(
 pub async fn read(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
     JsonBody(request): JsonBody<ReadRequest>,
 ) -> Result<StatusCode, ApiError> {
     // The same path as a WebSocket `read`.

@@ -1,7 +1,7 @@
 //! Rooms, members, the room directory and DMs.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chat_protocol::frames::ClientAction;
 use chat_protocol::internal::MemberAction;
@@ -12,7 +12,7 @@ use chat_protocol::rest::{
 use chat_protocol::{Room, RoomId};
 
 use crate::auth::AuthUser;
-use crate::extract::{JsonBody, QueryParams, id, room_id};
+use crate::extract::{JsonBody, PathParams, QueryParams, id, room_id};
 use crate::{ApiError, AppState};
 
 pub async fn create(
@@ -56,7 +56,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
 ) -> Result<Json<Room>, ApiError> {
     Ok(Json(state.chat.room(me, &room_id(&room)?).await?))
 }
@@ -64,7 +64,7 @@ pub async fn get(
 pub async fn join(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
 ) -> Result<Json<Room>, ApiError> {
     // The same path as a WebSocket `join`: the room's router applies it
     // and publishes its events; then the room is read for the answer.
@@ -79,7 +79,7 @@ pub async fn join(
 pub async fn leave(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     // The same path as a WebSocket `leave`.
     let room_id = room_id(&room)?;
@@ -93,7 +93,7 @@ pub async fn leave(
 pub async fn members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
     QueryParams(query): QueryParams<MembersQuery>,
 ) -> Result<Json<MembersResponse>, ApiError> {
     let page = state
@@ -125,7 +125,7 @@ pub async fn public(
 pub async fn add_member(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
     JsonBody(request): JsonBody<AddMemberRequest>,
 ) -> Result<StatusCode, ApiError> {
     // Through the room's router, like join and leave.
@@ -140,7 +140,7 @@ pub async fn add_member(
 pub async fn kick(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path((room, user)): Path<(String, String)>,
+    PathParams((room, user)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let action = MemberAction::Kick {
         room_id: room_id(&room)?,

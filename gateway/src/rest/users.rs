@@ -1,12 +1,12 @@
 //! `GET /users/me`, `GET /users?prefix=&limit=`, `GET /users/{id}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chat_protocol::User;
 use chat_protocol::rest::{UserSearchQuery, UsersResponse};
 
 use crate::auth::AuthUser;
-use crate::extract::{QueryParams, id};
+use crate::extract::{PathParams, QueryParams, id};
 use crate::{ApiError, AppState};
 
 pub async fn me(
@@ -33,7 +33,7 @@ pub async fn search(
 pub async fn by_id(
     State(state): State<AppState>,
     AuthUser(_): AuthUser,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<Json<User>, ApiError> {
     Ok(Json(state.chat.user(id(&user_id)?).await?))
 }

@@ -6,8 +6,8 @@
 //! site cannot open connections with a user's token (cross-site WebSocket
 //! hijacking). Native clients send no `Origin` and are not affected.
 
+use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::slots::Refusal;
 use crate::auth::TokenError;
+use crate::extract::QueryParams;
 use crate::{ApiError, AppState};
 
 /// The largest message a client may send; larger ones close with 1009.
@@ -46,7 +47,7 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<WsQuery>,
+    QueryParams(query): QueryParams<WsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let verified = match authenticate(&state, &headers, query.access_token.as_deref()) {
