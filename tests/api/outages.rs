@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use chat_bus::testing::RedisServer;
+use chat_bus::testing::{RedisServer, ServerOptions};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -225,5 +225,47 @@ async fn invisible_characters_in_names_and_controls_in_content_are_refused() {
     assert_eq!(
         contents,
         ["two\nlines\tand a tab", "first line\r\nsecond line"]
+    );
+}
+
+/// A user who connects while Redis is down is refused (1013), and their
+/// channel, which the gateway could not subscribe, is given up with the
+/// connection: once Redis is back, the gateway subscribes its own channels
+/// again, not the user's. (One user: each refusal waits out three command
+/// timeouts, and the outage must end before the processes' worker-id
+/// leases run out, when they stop on purpose; with its data kept, so that
+/// the leases are still there.)
+#[tokio::test]
+async fn the_channel_of_a_connection_refused_in_an_outage_is_not_subscribed_later() {
+    let mut redis = RedisServer::start_with(ServerOptions { aof: true });
+    let cluster = Cluster::on(redis.url(), false);
+    let _router = cluster.start("router");
+    let _persist = cluster.start("persist");
+    let gw = cluster.start("gateway");
+    let (ann, _) = gw.user("ann").await;
+
+    redis.kill();
+    let code = Ws::closed_before_ready(&gw, ann.token()).await;
+    assert_eq!(code, Some(1013));
+    redis.start_again();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let channels = loop {
+        let channels = redis.cli(&["PUBSUB", "CHANNELS", "*"]);
+        if !channels.is_empty() {
+            // Let the rest of the resubscription land.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            break redis.cli(&["PUBSUB", "CHANNELS", "*"]);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway did not subscribe again: {}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(channels.contains("accounts"), "{channels}");
+    assert!(
+        channels.lines().all(|channel| !channel.contains("user:")),
+        "{channels}"
     );
 }

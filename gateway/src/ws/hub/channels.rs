@@ -25,7 +25,19 @@ use crate::metrics;
 pub struct Channels {
     subscriptions: Arc<dyn Subscriptions>,
     hasher: RandomState,
-    subscribed: Box<[Mutex<HashSet<String>>]>,
+    shards: Box<[Mutex<Shard>]>,
+}
+
+/// The channels of one shard, by what the broker last answered.
+#[derive(Default)]
+struct Shard {
+    /// Subscribed: the broker confirmed it.
+    subscribed: HashSet<String>,
+    /// Asked for but refused (the broker was out of reach): the
+    /// subscription still wants them, and subscribes them when it
+    /// reconnects, so they must be given up like subscribed ones once no
+    /// connection needs them, or this gateway would hear them for good.
+    failed: HashSet<String>,
 }
 
 impl Channels {
@@ -33,7 +45,7 @@ impl Channels {
         Channels {
             subscriptions,
             hasher: RandomState::new(),
-            subscribed: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -45,22 +57,28 @@ impl Channels {
     /// Subscribes or unsubscribes `channel` so that it is subscribed exactly
     /// when `wanted()` says so. Once this returns, a wanted channel is
     /// subscribed (unless the broker refused; that is logged and retried at
-    /// the channel's next change).
+    /// the channel's next change, or by the subscription when it
+    /// reconnects); one no longer wanted is given up, a refused one too.
     pub async fn reconcile(&self, channel: &str, wanted: impl FnOnce() -> bool) {
-        let shard = (self.hasher.hash_one(channel) % SHARDS as u64) as usize;
-        let mut subscribed = self.subscribed[shard].lock().await;
-        let (wanted, is) = (wanted(), subscribed.contains(channel));
+        let mut shard = self.shard(channel).lock().await;
+        let (wanted, is) = (wanted(), shard.subscribed.contains(channel));
         if wanted && !is {
             match self.subscriptions.add(channel).await {
                 Ok(()) => {
-                    subscribed.insert(channel.to_owned());
+                    shard.failed.remove(channel);
+                    shard.subscribed.insert(channel.to_owned());
                     metrics::SUBSCRIBED_CHANNELS.inc();
                 }
-                Err(error) => tracing::warn!(%error, channel, "cannot subscribe"),
+                Err(error) => {
+                    tracing::warn!(%error, channel, "cannot subscribe");
+                    shard.failed.insert(channel.to_owned());
+                }
             }
-        } else if !wanted && is {
-            subscribed.remove(channel);
-            metrics::SUBSCRIBED_CHANNELS.dec();
+        } else if !wanted && (is || shard.failed.contains(channel)) {
+            if shard.subscribed.remove(channel) {
+                metrics::SUBSCRIBED_CHANNELS.dec();
+            }
+            shard.failed.remove(channel);
             if let Err(error) = self.subscriptions.remove(channel).await {
                 tracing::warn!(%error, channel, "cannot unsubscribe");
             }
@@ -70,10 +88,13 @@ impl Channels {
     /// Whether `channel` is subscribed now, if that can be told without
     /// waiting: `false` while a reconciliation of its shard is under way.
     pub fn surely_subscribed(&self, channel: &str) -> bool {
-        let shard = (self.hasher.hash_one(channel) % SHARDS as u64) as usize;
-        self.subscribed[shard]
+        self.shard(channel)
             .try_lock()
-            .is_ok_and(|subscribed| subscribed.contains(channel))
+            .is_ok_and(|shard| shard.subscribed.contains(channel))
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<Shard> {
+        &self.shards[(self.hasher.hash_one(channel) % SHARDS as u64) as usize]
     }
 
     /// Deliveries the subscription dropped because the dispatcher fell
