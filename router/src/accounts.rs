@@ -36,16 +36,19 @@ impl Chat {
         }
     }
 
-    /// Checks a username and password. Unknown users and wrong passwords
+    /// Checks a username and password; answers the user and the password
+    /// hash that the password matched. Unknown users and wrong passwords
     /// get the same error after the same amount of work.
-    pub async fn login(&self, request: LoginRequest) -> Result<UserRecord> {
+    pub async fn login(&self, request: LoginRequest) -> Result<(UserRecord, String)> {
         if request.password.len() > PASSWORD_MAX_BYTES || !is_valid_username(&request.username) {
             return Err(Error::BadCredentials);
         }
         let credentials = self.store.credentials(&request.username).await?;
         let phc = credentials.as_ref().map(|c| c.password_hash.as_str());
         if self.passwords().verify(&request.password, phc).await? {
-            credentials.map(|c| c.user).ok_or(Error::BadCredentials)
+            credentials
+                .map(|c| (c.user, c.password_hash))
+                .ok_or(Error::BadCredentials)
         } else {
             Err(Error::BadCredentials)
         }

@@ -58,6 +58,8 @@ pub mod room_list;
 pub mod room_size;
 pub mod rooms;
 pub mod sessions;
+#[cfg(test)]
+mod testing;
 pub mod users;
 pub mod worker;
 pub mod writer;

@@ -405,19 +405,14 @@ impl Chat {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use chat_bus::{Bus, Subscription, names};
+    use chat_bus::{Subscription, names};
     use chat_persistence::NewUser;
-    use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
+    use chat_protocol::Visibility;
     use chat_protocol::frames::ServerFrame;
     use chat_protocol::internal::{self, Event};
-    use chat_protocol::{IdGenerator, Visibility};
 
     use super::*;
-    use crate::writer::WriteStage;
-    use crate::{RateLimits, RoomLimits, Settings};
+    use crate::RateLimits;
 
     /// A chat over SQLite and the in-process bus, where a user may create
     /// one room an hour, with an owner and a member of one public room
@@ -429,29 +424,16 @@ mod tests {
         member: Id,
         room: RoomId,
         heard: Subscription,
-        _dir: tempfile::TempDir,
+        _test: crate::testing::TestChat,
     }
 
     impl World {
         async fn new() -> World {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(dir.path().join("chat.db"), SqliteOptions::default());
-            let store: Arc<dyn chat_persistence::Store> = Arc::new(store.unwrap());
-            let settings = Settings {
-                rates: RateLimits {
-                    rooms_created_per_hour: 1,
-                    ..RateLimits::default()
-                },
-                presence_ttl: Duration::from_secs(30),
-                presence_max_room_members: 1000,
-                partitions: 1,
-                persist_partitions: 1,
-                write_stage: WriteStage::Persist,
-                rooms: RoomLimits::default(),
-                hash_queue: 1,
-            };
-            let ids = Arc::new(IdGenerator::new(1));
-            let chat = Chat::new(store.clone(), Bus::local(64), ids, settings);
+            let test = crate::testing::chat_with(RateLimits {
+                rooms_created_per_hour: 1,
+                ..RateLimits::default()
+            });
+            let (chat, store) = (test.chat.clone(), test.store.clone());
             let mut users = Vec::new();
             for name in ["owner", "member"] {
                 let user = NewUser {
@@ -485,7 +467,7 @@ mod tests {
                 member,
                 room,
                 heard,
-                _dir: dir,
+                _test: test,
             };
             world
                 .create(id, Handling::First)

@@ -108,8 +108,9 @@ impl Chat {
     ) -> Result<(UserRecord, SessionRecord)> {
         let username = crate::audit::client_text(&request.username, MAX_AUDITED_USERNAME);
         self.check_login_rate(client, &request.username).await?;
-        let user = match self.login(request).await {
-            Ok(user) => user,
+        let username_tried = request.username.clone();
+        let (user, verified_hash) = match self.login(request).await {
+            Ok(found) => found,
             Err(Error::BadCredentials) => {
                 self.audit(
                     audit_kind::LOGIN_FAILED,
@@ -136,6 +137,25 @@ impl Chat {
             return Err(Error::Forbidden("this account is banned"));
         }
         let session = self.open_session(user.id).await?;
+        // A ban or a password change that landed while this login was
+        // checking revoked every session but this one, made after: look
+        // again now that it exists, and take it back if either did.
+        let banned = self.store.account_flags(user.id).await?.banned;
+        let changed = self
+            .store
+            .credentials(&username_tried)
+            .await?
+            .is_none_or(|now| now.password_hash != verified_hash);
+        if banned || changed {
+            self.store
+                .revoke_session(user.id, session.id, self.now_ms())
+                .await?;
+            return Err(if banned {
+                Error::Forbidden("this account is banned")
+            } else {
+                Error::BadCredentials
+            });
+        }
         self.audit(
             audit_kind::LOGIN,
             Audit {
@@ -269,5 +289,49 @@ impl Chat {
             }
             Err(error) => tracing::error!(%error, "account event not encodable"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::RateLimits;
+
+    /// A login that checked the old password while the password changed
+    /// (the change revoked every session there was) opens no session:
+    /// it is answered as a wrong password.
+    #[tokio::test]
+    async fn a_login_racing_a_password_change_opens_no_session() {
+        let test = crate::testing::chat_with(RateLimits::default());
+        let chat = test.chat.clone();
+        let register = RegisterRequest {
+            username: "dave".into(),
+            password: "password123".into(),
+            display_name: None,
+        };
+        let dave = chat.register(register).await.unwrap();
+        let changed = chat.passwords().hash("another-password").await.unwrap();
+
+        let login = tokio::spawn(async move {
+            let request = LoginRequest {
+                username: "dave".into(),
+                password: "password123".into(),
+            };
+            chat.sign_in(request, &Client { ip: None }).await
+        });
+        // The login has read the old hash and is checking it (an argon2
+        // run takes far longer) when the password changes; had it read the
+        // new one, it would be refused all the same.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            test.store
+                .set_password_hash(dave.id, &changed)
+                .await
+                .unwrap()
+        );
+        let answer = login.await.unwrap();
+        assert!(matches!(answer, Err(Error::BadCredentials)), "{answer:?}");
     }
 }
