@@ -238,3 +238,60 @@ async fn a_revocation_whose_announcement_is_lost_still_closes_the_connection() {
         .expect("the connection is closed within 5 s of the revocation");
     assert_eq!(code, Some(4001));
 }
+
+/// Entries appended to the inbound streams so far (Redis's own count of
+/// each stream's appends, whatever was trimmed since).
+fn inbound_appends(redis: &RedisServer) -> u64 {
+    let streams = redis.cli(&["--scan", "--pattern", "*inbound*"]);
+    streams
+        .lines()
+        .map(|stream| {
+            let info = redis.cli(&["XINFO", "STREAM", stream]);
+            let mut lines = info.lines();
+            lines
+                .by_ref()
+                .find(|line| *line == "entries-added")
+                .and_then(|_| lines.next())
+                .and_then(|count| count.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// A flood of sends stops at the gateway: past the user's action budget
+/// they are refused there, each answered `rate_limited`, and never reach
+/// the inbound stream (or Redis) to be refused by a router.
+#[tokio::test]
+async fn a_flood_of_sends_stops_at_the_gateway() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let small_budget = &[
+        ("CHAT_RATES__ACTIONS_PER_SECOND", "0.5"),
+        ("CHAT_RATES__ACTION_BURST", "20"),
+    ];
+    let _router = start_with("router", &dir, &redis.url(), small_budget);
+    let _persist = start_with("persist", &dir, &redis.url(), small_budget);
+    let gw = start_with("gateway", &dir, &redis.url(), small_budget);
+    let (mallory, _) = gw.user("mallory").await;
+    let room = mallory.create_room("noisy", "public", &[]).await;
+    let mut m = Ws::connect(&gw, mallory.token()).await;
+    let before = inbound_appends(&redis);
+    for i in 0..200 {
+        m.send(json!({"type": "send", "ref": format!("s{i}"), "room_id": room, "content": ""}))
+            .await;
+    }
+    let answers = m.frames_within(Duration::from_secs(3), &["presence"]).await;
+    let refused: Vec<&str> = answers
+        .iter()
+        .filter(|f| f["type"] == "error")
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert_eq!(refused.len(), 200, "every send answered: {refused:?}");
+    let limited = refused.iter().filter(|c| **c == "rate_limited").count();
+    assert!(limited >= 170, "{refused:?}");
+    let appended = inbound_appends(&redis) - before;
+    assert!(
+        appended <= 25,
+        "{appended} sends reached the inbound stream"
+    );
+}

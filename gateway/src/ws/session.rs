@@ -405,14 +405,22 @@ async fn charge_budget(
     action: &ClientAction,
     reference: &Option<String>,
 ) -> bool {
-    let typing = match action {
-        // Charged by its router, with its send rate, in one call for the
-        // router's whole batch (`Chat::admit_sends`).
-        ClientAction::Send(_) => return true,
-        ClientAction::Typing { typing: true, .. } => true,
-        _ => false,
+    let (typing, charged) = match action {
+        // Charged cluster-wide by its router, with its send rate, in one
+        // call for the router's whole batch (`Chat::admit_sends`); checked
+        // here against this process's copy of the budget, so that a flood
+        // stops at the gateway instead of filling the inbound stream.
+        ClientAction::Send(_) => (false, state.chat.charge_budget_here(conn.user).await),
+        ClientAction::Typing { typing: true, .. } => (
+            true,
+            state.chat.charge_budget(conn.user, action.kind()).await,
+        ),
+        _ => (
+            false,
+            state.chat.charge_budget(conn.user, action.kind()).await,
+        ),
     };
-    let Err(error) = state.chat.charge_budget(conn.user, action.kind()).await else {
+    let Err(error) = charged else {
         return true;
     };
     if !typing {
