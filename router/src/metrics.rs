@@ -86,6 +86,8 @@ pub mod action {
     pub const UPLOAD: &str = "upload";
     /// Any authenticated REST call, charged to the action budget.
     pub const REST: &str = "rest";
+    /// A WebSocket connection (its upgrade), charged to the action budget.
+    pub const CONNECT: &str = "connect";
 }
 
 /// Joins and adds refused because the room was full (v1.1 room size).

@@ -299,6 +299,39 @@ async fn password_guessing_through_a_password_change_is_cut_off_like_a_login() {
     );
 }
 
+/// Connecting counts against the action budget: reconnecting in a loop is
+/// refused 429 with `Retry-After` once it is spent.
+#[tokio::test]
+async fn reconnecting_in_a_loop_is_cut_off_by_the_budget() {
+    let server = Server::start_with(SMALL_BUDGET);
+    let (mallory, _) = server.user("mallory").await;
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let opened = Ws::open(
+            &server,
+            Some(mallory.token()),
+            chat_protocol::Codec::Json,
+            crate::ws::TokenIn::Header,
+        )
+        .await;
+        match opened {
+            Ok(ws) => {
+                ws.close().await;
+                statuses.push(101);
+            }
+            Err(status) => statuses.push(status),
+        }
+    }
+    // A burst of 20, a token back every 2 s.
+    let opened = statuses.iter().filter(|s| **s == 101).count();
+    assert!((20..=21).contains(&opened), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 101 || *s == 429),
+        "{statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_eleventh_connection_of_a_user_is_refused() {
     let server = Server::start();

@@ -57,6 +57,17 @@ pub async fn upgrade(
     if !origin_allowed(&headers, &state.ws.allowed_origins) {
         return ApiError::Forbidden("origin not allowed").into_response();
     }
+    // A connection costs more than most actions (its rooms are read, its
+    // channels subscribed, its presence announced): it counts against the
+    // user's action budget like one, so that reconnecting in a loop is cut
+    // off like any other flood.
+    if let Err(error) = state
+        .chat
+        .charge_budget(verified.user, chat_router::metrics::action::CONNECT)
+        .await
+    {
+        return ApiError::from(error).into_response();
+    }
     let slot = match state.slots.take(verified.user) {
         Ok(slot) => slot,
         Err(refusal) => {
