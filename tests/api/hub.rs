@@ -31,6 +31,18 @@ fn start_with(role: &str, dir: &TempDir, redis_url: &str, extra: &[(&str, &str)]
     Server::start_role(role, dir.path(), &env)
 }
 
+/// A router, a persistence worker and a gateway on `redis`, and a link to
+/// `redis` for another gateway to reach it through.
+fn with_a_link(redis: &RedisServer, dir: &TempDir) -> (RedisLink, [Server; 2], Server) {
+    let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let link = RedisLink::to(redis_address);
+    let roles = [
+        start("router", dir, &redis.url()),
+        start("persist", dir, &redis.url()),
+    ];
+    (link, roles, start("gateway", dir, &redis.url()))
+}
+
 /// A gateway (test build) that drops every `room_removed` it hears, as a
 /// full subscription buffer or a lost pub/sub message would.
 const DROP_ROOM_REMOVED: &[(&str, &str)] = &[("CHAT_TEST_DROP_ROOM_REMOVED", "1")];
@@ -43,11 +55,7 @@ const DROP_ROOM_REMOVED: &[(&str, &str)] = &[("CHAT_TEST_DROP_ROOM_REMOVED", "1"
 async fn a_slow_redis_does_not_stop_deliveries_to_subscribed_rooms() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
-    let link = RedisLink::to(redis_address);
-    let _router = start("router", &dir, &redis.url());
-    let _persist = start("persist", &dir, &redis.url());
-    let gw_direct = start("gateway", &dir, &redis.url());
+    let (link, _roles, gw_direct) = with_a_link(&redis, &dir);
     let gw_slow = start("gateway", &dir, &link.url());
 
     let (alice, _) = gw_direct.user("alice").await;
@@ -214,11 +222,7 @@ async fn racing_removals(gateway_env: &[(&str, &str)]) {
 async fn a_revocation_whose_announcement_is_lost_still_closes_the_connection() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let redis_address: SocketAddr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
-    let link = RedisLink::to(redis_address);
-    let _router = start("router", &dir, &redis.url());
-    let _persist = start("persist", &dir, &redis.url());
-    let gw_direct = start("gateway", &dir, &redis.url());
+    let (link, _roles, gw_direct) = with_a_link(&redis, &dir);
     let refresh_every_second = &[("CHAT_REVOCATION_REFRESH_SECS", "1")];
     let gw_cut = start_with("gateway", &dir, &link.url(), refresh_every_second);
     let (bob, _) = gw_direct.user("bob").await;
