@@ -80,6 +80,9 @@ pub struct Hub {
     revocations: Arc<Revocations>,
     /// Room members read to confirm connections (see [`membership`]).
     checked: Checked,
+    /// Set by [`Hub::close_all`]: how every connection is being closed, a
+    /// connection opened afterwards (its upgrade was under way) too.
+    closing_all: std::sync::OnceLock<(u16, &'static str)>,
     /// Test builds only (`CHAT_TEST_DROP_ROOM_REMOVED` set): drop every
     /// `room_removed` heard, as a full subscription buffer might, so tests
     /// can show that removals do not depend on it.
@@ -101,6 +104,7 @@ impl Hub {
             sessions: TaskTracker::new(),
             revocations: Arc::new(Revocations::new()),
             checked: Checked::new(store),
+            closing_all: std::sync::OnceLock::new(),
             drop_room_removed: cfg!(debug_assertions)
                 && std::env::var_os("CHAT_TEST_DROP_ROOM_REMOVED").is_some(),
         }
@@ -143,7 +147,13 @@ impl Hub {
     /// after it, so that no removal falls between the read and the index.
     pub async fn open(&self, conn: Arc<Conn>) {
         let user = conn.user;
-        if self.index.open(conn) == Change::Subscription {
+        // Indexed first: `close_all` records its close before it reads the
+        // index, so either it finds this connection or this finds its close.
+        let change = self.index.open(conn.clone());
+        if let Some(&(code, reason)) = self.closing_all.get() {
+            conn.close_with(code, reason);
+        }
+        if change == Change::Subscription {
             self.reconcile_user(user).await;
         }
     }
@@ -211,8 +221,11 @@ impl Hub {
         }
     }
 
-    /// Closes every connection (graceful shutdown).
+    /// Closes every connection (graceful shutdown), and every connection
+    /// opened from now on: an upgrade already under way when the drain
+    /// began gets its close too, not `ready` from a stopping gateway.
     pub async fn close_all(&self, code: u16, reason: &'static str) {
+        let _ = self.closing_all.set((code, reason));
         for conn in self.index.all() {
             conn.close_with(code, reason);
         }
@@ -684,5 +697,38 @@ fn decode<T: serde::de::DeserializeOwned>(delivery: &Delivery) -> Option<T> {
             tracing::error!(%error, channel = %delivery.channel, "undecodable bus payload dropped");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_bus::Bus;
+    use chat_persistence::sqlite::{SqliteOptions, SqliteStore};
+    use chat_protocol::Codec;
+
+    use super::*;
+    use crate::ws::conn::CloseReason;
+
+    /// A connection that opens after the drain began (its upgrade was under
+    /// way) is closed like the others, with the drain's code.
+    #[tokio::test]
+    async fn a_connection_opened_after_the_drain_began_is_closed_too() {
+        let bus = Bus::local(64);
+        let subscription = bus.pubsub.subscribe(64).await.unwrap();
+        let relay = Arc::new(Relay::new("gw-test".into(), bus, Duration::from_secs(1), 1));
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("chat.db"), SqliteOptions::default());
+        let hub = Hub::new(subscription.control, relay, Arc::new(store.unwrap()));
+        hub.close_all(close_code::RESTARTING, "server restarting")
+            .await;
+
+        let (conn, receivers) = Conn::new(hub.next_connection_id(), Id(7), Codec::Json, 8);
+        hub.open(Arc::new(conn)).await;
+        let closed = *receivers.close.borrow();
+        let restarting = CloseReason {
+            code: close_code::RESTARTING,
+            reason: "server restarting",
+        };
+        assert_eq!(closed, Some(restarting));
     }
 }
