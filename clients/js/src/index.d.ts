@@ -484,6 +484,8 @@ export interface RealtimeOptions {
   resume?: boolean;
   /** Max sends in flight (sent, not yet acked) at once; the rest wait in the queue. Default 20. */
   maxInFlight?: number;
+  /** A send not answered (ack or error) within this many ms is sent again, same client_id. Default 15000. */
+  ackTimeoutMs?: number;
 }
 
 export type PendingStatus = "queued" | "sending" | "sent" | "failed";

@@ -59,6 +59,8 @@ export class RealtimeClient extends Emitter {
     this._connectTimeoutMs = options.connectTimeoutMs ?? 15000;
     this._resumeEnabled = options.resume !== false;
     this._maxInFlight = options.maxInFlight ?? 20;
+    this._ackTimeoutMs = options.ackTimeoutMs ?? 15000;
+    this._ackTimers = new Map(); // client_id → timer of a send on the wire
 
     this._state = "idle";
     this._ws = null;
@@ -321,6 +323,8 @@ export class RealtimeClient extends Emitter {
     clearTimeout(this._timers.reconnect);
     clearTimeout(this._timers.pump);
     this._timers.reconnect = this._timers.pump = null;
+    for (const timer of this._ackTimers.values()) clearTimeout(timer);
+    this._ackTimers.clear();
     const why = error ?? new ChatError("closed", "the client was closed");
     this._requests.failInFlight(new ChatError("closed", why.message), true);
     this._outbox.failAll(new ChatError("closed", `not sent: ${why.message}`));
@@ -525,8 +529,28 @@ export class RealtimeClient extends Emitter {
         this._outbox.setStatus(pending.client_id, "queued");
         return;
       }
+      this._awaitAck(pending.client_id);
       inFlight++;
     }
+  }
+
+  /**
+   * A send on the wire whose `ack` (or `error`) has not come within
+   * ackTimeoutMs goes back to the queue and out again, with the same
+   * `client_id`: live delivery is at most once, so an answer can be lost
+   * while the connection stays up, and without this the send would hold
+   * its place in flight for the connection's life. The server answers the
+   * repeat with the original `ack` if the first attempt was stored.
+   */
+  _awaitAck(clientId) {
+    clearTimeout(this._ackTimers.get(clientId));
+    const timer = setTimeout(() => {
+      this._ackTimers.delete(clientId);
+      if (this._outbox.get(clientId)?.pending.status !== "sending") return;
+      this._outbox.setStatus(clientId, "queued");
+      this._pump();
+    }, this._ackTimeoutMs);
+    this._ackTimers.set(clientId, timer);
   }
 
   _startPing() {

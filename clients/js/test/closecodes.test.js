@@ -183,3 +183,26 @@ test("a ready listener that closes the client leaves nothing running", async () 
   await sleep(100);
   assert.deepEqual(connections[0].frames, []);
 });
+
+test("a send whose answer is lost while the connection stays up goes out again, same client_id", async () => {
+  script([]);
+  const rt = client({ ackTimeoutMs: 300 });
+  await rt.connect();
+  const p = rt.send("1", "lost answer");
+  await sleep(100);
+  const conn = connections[0];
+  const sends = () => conn.frames.filter((f) => f.type === "send");
+  assert.equal(sends().length, 1);
+  // No answer to the first: the client sends it again after ackTimeoutMs.
+  await sleep(400);
+  assert.equal(sends().length, 2);
+  assert.equal(sends()[1].client_id, p.client_id);
+  assert.equal(rt.pendingMessages()[0].status, "sending");
+  conn.ws.send(JSON.stringify({ type: "ack", client_id: p.client_id, message_id: "7", created_at: 1 }));
+  const ack = await p.done;
+  assert.equal(ack.message_id, "7");
+  // Answered: not sent a third time.
+  await sleep(400);
+  assert.equal(sends().length, 2);
+  rt.close();
+});
