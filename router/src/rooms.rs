@@ -298,6 +298,10 @@ impl Chat {
             return Err(Error::NotFound("user"));
         }
         if handling == Handling::First {
+            // Adding a member adds nobody (204, no event): not charged.
+            if self.store.membership(id, target).await?.is_some() {
+                return Ok(false);
+            }
             self.charge_members_added(actor, 1).await?;
         }
         let added = self

@@ -141,7 +141,8 @@ async fn members_added_are_capped_per_user_per_minute() {
 #[tokio::test]
 async fn a_refused_call_takes_no_member_tokens() {
     // The members of one call are charged in one bus call, all or none: a
-    // creation refused for want of tokens leaves them for a smaller add.
+    // creation refused for want of tokens leaves them for a smaller add;
+    // an add of a member already there adds nobody and takes no token.
     let server = Server::start_with(SMALL_CAPS);
     let (alice, _) = server.user("alice").await;
     let mut ids = Vec::new();
@@ -163,8 +164,15 @@ async fn a_refused_call_takes_no_member_tokens() {
             )
             .await,
     );
+    // Adding a member again adds nobody, and takes nothing either.
+    let (status, body) = alice.post(&path, json!({"user_id": ids[0]})).await;
+    assert_eq!(status.as_u16(), 204, "{body}");
     let (status, body) = alice.post(&path, json!({"user_id": ids[3]})).await;
-    assert_eq!(status.as_u16(), 204, "the refusal took a token: {body}");
+    assert_eq!(
+        status.as_u16(),
+        204,
+        "a refusal or a no-op took a token: {body}"
+    );
     assert_rate_limited(&alice.post(&path, json!({"user_id": ids[4]})).await);
     assert_eq!(refused(&server, "members_per_minute").await, 2.0);
 }
