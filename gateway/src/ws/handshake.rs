@@ -60,13 +60,19 @@ pub async fn upgrade(
     // A connection costs more than most actions (its rooms are read, its
     // channels subscribed, its presence announced): it counts against the
     // user's action budget like one, so that reconnecting in a loop is cut
-    // off like any other flood.
-    if let Err(error) = state
+    // off like any other flood. A budget that cannot be read (the bus is
+    // out of reach) refuses nothing here: the connection is upgraded and
+    // closed with 1013, as every connection in an outage is.
+    match state
         .chat
         .charge_budget(verified.user, chat_router::metrics::action::CONNECT)
         .await
     {
-        return ApiError::from(error).into_response();
+        Err(error @ chat_router::Error::RateLimited { .. }) => {
+            return ApiError::from(error).into_response();
+        }
+        Err(error) => tracing::debug!(%error, "connection budget not charged"),
+        Ok(()) => {}
     }
     let slot = match state.slots.take(verified.user) {
         Ok(slot) => slot,
