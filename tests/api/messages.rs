@@ -86,6 +86,17 @@ async fn post_and_read_history_in_pages() {
     let (_, default) = alice.get(&path).await;
     assert_eq!(ids(&default), sent, "default limit is 50");
     assert_eq!(default["has_more"], false);
+
+    // Bounds past every id, however large, are bounds all the same.
+    for before in ["9223372036854775808", "18446744073709551615"] {
+        let (_, newest) = alice.get(&format!("{path}?limit=10&before={before}")).await;
+        assert_eq!(ids(&newest), sent[15..], "before={before}");
+    }
+    for after in ["9223372036854775807", "18446744073709551615"] {
+        let (_, none) = alice.get(&format!("{path}?after={after}")).await;
+        assert_eq!(none["messages"], json!([]), "after={after}");
+        assert_eq!(none["has_more"], false, "after={after}");
+    }
     for bad in [
         "limit=0",
         "limit=101",
