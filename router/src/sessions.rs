@@ -108,7 +108,6 @@ impl Chat {
     ) -> Result<(UserRecord, SessionRecord)> {
         let username = crate::audit::client_text(&request.username, MAX_AUDITED_USERNAME);
         self.check_login_rate(client, &request.username).await?;
-        let username_tried = request.username.clone();
         let (user, verified_hash) = match self.login(request).await {
             Ok(found) => found,
             Err(Error::BadCredentials) => {
@@ -143,7 +142,7 @@ impl Chat {
         let banned = self.store.account_flags(user.id).await?.banned;
         let changed = self
             .store
-            .credentials(&username_tried)
+            .credentials(&user.username)
             .await?
             .is_none_or(|now| now.password_hash != verified_hash);
         if banned || changed {

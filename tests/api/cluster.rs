@@ -595,3 +595,20 @@ async fn readiness_reports_redis() {
     let (status, _) = router.client().get("/api/v1/users/me").await;
     assert_eq!(status.as_u16(), 404, "a router serves no API");
 }
+
+/// How many entries were ever appended to `stream` (`XINFO STREAM`'s
+/// `entries-added`, which trimming keeps); 0 for a stream that does not
+/// exist.
+pub fn entries_added(redis: &RedisServer, stream: &str) -> u64 {
+    let info = redis.cli(&["XINFO", "STREAM", stream]);
+    let mut lines = info.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "entries-added" {
+            return lines
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .expect("a count after entries-added");
+        }
+    }
+    0
+}

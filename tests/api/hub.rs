@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::cluster::entries_added;
 use crate::harness::Server;
 use crate::redis_link::RedisLink;
 use crate::ws::Ws;
@@ -249,16 +250,7 @@ fn inbound_appends(redis: &RedisServer) -> u64 {
     let streams = redis.cli(&["--scan", "--pattern", "*inbound*"]);
     streams
         .lines()
-        .map(|stream| {
-            let info = redis.cli(&["XINFO", "STREAM", stream]);
-            let mut lines = info.lines();
-            lines
-                .by_ref()
-                .find(|line| *line == "entries-added")
-                .and_then(|_| lines.next())
-                .and_then(|count| count.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        })
+        .map(|stream| entries_added(redis, stream))
         .sum()
 }
 

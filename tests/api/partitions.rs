@@ -12,7 +12,7 @@ use chat_bus::partitions::{DEFAULT_PARTITIONS, partition_of};
 use chat_bus::testing::RedisServer;
 use serde_json::{Value, json};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, entries_added};
 use crate::harness::{Client, Server, UNTHROTTLED, assert_error, dm_id};
 use crate::ws::Ws;
 
@@ -340,19 +340,9 @@ async fn a_read_hands_on_the_messages_of_all_its_rooms_in_one_persist_entry() {
 }
 
 /// How many entries were ever appended to the persist stream's one
-/// partition (`XINFO STREAM`'s `entries-added`, which trimming keeps).
+/// partition.
 fn persist_entries_added(redis: &RedisServer) -> u64 {
-    let info = redis.cli(&["xinfo", "stream", "chat:{persist.0}"]);
-    let mut lines = info.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == "entries-added" {
-            return lines
-                .next()
-                .and_then(|n| n.trim().parse().ok())
-                .expect("a count after entries-added");
-        }
-    }
-    0
+    entries_added(redis, "chat:{persist.0}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

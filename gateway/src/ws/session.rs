@@ -45,12 +45,9 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     metrics::CONNECTS.inc();
     // Indexed before the rooms are read, so that a removal racing with the
     // opening is not undone by a stale room list.
-    state.hub.open(conn.clone()).await;
     // A revocation heard between the handshake's check and the indexing
-    // found no connection to close: look again now that it is indexed.
-    if state.tokens.revocations().is_revoked(verified.session) {
-        conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
-    }
+    // found no connection to close: the hub looks again once it is indexed.
+    state.hub.open(conn.clone()).await;
     match ready_frame(&state, &conn).await {
         Ok(frame) => {
             conn.push_answer(frame).await;
@@ -405,25 +402,18 @@ async fn charge_budget(
     action: &ClientAction,
     reference: &Option<String>,
 ) -> bool {
-    let (typing, charged) = match action {
+    let charged = match action {
         // Charged cluster-wide by its router, with its send rate, in one
         // call for the router's whole batch (`Chat::admit_sends`); checked
         // here against this process's copy of the budget, so that a flood
         // stops at the gateway instead of filling the inbound stream.
-        ClientAction::Send(_) => (false, state.chat.charge_budget_here(conn.user).await),
-        ClientAction::Typing { typing: true, .. } => (
-            true,
-            state.chat.charge_budget(conn.user, action.kind()).await,
-        ),
-        _ => (
-            false,
-            state.chat.charge_budget(conn.user, action.kind()).await,
-        ),
+        ClientAction::Send(_) => state.chat.charge_budget_here(conn.user).await,
+        _ => state.chat.charge_budget(conn.user, action.kind()).await,
     };
     let Err(error) = charged else {
         return true;
     };
-    if !typing {
+    if !matches!(action, ClientAction::Typing { typing: true, .. }) {
         let client_id = match action {
             ClientAction::Send(send) => send.client_id.clone(),
             _ => None,

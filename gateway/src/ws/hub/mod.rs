@@ -147,12 +147,14 @@ impl Hub {
     /// after it, so that no removal falls between the read and the index.
     pub async fn open(&self, conn: Arc<Conn>) {
         let user = conn.user;
-        // Indexed first: `close_all` records its close before it reads the
-        // index, so either it finds this connection or this finds its close.
+        // Indexed first: `close_all` records its close, and a revocation
+        // its session, before either reads the index, so either that finds
+        // this connection or this finds the close or the revocation.
         let change = self.index.open(conn.clone());
         if let Some(&(code, reason)) = self.closing_all.get() {
             conn.close_with(code, reason);
         }
+        self.close_if_revoked(&conn);
         if change == Change::Subscription {
             self.reconcile_user(user).await;
         }
@@ -212,12 +214,17 @@ impl Hub {
     /// Closes the connections of revoked sessions with 4001.
     fn close_revoked(&self) {
         for conn in self.index.all() {
-            if conn
-                .session
-                .is_some_and(|session| self.revocations.is_revoked(session))
-            {
-                conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
-            }
+            self.close_if_revoked(&conn);
+        }
+    }
+
+    /// Closes `conn` with 4001 if its session is revoked.
+    fn close_if_revoked(&self, conn: &Conn) {
+        if conn
+            .session
+            .is_some_and(|session| self.revocations.is_revoked(session))
+        {
+            conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
         }
     }
 
@@ -417,9 +424,7 @@ impl Hub {
                 for revocation in &revoked {
                     self.index.with_user(&revocation.user, |members| {
                         for conn in members.into_iter().flat_map(Members::values) {
-                            if conn.session == Some(revocation.session) {
-                                conn.close_with(close_code::TOKEN_EXPIRED, "session revoked");
-                            }
+                            self.close_if_revoked(conn);
                         }
                     });
                 }
