@@ -13,7 +13,7 @@ use chat_protocol::frames::ServerFrame;
 use chat_protocol::internal::AccountEvent;
 
 use crate::sessions::{Audit, Client};
-use crate::{Chat, Error, Result, content};
+use crate::{Chat, Error, Result, bounds, content};
 
 /// Default and largest page of `GET /admin/audit`.
 const AUDIT_PAGE_DEFAULT: u32 = 50;
@@ -201,7 +201,7 @@ impl Chat {
         let retention_ms =
             u64::try_from(self.accounts.audit_retention.as_millis()).unwrap_or(u64::MAX);
         let filter = AuditFilter {
-            before: query.before,
+            before: bounds::before(query.before),
             limit,
             kind: query.kind,
             user: query.user_id,

@@ -16,7 +16,7 @@ use chat_protocol::rest::Member;
 use chat_protocol::{Id, Room, RoomId};
 
 use crate::limits::bus_error;
-use crate::{Chat, Error, Result};
+use crate::{Chat, Error, Result, bounds};
 
 /// A page of a list and where the next one starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +44,12 @@ impl Chat {
             })
             .transpose()?;
         self.membership_in(viewer, id).await?;
+        if bounds::nothing_after(after) {
+            return Ok(Paged {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let mut records = self.store.members_page(id, after, limit + 1).await?;
         let more = records.len() > limit as usize;
         records.truncate(limit as usize);

@@ -39,6 +39,7 @@ pub mod access;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+mod bounds;
 pub mod budget;
 pub mod caps;
 pub mod content;

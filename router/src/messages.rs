@@ -21,7 +21,7 @@ use chat_protocol::{Id, Message, RoomId};
 
 use crate::limits::{FirstUse, SendKey, bus_error};
 use crate::rooms::Handling;
-use crate::{Chat, Error, Result, content, mentions};
+use crate::{Chat, Error, Result, bounds, content, mentions};
 
 /// A page of history.
 pub use chat_persistence::Page;
@@ -427,16 +427,10 @@ impl Chat {
             )));
         }
         self.membership_in(user, room).await?;
-        // Bounds need not be ids of messages, and a bound past every id is
-        // fine: ids stay below 2^63 (a Snowflake's time fills 2^63 in
-        // 2093), where the stores keep them as signed 64-bit integers,
-        // whose order does not hold above. So a bound above is no bound
-        // (`before`), or past every message (`after`).
-        const LAST_ID: u64 = i64::MAX as u64;
-        if after.is_some_and(|after| after.0 >= LAST_ID) {
+        if bounds::nothing_after(after) {
             return Ok(Page::default());
         }
-        let before = before.filter(|before| before.0 <= LAST_ID);
+        let before = bounds::before(before);
         Ok(self
             .store
             .messages(

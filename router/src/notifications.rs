@@ -14,7 +14,7 @@ use chat_protocol::limits::{
 };
 use chat_protocol::{Id, Notification, RoomId};
 
-use crate::{Chat, Error, Result};
+use crate::{Chat, Error, Result, bounds};
 
 /// How far in the future (by its id's time) a read mark may lie. A mark
 /// from the future would silently mark notifications not yet written as
@@ -36,6 +36,7 @@ impl Chat {
                 "limit must be 1 to {NOTIFICATIONS_MAX_LIMIT}"
             )));
         }
+        let before = bounds::before(before);
         Ok(self.store.notifications(user, before, limit).await?)
     }
 

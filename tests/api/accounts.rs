@@ -405,6 +405,13 @@ async fn audit_events_record_who_what_and_from_where() {
     .await;
     assert_eq!(next["has_more"], false);
     assert_ne!(next["events"][0]["id"], newest);
+    // Before a bound past every id, however large, is the newest page.
+    for past in ["9223372036854775808", "18446744073709551615"] {
+        let query = format!("kind=login&user_id={bob_id}&limit=1&before={past}");
+        let page = audit(&root, &query, 1).await;
+        assert_eq!(page["events"][0]["id"], newest, "before={past}");
+        assert_eq!(page["has_more"], true, "before={past}");
+    }
 
     let bad = root.get("/api/v1/admin/audit?kind=nonsense").await;
     assert_error(&bad, 400, "bad_request");

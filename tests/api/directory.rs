@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{Server, assert_error};
 use crate::ws::Ws;
@@ -142,6 +142,15 @@ async fn members_are_paged_with_their_presence() {
     let (_, body) = alice.get(&format!("/api/v1/rooms/{room}/members")).await;
     assert_eq!(body["members"].as_array().unwrap().len(), 5);
     assert!(body.get("next_cursor").is_none());
+    // Nobody comes after a cursor past every id, however large.
+    for past in ["9223372036854775807", "18446744073709551615"] {
+        let (status, body) = alice
+            .get(&format!("/api/v1/rooms/{room}/members?cursor={past}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["members"], json!([]), "cursor={past}");
+        assert!(body.get("next_cursor").is_none(), "cursor={past}");
+    }
     for bad in ["limit=0", "limit=1001", "cursor=abc"] {
         assert_error(
             &alice

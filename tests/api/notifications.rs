@@ -67,6 +67,14 @@ async fn an_offline_user_finds_each_mention_stored_and_reading_clears_them() {
     assert_eq!(second["notifications"][0]["id"], sent[1]["id"]);
     assert_eq!(second["notifications"][1]["id"], sent[0]["id"]);
     assert_eq!(second["has_more"], false);
+    // Before a bound past every id, however large, is the newest page.
+    for past in ["9223372036854775808", "18446744073709551615"] {
+        let (_, newest) = bob
+            .get(&format!("/api/v1/notifications?limit=1&before={past}"))
+            .await;
+        assert_eq!(newest["notifications"][0]["id"], sent[2]["id"], "{past}");
+        assert_eq!(newest["has_more"], true, "before={past}");
+    }
 
     // Reading up to the second marks the two oldest read.
     let read = bob

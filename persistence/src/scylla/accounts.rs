@@ -278,9 +278,13 @@ impl ScyllaStore {
         filter: AuditFilter,
     ) -> Result<(Vec<AuditEvent>, bool)> {
         let wanted = filter.limit as usize + 1;
+        // No event is newer than now (a day of slack for clocks ahead):
+        // a `before` far in the future must not walk the empty days up to
+        // it, one query each.
+        let now = chat_protocol::id::now_ms();
         let newest = filter
             .before
-            .map_or_else(chat_protocol::id::now_ms, |id| id.unix_ms());
+            .map_or(now, |id| id.unix_ms().min(now.saturating_add(DAY_MS)));
         let (first_day, last_day) = (day_of(newest), day_of(filter.since));
         let mut events = Vec::new();
         let mut day = first_day;
