@@ -324,6 +324,7 @@ fn gateway_options(
             ),
         ),
         revocation_refresh: Duration::from_secs(config.revocation_refresh_secs),
+        missed_rooms_check: Duration::from_secs(config.missed_rooms_check_secs),
         proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?,
         ws: WsConfig {
             heartbeat_interval: Duration::from_millis(realtime.heartbeat_interval_ms),

@@ -70,4 +70,14 @@ pub trait Subscriptions: Send + Sync + 'static {
 
     /// How many deliveries were dropped because the receiver fell behind.
     fn dropped(&self) -> u64;
+
+    /// How many times the channels were subscribed again after the
+    /// connection to the broker was lost: whatever was published on them
+    /// in between never arrives. Counted once the broker has confirmed
+    /// every channel again, so a read of state begun after seeing the count
+    /// grow is no older than what the subscription hears from then on. An
+    /// in-process bus never loses its subscribers: 0.
+    fn restored(&self) -> u64 {
+        0
+    }
 }

@@ -71,6 +71,17 @@ pub static MEMBERSHIP_CORRECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect(REGISTERED)
 });
 
+/// Rooms given to live connections that lacked them, found when the
+/// gateway re-read its users' rooms after it may have missed events
+/// (their `room_added` was lost).
+pub static MISSED_ROOMS_FOUND: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "chat_gateway_missed_rooms_found_total",
+        "Rooms found missing from local connections after the gateway may have missed events"
+    )
+    .expect(REGISTERED)
+});
+
 /// Open WebSocket connections.
 pub static CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("chat_connections", "Open WebSocket connections").expect(REGISTERED)
@@ -411,6 +422,7 @@ pub fn register() {
     LazyLock::force(&MEMBERSHIP_READS);
     LazyLock::force(&MEMBERSHIP_READ_FAILURES);
     LazyLock::force(&MEMBERSHIP_CORRECTIONS);
+    LazyLock::force(&MISSED_ROOMS_FOUND);
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_SECONDS);
     // Frame types and close codes are many; the dashboard's main series

@@ -37,6 +37,9 @@ pub struct GatewayOptions {
     /// How often the revoked sessions are reloaded from the store (the bound
     /// on staleness if a revocation's bus message is lost).
     pub revocation_refresh: Duration,
+    /// How often the gateway looks whether it may have missed events, and
+    /// then gives its connections the rooms whose `room_added` was lost.
+    pub missed_rooms_check: Duration,
     /// Whose `X-Forwarded-For` names the client.
     pub proxies: TrustedProxies,
     pub ws: WsConfig,
@@ -132,6 +135,11 @@ pub async fn start(
         "revocation refresh",
         hub.clone()
             .refresh_revocations(chat.store().clone(), options.revocation_refresh),
+    );
+    role.spawn_until_stopped(
+        "missed rooms",
+        hub.clone()
+            .follow_missed_rooms(chat.clone(), options.missed_rooms_check),
     );
     let stop = role.stopping();
     role.spawn("http", async move {

@@ -88,6 +88,11 @@ pub struct Config {
     /// in seconds: the longest a revocation whose bus announcement was lost
     /// goes unnoticed.
     pub revocation_refresh_secs: u64,
+    /// How often each gateway looks whether it may have missed events (its
+    /// Redis subscription dropped deliveries or reconnected), and if so
+    /// reads its users' rooms again to give its connections the rooms
+    /// whose `room_added` was lost, in seconds.
+    pub missed_rooms_check_secs: u64,
     pub audit: AuditConfig,
 }
 
@@ -116,6 +121,7 @@ impl Default for Config {
             admins: Vec::new(),
             trusted_proxies: Vec::new(),
             revocation_refresh_secs: 30,
+            missed_rooms_check_secs: 5,
             audit: AuditConfig::default(),
         }
     }
@@ -279,7 +285,7 @@ mod tests {
 
     #[test]
     fn values_that_would_break_the_service_are_refused() {
-        let broken: [fn(&mut Config); 25] = [
+        let broken: [fn(&mut Config); 26] = [
             |c| c.realtime.partitions = 0,
             |c| c.realtime.persist_partitions = Some(0),
             |c| c.realtime.persist_partitions = Some(1025),
@@ -307,6 +313,7 @@ mod tests {
                 c.ops_listen = Some(c.listen);
             },
             |c| c.worker_id = 1024,
+            |c| c.missed_rooms_check_secs = 0,
             |c| c.runtime_threads = MAX_RUNTIME_THREADS + 1,
         ];
         for (i, breaks) in broken.iter().enumerate() {

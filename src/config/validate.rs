@@ -31,6 +31,10 @@ impl Config {
             "revocation_refresh_secs must be at least 1"
         );
         ensure!(
+            self.missed_rooms_check_secs >= 1,
+            "missed_rooms_check_secs must be at least 1"
+        );
+        ensure!(
             self.audit.retention_days >= 1,
             "audit.retention_days must be at least 1"
         );

@@ -26,6 +26,7 @@ pub(super) const KEYS: &[&str] = &[
     "admins",
     "trusted_proxies",
     "revocation_refresh_secs",
+    "missed_rooms_check_secs",
     "audit",
 ];
 

@@ -244,6 +244,61 @@ async fn a_revocation_whose_announcement_is_lost_still_closes_the_connection() {
     assert_eq!(code, Some(4001));
 }
 
+/// Bob's gateway misses the `room_added` of three rooms he joins while its
+/// subscriber connection is cut and its way back to Redis held (a room he
+/// is added to, one created with him in it, a DM opened to him): once it
+/// has subscribed again, it reads his rooms and gives his connection each
+/// of them, with the `room_added` it missed, and their messages reach him.
+#[tokio::test]
+async fn rooms_whose_room_added_was_lost_are_found_once_the_subscription_is_back() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (link, _roles, gw_direct) = with_a_link(&redis, &dir);
+    let check_every_second = &[("CHAT_MISSED_ROOMS_CHECK_SECS", "1")];
+    let gw_cut = start_with("gateway", &dir, &link.url(), check_every_second);
+    let (alice, _) = gw_direct.user("alice").await;
+    let (bob, bob_id) = gw_direct.user("bob").await;
+    let added_to = alice.create_room("added", "private", &[]).await;
+    let mut bob_ws = Ws::connect(&gw_cut, bob.token()).await;
+
+    link.hold(true);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    // The direct gateway subscribes again at once: the answers come to it
+    // that way.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let members = format!("/api/v1/rooms/{added_to}/members");
+    let (status, body) = alice.post(&members, json!({"user_id": bob_id})).await;
+    assert!(status.is_success(), "add bob: {body}");
+    let created_with = alice.create_room("created", "private", &[&bob_id]).await;
+    let (status, dm) = alice.post("/api/v1/dms", json!({"user_id": bob_id})).await;
+    assert!(status.is_success(), "open a dm: {dm}");
+    let dm = dm["id"].as_str().unwrap().to_owned();
+    link.hold(false);
+
+    let mut found = Vec::new();
+    for _ in 0..3 {
+        let frame = bob_ws.next_of("room_added").await;
+        found.push(frame["room"]["id"].as_str().unwrap().to_owned());
+    }
+    found.sort();
+    let mut joined = vec![added_to.clone(), created_with.clone(), dm.clone()];
+    joined.sort();
+    assert_eq!(found, joined, "each room found once");
+    for room in [&added_to, &created_with, &dm] {
+        alice.send(room, &format!("in {room}")).await;
+        let message = bob_ws.next_of("message").await;
+        assert_eq!(message["message"]["room_id"], room.as_str());
+        assert_eq!(message["message"]["content"], format!("in {room}"));
+    }
+    let more = bob_ws
+        .frames_within(Duration::from_secs(2), &["presence", "member_joined"])
+        .await;
+    assert!(
+        more.iter().all(|frame| frame["type"] != "room_added"),
+        "told once: {more:?}"
+    );
+}
+
 /// Entries appended to the inbound streams so far (Redis's own count of
 /// each stream's appends, whatever was trimmed since).
 fn inbound_appends(redis: &RedisServer) -> u64 {

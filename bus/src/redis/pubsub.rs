@@ -112,6 +112,7 @@ impl PubSub for RedisPubSub {
             wanted: RwLock::default(),
             changing: tokio::sync::Mutex::new(()),
             dropped: AtomicU64::new(0),
+            restored: AtomicU64::new(0),
         });
         let (sender, deliveries) = mpsc::channel(capacity.max(1));
         tokio::spawn(pump(inner.clone(), messages, sender));
@@ -139,6 +140,8 @@ struct Inner {
     /// after a reconnect cannot undo a concurrent `remove`.
     changing: tokio::sync::Mutex<()>,
     dropped: AtomicU64,
+    /// Reconnects after which every wanted channel was subscribed again.
+    restored: AtomicU64,
 }
 
 impl Inner {
@@ -243,6 +246,10 @@ impl Subscriptions for RedisSubscription {
     fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
     }
+
+    fn restored(&self) -> u64 {
+        self.inner.restored.load(Ordering::Acquire)
+    }
 }
 
 /// Moves messages from fred into the subscription's bounded queue, until
@@ -298,7 +305,10 @@ async fn resubscribe_on_reconnect(
         let mut delay = Duration::from_millis(50);
         loop {
             match inner.resubscribe().await {
-                Ok(()) => break,
+                Ok(()) => {
+                    inner.restored.fetch_add(1, Ordering::Release);
+                    break;
+                }
                 Err(e) => {
                     let e: BusError = error(e);
                     tracing::warn!(error = %e, retry_in = ?delay, "cannot restore redis subscriptions");

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_bus::Subscriptions;
 use tokio::sync::Mutex;
@@ -26,6 +27,8 @@ pub struct Channels {
     subscriptions: Arc<dyn Subscriptions>,
     hasher: RandomState,
     shards: Box<[Mutex<Shard>]>,
+    /// SUBSCRIBEs the broker refused.
+    refused: AtomicU64,
 }
 
 /// The channels of one shard, by what the broker last answered.
@@ -46,6 +49,7 @@ impl Channels {
             subscriptions,
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -72,6 +76,7 @@ impl Channels {
                 Err(error) => {
                     tracing::warn!(%error, channel, "cannot subscribe");
                     shard.failed.insert(channel.to_owned());
+                    self.refused.fetch_add(1, Ordering::Release);
                 }
             }
         } else if !wanted && (is || shard.failed.contains(channel)) {
@@ -101,5 +106,15 @@ impl Channels {
     /// behind.
     pub fn dropped(&self) -> u64 {
         self.subscriptions.dropped()
+    }
+
+    /// A count that grows whenever this gateway may have missed events:
+    /// deliveries dropped, subscriptions restored after a lost connection
+    /// (what was published meanwhile is gone), SUBSCRIBEs refused.
+    pub fn losses(&self) -> u64 {
+        self.subscriptions
+            .dropped()
+            .wrapping_add(self.subscriptions.restored())
+            .wrapping_add(self.refused.load(Ordering::Acquire))
     }
 }

@@ -164,21 +164,43 @@ impl Index {
     }
 
     /// Every connection of `user` receives `room` from now on (`since`: a
-    /// fresh tick of the membership clock).
-    pub fn add_room_for_user(&self, user: Id, room: RoomId, since: u64) -> Change {
+    /// fresh tick of the membership clock). Answers whether the room's
+    /// subscription must follow, and the connections that did not receive
+    /// it yet (those that have to be told).
+    pub fn add_room_for_user(
+        &self,
+        user: Id,
+        room: RoomId,
+        since: u64,
+    ) -> (Change, Vec<Arc<Conn>>) {
         let mut change = Change::None;
+        let mut added = Vec::new();
         for id in self.conn_ids_of_user(user) {
             let mut conns = self.conn_shard(id);
-            if let Some(entry) = conns.get_mut(&id) {
-                if let Some(removed) = &mut entry.removed_while_opening {
-                    removed.remove(&room);
-                }
-                if self.add_room_locked(entry, room, since) == Some(Change::Subscription) {
-                    change = Change::Subscription;
-                }
+            let Some(entry) = conns.get_mut(&id) else {
+                continue;
+            };
+            if let Some(removed) = &mut entry.removed_while_opening {
+                removed.remove(&room);
             }
+            match self.add_room_locked(entry, room, since) {
+                None => continue,
+                Some(Change::Subscription) => change = Change::Subscription,
+                Some(Change::None) => {}
+            }
+            added.push(entry.conn.clone());
         }
-        change
+        (change, added)
+    }
+
+    /// Whether an attached connection of `user` does not receive `room`
+    /// (one still opening reads its rooms itself).
+    pub fn misses_room(&self, user: Id, room: &RoomId) -> bool {
+        self.conn_ids_of_user(user).into_iter().any(|id| {
+            self.conn_shard(id).get(&id).is_some_and(|entry| {
+                entry.removed_while_opening.is_none() && !entry.rooms.contains(room)
+            })
+        })
     }
 
     /// No connection of `user` receives `room` any more, including those
@@ -396,13 +418,28 @@ mod tests {
         let (change, removed) = index.remove_room_for_user(Id(7), room(2));
         assert_eq!(change, Change::None);
         assert!(removed.is_empty(), "told once");
-        assert_eq!(
-            index.add_room_for_user(Id(7), room(3), 2),
-            Change::Subscription
-        );
+        let (change, added) = index.add_room_for_user(Id(7), room(3), 2);
+        assert_eq!(change, Change::Subscription);
+        assert_eq!(added.iter().map(|c| c.id).collect::<Vec<_>>(), [1]);
         index.with_room(&room(3), |members| {
             assert_eq!(members.map(|m| m.len()), Some(1));
         });
+        let (change, added) = index.add_room_for_user(Id(7), room(3), 3);
+        assert_eq!(change, Change::None);
+        assert!(added.is_empty(), "told once");
+    }
+
+    #[test]
+    fn only_attached_connections_miss_rooms() {
+        let index = Index::new();
+        index.open(conn(1, 7));
+        assert!(!index.misses_room(Id(7), &room(1)), "still opening");
+        index.attach(1, &[room(1)], 1);
+        assert!(!index.misses_room(Id(7), &room(1)));
+        assert!(index.misses_room(Id(7), &room(2)));
+        index.add_room_for_user(Id(7), room(2), 2);
+        assert!(!index.misses_room(Id(7), &room(2)));
+        assert!(!index.misses_room(Id(8), &room(2)), "nobody connected");
     }
 
     #[test]

@@ -33,6 +33,7 @@
 mod channels;
 mod index;
 mod membership;
+mod missed_rooms;
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -490,10 +491,12 @@ impl Hub {
     /// only to the connections that were receiving the room: one the
     /// gateway already removed on its own (it heard a room event at a
     /// membership version that no longer counts the user, and told it
-    /// then) would otherwise hear it twice.
+    /// then) would otherwise hear it twice. A `room_added` likewise goes
+    /// only to the connections that gain the room (one may have found it
+    /// already: see [`Hub::follow_missed_rooms`]).
     fn follow_membership_and_tell(&self, user: Id, event: &Event) {
         match self.follow_membership(user, &event.frame) {
-            Some(receiving) => fan_out(receiving.iter(), event, true),
+            Some(changed) => fan_out(changed.iter(), event, true),
             None => self.index.with_user(&user, |members| {
                 fan_out(members.into_iter().flat_map(|m| m.values()), event, true)
             }),
@@ -502,8 +505,9 @@ impl Hub {
 
     /// `room_added` / `room_removed` change what the user's connections
     /// receive, at once, on every device. The index changes here; the
-    /// subscription follows in a task of its own. For a `room_removed`,
-    /// answers the connections that were receiving the room.
+    /// subscription follows in a task of its own. Answers the connections
+    /// whose rooms changed: that gained the room, or that were receiving
+    /// it.
     fn follow_membership(&self, user: Id, frame: &ServerFrame) -> Option<Vec<Arc<Conn>>> {
         // The channel of a room this gateway stops receiving outlives the
         // removal by the reply timeout: the acks of sends forwarded into the
@@ -512,12 +516,12 @@ impl Hub {
         // after its commit, while the router answered the removal at once.
         // Nothing from the room reaches a connection meanwhile: the index no
         // longer gives it to anyone here.
-        let (room, change, linger, receiving) = match frame {
+        let (room, change, linger, changed) = match frame {
             ServerFrame::RoomAdded { room } => {
                 let id = room.room.id;
                 let since = self.checked.tick();
-                let change = self.index.add_room_for_user(user, id, since);
-                (id, change, Duration::ZERO, None)
+                let (change, added) = self.index.add_room_for_user(user, id, since);
+                (id, change, Duration::ZERO, Some(added))
             }
             ServerFrame::RoomRemoved { room_id } => {
                 let (change, receiving) = self.index.remove_room_for_user(user, *room_id);
@@ -540,7 +544,7 @@ impl Hub {
                 channels.reconcile(&channel, || index.has_room(&room)).await;
             });
         }
-        receiving
+        changed
     }
 
     /// Turns a router's or persistence worker's answer into the frame the
