@@ -144,6 +144,32 @@ pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(stor
 }
 
 /// The ids of the directory's first page (up to 10 rooms) for `prefix`.
+/// The same creation handled again (its router died after the first) is
+/// a conflict that leaves the room listed once, with its members.
+pub async fn a_public_room_created_again_stays_listed_once(store: Arc<dyn Store>) {
+    let owner = new_user(&*store, "owner").await;
+    let member = new_user(&*store, "member").await;
+    let tag = format!("again{}", unique_suffix());
+    let new = NewRoom {
+        name: format!("{tag} room"),
+        visibility: Visibility::Public,
+        ..new_group_room(Some(owner.id))
+    };
+    let members = [(owner.id, Role::Owner), (member.id, Role::Member)];
+    let room = store
+        .create_room(new.clone(), &members)
+        .await
+        .expect("create_room");
+    let again = store.create_room(new, &members).await;
+    assert!(
+        matches!(again, Err(crate::StoreError::Conflict(_))),
+        "{again:?}"
+    );
+    assert_eq!(directory_ids(&*store, &tag).await, [room.id]);
+    let listed = store.members(&room.id).await.expect("members");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
 pub async fn directory_ids(store: &dyn Store, prefix: &str) -> Vec<RoomId> {
     store
         .public_rooms(prefix, None, 10)

@@ -140,6 +140,7 @@ macro_rules! store_conformance_tests {
             // room directory and member pages
             member_pages_walk_by_user_id,
             the_directory_lists_public_groups_by_prefix_case_insensitively,
+            a_public_room_created_again_stays_listed_once,
             directory_pages_follow_the_cursor,
             // room size
             rooms_keep_their_member_limit,

@@ -567,9 +567,22 @@ impl Store for ScyllaStore {
         if let Some(max_members) = room.max_members {
             self.insert_room_limit(&room.id, max_members).await?;
         }
-        let room = self.create_room_impl(room, members).await?;
-        // Listed once it exists; a failure here fails the call, and the
-        // room (already created) is then missing from the directory only.
+        let id = room.id;
+        let room = match self.create_room_impl(room, members).await {
+            // The same creation again (handled again after its router
+            // died) when the first stopped before its listing (the
+            // listing failed, or the process died in between): the room
+            // it finds is listed now, or it would stay unlisted for good.
+            Err(StoreError::Conflict(detail)) => {
+                if let Some(existing) = self.room_impl(&id).await? {
+                    self.list_in_directory(&existing).await?;
+                }
+                return Err(StoreError::Conflict(detail));
+            }
+            created => created?,
+        };
+        // Listed once it exists; a failure here fails the call (the room
+        // stays, unlisted until the creation is tried again).
         self.list_in_directory(&room).await?;
         Ok(room)
     }

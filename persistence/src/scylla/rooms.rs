@@ -331,6 +331,16 @@ impl ScyllaStore {
         let stored = self.room_row(&room.id, true).await?.ok_or_else(|| {
             StoreError::Internal(format!("room {} vanished while being opened", room.id))
         })?;
+        // A creator that died between the room row and its members (or
+        // could neither write them nor take the room back) left a DM that
+        // neither user could read, for good: nobody else writes them. A DM
+        // cannot be left, so a member row missing is always that; written
+        // again as the creator would have (member rows only if absent).
+        if self.memberships_impl(&room.id, &[lo, hi]).await?.len() < 2 {
+            let members = [(lo, Role::Member), (hi, Role::Member)];
+            self.write_members(&room.id, &members, stored.created_at)
+                .await?;
+        }
         Ok((stored, false))
     }
 
