@@ -441,6 +441,13 @@ impl ScyllaStore {
             )));
         }
         let added = self.insert_member(room, user, role, joined_at).await?;
+        // Counted and versioned before the index row: once the transaction
+        // applied, a later failure must not leave the change uncounted, as
+        // a retry finds the member there and changes nothing.
+        if added {
+            self.change_member_count(room, 1).await;
+            self.bump_membership_version(room).await?;
+        }
         let joined = if added {
             Some(joined_at)
         } else {
@@ -457,10 +464,6 @@ impl ScyllaStore {
                 user_room_values(room, user, joined),
             )
             .await?;
-        }
-        if added {
-            self.change_member_count(room, 1).await;
-            self.bump_membership_version(room).await?;
         }
         Ok(added)
     }
@@ -489,8 +492,13 @@ impl ScyllaStore {
         };
         if removed {
             self.change_member_count(room, -1).await;
-            self.bump_membership_version(room).await?;
         }
+        // Versioned even when the user was gone already: the removal that
+        // took them may have stopped before its own bump (which failed),
+        // and gateways learn of a removal only from the version. Counting
+        // twice is harmless; a removal of a non-member is rare (a retry,
+        // or a race the router lost).
+        self.bump_membership_version(room).await?;
         Ok(removed)
     }
 
