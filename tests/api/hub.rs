@@ -299,6 +299,45 @@ async fn rooms_whose_room_added_was_lost_are_found_once_the_subscription_is_back
     );
 }
 
+/// Bob is added to a room while his connection opens, after it read his
+/// rooms and before it went live (a test build waits 1.5 s in between):
+/// `ready` does not list the room and the `room_added` went out while the
+/// connection could not receive it, so he is told once it is live, and
+/// once only; the room's messages reach him.
+#[tokio::test]
+async fn a_room_given_while_the_connection_opens_is_told_once_it_is_live() {
+    let server = Server::start_with(&[("CHAT_TEST_OPENING_DELAY_MS", "1500")]);
+    let (alice, _) = server.user("alice").await;
+    let (bob, bob_id) = server.user("bob").await;
+    let room = alice.create_room("late", "private", &[]).await;
+    let members = format!("/api/v1/rooms/{room}/members");
+    let add_while_opening = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        alice.post(&members, json!({"user_id": bob_id})).await
+    };
+    let (mut bob_ws, (status, body)) =
+        tokio::join!(Ws::connect(&server, bob.token()), add_while_opening);
+    assert!(status.is_success(), "add bob: {body}");
+    let listed = bob_ws.ready["rooms"].as_array().unwrap();
+    assert!(
+        listed.iter().all(|summary| summary["id"] != room.as_str()),
+        "read before the add: {listed:?}"
+    );
+
+    let added = bob_ws.next_of("room_added").await;
+    assert_eq!(added["room"]["id"], room.as_str());
+    alice.send(&room, "welcome").await;
+    let message = bob_ws.next_of("message").await;
+    assert_eq!(message["message"]["content"], "welcome");
+    let more = bob_ws
+        .frames_within(Duration::from_secs(1), &["presence", "member_joined"])
+        .await;
+    assert!(
+        more.iter().all(|frame| frame["type"] != "room_added"),
+        "told once: {more:?}"
+    );
+}
+
 /// Entries appended to the inbound streams so far (Redis's own count of
 /// each stream's appends, whatever was trimmed since).
 fn inbound_appends(redis: &RedisServer) -> u64 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chat_protocol::frames::{ClientAction, ClientFrame, ErrorFrame, ServerFrame, close_code};
 use chat_protocol::internal::Work;
-use chat_protocol::{Codec, ErrorCode};
+use chat_protocol::{Codec, ErrorCode, RoomId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -49,9 +49,13 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     // found no connection to close: the hub looks again once it is indexed.
     state.hub.open(conn.clone()).await;
     match ready_frame(&state, &conn).await {
-        Ok(frame) => {
+        Ok((frame, listed)) => {
             conn.push_answer(frame).await;
             conn.go_live();
+            state
+                .hub
+                .tell_rooms_given_while_opening(&state.chat, &conn, &listed)
+                .await;
             let presence = state.relay.connection_key(id);
             forward(
                 &state,
@@ -87,11 +91,15 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
 }
 
 /// The `ready` frame: the user and the rooms the connection receives,
-/// which are attached to it in the hub on the way. Without it, the close
-/// code and reason: a user the store does not know is an invalid token
+/// which are attached to it in the hub on the way; and those rooms (listed
+/// or not, beyond `limits.ready_rooms`). Without it, the close code and
+/// reason: a user the store does not know is an invalid token
 /// (4001); a store or bus that cannot answer is an outage (1013, try again
 /// later), never "unknown user".
-async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'static str)> {
+async fn ready_frame(
+    state: &AppState,
+    conn: &Conn,
+) -> Result<(Message, Vec<RoomId>), (u16, &'static str)> {
     let ready_rooms = Some(state.ws.ready_rooms);
     let (user, page) = match tokio::try_join!(
         state.chat.user(conn.user),
@@ -111,6 +119,9 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'s
             });
         }
     };
+    if let Some(delay) = *OPENING_DELAY {
+        tokio::time::sleep(delay).await;
+    }
     // Attached to every room, listed or not: live events flow for all.
     let attached = state.hub.attach(conn.id, &page.member_of).await;
     let mut rooms = page.rooms;
@@ -130,8 +141,19 @@ async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'s
         heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,
         rooms_truncated,
     };
-    encode(&frame, conn.codec).ok_or((close_code::INTERNAL, "internal error"))
+    let frame = encode(&frame, conn.codec).ok_or((close_code::INTERNAL, "internal error"))?;
+    Ok((frame, attached))
 }
+
+/// Test builds only (`CHAT_TEST_OPENING_DELAY_MS` set): how long a
+/// connection waits between reading its rooms and attaching them, so that
+/// tests can change its rooms in between.
+static OPENING_DELAY: std::sync::LazyLock<Option<Duration>> = std::sync::LazyLock::new(|| {
+    let delay = std::env::var("CHAT_TEST_OPENING_DELAY_MS").ok()?;
+    cfg!(debug_assertions)
+        .then(|| delay.parse().ok().map(Duration::from_millis))
+        .flatten()
+});
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: ConnReceivers) {
     // One wait for the close for the whole connection: a `changed()` made

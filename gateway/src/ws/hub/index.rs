@@ -68,6 +68,10 @@ struct Entry {
     /// Rooms removed while the connection was opening: the room list it is
     /// about to attach was read before, and must not bring them back.
     removed_while_opening: Option<HashSet<RoomId>>,
+    /// Rooms given to the connection before it went live, whose
+    /// `room_added` therefore went nowhere: its session tells it of those
+    /// its `ready` did not list ([`Index::take_untold`]).
+    untold: Vec<RoomId>,
 }
 
 /// How a change of a connection's rooms affected a room's local members.
@@ -112,6 +116,7 @@ impl Index {
                 conn: conn.clone(),
                 rooms: HashSet::new(),
                 removed_while_opening: Some(HashSet::new()),
+                untold: Vec::new(),
             },
         );
         let mut users = self.user_shard_mut(&user);
@@ -188,9 +193,29 @@ impl Index {
                 Some(Change::Subscription) => change = Change::Subscription,
                 Some(Change::None) => {}
             }
+            // Read under the connection's lock, which `take_untold` takes
+            // after the connection went live: a room is either told by
+            // the caller (live) or found there.
+            if !entry.conn.is_live() {
+                entry.untold.push(room);
+            }
             added.push(entry.conn.clone());
         }
         (change, added)
+    }
+
+    /// The rooms given to connection `id` before it went live, that it still
+    /// receives; call it once the connection is live (it empties the list).
+    pub fn take_untold(&self, id: u64) -> Vec<RoomId> {
+        let mut conns = self.conn_shard(id);
+        let Some(entry) = conns.get_mut(&id) else {
+            return Vec::new();
+        };
+        let mut untold = std::mem::take(&mut entry.untold);
+        untold.retain(|room| entry.rooms.contains(room));
+        untold.sort();
+        untold.dedup();
+        untold
     }
 
     /// Whether an attached connection of `user` does not receive `room`
@@ -427,6 +452,26 @@ mod tests {
         let (change, added) = index.add_room_for_user(Id(7), room(3), 3);
         assert_eq!(change, Change::None);
         assert!(added.is_empty(), "told once");
+    }
+
+    #[test]
+    fn rooms_given_before_going_live_are_kept_to_be_told() {
+        let index = Index::new();
+        let opening = conn(1, 7);
+        index.open(opening.clone());
+        index.add_room_for_user(Id(7), room(1), 1);
+        index.add_room_for_user(Id(7), room(2), 2);
+        index.remove_room_for_user(Id(7), room(2));
+        index.attach(1, &[room(3)], 3);
+        opening.go_live();
+        assert_eq!(index.take_untold(1), [room(1)], "still received, untold");
+        assert!(index.take_untold(1).is_empty(), "taken once");
+        let (_, added) = index.add_room_for_user(Id(7), room(4), 4);
+        assert_eq!(added.len(), 1);
+        assert!(
+            index.take_untold(1).is_empty(),
+            "a live one is told at once"
+        );
     }
 
     #[test]

@@ -8,7 +8,13 @@
 //! connection a new room, so it stayed deaf to the room, and the client
 //! unaware of it, until it reconnected.
 //!
-//! So whenever this gateway may have missed events (`Channels::losses`
+//! A connection also misses the `room_added` of a room it is given while
+//! opening, after its room list was read and before it went live: the
+//! event goes nowhere, and `ready` does not list the room. Its session
+//! tells it of such rooms once it is live
+//! ([`Hub::tell_rooms_given_while_opening`]).
+//!
+//! And whenever this gateway may have missed events (`Channels::losses`
 //! grew), the hub reads the rooms of every user connected here again and
 //! gives each connection the rooms it lacks, with the `room_added` it
 //! missed; on the way it reconciles the user's channel and each room's,
@@ -30,6 +36,7 @@ use futures_util::StreamExt;
 
 use super::{Hub, fan_out};
 use crate::metrics;
+use crate::ws::conn::Conn;
 
 /// Users whose rooms are read at once during a pass.
 const USERS_AT_ONCE: usize = 16;
@@ -49,6 +56,32 @@ impl Hub {
             let losses = self.channels.losses();
             if losses != seen && self.find_missed_rooms(&chat).await {
                 seen = losses;
+            }
+        }
+    }
+
+    /// Tells `conn`, just gone live, of the rooms it was given while
+    /// opening that `ready` did not list (`listed`). A room the user left
+    /// again meanwhile is not told (its removal took it from the index, or
+    /// the store no longer counts the user a member).
+    pub async fn tell_rooms_given_while_opening(
+        &self,
+        chat: &Chat,
+        conn: &Arc<Conn>,
+        listed: &[RoomId],
+    ) {
+        for room in self.index.take_untold(conn.id) {
+            if listed.contains(&room) {
+                continue;
+            }
+            match chat.room_summary(conn.user, &room).await {
+                Ok(summary) => {
+                    let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
+                    fan_out(std::iter::once(conn), &event, false);
+                }
+                Err(error) => {
+                    tracing::info!(%error, user = %conn.user, %room, "room given while opening not told");
+                }
             }
         }
     }
