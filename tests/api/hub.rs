@@ -44,6 +44,16 @@ fn with_a_link(redis: &RedisServer, dir: &TempDir) -> (RedisLink, [Server; 2], S
     (link, roles, start("gateway", dir, &redis.url()))
 }
 
+/// Cuts every subscriber connection to `redis` and holds the gateways
+/// behind `link` from coming back (until `link.hold(false)`): what is
+/// published meanwhile never reaches them. The gateways reaching Redis
+/// directly subscribe again at once (answers come to them that way).
+async fn cut_subscribers(redis: &RedisServer, link: &RedisLink) {
+    link.hold(true);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 /// A gateway (test build) that drops every `room_removed` it hears, as a
 /// full subscription buffer or a lost pub/sub message would.
 const DROP_ROOM_REMOVED: &[(&str, &str)] = &[("CHAT_TEST_DROP_ROOM_REMOVED", "1")];
@@ -229,11 +239,7 @@ async fn a_revocation_whose_announcement_is_lost_still_closes_the_connection() {
     let (bob, _) = gw_direct.user("bob").await;
     let mut bob_ws = Ws::connect(&gw_cut, bob.token()).await;
 
-    link.hold(true);
-    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-    // The direct gateway subscribes again at once: the logout's answer
-    // comes to it that way.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    cut_subscribers(&redis, &link).await;
     let (status, body) = bob.post_empty("/api/v1/auth/logout").await;
     assert!(status.is_success(), "logout: {body}");
     link.hold(false);
@@ -261,11 +267,7 @@ async fn rooms_whose_room_added_was_lost_are_found_once_the_subscription_is_back
     let added_to = alice.create_room("added", "private", &[]).await;
     let mut bob_ws = Ws::connect(&gw_cut, bob.token()).await;
 
-    link.hold(true);
-    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-    // The direct gateway subscribes again at once: the answers come to it
-    // that way.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    cut_subscribers(&redis, &link).await;
     let members = format!("/api/v1/rooms/{added_to}/members");
     let (status, body) = alice.post(&members, json!({"user_id": bob_id})).await;
     assert!(status.is_success(), "add bob: {body}");
