@@ -52,9 +52,11 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
         Ok((frame, listed)) => {
             conn.push_answer(frame).await;
             conn.go_live();
+            // `listed` is given away: held here, it would live as long as
+            // the connection.
             state
                 .hub
-                .tell_rooms_given_while_opening(&state.chat, &conn, &listed)
+                .tell_rooms_given_while_opening(&state.chat, &conn, listed)
                 .await;
             let presence = state.relay.connection_key(id);
             forward(

@@ -68,7 +68,7 @@ impl Hub {
         &self,
         chat: &Chat,
         conn: &Arc<Conn>,
-        listed: &[RoomId],
+        listed: Vec<RoomId>,
     ) {
         for room in self.index.take_untold(conn.id) {
             if listed.contains(&room) {
