@@ -70,10 +70,20 @@ impl Hub {
         conn: &Arc<Conn>,
         listed: Vec<RoomId>,
     ) {
-        for room in self.index.take_untold(conn.id) {
-            if listed.contains(&room) {
-                continue;
-            }
+        let mut untold = self.index.take_untold(conn.id);
+        untold.retain(|room| !listed.contains(room));
+        drop(listed);
+        if !untold.is_empty() {
+            // Boxed: rare, and every connection's task would otherwise
+            // carry room for the reads' state for its whole life.
+            Box::pin(self.tell_rooms_added(chat, conn, untold)).await;
+        }
+    }
+
+    /// Sends `conn` the `room_added` of each of `rooms` the user is still a
+    /// member of.
+    async fn tell_rooms_added(&self, chat: &Chat, conn: &Arc<Conn>, rooms: Vec<RoomId>) {
+        for room in rooms {
             match chat.room_summary(conn.user, &room).await {
                 Ok(summary) => {
                     let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
