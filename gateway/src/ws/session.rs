@@ -56,8 +56,7 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
             // the connection.
             state
                 .hub
-                .tell_rooms_given_while_opening(&state.chat, &conn, listed)
-                .await;
+                .tell_rooms_given_while_opening(&state.chat, &conn, listed);
             let presence = state.relay.connection_key(id);
             forward(
                 &state,

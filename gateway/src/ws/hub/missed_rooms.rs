@@ -64,7 +64,11 @@ impl Hub {
     /// opening that `ready` did not list (`listed`). A room the user left
     /// again meanwhile is not told (its removal took it from the index, or
     /// the store no longer counts the user a member).
-    pub async fn tell_rooms_given_while_opening(
+    ///
+    /// The reads run in a task of their own, rarely started: awaited in
+    /// the connection's task, their state would take room in every
+    /// connection's task for its whole life.
+    pub fn tell_rooms_given_while_opening(
         &self,
         chat: &Chat,
         conn: &Arc<Conn>,
@@ -72,27 +76,8 @@ impl Hub {
     ) {
         let mut untold = self.index.take_untold(conn.id);
         untold.retain(|room| !listed.contains(room));
-        drop(listed);
         if !untold.is_empty() {
-            // Boxed: rare, and every connection's task would otherwise
-            // carry room for the reads' state for its whole life.
-            Box::pin(self.tell_rooms_added(chat, conn, untold)).await;
-        }
-    }
-
-    /// Sends `conn` the `room_added` of each of `rooms` the user is still a
-    /// member of.
-    async fn tell_rooms_added(&self, chat: &Chat, conn: &Arc<Conn>, rooms: Vec<RoomId>) {
-        for room in rooms {
-            match chat.room_summary(conn.user, &room).await {
-                Ok(summary) => {
-                    let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
-                    fan_out(std::iter::once(conn), &event, false);
-                }
-                Err(error) => {
-                    tracing::info!(%error, user = %conn.user, %room, "room given while opening not told");
-                }
-            }
+            tokio::spawn(tell_rooms_added(chat.clone(), conn.clone(), untold));
         }
     }
 
@@ -154,5 +139,21 @@ impl Hub {
         let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
         fan_out(added.iter(), &event, false);
         true
+    }
+}
+
+/// Sends `conn` the `room_added` of each of `rooms` the user is still a
+/// member of.
+async fn tell_rooms_added(chat: Chat, conn: Arc<Conn>, rooms: Vec<RoomId>) {
+    for room in rooms {
+        match chat.room_summary(conn.user, &room).await {
+            Ok(summary) => {
+                let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
+                fan_out(std::iter::once(&conn), &event, false);
+            }
+            Err(error) => {
+                tracing::info!(%error, user = %conn.user, %room, "room given while opening not told");
+            }
+        }
     }
 }
