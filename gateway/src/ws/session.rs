@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chat_protocol::frames::{ClientAction, ClientFrame, ErrorFrame, ServerFrame, close_code};
 use chat_protocol::internal::Work;
-use chat_protocol::{Codec, ErrorCode, RoomId};
+use chat_protocol::{Codec, ErrorCode};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -49,14 +49,10 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
     // found no connection to close: the hub looks again once it is indexed.
     state.hub.open(conn.clone()).await;
     match ready_frame(&state, &conn).await {
-        Ok((frame, listed)) => {
+        Ok(frame) => {
             conn.push_answer(frame).await;
             conn.go_live();
-            // `listed` is given away: held here, it would live as long as
-            // the connection.
-            state
-                .hub
-                .tell_rooms_given_while_opening(&state.chat, &conn, listed);
+            state.hub.tell_rooms_given_while_opening(&state.chat, &conn);
             let presence = state.relay.connection_key(id);
             forward(
                 &state,
@@ -92,15 +88,11 @@ pub async fn run(socket: WebSocket, state: AppState, verified: Verified, codec: 
 }
 
 /// The `ready` frame: the user and the rooms the connection receives,
-/// which are attached to it in the hub on the way; and those rooms (listed
-/// or not, beyond `limits.ready_rooms`). Without it, the close code and
-/// reason: a user the store does not know is an invalid token
+/// which are attached to it in the hub on the way. Without it, the close
+/// code and reason: a user the store does not know is an invalid token
 /// (4001); a store or bus that cannot answer is an outage (1013, try again
 /// later), never "unknown user".
-async fn ready_frame(
-    state: &AppState,
-    conn: &Conn,
-) -> Result<(Message, Vec<RoomId>), (u16, &'static str)> {
+async fn ready_frame(state: &AppState, conn: &Conn) -> Result<Message, (u16, &'static str)> {
     let ready_rooms = Some(state.ws.ready_rooms);
     let (user, page) = match tokio::try_join!(
         state.chat.user(conn.user),
@@ -120,6 +112,9 @@ async fn ready_frame(
             });
         }
     };
+    // Compiled out of release builds: the timer would take room in every
+    // connection's task.
+    #[cfg(debug_assertions)]
     if let Some(delay) = *OPENING_DELAY {
         tokio::time::sleep(delay).await;
     }
@@ -142,18 +137,16 @@ async fn ready_frame(
         heartbeat_interval_ms: state.ws.heartbeat_interval.as_millis() as u64,
         rooms_truncated,
     };
-    let frame = encode(&frame, conn.codec).ok_or((close_code::INTERNAL, "internal error"))?;
-    Ok((frame, attached))
+    encode(&frame, conn.codec).ok_or((close_code::INTERNAL, "internal error"))
 }
 
 /// Test builds only (`CHAT_TEST_OPENING_DELAY_MS` set): how long a
 /// connection waits between reading its rooms and attaching them, so that
 /// tests can change its rooms in between.
+#[cfg(debug_assertions)]
 static OPENING_DELAY: std::sync::LazyLock<Option<Duration>> = std::sync::LazyLock::new(|| {
     let delay = std::env::var("CHAT_TEST_OPENING_DELAY_MS").ok()?;
-    cfg!(debug_assertions)
-        .then(|| delay.parse().ok().map(Duration::from_millis))
-        .flatten()
+    delay.parse().ok().map(Duration::from_millis)
 });
 
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut receivers: ConnReceivers) {

@@ -69,8 +69,8 @@ struct Entry {
     /// about to attach was read before, and must not bring them back.
     removed_while_opening: Option<HashSet<RoomId>>,
     /// Rooms given to the connection before it went live, whose
-    /// `room_added` therefore went nowhere: its session tells it of those
-    /// its `ready` did not list ([`Index::take_untold`]).
+    /// `room_added` therefore went nowhere, minus those its room list
+    /// holds: its session tells it of them ([`Index::take_untold`]).
     untold: Vec<RoomId>,
 }
 
@@ -135,6 +135,9 @@ impl Index {
             return Vec::new();
         };
         let removed = entry.removed_while_opening.take().unwrap_or_default();
+        // Rooms given while opening that the list holds too: `ready`
+        // lists them, nothing is left untold.
+        entry.untold.retain(|room| !rooms.contains(room));
         let mut attached = Vec::with_capacity(rooms.len());
         for room in rooms.iter().filter(|room| !removed.contains(room)) {
             // Already there if added while opening.
@@ -462,9 +465,14 @@ mod tests {
         index.add_room_for_user(Id(7), room(1), 1);
         index.add_room_for_user(Id(7), room(2), 2);
         index.remove_room_for_user(Id(7), room(2));
-        index.attach(1, &[room(3)], 3);
+        index.add_room_for_user(Id(7), room(3), 3);
+        index.attach(1, &[room(3)], 4);
         opening.go_live();
-        assert_eq!(index.take_untold(1), [room(1)], "still received, untold");
+        assert_eq!(
+            index.take_untold(1),
+            [room(1)],
+            "still received, not in the list, untold"
+        );
         assert!(index.take_untold(1).is_empty(), "taken once");
         let (_, added) = index.add_room_for_user(Id(7), room(4), 4);
         assert_eq!(added.len(), 1);

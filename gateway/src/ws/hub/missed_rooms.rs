@@ -61,21 +61,15 @@ impl Hub {
     }
 
     /// Tells `conn`, just gone live, of the rooms it was given while
-    /// opening that `ready` did not list (`listed`). A room the user left
-    /// again meanwhile is not told (its removal took it from the index, or
-    /// the store no longer counts the user a member).
+    /// opening that its room list (and so `ready`) did not hold. A room
+    /// the user left again meanwhile is not told (its removal took it from
+    /// the index, or the store no longer counts the user a member).
     ///
     /// The reads run in a task of their own, rarely started: awaited in
     /// the connection's task, their state would take room in every
     /// connection's task for its whole life.
-    pub fn tell_rooms_given_while_opening(
-        &self,
-        chat: &Chat,
-        conn: &Arc<Conn>,
-        listed: Vec<RoomId>,
-    ) {
-        let mut untold = self.index.take_untold(conn.id);
-        untold.retain(|room| !listed.contains(room));
+    pub fn tell_rooms_given_while_opening(&self, chat: &Chat, conn: &Arc<Conn>) {
+        let untold = self.index.take_untold(conn.id);
         if !untold.is_empty() {
             tokio::spawn(tell_rooms_added(chat.clone(), conn.clone(), untold));
         }
