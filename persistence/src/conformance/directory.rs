@@ -143,7 +143,6 @@ pub async fn the_directory_lists_public_groups_by_prefix_case_insensitively(stor
     );
 }
 
-/// The ids of the directory's first page (up to 10 rooms) for `prefix`.
 /// The same creation handled again (its router died after the first) is
 /// a conflict that leaves the room listed once, with its members.
 pub async fn a_public_room_created_again_stays_listed_once(store: Arc<dyn Store>) {
@@ -170,6 +169,7 @@ pub async fn a_public_room_created_again_stays_listed_once(store: Arc<dyn Store>
     assert_eq!(listed.len(), 2, "{listed:?}");
 }
 
+/// The ids of the directory's first page (up to 10 rooms) for `prefix`.
 pub async fn directory_ids(store: &dyn Store, prefix: &str) -> Vec<RoomId> {
     store
         .public_rooms(prefix, None, 10)
