@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::frames::ServerFrame;
+use chat_protocol::internal::Event;
 use chat_protocol::{Id, RoomId};
 use chat_router::{Chat, Error};
 use futures_util::StreamExt;
@@ -113,8 +114,8 @@ impl Hub {
     /// Gives `room` to the connections of `user` that lack it, and tells
     /// them, once the store confirms the user is still a member.
     async fn give_missed_room(&self, chat: &Chat, user: Id, room: RoomId) -> bool {
-        let summary = match chat.room_summary(user, &room).await {
-            Ok(summary) => summary,
+        let event = match room_added(chat, user, room).await {
+            Ok(event) => event,
             // Gone since the list was read: nothing was missed.
             Err(Error::Forbidden(_) | Error::NotFound(_)) => return true,
             Err(error) => {
@@ -130,21 +131,27 @@ impl Hub {
         let live = added.iter().filter(|conn| conn.is_live()).count();
         metrics::MISSED_ROOMS_FOUND.inc_by(live as u64);
         tracing::info!(%user, %room, connections = live, "room found missing from connections");
-        let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
         fan_out(added.iter(), &event, false);
         true
     }
+}
+
+/// `room_added` for `user`, read now: `forbidden` or `not_found` if they
+/// are no longer a member.
+async fn room_added(chat: &Chat, user: Id, room: RoomId) -> chat_router::Result<Event> {
+    let summary = chat.room_summary(user, &room).await?;
+    Ok(chat_bus::new_event(
+        ServerFrame::RoomAdded { room: summary },
+        None,
+    ))
 }
 
 /// Sends `conn` the `room_added` of each of `rooms` the user is still a
 /// member of.
 async fn tell_rooms_added(chat: Chat, conn: Arc<Conn>, rooms: Vec<RoomId>) {
     for room in rooms {
-        match chat.room_summary(conn.user, &room).await {
-            Ok(summary) => {
-                let event = chat_bus::new_event(ServerFrame::RoomAdded { room: summary }, None);
-                fan_out(std::iter::once(&conn), &event, false);
-            }
+        match room_added(&chat, conn.user, room).await {
+            Ok(event) => fan_out(std::iter::once(&conn), &event, false),
             Err(error) => {
                 tracing::info!(%error, user = %conn.user, %room, "room given while opening not told");
             }
